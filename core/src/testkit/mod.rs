@@ -1,0 +1,3 @@
+//! testkit
+/// x
+pub const X: u8 = 1;
