@@ -6,15 +6,20 @@ use std::path::PathBuf;
 
 /// Load one of the BOLT 3 vector files (`vectors/<name>`) as JSON.
 pub fn vector(name: &str) -> serde_json::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../vectors")
+        .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read vector file {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("vector file {} is not JSON: {e}", path.display()))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("vector file {} is not JSON: {e}", path.display()))
 }
 
 /// Decode a hex string from the vectors, with or without a `0x` prefix.
 pub fn hex_bytes(v: &serde_json::Value) -> Vec<u8> {
-    let s = v.as_str().unwrap_or_else(|| panic!("expected a hex string, got {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a hex string, got {v}"));
     let s = s.strip_prefix("0x").unwrap_or(s);
     hex::decode(s).unwrap_or_else(|e| panic!("bad hex {s}: {e}"))
 }

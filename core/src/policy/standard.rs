@@ -1,0 +1,654 @@
+//! Standardness: the relay rules of Bitcoin Core's `IsStandardTx`, `AreInputsStandard`,
+//! `IsWitnessStandard` and minimum relay fee, for the transaction types the engine builds.
+//!
+//! Where Core is more permissive than needed this module is stricter (and says so): bare
+//! multisig and P2PK outputs are refused, and P2SH redeem scripts' sigop counts are not checked.
+//! The relay fee is computed on `ceil(weight / 4)`, ignoring Core's sigop-adjusted size (which
+//! only matters for sigop-heavy transactions). TRUC (version 3) topology and size limits are not
+//! checked.
+
+use bitcoin::{Script, Transaction, TxOut};
+
+use super::minimalif::{check_minimalif_with_prevouts, nested_program};
+use super::{PolicyConfig, PolicyError};
+
+/// The highest standard `nVersion` (3: TRUC).
+pub const MAX_STANDARD_VERSION: i32 = 3;
+/// The smallest standard size of a transaction without its witness (bytes).
+pub const MIN_STANDARD_NON_WITNESS_SIZE: usize = 65;
+/// The largest standard `scriptSig` (bytes).
+pub const MAX_STANDARD_SCRIPT_SIG_SIZE: usize = 1650;
+/// The largest standard P2WSH witness script (bytes).
+pub const MAX_STANDARD_P2WSH_SCRIPT_SIZE: usize = 3600;
+/// The most witness items a standard P2WSH spend may have besides the script.
+pub const MAX_STANDARD_P2WSH_STACK_ITEMS: usize = 100;
+/// The largest standard P2WSH (or tapscript) witness item (bytes).
+pub const MAX_STANDARD_STACK_ITEM_SIZE: usize = 80;
+/// The largest standard `OP_RETURN` output script (bytes; Bitcoin Core before 30.0).
+pub const MAX_OP_RETURN_RELAY: usize = 83;
+/// The pay-to-anchor script: `OP_1 <0x4e73>`.
+pub const P2A_SCRIPT: [u8; 4] = [0x51, 0x02, 0x4e, 0x73];
+/// The largest amount (sat).
+const MAX_MONEY_SAT: u64 = 21_000_000 * 100_000_000;
+
+/// The standard output script types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScriptKind {
+    P2pkh,
+    P2sh,
+    P2wpkh,
+    P2wsh,
+    P2tr,
+    P2a,
+    /// A witness program of a version or length not yet defined.
+    WitnessUnknown,
+    /// `OP_RETURN` followed by pushes only.
+    NullData,
+}
+
+fn classify(script: &Script) -> Option<ScriptKind> {
+    let bytes = script.as_bytes();
+    if script.is_p2pkh() {
+        Some(ScriptKind::P2pkh)
+    } else if script.is_p2sh() {
+        Some(ScriptKind::P2sh)
+    } else if script.is_p2wpkh() {
+        Some(ScriptKind::P2wpkh)
+    } else if script.is_p2wsh() {
+        Some(ScriptKind::P2wsh)
+    } else if bytes == P2A_SCRIPT {
+        Some(ScriptKind::P2a)
+    } else if script.is_p2tr() {
+        Some(ScriptKind::P2tr)
+    } else if let Some(version) = script.witness_version() {
+        // Version 0 programs other than 20 or 32 bytes are unspendable, not "unknown".
+        (version.to_num() != 0).then_some(ScriptKind::WitnessUnknown)
+    } else if script.is_op_return() && Script::from_bytes(&bytes[1..]).is_push_only() {
+        Some(ScriptKind::NullData)
+    } else {
+        None
+    }
+}
+
+/// The serialised size of a compact-size integer.
+fn compact_size_len(n: usize) -> u64 {
+    match n {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+/// `ceil(vsize * rate / 1000)`: the fee at `rate_sat_per_kvb` for `vsize` virtual bytes
+/// (Bitcoin Core's `CFeeRate::GetFee`).
+pub fn fee_for_vsize(vsize: u64, rate_sat_per_kvb: u64) -> u64 {
+    let fee = (u128::from(vsize) * u128::from(rate_sat_per_kvb)).div_ceil(1000);
+    u64::try_from(fee).unwrap_or(u64::MAX)
+}
+
+/// Bitcoin Core's `GetDustThreshold`: an output of `script_pubkey` worth less than this is dust
+/// at `dust_relay_fee_sat_per_kvb`.
+///
+/// The output's serialised size plus the size of the input that would spend it (32 + 4 + 1 +
+/// 107 / 4 + 4 bytes for a witness program, 32 + 4 + 1 + 107 + 4 otherwise), at the dust relay
+/// fee. At 3000 sat/kvB: P2WPKH 294, P2WSH and P2TR 330, pay-to-anchor 240, P2SH 540, P2PKH
+/// 546. `OP_RETURN` outputs are never dust (threshold 0).
+pub fn dust_threshold(script_pubkey: &Script, dust_relay_fee_sat_per_kvb: u64) -> u64 {
+    let len = script_pubkey.len();
+    if script_pubkey.is_op_return() || len > 10_000 {
+        return 0;
+    }
+    let output_size = 8 + compact_size_len(len) + len as u64;
+    let spend_size = if script_pubkey.is_witness_program() {
+        32 + 4 + 1 + 107 / 4 + 4
+    } else {
+        32 + 4 + 1 + 107 + 4
+    };
+    fee_for_vsize(output_size + spend_size, dust_relay_fee_sat_per_kvb)
+}
+
+/// Whether `tx` would be relayed: every standardness rule, then `fee >= ceil(vsize *
+/// min_relay_fee / 1000)`.
+///
+/// `prevouts[i]` is the output input `i` spends. The rules: `nVersion` 1..=3; weight at most
+/// `max_standard_weight`; at least 65 bytes without witness; push-only `scriptSig`s of at most
+/// 1650 bytes; standard output types (at most one `OP_RETURN`, of at most 83 bytes); no dust;
+/// standard prevout types; witnesses only on witness prevouts (none on pay-to-anchor); P2WSH
+/// witness script at most 3600 bytes with at most 100 other items of at most 80 bytes; no
+/// taproot annex and tapscript items of at most 80 bytes; MINIMALIF
+/// ([`check_minimalif_with_prevouts`]); outputs not worth more than the inputs.
+pub fn check_standard(
+    tx: &Transaction,
+    prevouts: &[TxOut],
+    config: &PolicyConfig,
+) -> Result<(), PolicyError> {
+    let fee_sat = check_standard_except_fee_rate(tx, prevouts, config)?;
+    check_fee_rate(fee_sat, tx.vsize() as u64, config)
+}
+
+/// `fee_sat >= fee_for_vsize(vsize, min_relay_fee)`.
+pub(crate) fn check_fee_rate(
+    fee_sat: u64,
+    vsize: u64,
+    config: &PolicyConfig,
+) -> Result<(), PolicyError> {
+    let min_fee_sat = fee_for_vsize(vsize, config.min_relay_fee_sat_per_kvb);
+    if fee_sat < min_fee_sat {
+        return Err(PolicyError::FeeBelowMinRelay {
+            fee_sat,
+            min_fee_sat,
+            vsize,
+        });
+    }
+    Ok(())
+}
+
+/// Every rule of [`check_standard`] except the fee rate; returns the fee (sat).
+pub(crate) fn check_standard_except_fee_rate(
+    tx: &Transaction,
+    prevouts: &[TxOut],
+    config: &PolicyConfig,
+) -> Result<u64, PolicyError> {
+    if prevouts.len() != tx.input.len() {
+        return Err(PolicyError::PrevoutCountMismatch {
+            inputs: tx.input.len(),
+            prevouts: prevouts.len(),
+        });
+    }
+    let version = tx.version.0;
+    if !(1..=MAX_STANDARD_VERSION).contains(&version) {
+        return Err(PolicyError::VersionNonStandard { version });
+    }
+    let weight = tx.weight().to_wu();
+    if weight > config.max_standard_weight {
+        return Err(PolicyError::WeightTooHigh {
+            weight,
+            max: config.max_standard_weight,
+        });
+    }
+    let non_witness_size = tx.base_size();
+    if non_witness_size < MIN_STANDARD_NON_WITNESS_SIZE {
+        return Err(PolicyError::TooSmall { non_witness_size });
+    }
+    for (input, txin) in tx.input.iter().enumerate() {
+        let size = txin.script_sig.len();
+        if size > MAX_STANDARD_SCRIPT_SIG_SIZE || !txin.script_sig.is_push_only() {
+            return Err(PolicyError::ScriptSigNonStandard { input, size });
+        }
+    }
+    check_outputs(tx, config)?;
+    for (input, (txin, prevout)) in tx.input.iter().zip(prevouts).enumerate() {
+        check_input(input, txin, prevout)?;
+    }
+    check_minimalif_with_prevouts(tx, prevouts)?;
+    fee(tx, prevouts)
+}
+
+fn check_outputs(tx: &Transaction, config: &PolicyConfig) -> Result<(), PolicyError> {
+    let mut data_outputs = 0;
+    for (output, txout) in tx.output.iter().enumerate() {
+        match classify(&txout.script_pubkey) {
+            None => return Err(PolicyError::OutputNonStandard { output }),
+            Some(ScriptKind::NullData) => {
+                if txout.script_pubkey.len() > MAX_OP_RETURN_RELAY {
+                    return Err(PolicyError::OutputNonStandard { output });
+                }
+                data_outputs += 1;
+            }
+            Some(_) => {}
+        }
+        let threshold_sat = dust_threshold(&txout.script_pubkey, config.dust_relay_fee_sat_per_kvb);
+        let value_sat = txout.value.to_sat();
+        if value_sat < threshold_sat {
+            return Err(PolicyError::Dust {
+                output,
+                value_sat,
+                threshold_sat,
+            });
+        }
+    }
+    if data_outputs > 1 {
+        return Err(PolicyError::MultipleDataOutputs {
+            count: data_outputs,
+        });
+    }
+    Ok(())
+}
+
+/// `AreInputsStandard` and `IsWitnessStandard` for one input.
+fn check_input(input: usize, txin: &bitcoin::TxIn, prevout: &TxOut) -> Result<(), PolicyError> {
+    let kind = classify(&prevout.script_pubkey);
+    if matches!(
+        kind,
+        None | Some(ScriptKind::WitnessUnknown | ScriptKind::NullData)
+    ) {
+        return Err(PolicyError::InputNonStandard { input });
+    }
+    let witness = &txin.witness;
+    if witness.is_empty() {
+        return Ok(());
+    }
+    if kind == Some(ScriptKind::P2a) {
+        return Err(PolicyError::UnexpectedWitness { input });
+    }
+    let (program, nested) = if kind == Some(ScriptKind::P2sh) {
+        (nested_program(&txin.script_sig), true)
+    } else {
+        (prevout.script_pubkey.as_script(), false)
+    };
+    if program.is_p2wsh() {
+        let script_size = witness.last().map_or(0, <[u8]>::len);
+        if script_size > MAX_STANDARD_P2WSH_SCRIPT_SIZE {
+            return Err(PolicyError::WitnessScriptTooLarge {
+                input,
+                size: script_size,
+                max: MAX_STANDARD_P2WSH_SCRIPT_SIZE,
+            });
+        }
+        let items = witness.len() - 1;
+        if items > MAX_STANDARD_P2WSH_STACK_ITEMS {
+            return Err(PolicyError::TooManyWitnessItems {
+                input,
+                items,
+                max: MAX_STANDARD_P2WSH_STACK_ITEMS,
+            });
+        }
+        check_item_sizes(input, witness.iter().take(items))
+    } else if program.is_p2tr() && !nested {
+        let mut items: Vec<&[u8]> = witness.iter().collect();
+        if items.len() >= 2 && items.last().is_some_and(|a| a.first() == Some(&0x50)) {
+            return Err(PolicyError::TaprootAnnex { input });
+        }
+        // Script path with a tapscript leaf: the items before script and control block.
+        let is_tapscript = items.len() >= 2
+            && items
+                .last()
+                .and_then(|control| control.first())
+                .is_some_and(|leaf| leaf & 0xfe == 0xc0);
+        if is_tapscript {
+            items.truncate(items.len() - 2);
+            check_item_sizes(input, items.into_iter())?;
+        }
+        Ok(())
+    } else if program.is_witness_program() {
+        Ok(())
+    } else {
+        Err(PolicyError::UnexpectedWitness { input })
+    }
+}
+
+fn check_item_sizes<'a>(
+    input: usize,
+    items: impl Iterator<Item = &'a [u8]>,
+) -> Result<(), PolicyError> {
+    for (item, bytes) in items.enumerate() {
+        if bytes.len() > MAX_STANDARD_STACK_ITEM_SIZE {
+            return Err(PolicyError::WitnessItemTooLarge {
+                input,
+                item,
+                size: bytes.len(),
+                max: MAX_STANDARD_STACK_ITEM_SIZE,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `sum(prevouts) - sum(outputs)`, refusing out-of-range sums and negative fees.
+pub(crate) fn fee(tx: &Transaction, prevouts: &[TxOut]) -> Result<u64, PolicyError> {
+    let inputs_sat = sum_sat(prevouts.iter())?;
+    let outputs_sat = sum_sat(tx.output.iter())?;
+    inputs_sat
+        .checked_sub(outputs_sat)
+        .ok_or(PolicyError::NegativeFee {
+            inputs_sat,
+            outputs_sat,
+        })
+}
+
+/// The sum of the outputs' values, if it is a valid amount.
+fn sum_sat<'a>(outputs: impl Iterator<Item = &'a TxOut>) -> Result<u64, PolicyError> {
+    outputs
+        .map(|o| o.value.to_sat())
+        .try_fold(0u64, |acc, v| {
+            acc.checked_add(v).filter(|total| *total <= MAX_MONEY_SAT)
+        })
+        .ok_or(PolicyError::ValueOutOfRange)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::testutil::*;
+    use bitcoin::opcodes::all::*;
+    use bitcoin::script::Builder;
+    use bitcoin::transaction::Version;
+    use bitcoin::{Amount, ScriptBuf, WitnessProgram, WitnessVersion};
+
+    fn config() -> PolicyConfig {
+        PolicyConfig::default()
+    }
+
+    /// A to_local revocation spend of a `prevout_sat` P2WSH output into one P2WPKH output.
+    fn revocation_spend(prevout_sat: u64) -> (Transaction, Vec<TxOut>) {
+        let script = to_local_script(144);
+        let tx = spend(&[witness(&[&sig(), &[1]], &script)]);
+        (tx, vec![p2wsh_prevout(&script, prevout_sat)])
+    }
+
+    fn with_output(mut tx: Transaction, script_pubkey: ScriptBuf, sat: u64) -> Transaction {
+        tx.output = vec![TxOut {
+            value: Amount::from_sat(sat),
+            script_pubkey,
+        }];
+        tx
+    }
+
+    fn wp(version: WitnessVersion, program: &[u8]) -> ScriptBuf {
+        ScriptBuf::new_witness_program(&WitnessProgram::new(version, program).unwrap())
+    }
+
+    fn p2wsh_out() -> ScriptBuf {
+        ScriptBuf::new_p2wsh(&to_local_script(1).wscript_hash())
+    }
+
+    #[test]
+    fn dust_thresholds_match_bitcoin_core_at_3000_sat_per_kvb() {
+        let pk = key().serialize();
+        let cases: Vec<(ScriptBuf, u64)> = vec![
+            (p2wpkh_script(), 294),
+            (p2wsh_out(), 330),
+            (wp(WitnessVersion::V1, &[7u8; 32]), 330),
+            (ScriptBuf::from_bytes(P2A_SCRIPT.to_vec()), 240),
+            (wp(WitnessVersion::V2, &[7u8; 40]), 354),
+            (
+                ScriptBuf::new_p2pkh(&bitcoin::PublicKey::new(key()).pubkey_hash()),
+                546,
+            ),
+            (ScriptBuf::new_p2sh(&p2wsh_out().script_hash()), 540),
+            (ScriptBuf::new_op_return([1u8; 20]), 0),
+            (
+                Builder::new()
+                    .push_slice(pk)
+                    .push_opcode(OP_CHECKSIG)
+                    .into_script(),
+                576,
+            ),
+        ];
+        for (script, expected) in cases {
+            assert_eq!(dust_threshold(&script, 3000), expected, "{script}");
+        }
+        assert_eq!(fee_for_vsize(1, 1000), 1);
+        assert_eq!(fee_for_vsize(1, 1), 1);
+        assert_eq!(fee_for_vsize(1001, 1000), 1001);
+        assert_eq!(fee_for_vsize(0, 1000), 0);
+    }
+
+    #[test]
+    fn p2wsh_output_of_329_sat_is_dust_and_330_is_not() {
+        let (tx, prevouts) = revocation_spend(100_000);
+        let dusty = with_output(tx.clone(), p2wsh_out(), 329);
+        assert_eq!(
+            check_standard(&dusty, &prevouts, &config()),
+            Err(PolicyError::Dust {
+                output: 0,
+                value_sat: 329,
+                threshold_sat: 330
+            })
+        );
+        let fine = with_output(tx, p2wsh_out(), 330);
+        assert_eq!(check_standard(&fine, &prevouts, &config()), Ok(()));
+        // OP_RETURN outputs are never dust.
+        let mut data = fine.clone();
+        data.output.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: ScriptBuf::new_op_return([1u8; 8]),
+        });
+        assert_eq!(check_standard(&data, &prevouts, &config()), Ok(()));
+    }
+
+    #[test]
+    fn fee_one_sat_below_min_relay_is_refused_and_exact_fee_accepted() {
+        let (tx, _) = revocation_spend(0);
+        let vsize = tx.vsize() as u64;
+        let min_fee = fee_for_vsize(vsize, 1000);
+        assert_eq!(min_fee, vsize);
+        let out = tx.output[0].value.to_sat();
+        let script = to_local_script(144);
+        let short = vec![p2wsh_prevout(&script, out + min_fee - 1)];
+        assert_eq!(
+            check_standard(&tx, &short, &config()),
+            Err(PolicyError::FeeBelowMinRelay {
+                fee_sat: min_fee - 1,
+                min_fee_sat: min_fee,
+                vsize
+            })
+        );
+        let exact = vec![p2wsh_prevout(&script, out + min_fee)];
+        assert_eq!(check_standard(&tx, &exact, &config()), Ok(()));
+        let negative = vec![p2wsh_prevout(&script, out - 1)];
+        assert_eq!(
+            check_standard(&tx, &negative, &config()),
+            Err(PolicyError::NegativeFee {
+                inputs_sat: out - 1,
+                outputs_sat: out
+            })
+        );
+        let overflow = vec![p2wsh_prevout(&script, u64::MAX)];
+        assert_eq!(
+            check_standard(&tx, &overflow, &config()),
+            Err(PolicyError::ValueOutOfRange)
+        );
+    }
+
+    #[test]
+    fn weight_over_400000_is_refused_and_the_limit_itself_accepted() {
+        let (tx, prevouts) = revocation_spend(10_000_000_000);
+        let mut big = tx.clone();
+        big.output = vec![
+            TxOut {
+                value: Amount::from_sat(1_000),
+                script_pubkey: p2wsh_out(),
+            };
+            2_400
+        ];
+        let weight = big.weight().to_wu();
+        assert!(weight > 400_000);
+        assert_eq!(
+            check_standard(&big, &prevouts, &config()),
+            Err(PolicyError::WeightTooHigh {
+                weight,
+                max: 400_000
+            })
+        );
+        let exact = tx.weight().to_wu();
+        let at_limit = PolicyConfig {
+            max_standard_weight: exact,
+            ..config()
+        };
+        assert_eq!(check_standard(&tx, &prevouts, &at_limit), Ok(()));
+        let below = PolicyConfig {
+            max_standard_weight: exact - 1,
+            ..config()
+        };
+        assert!(matches!(
+            check_standard(&tx, &prevouts, &below),
+            Err(PolicyError::WeightTooHigh { .. })
+        ));
+    }
+
+    #[test]
+    fn versions_outside_1_to_3_are_refused() {
+        let (tx, prevouts) = revocation_spend(100_000);
+        for version in [0, 4, -1] {
+            let mut t = tx.clone();
+            t.version = Version(version);
+            assert_eq!(
+                check_standard(&t, &prevouts, &config()),
+                Err(PolicyError::VersionNonStandard { version })
+            );
+        }
+        for version in [1, 3] {
+            let mut t = tx.clone();
+            t.version = Version(version);
+            assert_eq!(check_standard(&t, &prevouts, &config()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_64_byte_transaction_is_too_small() {
+        // One input, one pay-to-anchor output: 4 + 1 + 41 + 1 + 13 + 4 = 64 bytes.
+        let (tx, prevouts) = revocation_spend(100_000);
+        let tiny = with_output(tx, ScriptBuf::from_bytes(P2A_SCRIPT.to_vec()), 240);
+        assert_eq!(
+            check_standard(&tiny, &prevouts, &config()),
+            Err(PolicyError::TooSmall {
+                non_witness_size: 64
+            })
+        );
+    }
+
+    #[test]
+    fn non_standard_outputs_and_two_op_returns_are_refused() {
+        let (tx, prevouts) = revocation_spend(100_000);
+        // Bare P2PK: standard in Bitcoin Core, refused here (the engine never makes one).
+        let bare = Builder::new()
+            .push_slice(key().serialize())
+            .push_opcode(OP_CHECKSIG)
+            .into_script();
+        assert_eq!(
+            check_standard(&with_output(tx.clone(), bare, 10_000), &prevouts, &config()),
+            Err(PolicyError::OutputNonStandard { output: 0 })
+        );
+        let big_data = ScriptBuf::new_op_return(
+            bitcoin::script::PushBytesBuf::try_from(vec![1u8; 81]).unwrap(),
+        );
+        assert_eq!(
+            check_standard(&with_output(tx.clone(), big_data, 0), &prevouts, &config()),
+            Err(PolicyError::OutputNonStandard { output: 0 })
+        );
+        let mut two = tx;
+        for _ in 0..2 {
+            two.output.push(TxOut {
+                value: Amount::ZERO,
+                script_pubkey: ScriptBuf::new_op_return([1u8; 4]),
+            });
+        }
+        assert_eq!(
+            check_standard(&two, &prevouts, &config()),
+            Err(PolicyError::MultipleDataOutputs { count: 2 })
+        );
+    }
+
+    #[test]
+    fn p2wsh_witness_limits_are_enforced() {
+        let prevout_for = |script: &ScriptBuf| vec![p2wsh_prevout(script, 100_000)];
+        // A 3601-byte script: 3600 bytes of OP_NOP then OP_1... built as raw bytes.
+        let mut raw = vec![OP_NOP.to_u8(); MAX_STANDARD_P2WSH_SCRIPT_SIZE];
+        raw.push(OP_PUSHNUM_1.to_u8());
+        let long = ScriptBuf::from_bytes(raw);
+        let tx = spend(&[witness(&[], &long)]);
+        assert_eq!(
+            check_standard(&tx, &prevout_for(&long), &config()),
+            Err(PolicyError::WitnessScriptTooLarge {
+                input: 0,
+                size: 3601,
+                max: 3600
+            })
+        );
+        let drop_all = Builder::new()
+            .push_opcode(OP_DEPTH)
+            .push_opcode(OP_DROP)
+            .push_opcode(OP_PUSHNUM_1)
+            .into_script();
+        let items: Vec<&[u8]> = vec![&[]; 101];
+        let tx = spend(&[witness(&items, &drop_all)]);
+        assert_eq!(
+            check_standard(&tx, &prevout_for(&drop_all), &config()),
+            Err(PolicyError::TooManyWitnessItems {
+                input: 0,
+                items: 101,
+                max: 100
+            })
+        );
+        let tx = spend(&[witness(&[&[0u8; 81]], &drop_all)]);
+        assert_eq!(
+            check_standard(&tx, &prevout_for(&drop_all), &config()),
+            Err(PolicyError::WitnessItemTooLarge {
+                input: 0,
+                item: 0,
+                size: 81,
+                max: 80
+            })
+        );
+        let tx = spend(&[witness(&[&[0u8; 80]], &drop_all)]);
+        assert_eq!(
+            check_standard(&tx, &prevout_for(&drop_all), &config()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn witnesses_are_refused_on_non_witness_and_anchor_prevouts() {
+        let (tx, _) = revocation_spend(0);
+        let p2pkh = TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey: ScriptBuf::new_p2pkh(&bitcoin::PublicKey::new(key()).pubkey_hash()),
+        };
+        assert_eq!(
+            check_standard(&tx, &[p2pkh], &config()),
+            Err(PolicyError::UnexpectedWitness { input: 0 })
+        );
+        let anchor = TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey: ScriptBuf::from_bytes(P2A_SCRIPT.to_vec()),
+        };
+        assert_eq!(
+            check_standard(&tx, std::slice::from_ref(&anchor), &config()),
+            Err(PolicyError::UnexpectedWitness { input: 0 })
+        );
+        let mut bare_spend = tx.clone();
+        bare_spend.input[0].witness = bitcoin::Witness::new();
+        assert_eq!(check_standard(&bare_spend, &[anchor], &config()), Ok(()));
+        let nonstandard = TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey: Builder::new().push_opcode(OP_PUSHNUM_1).into_script(),
+        };
+        assert_eq!(
+            check_standard(&bare_spend, &[nonstandard], &config()),
+            Err(PolicyError::InputNonStandard { input: 0 })
+        );
+    }
+
+    #[test]
+    fn script_sigs_must_be_push_only() {
+        let (mut tx, prevouts) = revocation_spend(100_000);
+        tx.input[0].script_sig = Builder::new().push_opcode(OP_DUP).into_script();
+        assert_eq!(
+            check_standard(&tx, &prevouts, &config()),
+            Err(PolicyError::ScriptSigNonStandard { input: 0, size: 1 })
+        );
+    }
+
+    #[test]
+    fn minimalif_is_part_of_standardness() {
+        let script = to_local_script(144);
+        let tx = spend(&[witness(&[&sig(), &[2]], &script)]);
+        assert!(matches!(
+            check_standard(&tx, &[p2wsh_prevout(&script, 100_000)], &config()),
+            Err(PolicyError::NonMinimalIf {
+                input: 0,
+                witness_item: Some(1),
+                ..
+            })
+        ));
+        assert_eq!(
+            check_standard(&tx, &[], &config()),
+            Err(PolicyError::PrevoutCountMismatch {
+                inputs: 1,
+                prevouts: 0
+            })
+        );
+    }
+}
