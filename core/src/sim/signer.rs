@@ -1,0 +1,80 @@
+//! A signer for simulations and tests: answers the core's sign requests with a simulated party's
+//! keys, deriving each key from its basepoint secret and the request's BOLT 3 tweak.
+
+use bitcoin::secp256k1::SecretKey;
+use bitcoin::Amount;
+
+use crate::action::{Basepoint, KeyTweak, SignRequest, SigningKey};
+use crate::bolt3::{keys, sign};
+use crate::event::{InputSignature, SignOutcome};
+
+use super::{PartySecrets, SimError};
+
+impl PartySecrets {
+    /// The private key a sign request names.
+    pub fn signing_key(
+        &self,
+        basepoint: Basepoint,
+        tweak: &KeyTweak,
+    ) -> Result<SecretKey, SimError> {
+        let base = match basepoint {
+            Basepoint::Funding => &self.funding,
+            Basepoint::Revocation => &self.revocation_base,
+            Basepoint::Payment => &self.payment_base,
+            Basepoint::DelayedPayment => &self.delayed_payment_base,
+            Basepoint::Htlc => &self.htlc_base,
+        };
+        match tweak {
+            KeyTweak::None => Ok(*base),
+            KeyTweak::PerCommitmentPoint { point } => {
+                keys::derive_privkey(base, point).map_err(SimError::Key)
+            }
+            KeyTweak::Revocation {
+                per_commitment_secret,
+            } => self.revocation_key(per_commitment_secret),
+        }
+    }
+
+    /// Sign every input of a request (P2WSH, or P2WPKH when the script is a P2WPKH
+    /// scriptPubKey). Wallet inputs are not this party's to sign.
+    pub fn sign(&self, request: &SignRequest) -> SignOutcome {
+        let mut signatures = Vec::new();
+        for input in &request.inputs {
+            let SigningKey::Channel {
+                basepoint, tweak, ..
+            } = &input.key
+            else {
+                return SignOutcome::Failed {
+                    reason: format!("input {} is a wallet input", input.input),
+                };
+            };
+            let key = match self.signing_key(*basepoint, tweak) {
+                Ok(k) => k,
+                Err(e) => {
+                    return SignOutcome::Failed {
+                        reason: e.to_string(),
+                    }
+                }
+            };
+            let index = input.input as usize;
+            let value = Amount::from_sat(input.value_sat);
+            let msg = if input.script.is_p2wpkh() {
+                sign::p2wpkh_sighash(&request.tx, index, &input.script, value, input.sighash)
+            } else {
+                sign::p2wsh_sighash(&request.tx, index, &input.script, value, input.sighash)
+            };
+            match msg {
+                Ok(msg) => signatures.push(InputSignature {
+                    input: input.input,
+                    signature: sign::sign_message(&msg, &key, input.sighash),
+                }),
+                Err(e) => {
+                    return SignOutcome::Failed {
+                        reason: e.to_string(),
+                    }
+                }
+            }
+        }
+        SignOutcome::Signed { signatures }
+    }
+}
