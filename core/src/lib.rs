@@ -20,8 +20,12 @@
 
 pub mod action;
 pub mod bolt3;
+pub mod chain;
+pub mod channel;
+pub mod close;
 pub mod event;
 pub mod policy;
+pub mod resolver;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(any(test, feature = "testkit"))]

@@ -1,7 +1,349 @@
 //! Scenario suite, trace replay and model checks for contractcourt.
 //!
-//! The scenarios live in `tests/tests/`; this library holds what they share.
+//! [`Harness`] drives a [`ChainArbitrator`] with `sim` channels: it plays the node (answering
+//! sign requests with the simulated keys, collecting broadcasts), builds blocks, and after
+//! **every** step applies the step's `Persist` batch to an in-memory store and checks that loading
+//! the store gives back exactly the in-memory state. Every event fed is recorded into a trace,
+//! which can be compared with a golden file and replayed.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bitcoin::hashes::{sha256d, Hash, HashEngine};
+use bitcoin::{BlockHash, Transaction};
+use contractcourt_core::action::{Action, Record, RecordKey, RecordOp, Report};
+use contractcourt_core::chain::{ChainArbitrator, Config, StepError};
+use contractcourt_core::event::{Block, Event};
+use contractcourt_core::sim::{SimChannel, SimSetup};
+use contractcourt_core::trace::{replay, Expected, Trace, TraceSetup, TraceStep};
+use contractcourt_core::types::{BlockRef, ChannelId, RawTx};
+
 pub use contractcourt_core as core;
+
+/// The height of the first block a harness connects.
+pub const START_HEIGHT: u32 = 500;
+
+/// The store the harness persists into: keyed records and the append-only logs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemStore {
+    /// Keyed records.
+    pub records: BTreeMap<RecordKey, Record>,
+    /// Append-only log entries by (channel, sequence).
+    pub log: BTreeMap<(ChannelId, u64), Record>,
+}
+
+impl MemStore {
+    /// Apply the `Persist` batch among `actions`, if any.
+    pub fn apply(&mut self, actions: &[Action]) {
+        for action in actions {
+            let Action::Persist(batch) = action else {
+                continue;
+            };
+            for op in &batch.ops {
+                match op {
+                    RecordOp::Put { key, record } => {
+                        self.records.insert(key.clone(), record.clone());
+                    }
+                    RecordOp::Delete { key } => {
+                        self.records.remove(key);
+                    }
+                    RecordOp::Append {
+                        channel,
+                        seq,
+                        record,
+                    } => {
+                        self.log.insert((*channel, *seq), record.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A scenario driver.
+pub struct Harness {
+    /// The engine under test.
+    pub arb: ChainArbitrator,
+    /// Its configuration.
+    pub config: Config,
+    /// What it persisted.
+    pub store: MemStore,
+    /// Every event fed and what it produced.
+    pub trace: Trace,
+    /// The active chain, oldest first.
+    pub blocks: Vec<Block>,
+    /// The simulated channels, by id.
+    pub sims: BTreeMap<ChannelId, SimChannel>,
+    /// Every transaction the engine asked to broadcast, in order.
+    pub broadcasts: Vec<Transaction>,
+    /// Every action the engine emitted, in order.
+    pub transcript: Vec<Action>,
+}
+
+fn block_hash(prev: &BlockHash, height: u32, txs: &[RawTx], salt: u32) -> BlockHash {
+    let mut engine = sha256d::Hash::engine();
+    engine.input(prev.as_byte_array());
+    engine.input(&height.to_le_bytes());
+    engine.input(&salt.to_le_bytes());
+    for tx in txs {
+        engine.input(tx.compute_txid().as_byte_array());
+    }
+    BlockHash::from_raw_hash(sha256d::Hash::from_engine(engine))
+}
+
+impl Harness {
+    /// A node at [`START_HEIGHT`] with no channels.
+    pub fn new(config: Config) -> Harness {
+        let mut h = Harness {
+            arb: ChainArbitrator::new(config),
+            config,
+            store: MemStore::default(),
+            trace: Trace::new("", TraceSetup::Empty),
+            blocks: Vec::new(),
+            sims: BTreeMap::new(),
+            broadcasts: Vec::new(),
+            transcript: Vec::new(),
+        };
+        h.mine(Vec::new());
+        h
+    }
+
+    /// The tip height.
+    pub fn height(&self) -> u32 {
+        self.blocks.last().map_or(START_HEIGHT - 1, |b| b.height)
+    }
+
+    /// Feed an event that must be accepted; returns its actions.
+    pub fn feed(&mut self, event: Event) -> Vec<Action> {
+        match self.try_feed(event) {
+            Ok(actions) => actions,
+            Err(e) => panic!("event refused: {e}"),
+        }
+    }
+
+    /// Feed an event; a refusal is returned (and recorded), and must change nothing.
+    pub fn try_feed(&mut self, event: Event) -> Result<Vec<Action>, StepError> {
+        let before = self.arb.clone();
+        let result = self.arb.step(&event);
+        let expect = match &result {
+            Ok(actions) => Expected::Actions {
+                actions: actions.clone(),
+            },
+            Err(e) => Expected::Refused {
+                error: e.to_string(),
+            },
+        };
+        self.trace.steps.push(TraceStep { event, expect });
+        match &result {
+            Ok(actions) => {
+                self.store.apply(actions);
+                self.transcript.extend(actions.iter().cloned());
+                self.check_durable();
+            }
+            Err(_) => assert_eq!(self.arb, before, "a refused event changed the state"),
+        }
+        result
+    }
+
+    /// Loading the store gives back exactly the in-memory state.
+    pub fn check_durable(&self) {
+        let loaded = ChainArbitrator::from_records(self.config, &self.store.records)
+            .unwrap_or_else(|e| panic!("store does not load: {e}"));
+        assert!(
+            loaded == self.arb,
+            "loading the store does not give back the in-memory state"
+        );
+    }
+
+    /// Open a `sim` channel and feed its opening events.
+    pub fn open(&mut self, setup: SimSetup) -> ChannelId {
+        let (sim, events) = SimChannel::open(setup).unwrap_or_else(|e| panic!("sim: {e}"));
+        let id = sim.channel_id;
+        self.sims.insert(id, sim);
+        for e in events {
+            self.feed(e);
+        }
+        id
+    }
+
+    /// Run `f` on a sim channel and feed the events it returns.
+    pub fn with_sim<F>(&mut self, id: ChannelId, f: F) -> Vec<Action>
+    where
+        F: FnOnce(&mut SimChannel) -> Vec<Event>,
+    {
+        let sim = self
+            .sims
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no sim channel {id}"));
+        let events = f(sim);
+        let mut actions = Vec::new();
+        for e in events {
+            actions.extend(self.feed(e));
+        }
+        actions
+    }
+
+    /// The sim channel.
+    pub fn sim(&self, id: ChannelId) -> &SimChannel {
+        &self.sims[&id]
+    }
+
+    /// Connect a block with `txs` on the tip, then answer the engine like a node would.
+    pub fn mine(&mut self, txs: Vec<Transaction>) -> Vec<Action> {
+        self.mine_salted(txs, 0)
+    }
+
+    /// Like [`Harness::mine`], with a salt to make a different block at the same height (forks).
+    pub fn mine_salted(&mut self, txs: Vec<Transaction>, salt: u32) -> Vec<Action> {
+        let (height, prev_hash) = match self.blocks.last() {
+            Some(b) => (b.height + 1, b.hash),
+            None => (START_HEIGHT, BlockHash::all_zeros()),
+        };
+        let txs: Vec<RawTx> = txs.into_iter().map(RawTx).collect();
+        let hash = block_hash(&prev_hash, height, &txs, salt);
+        let block = Block {
+            height,
+            hash,
+            prev_hash,
+            time: 1_700_000_000 + height * 600,
+            txs,
+        };
+        self.blocks.push(block.clone());
+        let actions = self.feed(Event::BlockConnected(block));
+        let mut all = actions.clone();
+        all.extend(self.answer(&actions));
+        all
+    }
+
+    /// Connect `n` empty blocks; every action emitted.
+    pub fn mine_empty(&mut self, n: u32) -> Vec<Action> {
+        (0..n).flat_map(|_| self.mine(Vec::new())).collect()
+    }
+
+    /// Disconnect the tip.
+    pub fn disconnect_tip(&mut self) -> Vec<Action> {
+        let block = self
+            .blocks
+            .pop()
+            .unwrap_or_else(|| panic!("no block to disconnect"));
+        self.feed(Event::BlockDisconnected {
+            block: BlockRef {
+                height: block.height,
+                hash: block.hash,
+            },
+        })
+    }
+
+    /// Play the node: sign requests with our simulated keys, accept broadcasts into a list.
+    /// Feeds each result back in action order, one at a time; returns what those produced.
+    pub fn answer(&mut self, actions: &[Action]) -> Vec<Action> {
+        let mut produced = Vec::new();
+        for action in actions {
+            let more = match action {
+                Action::Sign(req) => {
+                    let channel = req.inputs.iter().find_map(|i| match &i.key {
+                        contractcourt_core::action::SigningKey::Channel { channel, .. } => {
+                            Some(*channel)
+                        }
+                        _ => None,
+                    });
+                    let Some(sim) = channel.and_then(|c| self.sims.get(&c)) else {
+                        continue;
+                    };
+                    let outcome = sim.local.sign(req);
+                    self.feed(Event::Signed {
+                        request: req.request,
+                        outcome,
+                    })
+                }
+                Action::Broadcast { request, tx } => {
+                    self.broadcasts.push(tx.0.clone());
+                    let txid = tx.compute_txid();
+                    self.feed(Event::BroadcastResult {
+                        request: *request,
+                        txid,
+                        outcome: contractcourt_core::event::BroadcastOutcome::Accepted,
+                    })
+                }
+                _ => continue,
+            };
+            produced.extend(more.clone());
+            produced.extend(self.answer(&more));
+        }
+        produced
+    }
+
+    /// Every report of one kind in the transcript.
+    pub fn reports(&self) -> Vec<&Report> {
+        self.transcript
+            .iter()
+            .filter_map(|a| match a {
+                Action::Report(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Compare the recorded trace with `tests/golden/<name>.json` and replay the golden file
+    /// through a fresh engine. With `CONTRACTCOURT_BLESS=1` the golden file is (re)written.
+    pub fn check_golden(&mut self, name: &str, description: &str) {
+        self.trace.description = description.to_string();
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("golden")
+            .join(format!("{name}.json"));
+        let json = self.trace.to_json();
+        if std::env::var("CONTRACTCOURT_BLESS").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, &json).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (record it with CONTRACTCOURT_BLESS=1)",
+                path.display()
+            )
+        });
+        let golden =
+            Trace::from_json(&golden).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut fresh = ChainArbitrator::new(self.config);
+        if let Err(mismatch) = replay(&mut fresh, &golden.steps) {
+            panic!("golden trace {name} no longer replays:\n{mismatch}");
+        }
+        assert_eq!(
+            golden.steps.len(),
+            self.trace.steps.len(),
+            "golden trace {name} has a different length"
+        );
+    }
+
+    /// Replay the recorded events, crashing after each step in turn: reload from what was
+    /// persisted up to there, feed `Resumed`, continue, and check the final state equals the
+    /// uninterrupted run's.
+    pub fn check_crash_anywhere(&self) {
+        let events: Vec<Event> = self.trace.steps.iter().map(|s| s.event.clone()).collect();
+        for crash_after in 0..events.len() {
+            let mut arb = ChainArbitrator::new(self.config);
+            let mut store = MemStore::default();
+            for e in &events[..=crash_after] {
+                if let Ok(actions) = arb.step(e) {
+                    store.apply(&actions);
+                }
+            }
+            let mut arb = ChainArbitrator::from_records(self.config, &store.records)
+                .unwrap_or_else(|e| panic!("reload after step {crash_after}: {e}"));
+            let tip = arb.tip();
+            if let Ok(actions) = arb.step(&Event::Resumed { tip }) {
+                store.apply(&actions);
+            }
+            for e in &events[crash_after + 1..] {
+                if let Ok(actions) = arb.step(e) {
+                    store.apply(&actions);
+                }
+            }
+            assert!(
+                arb == self.arb,
+                "a crash after step {crash_after} changes the outcome"
+            );
+        }
+    }
+}

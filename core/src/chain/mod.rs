@@ -1,0 +1,590 @@
+//! The chain arbitrator: every channel of a node (lnd's ChainArbitrator).
+//!
+//! It keeps the tip (a block whose `prev_hash` is not the tip is refused) and the recent blocks,
+//! routes each block's transactions to the channels they concern through an index of watched
+//! outpoints, and wakes channels from a deadline index — so the cost of a block grows with its
+//! relevant transactions and the deadlines due, not with the number of channels. A channel's
+//! failure becomes an `Alert` and never stops another.
+
+pub mod node;
+mod records;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::OutPoint;
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, Alert, AlertKind, Batch, CloseTrigger, Report};
+use crate::bolt3::PaymentHash;
+use crate::channel::close::CloseConfig;
+use crate::channel::deadline::{fired, DeadlineConfig};
+use crate::channel::updates::{apply_update, Applied, UpdateError};
+use crate::channel::ChannelArbitrator;
+use crate::event::{Block, Event, ForceCloseReason, PreimageSource, UpstreamResolution};
+use crate::trace::Machine;
+use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection};
+
+use node::NodeState;
+pub use records::LoadError;
+
+/// Arbitration settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// When HTLC deadlines force a close.
+    pub deadlines: DeadlineConfig,
+    /// Reorg safety, archiving and cut-loss.
+    pub close: CloseConfig,
+}
+
+/// Why an event was refused. Nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepError {
+    /// A block that does not extend the tip.
+    BlockDoesNotConnect {
+        /// Our tip.
+        tip: BlockRef,
+        /// The block's height.
+        height: Height,
+        /// Its parent.
+        prev_hash: bitcoin::BlockHash,
+    },
+    /// A disconnection of a block that is not the tip.
+    NotTheTip {
+        /// Our tip, if any.
+        tip: Option<BlockRef>,
+        /// The block named.
+        block: BlockRef,
+    },
+    /// A channel update was refused.
+    Update {
+        /// The channel.
+        channel: ChannelId,
+        /// Why.
+        error: UpdateError,
+    },
+    /// An event for a channel that was never registered.
+    UnknownChannel(ChannelId),
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::BlockDoesNotConnect {
+                tip,
+                height,
+                prev_hash,
+            } => write!(
+                f,
+                "block {height} with parent {prev_hash} does not extend the tip {} at {}",
+                tip.hash, tip.height
+            ),
+            StepError::NotTheTip {
+                tip: Some(tip),
+                block,
+            } => write!(
+                f,
+                "cannot disconnect block {} at {}: the tip is {} at {}",
+                block.hash, block.height, tip.hash, tip.height
+            ),
+            StepError::NotTheTip { tip: None, block } => {
+                write!(
+                    f,
+                    "cannot disconnect block {} at {}: no blocks are known",
+                    block.hash, block.height
+                )
+            }
+            StepError::Update { channel, error } => write!(f, "channel {channel}: {error}"),
+            StepError::UnknownChannel(c) => write!(f, "unknown channel {c}"),
+        }
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// Indexes derived from the channels (rebuilt on load, never persisted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Index {
+    outpoints: BTreeMap<OutPoint, ChannelId>,
+    wakeups: BTreeSet<(Height, ChannelId)>,
+    wakeup_of: BTreeMap<ChannelId, Height>,
+    claims: BTreeMap<ClaimId, ChannelId>,
+    hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
+    /// Channels that had a spend routed at a height (for disconnections).
+    touched_at: BTreeMap<Height, BTreeSet<ChannelId>>,
+}
+
+/// Every channel of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainArbitrator {
+    config: Config,
+    tip: Option<BlockRef>,
+    /// Recent blocks, oldest first, at most `archive_depth` of them.
+    recent: Vec<BlockRef>,
+    node: NodeState,
+    channels: BTreeMap<ChannelId, ChannelArbitrator>,
+    index: Index,
+    /// A digest of every persisted record, to write only what changed.
+    persisted: BTreeMap<crate::action::RecordKey, [u8; 32]>,
+}
+
+impl ChainArbitrator {
+    /// A node with no channels and no blocks.
+    pub fn new(config: Config) -> ChainArbitrator {
+        ChainArbitrator {
+            config,
+            tip: None,
+            recent: Vec::new(),
+            node: NodeState::default(),
+            channels: BTreeMap::new(),
+            index: Index::default(),
+            persisted: BTreeMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The tip.
+    pub fn tip(&self) -> Option<BlockRef> {
+        self.tip
+    }
+
+    /// A channel's arbitrator.
+    pub fn channel(&self, id: &ChannelId) -> Option<&ChannelArbitrator> {
+        self.channels.get(id)
+    }
+
+    /// Every channel, in id order.
+    pub fn channels(&self) -> impl Iterator<Item = &ChannelArbitrator> {
+        self.channels.values()
+    }
+
+    /// Node-wide state (preimages, circuits, upstream decisions).
+    pub fn node(&self) -> &NodeState {
+        &self.node
+    }
+
+    fn height(&self) -> Height {
+        self.tip.map_or(0, |t| t.height)
+    }
+
+    /// Apply one event. On `Err` nothing changed. On success the first action, if any changes
+    /// must be made durable, is the `Persist` batch.
+    pub fn step(&mut self, event: &Event) -> Result<Vec<Action>, StepError> {
+        let mut touched = BTreeSet::new();
+        let mut effects = Vec::new();
+        let mut extra_ops = Vec::new();
+        match event {
+            Event::ChannelUpdate(update) => {
+                let data = self.channels.get(&update.channel).map(|c| &c.data);
+                let (next, applied) =
+                    apply_update(data, update).map_err(|error| StepError::Update {
+                        channel: update.channel,
+                        error,
+                    })?;
+                if let (Some(next), Applied::Changed { revoked }) = (next, applied) {
+                    match self.channels.get_mut(&update.channel) {
+                        Some(channel) => channel.data = next,
+                        None => {
+                            self.channels
+                                .insert(update.channel, ChannelArbitrator::new(next));
+                        }
+                    }
+                    if let Some(revoked) = revoked {
+                        extra_ops.push(records::revoked_log_entry(update.channel, &revoked));
+                    }
+                    touched.insert(update.channel);
+                    effects.extend(self.check_deadline(update.channel));
+                }
+                effects.push(Action::UpdatePersisted {
+                    channel: update.channel,
+                    update_id: update.update_id,
+                });
+            }
+            Event::ForceCloseRequested { channel, reason } => {
+                let ch = self
+                    .channels
+                    .get_mut(channel)
+                    .ok_or(StepError::UnknownChannel(*channel))?;
+                let trigger = match reason {
+                    ForceCloseReason::User => CloseTrigger::User,
+                    ForceCloseReason::PeerError { message } => CloseTrigger::PeerError {
+                        message: message.clone(),
+                    },
+                    ForceCloseReason::Node { message } => CloseTrigger::Node {
+                        message: message.clone(),
+                    },
+                };
+                effects.extend(ch.force_close(trigger, &mut self.node));
+                touched.insert(*channel);
+            }
+            Event::CircuitAdded { outgoing, incoming } => {
+                self.node.add_circuit(*outgoing, *incoming);
+                touched.insert(outgoing.channel);
+            }
+            Event::CircuitRemoved { outgoing } => {
+                self.node.remove_circuit(outgoing);
+                touched.insert(outgoing.channel);
+            }
+            Event::PreimageLearned { preimage, source } => {
+                if self.node.learn(*preimage, source) {
+                    let hash = preimage.payment_hash();
+                    let concerned = self.index.hashes.get(&hash).cloned().unwrap_or_default();
+                    for channel in concerned {
+                        touched.insert(channel);
+                        effects.extend(self.check_deadline(channel));
+                    }
+                }
+            }
+            Event::UpstreamAcked { htlc, resolution } => {
+                self.node
+                    .ack_upstream(htlc, *resolution == UpstreamResolution::Settled);
+            }
+            Event::BlockConnected(block) => effects.extend(self.connect(block, &mut touched)?),
+            Event::BlockDisconnected { block } => {
+                effects.extend(self.disconnect(block, &mut touched)?)
+            }
+            Event::MempoolTx { tx, .. } => effects.extend(self.mempool_tx(tx)),
+            Event::MempoolRemoved { .. } | Event::Tick { .. } | Event::FeeConditions(_) => {}
+            Event::BroadcastResult {
+                request,
+                txid,
+                outcome,
+            } => {
+                if let Some(ch) = self
+                    .index
+                    .claims
+                    .get(&request.claim)
+                    .and_then(|c| self.channels.get(c))
+                {
+                    effects.extend(ch.on_broadcast_result(*txid, outcome));
+                }
+            }
+            Event::Signed { request, outcome } => {
+                if let Some(id) = self.index.claims.get(&request.claim).copied() {
+                    if let Some(ch) = self.channels.get_mut(&id) {
+                        effects.extend(ch.on_signed(*request, outcome));
+                        touched.insert(id);
+                    }
+                }
+            }
+            Event::WalletFunded { .. } => {}
+            Event::Resumed { .. } => effects.extend(self.resumed()),
+        }
+        for id in &touched {
+            self.reindex(*id);
+        }
+        let mut ops = self.persist_changes(&touched);
+        ops.extend(extra_ops);
+        let mut actions = Vec::with_capacity(effects.len() + 1);
+        if !ops.is_empty() {
+            actions.push(Action::Persist(Batch { ops }));
+        }
+        actions.extend(effects);
+        Ok(actions)
+    }
+
+    /// If a channel's go-to-chain rule has fired at the tip, force close it.
+    fn check_deadline(&mut self, id: ChannelId) -> Vec<Action> {
+        let Some(tip) = self.tip else {
+            return Vec::new();
+        };
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return Vec::new();
+        };
+        if ch.close.is_some() || ch.force_close.is_some() {
+            return Vec::new();
+        }
+        match fired(&ch.data, tip.height, &self.node, &self.config.deadlines) {
+            Some(t) => ch.force_close(
+                CloseTrigger::HtlcDeadline {
+                    htlc: t.htlc,
+                    deadline: t.deadline,
+                    height: tip.height,
+                },
+                &mut self.node,
+            ),
+            None => Vec::new(),
+        }
+    }
+
+    fn connect(
+        &mut self,
+        block: &Block,
+        touched: &mut BTreeSet<ChannelId>,
+    ) -> Result<Vec<Action>, StepError> {
+        if let Some(tip) = self.tip {
+            if block.prev_hash != tip.hash || block.height != tip.height.wrapping_add(1) {
+                return Err(StepError::BlockDoesNotConnect {
+                    tip,
+                    height: block.height,
+                    prev_hash: block.prev_hash,
+                });
+            }
+        }
+        let here = BlockRef {
+            height: block.height,
+            hash: block.hash,
+        };
+        self.tip = Some(here);
+        self.recent.push(here);
+        let keep = self.config.close.archive_depth.max(1) as usize;
+        if self.recent.len() > keep {
+            let drop = self.recent.len() - keep;
+            self.recent.drain(..drop);
+        }
+        let mut effects = Vec::new();
+        // Transactions in block order; a channel's index is refreshed after each spend so a
+        // spend of an output created earlier in the same block is seen.
+        for tx in &block.txs {
+            for input in &tx.input {
+                let Some(id) = self.index.outpoints.get(&input.previous_output).copied() else {
+                    continue;
+                };
+                let Some(ch) = self.channels.get_mut(&id) else {
+                    continue;
+                };
+                effects.extend(ch.on_spend(
+                    input.previous_output,
+                    tx,
+                    block.height,
+                    &mut self.node,
+                    &self.config.close,
+                ));
+                touched.insert(id);
+                self.reindex(id);
+            }
+        }
+        let due: Vec<ChannelId> = self
+            .index
+            .wakeups
+            .range(..=(block.height, ChannelId([0xff; 32])))
+            .map(|(_, c)| *c)
+            .collect();
+        for id in due {
+            touched.insert(id);
+            effects.extend(self.wake(id, block.height));
+        }
+        let archivable: Vec<ChannelId> = touched
+            .iter()
+            .filter(|id| {
+                self.channels
+                    .get(id)
+                    .is_some_and(|c| c.archivable(block.height, &self.config.close))
+            })
+            .copied()
+            .collect();
+        for id in archivable {
+            self.channels.remove(&id);
+            self.reindex(id);
+        }
+        Ok(effects)
+    }
+
+    /// A channel's wakeup is due at `height`.
+    fn wake(&mut self, id: ChannelId, height: Height) -> Vec<Action> {
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return Vec::new();
+        };
+        if ch.close.is_some() {
+            return ch.on_block_closed(height, &mut self.node, &self.config.close);
+        }
+        if ch.force_close.is_some() {
+            return ch.on_block_before_close();
+        }
+        self.check_deadline(id)
+    }
+
+    fn disconnect(
+        &mut self,
+        block: &BlockRef,
+        touched: &mut BTreeSet<ChannelId>,
+    ) -> Result<Vec<Action>, StepError> {
+        if self.tip != Some(*block) {
+            return Err(StepError::NotTheTip {
+                tip: self.tip,
+                block: *block,
+            });
+        }
+        self.recent.pop();
+        self.tip = self.recent.last().copied();
+        let mut effects = Vec::new();
+        let affected = self
+            .index
+            .touched_at
+            .remove(&block.height)
+            .unwrap_or_default();
+        for id in affected {
+            if let Some(ch) = self.channels.get_mut(&id) {
+                effects.extend(ch.on_disconnect(block.height));
+                touched.insert(id);
+            }
+        }
+        Ok(effects)
+    }
+
+    /// A mempool transaction: an early hint. A preimage revealed in it is acted on at once.
+    fn mempool_tx(&mut self, tx: &bitcoin::Transaction) -> Vec<Action> {
+        let txid = tx.compute_txid();
+        let mut effects = Vec::new();
+        for input in &tx.input {
+            let Some(id) = self.index.outpoints.get(&input.previous_output).copied() else {
+                continue;
+            };
+            let Some(ch) = self.channels.get(&id) else {
+                continue;
+            };
+            let Some(r) = ch.resolvers.get(&input.previous_output) else {
+                continue;
+            };
+            if let crate::resolver::ResolverKind::OutgoingHtlc {
+                htlc, payment_hash, ..
+            } = r.kind
+            {
+                if let Some(preimage) = crate::bolt3::classify::find_preimage(tx, &payment_hash) {
+                    self.node.learn(preimage, &PreimageSource::Mempool { txid });
+                    if let Some(leg) = self.node.circuits.get(&htlc).copied() {
+                        effects.extend(self.node.settle_upstream(leg.htlc, preimage));
+                    }
+                }
+            }
+        }
+        effects
+    }
+
+    /// After a restart: ask for the blocks we missed, and re-emit everything still pending.
+    fn resumed(&mut self) -> Vec<Action> {
+        let mut effects = Vec::new();
+        if !self.recent.is_empty() {
+            effects.push(Action::SyncFrom {
+                locator: self.locator(),
+            });
+        }
+        effects.extend(self.node.pending_upstream());
+        let pending: Vec<ChannelId> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.close.is_none() && c.force_close.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in pending {
+            if let Some(ch) = self.channels.get_mut(&id) {
+                effects.extend(ch.on_block_before_close());
+            }
+        }
+        effects
+    }
+
+    /// Recent block hashes, newest first, dense near the tip then doubling back.
+    pub fn locator(&self) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        let mut step = 1usize;
+        let mut i = self.recent.len();
+        while i > 0 {
+            out.push(self.recent[i - 1]);
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            i = i.saturating_sub(step);
+        }
+        if let (Some(first), Some(last)) = (self.recent.first(), out.last()) {
+            if last != first {
+                out.push(*first);
+            }
+        }
+        out
+    }
+
+    /// Refresh a channel's entries in the indexes.
+    fn reindex(&mut self, id: ChannelId) {
+        self.index.outpoints.retain(|_, c| *c != id);
+        self.index.claims.retain(|_, c| *c != id);
+        if let Some(h) = self.index.wakeup_of.remove(&id) {
+            self.index.wakeups.remove(&(h, id));
+        }
+        for set in self
+            .index
+            .hashes
+            .values_mut()
+            .chain(self.index.touched_at.values_mut())
+        {
+            set.remove(&id);
+        }
+        self.index.hashes.retain(|_, s| !s.is_empty());
+        self.index.touched_at.retain(|_, s| !s.is_empty());
+        let Some(ch) = self.channels.get(&id) else {
+            return;
+        };
+        for o in ch.watched_outpoints() {
+            self.index.outpoints.insert(o, id);
+        }
+        if let Some(fc) = &ch.force_close {
+            self.index.claims.insert(fc.claim, id);
+        }
+        let heights = ch
+            .close
+            .iter()
+            .map(|c| c.height)
+            .chain(ch.resolvers.values().filter_map(|r| match r.stage {
+                crate::resolver::Stage::Spent { height, .. }
+                | crate::resolver::Stage::Resolved { height, .. } => Some(height),
+                crate::resolver::Stage::Active => None,
+            }));
+        for h in heights {
+            self.index.touched_at.entry(h).or_default().insert(id);
+        }
+        let c = &ch.data.commitments;
+        let records = c
+            .local
+            .iter()
+            .map(|l| &l.commitment)
+            .chain(c.remote_current.iter())
+            .chain(c.remote_pending.iter());
+        for h in records
+            .flat_map(|r| r.htlcs.iter())
+            .filter(|h| h.direction == HtlcDirection::Incoming)
+        {
+            self.index
+                .hashes
+                .entry(h.payment_hash)
+                .or_default()
+                .insert(id);
+        }
+        if let Some(h) = ch.next_wakeup(
+            self.height(),
+            &self.node,
+            &self.config.close,
+            &self.config.deadlines,
+        ) {
+            self.index.wakeups.insert((h, id));
+            self.index.wakeup_of.insert(id, h);
+        }
+    }
+
+    /// Rebuild every index (after loading).
+    fn reindex_all(&mut self) {
+        self.index = Index::default();
+        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.reindex(id);
+        }
+    }
+
+    /// An alert not tied to a channel.
+    pub fn alert(kind: AlertKind, message: String) -> Action {
+        Action::Report(Report::Alert(Alert {
+            channel: None,
+            kind,
+            message,
+        }))
+    }
+}
+
+impl Machine for ChainArbitrator {
+    type Error = StepError;
+    fn step(&mut self, event: &Event) -> Result<Vec<Action>, StepError> {
+        ChainArbitrator::step(self, event)
+    }
+}

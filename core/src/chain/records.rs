@@ -1,0 +1,339 @@
+//! The briefcase: the chain arbitrator as keyed, versioned records, written as a diff after each
+//! step and loaded back into the same state.
+//!
+//! Records per channel: a header (facts, arbitrator state), one per live commitment, one per
+//! resolver; node-wide: the node header (tip, recent blocks, claim counter), one per preimage,
+//! circuit and upstream decision. The peer's revoked commitments go to an append-only log, read
+//! only on a breach. Only records whose content changed are written: each step's batch is
+//! proportional to what the step touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::hashes::{sha256, Hash};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::action::{CommitmentSlot, Record, RecordKey, RecordOp};
+use crate::bolt3::shachain::SecretStore;
+use crate::channel::state::{ChannelInfo, CommitmentRecord, DataLoss, LocalCommitmentRecord};
+use crate::channel::updates::ChannelData;
+use crate::channel::{ChannelArbitrator, ConfirmedClose, ForceClose};
+use crate::event::IncomingLeg;
+use crate::resolver::Resolver;
+use crate::types::{BlockRef, ChannelId, Height};
+
+use super::node::{KnownPreimage, Upstream};
+use super::{ChainArbitrator, Config};
+
+/// The version of every record this code writes and reads.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Why stored records could not be loaded. Nothing is acted on.
+#[derive(Debug)]
+pub enum LoadError {
+    /// A record version this code does not know.
+    UnknownVersion {
+        /// The record.
+        key: String,
+        /// Its version.
+        version: u32,
+    },
+    /// A record that does not decode.
+    Malformed {
+        /// The record.
+        key: String,
+        /// Why.
+        error: String,
+    },
+    /// A record that belongs to a channel with no header.
+    Orphan {
+        /// The record.
+        key: String,
+    },
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::UnknownVersion { key, version } => write!(
+                f,
+                "record {key} has version {version}; this build reads version {RECORD_VERSION}"
+            ),
+            LoadError::Malformed { key, error } => {
+                write!(f, "record {key} does not decode: {error}")
+            }
+            LoadError::Orphan { key } => write!(f, "record {key} belongs to no known channel"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+#[derive(Serialize, Deserialize)]
+struct NodeHeader {
+    tip: Option<BlockRef>,
+    recent: Vec<BlockRef>,
+    next_claim: u64,
+    config: Config,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChannelHeader {
+    info: ChannelInfo,
+    last_update_id: u64,
+    local_revoked_through: Option<u64>,
+    remote_secrets: SecretStore,
+    data_loss: Option<DataLoss>,
+    force_close: Option<ForceClose>,
+    close: Option<ConfirmedClose>,
+    resolved_at: Option<Height>,
+}
+
+fn body<T: Serialize>(value: &T) -> serde_json::Value {
+    // Plain data with string keys: serialising cannot fail.
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+fn digest(value: &serde_json::Value) -> [u8; 32] {
+    sha256::Hash::hash(value.to_string().as_bytes()).to_byte_array()
+}
+
+/// Every record of one channel.
+fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, serde_json::Value)> {
+    let id = ch.data.info.id;
+    let c = &ch.data.commitments;
+    let header = ChannelHeader {
+        info: ch.data.info.clone(),
+        last_update_id: ch.data.last_update_id,
+        local_revoked_through: c.local_revoked_through,
+        remote_secrets: c.remote_secrets.clone(),
+        data_loss: c.data_loss,
+        force_close: ch.force_close.clone(),
+        close: ch.close.clone(),
+        resolved_at: ch.resolved_at,
+    };
+    let mut out = vec![(RecordKey::Channel { channel: id }, body(&header))];
+    let slot = |slot| RecordKey::Commitment { channel: id, slot };
+    if let Some(l) = &c.local {
+        out.push((slot(CommitmentSlot::Local), body(l)));
+    }
+    if let Some(r) = &c.remote_current {
+        out.push((slot(CommitmentSlot::RemoteCurrent), body(r)));
+    }
+    if let Some(r) = &c.remote_pending {
+        out.push((slot(CommitmentSlot::RemotePending), body(r)));
+    }
+    for r in ch.resolvers.values() {
+        out.push((
+            RecordKey::Resolver {
+                channel: id,
+                outpoint: r.outpoint,
+            },
+            body(r),
+        ));
+    }
+    out
+}
+
+fn channel_of(key: &RecordKey) -> Option<ChannelId> {
+    match key {
+        RecordKey::Channel { channel }
+        | RecordKey::Commitment { channel, .. }
+        | RecordKey::Resolver { channel, .. } => Some(*channel),
+        _ => None,
+    }
+}
+
+/// The append-only log entry for a revoked remote commitment.
+pub(super) fn revoked_log_entry(channel: ChannelId, revoked: &CommitmentRecord) -> RecordOp {
+    RecordOp::Append {
+        channel,
+        seq: revoked.number,
+        record: Record {
+            version: RECORD_VERSION,
+            body: body(revoked),
+        },
+    }
+}
+
+impl ChainArbitrator {
+    fn node_header(&self) -> serde_json::Value {
+        body(&NodeHeader {
+            tip: self.tip,
+            recent: self.recent.clone(),
+            next_claim: self.node.next_claim,
+            config: self.config,
+        })
+    }
+
+    fn node_record(&self, key: &RecordKey) -> Option<serde_json::Value> {
+        match key {
+            RecordKey::Node => Some(self.node_header()),
+            RecordKey::Preimage { payment_hash } => self.node.preimages.get(payment_hash).map(body),
+            RecordKey::Circuit { outgoing } => self.node.circuits.get(outgoing).map(body),
+            RecordKey::Upstream { htlc } => self.node.upstream.get(htlc).map(body),
+            _ => None,
+        }
+    }
+
+    fn put_if_changed(
+        &mut self,
+        key: RecordKey,
+        value: serde_json::Value,
+        ops: &mut Vec<RecordOp>,
+    ) {
+        let d = digest(&value);
+        if self.persisted.get(&key) != Some(&d) {
+            self.persisted.insert(key.clone(), d);
+            ops.push(RecordOp::Put {
+                key,
+                record: Record {
+                    version: RECORD_VERSION,
+                    body: value,
+                },
+            });
+        }
+    }
+
+    /// The records the step changed: the node header, dirty node keys, and every record of the
+    /// touched channels whose content differs from what was persisted.
+    pub(super) fn persist_changes(&mut self, touched: &BTreeSet<ChannelId>) -> Vec<RecordOp> {
+        let mut ops = Vec::new();
+        let mut node_keys = std::mem::take(&mut self.node.dirty);
+        node_keys.insert(RecordKey::Node);
+        for key in node_keys {
+            match self.node_record(&key) {
+                Some(value) => self.put_if_changed(key, value, &mut ops),
+                None => {
+                    if self.persisted.remove(&key).is_some() {
+                        ops.push(RecordOp::Delete { key });
+                    }
+                }
+            }
+        }
+        for id in touched {
+            let current = self
+                .channels
+                .get(id)
+                .map(channel_records)
+                .unwrap_or_default();
+            let present: BTreeSet<RecordKey> = current.iter().map(|(k, _)| k.clone()).collect();
+            for (key, value) in current {
+                self.put_if_changed(key, value, &mut ops);
+            }
+            let stale: Vec<RecordKey> = self
+                .persisted
+                .range(RecordKey::Channel { channel: *id }..)
+                .take_while(|(k, _)| channel_of(k) == Some(*id))
+                .filter(|(k, _)| !present.contains(k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in stale {
+                self.persisted.remove(&key);
+                ops.push(RecordOp::Delete { key });
+            }
+        }
+        ops
+    }
+
+    /// Load a chain arbitrator from its records (as a store returns them). Unknown versions and
+    /// malformed records are refused: nothing is guessed.
+    pub fn from_records(
+        config: Config,
+        records: &BTreeMap<RecordKey, Record>,
+    ) -> Result<ChainArbitrator, LoadError> {
+        let mut arb = ChainArbitrator::new(config);
+        let mut commitments: BTreeMap<ChannelId, Vec<(CommitmentSlot, &Record)>> = BTreeMap::new();
+        let mut resolvers: Vec<(ChannelId, &Record, String)> = Vec::new();
+        for (key, record) in records {
+            let name = key.to_string();
+            if record.version != RECORD_VERSION {
+                return Err(LoadError::UnknownVersion {
+                    key: name,
+                    version: record.version,
+                });
+            }
+            match key {
+                RecordKey::Node => {
+                    let h: NodeHeader = decode(&name, record)?;
+                    arb.tip = h.tip;
+                    arb.recent = h.recent;
+                    arb.node.next_claim = h.next_claim;
+                }
+                RecordKey::Preimage { payment_hash } => {
+                    let p: KnownPreimage = decode(&name, record)?;
+                    arb.node.preimages.insert(*payment_hash, p);
+                }
+                RecordKey::Circuit { outgoing } => {
+                    let leg: IncomingLeg = decode(&name, record)?;
+                    arb.node.circuits.insert(*outgoing, leg);
+                }
+                RecordKey::Upstream { htlc } => {
+                    let u: Upstream = decode(&name, record)?;
+                    arb.node.upstream.insert(*htlc, u);
+                }
+                RecordKey::Channel { channel } => {
+                    let h: ChannelHeader = decode(&name, record)?;
+                    let mut data = ChannelData {
+                        info: h.info,
+                        commitments: Default::default(),
+                        last_update_id: h.last_update_id,
+                    };
+                    data.commitments.local_revoked_through = h.local_revoked_through;
+                    data.commitments.remote_secrets = h.remote_secrets;
+                    data.commitments.data_loss = h.data_loss;
+                    let mut ch = ChannelArbitrator::new(data);
+                    ch.force_close = h.force_close;
+                    ch.close = h.close;
+                    ch.resolved_at = h.resolved_at;
+                    arb.channels.insert(*channel, ch);
+                }
+                RecordKey::Commitment { channel, slot } => commitments
+                    .entry(*channel)
+                    .or_default()
+                    .push((*slot, record)),
+                RecordKey::Resolver { channel, .. } => resolvers.push((*channel, record, name)),
+                RecordKey::Claim { .. } => {}
+            }
+            arb.persisted.insert(key.clone(), digest(&record.body));
+        }
+        for (id, slots) in commitments {
+            let Some(ch) = arb.channels.get_mut(&id) else {
+                return Err(LoadError::Orphan {
+                    key: format!("channel/{id}/commitment"),
+                });
+            };
+            for (slot, record) in slots {
+                let name = RecordKey::Commitment { channel: id, slot }.to_string();
+                let c = &mut ch.data.commitments;
+                match slot {
+                    CommitmentSlot::Local => {
+                        c.local = Some(decode::<LocalCommitmentRecord>(&name, record)?)
+                    }
+                    CommitmentSlot::RemoteCurrent => {
+                        c.remote_current = Some(decode(&name, record)?)
+                    }
+                    CommitmentSlot::RemotePending => {
+                        c.remote_pending = Some(decode(&name, record)?)
+                    }
+                }
+            }
+        }
+        for (id, record, name) in resolvers {
+            let r: Resolver = decode(&name, record)?;
+            let ch = arb
+                .channels
+                .get_mut(&id)
+                .ok_or(LoadError::Orphan { key: name })?;
+            ch.resolvers.insert(r.outpoint, r);
+        }
+        arb.reindex_all();
+        Ok(arb)
+    }
+}
+
+fn decode<T: DeserializeOwned>(key: &str, record: &Record) -> Result<T, LoadError> {
+    T::deserialize(&record.body).map_err(|e| LoadError::Malformed {
+        key: key.to_string(),
+        error: e.to_string(),
+    })
+}

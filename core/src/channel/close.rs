@@ -1,0 +1,621 @@
+//! A close confirmed: classify it, create a resolver for every output that matters to us, make the
+//! reorg-safe upstream decisions, follow resolvers to the end, and undo it all on a reorg.
+
+use bitcoin::{OutPoint, Transaction, Txid};
+
+use crate::action::{
+    Action, AlertKind, CloseKind, CloseSummary, CloseTrigger, FailReason, Outcome, Report,
+    Resolution,
+};
+use crate::bolt3::classify::find_preimage;
+use crate::bolt3::commitment::OutputKind;
+use crate::bolt3::scripts;
+use crate::chain::node::NodeState;
+use crate::close::{classify_close, Classification, Close};
+use crate::event::{CommitmentHtlcInfo, PreimageSource};
+use crate::resolver::{depth, Resolver, ResolverKind, Stage};
+use crate::types::{Height, HtlcDirection, HtlcKey, Party, RawTx};
+
+use super::state::CommitmentRecord;
+use super::{ChannelArbitrator, ConfirmedClose};
+
+/// Arbitration settings that concern a closed channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CloseConfig {
+    /// Confirmations after which irreversible steps are taken (failing upstream, finality).
+    pub reorg_safety_depth: u32,
+    /// Confirmations after which a fully resolved channel is archived (BOLT 5's "irrevocably
+    /// resolved" is 100).
+    pub archive_depth: u32,
+    /// Fail an incoming HTLC upstream this many blocks before its expiry when its outgoing leg is
+    /// still unresolved on-chain (a possible loss, reported); `None` disables the rule.
+    pub cut_loss_blocks: Option<u32>,
+}
+
+impl Default for CloseConfig {
+    fn default() -> Self {
+        CloseConfig {
+            reorg_safety_depth: 6,
+            archive_depth: 100,
+            cut_loss_blocks: Some(3),
+        }
+    }
+}
+
+impl ChannelArbitrator {
+    fn htlc_key(&self, h: &CommitmentHtlcInfo) -> HtlcKey {
+        HtlcKey {
+            channel: self.data.info.id,
+            htlc_id: h.htlc_id,
+            direction: h.direction,
+        }
+    }
+
+    /// A transaction spending `outpoint` (one we watch) confirmed at `height`.
+    pub fn on_spend(
+        &mut self,
+        outpoint: OutPoint,
+        tx: &Transaction,
+        height: Height,
+        node: &mut NodeState,
+        cfg: &CloseConfig,
+    ) -> Vec<Action> {
+        if self.data.info.funding_output(&outpoint).is_some() {
+            return if self.close.is_none() {
+                self.on_close(tx, height, node, cfg)
+            } else {
+                Vec::new()
+            };
+        }
+        let Some(resolver) = self.resolvers.get_mut(&outpoint) else {
+            return Vec::new();
+        };
+        let txid = tx.compute_txid();
+        resolver.on_spend(txid, height);
+        let mut actions = vec![Action::Report(Report::Timeline {
+            channel: self.data.info.id,
+            outpoint,
+            height,
+            stage: format!(
+                "spent by {txid}, final at {}",
+                height.saturating_add(cfg.reorg_safety_depth.saturating_sub(1))
+            ),
+            txid: Some(txid),
+        })];
+        if let ResolverKind::OutgoingHtlc {
+            htlc, payment_hash, ..
+        }
+        | ResolverKind::IncomingHtlc {
+            htlc, payment_hash, ..
+        } = resolver.kind.clone()
+        {
+            if let Some(preimage) = find_preimage(tx, &payment_hash) {
+                actions.extend(learn_preimage(
+                    node,
+                    htlc,
+                    preimage,
+                    PreimageSource::Chain { txid, height },
+                ));
+            }
+        }
+        actions
+    }
+
+    fn on_close(
+        &mut self,
+        tx: &Transaction,
+        height: Height,
+        node: &mut NodeState,
+        cfg: &CloseConfig,
+    ) -> Vec<Action> {
+        let info = &self.data.info;
+        let Classification::FundingSpent { spend, close } =
+            classify_close(tx, info, &self.data.commitments)
+        else {
+            return Vec::new();
+        };
+        let txid = tx.compute_txid();
+        let kind = CloseKind::from(&close);
+        let trigger = match (&close, &self.force_close) {
+            (Close::LocalCurrent { .. }, Some(fc)) => fc.trigger.clone(),
+            _ if self.data.commitments.data_loss.is_some() => CloseTrigger::DataLoss,
+            (_, Some(fc)) => fc.trigger.clone(),
+            _ => CloseTrigger::Peer,
+        };
+        let mut actions = Vec::new();
+        let (resolvers, confirmed) = self.plan_resolvers(&close, tx, txid, height, node);
+        let dust: Vec<CommitmentHtlcInfo> = confirmed
+            .map(|c| {
+                c.htlcs
+                    .iter()
+                    .filter(|h| h.output_index.is_none())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.resolvers = resolvers.into_iter().map(|r| (r.outpoint, r)).collect();
+        let our_balance_sat = self
+            .resolvers
+            .values()
+            .filter(|r| matches!(r.kind, ResolverKind::CommitSweep { .. }))
+            .map(|r| r.value_sat)
+            .sum();
+        actions.push(Action::Report(Report::CloseSummary(CloseSummary {
+            channel: info.id,
+            close: kind.clone(),
+            trigger: trigger.clone(),
+            closing_txid: txid,
+            height,
+            our_balance_sat,
+            dust_htlcs: dust.iter().map(|h| self.htlc_key(h)).collect(),
+            dust_msat: dust.iter().map(|h| h.amount_msat).sum(),
+        })));
+        match &close {
+            Close::Unknown { reason } => actions.push(self.alert(AlertKind::UnknownSpend, format!("funding output spent by {txid}, which matches no commitment: {reason}; funds may be lost"))),
+            Close::LocalRevoked { number } => actions.push(self.alert(AlertKind::OldLocalCommitment, format!("our revoked commitment {number} confirmed in {txid}: keys may have leaked or an old backup ran"))),
+            _ => {}
+        }
+        for r in self.resolvers.values() {
+            actions.push(Action::Report(Report::Timeline {
+                channel: info.id,
+                outpoint: r.outpoint,
+                height,
+                stage: describe(&r.kind),
+                txid: Some(txid),
+            }));
+        }
+        self.close = Some(ConfirmedClose {
+            kind,
+            trigger,
+            tx: RawTx(tx.clone()),
+            txid,
+            height,
+            funding: spend.funding,
+            settled_upstream: false,
+        });
+        actions.extend(self.on_block_closed(height, node, cfg));
+        actions
+    }
+
+    /// The resolvers for a close, and the commitment record it confirmed (when we know it).
+    fn plan_resolvers(
+        &self,
+        close: &Close,
+        tx: &Transaction,
+        txid: Txid,
+        height: Height,
+        node: &NodeState,
+    ) -> (Vec<Resolver>, Option<&CommitmentRecord>) {
+        let info = &self.data.info;
+        let c = &self.data.commitments;
+        let (holder, record) = match close {
+            Close::LocalCurrent { .. } => (Party::Local, c.local.as_ref().map(|l| &l.commitment)),
+            Close::RemoteCurrent { .. } => (Party::Remote, c.remote_current.as_ref()),
+            Close::RemotePending { .. } => (Party::Remote, c.remote_pending.as_ref()),
+            Close::RemoteRevoked { number, .. }
+            | Close::RemoteRevokedUnconfirmed { number, .. } => {
+                return (self.breach_resolvers(tx, txid, height, *number), None);
+            }
+            Close::RemoteFuture { .. } => {
+                return (self.own_outputs_by_script(tx, txid, height), None)
+            }
+            Close::Cooperative | Close::LocalRevoked { .. } | Close::Unknown { .. } => {
+                return (Vec::new(), None)
+            }
+        };
+        let Some(record) = record else {
+            return (Vec::new(), None);
+        };
+        let funding = self.close_funding(tx);
+        let Some(Ok((_, built))) = funding.map(|f| info.build(holder, record, &f)) else {
+            return (Vec::new(), Some(record));
+        };
+        let find = |offered: bool, id: u64| {
+            record
+                .htlcs
+                .iter()
+                .find(|h| h.htlc_id == id && h.as_commitment_htlc(holder).offered == offered)
+        };
+        let mut out = Vec::new();
+        for o in &built.outputs {
+            let outpoint = OutPoint {
+                txid,
+                vout: o.index,
+            };
+            let kind = match (holder, o.kind) {
+                (Party::Local, OutputKind::ToLocal) => ResolverKind::CommitSweep {
+                    mature_at: height.saturating_add(u32::from(info.local_to_self_delay)),
+                },
+                (Party::Remote, OutputKind::ToRemote) => ResolverKind::CommitSweep {
+                    mature_at: height.saturating_add(1),
+                },
+                (Party::Local, OutputKind::LocalAnchor)
+                | (Party::Remote, OutputKind::RemoteAnchor) => ResolverKind::Anchor,
+                (_, OutputKind::OfferedHtlc { htlc_id })
+                | (_, OutputKind::ReceivedHtlc { htlc_id }) => {
+                    let offered = matches!(o.kind, OutputKind::OfferedHtlc { .. });
+                    let Some(h) = find(offered, htlc_id) else {
+                        continue;
+                    };
+                    let htlc = self.htlc_key(h);
+                    match h.direction {
+                        HtlcDirection::Outgoing => ResolverKind::OutgoingHtlc {
+                            htlc,
+                            payment_hash: h.payment_hash,
+                            cltv_expiry: h.cltv_expiry,
+                            deadline: node
+                                .circuits
+                                .get(&htlc)
+                                .map_or(h.cltv_expiry, |leg| leg.cltv_expiry),
+                        },
+                        HtlcDirection::Incoming => ResolverKind::IncomingHtlc {
+                            htlc,
+                            payment_hash: h.payment_hash,
+                            cltv_expiry: h.cltv_expiry,
+                        },
+                    }
+                }
+                _ => continue, // the peer's balance or anchor
+            };
+            out.push(Resolver::new(outpoint, o.value_sat, kind));
+        }
+        (out, Some(record))
+    }
+
+    fn close_funding(&self, tx: &Transaction) -> Option<crate::event::FundingOutput> {
+        tx.input
+            .iter()
+            .find_map(|i| self.data.info.funding_output(&i.previous_output).copied())
+    }
+
+    /// Our `to_remote` and our anchor, found by script (what we can claim without the
+    /// commitment's details).
+    fn own_outputs_by_script(&self, tx: &Transaction, txid: Txid, height: Height) -> Vec<Resolver> {
+        let info = &self.data.info;
+        let to_remote = scripts::to_remote_script_pubkey(
+            info.channel_type,
+            &info.local_basepoints.payment_basepoint,
+        );
+        let anchor = scripts::anchor_script(&info.local_basepoints.funding_pubkey).to_p2wsh();
+        tx.output
+            .iter()
+            .zip(0u32..)
+            .filter_map(|(o, vout)| {
+                let kind = if o.script_pubkey == to_remote {
+                    ResolverKind::CommitSweep {
+                        mature_at: height.saturating_add(1),
+                    }
+                } else if info.channel_type.has_anchors() && o.script_pubkey == anchor {
+                    ResolverKind::Anchor
+                } else {
+                    return None;
+                };
+                Some(Resolver::new(
+                    OutPoint { txid, vout },
+                    o.value.to_sat(),
+                    kind,
+                ))
+            })
+            .collect()
+    }
+
+    /// On a revoked commitment every output but our `to_remote` and the anchors is ours by
+    /// revocation: the peer's `to_local` and every HTLC.
+    fn breach_resolvers(
+        &self,
+        tx: &Transaction,
+        txid: Txid,
+        height: Height,
+        number: u64,
+    ) -> Vec<Resolver> {
+        let info = &self.data.info;
+        let mut out = self.own_outputs_by_script(tx, txid, height);
+        let their_anchor =
+            scripts::anchor_script(&info.remote_basepoints.funding_pubkey).to_p2wsh();
+        for (o, vout) in tx.output.iter().zip(0u32..) {
+            let outpoint = OutPoint { txid, vout };
+            if out.iter().any(|r| r.outpoint == outpoint)
+                || (info.channel_type.has_anchors() && o.script_pubkey == their_anchor)
+            {
+                continue;
+            }
+            out.push(Resolver::new(
+                outpoint,
+                o.value.to_sat(),
+                ResolverKind::Breach {
+                    commitment_number: number,
+                },
+            ));
+        }
+        out
+    }
+
+    /// Per block once closed: reorg-safe upstream decisions, resolver finality, cut-loss, and
+    /// the end. Safe to call at any height (it acts only on what is due).
+    pub fn on_block_closed(
+        &mut self,
+        tip: Height,
+        node: &mut NodeState,
+        cfg: &CloseConfig,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some(close) = self.close.clone() else {
+            return actions;
+        };
+        let safe = depth(close.height, tip) >= cfg.reorg_safety_depth;
+        if safe && !close.settled_upstream {
+            actions.extend(self.fail_htlcs_not_on_chain(&close, node));
+            if let Some(c) = self.close.as_mut() {
+                c.settled_upstream = true;
+            }
+        }
+        let channel = self.data.info.id;
+        for r in self.resolvers.values_mut() {
+            if r.on_block(tip, cfg.reorg_safety_depth) {
+                let Stage::Resolved { txid, height } = r.stage.clone() else {
+                    continue;
+                };
+                let ours = !matches!(
+                    r.kind,
+                    ResolverKind::OutgoingHtlc { .. } | ResolverKind::IncomingHtlc { .. }
+                );
+                let mut outcome = if ours {
+                    Outcome::Claimed
+                } else {
+                    Outcome::LostToPeer
+                };
+                if let ResolverKind::OutgoingHtlc {
+                    htlc, payment_hash, ..
+                } = r.kind
+                {
+                    // Settled upstream already if the spend revealed the preimage; otherwise the
+                    // HTLC timed out (or was taken some other way): fail its incoming leg.
+                    if node.preimage_for(&htlc, &payment_hash).is_none() {
+                        outcome = Outcome::TimedOut;
+                        if let Some(leg) = node.circuits.get(&htlc).copied() {
+                            actions.extend(node.fail_upstream(
+                                leg.htlc,
+                                &payment_hash,
+                                FailReason::OutgoingTimedOut { outgoing: htlc },
+                            ));
+                        }
+                    }
+                }
+                if let ResolverKind::IncomingHtlc {
+                    htlc, payment_hash, ..
+                } = r.kind
+                {
+                    if node.preimage_for(&htlc, &payment_hash).is_some() {
+                        outcome = Outcome::Claimed;
+                    }
+                }
+                actions.push(Action::Report(Report::Resolution(Resolution {
+                    channel,
+                    outpoint: r.outpoint,
+                    outcome,
+                    amount_sat: r.value_sat,
+                    fees_sat: 0,
+                    spending_txid: Some(txid),
+                    height,
+                })));
+            }
+        }
+        actions.extend(self.cut_losses(tip, node, cfg));
+        if safe && self.resolved_at.is_none() && self.resolvers.values().all(Resolver::is_resolved)
+        {
+            self.resolved_at = Some(tip);
+        }
+        actions
+    }
+
+    /// Outgoing HTLCs that will never be resolved on this chain — dust on the confirmed
+    /// commitment, or not on it at all — have their incoming legs failed, unless a preimage is
+    /// known (preimage first, always).
+    fn fail_htlcs_not_on_chain(&self, close: &ConfirmedClose, node: &mut NodeState) -> Vec<Action> {
+        if matches!(
+            close.kind,
+            CloseKind::FutureRemote { .. } | CloseKind::Unknown | CloseKind::OldLocal { .. }
+        ) {
+            return Vec::new(); // we cannot know what is on it: never fail on a guess
+        }
+        let on_chain: Vec<HtlcKey> = self
+            .resolvers
+            .values()
+            .filter_map(|r| match r.kind {
+                ResolverKind::OutgoingHtlc { htlc, .. } => Some(htlc),
+                _ => None,
+            })
+            .collect();
+        let c = &self.data.commitments;
+        let candidates = c
+            .local
+            .iter()
+            .map(|l| &l.commitment)
+            .chain(c.remote_current.iter())
+            .chain(c.remote_pending.iter());
+        let mut actions = Vec::new();
+        for record in candidates {
+            for h in record
+                .htlcs
+                .iter()
+                .filter(|h| h.direction == HtlcDirection::Outgoing)
+            {
+                let outgoing = self.htlc_key(h);
+                if on_chain.contains(&outgoing) {
+                    continue;
+                }
+                let Some(leg) = node.circuits.get(&outgoing).copied() else {
+                    continue;
+                };
+                let reason = if h.output_index.is_none() {
+                    FailReason::OutgoingDust { outgoing }
+                } else {
+                    FailReason::OutgoingNotOnChain { outgoing }
+                };
+                actions.extend(node.fail_upstream(leg.htlc, &h.payment_hash, reason));
+            }
+        }
+        actions
+    }
+
+    /// The cut-loss rule: an outgoing HTLC still unresolved on-chain when its incoming leg is
+    /// `cut_loss_blocks` from expiry is failed upstream (the incoming leg would otherwise be lost
+    /// too), recorded as a possible loss.
+    fn cut_losses(&self, tip: Height, node: &mut NodeState, cfg: &CloseConfig) -> Vec<Action> {
+        let Some(n) = cfg.cut_loss_blocks else {
+            return Vec::new();
+        };
+        let mut actions = Vec::new();
+        for r in self.resolvers.values() {
+            let ResolverKind::OutgoingHtlc {
+                htlc, payment_hash, ..
+            } = r.kind
+            else {
+                continue;
+            };
+            if !matches!(r.stage, Stage::Active) {
+                continue;
+            }
+            let Some(leg) = node.circuits.get(&htlc).copied() else {
+                continue;
+            };
+            if tip.saturating_add(n) < leg.cltv_expiry || node.upstream.contains_key(&leg.htlc) {
+                continue;
+            }
+            let reason = FailReason::CutLoss {
+                outgoing: htlc,
+                incoming_expiry: leg.cltv_expiry,
+            };
+            if let Some(fail) = node.fail_upstream(leg.htlc, &payment_hash, reason) {
+                actions.push(fail);
+                actions.push(Action::Report(Report::Loss {
+                    htlc,
+                    amount_msat: leg.amount_msat,
+                    detail: format!("outgoing htlc unresolved {n} blocks before the incoming leg expires at {}: failed upstream; if the peer still claims it, this is lost", leg.cltv_expiry),
+                }));
+            }
+        }
+        actions
+    }
+
+    /// The block at `height` was disconnected.
+    pub fn on_disconnect(&mut self, height: Height) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.resolved_at.is_some_and(|h| h >= height) {
+            self.resolved_at = None;
+        }
+        if self.close.as_ref().is_some_and(|c| c.height >= height) {
+            if let Some(close) = self.close.take() {
+                actions.push(self.alert(
+                    AlertKind::ChannelFailure,
+                    format!(
+                        "close {} at height {} was reorged out; re-planning from the new chain",
+                        close.txid, close.height
+                    ),
+                ));
+            }
+            self.resolvers.clear();
+            self.resolved_at = None;
+        }
+        for r in self.resolvers.values_mut() {
+            r.on_disconnect(height);
+        }
+        actions
+    }
+
+    /// The next height at which this channel has something to do, given the tip.
+    pub fn next_wakeup(
+        &self,
+        tip: Height,
+        node: &NodeState,
+        cfg: &CloseConfig,
+        deadlines: &super::deadline::DeadlineConfig,
+    ) -> Option<Height> {
+        let Some(close) = &self.close else {
+            if self.force_close.is_some() {
+                return Some(tip.saturating_add(1)); // rebroadcast every block
+            }
+            return super::deadline::earliest_trigger(&self.data, node, deadlines)
+                .map(|t| t.fires_at.max(tip.saturating_add(1)));
+        };
+        if let Some(at) = self.resolved_at {
+            return Some(at.saturating_add(cfg.archive_depth.saturating_sub(1)));
+        }
+        let mut next: Vec<Height> = self
+            .resolvers
+            .values()
+            .filter_map(|r| r.next_wakeup(cfg.reorg_safety_depth))
+            .collect();
+        next.push(
+            close
+                .height
+                .saturating_add(cfg.reorg_safety_depth.saturating_sub(1)),
+        );
+        if let Some(n) = cfg.cut_loss_blocks {
+            for r in self.resolvers.values() {
+                if let (ResolverKind::OutgoingHtlc { htlc, .. }, Stage::Active) =
+                    (&r.kind, &r.stage)
+                {
+                    if let Some(leg) = node.circuits.get(htlc) {
+                        next.push(leg.cltv_expiry.saturating_sub(n));
+                    }
+                }
+            }
+        }
+        next.into_iter().map(|h| h.max(tip.saturating_add(1))).min()
+    }
+
+    /// Whether the channel is fully resolved and `archive_depth` deep at `tip`.
+    pub fn archivable(&self, tip: Height, cfg: &CloseConfig) -> bool {
+        self.resolved_at
+            .is_some_and(|h| depth(h, tip) >= cfg.archive_depth)
+    }
+}
+
+/// A preimage learned from a spend: remember it and settle the incoming leg at once.
+fn learn_preimage(
+    node: &mut NodeState,
+    htlc: HtlcKey,
+    preimage: crate::bolt3::PaymentPreimage,
+    source: PreimageSource,
+) -> Vec<Action> {
+    node.learn(preimage, &source);
+    let mut actions = Vec::new();
+    if htlc.direction == HtlcDirection::Outgoing {
+        if let Some(leg) = node.circuits.get(&htlc).copied() {
+            actions.extend(node.settle_upstream(leg.htlc, preimage));
+        }
+    }
+    actions
+}
+
+fn describe(kind: &ResolverKind) -> String {
+    match kind {
+        ResolverKind::CommitSweep { mature_at } => {
+            format!("our balance, timelocked until {mature_at}")
+        }
+        ResolverKind::OutgoingHtlc {
+            htlc,
+            cltv_expiry,
+            deadline,
+            ..
+        } => {
+            format!(
+                "outgoing htlc {} contested until {cltv_expiry}, must resolve by {deadline}",
+                htlc.htlc_id
+            )
+        }
+        ResolverKind::IncomingHtlc {
+            htlc, cltv_expiry, ..
+        } => {
+            format!(
+                "incoming htlc {} claimable with its preimage until {cltv_expiry}",
+                htlc.htlc_id
+            )
+        }
+        ResolverKind::Anchor => "our anchor".to_string(),
+        ResolverKind::Breach { commitment_number } => {
+            format!("revoked commitment {commitment_number} output, ours by revocation")
+        }
+    }
+}

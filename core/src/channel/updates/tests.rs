@@ -1,0 +1,172 @@
+use super::*;
+use crate::bolt3::ChannelType;
+use crate::event::Event;
+use crate::sim::{SimChannel, SimSetup};
+use crate::types::HtlcDirection;
+
+fn updates(events: Vec<Event>) -> Vec<ChannelUpdate> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ChannelUpdate(u) => Some(u),
+            _ => None,
+        })
+        .collect()
+}
+
+fn apply_all(mut data: Option<ChannelData>, ups: &[ChannelUpdate]) -> Option<ChannelData> {
+    for u in ups {
+        data = apply_update(data.as_ref(), u)
+            .unwrap_or_else(|e| panic!("{u:?}: {e}"))
+            .0;
+    }
+    data
+}
+
+fn busy_channel(channel_type: ChannelType) -> (SimChannel, Option<ChannelData>) {
+    let (mut sim, open) = SimChannel::open(SimSetup::new(3, channel_type)).unwrap();
+    let mut data = apply_all(None, &updates(open));
+    for i in 0..3u32 {
+        sim.add_htlc(HtlcDirection::Outgoing, 20_000_000 + u64::from(i), 600 + i)
+            .unwrap();
+        sim.add_htlc(HtlcDirection::Incoming, 30_000_000, 610 + i)
+            .unwrap();
+        sim.add_htlc(HtlcDirection::Incoming, 2_000, 620).unwrap(); // dust
+        data = apply_all(data, &updates(sim.commit().unwrap()));
+    }
+    (sim, data)
+}
+
+#[test]
+fn sim_updates_apply_and_txids_match_the_sim_transactions() {
+    for channel_type in [
+        ChannelType::StaticRemoteKey,
+        ChannelType::AnchorsZeroFeeHtlc,
+    ] {
+        let (sim, data) = busy_channel(channel_type);
+        let data = data.unwrap();
+        let c = &data.commitments;
+        let local = c.local.as_ref().unwrap();
+        assert_eq!(local.commitment.number, 3);
+        let tx = sim.commitment_tx(Party::Local, 3).unwrap();
+        assert_eq!(local.commitment.txids, vec![tx.compute_txid()]);
+        let remote = c.remote_current.as_ref().unwrap();
+        assert_eq!(
+            remote.txids,
+            vec![sim.commitment_tx(Party::Remote, 3).unwrap().compute_txid()]
+        );
+        assert_eq!(c.remote_pending, None);
+        assert_eq!(c.local_revoked_through, Some(2));
+        assert_eq!(
+            c.remote_secrets.get_by_commitment_number(2),
+            Some(sim.per_commitment_secret(Party::Remote, 2).unwrap())
+        );
+    }
+}
+
+#[test]
+fn a_repeated_update_is_a_no_op_and_a_gap_is_refused() {
+    let (mut sim, data) = busy_channel(ChannelType::AnchorsZeroFeeHtlc);
+    let ups = updates(sim.commit().unwrap());
+    let (after_first, _) = apply_update(data.as_ref(), &ups[0]).unwrap();
+    let (again, applied) = apply_update(after_first.as_ref(), &ups[0]).unwrap();
+    assert_eq!(applied, Applied::Repeat);
+    assert_eq!(again, after_first);
+    let err = apply_update(after_first.as_ref(), &ups[2]).unwrap_err();
+    assert_eq!(
+        err,
+        UpdateError::Gap {
+            expected: ups[1].update_id,
+            got: ups[2].update_id
+        }
+    );
+}
+
+#[test]
+fn a_local_commitment_with_a_forged_signature_is_refused() {
+    let (mut sim, data) = busy_channel(ChannelType::StaticRemoteKey);
+    let mut ups = updates(sim.commit().unwrap());
+    let data = apply_all(data, &ups[..1]);
+    let ChannelChange::LocalCommitment(c) = &mut ups[1].change else {
+        panic!("second is ours")
+    };
+    let mut forged = c.clone();
+    forged.commitment_signature = forged.htlc_signatures[0];
+    ups[1].change = ChannelChange::LocalCommitment(forged);
+    assert!(matches!(
+        apply_update(data.as_ref(), &ups[1]),
+        Err(UpdateError::BadCommitmentSignature)
+    ));
+}
+
+#[test]
+fn a_local_commitment_whose_outputs_do_not_rebuild_is_refused() {
+    let (mut sim, data) = busy_channel(ChannelType::AnchorsZeroFeeHtlc);
+    sim.add_htlc(HtlcDirection::Incoming, 5_000_000, 700)
+        .unwrap();
+    let mut ups = updates(sim.commit().unwrap());
+    let data = apply_all(data, &ups[..1]);
+    let ChannelChange::LocalCommitment(c) = ups[1].change.clone() else {
+        panic!("second is ours")
+    };
+    let mut wrong = c.clone();
+    wrong.to_local_msat += 1_000; // one sat moved to us that the peer never signed
+    wrong.to_remote_msat -= 1_000;
+    ups[1].change = ChannelChange::LocalCommitment(wrong.clone());
+    let r = apply_update(data.as_ref(), &ups[1]);
+    assert!(
+        matches!(r, Err(UpdateError::BadCommitmentSignature)),
+        "{r:?}"
+    );
+    wrong = c.clone();
+    let h = wrong
+        .htlcs
+        .iter_mut()
+        .find(|h| h.output_index.is_some())
+        .unwrap();
+    h.output_index = h.output_index.map(|i| i + 1);
+    ups[1].change = ChannelChange::LocalCommitment(wrong);
+    assert!(matches!(
+        apply_update(data.as_ref(), &ups[1]),
+        Err(UpdateError::OutputIndexMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_revocation_secret_that_does_not_match_the_point_is_refused() {
+    let (mut sim, data) = busy_channel(ChannelType::StaticRemoteKey);
+    let mut ups = updates(sim.commit().unwrap());
+    let data = apply_all(data, &ups[..3]);
+    let ChannelChange::RevocationSecret { secret, .. } = &mut ups[3].change else {
+        panic!("fourth is theirs")
+    };
+    secret[0] ^= 1;
+    assert!(matches!(
+        apply_update(data.as_ref(), &ups[3]),
+        Err(UpdateError::SecretDoesNotMatchPoint { .. })
+    ));
+}
+
+#[test]
+fn revoking_our_commitment_before_receiving_the_next_is_refused() {
+    let (sim, data) = busy_channel(ChannelType::StaticRemoteKey);
+    let data = data.unwrap();
+    let up = ChannelUpdate {
+        channel: sim.channel_id,
+        update_id: data.last_update_id + 1,
+        change: ChannelChange::LocalCommitmentRevoked {
+            commitment_number: 3,
+        },
+    };
+    assert!(matches!(
+        apply_update(Some(&data), &up),
+        Err(UpdateError::UnexpectedRevocation { .. })
+    ));
+}
+
+#[test]
+fn updates_before_registration_are_refused() {
+    let (mut sim, _) = busy_channel(ChannelType::StaticRemoteKey);
+    let ups = updates(sim.commit().unwrap());
+    assert_eq!(apply_update(None, &ups[0]), Err(UpdateError::NotRegistered));
+}

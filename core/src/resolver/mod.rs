@@ -1,0 +1,150 @@
+//! Contract resolvers: one per output of a confirmed close that matters to us.
+//!
+//! Every resolver resolves **by outpoint**: any confirmed spend of its output ends its stage,
+//! whoever made it, and the stage is final once that spend is `reorg_safety_depth` deep. The
+//! arbitrator creates each resolver with everything it needs (value, scripts' timelocks, the HTLC
+//! and its deadline). Claiming — sweep requests to the sweeper, second-level transactions — is
+//! layered on this contract by the resolvers issue without changing it.
+
+use bitcoin::{OutPoint, Txid};
+use serde::{Deserialize, Serialize};
+
+use crate::bolt3::PaymentHash;
+use crate::types::{Height, HtlcKey};
+
+/// What a resolver resolves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ResolverKind {
+    /// Our balance: `to_local` on our commitment (after `to_self_delay`), or `to_remote` on the
+    /// peer's (at once, or after 1 block with anchors).
+    CommitSweep {
+        /// The earliest height at which a spend by us can confirm.
+        mature_at: Height,
+    },
+    /// An HTLC we offered: claimable by timeout from its `cltv_expiry` (via the pre-signed
+    /// HTLC-timeout transaction on our commitment, directly on theirs); until then the peer may
+    /// claim it with the preimage (the outgoing contest).
+    OutgoingHtlc {
+        /// The HTLC.
+        htlc: HtlcKey,
+        /// Its payment hash (a peer's preimage claim reveals the preimage).
+        payment_hash: PaymentHash,
+        /// Its expiry.
+        cltv_expiry: Height,
+        /// The height by which our claim must confirm (the incoming leg's expiry).
+        deadline: Height,
+    },
+    /// An HTLC the peer offered: ours with the preimage until its `cltv_expiry`, the peer's by
+    /// timeout after it (the incoming contest).
+    IncomingHtlc {
+        /// The HTLC.
+        htlc: HtlcKey,
+        /// Its payment hash.
+        payment_hash: PaymentHash,
+        /// Its expiry: our claim must confirm before it.
+        cltv_expiry: Height,
+    },
+    /// Our anchor (anchors channels): used for CPFP, swept only when it pays for itself.
+    Anchor,
+    /// An output of the peer's revoked commitment, claimable by revocation.
+    Breach {
+        /// The revoked commitment's number.
+        commitment_number: u64,
+    },
+}
+
+/// Where a resolver stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Waiting: for maturity, for a preimage, for a spend.
+    Active,
+    /// Its output was spent in a confirmed transaction, not yet reorg-safe.
+    Spent {
+        /// The spending transaction.
+        txid: Txid,
+        /// Its height.
+        height: Height,
+    },
+    /// Final.
+    Resolved {
+        /// The spending transaction.
+        txid: Txid,
+        /// Its height.
+        height: Height,
+    },
+}
+
+/// One output being resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolver {
+    /// The output.
+    pub outpoint: OutPoint,
+    /// Its value.
+    pub value_sat: u64,
+    /// What it is.
+    pub kind: ResolverKind,
+    /// Where it stands.
+    pub stage: Stage,
+}
+
+impl Resolver {
+    /// A new, active resolver.
+    pub fn new(outpoint: OutPoint, value_sat: u64, kind: ResolverKind) -> Resolver {
+        Resolver {
+            outpoint,
+            value_sat,
+            kind,
+            stage: Stage::Active,
+        }
+    }
+
+    /// Whether it has reached its end.
+    pub fn is_resolved(&self) -> bool {
+        matches!(self.stage, Stage::Resolved { .. })
+    }
+
+    /// Its output was spent by `txid` confirmed at `height`.
+    pub fn on_spend(&mut self, txid: Txid, height: Height) {
+        if matches!(self.stage, Stage::Active) {
+            self.stage = Stage::Spent { txid, height };
+        }
+    }
+
+    /// The block at `height` was disconnected: a spend confirmed at or above it is undone.
+    pub fn on_disconnect(&mut self, height: Height) {
+        match self.stage {
+            Stage::Spent { height: h, .. } | Stage::Resolved { height: h, .. } if h >= height => {
+                self.stage = Stage::Active;
+            }
+            _ => {}
+        }
+    }
+
+    /// The tip is at `tip`: a spend `safety_depth` deep becomes final. Returns whether it did now.
+    pub fn on_block(&mut self, tip: Height, safety_depth: u32) -> bool {
+        if let Stage::Spent { txid, height } = self.stage {
+            if depth(height, tip) >= safety_depth {
+                self.stage = Stage::Resolved { txid, height };
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The next height at which this resolver has something to do, if any.
+    pub fn next_wakeup(&self, safety_depth: u32) -> Option<Height> {
+        match self.stage {
+            Stage::Spent { height, .. } => {
+                Some(height.saturating_add(safety_depth.saturating_sub(1)))
+            }
+            Stage::Active | Stage::Resolved { .. } => None,
+        }
+    }
+}
+
+/// Confirmations of a transaction confirmed at `height` when the tip is `tip` (1 in its own block).
+pub fn depth(height: Height, tip: Height) -> u32 {
+    tip.checked_sub(height).map_or(0, |d| d + 1)
+}

@@ -1,0 +1,556 @@
+//! Arbitration scenarios: when a channel goes to chain, how each kind of close is recognised,
+//! what is planned for every output, and that each step is durable. Channels and closing
+//! transactions come from `sim`; every trace is checked against a golden file and replayed.
+
+use bitcoin::{Amount, TxOut};
+use contractcourt_core::action::{Action, CloseKind, CloseTrigger, FailReason, Report};
+use contractcourt_core::bolt3::{scripts, ChannelType};
+use contractcourt_core::chain::{Config, StepError};
+use contractcourt_core::channel::ArbState;
+use contractcourt_core::event::{
+    ChannelChange, ChannelUpdate, Event, ForceCloseReason, IncomingLeg, PreimageSource,
+};
+use contractcourt_core::resolver::ResolverKind;
+use contractcourt_core::sim::{SimChannel, SimSetup};
+use contractcourt_core::testkit::verify_with_bitcoin_core;
+use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
+use contractcourt_tests::{Harness, START_HEIGHT};
+
+fn funding_prevout(sim: &SimChannel) -> TxOut {
+    let l = sim.local.basepoints();
+    let r = sim.remote.basepoints();
+    TxOut {
+        value: Amount::from_sat(sim.funding.value_sat),
+        script_pubkey: scripts::funding_script(&l.funding_pubkey, &r.funding_pubkey).to_p2wsh(),
+    }
+}
+
+fn close_summaries(h: &Harness) -> Vec<contractcourt_core::action::CloseSummary> {
+    h.reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::CloseSummary(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn signs(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Sign(_)))
+        .count()
+}
+
+fn state(h: &Harness, id: ChannelId) -> ArbState {
+    h.arb
+        .channel(&id)
+        .map(|c| c.state())
+        .unwrap_or_else(|| panic!("channel {id} archived or unknown"))
+}
+
+#[test]
+fn outgoing_htlc_deadline_forces_our_close_and_plans_every_output() {
+    let mut h = Harness::new(Config::default());
+    let id = h.open(SimSetup::new(1, ChannelType::AnchorsZeroFeeHtlc));
+    let expiry = START_HEIGHT + 10;
+    let mut out = None;
+    h.with_sim(id, |sim| {
+        out = Some(
+            sim.add_htlc(HtlcDirection::Outgoing, 50_000_000, expiry)
+                .unwrap(),
+        );
+        sim.add_htlc(HtlcDirection::Incoming, 30_000_000, expiry + 20)
+            .unwrap();
+        sim.commit().unwrap()
+    });
+    let out = out.unwrap();
+    h.feed(Event::CircuitAdded {
+        outgoing: out.key,
+        incoming: IncomingLeg {
+            htlc: HtlcKey {
+                channel: ChannelId([9; 32]),
+                htlc_id: 4,
+                direction: HtlcDirection::Incoming,
+            },
+            cltv_expiry: expiry + 40,
+            amount_msat: 50_001_000,
+        },
+    });
+    while h.height() < expiry - 1 {
+        let actions = h.mine(Vec::new());
+        assert_eq!(
+            signs(&actions),
+            0,
+            "no close before the deadline, at {}",
+            h.height()
+        );
+    }
+    assert_eq!(state(&h, id), ArbState::Default);
+    let actions = h.mine(Vec::new());
+    assert_eq!(h.height(), expiry);
+    assert_eq!(
+        signs(&actions),
+        1,
+        "our commitment is signed at the HTLC's expiry"
+    );
+    assert_eq!(state(&h, id), ArbState::CommitmentBroadcasted);
+
+    // What we broadcast is our latest commitment, and Bitcoin Core accepts its signatures.
+    let sim = h.sim(id).clone();
+    let ours = h.broadcasts.last().unwrap().clone();
+    assert_eq!(
+        ours.compute_txid(),
+        sim.commitment_tx(Party::Local, 1).unwrap().compute_txid()
+    );
+    verify_with_bitcoin_core(&ours, &[funding_prevout(&sim)]).unwrap();
+
+    // Rebroadcast every block until it confirms.
+    let again = h.mine(Vec::new());
+    assert!(again.iter().any(
+        |a| matches!(a, Action::Broadcast { tx, .. } if tx.compute_txid() == ours.compute_txid())
+    ));
+
+    h.mine(vec![ours.clone()]);
+    let close_height = h.height();
+    let summary = close_summaries(&h).pop().unwrap();
+    assert_eq!(
+        summary.close,
+        CloseKind::Local {
+            commitment_number: 1
+        }
+    );
+    assert!(
+        matches!(summary.trigger, CloseTrigger::HtlcDeadline { htlc, deadline, height } if htlc == out.key && deadline == expiry + 40 && height == expiry)
+    );
+    let ch = h.arb.channel(&id).unwrap();
+    assert_eq!(ch.state(), ArbState::WaitingFullResolution);
+    let kinds: Vec<&ResolverKind> = ch.resolvers.values().map(|r| &r.kind).collect();
+    let delay = u32::from(sim.setup().local_to_self_delay);
+    assert!(kinds.iter().any(|k| matches!(k, ResolverKind::CommitSweep { mature_at } if *mature_at == close_height + delay)));
+    assert!(kinds.iter().any(|k| matches!(k, ResolverKind::OutgoingHtlc { htlc, deadline, .. } if *htlc == out.key && *deadline == expiry + 40)));
+    assert!(kinds
+        .iter()
+        .any(|k| matches!(k, ResolverKind::IncomingHtlc { .. })));
+    assert!(kinds.iter().any(|k| matches!(k, ResolverKind::Anchor)));
+    assert_eq!(
+        kinds.len(),
+        4,
+        "to_local, two HTLCs and our anchor; the peer's outputs are not ours"
+    );
+    h.check_golden(
+        "outgoing_deadline_local_close",
+        "an outgoing HTLC reaches its expiry: we force close and plan every output",
+    );
+}
+
+#[test]
+fn incoming_htlc_with_preimage_forces_close_delta_blocks_before_expiry() {
+    let config = Config::default();
+    let delta = config.deadlines.incoming_broadcast_delta;
+    let mut h = Harness::new(config);
+    let id = h.open(SimSetup::new(2, ChannelType::StaticRemoteKey));
+    let expiry = START_HEIGHT + delta + 5;
+    let mut inc = None;
+    h.with_sim(id, |sim| {
+        inc = Some(
+            sim.add_htlc(HtlcDirection::Incoming, 70_000_000, expiry)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let inc = inc.unwrap();
+    h.mine_empty(expiry - delta - h.height() + 3);
+    assert_eq!(
+        state(&h, id),
+        ArbState::Default,
+        "without the preimage there is nothing to claim"
+    );
+    let actions = h.feed(Event::PreimageLearned {
+        preimage: inc.preimage,
+        source: PreimageSource::Invoice { htlc: inc.key },
+    });
+    assert_eq!(
+        signs(&actions),
+        1,
+        "past the incoming deadline with the preimage: close at once"
+    );
+    h.answer(&actions);
+    assert_eq!(state(&h, id), ArbState::CommitmentBroadcasted);
+}
+
+#[test]
+fn remote_close_on_current_and_pending_commitment_is_recognised() {
+    for pending in [false, true] {
+        let mut h = Harness::new(Config::default());
+        let id = h.open(SimSetup::new(3, ChannelType::AnchorsZeroFeeHtlc));
+        h.with_sim(id, |sim| {
+            sim.add_htlc(HtlcDirection::Outgoing, 40_000_000, START_HEIGHT + 100)
+                .unwrap();
+            sim.commit().unwrap()
+        });
+        let n = if pending {
+            h.with_sim(id, |sim| {
+                sim.add_htlc(HtlcDirection::Incoming, 20_000_000, START_HEIGHT + 120)
+                    .unwrap();
+                sim.propose().unwrap()
+            });
+            h.sim(id).remote_pending_number().unwrap()
+        } else {
+            h.sim(id).remote_commitment_number()
+        };
+        let theirs = h.sim(id).commitment_tx(Party::Remote, n).unwrap();
+        h.mine(vec![theirs]);
+        let summary = close_summaries(&h).pop().unwrap();
+        assert_eq!(
+            summary.close,
+            CloseKind::Remote {
+                commitment_number: n,
+                pending
+            }
+        );
+        assert_eq!(summary.trigger, CloseTrigger::Peer);
+        let ch = h.arb.channel(&id).unwrap();
+        let htlcs = ch
+            .resolvers
+            .values()
+            .filter(|r| {
+                matches!(
+                    r.kind,
+                    ResolverKind::OutgoingHtlc { .. } | ResolverKind::IncomingHtlc { .. }
+                )
+            })
+            .count();
+        assert_eq!(htlcs, if pending { 2 } else { 1 });
+        assert!(ch.resolvers.values().any(|r| matches!(r.kind, ResolverKind::CommitSweep { mature_at } if mature_at == h.height() + 1)));
+        assert!(
+            h.broadcasts.is_empty(),
+            "we never broadcast when the peer closed"
+        );
+        let name = if pending {
+            "remote_close_pending"
+        } else {
+            "remote_close_current"
+        };
+        h.check_golden(name, "the peer's commitment confirms");
+    }
+}
+
+#[test]
+fn cooperative_close_resolves_after_reorg_safety_depth_and_is_archived_later() {
+    let config = Config::default();
+    let mut h = Harness::new(config);
+    let id = h.open(SimSetup::new(4, ChannelType::StaticRemoteKey));
+    let (local, remote) = (
+        bitcoin::ScriptBuf::from_bytes(vec![0x51]),
+        bitcoin::ScriptBuf::from_bytes(vec![0x52]),
+    );
+    let update_id = h.arb.channel(&id).unwrap().data.last_update_id + 1;
+    h.feed(Event::ChannelUpdate(ChannelUpdate {
+        channel: id,
+        update_id,
+        change: ChannelChange::ShutdownScripts {
+            local: local.clone(),
+            remote: remote.clone(),
+        },
+    }));
+    let coop = h.sim(id).cooperative_close_tx(local, remote, 500).unwrap();
+    h.mine(vec![coop]);
+    assert_eq!(
+        close_summaries(&h).pop().unwrap().close,
+        CloseKind::Cooperative
+    );
+    assert_eq!(state(&h, id), ArbState::ContractClosed);
+    h.mine_empty(config.close.reorg_safety_depth - 2);
+    assert_eq!(state(&h, id), ArbState::ContractClosed);
+    h.mine_empty(1);
+    assert_eq!(state(&h, id), ArbState::FullyResolved);
+    h.mine_empty(config.close.archive_depth - 1);
+    assert!(
+        h.arb.channel(&id).is_none(),
+        "archived once the resolution is archive_depth deep"
+    );
+    assert!(
+        h.store
+            .records
+            .keys()
+            .all(|k| !k.to_string().contains(&id.to_string())),
+        "its records are deleted"
+    );
+}
+
+#[test]
+fn revoked_commitment_is_a_breach_with_every_output_ours() {
+    let mut h = Harness::new(Config::default());
+    let id = h.open(SimSetup::new(5, ChannelType::AnchorsZeroFeeHtlc));
+    h.with_sim(id, |sim| {
+        sim.add_htlc(HtlcDirection::Outgoing, 40_000_000, START_HEIGHT + 100)
+            .unwrap();
+        sim.add_htlc(HtlcDirection::Incoming, 25_000_000, START_HEIGHT + 100)
+            .unwrap();
+        sim.commit().unwrap()
+    });
+    let revoked = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    h.with_sim(id, |sim| sim.commit().unwrap());
+    h.mine(vec![revoked.clone()]);
+    assert_eq!(
+        close_summaries(&h).pop().unwrap().close,
+        CloseKind::Breach {
+            commitment_number: 1
+        }
+    );
+    let ch = h.arb.channel(&id).unwrap();
+    let breach = ch
+        .resolvers
+        .values()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                ResolverKind::Breach {
+                    commitment_number: 1
+                }
+            )
+        })
+        .count();
+    assert_eq!(breach, 3, "their to_local and both HTLCs");
+    assert!(
+        ch.resolvers
+            .values()
+            .any(|r| matches!(r.kind, ResolverKind::CommitSweep { .. })),
+        "our to_remote"
+    );
+    assert!(
+        h.store.log.contains_key(&(id, 1)),
+        "the revoked commitment's HTLC data is in the append-only log"
+    );
+    h.check_golden(
+        "breach_handoff",
+        "a revoked commitment of the peer's confirms",
+    );
+}
+
+#[test]
+fn after_data_loss_our_commitment_is_never_broadcast_and_the_future_close_sweeps_to_remote() {
+    let mut h = Harness::new(Config::default());
+    let id = h.open(SimSetup::new(6, ChannelType::StaticRemoteKey));
+    h.with_sim(id, |sim| {
+        sim.add_htlc(HtlcDirection::Incoming, 10_000_000, START_HEIGHT + 300)
+            .unwrap();
+        sim.commit().unwrap()
+    });
+    // The sim moves on twice; the engine never hears of it (we lost that data).
+    let sim = h.sims.get_mut(&id).unwrap();
+    sim.add_htlc(HtlcDirection::Outgoing, 10_000_000, START_HEIGHT + 300)
+        .unwrap();
+    sim.commit().unwrap();
+    sim.update_fee(3000);
+    sim.commit().unwrap();
+    let future = sim.commitment_tx(Party::Remote, 3).unwrap();
+    let update_id = h.arb.channel(&id).unwrap().data.last_update_id + 1;
+    h.feed(Event::ChannelUpdate(ChannelUpdate {
+        channel: id,
+        update_id,
+        change: ChannelChange::DataLossDetected {
+            remote_next_commitment_number: 4,
+            remote_per_commitment_point: None,
+        },
+    }));
+    let actions = h.feed(Event::ForceCloseRequested {
+        channel: id,
+        reason: ForceCloseReason::User,
+    });
+    assert_eq!(
+        signs(&actions),
+        0,
+        "never sign a commitment that may be revoked"
+    );
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Report(Report::Alert(_)))));
+    h.mine(vec![future]);
+    let summary = close_summaries(&h).pop().unwrap();
+    assert_eq!(
+        summary.close,
+        CloseKind::FutureRemote {
+            commitment_number: 3
+        }
+    );
+    assert_eq!(summary.trigger, CloseTrigger::DataLoss);
+    let ch = h.arb.channel(&id).unwrap();
+    assert_eq!(ch.resolvers.len(), 1);
+    assert!(matches!(
+        ch.resolvers.values().next().unwrap().kind,
+        ResolverKind::CommitSweep { .. }
+    ));
+    assert!(h.broadcasts.is_empty());
+}
+
+#[test]
+fn reorg_replacing_our_commitment_with_the_peers_replans_from_the_new_chain() {
+    let mut h = Harness::new(Config::default());
+    let id = h.open(SimSetup::new(7, ChannelType::AnchorsZeroFeeHtlc));
+    h.with_sim(id, |sim| {
+        sim.add_htlc(HtlcDirection::Outgoing, 40_000_000, START_HEIGHT + 200)
+            .unwrap();
+        sim.commit().unwrap()
+    });
+    let actions = h.feed(Event::ForceCloseRequested {
+        channel: id,
+        reason: ForceCloseReason::User,
+    });
+    h.answer(&actions);
+    let ours = h.broadcasts.last().unwrap().clone();
+    h.mine(vec![ours.clone()]);
+    h.mine_empty(2);
+    assert_eq!(
+        close_summaries(&h).pop().unwrap().close,
+        CloseKind::Local {
+            commitment_number: 1
+        }
+    );
+    for _ in 0..3 {
+        h.disconnect_tip();
+    }
+    assert_eq!(
+        state(&h, id),
+        ArbState::CommitmentBroadcasted,
+        "back to waiting for a close"
+    );
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    h.mine_salted(vec![theirs.clone()], 1);
+    let summary = close_summaries(&h).pop().unwrap();
+    assert_eq!(
+        summary.close,
+        CloseKind::Remote {
+            commitment_number: 1,
+            pending: false
+        }
+    );
+    let ch = h.arb.channel(&id).unwrap();
+    assert!(
+        ch.resolvers.keys().all(|o| o.txid == theirs.compute_txid()),
+        "every resolver is on the new chain's close"
+    );
+    h.check_golden(
+        "reorg_local_to_remote",
+        "our confirmed commitment is reorged out and the peer's confirms",
+    );
+}
+
+#[test]
+fn dangling_and_dust_outgoing_htlcs_are_failed_upstream_once_the_close_is_reorg_safe() {
+    let config = Config::default();
+    let mut h = Harness::new(config);
+    let id = h.open(SimSetup::new(8, ChannelType::StaticRemoteKey));
+    let upstream = |n: u64| HtlcKey {
+        channel: ChannelId([7; 32]),
+        htlc_id: n,
+        direction: HtlcDirection::Incoming,
+    };
+    let (mut dust, mut dangling) = (None, None);
+    h.with_sim(id, |sim| {
+        dust = Some(
+            sim.add_htlc(HtlcDirection::Outgoing, 200_000, START_HEIGHT + 300)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    h.with_sim(id, |sim| {
+        dangling = Some(
+            sim.add_htlc(HtlcDirection::Outgoing, 30_000_000, START_HEIGHT + 300)
+                .unwrap(),
+        );
+        sim.propose().unwrap() // only on the peer's pending commitment
+    });
+    let (dust, dangling) = (dust.unwrap(), dangling.unwrap());
+    for (n, htlc) in [(1, &dust), (2, &dangling)] {
+        h.feed(Event::CircuitAdded {
+            outgoing: htlc.key,
+            incoming: IncomingLeg {
+                htlc: upstream(n),
+                cltv_expiry: START_HEIGHT + 340,
+                amount_msat: htlc.amount_msat,
+            },
+        });
+    }
+    // The peer's *current* commitment confirms: the dust HTLC is trimmed on it, the dangling one absent.
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    h.mine(vec![theirs]);
+    let fails = |h: &Harness| {
+        h.transcript
+            .iter()
+            .filter(|a| matches!(a, Action::FailUpstream { .. }))
+            .count()
+    };
+    h.mine_empty(config.close.reorg_safety_depth - 2);
+    assert_eq!(
+        fails(&h),
+        0,
+        "nothing is failed upstream before the close is reorg-safe"
+    );
+    h.mine_empty(1);
+    let failed: Vec<(HtlcKey, FailReason)> = h
+        .transcript
+        .iter()
+        .filter_map(|a| match a {
+            Action::FailUpstream { htlc, reason } => Some((*htlc, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed.contains(&(upstream(1), FailReason::OutgoingDust { outgoing: dust.key })));
+    assert!(failed.contains(&(
+        upstream(2),
+        FailReason::OutgoingNotOnChain {
+            outgoing: dangling.key
+        }
+    )));
+}
+
+#[test]
+fn an_update_gap_and_a_block_that_does_not_connect_are_refused_without_change() {
+    let mut h = Harness::new(Config::default());
+    let id = h.open(SimSetup::new(9, ChannelType::StaticRemoteKey));
+    let last = h.arb.channel(&id).unwrap().data.last_update_id;
+    let gap = h.try_feed(Event::ChannelUpdate(ChannelUpdate {
+        channel: id,
+        update_id: last + 2,
+        change: ChannelChange::LocalCommitmentRevoked {
+            commitment_number: 0,
+        },
+    }));
+    assert!(matches!(gap, Err(StepError::Update { .. })), "{gap:?}");
+    let tip = h.blocks.last().unwrap().clone();
+    let stray = contractcourt_core::event::Block {
+        height: tip.height + 1,
+        hash: bitcoin::BlockHash::from_byte_array([1; 32]),
+        prev_hash: bitcoin::BlockHash::from_byte_array([2; 32]),
+        time: 0,
+        txs: vec![],
+    };
+    assert!(matches!(
+        h.try_feed(Event::BlockConnected(stray)),
+        Err(StepError::BlockDoesNotConnect { .. })
+    ));
+    // A repeated update is a no-op that is acknowledged again.
+    let repeat = h.feed(Event::ChannelUpdate(ChannelUpdate {
+        channel: id,
+        update_id: last,
+        change: ChannelChange::LocalCommitmentRevoked {
+            commitment_number: 0,
+        },
+    }));
+    assert_eq!(
+        repeat,
+        vec![Action::UpdatePersisted {
+            channel: id,
+            update_id: last
+        }]
+    );
+    h.check_golden(
+        "refusals",
+        "an update gap and a block that does not connect are refused",
+    );
+}
+
+use bitcoin::hashes::Hash;
