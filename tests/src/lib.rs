@@ -151,10 +151,13 @@ impl Harness {
     pub fn check_durable(&self) {
         let loaded = ChainArbitrator::from_records(self.config, &self.store.records)
             .unwrap_or_else(|e| panic!("store does not load: {e}"));
-        assert!(
-            loaded == self.arb,
-            "loading the store does not give back the in-memory state"
-        );
+        if loaded != self.arb {
+            let diff = contractcourt_core::trace::line_diff(
+                &format!("{:#?}", self.arb),
+                &format!("{loaded:#?}"),
+            );
+            panic!("loading the store does not give back the in-memory state (- memory, + loaded):\n{diff}");
+        }
     }
 
     /// Open a `sim` channel and feed its opening events.

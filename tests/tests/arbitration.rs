@@ -233,6 +233,7 @@ fn remote_close_on_current_and_pending_commitment_is_recognised() {
             "remote_close_current"
         };
         h.check_golden(name, "the peer's commitment confirms");
+        h.check_crash_anywhere();
     }
 }
 

@@ -107,6 +107,8 @@ struct Index {
     outpoints: BTreeMap<OutPoint, ChannelId>,
     wakeups: BTreeSet<(Height, ChannelId)>,
     wakeup_of: BTreeMap<ChannelId, Height>,
+    /// Channels that act on every block (rebroadcasting our commitment).
+    every_block: BTreeSet<ChannelId>,
     claims: BTreeMap<ClaimId, ChannelId>,
     hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
     /// Channels that had a spend routed at a height (for disconnections).
@@ -161,13 +163,15 @@ impl ChainArbitrator {
         self.channels.values()
     }
 
+    /// The height at which a channel next acts (`None`: nothing scheduled). Channels
+    /// rebroadcasting our commitment act every block and are not in this index.
+    pub fn next_wakeup(&self, id: &ChannelId) -> Option<Height> {
+        self.index.wakeup_of.get(id).copied()
+    }
+
     /// Node-wide state (preimages, circuits, upstream decisions).
     pub fn node(&self) -> &NodeState {
         &self.node
-    }
-
-    fn height(&self) -> Height {
-        self.tip.map_or(0, |t| t.height)
     }
 
     /// Apply one event. On `Err` nothing changed. On success the first action, if any changes
@@ -357,12 +361,13 @@ impl ChainArbitrator {
                 self.reindex(id);
             }
         }
-        let due: Vec<ChannelId> = self
+        let mut due: BTreeSet<ChannelId> = self
             .index
             .wakeups
             .range(..=(block.height, ChannelId([0xff; 32])))
             .map(|(_, c)| *c)
             .collect();
+        due.extend(self.index.every_block.iter().copied());
         for id in due {
             touched.insert(id);
             effects.extend(self.wake(id, block.height));
@@ -446,7 +451,7 @@ impl ChainArbitrator {
                 if let Some(preimage) = crate::bolt3::classify::find_preimage(tx, &payment_hash) {
                     self.node.learn(preimage, &PreimageSource::Mempool { txid });
                     if let Some(leg) = self.node.circuits.get(&htlc).copied() {
-                        effects.extend(self.node.settle_upstream(leg.htlc, preimage));
+                        effects.extend(self.node.settle_upstream(&leg, preimage));
                     }
                 }
             }
@@ -501,6 +506,7 @@ impl ChainArbitrator {
     fn reindex(&mut self, id: ChannelId) {
         self.index.outpoints.retain(|_, c| *c != id);
         self.index.claims.retain(|_, c| *c != id);
+        self.index.every_block.remove(&id);
         if let Some(h) = self.index.wakeup_of.remove(&id) {
             self.index.wakeups.remove(&(h, id));
         }
@@ -552,12 +558,10 @@ impl ChainArbitrator {
                 .or_default()
                 .insert(id);
         }
-        if let Some(h) = ch.next_wakeup(
-            self.height(),
-            &self.node,
-            &self.config.close,
-            &self.config.deadlines,
-        ) {
+        if ch.acts_every_block() {
+            self.index.every_block.insert(id);
+        }
+        if let Some(h) = ch.next_wakeup(&self.node, &self.config.close, &self.config.deadlines) {
             self.index.wakeups.insert((h, id));
             self.index.wakeup_of.insert(id, h);
         }

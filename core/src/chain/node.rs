@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, FailReason, RecordKey};
+use crate::action::{Action, FailReason, RecordKey, Report};
 use crate::bolt3::{PaymentHash, PaymentPreimage};
 use crate::channel::deadline::HtlcContext;
 use crate::event::{CommitmentHtlcInfo, IncomingLeg, PreimageSource};
@@ -44,6 +44,9 @@ pub struct Upstream {
     pub decision: UpstreamDecision,
     /// Whether `UpstreamAcked` arrived (then it is no longer re-emitted).
     pub acked: bool,
+    /// Whether a preimage arrived after a fail and the loss was reported.
+    #[serde(default)]
+    pub loss_reported: bool,
 }
 
 /// Node-wide state.
@@ -108,23 +111,32 @@ impl NodeState {
     }
 
     /// Decide to settle an incoming HTLC upstream. Settling wins over everything: a preimage is
-    /// never withheld. Returns the action to emit, if the decision is new.
+    /// never withheld. Returns the action to emit, if the decision is new. If the HTLC was
+    /// already failed upstream (a cut-loss, or a reorg deeper than `reorg_safety_depth` that
+    /// let the peer claim it after all), a fail cannot be taken back: the loss is reported, once.
     pub fn settle_upstream(
         &mut self,
-        incoming: HtlcKey,
+        leg: &IncomingLeg,
         preimage: PaymentPreimage,
     ) -> Option<Action> {
-        match self.upstream.get(&incoming) {
+        let incoming = leg.htlc;
+        match self.upstream.get_mut(&incoming) {
             Some(Upstream {
                 decision: UpstreamDecision::Settle { .. },
                 ..
             }) => None,
-            // A fail already sent cannot be taken back; the caller reports the loss. We still
-            // never send a settle after a fail: the node would refuse it.
-            Some(Upstream {
-                decision: UpstreamDecision::Fail { .. },
-                ..
-            }) => None,
+            Some(u) => {
+                if u.loss_reported {
+                    return None;
+                }
+                u.loss_reported = true;
+                self.dirty.insert(RecordKey::Upstream { htlc: incoming });
+                Some(Action::Report(Report::Loss {
+                    htlc: incoming,
+                    amount_msat: leg.amount_msat,
+                    detail: "the preimage appeared after this htlc was failed upstream: the peer was paid downstream and we cannot collect upstream".to_string(),
+                }))
+            }
             None => {
                 let decision = UpstreamDecision::Settle { preimage };
                 self.upstream.insert(
@@ -132,6 +144,7 @@ impl NodeState {
                     Upstream {
                         decision,
                         acked: false,
+                        loss_reported: false,
                     },
                 );
                 self.dirty.insert(RecordKey::Upstream { htlc: incoming });
@@ -164,6 +177,7 @@ impl NodeState {
             Upstream {
                 decision,
                 acked: false,
+                loss_reported: false,
             },
         );
         self.dirty.insert(RecordKey::Upstream { htlc: incoming });

@@ -523,20 +523,21 @@ impl ChannelArbitrator {
         actions
     }
 
-    /// The next height at which this channel has something to do, given the tip.
+    /// The next height at which this channel has something to do, independent of the tip (a
+    /// height already passed is due at the next block). A channel waiting for its own broadcast
+    /// commitment to confirm acts every block instead: see [`ChannelArbitrator::acts_every_block`].
     pub fn next_wakeup(
         &self,
-        tip: Height,
         node: &NodeState,
         cfg: &CloseConfig,
         deadlines: &super::deadline::DeadlineConfig,
     ) -> Option<Height> {
         let Some(close) = &self.close else {
             if self.force_close.is_some() {
-                return Some(tip.saturating_add(1)); // rebroadcast every block
+                return None;
             }
             return super::deadline::earliest_trigger(&self.data, node, deadlines)
-                .map(|t| t.fires_at.max(tip.saturating_add(1)));
+                .map(|t| t.fires_at);
         };
         if let Some(at) = self.resolved_at {
             return Some(at.saturating_add(cfg.archive_depth.saturating_sub(1)));
@@ -546,23 +547,35 @@ impl ChannelArbitrator {
             .values()
             .filter_map(|r| r.next_wakeup(cfg.reorg_safety_depth))
             .collect();
-        next.push(
-            close
-                .height
-                .saturating_add(cfg.reorg_safety_depth.saturating_sub(1)),
-        );
+        if !close.settled_upstream {
+            next.push(
+                close
+                    .height
+                    .saturating_add(cfg.reorg_safety_depth.saturating_sub(1)),
+            );
+        }
         if let Some(n) = cfg.cut_loss_blocks {
             for r in self.resolvers.values() {
                 if let (ResolverKind::OutgoingHtlc { htlc, .. }, Stage::Active) =
                     (&r.kind, &r.stage)
                 {
-                    if let Some(leg) = node.circuits.get(htlc) {
+                    if let Some(leg) = node
+                        .circuits
+                        .get(htlc)
+                        .filter(|leg| !node.upstream.contains_key(&leg.htlc))
+                    {
                         next.push(leg.cltv_expiry.saturating_sub(n));
                     }
                 }
             }
         }
-        next.into_iter().map(|h| h.max(tip.saturating_add(1))).min()
+        next.into_iter().min()
+    }
+
+    /// Whether the channel acts on every block: our commitment is out and no close confirmed
+    /// yet, so it is rebroadcast (or re-signed) each block.
+    pub fn acts_every_block(&self) -> bool {
+        self.close.is_none() && self.force_close.is_some()
     }
 
     /// Whether the channel is fully resolved and `archive_depth` deep at `tip`.
@@ -583,7 +596,7 @@ fn learn_preimage(
     let mut actions = Vec::new();
     if htlc.direction == HtlcDirection::Outgoing {
         if let Some(leg) = node.circuits.get(&htlc).copied() {
-            actions.extend(node.settle_upstream(leg.htlc, preimage));
+            actions.extend(node.settle_upstream(&leg, preimage));
         }
     }
     actions
