@@ -142,6 +142,7 @@ fn outgoing_htlc_deadline_forces_our_close_and_plans_every_output() {
         "outgoing_deadline_local_close",
         "an outgoing HTLC reaches its expiry: we force close and plan every output",
     );
+    h.check_crash_anywhere();
 }
 
 #[test]
@@ -177,6 +178,10 @@ fn incoming_htlc_with_preimage_forces_close_delta_blocks_before_expiry() {
     );
     h.answer(&actions);
     assert_eq!(state(&h, id), ArbState::CommitmentBroadcasted);
+    h.check_golden(
+        "incoming_preimage_deadline",
+        "an incoming HTLC whose preimage we learn past its deadline",
+    );
 }
 
 #[test]
@@ -278,6 +283,11 @@ fn cooperative_close_resolves_after_reorg_safety_depth_and_is_archived_later() {
             .all(|k| !k.to_string().contains(&id.to_string())),
         "its records are deleted"
     );
+    h.check_golden(
+        "cooperative_close",
+        "a cooperative close: reorg-safe, then archived",
+    );
+    h.check_crash_anywhere();
 }
 
 #[test]
@@ -328,6 +338,7 @@ fn revoked_commitment_is_a_breach_with_every_output_ours() {
         "breach_handoff",
         "a revoked commitment of the peer's confirms",
     );
+    h.check_crash_anywhere();
 }
 
 #[test]
@@ -384,6 +395,11 @@ fn after_data_loss_our_commitment_is_never_broadcast_and_the_future_close_sweeps
         ResolverKind::CommitSweep { .. }
     ));
     assert!(h.broadcasts.is_empty());
+    h.check_golden(
+        "future_commitment_after_data_loss",
+        "we lost data: never broadcast ours; sweep to_remote from the peer's future commitment",
+    );
+    h.check_crash_anywhere();
 }
 
 #[test]
@@ -436,6 +452,7 @@ fn reorg_replacing_our_commitment_with_the_peers_replans_from_the_new_chain() {
         "reorg_local_to_remote",
         "our confirmed commitment is reorged out and the peer's confirms",
     );
+    h.check_crash_anywhere();
 }
 
 #[test]
@@ -506,6 +523,11 @@ fn dangling_and_dust_outgoing_htlcs_are_failed_upstream_once_the_close_is_reorg_
             outgoing: dangling.key
         }
     )));
+    h.check_golden(
+        "dust_and_dangling",
+        "dust and dangling outgoing HTLCs fail upstream once the close is reorg-safe",
+    );
+    h.check_crash_anywhere();
 }
 
 #[test]
@@ -555,3 +577,95 @@ fn an_update_gap_and_a_block_that_does_not_connect_are_refused_without_change() 
 }
 
 use bitcoin::hashes::Hash;
+
+#[test]
+fn a_commitment_and_a_spend_of_its_output_in_the_same_block_are_both_seen() {
+    let mut h = Harness::new(Config::default());
+    let id = h.open(SimSetup::new(10, ChannelType::StaticRemoteKey));
+    let mut out = None;
+    h.with_sim(id, |sim| {
+        out = Some(
+            sim.add_htlc(HtlcDirection::Outgoing, 40_000_000, START_HEIGHT + 90)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let out = out.unwrap();
+    let upstream = HtlcKey {
+        channel: ChannelId([7; 32]),
+        htlc_id: 1,
+        direction: HtlcDirection::Incoming,
+    };
+    h.feed(Event::CircuitAdded {
+        outgoing: out.key,
+        incoming: IncomingLeg {
+            htlc: upstream,
+            cltv_expiry: START_HEIGHT + 130,
+            amount_msat: 40_001_000,
+        },
+    });
+    // The peer's commitment and its HTLC-success (static remote key: no CSV) in one block.
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let success = h.sim(id).htlc_tx(Party::Remote, 1, out.key).unwrap();
+    let actions = h.mine(vec![theirs, success]);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::SettleUpstream { htlc, .. } if *htlc == upstream)),
+        "the child in the same block revealed the preimage"
+    );
+    h.check_crash_anywhere();
+}
+
+#[test]
+fn after_a_restart_the_engine_asks_for_missed_blocks_from_a_locator_of_recent_hashes() {
+    let mut h = Harness::new(Config::default());
+    h.open(SimSetup::new(11, ChannelType::StaticRemoteKey));
+    h.mine_empty(40);
+    let tip = h.arb.tip();
+    let actions = h.feed(Event::Resumed { tip });
+    let Some(Action::SyncFrom { locator }) = actions
+        .iter()
+        .find(|a| matches!(a, Action::SyncFrom { .. }))
+    else {
+        panic!("no SyncFrom in {actions:?}")
+    };
+    assert_eq!(locator.first().copied(), tip, "newest first");
+    assert!(
+        locator.windows(2).all(|w| w[0].height > w[1].height),
+        "strictly older as it goes"
+    );
+    let chain: Vec<_> = h.blocks.iter().map(|b| (b.height, b.hash)).collect();
+    assert!(
+        locator.iter().all(|b| chain.contains(&(b.height, b.hash))),
+        "every entry is on our chain"
+    );
+    assert_eq!(
+        locator.last().map(|b| b.height),
+        Some(START_HEIGHT),
+        "reaches back to the oldest block kept"
+    );
+    assert!(
+        locator.len() < 25,
+        "sparse: {} entries for 41 blocks",
+        locator.len()
+    );
+}
+
+#[test]
+fn a_close_seen_in_the_mempool_is_reported_before_it_confirms() {
+    let mut h = Harness::new(Config::default());
+    let id = h.open(SimSetup::new(12, ChannelType::AnchorsZeroFeeHtlc));
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 0).unwrap();
+    let actions = h.feed(Event::MempoolTx {
+        tx: contractcourt_core::types::RawTx(theirs.clone()),
+        fee_sat: 0,
+        vsize: theirs.vsize() as u64,
+    });
+    assert!(actions.iter().any(|a| matches!(a, Action::Report(Report::Timeline { stage, .. }) if stage.contains("mempool") && stage.contains("Remote"))), "{actions:?}");
+    assert_eq!(
+        state(&h, id),
+        ArbState::Default,
+        "acted on only when it confirms"
+    );
+}

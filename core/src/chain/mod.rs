@@ -441,6 +441,28 @@ impl ChainArbitrator {
             let Some(ch) = self.channels.get(&id) else {
                 continue;
             };
+            if ch.close.is_none()
+                && ch
+                    .data
+                    .info
+                    .funding_output(&input.previous_output)
+                    .is_some()
+            {
+                // An early hint of a close: reported now, acted on when it confirms.
+                if let Some(kind) =
+                    crate::close::classify_close(tx, &ch.data.info, &ch.data.commitments)
+                        .close_kind()
+                {
+                    effects.push(Action::Report(Report::Timeline {
+                        channel: id,
+                        outpoint: input.previous_output,
+                        height: self.tip.map_or(0, |t| t.height),
+                        stage: format!("closing transaction seen in the mempool: {kind:?}"),
+                        txid: Some(txid),
+                    }));
+                }
+                continue;
+            }
             let Some(r) = ch.resolvers.get(&input.previous_output) else {
                 continue;
             };
