@@ -12,6 +12,7 @@ use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::{FeeRate, OutPoint, ScriptBuf, TxOut, Txid};
 use serde::{Deserialize, Serialize};
 
+use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::{PaymentHash, PaymentPreimage};
 use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcKey, RawTx, RequestId};
 
@@ -371,47 +372,27 @@ pub enum FailReason {
     NoPreimage,
 }
 
-/// How a claim spends an output: decides its witness, its weight and its timelocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WitnessKind {
-    /// Our `to_local`, or our second-level HTLC output, after `to_self_delay`.
-    DelayedToSelf,
-    /// Our `to_remote` on the peer's commitment: P2WPKH (static remote key).
-    ToRemoteStatic,
-    /// Our `to_remote` on the peer's commitment: P2WSH behind `1 OP_CSV` (anchors).
-    ToRemoteAnchored,
-    /// An HTLC we received, on the peer's commitment, by its preimage.
-    RemoteHtlcPreimage,
-    /// An HTLC we offered, on the peer's commitment, after its `cltv_expiry`.
-    RemoteHtlcTimeout,
-    /// A zero-fee HTLC-success transaction input (our commitment, anchors), signed by the peer
-    /// `SIGHASH_SINGLE|ANYONECANPAY`.
-    SecondLevelSuccess,
-    /// A zero-fee HTLC-timeout transaction input (our commitment, anchors).
-    SecondLevelTimeout,
-    /// The peer's revoked `to_local`, by revocation.
-    RevokedToLocal,
-    /// An HTLC offered by the peer on its revoked commitment, by revocation.
-    RevokedOfferedHtlc,
-    /// An HTLC received by the peer on its revoked commitment, by revocation.
-    RevokedReceivedHtlc,
-    /// The output of the peer's second-level HTLC transaction on a revoked commitment.
-    RevokedSecondLevel,
-    /// Our anchor, with our funding key.
-    Anchor,
-}
-
 /// What a resolver asks the sweeper to claim. Resolvers decide what, by when and for how much;
-/// only the sweeper builds claim transactions and decides fees. (Routed inside the core.)
+/// only the sweeper builds claim transactions and decides fees (routed inside the core).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepRequest {
+    /// The channel the output belongs to.
+    pub channel: ChannelId,
     /// The output to claim.
     pub outpoint: OutPoint,
     /// Its value and script.
     pub txout: TxOut,
-    /// How it is spent.
-    pub witness_kind: WitnessKind,
+    /// The spend path: decides the witness, the weight, nSequence and nLockTime.
+    pub path: ClaimPath,
+    /// The witness script (for a P2WPKH output, its scriptPubKey).
+    pub script: ScriptBuf,
+    /// The key that signs the claim.
+    pub key: SigningKey,
+    /// The preimage, for a preimage path.
+    pub preimage: Option<PaymentPreimage>,
+    /// The public key the witness carries: ours for a P2WPKH `to_remote`, the
+    /// `revocationpubkey` for an HTLC revocation path; `None` otherwise.
+    pub witness_pubkey: Option<PublicKey>,
     /// The height by which the claim must confirm.
     pub deadline: Height,
     /// The most the claim may spend on fees, in satoshis.
@@ -421,7 +402,7 @@ pub struct SweepRequest {
     pub contestable: bool,
     /// Inputs in the same group are alternatives: at most one of them is claimed.
     pub exclusive_group: Option<u64>,
-    /// The earliest height at which a spend can confirm (CSV/CLTV maturity).
+    /// The first height at which a spend can confirm (CSV/CLTV maturity).
     pub mature_at: Height,
 }
 

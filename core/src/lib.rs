@@ -28,6 +28,7 @@ pub mod policy;
 pub mod resolver;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod sweeper;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod trace;

@@ -1,10 +1,17 @@
 //! Blocking driver for contractcourt.
 //!
-//! It will execute the core's actions (persist, broadcast, sign, watch) against real I/O, one
-//! step at a time, exactly as `DESIGN.md` "Driver contract" says. It makes no decisions: every
-//! decision lives in [`contractcourt_core`]. Its store, chain sources and the `contractcourt`
-//! program arrive with the drivers issue.
+//! It executes the core's actions (persist, broadcast, sign, watch) against real I/O, one step at
+//! a time, exactly as `DESIGN.md` "Driver contract" says. It makes no decisions: every decision
+//! lives in [`contractcourt_core`].
+//!
+//! - [`store`]: durable storage of the core's records (SQLite, the embedded default; and an
+//!   in-memory store for tests) and the flight recorder of every event fed to the core.
+//! - [`chain`]: chain sources — the embedded regtest chain whose blocks Bitcoin Core's own
+//!   validation code checks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod chain;
+pub mod store;
 
 pub use contractcourt_core as core;

@@ -1,0 +1,283 @@
+//! Durable storage of the core's records, and the flight recorder.
+//!
+//! The core returns one atomic [`Batch`] of keyed records per step (`Action::Persist`); a driver
+//! commits it with [`Store::commit`] *before* it runs any effect of the step, and if the commit
+//! fails it runs nothing and reloads with [`Store::load`] (`DESIGN.md`, "Persistence" and "Driver
+//! contract"). Three kinds of data live in a store:
+//!
+//! - **keyed records** ([`RecordKey`] → [`Record`]): the current state, replaced by
+//!   [`RecordOp::Put`](contractcourt_core::action::RecordOp::Put) and removed by
+//!   [`RecordOp::Delete`](contractcourt_core::action::RecordOp::Delete); [`Store::load`] returns
+//!   all of them.
+//! - **append-only per-channel logs**
+//!   ([`RecordOp::Append`](contractcourt_core::action::RecordOp::Append)): the HTLC data of revoked
+//!   commitments, needed only to build justice transactions. They are never loaded as a whole:
+//!   [`Store::read_log`] reads one entry by (channel, sequence number).
+//! - **the flight recorder**: every event a driver feeds to the core, in feed order, numbered
+//!   densely from 0 ([`Store::append_event`], [`Store::events`]), so an incident replays bit for
+//!   bit.
+//!
+//! Two implementations: [`SqliteStore`], the embedded default (WAL, `synchronous=FULL`, schema
+//! version and migrations, a SHA256 checksum on every stored row, verified on every read), and
+//! [`MemoryStore`] for tests (with [`MemoryStore::fail_next_commit`] to exercise a driver's
+//! "commit failed" path). Both pass the same behaviour tests.
+//!
+//! The trait is synchronous. An async driver calls it from a blocking thread (e.g. tokio's
+//! `spawn_blocking` or a dedicated thread owning the store), never from an async worker.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use contractcourt_core::action::{Batch, Record, RecordKey};
+use contractcourt_core::event::Event;
+use contractcourt_core::types::ChannelId;
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use sqlite::{SqliteStore, VerifyReport, APPLICATION_ID, SCHEMA_VERSION};
+
+#[cfg(test)]
+mod conformance;
+
+/// Every current keyed record of a store, in [`RecordKey`] order.
+pub type Records = BTreeMap<RecordKey, Record>;
+
+/// Durable storage for one engine: keyed records, append-only per-channel logs and the flight
+/// recorder of events.
+///
+/// A store has a single owner (`&mut self` for every write). Reads never change anything.
+/// Every read of stored data verifies it: a record, log entry or event whose checksum or
+/// encoding is wrong is [`StoreError::Corrupt`], never a guess.
+///
+/// Durability ("durable" below): once a write method returns `Ok`, what it wrote survives a crash
+/// of the process and, for [`SqliteStore`] on a disk that honours `fsync`, a power loss. When it
+/// returns `Err`, nothing of what it was asked to write is visible, now or after a restart.
+/// [`MemoryStore`] keeps the same all-or-nothing rules but is not durable at all.
+pub trait Store: Send {
+    /// Every current keyed record, not the append-only logs and not the events.
+    ///
+    /// Reads only; verifies every record it returns. A driver calls it at start and after a
+    /// failed commit.
+    fn load(&self) -> Result<Records, StoreError>;
+
+    /// Apply one batch atomically: its operations in order, all of them or none.
+    ///
+    /// On `Ok` the whole batch is durable. On `Err` nothing of it is visible (for example when an
+    /// [`RecordOp::Append`](contractcourt_core::action::RecordOp::Append) names an existing log
+    /// entry with different content: [`StoreError::LogConflict`]); the driver must run none of the
+    /// step's effects and reload. Appending an entry that already exists with the *same* content
+    /// is a no-op, so re-applying a batch after a crash is harmless.
+    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// Apply several batches, in order, as **one** atomic group: all of them or none.
+    ///
+    /// For benchmarks and for replaying a history, where one durable write per batch would
+    /// dominate. A live driver must not use it to delay a step's commit past that step's
+    /// effects: the driver contract still requires each step's batch to be durable before the
+    /// step's effects run. Same guarantees as [`Store::commit`], for the group as a whole.
+    fn commit_many(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
+        let ops = batches.iter().flat_map(|b| b.ops.iter().cloned()).collect();
+        self.commit(&Batch { ops })
+    }
+
+    /// One entry of a channel's append-only log, or `None` if there is none at `seq`.
+    ///
+    /// Reads that one entry only (a point lookup), however long the log is.
+    fn read_log(&self, channel: ChannelId, seq: u64) -> Result<Option<Record>, StoreError>;
+
+    /// Record an event fed to the core (the flight recorder) and return its sequence number:
+    /// the number of events recorded before it (the first is 0).
+    ///
+    /// On `Ok` the event is durable; on `Err` it was not recorded and the count is unchanged.
+    fn append_event(&mut self, event: &Event) -> Result<u64, StoreError>;
+
+    /// Recorded events with sequence numbers from `from_seq` on, in feed order, at most `limit`
+    /// of them (fewer at the end of the recording; none past it).
+    fn events(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError>;
+
+    /// How many events are recorded; also the sequence number the next one will get.
+    fn event_count(&self) -> Result<u64, StoreError>;
+}
+
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn load(&self) -> Result<Records, StoreError> {
+        (**self).load()
+    }
+    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        (**self).commit(batch)
+    }
+    fn commit_many(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
+        (**self).commit_many(batches)
+    }
+    fn read_log(&self, channel: ChannelId, seq: u64) -> Result<Option<Record>, StoreError> {
+        (**self).read_log(channel, seq)
+    }
+    fn append_event(&mut self, event: &Event) -> Result<u64, StoreError> {
+        (**self).append_event(event)
+    }
+    fn events(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        (**self).events(from_seq, limit)
+    }
+    fn event_count(&self) -> Result<u64, StoreError> {
+        (**self).event_count()
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    Sqlite {
+        /// What the store was doing.
+        context: &'static str,
+        /// SQLite's error, message intact.
+        source: rusqlite::Error,
+    },
+    /// The file is not a contractcourt store (another application's SQLite database, or not a
+    /// SQLite database at all). Nothing was written to it.
+    NotAStore {
+        /// What gave it away.
+        reason: String,
+    },
+    /// The database was written by a newer version of this program. Nothing was written to it.
+    FutureVersion {
+        /// The database's schema version.
+        found: u32,
+        /// The newest schema version this program knows.
+        supported: u32,
+    },
+    /// The database has an older schema and was opened read-only, so it cannot be migrated.
+    OutdatedVersion {
+        /// The database's schema version.
+        found: u32,
+        /// The schema version this program needs.
+        supported: u32,
+    },
+    /// Stored data failed its checksum or could not be decoded. At open this refuses the whole
+    /// database, before the engine acts on any of it.
+    Corrupt {
+        /// What kind of data ("record", "log entry", "event", "schema", "database file").
+        what: &'static str,
+        /// Which one (a record key, `channel/seq`, an event sequence number).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An append names a log entry that already exists with different content.
+    LogConflict {
+        /// The channel whose log it is.
+        channel: ChannelId,
+        /// The entry's sequence number.
+        seq: u64,
+    },
+    /// A value could not be encoded for storage.
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's message.
+        reason: String,
+    },
+    /// A number does not fit the store's representation.
+    OutOfRange {
+        /// What the number is.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// Another process holds the database (only one engine may own a store).
+    Locked {
+        /// SQLite's message.
+        reason: String,
+    },
+    /// The store was opened read-only.
+    ReadOnly,
+    /// A failure injected by [`MemoryStore::fail_next_commit`] (tests only).
+    Injected,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Sqlite { context, source } => {
+                write!(f, "sqlite error while {context}: {source}")
+            }
+            StoreError::NotAStore { reason } => {
+                write!(f, "not a contractcourt store: {reason}")
+            }
+            StoreError::FutureVersion { found, supported } => write!(
+                f,
+                "store schema version {found} is newer than this program supports \
+                 (up to {supported}); nothing was changed"
+            ),
+            StoreError::OutdatedVersion { found, supported } => write!(
+                f,
+                "store schema version {found} is older than {supported} and the store is \
+                 read-only, so it cannot be migrated"
+            ),
+            StoreError::Corrupt { what, key, reason } if key.is_empty() => {
+                write!(f, "corrupt {what}: {reason}")
+            }
+            StoreError::Corrupt { what, key, reason } => {
+                write!(f, "corrupt {what} {key}: {reason}")
+            }
+            StoreError::LogConflict { channel, seq } => write!(
+                f,
+                "log entry {seq} of channel {channel} already exists with different content"
+            ),
+            StoreError::Encode { what, reason } => write!(f, "cannot encode {what}: {reason}"),
+            StoreError::OutOfRange { what, value } => {
+                write!(f, "{what} {value} is out of the store's range")
+            }
+            StoreError::Locked { reason } => {
+                write!(f, "store is in use by another process: {reason}")
+            }
+            StoreError::ReadOnly => f.write_str("store is open read-only"),
+            StoreError::Injected => f.write_str("injected commit failure"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Sqlite { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The stored form of a record key: its canonical JSON (injective: distinct keys never share
+/// one, unlike the human-readable `Display` path).
+pub(crate) fn encode_key(key: &RecordKey) -> Result<String, StoreError> {
+    serde_json::to_string(key).map_err(|e| StoreError::Encode {
+        what: "record key",
+        reason: e.to_string(),
+    })
+}
+
+/// The stored form of a record body.
+pub(crate) fn encode_body(body: &serde_json::Value) -> Result<String, StoreError> {
+    serde_json::to_string(body).map_err(|e| StoreError::Encode {
+        what: "record body",
+        reason: e.to_string(),
+    })
+}
+
+/// The stored form of an event.
+pub(crate) fn encode_event(event: &Event) -> Result<String, StoreError> {
+    serde_json::to_string(event).map_err(|e| StoreError::Encode {
+        what: "event",
+        reason: e.to_string(),
+    })
+}
+
+/// Decode a stored event.
+pub(crate) fn decode_event(seq: u64, json: &str) -> Result<Event, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+        what: "event",
+        key: seq.to_string(),
+        reason: format!("undecodable: {e}"),
+    })
+}

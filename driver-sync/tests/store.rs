@@ -1,0 +1,617 @@
+//! The SQLite store on real files: reopening, corruption, future versions, foreign files, locking,
+//! and a writer killed mid-stream.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bitcoin::hashes::{sha256, Hash};
+use contractcourt_core::action::{Batch, CommitmentSlot, Record, RecordKey, RecordOp};
+use contractcourt_core::event::{Event, ForceCloseReason};
+use contractcourt_core::types::{BlockRef, ChannelId, ClaimId};
+use contractcourt_sync::store::{MemoryStore, SqliteStore, Store, StoreError, SCHEMA_VERSION};
+use serde_json::json;
+
+/// A fresh directory under cargo's per-target temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "store-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("store.sqlite")
+    }
+
+    /// Every file in the directory with its length and the SHA256 of its bytes.
+    fn snapshot(&self) -> BTreeMap<String, (usize, String)> {
+        std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let bytes = std::fs::read(e.path()).unwrap();
+                let hash = sha256::Hash::hash(&bytes).to_string();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    (bytes.len(), hash),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn chan(n: u8) -> ChannelId {
+    ChannelId([n; 32])
+}
+
+fn rec(version: u32, body: serde_json::Value) -> Record {
+    Record { version, body }
+}
+
+fn put(key: RecordKey, record: Record) -> RecordOp {
+    RecordOp::Put { key, record }
+}
+
+fn append(channel: ChannelId, seq: u64, record: Record) -> RecordOp {
+    RecordOp::Append {
+        channel,
+        seq,
+        record,
+    }
+}
+
+fn history() -> Vec<Batch> {
+    vec![
+        Batch {
+            ops: vec![
+                put(RecordKey::Node, rec(1, json!({"tip": 100}))),
+                put(
+                    RecordKey::Channel { channel: chan(1) },
+                    rec(1, json!({"state": "default", "label": "MARKER-abcdefgh"})),
+                ),
+                put(
+                    RecordKey::Commitment {
+                        channel: chan(1),
+                        slot: CommitmentSlot::RemoteCurrent,
+                    },
+                    rec(
+                        3,
+                        json!({"number": 7, "htlcs": [{"id": 1, "amount_msat": 5000}]}),
+                    ),
+                ),
+                append(chan(1), 6, rec(1, json!({"htlcs": [1, 2, 3]}))),
+            ],
+        },
+        Batch {
+            ops: vec![
+                put(
+                    RecordKey::Claim { claim: ClaimId(0) },
+                    rec(1, json!("claim")),
+                ),
+                RecordOp::Delete {
+                    key: RecordKey::Commitment {
+                        channel: chan(1),
+                        slot: CommitmentSlot::RemoteCurrent,
+                    },
+                },
+                append(chan(1), 7, rec(1, json!({"htlcs": []}))),
+                append(chan(2), 0, rec(2, json!(null))),
+            ],
+        },
+    ]
+}
+
+fn events() -> Vec<Event> {
+    vec![
+        Event::Resumed { tip: None },
+        Event::Tick {
+            unix_secs: 1_700_000_000,
+        },
+        Event::ForceCloseRequested {
+            channel: chan(1),
+            reason: ForceCloseReason::User,
+        },
+        Event::Resumed {
+            tip: Some(BlockRef {
+                height: 800_000,
+                hash: "00000000000000000002a7c4c1e48d76c5a37902165a270156b7a8d72728a054"
+                    .parse()
+                    .unwrap(),
+            }),
+        },
+    ]
+}
+
+/// A store with [`history`] committed and [`events`] recorded, then closed.
+fn populated(dir: &TempDir) {
+    let mut store = SqliteStore::open(dir.db()).unwrap();
+    for b in history() {
+        store.commit(&b).unwrap();
+    }
+    for e in events() {
+        store.append_event(&e).unwrap();
+    }
+}
+
+fn raw(dir: &TempDir) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.db()).unwrap()
+}
+
+#[test]
+fn reopening_a_file_gives_back_exactly_what_was_committed() {
+    let dir = TempDir::new("reopen");
+    populated(&dir);
+    let mut reference = MemoryStore::new();
+    for b in history() {
+        reference.commit(&b).unwrap();
+    }
+    let store = SqliteStore::open(dir.db()).unwrap();
+    assert_eq!(store.load().unwrap(), reference.load().unwrap());
+    for (channel, seq) in [(chan(1), 6), (chan(1), 7), (chan(2), 0), (chan(2), 1)] {
+        assert_eq!(
+            store.read_log(channel, seq).unwrap(),
+            reference.read_log(channel, seq).unwrap()
+        );
+    }
+    let recorded: Vec<(u64, Event)> = (0..).zip(events()).collect();
+    assert_eq!(store.events(0, usize::MAX).unwrap(), recorded);
+    let report = store.verify().unwrap();
+    assert_eq!(
+        (report.records, report.log_entries, report.events),
+        (3, 3, 4)
+    );
+}
+
+#[test]
+fn the_flight_recorder_keeps_feed_order_across_reopens() {
+    let dir = TempDir::new("recorder");
+    let all: Vec<Event> = (0..12)
+        .map(|i| Event::Tick {
+            unix_secs: 1_000 + i,
+        })
+        .collect();
+    for chunk in all.chunks(5) {
+        let mut store = SqliteStore::open(dir.db()).unwrap();
+        let start = store.event_count().unwrap();
+        for (i, e) in chunk.iter().enumerate() {
+            assert_eq!(store.append_event(e).unwrap(), start + i as u64);
+        }
+    }
+    let store = SqliteStore::open(dir.db()).unwrap();
+    assert_eq!(store.event_count().unwrap(), 12);
+    let back = store.events(0, usize::MAX).unwrap();
+    assert_eq!(back, (0..).zip(all).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_flipped_body_byte_is_refused_as_corrupt_and_changes_nothing() {
+    let dir = TempDir::new("flip-body");
+    populated(&dir);
+    {
+        let conn = raw(&dir);
+        let body: String = conn
+            .query_row("SELECT body FROM records WHERE path = 'node'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut bytes = body.into_bytes();
+        let i = bytes.iter().position(|b| b.is_ascii_digit()).unwrap();
+        bytes[i] ^= 0x01; // one bit: "100" becomes "000" or similar, still valid JSON
+        let flipped = String::from_utf8(bytes).unwrap();
+        conn.execute(
+            "UPDATE records SET body = ?1 WHERE path = 'node'",
+            [flipped],
+        )
+        .unwrap();
+    }
+    let before = dir.snapshot();
+    match SqliteStore::open(dir.db()) {
+        Err(StoreError::Corrupt { what, key, reason }) => {
+            assert_eq!(
+                (what, key.as_str(), reason.as_str()),
+                ("record", "node", "checksum mismatch")
+            );
+        }
+        other => panic!("expected a corrupt record, got {other:?}"),
+    }
+    assert_eq!(dir.snapshot(), before, "a refused open changes no byte");
+    assert!(matches!(
+        SqliteStore::open_read_only(dir.db()),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(
+        dir.snapshot().get("store.sqlite"),
+        before.get("store.sqlite")
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_the_file_is_refused_as_corrupt() {
+    let dir = TempDir::new("flip-file");
+    populated(&dir);
+    assert_eq!(
+        dir.snapshot().len(),
+        1,
+        "closing checkpoints the WAL into the main file"
+    );
+    let mut bytes = std::fs::read(dir.db()).unwrap();
+    let marker = b"MARKER-abcdefgh";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .unwrap();
+    bytes[at + 10] ^= 0x02; // 'c' becomes 'a'
+    std::fs::write(dir.db(), &bytes).unwrap();
+    match SqliteStore::open(dir.db()) {
+        Err(StoreError::Corrupt { what, reason, .. }) => {
+            assert_eq!((what, reason.as_str()), ("record", "checksum mismatch"));
+        }
+        other => panic!("expected a corrupt record, got {other:?}"),
+    }
+    assert!(
+        std::fs::read(dir.db()).unwrap() == bytes,
+        "a refused open changes no byte"
+    );
+}
+
+#[test]
+fn a_future_schema_version_is_refused_and_the_file_is_unchanged() {
+    let dir = TempDir::new("future");
+    populated(&dir);
+    let future = SCHEMA_VERSION + 1;
+    raw(&dir)
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'schema_version'",
+            [future.to_string()],
+        )
+        .unwrap();
+    let before = dir.snapshot();
+    match SqliteStore::open(dir.db()) {
+        Err(e @ StoreError::FutureVersion { found, supported }) => {
+            assert_eq!((found, supported), (future, SCHEMA_VERSION));
+            assert!(
+                e.to_string().contains("newer than this program supports"),
+                "{e}"
+            );
+        }
+        other => panic!("expected a future version, got {other:?}"),
+    }
+    assert_eq!(dir.snapshot(), before, "a refused open changes no byte");
+    assert!(matches!(
+        SqliteStore::open_read_only(dir.db()),
+        Err(StoreError::FutureVersion { .. })
+    ));
+    assert_eq!(
+        dir.snapshot().get("store.sqlite"),
+        before.get("store.sqlite")
+    );
+}
+
+#[test]
+fn an_invalid_schema_version_is_corrupt() {
+    let dir = TempDir::new("bad-version");
+    populated(&dir);
+    raw(&dir)
+        .execute(
+            "UPDATE meta SET value = 'one' WHERE name = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    assert!(matches!(
+        SqliteStore::open(dir.db()),
+        Err(StoreError::Corrupt { what: "schema", .. })
+    ));
+}
+
+#[test]
+fn another_applications_sqlite_file_is_refused_and_unchanged() {
+    let dir = TempDir::new("foreign");
+    {
+        let conn = raw(&dir);
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+    }
+    let before = dir.snapshot();
+    assert!(matches!(
+        SqliteStore::open(dir.db()),
+        Err(StoreError::NotAStore { .. })
+    ));
+    assert_eq!(dir.snapshot(), before);
+
+    // Another application id, even with no tables.
+    let other = TempDir::new("foreign-id");
+    raw(&other)
+        .pragma_update(None, "application_id", 0x1234)
+        .unwrap();
+    let before = other.snapshot();
+    assert!(matches!(
+        SqliteStore::open(other.db()),
+        Err(StoreError::NotAStore { .. })
+    ));
+    assert_eq!(other.snapshot(), before);
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_unchanged() {
+    let dir = TempDir::new("junk");
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.db(), &junk).unwrap();
+    match SqliteStore::open(dir.db()) {
+        Err(e @ StoreError::NotAStore { .. }) => {
+            assert!(
+                e.to_string().starts_with("not a contractcourt store"),
+                "{e}"
+            );
+        }
+        other => panic!("expected not-a-store, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(dir.db()).unwrap(), junk);
+}
+
+#[test]
+fn read_log_reads_one_entry_without_loading_the_others() {
+    let dir = TempDir::new("log");
+    {
+        let mut store = SqliteStore::open(dir.db()).unwrap();
+        let ops = (0..100u64)
+            .map(|seq| append(chan(1), seq, rec(1, json!({"commitment": seq}))))
+            .collect();
+        store.commit(&Batch { ops }).unwrap();
+    }
+    // Damage entry 50 only.
+    raw(&dir)
+        .execute(
+            "UPDATE log SET body = '{\"commitment\":5}' WHERE seq = 50",
+            [],
+        )
+        .unwrap();
+    // Opening does not read the logs, and neighbours read fine: nothing but the one entry asked
+    // for is read.
+    let store = SqliteStore::open(dir.db()).unwrap();
+    assert_eq!(
+        store.read_log(chan(1), 49).unwrap(),
+        Some(rec(1, json!({"commitment": 49})))
+    );
+    assert_eq!(
+        store.read_log(chan(1), 51).unwrap(),
+        Some(rec(1, json!({"commitment": 51})))
+    );
+    match store.read_log(chan(1), 50) {
+        Err(StoreError::Corrupt { what, key, .. }) => {
+            assert_eq!(what, "log entry");
+            assert_eq!(key, format!("{}/50", chan(1)));
+        }
+        other => panic!("expected a corrupt log entry, got {other:?}"),
+    }
+    assert!(store.verify().is_err(), "a full check finds it");
+}
+
+#[test]
+fn a_corrupt_event_is_refused_when_read() {
+    let dir = TempDir::new("event");
+    populated(&dir);
+    raw(&dir)
+        .execute(
+            "UPDATE events SET event = replace(event, '1700000000', '1700000001')",
+            [],
+        )
+        .unwrap();
+    let store = SqliteStore::open(dir.db()).unwrap();
+    assert_eq!(store.events(0, 1).unwrap().len(), 1);
+    assert!(matches!(
+        store.events(0, 10),
+        Err(StoreError::Corrupt { what: "event", .. })
+    ));
+}
+
+#[test]
+fn a_second_open_of_a_live_store_is_refused() {
+    let dir = TempDir::new("lock");
+    // An existing store: opening it writes nothing, and still takes the lock.
+    populated(&dir);
+    let first = SqliteStore::open(dir.db()).unwrap();
+    assert!(matches!(
+        SqliteStore::open(dir.db()),
+        Err(StoreError::Locked { .. })
+    ));
+    assert!(matches!(
+        SqliteStore::open_read_only(dir.db()),
+        Err(StoreError::Locked { .. })
+    ));
+    drop(first);
+    SqliteStore::open(dir.db()).unwrap();
+}
+
+#[test]
+fn opening_and_reading_an_existing_store_writes_nothing() {
+    let dir = TempDir::new("no-write");
+    populated(&dir);
+    let before = dir.snapshot();
+    {
+        let store = SqliteStore::open(dir.db()).unwrap();
+        store.load().unwrap();
+        store.events(0, 100).unwrap();
+        store.read_log(chan(1), 6).unwrap();
+        store.verify().unwrap();
+    }
+    assert_eq!(dir.snapshot(), before);
+}
+
+#[test]
+fn a_read_only_open_reads_everything_and_changes_no_byte() {
+    let dir = TempDir::new("read-only");
+    populated(&dir);
+    let before = dir.snapshot();
+    {
+        let mut store = SqliteStore::open_read_only(dir.db()).unwrap();
+        assert_eq!(store.load().unwrap().len(), 3);
+        assert_eq!(store.events(0, 100).unwrap().len(), 4);
+        assert!(store.read_log(chan(1), 6).unwrap().is_some());
+        assert!(matches!(
+            store.commit(&history()[0]),
+            Err(StoreError::ReadOnly)
+        ));
+        assert!(matches!(
+            store.append_event(&Event::Resumed { tip: None }),
+            Err(StoreError::ReadOnly)
+        ));
+        store.verify().unwrap();
+    }
+    let after = dir.snapshot();
+    assert_eq!(after.get("store.sqlite"), before.get("store.sqlite"));
+    // An empty file is no store to read.
+    let empty = TempDir::new("read-only-empty");
+    std::fs::write(empty.db(), b"").unwrap();
+    assert!(matches!(
+        SqliteStore::open_read_only(empty.db()),
+        Err(StoreError::NotAStore { .. })
+    ));
+}
+
+// ---- A writer killed mid-stream ----
+
+const CHILD_ENV: &str = "CONTRACTCOURT_STORE_CRASH_CHILD";
+
+/// Step `i` of the crash test's writer: the node record says `i`; claims `i-2..=i` exist (each
+/// step adds one and deletes the one three steps back); log entry `i` is appended.
+fn crash_step(i: u64) -> Batch {
+    let mut ops = vec![
+        put(RecordKey::Node, rec(1, json!({ "step": i }))),
+        put(
+            RecordKey::Claim { claim: ClaimId(i) },
+            rec(1, json!({ "step": i })),
+        ),
+        // A large entry, so a kill often lands in the middle of writing a transaction.
+        append(
+            chan(1),
+            i,
+            rec(1, json!({ "step": i, "pad": "x".repeat(64 * 1024) })),
+        ),
+    ];
+    if let Some(old) = i.checked_sub(3) {
+        ops.push(RecordOp::Delete {
+            key: RecordKey::Claim {
+                claim: ClaimId(old),
+            },
+        });
+    }
+    Batch { ops }
+}
+
+fn stored_step(store: &SqliteStore) -> Option<u64> {
+    store
+        .load()
+        .unwrap()
+        .get(&RecordKey::Node)
+        .map(|r| r.body["step"].as_u64().unwrap())
+}
+
+/// Not a test on its own: the writer process of
+/// `a_killed_writer_leaves_exactly_a_committed_prefix`, which runs this test binary with
+/// `CHILD_ENV` set. It commits steps (and records one event per step) until it is killed.
+#[test]
+fn crash_test_writer_process() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let mut store = SqliteStore::open(path).unwrap();
+    let first = stored_step(&store).map_or(0, |s| s + 1);
+    // A previous writer may have died between a step's commit and its event.
+    while store.event_count().unwrap() < first {
+        let missing = store.event_count().unwrap();
+        store
+            .append_event(&Event::Tick { unix_secs: missing })
+            .unwrap();
+    }
+    for i in first.. {
+        store.commit(&crash_step(i)).unwrap();
+        store.append_event(&Event::Tick { unix_secs: i }).unwrap();
+        println!("committed {i}");
+    }
+}
+
+#[test]
+fn a_killed_writer_leaves_exactly_a_committed_prefix() {
+    let dir = TempDir::new("crash");
+    let mut acknowledged: Option<u64> = None;
+    for round in 1..=4u64 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_test_writer_process", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(CHILD_ENV, dir.db())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut seen = 0;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            // libtest may print its "test ... " header on the same line as the first step.
+            if let Some(n) = line.split("committed ").nth(1) {
+                acknowledged = Some(n.trim().parse().unwrap());
+                seen += 1;
+                // Kill at a different point of the loop each round.
+                if seen == 5 + round * 3 {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL: no destructor, no checkpoint
+        child.wait().unwrap();
+
+        let store = SqliteStore::open(dir.db()).unwrap();
+        let k = stored_step(&store).expect("some step was committed");
+        let acked = acknowledged.unwrap();
+        eprintln!("round {round}: acknowledged {acked}, stored {k}");
+        assert!(
+            k >= acked,
+            "round {round}: step {acked} was acknowledged, store has {k}"
+        );
+        // Exactly steps 0..=k, whole: the claims of the last three steps, log entries 0..=k.
+        let records = store.load().unwrap();
+        let claims: Vec<u64> = records
+            .keys()
+            .filter_map(|key| match key {
+                RecordKey::Claim { claim } => Some(claim.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(claims, (k.saturating_sub(2)..=k).collect::<Vec<_>>());
+        for seq in [0, k / 2, k] {
+            let entry = store.read_log(chan(1), seq).unwrap().unwrap();
+            assert_eq!(entry.body["step"], json!(seq));
+        }
+        assert_eq!(store.read_log(chan(1), k + 1).unwrap(), None);
+        // The event of step i is recorded after its commit.
+        let count = store.event_count().unwrap();
+        assert!(
+            count == k || count == k + 1,
+            "round {round}: {count} events, step {k}"
+        );
+        if let Some(last) = count.checked_sub(1) {
+            let (seq, event) = store.events(last, 10).unwrap().remove(0);
+            assert_eq!((seq, event), (last, Event::Tick { unix_secs: last }));
+        }
+        let report = store.verify().unwrap();
+        assert_eq!(report.events, count);
+        assert_eq!(report.log_entries, k + 1);
+    }
+}
