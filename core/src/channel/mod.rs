@@ -14,6 +14,7 @@
 //! lnd persists `ContractClosed` between two database transactions; here a step is one atomic
 //! batch, so a close and its resolvers are written together.
 
+pub mod claims;
 pub mod close;
 pub mod deadline;
 pub mod force_close;

@@ -1,0 +1,149 @@
+//! What a closed channel asks the sweeper to claim — derived from the confirmed close and the
+//! resolvers every time, never stored apart from them, so a reorg that drops a resolver drops its
+//! request too.
+//!
+//! Handled here: our balance on either commitment (`to_local` after `to_self_delay`, `to_remote`
+//! at once or after 1 block), and the HTLC outputs of the peer's commitment (ours by timeout after
+//! `cltv_expiry`, or with the preimage before it). The second-level transactions of our own
+//! commitment, anchors and breaches are claimed by their own resolvers.
+
+use bitcoin::{OutPoint, ScriptBuf};
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Basepoint, CloseKind, KeyTweak, SigningKey, SweepRequest};
+use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec};
+use crate::bolt3::scripts;
+use crate::bolt3::witness::ClaimPath;
+use crate::chain::node::NodeState;
+use crate::resolver::{ResolverKind, Stage};
+use crate::types::Party;
+
+use super::ChannelArbitrator;
+
+/// How much a claim may spend on fees, and how long an uncontested claim may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepPolicy {
+    /// Share of an HTLC's value a claim on it may spend, in percent. The peer can take the HTLC
+    /// once our deadline passes, so paying up to half of it beats losing all of it.
+    pub htlc_budget_percent: u8,
+    /// Share of our balance a sweep of it may spend, in percent (only we can spend it).
+    pub balance_budget_percent: u8,
+    /// Blocks after maturity by which a sweep of our balance should confirm: nobody else can take
+    /// it, so it waits for cheap fees.
+    pub balance_deadline_blocks: u32,
+}
+
+impl Default for SweepPolicy {
+    fn default() -> Self {
+        SweepPolicy { htlc_budget_percent: 50, balance_budget_percent: 5, balance_deadline_blocks: 1008 }
+    }
+}
+
+fn share(value_sat: u64, percent: u8) -> u64 {
+    value_sat.saturating_mul(u64::from(percent)) / 100
+}
+
+impl ChannelArbitrator {
+    /// The commitment that confirmed, rebuilt, with its holder — when it is one we know.
+    fn confirmed_commitment(&self) -> Option<(Party, CommitmentSpec, BuiltCommitment)> {
+        let close = self.close.as_ref()?;
+        let c = &self.data.commitments;
+        let (holder, record) = match close.kind {
+            CloseKind::Local { .. } => (Party::Local, &c.local.as_ref()?.commitment),
+            CloseKind::Remote { pending: false, .. } => (Party::Remote, c.remote_current.as_ref()?),
+            CloseKind::Remote { pending: true, .. } => (Party::Remote, c.remote_pending.as_ref()?),
+            _ => return None,
+        };
+        let (spec, built) = self.data.info.build(holder, record, &close.funding).ok()?;
+        (built.tx.compute_txid() == close.txid).then_some((holder, spec, built))
+    }
+
+    /// Every claim this channel wants the sweeper to make now.
+    pub fn sweep_requests(&self, node: &NodeState, policy: &SweepPolicy) -> Vec<SweepRequest> {
+        let Some(close) = &self.close else { return Vec::new() };
+        let info = &self.data.info;
+        let channel = info.id;
+        let confirmed = self.confirmed_commitment();
+        let mut out = Vec::new();
+        for r in self.resolvers.values() {
+            if !matches!(r.stage, Stage::Active) {
+                continue;
+            }
+            let txout = match close.tx.output.get(r.outpoint.vout as usize) {
+                Some(o) if r.outpoint.txid == close.txid => o.clone(),
+                _ => continue,
+            };
+            let request = |path, script, key, preimage, witness_pubkey, mature_at, deadline, budget_sat, contestable| SweepRequest {
+                channel,
+                outpoint: r.outpoint,
+                txout: txout.clone(),
+                path,
+                script,
+                key,
+                preimage,
+                witness_pubkey,
+                deadline,
+                budget_sat,
+                contestable,
+                exclusive_group: None,
+                mature_at,
+            };
+            let htlc_key = |spec: &CommitmentSpec| SigningKey::Channel {
+                channel,
+                basepoint: Basepoint::Htlc,
+                tweak: KeyTweak::PerCommitmentPoint { point: spec.keys.per_commitment_point },
+            };
+            match (&r.kind, &confirmed) {
+                (ResolverKind::CommitSweep { mature_at }, Some((Party::Local, spec, built))) => {
+                    let Some(script) = witness_script(built, r.outpoint) else { continue };
+                    let key = SigningKey::Channel {
+                        channel,
+                        basepoint: Basepoint::DelayedPayment,
+                        tweak: KeyTweak::PerCommitmentPoint { point: spec.keys.per_commitment_point },
+                    };
+                    let path = ClaimPath::ToLocalDelayed { to_self_delay: info.local_to_self_delay };
+                    let deadline = mature_at.saturating_add(policy.balance_deadline_blocks);
+                    let budget = share(r.value_sat, policy.balance_budget_percent);
+                    out.push(request(path, script, key, None, None, *mature_at, deadline, budget, false));
+                }
+                (ResolverKind::CommitSweep { mature_at }, _) => {
+                    // Our `to_remote` on any commitment of the peer's (current, pending, future
+                    // or revoked): found by script, spent with our untweaked payment key.
+                    let ours = info.local_basepoints.payment_basepoint;
+                    let (script, witness_pubkey) = if info.channel_type.has_anchors() {
+                        (scripts::to_remote_anchor_script(&ours), None)
+                    } else {
+                        (scripts::to_remote_script_pubkey(info.channel_type, &ours), Some(ours))
+                    };
+                    let key = SigningKey::Channel { channel, basepoint: Basepoint::Payment, tweak: KeyTweak::None };
+                    let path = ClaimPath::ToRemote { channel_type: info.channel_type };
+                    let deadline = mature_at.saturating_add(policy.balance_deadline_blocks);
+                    let budget = share(r.value_sat, policy.balance_budget_percent);
+                    out.push(request(path, script, key, None, witness_pubkey, *mature_at, deadline, budget, false));
+                }
+                (ResolverKind::OutgoingHtlc { cltv_expiry, deadline, .. }, Some((Party::Remote, spec, built))) => {
+                    let Some(script) = witness_script(built, r.outpoint) else { continue };
+                    let path = ClaimPath::timeout_claim_on_remote_commitment(*cltv_expiry, info.channel_type);
+                    // nLockTime = cltv_expiry is final from the next block on.
+                    let mature_at = cltv_expiry.saturating_add(1).max(close.height.saturating_add(1));
+                    let budget = share(r.value_sat, policy.htlc_budget_percent);
+                    out.push(request(path, script, htlc_key(spec), None, None, mature_at, (*deadline).max(mature_at), budget, true));
+                }
+                (ResolverKind::IncomingHtlc { htlc, payment_hash, cltv_expiry }, Some((Party::Remote, spec, built))) => {
+                    let Some(preimage) = node.preimage_for(htlc, payment_hash) else { continue };
+                    let Some(script) = witness_script(built, r.outpoint) else { continue };
+                    let path = ClaimPath::preimage_claim_on_remote_commitment(info.channel_type);
+                    let mature_at = close.height.saturating_add(1);
+                    let budget = share(r.value_sat, policy.htlc_budget_percent);
+                    out.push(request(path, script, htlc_key(spec), Some(preimage), None, mature_at, (*cltv_expiry).max(mature_at), budget, true));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn witness_script(built: &BuiltCommitment, outpoint: OutPoint) -> Option<ScriptBuf> {
+    built.outputs.iter().find(|o| o.index == outpoint.vout).and_then(|o| o.witness_script.clone())
+}
