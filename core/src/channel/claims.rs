@@ -35,7 +35,11 @@ pub struct SweepPolicy {
 
 impl Default for SweepPolicy {
     fn default() -> Self {
-        SweepPolicy { htlc_budget_percent: 50, balance_budget_percent: 5, balance_deadline_blocks: 1008 }
+        SweepPolicy {
+            htlc_budget_percent: 50,
+            balance_budget_percent: 5,
+            balance_deadline_blocks: 1008,
+        }
     }
 }
 
@@ -60,7 +64,9 @@ impl ChannelArbitrator {
 
     /// Every claim this channel wants the sweeper to make now.
     pub fn sweep_requests(&self, node: &NodeState, policy: &SweepPolicy) -> Vec<SweepRequest> {
-        let Some(close) = &self.close else { return Vec::new() };
+        let Some(close) = &self.close else {
+            return Vec::new();
+        };
         let info = &self.data.info;
         let channel = info.id;
         let confirmed = self.confirmed_commitment();
@@ -73,7 +79,15 @@ impl ChannelArbitrator {
                 Some(o) if r.outpoint.txid == close.txid => o.clone(),
                 _ => continue,
             };
-            let request = |path, script, key, preimage, witness_pubkey, mature_at, deadline, budget_sat, contestable| SweepRequest {
+            let request = |path,
+                           script,
+                           key,
+                           preimage,
+                           witness_pubkey,
+                           mature_at,
+                           deadline,
+                           budget_sat,
+                           contestable| SweepRequest {
                 channel,
                 outpoint: r.outpoint,
                 txout: txout.clone(),
@@ -91,20 +105,30 @@ impl ChannelArbitrator {
             let htlc_key = |spec: &CommitmentSpec| SigningKey::Channel {
                 channel,
                 basepoint: Basepoint::Htlc,
-                tweak: KeyTweak::PerCommitmentPoint { point: spec.keys.per_commitment_point },
+                tweak: KeyTweak::PerCommitmentPoint {
+                    point: spec.keys.per_commitment_point,
+                },
             };
             match (&r.kind, &confirmed) {
                 (ResolverKind::CommitSweep { mature_at }, Some((Party::Local, spec, built))) => {
-                    let Some(script) = witness_script(built, r.outpoint) else { continue };
+                    let Some(script) = witness_script(built, r.outpoint) else {
+                        continue;
+                    };
                     let key = SigningKey::Channel {
                         channel,
                         basepoint: Basepoint::DelayedPayment,
-                        tweak: KeyTweak::PerCommitmentPoint { point: spec.keys.per_commitment_point },
+                        tweak: KeyTweak::PerCommitmentPoint {
+                            point: spec.keys.per_commitment_point,
+                        },
                     };
-                    let path = ClaimPath::ToLocalDelayed { to_self_delay: info.local_to_self_delay };
+                    let path = ClaimPath::ToLocalDelayed {
+                        to_self_delay: info.local_to_self_delay,
+                    };
                     let deadline = mature_at.saturating_add(policy.balance_deadline_blocks);
                     let budget = share(r.value_sat, policy.balance_budget_percent);
-                    out.push(request(path, script, key, None, None, *mature_at, deadline, budget, false));
+                    out.push(request(
+                        path, script, key, None, None, *mature_at, deadline, budget, false,
+                    ));
                 }
                 (ResolverKind::CommitSweep { mature_at }, _) => {
                     // Our `to_remote` on any commitment of the peer's (current, pending, future
@@ -113,29 +137,93 @@ impl ChannelArbitrator {
                     let (script, witness_pubkey) = if info.channel_type.has_anchors() {
                         (scripts::to_remote_anchor_script(&ours), None)
                     } else {
-                        (scripts::to_remote_script_pubkey(info.channel_type, &ours), Some(ours))
+                        (
+                            scripts::to_remote_script_pubkey(info.channel_type, &ours),
+                            Some(ours),
+                        )
                     };
-                    let key = SigningKey::Channel { channel, basepoint: Basepoint::Payment, tweak: KeyTweak::None };
-                    let path = ClaimPath::ToRemote { channel_type: info.channel_type };
+                    let key = SigningKey::Channel {
+                        channel,
+                        basepoint: Basepoint::Payment,
+                        tweak: KeyTweak::None,
+                    };
+                    let path = ClaimPath::ToRemote {
+                        channel_type: info.channel_type,
+                    };
                     let deadline = mature_at.saturating_add(policy.balance_deadline_blocks);
                     let budget = share(r.value_sat, policy.balance_budget_percent);
-                    out.push(request(path, script, key, None, witness_pubkey, *mature_at, deadline, budget, false));
+                    out.push(request(
+                        path,
+                        script,
+                        key,
+                        None,
+                        witness_pubkey,
+                        *mature_at,
+                        deadline,
+                        budget,
+                        false,
+                    ));
                 }
-                (ResolverKind::OutgoingHtlc { cltv_expiry, deadline, .. }, Some((Party::Remote, spec, built))) => {
-                    let Some(script) = witness_script(built, r.outpoint) else { continue };
-                    let path = ClaimPath::timeout_claim_on_remote_commitment(*cltv_expiry, info.channel_type);
+                (
+                    ResolverKind::OutgoingHtlc {
+                        cltv_expiry,
+                        deadline,
+                        ..
+                    },
+                    Some((Party::Remote, spec, built)),
+                ) => {
+                    let Some(script) = witness_script(built, r.outpoint) else {
+                        continue;
+                    };
+                    let path = ClaimPath::timeout_claim_on_remote_commitment(
+                        *cltv_expiry,
+                        info.channel_type,
+                    );
                     // nLockTime = cltv_expiry is final from the next block on.
-                    let mature_at = cltv_expiry.saturating_add(1).max(close.height.saturating_add(1));
+                    let mature_at = cltv_expiry
+                        .saturating_add(1)
+                        .max(close.height.saturating_add(1));
                     let budget = share(r.value_sat, policy.htlc_budget_percent);
-                    out.push(request(path, script, htlc_key(spec), None, None, mature_at, (*deadline).max(mature_at), budget, true));
+                    out.push(request(
+                        path,
+                        script,
+                        htlc_key(spec),
+                        None,
+                        None,
+                        mature_at,
+                        (*deadline).max(mature_at),
+                        budget,
+                        true,
+                    ));
                 }
-                (ResolverKind::IncomingHtlc { htlc, payment_hash, cltv_expiry }, Some((Party::Remote, spec, built))) => {
-                    let Some(preimage) = node.preimage_for(htlc, payment_hash) else { continue };
-                    let Some(script) = witness_script(built, r.outpoint) else { continue };
+                (
+                    ResolverKind::IncomingHtlc {
+                        htlc,
+                        payment_hash,
+                        cltv_expiry,
+                    },
+                    Some((Party::Remote, spec, built)),
+                ) => {
+                    let Some(preimage) = node.preimage_for(htlc, payment_hash) else {
+                        continue;
+                    };
+                    let Some(script) = witness_script(built, r.outpoint) else {
+                        continue;
+                    };
                     let path = ClaimPath::preimage_claim_on_remote_commitment(info.channel_type);
                     let mature_at = close.height.saturating_add(1);
                     let budget = share(r.value_sat, policy.htlc_budget_percent);
-                    out.push(request(path, script, htlc_key(spec), Some(preimage), None, mature_at, (*cltv_expiry).max(mature_at), budget, true));
+                    out.push(request(
+                        path,
+                        script,
+                        htlc_key(spec),
+                        Some(preimage),
+                        None,
+                        mature_at,
+                        (*cltv_expiry).max(mature_at),
+                        budget,
+                        true,
+                    ));
                 }
                 _ => {}
             }
@@ -145,5 +233,9 @@ impl ChannelArbitrator {
 }
 
 fn witness_script(built: &BuiltCommitment, outpoint: OutPoint) -> Option<ScriptBuf> {
-    built.outputs.iter().find(|o| o.index == outpoint.vout).and_then(|o| o.witness_script.clone())
+    built
+        .outputs
+        .iter()
+        .find(|o| o.index == outpoint.vout)
+        .and_then(|o| o.witness_script.clone())
 }

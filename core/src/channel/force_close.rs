@@ -39,16 +39,7 @@ impl ChannelArbitrator {
         };
         let commitment_number = local.commitment.number;
         match &self.force_close {
-            Some(fc) => match &fc.signed {
-                Some(tx) => vec![Action::Broadcast {
-                    request: RequestId {
-                        claim: fc.claim,
-                        attempt: fc.attempt,
-                    },
-                    tx: tx.clone(),
-                }],
-                None => self.sign_request().into_iter().collect(),
-            },
+            Some(_) => self.pending_force_close_actions(),
             None => {
                 let claim = node.new_claim();
                 self.force_close = Some(ForceClose {
@@ -209,18 +200,27 @@ impl ChannelArbitrator {
 
     /// Called every block while we wait for a close: re-sign after a failure, or rebroadcast.
     pub fn on_block_before_close(&mut self) -> Vec<Action> {
-        match &self.force_close {
-            Some(fc) if self.close.is_none() => match &fc.signed {
-                Some(tx) => vec![Action::Broadcast {
-                    request: RequestId {
-                        claim: fc.claim,
-                        attempt: fc.attempt,
-                    },
-                    tx: tx.clone(),
-                }],
-                None => self.sign_request().into_iter().collect(),
-            },
-            _ => Vec::new(),
+        if self.close.is_some() {
+            return Vec::new();
+        }
+        self.pending_force_close_actions()
+    }
+
+    /// What a force close still waits for: our signature (re-requested), or the confirmation of
+    /// our signed commitment (rebroadcast).
+    fn pending_force_close_actions(&self) -> Vec<Action> {
+        let Some(fc) = &self.force_close else {
+            return Vec::new();
+        };
+        match &fc.signed {
+            Some(tx) => vec![Action::Broadcast {
+                request: RequestId {
+                    claim: fc.claim,
+                    attempt: fc.attempt,
+                },
+                tx: tx.clone(),
+            }],
+            None => self.sign_request().into_iter().collect(),
         }
     }
 

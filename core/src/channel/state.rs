@@ -201,6 +201,27 @@ pub struct CommitmentRecord {
     pub txids: Vec<Txid>,
 }
 
+impl CommitmentRecord {
+    /// A record of a commitment whose txids are not computed yet.
+    pub fn new(
+        number: u64,
+        per_commitment_point: PublicKey,
+        feerate_per_kw: u32,
+        (to_local_msat, to_remote_msat): (u64, u64),
+        htlcs: Vec<CommitmentHtlcInfo>,
+    ) -> CommitmentRecord {
+        CommitmentRecord {
+            number,
+            per_commitment_point,
+            feerate_per_kw,
+            to_local_msat,
+            to_remote_msat,
+            htlcs,
+            txids: Vec::new(),
+        }
+    }
+}
+
 /// Our latest commitment, with the peer's signatures that make it broadcastable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalCommitmentRecord {

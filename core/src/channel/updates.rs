@@ -303,15 +303,13 @@ fn apply_local(data: &mut ChannelData, c: &LocalCommitment) -> Result<(), Update
             got: c.commitment_number,
         });
     }
-    let mut record = CommitmentRecord {
-        number: c.commitment_number,
-        per_commitment_point: c.per_commitment_point,
-        feerate_per_kw: c.feerate_per_kw,
-        to_local_msat: c.to_local_msat,
-        to_remote_msat: c.to_remote_msat,
-        htlcs: c.htlcs.clone(),
-        txids: Vec::new(),
-    };
+    let mut record = CommitmentRecord::new(
+        c.commitment_number,
+        c.per_commitment_point,
+        c.feerate_per_kw,
+        (c.to_local_msat, c.to_remote_msat),
+        c.htlcs.clone(),
+    );
     let rebuilt = rebuild_all(&data.info, Party::Local, &record)?;
     // The peer signs our commitment on one funding output; it must verify on one of them.
     let mut verified = None;
@@ -410,15 +408,13 @@ fn apply_remote(data: &mut ChannelData, c: &RemoteCommitment) -> Result<(), Upda
             got: c.commitment_number,
         });
     }
-    let mut record = CommitmentRecord {
-        number: c.commitment_number,
-        per_commitment_point: c.per_commitment_point,
-        feerate_per_kw: c.feerate_per_kw,
-        to_local_msat: c.to_local_msat,
-        to_remote_msat: c.to_remote_msat,
-        htlcs: c.htlcs.clone(),
-        txids: Vec::new(),
-    };
+    let mut record = CommitmentRecord::new(
+        c.commitment_number,
+        c.per_commitment_point,
+        c.feerate_per_kw,
+        (c.to_local_msat, c.to_remote_msat),
+        c.htlcs.clone(),
+    );
     let rebuilt = rebuild_all(&data.info, Party::Remote, &record)?;
     for (_, _, built) in &rebuilt {
         check_output_indices(Party::Remote, &c.htlcs, built)?;

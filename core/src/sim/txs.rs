@@ -75,6 +75,20 @@ impl SimChannel {
         .map_err(sig_err)
     }
 
+    /// Sign input 0 of `tx` (spending the funding output) with both funding keys.
+    fn sign_funding_spend(&self, tx: &mut Transaction) -> Result<(), SimError> {
+        let local_sig = self.funding_signature(tx, Party::Local)?;
+        let remote_sig = self.funding_signature(tx, Party::Remote)?;
+        let (l, r) = (self.local.basepoints(), self.remote.basepoints());
+        tx.input[0].witness = funding_witness(
+            &l.funding_pubkey,
+            &local_sig,
+            &r.funding_pubkey,
+            &remote_sig,
+        );
+        Ok(())
+    }
+
     /// The counterparty's HTLC signatures on the holder's commitment, in output order.
     fn counterparty_htlc_signatures(
         &self,
@@ -149,15 +163,7 @@ impl SimChannel {
     /// A party's commitment `n`, signed by both and ready to broadcast.
     pub fn commitment_tx(&self, holder: Party, n: u64) -> Result<Transaction, SimError> {
         let mut tx = self.built_commitment(holder, n)?.tx;
-        let local_sig = self.funding_signature(&tx, Party::Local)?;
-        let remote_sig = self.funding_signature(&tx, Party::Remote)?;
-        let (l, r) = (self.local.basepoints(), self.remote.basepoints());
-        tx.input[0].witness = funding_witness(
-            &l.funding_pubkey,
-            &local_sig,
-            &r.funding_pubkey,
-            &remote_sig,
-        );
+        self.sign_funding_spend(&mut tx)?;
         Ok(tx)
     }
 
@@ -259,15 +265,7 @@ impl SimChannel {
             }],
             output: outputs,
         };
-        let local_sig = self.funding_signature(&tx, Party::Local)?;
-        let remote_sig = self.funding_signature(&tx, Party::Remote)?;
-        let (l, r) = (self.local.basepoints(), self.remote.basepoints());
-        tx.input[0].witness = funding_witness(
-            &l.funding_pubkey,
-            &local_sig,
-            &r.funding_pubkey,
-            &remote_sig,
-        );
+        self.sign_funding_spend(&mut tx)?;
         Ok(tx)
     }
 }
