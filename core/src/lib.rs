@@ -24,6 +24,8 @@ pub mod chain;
 pub mod channel;
 pub mod close;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod policy;
 pub mod resolver;
 #[cfg(feature = "sim")]
