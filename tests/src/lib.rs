@@ -97,10 +97,15 @@ impl Harness {
     /// A node at [`START_HEIGHT`] with no channels.
     pub fn new(config: Config) -> Harness {
         let mut h = Harness {
-            arb: ChainArbitrator::new(config),
+            arb: ChainArbitrator::new(config.clone()),
+            trace: Trace::new(
+                "",
+                TraceSetup::State {
+                    state: serde_json::to_value(&config).unwrap_or_default(),
+                },
+            ),
             config,
             store: MemStore::default(),
-            trace: Trace::new("", TraceSetup::Empty),
             blocks: Vec::new(),
             sims: BTreeMap::new(),
             broadcasts: Vec::new(),
@@ -149,7 +154,7 @@ impl Harness {
 
     /// Loading the store gives back exactly the in-memory state.
     pub fn check_durable(&self) {
-        let loaded = ChainArbitrator::from_records(self.config, &self.store.records)
+        let loaded = ChainArbitrator::from_records(self.config.clone(), &self.store.records)
             .unwrap_or_else(|e| panic!("store does not load: {e}"));
         if loaded != self.arb {
             let diff = contractcourt_core::trace::line_diff(
@@ -308,7 +313,15 @@ impl Harness {
         });
         let golden =
             Trace::from_json(&golden).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let mut fresh = ChainArbitrator::new(self.config);
+        let config = match &golden.setup {
+            TraceSetup::State { state } => {
+                serde_json::from_value(state.clone()).unwrap_or_else(|e| {
+                    panic!("golden trace {name}: setup is not a configuration: {e}")
+                })
+            }
+            _ => Config::default(),
+        };
+        let mut fresh = ChainArbitrator::new(config);
         if let Err(mismatch) = replay(&mut fresh, &golden.steps) {
             panic!("golden trace {name} no longer replays:\n{mismatch}");
         }
@@ -325,14 +338,14 @@ impl Harness {
     pub fn check_crash_anywhere(&self) {
         let events: Vec<Event> = self.trace.steps.iter().map(|s| s.event.clone()).collect();
         for crash_after in 0..events.len() {
-            let mut arb = ChainArbitrator::new(self.config);
+            let mut arb = ChainArbitrator::new(self.config.clone());
             let mut store = MemStore::default();
             for e in &events[..=crash_after] {
                 if let Ok(actions) = arb.step(e) {
                     store.apply(&actions);
                 }
             }
-            let mut arb = ChainArbitrator::from_records(self.config, &store.records)
+            let mut arb = ChainArbitrator::from_records(self.config.clone(), &store.records)
                 .unwrap_or_else(|e| panic!("reload after step {crash_after}: {e}"));
             let tip = arb.tip();
             if let Ok(actions) = arb.step(&Event::Resumed { tip }) {

@@ -149,7 +149,7 @@ fn outgoing_htlc_deadline_forces_our_close_and_plans_every_output() {
 fn incoming_htlc_with_preimage_forces_close_delta_blocks_before_expiry() {
     let config = Config::default();
     let delta = config.deadlines.incoming_broadcast_delta;
-    let mut h = Harness::new(config);
+    let mut h = Harness::new(config.clone());
     let id = h.open(SimSetup::new(2, ChannelType::StaticRemoteKey));
     let expiry = START_HEIGHT + delta + 5;
     let mut inc = None;
@@ -245,7 +245,7 @@ fn remote_close_on_current_and_pending_commitment_is_recognised() {
 #[test]
 fn cooperative_close_resolves_after_reorg_safety_depth_and_is_archived_later() {
     let config = Config::default();
-    let mut h = Harness::new(config);
+    let mut h = Harness::new(config.clone());
     let id = h.open(SimSetup::new(4, ChannelType::StaticRemoteKey));
     let (local, remote) = (
         bitcoin::ScriptBuf::from_bytes(vec![0x51]),
@@ -458,7 +458,7 @@ fn reorg_replacing_our_commitment_with_the_peers_replans_from_the_new_chain() {
 #[test]
 fn dangling_and_dust_outgoing_htlcs_are_failed_upstream_once_the_close_is_reorg_safe() {
     let config = Config::default();
-    let mut h = Harness::new(config);
+    let mut h = Harness::new(config.clone());
     let id = h.open(SimSetup::new(8, ChannelType::StaticRemoteKey));
     let upstream = |n: u64| HtlcKey {
         channel: ChannelId([7; 32]),

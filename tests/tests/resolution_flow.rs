@@ -110,7 +110,7 @@ fn the_peers_preimage_claim_settles_upstream_at_once_from_the_mempool_or_a_block
 fn our_timeout_fails_upstream_only_once_reorg_safe_and_a_reorg_before_that_undoes_it() {
     let config = Config::default();
     let expiry = START_HEIGHT + 5;
-    let mut h = Harness::new(config);
+    let mut h = Harness::new(config.clone());
     let id = h.open(SimSetup::new(22, ChannelType::StaticRemoteKey));
     let mut out = None;
     h.with_sim(id, |sim| {

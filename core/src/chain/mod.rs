@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Alert, AlertKind, Batch, CloseTrigger, Report};
 use crate::bolt3::PaymentHash;
+use crate::channel::claims::SweepPolicy;
 use crate::channel::close::CloseConfig;
 use crate::channel::deadline::{fired, DeadlineConfig};
 use crate::channel::updates::{apply_update, Applied, UpdateError};
 use crate::channel::ChannelArbitrator;
 use crate::event::{Block, Event, ForceCloseReason, PreimageSource, UpstreamResolution};
+use crate::sweeper::{Sweeper, SweeperConfig};
 use crate::trace::Machine;
 use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection};
 
@@ -28,12 +30,17 @@ use node::NodeState;
 pub use records::LoadError;
 
 /// Arbitration settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// When HTLC deadlines force a close.
     pub deadlines: DeadlineConfig,
     /// Reorg safety, archiving and cut-loss.
     pub close: CloseConfig,
+    /// Fee budgets and deadlines of claims.
+    pub sweep: SweepPolicy,
+    /// Where sweeps pay to. `None`: nothing is swept (each claim is reported instead) — the
+    /// engine never guesses a destination for the operator's money.
+    pub sweep_to: Option<SweeperConfig>,
 }
 
 /// Why an event was refused. Nothing changed.
@@ -125,6 +132,10 @@ pub struct ChainArbitrator {
     node: NodeState,
     channels: BTreeMap<ChannelId, ChannelArbitrator>,
     index: Index,
+    /// Every claim the sweeper makes.
+    sweeper: Sweeper,
+    /// The latest fee conditions.
+    fees: Option<crate::event::FeeConditions>,
     /// A digest of every persisted record, to write only what changed.
     persisted: BTreeMap<crate::action::RecordKey, [u8; 32]>,
 }
@@ -139,6 +150,8 @@ impl ChainArbitrator {
             node: NodeState::default(),
             channels: BTreeMap::new(),
             index: Index::default(),
+            sweeper: Sweeper::new(),
+            fees: None,
             persisted: BTreeMap::new(),
         }
     }
@@ -251,13 +264,19 @@ impl ChainArbitrator {
                 effects.extend(self.disconnect(block, &mut touched)?)
             }
             Event::MempoolTx { tx, .. } => effects.extend(self.mempool_tx(tx)),
-            Event::MempoolRemoved { .. } | Event::Tick { .. } | Event::FeeConditions(_) => {}
+            Event::FeeConditions(fees) => {
+                self.fees = Some(fees.clone());
+                self.node.dirty.insert(crate::action::RecordKey::Node);
+            }
+            Event::MempoolRemoved { .. } | Event::Tick { .. } => {}
             Event::BroadcastResult {
                 request,
                 txid,
                 outcome,
             } => {
-                if let Some(ch) = self
+                if self.sweeper.owns(request.claim) {
+                    effects.extend(self.sweeper.on_broadcast_result(*request, outcome));
+                } else if let Some(ch) = self
                     .index
                     .claims
                     .get(&request.claim)
@@ -267,7 +286,9 @@ impl ChainArbitrator {
                 }
             }
             Event::Signed { request, outcome } => {
-                if let Some(id) = self.index.claims.get(&request.claim).copied() {
+                if self.sweeper.owns(request.claim) {
+                    effects.extend(self.sweeper.on_signed(*request, outcome));
+                } else if let Some(id) = self.index.claims.get(&request.claim).copied() {
                     if let Some(ch) = self.channels.get_mut(&id) {
                         effects.extend(ch.on_signed(*request, outcome));
                         touched.insert(id);
@@ -279,6 +300,7 @@ impl ChainArbitrator {
         }
         for id in &touched {
             self.reindex(*id);
+            self.sync_claims(*id);
         }
         let mut ops = self.persist_changes(&touched);
         ops.extend(extra_ops);
@@ -357,6 +379,10 @@ impl ChainArbitrator {
                     &mut self.node,
                     &self.config.close,
                 ));
+                if self.sweeper.claim_for(&input.previous_output).is_some() {
+                    self.sweeper
+                        .on_spent(&input.previous_output, tx.compute_txid(), block.height);
+                }
                 touched.insert(id);
                 self.reindex(id);
             }
@@ -371,6 +397,16 @@ impl ChainArbitrator {
         for id in due {
             touched.insert(id);
             effects.extend(self.wake(id, block.height));
+        }
+        // Claims follow the block's decisions: sync what the touched channels want, then let
+        // the sweeper build, bump and rebroadcast.
+        for id in touched.iter() {
+            self.sync_claims(*id);
+        }
+        if let Some(cfg) = &self.config.sweep_to {
+            if !self.sweeper.is_idle() {
+                effects.extend(self.sweeper.on_block(block.height, self.fees.as_ref(), cfg));
+            }
         }
         let archivable: Vec<ChannelId> = touched
             .iter()
@@ -394,7 +430,7 @@ impl ChainArbitrator {
             return Vec::new();
         };
         if ch.close.is_some() {
-            return ch.on_block_closed(height, &mut self.node, &self.config.close);
+            return ch.on_block_closed(height, &mut self.node, &self.config.close, &self.sweeper);
         }
         if ch.force_close.is_some() {
             return ch.on_block_before_close();
@@ -424,6 +460,7 @@ impl ChainArbitrator {
         for id in affected {
             if let Some(ch) = self.channels.get_mut(&id) {
                 effects.extend(ch.on_disconnect(block.height));
+                self.sweeper.on_disconnect(block.height);
                 touched.insert(id);
             }
         }
@@ -490,6 +527,7 @@ impl ChainArbitrator {
             });
         }
         effects.extend(self.node.pending_upstream());
+        effects.extend(self.sweeper.pending_after_restart());
         let pending: Vec<ChannelId> = self
             .channels
             .iter()
@@ -522,6 +560,38 @@ impl ChainArbitrator {
             }
         }
         out
+    }
+
+    /// Make the sweeper's requests for a channel match what the channel wants now: new or
+    /// changed requests registered, requests no longer wanted (a reorged close, an archived
+    /// channel) cancelled. Without a configured destination nothing is registered.
+    fn sync_claims(&mut self, id: ChannelId) {
+        if self.config.sweep_to.is_none() {
+            return;
+        }
+        let wanted = self
+            .channels
+            .get(&id)
+            .map(|ch| ch.sweep_requests(&self.node, &self.config.sweep))
+            .unwrap_or_default();
+        let keep: BTreeSet<OutPoint> = wanted.iter().map(|r| r.outpoint).collect();
+        let stale: Vec<OutPoint> = self
+            .sweeper
+            .claims()
+            .values()
+            .filter(|c| {
+                c.request.channel == id
+                    && !keep.contains(&c.request.outpoint)
+                    && !matches!(c.state, crate::sweeper::ClaimState::Spent { .. })
+            })
+            .map(|c| c.request.outpoint)
+            .collect();
+        for outpoint in stale {
+            self.sweeper.cancel(&outpoint);
+        }
+        for request in wanted {
+            self.sweeper.request(request, &mut self.node);
+        }
     }
 
     /// Refresh a channel's entries in the indexes.

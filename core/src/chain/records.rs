@@ -17,8 +17,9 @@ use crate::bolt3::shachain::SecretStore;
 use crate::channel::state::{ChannelInfo, CommitmentRecord, DataLoss, LocalCommitmentRecord};
 use crate::channel::updates::ChannelData;
 use crate::channel::{ChannelArbitrator, ConfirmedClose, ForceClose};
-use crate::event::IncomingLeg;
+use crate::event::{FeeConditions, IncomingLeg};
 use crate::resolver::Resolver;
+use crate::sweeper::{SweepClaim, Sweeper};
 use crate::types::{BlockRef, ChannelId, Height};
 
 use super::node::{KnownPreimage, Upstream};
@@ -74,6 +75,7 @@ struct NodeHeader {
     recent: Vec<BlockRef>,
     next_claim: u64,
     config: Config,
+    fees: Option<FeeConditions>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -161,7 +163,8 @@ impl ChainArbitrator {
             tip: self.tip,
             recent: self.recent.clone(),
             next_claim: self.node.next_claim,
-            config: self.config,
+            config: self.config.clone(),
+            fees: self.fees.clone(),
         })
     }
 
@@ -171,6 +174,7 @@ impl ChainArbitrator {
             RecordKey::Preimage { payment_hash } => self.node.preimages.get(payment_hash).map(body),
             RecordKey::Circuit { outgoing } => self.node.circuits.get(outgoing).map(body),
             RecordKey::Upstream { htlc } => self.node.upstream.get(htlc).map(body),
+            RecordKey::Claim { claim } => self.sweeper.claims().get(claim).map(body),
             _ => None,
         }
     }
@@ -200,6 +204,12 @@ impl ChainArbitrator {
         let mut ops = Vec::new();
         let mut node_keys = std::mem::take(&mut self.node.dirty);
         node_keys.insert(RecordKey::Node);
+        node_keys.extend(
+            self.sweeper
+                .take_changed()
+                .into_iter()
+                .map(|claim| RecordKey::Claim { claim }),
+        );
         for key in node_keys {
             match self.node_record(&key) {
                 Some(value) => self.put_if_changed(key, value, &mut ops),
@@ -244,6 +254,7 @@ impl ChainArbitrator {
         let mut arb = ChainArbitrator::new(config);
         let mut commitments: BTreeMap<ChannelId, Vec<(CommitmentSlot, &Record)>> = BTreeMap::new();
         let mut resolvers: Vec<(ChannelId, &Record, String)> = Vec::new();
+        let mut claims = BTreeMap::new();
         for (key, record) in records {
             let name = key.to_string();
             if record.version != RECORD_VERSION {
@@ -258,6 +269,7 @@ impl ChainArbitrator {
                     arb.tip = h.tip;
                     arb.recent = h.recent;
                     arb.node.next_claim = h.next_claim;
+                    arb.fees = h.fees;
                 }
                 RecordKey::Preimage { payment_hash } => {
                     let p: KnownPreimage = decode(&name, record)?;
@@ -292,7 +304,9 @@ impl ChainArbitrator {
                     .or_default()
                     .push((*slot, record)),
                 RecordKey::Resolver { channel, .. } => resolvers.push((*channel, record, name)),
-                RecordKey::Claim { .. } => {}
+                RecordKey::Claim { claim } => {
+                    claims.insert(*claim, decode::<SweepClaim>(&name, record)?);
+                }
             }
             arb.persisted.insert(key.clone(), digest(&record.body));
         }
@@ -326,6 +340,7 @@ impl ChainArbitrator {
                 .ok_or(LoadError::Orphan { key: name })?;
             ch.resolvers.insert(r.outpoint, r);
         }
+        arb.sweeper = Sweeper::from_claims(claims);
         arb.reindex_all();
         Ok(arb)
     }

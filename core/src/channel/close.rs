@@ -14,6 +14,7 @@ use crate::chain::node::NodeState;
 use crate::close::{classify_close, Classification, Close};
 use crate::event::{CommitmentHtlcInfo, PreimageSource};
 use crate::resolver::{depth, Resolver, ResolverKind, Stage};
+use crate::sweeper::Sweeper;
 use crate::types::{Height, HtlcDirection, HtlcKey, Party, RawTx};
 
 use super::state::CommitmentRecord;
@@ -62,7 +63,7 @@ impl ChannelArbitrator {
     ) -> Vec<Action> {
         if self.data.info.funding_output(&outpoint).is_some() {
             return if self.close.is_none() {
-                self.on_close(tx, height, node, cfg)
+                self.on_close(tx, height, node)
             } else {
                 Vec::new()
             };
@@ -101,13 +102,7 @@ impl ChannelArbitrator {
         actions
     }
 
-    fn on_close(
-        &mut self,
-        tx: &Transaction,
-        height: Height,
-        node: &mut NodeState,
-        cfg: &CloseConfig,
-    ) -> Vec<Action> {
+    fn on_close(&mut self, tx: &Transaction, height: Height, node: &mut NodeState) -> Vec<Action> {
         let info = &self.data.info;
         let Classification::FundingSpent { spend, close } =
             classify_close(tx, info, &self.data.commitments)
@@ -173,7 +168,6 @@ impl ChannelArbitrator {
             funding: spend.funding,
             settled_upstream: false,
         });
-        actions.extend(self.on_block_closed(height, node, cfg));
         actions
     }
 
@@ -337,6 +331,7 @@ impl ChannelArbitrator {
         tip: Height,
         node: &mut NodeState,
         cfg: &CloseConfig,
+        sweeper: &Sweeper,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(close) = self.close.clone() else {
@@ -394,7 +389,7 @@ impl ChannelArbitrator {
                     outpoint: r.outpoint,
                     outcome,
                     amount_sat: r.value_sat,
-                    fees_sat: 0,
+                    fees_sat: sweeper.fees_paid(&r.outpoint).unwrap_or(0),
                     spending_txid: Some(txid),
                     height,
                 })));

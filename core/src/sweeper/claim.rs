@@ -1,0 +1,408 @@
+//! One claim of the sweeper: the request it serves, every transaction built for it, and the pure
+//! helpers that check a request, build an attempt and assemble its witness.
+
+use bitcoin::absolute::LockTime;
+use bitcoin::ecdsa::Signature;
+use bitcoin::hashes::{ripemd160, Hash};
+use bitcoin::script::Instruction;
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::sighash::EcdsaSighashType;
+use bitcoin::{Amount, CompressedPublicKey, FeeRate, ScriptBuf, Transaction, Txid, Witness};
+use serde::{Deserialize, Serialize};
+
+use crate::action::{SignInput, SignRequest, SigningKey, SweepRequest};
+use crate::bolt3::witness::{self as w, ClaimPath};
+use crate::bolt3::{secp, sign, ChannelType};
+use crate::policy::finality::LOCKTIME_THRESHOLD;
+use crate::types::{ClaimId, Height, RawTx, RequestId};
+
+use super::fee::FeePlan;
+
+/// Why a sweep request cannot be claimed as given. The claim is kept (so the request stays
+/// idempotent) but never built; the problem is reported once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SweepError {
+    /// The output's scriptPubKey is not the one the witness script (or key) commits to.
+    ScriptMismatch,
+    /// A preimage path without a preimage, or with one whose hash the script does not hold.
+    MissingPreimage,
+    /// A path whose witness carries a public key, without one.
+    MissingWitnessPubkey,
+    /// A path that needs our signature, with a wallet key.
+    WalletKey,
+    /// The witness script names no key where this path's signature is checked.
+    NoSigningKey,
+}
+
+impl std::fmt::Display for SweepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SweepError::ScriptMismatch => {
+                "the output's script does not commit to the request's witness script or key"
+            }
+            SweepError::MissingPreimage => "preimage path without the preimage the script expects",
+            SweepError::MissingWitnessPubkey => "path needs a witness public key and has none",
+            SweepError::WalletKey => "a channel output cannot be signed with a wallet key",
+            SweepError::NoSigningKey => "the witness script has no key for this path",
+        })
+    }
+}
+
+impl std::error::Error for SweepError {}
+
+/// Where a claim stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ClaimState {
+    /// Waiting for maturity, or being claimed (built, signed, broadcast, bumped every block).
+    Active,
+    /// Its budget (or its value above dust) cannot pay the minimum relay fee: not broadcast.
+    /// Re-examined every block (a raised budget or lower relay fee revives it).
+    Uneconomical {
+        /// Whether the operator was told.
+        reported: bool,
+    },
+    /// The request cannot be claimed as given.
+    Invalid {
+        /// Why.
+        error: SweepError,
+        /// Whether the operator was told.
+        reported: bool,
+    },
+    /// A confirmed transaction spent the output.
+    Spent {
+        /// The spending transaction.
+        txid: Txid,
+        /// The height it confirmed at.
+        height: Height,
+        /// Whether it was one of our attempts (otherwise someone else took the output).
+        ours: bool,
+    },
+}
+
+/// How the last broadcast of an attempt went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BroadcastStatus {
+    /// Not broadcast yet.
+    NotSent,
+    /// Broadcast; no answer yet.
+    Sent,
+    /// Accepted (or already known).
+    Accepted,
+    /// Rejected, with the source's reason.
+    Rejected {
+        /// The raw reason.
+        reason: String,
+    },
+}
+
+/// One transaction built for a claim (a first build or a fee bump).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Its number: the `attempt` of its [`RequestId`].
+    pub attempt: u32,
+    /// The unsigned transaction (its txid is final).
+    pub tx: RawTx,
+    /// Its txid.
+    pub txid: Txid,
+    /// The predicted weight once signed (an upper bound).
+    pub weight: u64,
+    /// Its fee.
+    pub fee_sat: u64,
+    /// The fee rate the fee function asked for.
+    pub feerate: FeeRate,
+    /// The tip when it was built (it is offered for the next block).
+    pub built_at: Height,
+    /// The signed transaction, once a valid signature arrived.
+    pub signed: Option<RawTx>,
+    /// How its last broadcast went.
+    pub broadcast: BroadcastStatus,
+}
+
+/// A claim of one output: the request, the fee plan, and every transaction built for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepClaim {
+    /// Its id.
+    pub id: ClaimId,
+    /// What the resolver asked for (the latest version of it).
+    pub request: SweepRequest,
+    /// Where it stands.
+    pub state: ClaimState,
+    /// The fee line's start, fixed at the first build.
+    pub plan: Option<FeePlan>,
+    /// Every attempt, in order (`attempts[i].attempt == i`).
+    pub attempts: Vec<Attempt>,
+    /// Attempts before this index spend by an older version of the request (another path,
+    /// script or key); they are kept to recognise their spends but never rebroadcast.
+    pub first_current: u32,
+    /// The highest rate a mempool refused as too low: the next attempt pays more.
+    pub refused_rate: Option<FeeRate>,
+    /// The last rejection or signer failure reported, so a repeated one is not re-reported.
+    pub last_problem: Option<String>,
+    /// The deadline whose miss was reported (a new deadline is reported anew).
+    pub deadline_reported: Option<Height>,
+}
+
+impl SweepClaim {
+    /// A new claim of `request`; a request that cannot be claimed is kept as
+    /// [`ClaimState::Invalid`].
+    pub fn new(id: ClaimId, request: SweepRequest) -> SweepClaim {
+        let state = match check_request(&request) {
+            Ok(()) => ClaimState::Active,
+            Err(error) => ClaimState::Invalid {
+                error,
+                reported: false,
+            },
+        };
+        SweepClaim {
+            id,
+            request,
+            state,
+            plan: None,
+            attempts: Vec::new(),
+            first_current: 0,
+            refused_rate: None,
+            last_problem: None,
+            deadline_reported: None,
+        }
+    }
+
+    /// The newest attempt built from the current request.
+    pub fn current(&self) -> Option<&Attempt> {
+        self.attempts
+            .last()
+            .filter(|a| a.attempt >= self.first_current)
+    }
+
+    /// The newest signed attempt built from the current request: the one kept broadcast.
+    pub fn best_signed(&self) -> Option<&Attempt> {
+        self.attempts
+            .iter()
+            .rev()
+            .take_while(|a| a.attempt >= self.first_current)
+            .find(|a| a.signed.is_some())
+    }
+
+    /// The attempt whose txid is `txid`, if it is one of ours.
+    pub fn attempt_with_txid(&self, txid: &Txid) -> Option<&Attempt> {
+        self.attempts.iter().find(|a| a.txid == *txid)
+    }
+
+    /// The request tag of attempt `attempt`.
+    pub fn request_id(&self, attempt: u32) -> RequestId {
+        RequestId {
+            claim: self.id,
+            attempt,
+        }
+    }
+
+    /// Whether the claim is still trying to get its output confirmed.
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, ClaimState::Active)
+    }
+
+    /// The sign request for `attempt` (one input, `SIGHASH_ALL`), `None` for a path that needs
+    /// no signature.
+    pub fn sign_request(&self, attempt: &Attempt) -> Option<SignRequest> {
+        if !needs_signature(&self.request.path) {
+            return None;
+        }
+        Some(SignRequest {
+            request: self.request_id(attempt.attempt),
+            tx: attempt.tx.clone(),
+            inputs: vec![SignInput {
+                input: 0,
+                prevout: self.request.outpoint,
+                value_sat: self.request.txout.value.to_sat(),
+                script: self.request.script.clone(),
+                sighash: EcdsaSighashType::All,
+                key: self.request.key.clone(),
+            }],
+        })
+    }
+}
+
+/// Whether the parts of two requests that decide the claim transaction differ.
+pub fn envelope_changed(a: &SweepRequest, b: &SweepRequest) -> bool {
+    a.outpoint != b.outpoint
+        || a.txout != b.txout
+        || a.path != b.path
+        || a.script != b.script
+        || a.key != b.key
+        || a.preimage != b.preimage
+        || a.witness_pubkey != b.witness_pubkey
+}
+
+fn needs_signature(path: &ClaimPath) -> bool {
+    !matches!(path, ClaimPath::AnchorAnyone)
+}
+
+fn is_p2wpkh_path(path: &ClaimPath) -> bool {
+    matches!(
+        path,
+        ClaimPath::ToRemote {
+            channel_type: ChannelType::StaticRemoteKey
+        }
+    )
+}
+
+/// Check that a request describes a spend the sweeper can build and sign.
+pub fn check_request(req: &SweepRequest) -> Result<(), SweepError> {
+    let spk = &req.txout.script_pubkey;
+    if is_p2wpkh_path(&req.path) {
+        let key = req.witness_pubkey.ok_or(SweepError::MissingWitnessPubkey)?;
+        let expected = ScriptBuf::new_p2wpkh(&CompressedPublicKey(key).wpubkey_hash());
+        if *spk != expected || req.script != expected {
+            return Err(SweepError::ScriptMismatch);
+        }
+    } else if req.script.to_p2wsh() != *spk {
+        return Err(SweepError::ScriptMismatch);
+    }
+    if matches!(
+        req.path,
+        ClaimPath::OfferedHtlcRevocation { .. } | ClaimPath::ReceivedHtlcRevocation { .. }
+    ) && req.witness_pubkey.is_none()
+    {
+        return Err(SweepError::MissingWitnessPubkey);
+    }
+    if let ClaimPath::OfferedHtlcPreimage { .. } = req.path {
+        let preimage = req.preimage.ok_or(SweepError::MissingPreimage)?;
+        let hash160 = ripemd160::Hash::hash(&preimage.payment_hash().0).to_byte_array();
+        if !pushes(&req.script).any(|p| p == hash160) {
+            return Err(SweepError::MissingPreimage);
+        }
+    }
+    if needs_signature(&req.path) {
+        if matches!(req.key, SigningKey::Wallet) {
+            return Err(SweepError::WalletKey);
+        }
+        signing_pubkey(req).ok_or(SweepError::NoSigningKey)?;
+    }
+    Ok(())
+}
+
+/// The pushed data of a script, in order (stops at the first malformed instruction).
+fn pushes(script: &ScriptBuf) -> impl Iterator<Item = Vec<u8>> + '_ {
+    script.instructions().map_while(|i| match i {
+        Ok(Instruction::PushBytes(bytes)) => Some(bytes.as_bytes().to_vec()),
+        Ok(Instruction::Op(_)) => Some(Vec::new()),
+        Err(_) => None,
+    })
+}
+
+/// The public key our signature must verify against on this path: the witness public key of a
+/// P2WPKH or revocation spend, otherwise the key the BOLT 3 script checks on that path (the
+/// second key of `to_local` — `local_delayedpubkey` — the first key of the others).
+pub fn signing_pubkey(req: &SweepRequest) -> Option<PublicKey> {
+    let keys: Vec<PublicKey> = pushes(&req.script)
+        .filter(|p| p.len() == 33)
+        .filter_map(|p| PublicKey::from_slice(&p).ok())
+        .collect();
+    match req.path {
+        ClaimPath::ToRemote {
+            channel_type: ChannelType::StaticRemoteKey,
+        }
+        | ClaimPath::OfferedHtlcRevocation { .. }
+        | ClaimPath::ReceivedHtlcRevocation { .. } => req.witness_pubkey,
+        ClaimPath::ToLocalDelayed { .. } => keys.get(1).copied(),
+        ClaimPath::ToLocalRevocation { .. }
+        | ClaimPath::ToRemote { .. }
+        | ClaimPath::OfferedHtlcPreimage { .. }
+        | ClaimPath::ReceivedHtlcTimeout { .. }
+        | ClaimPath::AnchorOwner => keys.first().copied(),
+        ClaimPath::AnchorAnyone => None,
+    }
+}
+
+/// The unsigned claim of `req` paying `value - fee_sat` to `destination`, with `nLockTime` at
+/// `tip` (anti-fee-sniping) or the path's `cltv_expiry`, whichever is higher.
+pub fn build_tx(
+    req: &SweepRequest,
+    destination: &ScriptBuf,
+    fee_sat: u64,
+    tip: Height,
+) -> Transaction {
+    let value = req.txout.value.to_sat().saturating_sub(fee_sat);
+    let mut tx = w::build_claim_tx(
+        req.outpoint,
+        &req.path,
+        destination.clone(),
+        Amount::from_sat(value),
+    );
+    let path_lock = req.path.lock_time().to_consensus_u32();
+    if tip < LOCKTIME_THRESHOLD {
+        tx.lock_time = LockTime::from_consensus(path_lock.max(tip));
+    }
+    tx
+}
+
+/// Why a signature cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureError {
+    /// The signer returned no signature for input 0.
+    Missing,
+    /// A sighash type other than `SIGHASH_ALL`.
+    WrongSighash,
+    /// It does not verify against the key the path checks.
+    Invalid,
+}
+
+impl std::fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SignatureError::Missing => "no signature for input 0",
+            SignatureError::WrongSighash => "signature is not sighash_all",
+            SignatureError::Invalid => "signature does not verify",
+        })
+    }
+}
+
+/// Check `sig` on input 0 of `tx` against the key the request's path checks.
+pub fn verify_signature(
+    req: &SweepRequest,
+    tx: &Transaction,
+    sig: &Signature,
+) -> Result<(), SignatureError> {
+    if sig.sighash_type != EcdsaSighashType::All {
+        return Err(SignatureError::WrongSighash);
+    }
+    let key = signing_pubkey(req).ok_or(SignatureError::Invalid)?;
+    let msg = if is_p2wpkh_path(&req.path) {
+        sign::p2wpkh_sighash(tx, 0, &req.script, req.txout.value, sig.sighash_type)
+    } else {
+        sign::p2wsh_sighash(tx, 0, &req.script, req.txout.value, sig.sighash_type)
+    }
+    .map_err(|_| SignatureError::Invalid)?;
+    secp()
+        .verify_ecdsa(&msg, &sig.signature, &key)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// The witness of input 0 for the request's path. `None` when the request lacks what the path
+/// needs (prevented by [`check_request`]) or a signature is missing where one is needed.
+pub fn witness(req: &SweepRequest, sig: Option<&Signature>) -> Option<Witness> {
+    let script = &req.script;
+    if let ClaimPath::AnchorAnyone = req.path {
+        return Some(w::anchor_anyone_witness(script));
+    }
+    let sig = sig?;
+    Some(match req.path {
+        ClaimPath::ToLocalDelayed { .. } => w::to_local_delayed_witness(sig, script),
+        ClaimPath::ToLocalRevocation { .. } => w::to_local_revocation_witness(sig, script),
+        ClaimPath::ToRemote { channel_type } => match channel_type {
+            ChannelType::StaticRemoteKey => w::to_remote_p2wpkh_witness(sig, &req.witness_pubkey?),
+            ChannelType::AnchorsZeroFeeHtlc => w::to_remote_anchor_witness(sig, script),
+        },
+        ClaimPath::OfferedHtlcPreimage { .. } => {
+            w::offered_htlc_preimage_witness(sig, &req.preimage?, script)
+        }
+        ClaimPath::OfferedHtlcRevocation { .. } | ClaimPath::ReceivedHtlcRevocation { .. } => {
+            w::htlc_revocation_witness(sig, &req.witness_pubkey?, script)
+        }
+        ClaimPath::ReceivedHtlcTimeout { .. } => w::received_htlc_timeout_witness(sig, script),
+        ClaimPath::AnchorOwner => w::anchor_owner_witness(sig, script),
+        ClaimPath::AnchorAnyone => w::anchor_anyone_witness(script),
+    })
+}
