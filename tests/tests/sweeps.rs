@@ -1,0 +1,247 @@
+//! Claims end to end in the core: after a close, the engine claims what is ours — our balance
+//! on either commitment and the HTLC outputs of the peer's commitment, by timeout or with the
+//! preimage — and every transaction it broadcasts is verified by Bitcoin Core's script
+//! interpreter against the outputs it spends, and by the policy check at the height it is
+//! offered (never before its timelocks).
+
+use std::collections::BTreeMap;
+
+use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction, TxOut, Txid};
+use contractcourt_core::action::{Action, FailReason, Outcome, Report};
+use contractcourt_core::bolt3::ChannelType;
+use contractcourt_core::chain::Config;
+use contractcourt_core::channel::ArbState;
+use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg, PreimageSource};
+use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
+use contractcourt_core::sim::SimSetup;
+use contractcourt_core::sweeper::SweeperConfig;
+use contractcourt_core::testkit::verify_with_bitcoin_core;
+use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
+use contractcourt_tests::{Harness, START_HEIGHT};
+
+fn config() -> Config {
+    Config {
+        sweep_to: Some(SweeperConfig {
+            destination: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0x11; 20])),
+            fallback_feerate: FeeRate::from_sat_per_vb_u32(2),
+        }),
+        ..Config::default()
+    }
+}
+
+use bitcoin::hashes::Hash;
+
+/// Every output created by a transaction the chain or the engine has seen, with its height.
+struct Outputs {
+    txs: BTreeMap<Txid, (Transaction, Option<u32>)>,
+}
+
+impl Outputs {
+    fn from(h: &Harness, extra: &[Transaction]) -> Outputs {
+        let mut txs = BTreeMap::new();
+        for b in &h.blocks {
+            for tx in &b.txs {
+                txs.insert(tx.compute_txid(), (tx.0.clone(), Some(b.height)));
+            }
+        }
+        for tx in extra {
+            txs.entry(tx.compute_txid()).or_insert((tx.clone(), None));
+        }
+        Outputs { txs }
+    }
+
+    fn prevouts(&self, tx: &Transaction) -> (Vec<TxOut>, Vec<Option<u32>>) {
+        tx.input
+            .iter()
+            .map(|i| {
+                let (parent, height) = &self.txs[&i.previous_output.txid];
+                (
+                    parent.output[i.previous_output.vout as usize].clone(),
+                    *height,
+                )
+            })
+            .unzip()
+    }
+}
+
+/// Check every broadcast since `from`: Bitcoin Core accepts its scripts, and it is standard and
+/// final at the next block (the height it is offered for).
+fn check_broadcasts(h: &Harness, from: usize, extra: &[Transaction]) -> usize {
+    let outputs = Outputs::from(h, extra);
+    let next = h.height() + 1;
+    for tx in &h.broadcasts[from..] {
+        let (prevouts, heights) = outputs.prevouts(tx);
+        verify_with_bitcoin_core(tx, &prevouts)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", tx.compute_txid()));
+        check_standard(tx, &prevouts, &PolicyConfig::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", tx.compute_txid()));
+        check_final(tx, next, &heights)
+            .unwrap_or_else(|e| panic!("{} not final at {next}: {e}", tx.compute_txid()));
+    }
+    h.broadcasts.len() - from
+}
+
+/// The latest claim broadcast since `from` for each output of `parent` (a bump replaces the
+/// earlier attempt).
+fn claims_of(h: &Harness, from: usize, parent: Txid) -> Vec<Transaction> {
+    let mut latest: BTreeMap<bitcoin::OutPoint, Transaction> = BTreeMap::new();
+    for t in &h.broadcasts[from..] {
+        if let Some(i) = t.input.iter().find(|i| i.previous_output.txid == parent) {
+            latest.insert(i.previous_output, t.clone());
+        }
+    }
+    latest.into_values().collect()
+}
+
+#[test]
+fn after_the_peers_close_every_output_of_ours_is_claimed_with_transactions_bitcoin_core_accepts() {
+    let mut h = Harness::new(config());
+    let id = h.open(SimSetup::new(31, ChannelType::StaticRemoteKey));
+    let expiry = START_HEIGHT + 30;
+    let (mut out, mut inc) = (None, None);
+    h.with_sim(id, |sim| {
+        out = Some(
+            sim.add_htlc(HtlcDirection::Outgoing, 80_000_000, expiry)
+                .unwrap(),
+        );
+        inc = Some(
+            sim.add_htlc(HtlcDirection::Incoming, 70_000_000, expiry + 50)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let (out, inc) = (out.unwrap(), inc.unwrap());
+    let upstream = HtlcKey {
+        channel: ChannelId([7; 32]),
+        htlc_id: 3,
+        direction: HtlcDirection::Incoming,
+    };
+    h.feed(Event::CircuitAdded {
+        outgoing: out.key,
+        incoming: IncomingLeg {
+            htlc: upstream,
+            cltv_expiry: expiry + 40,
+            amount_msat: 80_010_000,
+        },
+    });
+    h.feed(Event::PreimageLearned {
+        preimage: inc.preimage,
+        source: PreimageSource::Invoice { htlc: inc.key },
+    });
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let close_txid = theirs.compute_txid();
+    // Our to_remote and the incoming HTLC (we hold its preimage) are claimed for the very next
+    // block, as soon as the close confirms.
+    let start = h.broadcasts.len();
+    h.mine(vec![theirs]);
+    assert_eq!(check_broadcasts(&h, start, &[]), 2);
+    let first = claims_of(&h, start, close_txid);
+    assert_eq!(first.len(), 2, "to_remote and the preimage claim");
+    h.mine(first);
+
+    // The outgoing HTLC: nothing before its expiry, then a timeout claim final in expiry + 1.
+    while h.height() < expiry - 1 {
+        let from = h.broadcasts.len();
+        h.mine(Vec::new());
+        let early: Vec<_> = claims_of(&h, from, close_txid);
+        assert!(
+            early.is_empty(),
+            "no timeout claim offered at {}",
+            h.height() + 1
+        );
+    }
+    let from = h.broadcasts.len();
+    h.mine(Vec::new());
+    assert_eq!(h.height(), expiry);
+    check_broadcasts(&h, from, &[]);
+    let timeout = claims_of(&h, from, close_txid);
+    assert_eq!(
+        timeout.len(),
+        1,
+        "the timeout claim is offered for block expiry + 1"
+    );
+    assert_eq!(timeout[0].lock_time.to_consensus_u32(), expiry);
+    h.mine(timeout);
+
+    // Reorg-safe: the timeout fails the incoming leg; every output is resolved.
+    h.mine_empty(6);
+    let failed: Vec<_> = h
+        .transcript
+        .iter()
+        .filter_map(|a| match a {
+            Action::FailUpstream { htlc, reason } => Some((*htlc, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        vec![(upstream, FailReason::OutgoingTimedOut { outgoing: out.key })]
+    );
+    let outcomes: Vec<Outcome> = h
+        .reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Resolution(r) => Some(r.outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        outcomes.contains(&Outcome::TimedOut)
+            && outcomes.iter().filter(|o| **o == Outcome::Claimed).count() == 2
+    );
+    let fees: u64 = h
+        .reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Resolution(r) => Some(r.fees_sat),
+            _ => None,
+        })
+        .sum();
+    assert!(fees > 0, "resolutions report the fees the claims paid");
+    assert_eq!(h.arb.channel(&id).unwrap().state(), ArbState::FullyResolved);
+    h.check_golden(
+        "remote_close_claims",
+        "after the peer's close we claim to_remote, an HTLC by preimage and one by timeout",
+    );
+    h.check_crash_anywhere();
+}
+
+#[test]
+fn our_to_local_is_swept_only_once_its_delay_has_passed() {
+    let mut h = Harness::new(config());
+    let id = h.open(SimSetup::new(32, ChannelType::AnchorsZeroFeeHtlc));
+    let actions = h.feed(Event::ForceCloseRequested {
+        channel: id,
+        reason: ForceCloseReason::User,
+    });
+    h.answer(&actions);
+    let ours = h.broadcasts.last().unwrap().clone();
+    h.mine(vec![ours.clone()]);
+    let close_height = h.height();
+    let delay = h.sim(id).setup().local_to_self_delay as u32;
+    // CSV n on an output confirmed at height c is spendable in block c + n.
+    while h.height() + 2 < close_height + delay {
+        let from = h.broadcasts.len();
+        h.mine(Vec::new());
+        assert!(
+            claims_of(&h, from, ours.compute_txid()).is_empty(),
+            "not before the CSV delay (offering block {})",
+            h.height() + 1
+        );
+    }
+    let from = h.broadcasts.len();
+    h.mine(Vec::new());
+    let sweep = claims_of(&h, from, ours.compute_txid());
+    assert_eq!(sweep.len(), 1);
+    check_broadcasts(&h, from, &[]);
+    assert_eq!(
+        sweep[0].input[0].sequence.0, delay,
+        "nSequence carries the CSV delay"
+    );
+    let value_in = ours.output[sweep[0].input[0].previous_output.vout as usize].value;
+    assert!(
+        sweep[0].output[0].value < value_in
+            && sweep[0].output[0].value > Amount::from_sat(value_in.to_sat() * 95 / 100)
+    );
+}
