@@ -290,7 +290,10 @@ impl ChainArbitrator {
                     effects.extend(self.sweeper.on_signed(*request, outcome));
                 } else if let Some(id) = self.index.claims.get(&request.claim).copied() {
                     if let Some(ch) = self.channels.get_mut(&id) {
-                        effects.extend(ch.on_signed(*request, outcome));
+                        match ch.on_second_level_signed(*request, outcome, &self.node) {
+                            Some(actions) => effects.extend(actions),
+                            None => effects.extend(ch.on_signed(*request, outcome)),
+                        }
                         touched.insert(id);
                     }
                 }
@@ -620,6 +623,13 @@ impl ChainArbitrator {
         }
         if let Some(fc) = &ch.force_close {
             self.index.claims.insert(fc.claim, id);
+        }
+        for c in ch
+            .resolvers
+            .values()
+            .filter_map(|r| r.second_level.as_ref())
+        {
+            self.index.claims.insert(c.claim, id);
         }
         let heights = ch
             .close

@@ -7,7 +7,7 @@
 //! `cltv_expiry`, or with the preimage before it). The second-level transactions of our own
 //! commitment, anchors and breaches are claimed by their own resolvers.
 
-use bitcoin::{OutPoint, ScriptBuf};
+use bitcoin::{Amount, OutPoint, ScriptBuf, TxOut};
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Basepoint, CloseKind, KeyTweak, SigningKey, SweepRequest};
@@ -49,7 +49,7 @@ fn share(value_sat: u64, percent: u8) -> u64 {
 
 impl ChannelArbitrator {
     /// The commitment that confirmed, rebuilt, with its holder — when it is one we know.
-    fn confirmed_commitment(&self) -> Option<(Party, CommitmentSpec, BuiltCommitment)> {
+    pub(crate) fn confirmed_commitment(&self) -> Option<(Party, CommitmentSpec, BuiltCommitment)> {
         let close = self.close.as_ref()?;
         let c = &self.data.commitments;
         let (holder, record) = match close.kind {
@@ -70,13 +70,26 @@ impl ChannelArbitrator {
         let info = &self.data.info;
         let channel = info.id;
         let confirmed = self.confirmed_commitment();
+        // On our commitment, `to_local` and every second-level output pay the same script.
+        let to_local = match &confirmed {
+            Some((Party::Local, spec, _)) => Some(scripts::to_local_script(
+                &spec.keys.revocation_pubkey,
+                info.local_to_self_delay,
+                &spec.keys.local_delayed_pubkey,
+            )),
+            _ => None,
+        };
         let mut out = Vec::new();
         for r in self.resolvers.values() {
             if !matches!(r.stage, Stage::Active) {
                 continue;
             }
-            let txout = match close.tx.output.get(r.outpoint.vout as usize) {
-                Some(o) if r.outpoint.txid == close.txid => o.clone(),
+            let txout = match (close.tx.output.get(r.outpoint.vout as usize), &to_local) {
+                (Some(o), _) if r.outpoint.txid == close.txid => o.clone(),
+                (_, Some(script)) => TxOut {
+                    value: Amount::from_sat(r.value_sat),
+                    script_pubkey: script.to_p2wsh(),
+                },
                 _ => continue,
             };
             let request = |path,
@@ -110,8 +123,8 @@ impl ChannelArbitrator {
                 },
             };
             match (&r.kind, &confirmed) {
-                (ResolverKind::CommitSweep { mature_at }, Some((Party::Local, spec, built))) => {
-                    let Some(script) = witness_script(built, r.outpoint) else {
+                (ResolverKind::CommitSweep { mature_at }, Some((Party::Local, spec, _))) => {
+                    let Some(script) = to_local.clone() else {
                         continue;
                     };
                     let key = SigningKey::Channel {

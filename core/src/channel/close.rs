@@ -73,6 +73,10 @@ impl ChannelArbitrator {
         };
         let txid = tx.compute_txid();
         resolver.on_spend(txid, height);
+        let kind = resolver.kind.clone();
+        if let Some(next) = self.hand_off_second_level(outpoint, tx, height) {
+            self.resolvers.insert(next.outpoint, next);
+        }
         let mut actions = vec![Action::Report(Report::Timeline {
             channel: self.data.info.id,
             outpoint,
@@ -88,7 +92,7 @@ impl ChannelArbitrator {
         }
         | ResolverKind::IncomingHtlc {
             htlc, payment_hash, ..
-        } = resolver.kind.clone()
+        } = kind
         {
             if let Some(preimage) = find_preimage(tx, &payment_hash) {
                 actions.extend(learn_preimage(
@@ -396,6 +400,7 @@ impl ChannelArbitrator {
             }
         }
         actions.extend(self.cut_losses(tip, node, cfg));
+        actions.extend(self.second_level_actions(tip, node));
         if safe && self.resolved_at.is_none() && self.resolvers.values().all(Resolver::is_resolved)
         {
             self.resolved_at = Some(tip);
@@ -512,6 +517,8 @@ impl ChannelArbitrator {
             self.resolvers.clear();
             self.resolved_at = None;
         }
+        self.resolvers
+            .retain(|_, r| r.created_at.is_none_or(|h| h < height));
         for r in self.resolvers.values_mut() {
             r.on_disconnect(height);
         }
@@ -549,6 +556,24 @@ impl ChannelArbitrator {
                     .saturating_add(cfg.reorg_safety_depth.saturating_sub(1)),
             );
         }
+        if matches!(close.kind, CloseKind::Local { .. })
+            && !self.data.info.channel_type.has_anchors()
+        {
+            // Second-level claims start at an HTLC's expiry, or at once with its preimage.
+            for r in self
+                .resolvers
+                .values()
+                .filter(|r| matches!(r.stage, Stage::Active) && r.second_level.is_none())
+            {
+                match &r.kind {
+                    ResolverKind::OutgoingHtlc { cltv_expiry, .. } => next.push(*cltv_expiry),
+                    ResolverKind::IncomingHtlc {
+                        htlc, payment_hash, ..
+                    } if node.preimage_for(htlc, payment_hash).is_some() => next.push(close.height),
+                    _ => {}
+                }
+            }
+        }
         if let Some(n) = cfg.cut_loss_blocks {
             for r in self.resolvers.values() {
                 if let (ResolverKind::OutgoingHtlc { htlc, .. }, Stage::Active) =
@@ -570,7 +595,7 @@ impl ChannelArbitrator {
     /// Whether the channel acts on every block: our commitment is out and no close confirmed
     /// yet, so it is rebroadcast (or re-signed) each block.
     pub fn acts_every_block(&self) -> bool {
-        self.close.is_none() && self.force_close.is_some()
+        (self.close.is_none() && self.force_close.is_some()) || self.second_level_pending()
     }
 
     /// Whether the channel is fully resolved and `archive_depth` deep at `tip`.

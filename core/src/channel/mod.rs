@@ -18,6 +18,7 @@ pub mod claims;
 pub mod close;
 pub mod deadline;
 pub mod force_close;
+mod second_level;
 pub mod state;
 pub mod updates;
 

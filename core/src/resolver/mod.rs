@@ -87,6 +87,26 @@ pub struct Resolver {
     pub kind: ResolverKind,
     /// Where it stands.
     pub stage: Stage,
+    /// The pre-signed second-level transaction claiming it, for an HTLC on our own commitment.
+    #[serde(default)]
+    pub second_level: Option<SecondLevelClaim>,
+    /// For an output created after the close (a second-level transaction's), the height of the
+    /// transaction that created it: a disconnection of that block removes the resolver.
+    #[serde(default)]
+    pub created_at: Option<Height>,
+}
+
+/// Our HTLC-timeout or HTLC-success transaction for an HTLC output of our own commitment: the
+/// peer signed it with the commitment; we add our signature (and the preimage) and broadcast it,
+/// every block until it confirms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondLevelClaim {
+    /// The claim.
+    pub claim: crate::types::ClaimId,
+    /// Its attempt (a new attempt after a signer failure).
+    pub attempt: u32,
+    /// The signed transaction, once our signature arrived.
+    pub signed: Option<crate::types::RawTx>,
 }
 
 impl Resolver {
@@ -97,6 +117,8 @@ impl Resolver {
             value_sat,
             kind,
             stage: Stage::Active,
+            second_level: None,
+            created_at: None,
         }
     }
 

@@ -1,0 +1,291 @@
+//! HTLCs on our own commitment: the pre-signed second-level transactions (BOLT 5 B05-LLO/LRO).
+//!
+//! The peer signed our HTLC-timeout and HTLC-success transactions with the commitment. When an
+//! HTLC is due — the timeout from `cltv_expiry` on, the success once we know the preimage — the
+//! resolver asks for our signature, assembles the transaction and broadcasts it every block until
+//! it confirms; its output (our `to_local` script) is then handed to a balance sweep after
+//! `to_self_delay`.
+//!
+//! Under anchors these transactions carry no fee and must be funded with wallet inputs; that path
+//! is not built yet, and such HTLCs are reported instead of claimed.
+
+use bitcoin::{Amount, OutPoint, Transaction};
+
+use crate::action::{Action, AlertKind, Basepoint, KeyTweak, SignInput, SignRequest, SigningKey};
+use crate::bolt3::commitment::CommitmentHtlc;
+use crate::bolt3::htlc_tx::{htlc_tx_witness, htlc_txs_for_commitment, htlc_witness_script};
+use crate::bolt3::{scripts, secp, sign};
+use crate::chain::node::NodeState;
+use crate::event::SignOutcome;
+use crate::resolver::{Resolver, ResolverKind, SecondLevelClaim, Stage};
+use crate::types::{Height, Party, RawTx, RequestId};
+
+use super::ChannelArbitrator;
+
+/// One HTLC output of our confirmed commitment with its unsigned second-level transaction and
+/// the peer's signature for it.
+struct Due {
+    outpoint: OutPoint,
+    htlc: CommitmentHtlc,
+    tx: Transaction,
+    remote_sig: bitcoin::ecdsa::Signature,
+    script: bitcoin::ScriptBuf,
+    point: bitcoin::secp256k1::PublicKey,
+}
+
+impl ChannelArbitrator {
+    /// Our commitment's HTLC outputs with their second-level transactions, in output order.
+    fn second_level_candidates(&self) -> Vec<Due> {
+        let Some((Party::Local, spec, built)) = self.confirmed_commitment() else {
+            return Vec::new();
+        };
+        let Some(local) = &self.data.commitments.local else {
+            return Vec::new();
+        };
+        let txid = built.tx.compute_txid();
+        htlc_txs_for_commitment(&built, &spec)
+            .into_iter()
+            .zip(&local.htlc_signatures)
+            .map(|((htlc, tx), remote_sig)| Due {
+                outpoint: OutPoint {
+                    txid,
+                    vout: tx.input[0].previous_output.vout,
+                },
+                script: htlc_witness_script(&htlc, &spec.keys, spec.channel_type),
+                htlc,
+                tx,
+                remote_sig: *remote_sig,
+                point: spec.keys.per_commitment_point,
+            })
+            .collect()
+    }
+
+    fn sign_second_level(&self, due: &Due, request: RequestId) -> Action {
+        Action::Sign(SignRequest {
+            request,
+            tx: RawTx(due.tx.clone()),
+            inputs: vec![SignInput {
+                input: 0,
+                prevout: due.outpoint,
+                value_sat: due.htlc.amount_msat / 1000,
+                script: due.script.clone(),
+                sighash: bitcoin::sighash::EcdsaSighashType::All,
+                key: SigningKey::Channel {
+                    channel: self.data.info.id,
+                    basepoint: Basepoint::Htlc,
+                    tweak: KeyTweak::PerCommitmentPoint { point: due.point },
+                },
+            }],
+        })
+    }
+
+    /// Whether an HTLC of our commitment can be claimed in block `tip + 1`.
+    fn second_level_ready(&self, r: &Resolver, tip: Height, node: &NodeState) -> bool {
+        match &r.kind {
+            ResolverKind::OutgoingHtlc { cltv_expiry, .. } => tip >= *cltv_expiry,
+            ResolverKind::IncomingHtlc {
+                htlc, payment_hash, ..
+            } => node.preimage_for(htlc, payment_hash).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Per block once our commitment confirmed: start, re-sign or rebroadcast second-level claims.
+    pub(crate) fn second_level_actions(
+        &mut self,
+        tip: Height,
+        node: &mut NodeState,
+    ) -> Vec<Action> {
+        let candidates = self.second_level_candidates();
+        let mut actions = Vec::new();
+        for due in candidates {
+            let Some(r) = self.resolvers.get(&due.outpoint) else {
+                continue;
+            };
+            if !matches!(r.stage, Stage::Active) || !self.second_level_ready(r, tip, node) {
+                continue;
+            }
+            if self.data.info.channel_type.has_anchors() {
+                if r.second_level.is_none() {
+                    actions.push(self.alert(
+                        AlertKind::DeadlineAtRisk,
+                        format!("htlc output {} is due, but zero-fee htlc transactions cannot be funded yet", due.outpoint),
+                    ));
+                    if let Some(r) = self.resolvers.get_mut(&due.outpoint) {
+                        r.second_level = Some(SecondLevelClaim {
+                            claim: node.new_claim(),
+                            attempt: 0,
+                            signed: None,
+                        });
+                    }
+                }
+                continue;
+            }
+            match &r.second_level {
+                Some(c) => {
+                    let request = RequestId {
+                        claim: c.claim,
+                        attempt: c.attempt,
+                    };
+                    match &c.signed {
+                        Some(tx) => actions.push(Action::Broadcast {
+                            request,
+                            tx: tx.clone(),
+                        }),
+                        None => actions.push(self.sign_second_level(&due, request)),
+                    }
+                }
+                None => {
+                    let claim = node.new_claim();
+                    if let Some(r) = self.resolvers.get_mut(&due.outpoint) {
+                        r.second_level = Some(SecondLevelClaim {
+                            claim,
+                            attempt: 0,
+                            signed: None,
+                        });
+                    }
+                    actions.push(self.sign_second_level(&due, RequestId { claim, attempt: 0 }));
+                }
+            }
+        }
+        actions
+    }
+
+    /// Our signature for a second-level transaction arrived. `None`: the request is not one of
+    /// this channel's second-level claims.
+    pub(crate) fn on_second_level_signed(
+        &mut self,
+        request: RequestId,
+        outcome: &SignOutcome,
+        node: &NodeState,
+    ) -> Option<Vec<Action>> {
+        let outpoint = self
+            .resolvers
+            .values()
+            .find(|r| {
+                r.second_level
+                    .as_ref()
+                    .is_some_and(|c| c.claim == request.claim)
+            })
+            .map(|r| r.outpoint)?;
+        let current = self
+            .resolvers
+            .get(&outpoint)
+            .and_then(|r| r.second_level.as_ref())
+            .is_some_and(|c| c.attempt == request.attempt && c.signed.is_none());
+        if !current {
+            return Some(Vec::new()); // superseded or already signed: dropped
+        }
+        let due = self
+            .second_level_candidates()
+            .into_iter()
+            .find(|d| d.outpoint == outpoint)?;
+        let SignOutcome::Signed { signatures } = outcome else {
+            return Some(vec![self.alert(
+                AlertKind::ChannelFailure,
+                format!("signer refused the htlc transaction for {outpoint}; retrying next block"),
+            )]);
+        };
+        let ours = signatures
+            .iter()
+            .find(|s| s.input == 0)
+            .map(|s| s.signature);
+        let expected = self
+            .confirmed_commitment()
+            .map(|(_, spec, _)| spec.keys.local_htlc_pubkey);
+        let valid = match (ours, expected) {
+            (Some(sig), Some(pk)) => sign::p2wsh_sighash(
+                &due.tx,
+                0,
+                &due.script,
+                Amount::from_sat(due.htlc.amount_msat / 1000),
+                sig.sighash_type,
+            )
+            .is_ok_and(|msg| secp().verify_ecdsa(&msg, &sig.signature, &pk).is_ok()),
+            _ => false,
+        };
+        let Some(our_sig) = ours.filter(|_| valid) else {
+            return Some(vec![self.alert(
+                AlertKind::ChannelFailure,
+                format!(
+                    "signer returned no valid signature for the htlc transaction of {outpoint}"
+                ),
+            )]);
+        };
+        let preimage = match (
+            &due.htlc.offered,
+            self.resolvers.get(&outpoint).map(|r| &r.kind),
+        ) {
+            (
+                false,
+                Some(ResolverKind::IncomingHtlc {
+                    htlc, payment_hash, ..
+                }),
+            ) => node.preimage_for(htlc, payment_hash),
+            _ => None,
+        };
+        if !due.htlc.offered && preimage.is_none() {
+            return Some(Vec::new());
+        }
+        let mut tx = due.tx.clone();
+        tx.input[0].witness =
+            htlc_tx_witness(&due.remote_sig, &our_sig, preimage.as_ref(), &due.script);
+        let tx = RawTx(tx);
+        if let Some(c) = self
+            .resolvers
+            .get_mut(&outpoint)
+            .and_then(|r| r.second_level.as_mut())
+        {
+            c.signed = Some(tx.clone());
+        }
+        Some(vec![Action::Broadcast { request, tx }])
+    }
+
+    /// A second-level transaction of ours confirmed: its output (our `to_local` script) becomes
+    /// a balance to sweep after `to_self_delay`.
+    pub(crate) fn hand_off_second_level(
+        &mut self,
+        spent: OutPoint,
+        tx: &Transaction,
+        height: Height,
+    ) -> Option<Resolver> {
+        let (Party::Local, spec, _) = self.confirmed_commitment()? else {
+            return None;
+        };
+        let r = self.resolvers.get(&spent)?;
+        if !matches!(
+            r.kind,
+            ResolverKind::OutgoingHtlc { .. } | ResolverKind::IncomingHtlc { .. }
+        ) {
+            return None;
+        }
+        let delay = self.data.info.local_to_self_delay;
+        let to_local = scripts::to_local_script(
+            &spec.keys.revocation_pubkey,
+            delay,
+            &spec.keys.local_delayed_pubkey,
+        )
+        .to_p2wsh();
+        let output = tx.output.first().filter(|o| o.script_pubkey == to_local)?;
+        let mut next = Resolver::new(
+            OutPoint {
+                txid: tx.compute_txid(),
+                vout: 0,
+            },
+            output.value.to_sat(),
+            ResolverKind::CommitSweep {
+                mature_at: height.saturating_add(u32::from(delay)),
+            },
+        );
+        next.created_at = Some(height);
+        Some(next)
+    }
+
+    /// Whether a second-level claim is out and must be rebroadcast every block.
+    pub(crate) fn second_level_pending(&self) -> bool {
+        self.resolvers.values().any(|r| {
+            matches!(r.stage, Stage::Active)
+                && r.second_level.as_ref().is_some_and(|c| c.signed.is_some())
+        })
+    }
+}
