@@ -245,3 +245,86 @@ fn our_to_local_is_swept_only_once_its_delay_has_passed() {
             && sweep[0].output[0].value > Amount::from_sat(value_in.to_sat() * 95 / 100)
     );
 }
+
+#[test]
+fn on_our_commitment_htlcs_are_claimed_through_second_level_transactions_then_swept() {
+    let mut h = Harness::new(config());
+    let id = h.open(SimSetup::new(33, ChannelType::StaticRemoteKey));
+    let expiry = START_HEIGHT + 12;
+    let mut inc = None;
+    h.with_sim(id, |sim| {
+        sim.add_htlc(HtlcDirection::Outgoing, 90_000_000, expiry)
+            .unwrap();
+        inc = Some(
+            sim.add_htlc(HtlcDirection::Incoming, 60_000_000, expiry + 100)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let inc = inc.unwrap();
+    h.feed(Event::PreimageLearned {
+        preimage: inc.preimage,
+        source: PreimageSource::Invoice { htlc: inc.key },
+    });
+    let actions = h.feed(Event::ForceCloseRequested {
+        channel: id,
+        reason: ForceCloseReason::User,
+    });
+    h.answer(&actions);
+    let ours = h.broadcasts.last().unwrap().clone();
+    let commit_txid = ours.compute_txid();
+    let from = h.broadcasts.len();
+    h.mine(vec![ours]);
+
+    // HTLC-success at once (we hold the preimage), signed by both, accepted by Bitcoin Core.
+    check_broadcasts(&h, from, &[]);
+    let success = claims_of(&h, from, commit_txid);
+    assert_eq!(success.len(), 1, "only the HTLC-success before the expiry");
+    assert_eq!(
+        success[0].input[0].witness.len(),
+        5,
+        "0 <remote sig> <local sig> <preimage> <script>"
+    );
+    h.mine(success.clone());
+
+    // HTLC-timeout: offered for block expiry + 1, not before.
+    while h.height() < expiry - 1 {
+        let from = h.broadcasts.len();
+        h.mine(Vec::new());
+        assert!(
+            claims_of(&h, from, commit_txid)
+                .iter()
+                .all(|t| t.lock_time.to_consensus_u32() != expiry),
+            "no timeout before {expiry}"
+        );
+    }
+    let from = h.broadcasts.len();
+    h.mine(Vec::new());
+    check_broadcasts(&h, from, &[]);
+    let timeout: Vec<Transaction> = claims_of(&h, from, commit_txid)
+        .into_iter()
+        .filter(|t| t.lock_time.to_consensus_u32() == expiry)
+        .collect();
+    assert_eq!(timeout.len(), 1);
+    h.mine(timeout.clone());
+
+    // Both second-level outputs are swept once their CSV delay has passed.
+    let delay = h.sim(id).setup().local_to_self_delay as u32;
+    let mut swept = Vec::new();
+    for _ in 0..delay + 2 {
+        let from = h.broadcasts.len();
+        h.mine(Vec::new());
+        check_broadcasts(&h, from, &[]);
+        for parent in [&success[0], &timeout[0]] {
+            swept.extend(claims_of(&h, from, parent.compute_txid()));
+        }
+    }
+    let mut parents: Vec<Txid> = swept
+        .iter()
+        .map(|t| t.input[0].previous_output.txid)
+        .collect();
+    parents.sort();
+    parents.dedup();
+    assert_eq!(parents.len(), 2, "both second-level outputs swept");
+    assert!(swept.iter().all(|t| t.input[0].sequence.0 == delay));
+}
