@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction, TxOut, Txid};
 use contractcourt_core::action::{Action, FailReason, Outcome, Report};
 use contractcourt_core::bolt3::ChannelType;
+use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::chain::Config;
 use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg, PreimageSource};
@@ -135,6 +136,29 @@ fn after_the_peers_close_every_output_of_ours_is_claimed_with_transactions_bitco
     let start = h.broadcasts.len();
     h.mine(vec![theirs]);
     assert_eq!(check_broadcasts(&h, start, &[]), 2);
+    // The ledger: our balance and the incoming HTLC are being claimed; the outgoing HTLC is
+    // contested until its expiry.
+    let ledger = h.arb.ledger();
+    let entries = &ledger.channels[0].outputs;
+    let status_of = |what: &str| {
+        entries
+            .iter()
+            .find(|e| e.what.starts_with(what))
+            .map(|e| e.status.clone())
+            .unwrap()
+    };
+    assert_eq!(status_of("our balance"), OutputStatus::Claiming);
+    assert_eq!(status_of("incoming htlc"), OutputStatus::Claiming);
+    assert_eq!(status_of("outgoing htlc"), OutputStatus::Contested);
+    assert_eq!(
+        entries
+            .iter()
+            .find(|e| e.what.starts_with("outgoing"))
+            .unwrap()
+            .next_step,
+        Some(expiry)
+    );
+    assert_eq!(ledger.totals.contested_sat, 80_000);
     let first = claims_of(&h, start, close_txid);
     assert_eq!(first.len(), 2, "to_remote and the preimage claim");
     h.mine(first);
@@ -200,6 +224,25 @@ fn after_the_peers_close_every_output_of_ours_is_claimed_with_transactions_bitco
         .sum();
     assert!(fees > 0, "resolutions report the fees the claims paid");
     assert_eq!(h.arb.channel(&id).unwrap().state(), ArbState::FullyResolved);
+    let totals = h.arb.ledger().totals;
+    assert_eq!(
+        (
+            totals.contested_sat,
+            totals.claiming_sat,
+            totals.timelocked_sat
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(totals.fees_sat, fees);
+    let ours: u64 = h
+        .arb
+        .channel(&id)
+        .unwrap()
+        .resolvers
+        .values()
+        .map(|r| r.value_sat)
+        .sum();
+    assert_eq!(totals.recovered_sat, ours, "every output of ours recovered");
     h.check_golden(
         "remote_close_claims",
         "after the peer's close we claim to_remote, an HTLC by preimage and one by timeout",

@@ -6,6 +6,7 @@
 //! relevant transactions and the deadlines due, not with the number of channels. A channel's
 //! failure becomes an `Alert` and never stops another.
 
+pub mod ledger;
 pub mod node;
 mod records;
 
