@@ -12,6 +12,8 @@
 #![deny(missing_docs)]
 
 pub mod chain;
+pub mod driver;
+pub mod signer;
 pub mod store;
 
 pub use contractcourt_core as core;

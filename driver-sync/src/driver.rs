@@ -1,0 +1,385 @@
+//! The blocking driver: runs the core's actions against a [`Store`] and the outside world
+//! ([`Io`]), exactly as `DESIGN.md` "Driver contract" says, and decides nothing.
+//!
+//! - **Start** ([`Driver::start`]): load every stored record into the engine (an empty store
+//!   gives an empty engine), feed `Resumed { tip }` with the chain source's tip, and follow the
+//!   `SyncFrom` the core answers with: the chain source finds the fork point on the core's
+//!   locator and returns the disconnections and connections, which are fed one at a time.
+//! - **Feed** ([`Driver::feed`]): record the event in the store's flight recorder, step the
+//!   engine, commit the step's `Persist` batch, then run the step's effects one at a time in
+//!   action order, feeding each effect's result back at once, depth first (see [`agenda`] for the
+//!   exact order). Returns the transcript: every action of every step, in step order.
+//! - **Refusal**: an event the core refuses is returned as [`DriverErrorKind::Refused`] and
+//!   changes nothing (it stays in the flight recorder, as fed).
+//! - **Commit failure**: none of that step's effects runs; the engine is reloaded from the store
+//!   (so it equals what is durable) and the error is returned. Anything a step committed earlier
+//!   did not get to run is re-emitted by the core, after `Resumed` or on a later block: an error
+//!   is handled like a crash between two actions ([`Driver::resume`] is the restart without a
+//!   new process).
+//! - **Reject reasons** and every other result go back to the core raw; the core classifies.
+//!
+//! [`replay_flight_recorder`] re-runs a store's recorded events through a fresh engine.
+
+pub mod agenda;
+pub mod io;
+pub mod memory;
+mod replay;
+
+use contractcourt_core::action::{Action, Batch};
+use contractcourt_core::chain::{ChainArbitrator, Config, LoadError, StepError};
+use contractcourt_core::event::Event;
+
+use crate::store::{Store, StoreError};
+use agenda::{Agenda, Next};
+pub use io::{Broadcaster, ChainSource, Io, NodeHandle, Signer, SourceError, Wallet};
+pub use replay::{replay_flight_recorder, Replay, ReplayError};
+
+/// Why a driver call failed, with the transcript of what was done before it failed.
+#[derive(Debug)]
+pub struct DriverError {
+    /// What went wrong.
+    pub kind: DriverErrorKind,
+    /// The actions of every step committed before the failure, in step order (see
+    /// [`agenda`]). Their effects ran up to the failure; the rest are re-emitted by the core
+    /// later (after `Resumed`, or on a block).
+    pub transcript: Vec<Action>,
+}
+
+/// What went wrong in a driver call.
+#[derive(Debug)]
+pub enum DriverErrorKind {
+    /// The core refused the event the caller fed: nothing changed.
+    Refused(StepError),
+    /// The core refused an event the driver fed on its own — an effect's result or a chain
+    /// event from the chain source. That step changed nothing; the call stopped there.
+    EventRefused {
+        /// The event.
+        event: Box<Event>,
+        /// Why.
+        error: StepError,
+    },
+    /// The flight recorder could not record an event, so it was not fed.
+    Recorder(StoreError),
+    /// A step's batch could not be committed: none of its effects ran, and the engine was
+    /// reloaded from the store.
+    Commit(StoreError),
+    /// The store could not be read.
+    Load(StoreError),
+    /// The stored records do not make an engine (unknown version, malformed or orphan record).
+    Records(LoadError),
+    /// The chain source failed.
+    Chain(SourceError),
+    /// A worker the driver depends on stopped (the async driver's blocking store task).
+    Worker(String),
+}
+
+impl std::fmt::Display for DriverErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DriverErrorKind::Refused(e) => write!(f, "event refused: {e}"),
+            DriverErrorKind::EventRefused { error, .. } => {
+                write!(f, "event fed by the driver refused: {error}")
+            }
+            DriverErrorKind::Recorder(e) => write!(f, "flight recorder: {e}"),
+            DriverErrorKind::Commit(e) => {
+                write!(f, "commit failed, no effect run, engine reloaded: {e}")
+            }
+            DriverErrorKind::Load(e) => write!(f, "loading the store: {e}"),
+            DriverErrorKind::Records(e) => write!(f, "stored records: {e}"),
+            DriverErrorKind::Chain(e) => write!(f, "chain source: {e}"),
+            DriverErrorKind::Worker(e) => write!(f, "driver worker: {e}"),
+        }
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.kind.fmt(f)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            DriverErrorKind::Refused(e) | DriverErrorKind::EventRefused { error: e, .. } => Some(e),
+            DriverErrorKind::Recorder(e)
+            | DriverErrorKind::Commit(e)
+            | DriverErrorKind::Load(e) => Some(e),
+            DriverErrorKind::Records(e) => Some(e),
+            DriverErrorKind::Chain(e) => Some(e.as_ref()),
+            DriverErrorKind::Worker(_) => None,
+        }
+    }
+}
+
+impl DriverError {
+    /// An error before anything was done.
+    pub fn new(kind: DriverErrorKind) -> DriverError {
+        DriverError {
+            kind,
+            transcript: Vec::new(),
+        }
+    }
+}
+
+impl From<DriverErrorKind> for DriverError {
+    fn from(kind: DriverErrorKind) -> Self {
+        DriverError::new(kind)
+    }
+}
+
+/// Load an engine from a store's records (an empty store gives an empty engine).
+pub fn load_engine<S: Store + ?Sized>(
+    config: &Config,
+    store: &S,
+) -> Result<ChainArbitrator, DriverErrorKind> {
+    let records = store.load().map_err(DriverErrorKind::Load)?;
+    engine_from_records(config, &records)
+}
+
+/// An engine from loaded records (an empty set gives an empty engine).
+pub fn engine_from_records(
+    config: &Config,
+    records: &crate::store::Records,
+) -> Result<ChainArbitrator, DriverErrorKind> {
+    if records.is_empty() {
+        return Ok(ChainArbitrator::new(config.clone()));
+    }
+    ChainArbitrator::from_records(config.clone(), records).map_err(DriverErrorKind::Records)
+}
+
+/// Commit a step's batches: one commit for one batch, one atomic group for several, nothing for
+/// none.
+pub fn commit_batches<S: Store + ?Sized>(
+    store: &mut S,
+    batches: &[&Batch],
+) -> Result<(), StoreError> {
+    match batches {
+        [] => Ok(()),
+        [batch] => store.commit(batch),
+        many => {
+            let owned: Vec<Batch> = many.iter().map(|b| (*b).clone()).collect();
+            store.commit_many(&owned)
+        }
+    }
+}
+
+/// The blocking driver. See the [module documentation](self).
+pub struct Driver<S: Store> {
+    config: Config,
+    engine: ChainArbitrator,
+    store: S,
+    io: Io,
+    /// A reload after a failed commit failed too: reload before the next call.
+    stale: bool,
+}
+
+impl<S: Store> std::fmt::Debug for Driver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("tip", &self.engine.tip())
+            .field("stale", &self.stale)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Driver<S> {
+    /// Contract step 1, the load only: every stored record into the engine (an empty store
+    /// gives an empty engine). Nothing is fed; [`Driver::resume`] does that.
+    pub fn load(config: Config, store: S, io: Io) -> Result<Driver<S>, DriverError> {
+        let engine = load_engine(&config, &store)?;
+        Ok(Driver {
+            config,
+            engine,
+            store,
+            io,
+            stale: false,
+        })
+    }
+
+    /// Start: [`Driver::load`], then [`Driver::resume`]. Returns the driver and the transcript
+    /// of the resumption (the `SyncFrom`, the steps of the blocks it brought, and whatever the
+    /// core re-emitted).
+    pub fn start(
+        config: Config,
+        store: S,
+        io: Io,
+    ) -> Result<(Driver<S>, Vec<Action>), DriverError> {
+        let mut driver = Driver::load(config, store, io)?;
+        let transcript = driver.resume()?;
+        Ok((driver, transcript))
+    }
+
+    /// Feed `Resumed { tip }`, with the chain source's tip, and follow what the core answers
+    /// (`SyncFrom` first, then everything still pending). After a restart, or to recover from a
+    /// failed call without restarting.
+    pub fn resume(&mut self) -> Result<Vec<Action>, DriverError> {
+        self.reload_if_stale()?;
+        let tip = self.io.chain.tip().map_err(DriverErrorKind::Chain)?;
+        self.feed(Event::Resumed { tip })
+    }
+
+    /// Feed one event and run everything it causes, in the contract's order; returns the
+    /// transcript (see [`agenda`]).
+    pub fn feed(&mut self, event: Event) -> Result<Vec<Action>, DriverError> {
+        self.reload_if_stale()?;
+        self.run(Agenda::new(vec![event]), true)
+    }
+
+    /// Ask the chain source for everything after the engine's locator (its recent blocks,
+    /// newest first) and feed it, one event at a time; returns the transcript.
+    pub fn sync(&mut self) -> Result<Vec<Action>, DriverError> {
+        self.reload_if_stale()?;
+        let events = self
+            .io
+            .chain
+            .blocks_after(&self.engine.locator())
+            .map_err(DriverErrorKind::Chain)?;
+        self.run(Agenda::new(events), false)
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &ChainArbitrator {
+        &self.engine
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The outside world.
+    pub fn io(&self) -> &Io {
+        &self.io
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stop: give back the store and the outside world (to start again later).
+    pub fn into_parts(self) -> (S, Io) {
+        (self.store, self.io)
+    }
+
+    fn reload_if_stale(&mut self) -> Result<(), DriverError> {
+        if self.stale {
+            self.engine = load_engine(&self.config, &self.store)?;
+            self.stale = false;
+        }
+        Ok(())
+    }
+
+    /// Run an agenda to its end. `caller_event`: the first event is the caller's (its refusal is
+    /// [`DriverErrorKind::Refused`]).
+    fn run(&mut self, mut agenda: Agenda, caller_event: bool) -> Result<Vec<Action>, DriverError> {
+        let mut first = caller_event;
+        while let Some(next) = agenda.take_next() {
+            let outcome = match next {
+                Next::Feed(event) => self.step(&mut agenda, event, first),
+                Next::Run(action) => self.execute(&action).map(|results| agenda.results(results)),
+            };
+            first = false;
+            if let Err(kind) = outcome {
+                return Err(DriverError {
+                    kind,
+                    transcript: agenda.into_transcript(),
+                });
+            }
+        }
+        Ok(agenda.into_transcript())
+    }
+
+    /// Record, step, commit.
+    fn step(
+        &mut self,
+        agenda: &mut Agenda,
+        event: Event,
+        first: bool,
+    ) -> Result<(), DriverErrorKind> {
+        self.store
+            .append_event(&event)
+            .map_err(DriverErrorKind::Recorder)?;
+        let actions = match self.engine.step(&event) {
+            Ok(actions) => actions,
+            Err(error) if first => return Err(DriverErrorKind::Refused(error)),
+            Err(error) => {
+                return Err(DriverErrorKind::EventRefused {
+                    event: Box::new(event),
+                    error,
+                })
+            }
+        };
+        if let Err(e) = commit_batches(&mut self.store, &agenda::batches(&actions)) {
+            match load_engine(&self.config, &self.store) {
+                Ok(engine) => self.engine = engine,
+                Err(_) => self.stale = true,
+            }
+            return Err(DriverErrorKind::Commit(e));
+        }
+        agenda.stepped(actions);
+        Ok(())
+    }
+
+    /// Run one effect; returns the events that answer it.
+    fn execute(&mut self, action: &Action) -> Result<Vec<Event>, DriverErrorKind> {
+        let io = &mut self.io;
+        Ok(match action {
+            // Committed before any effect of its step.
+            Action::Persist(_) => Vec::new(),
+            Action::UpdatePersisted { channel, update_id } => {
+                io.node.update_persisted(*channel, *update_id);
+                Vec::new()
+            }
+            Action::Sign(request) => vec![agenda::signed(request, io.signer.sign(request))],
+            Action::FundFromWallet(request) => {
+                vec![agenda::funded(request, io.wallet.fund(request))]
+            }
+            Action::ReleaseInputs { claim } => {
+                io.wallet.release(*claim);
+                Vec::new()
+            }
+            Action::Broadcast { request, tx } => {
+                vec![agenda::broadcast_result(
+                    *request,
+                    tx,
+                    io.broadcaster.broadcast(tx),
+                )]
+            }
+            Action::BroadcastPackage {
+                request,
+                parent,
+                child,
+            } => vec![agenda::package_result(
+                *request,
+                child,
+                io.broadcaster.broadcast_package(parent, child),
+            )],
+            Action::Watch(target) => {
+                io.chain.watch(target);
+                Vec::new()
+            }
+            Action::Unwatch(target) => {
+                io.chain.unwatch(target);
+                Vec::new()
+            }
+            Action::SyncFrom { locator } => io
+                .chain
+                .blocks_after(locator)
+                .map_err(DriverErrorKind::Chain)?,
+            Action::SettleUpstream { htlc, preimage } => {
+                io.node.settle_upstream(*htlc, *preimage);
+                Vec::new()
+            }
+            Action::FailUpstream { htlc, reason } => {
+                io.node.fail_upstream(*htlc, reason);
+                Vec::new()
+            }
+            Action::Report(report) => {
+                io.node.report(report);
+                Vec::new()
+            }
+        })
+    }
+}
