@@ -230,6 +230,13 @@ impl Harness {
         (0..n).flat_map(|_| self.mine(Vec::new())).collect()
     }
 
+    /// Connect `n` empty blocks of a fork (salted so they differ from blocks at the same heights).
+    pub fn mine_empty_salted(&mut self, n: u32, salt: u32) -> Vec<Action> {
+        (0..n)
+            .flat_map(|_| self.mine_salted(Vec::new(), salt))
+            .collect()
+    }
+
     /// Disconnect the tip.
     pub fn disconnect_tip(&mut self) -> Vec<Action> {
         let block = self

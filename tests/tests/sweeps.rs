@@ -371,3 +371,163 @@ fn on_our_commitment_htlcs_are_claimed_through_second_level_transactions_then_sw
     assert_eq!(parents.len(), 2, "both second-level outputs swept");
     assert!(swept.iter().all(|t| t.input[0].sequence.0 == delay));
 }
+
+/// A remote close with one incoming HTLC (expiring at `expiry`) whose preimage we do not know yet.
+fn remote_close_with_incoming(
+    seed: u64,
+    expiry: u32,
+) -> (Harness, ChannelId, contractcourt_core::sim::SimHtlc, Txid) {
+    let mut h = Harness::new(config());
+    let id = h.open(SimSetup::new(seed, ChannelType::StaticRemoteKey));
+    let mut inc = None;
+    h.with_sim(id, |sim| {
+        inc = Some(
+            sim.add_htlc(HtlcDirection::Incoming, 70_000_000, expiry)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let txid = theirs.compute_txid();
+    h.mine(vec![theirs]);
+    (h, id, inc.unwrap(), txid)
+}
+
+fn htlc_claims(h: &Harness, from: usize, close: Txid, htlc_vout: u32) -> Vec<Transaction> {
+    claims_of(h, from, close)
+        .into_iter()
+        .filter(|t| t.input[0].previous_output.vout == htlc_vout)
+        .collect()
+}
+
+fn htlc_vout(h: &Harness, id: ChannelId) -> u32 {
+    let ch = h.arb.channel(&id).unwrap();
+    ch.resolvers
+        .values()
+        .find(|r| {
+            matches!(
+                r.kind,
+                contractcourt_core::resolver::ResolverKind::IncomingHtlc { .. }
+            )
+        })
+        .unwrap()
+        .outpoint
+        .vout
+}
+
+#[test]
+fn when_the_peer_times_out_first_the_htlc_is_taken_by_the_peer_and_nothing_is_claimed() {
+    let expiry = START_HEIGHT + 10;
+    let (mut h, id, inc, close) = remote_close_with_incoming(41, expiry);
+    let vout = htlc_vout(&h, id);
+    h.mine_empty(expiry - h.height());
+    let from = h.broadcasts.len();
+    let peer_timeout = h.sim(id).htlc_tx(Party::Remote, 1, inc.key).unwrap();
+    h.mine(vec![peer_timeout.clone()]);
+    h.mine_empty(8);
+    assert!(
+        htlc_claims(&h, from, close, vout).is_empty(),
+        "no claim of an HTLC we hold no preimage for"
+    );
+    let entry = h.arb.ledger().channels[0]
+        .outputs
+        .iter()
+        .find(|e| e.outpoint.vout == vout)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        entry.status,
+        OutputStatus::TakenByPeer {
+            txid: peer_timeout.compute_txid()
+        }
+    );
+    assert!(h.transcript.iter().all(|a| !matches!(
+        a,
+        Action::SettleUpstream { .. } | Action::FailUpstream { .. }
+    )));
+}
+
+#[test]
+fn a_preimage_arriving_one_block_before_expiry_is_claimed_in_time() {
+    let expiry = START_HEIGHT + 12;
+    let (mut h, id, inc, close) = remote_close_with_incoming(42, expiry);
+    let vout = htlc_vout(&h, id);
+    h.mine_empty(expiry - 2 - h.height());
+    assert_eq!(h.height(), expiry - 2);
+    h.feed(Event::PreimageLearned {
+        preimage: inc.preimage,
+        source: PreimageSource::Invoice { htlc: inc.key },
+    });
+    // The next block (expiry - 1) is the last one in which our claim can confirm before the
+    // peer's timeout becomes valid (in block expiry + 1); the claim is offered for it.
+    let from = h.broadcasts.len();
+    h.mine(Vec::new());
+    check_broadcasts(&h, from, &[]);
+    let claim = htlc_claims(&h, from, close, vout);
+    assert_eq!(
+        claim.len(),
+        1,
+        "the preimage claim goes out at the first block after the preimage"
+    );
+    assert!(h.height() < expiry);
+    h.mine(claim.clone());
+    h.mine_empty(6);
+    let entry = h.arb.ledger().channels[0]
+        .outputs
+        .iter()
+        .find(|e| e.outpoint.vout == vout)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        entry.status,
+        OutputStatus::Recovered {
+            txid: claim[0].compute_txid()
+        }
+    );
+}
+
+#[test]
+fn our_preimage_claim_reorged_out_for_the_peers_timeout_ends_taken_by_the_peer_without_a_stuck_claim(
+) {
+    let expiry = START_HEIGHT + 8;
+    let (mut h, id, inc, close) = remote_close_with_incoming(43, expiry);
+    let vout = htlc_vout(&h, id);
+    h.feed(Event::PreimageLearned {
+        preimage: inc.preimage,
+        source: PreimageSource::Invoice { htlc: inc.key },
+    });
+    let from = h.broadcasts.len();
+    h.mine(Vec::new());
+    let ours = htlc_claims(&h, from, close, vout);
+    assert_eq!(ours.len(), 1);
+    h.mine(ours.clone());
+    let fork_from = h.height();
+    h.mine_empty(expiry - h.height());
+    // A reorg back to before our claim; the new chain carries the peer's timeout instead.
+    while h.height() >= fork_from {
+        h.disconnect_tip();
+    }
+    h.mine_empty_salted(expiry - h.height(), 5);
+    let peer_timeout = h.sim(id).htlc_tx(Party::Remote, 1, inc.key).unwrap();
+    h.mine_salted(vec![peer_timeout.clone()], 5);
+    h.mine_empty_salted(8, 5);
+    let entry = h.arb.ledger().channels[0]
+        .outputs
+        .iter()
+        .find(|e| e.outpoint.vout == vout)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        entry.status,
+        OutputStatus::TakenByPeer {
+            txid: peer_timeout.compute_txid()
+        }
+    );
+    let last = h.broadcasts.len();
+    h.mine_empty_salted(3, 5);
+    assert!(
+        htlc_claims(&h, last, close, vout).is_empty(),
+        "the spent output is no longer claimed"
+    );
+    h.check_crash_anywhere();
+}
