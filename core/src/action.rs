@@ -370,6 +370,9 @@ pub enum FailReason {
     },
     /// We are the final hop and hold no preimage; the HTLC is expiring.
     NoPreimage,
+    /// An incoming HTLC of this channel was dust (trimmed) on the commitment that confirmed: it
+    /// can never be claimed on-chain.
+    IncomingDust,
 }
 
 /// What a resolver asks the sweeper to claim. Resolvers decide what, by when and for how much;

@@ -465,10 +465,14 @@ fn dangling_and_dust_outgoing_htlcs_are_failed_upstream_once_the_close_is_reorg_
         htlc_id: n,
         direction: HtlcDirection::Incoming,
     };
-    let (mut dust, mut dangling) = (None, None);
+    let (mut dust, mut dangling, mut incoming_dust) = (None, None, None);
     h.with_sim(id, |sim| {
         dust = Some(
             sim.add_htlc(HtlcDirection::Outgoing, 200_000, START_HEIGHT + 300)
+                .unwrap(),
+        );
+        incoming_dust = Some(
+            sim.add_htlc(HtlcDirection::Incoming, 150_000, START_HEIGHT + 300)
                 .unwrap(),
         );
         sim.commit().unwrap()
@@ -515,8 +519,12 @@ fn dangling_and_dust_outgoing_htlcs_are_failed_upstream_once_the_close_is_reorg_
             _ => None,
         })
         .collect();
-    assert_eq!(failed.len(), 2);
+    assert_eq!(failed.len(), 3);
     assert!(failed.contains(&(upstream(1), FailReason::OutgoingDust { outgoing: dust.key })));
+    assert!(
+        failed.contains(&(incoming_dust.unwrap().key, FailReason::IncomingDust)),
+        "incoming dust is final-failed"
+    );
     assert!(failed.contains(&(
         upstream(2),
         FailReason::OutgoingNotOnChain {

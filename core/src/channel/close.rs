@@ -426,6 +426,34 @@ impl ChannelArbitrator {
                 _ => None,
             })
             .collect();
+        // The HTLCs of the commitment that confirmed (trimmed ones included), when we know it.
+        let confirmed: Vec<CommitmentHtlcInfo> = self
+            .confirmed_commitment()
+            .and_then(|(holder, _, _)| {
+                let c = &self.data.commitments;
+                match holder {
+                    Party::Local => c.local.as_ref().map(|l| l.commitment.htlcs.clone()),
+                    Party::Remote => [c.remote_current.as_ref(), c.remote_pending.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .find(|r| r.txids.contains(&close.txid))
+                        .map(|r| r.htlcs.clone()),
+                }
+            })
+            .unwrap_or_default();
+        let mut actions = Vec::new();
+        // Incoming HTLCs trimmed on the confirmed commitment are lost: their final outcome is a
+        // failure (unless a preimage is known, which `fail_upstream` refuses to override).
+        for h in confirmed
+            .iter()
+            .filter(|h| h.direction == HtlcDirection::Incoming && h.output_index.is_none())
+        {
+            actions.extend(node.fail_upstream(
+                self.htlc_key(h),
+                &h.payment_hash,
+                FailReason::IncomingDust,
+            ));
+        }
         let c = &self.data.commitments;
         let candidates = c
             .local
@@ -433,27 +461,26 @@ impl ChannelArbitrator {
             .map(|l| &l.commitment)
             .chain(c.remote_current.iter())
             .chain(c.remote_pending.iter());
-        let mut actions = Vec::new();
-        for record in candidates {
-            for h in record
-                .htlcs
-                .iter()
-                .filter(|h| h.direction == HtlcDirection::Outgoing)
-            {
-                let outgoing = self.htlc_key(h);
-                if on_chain.contains(&outgoing) {
-                    continue;
-                }
-                let Some(leg) = node.circuits.get(&outgoing).copied() else {
-                    continue;
-                };
-                let reason = if h.output_index.is_none() {
-                    FailReason::OutgoingDust { outgoing }
-                } else {
-                    FailReason::OutgoingNotOnChain { outgoing }
-                };
-                actions.extend(node.fail_upstream(leg.htlc, &h.payment_hash, reason));
+        for h in candidates
+            .flat_map(|r| r.htlcs.iter())
+            .filter(|h| h.direction == HtlcDirection::Outgoing)
+        {
+            let outgoing = self.htlc_key(h);
+            if on_chain.contains(&outgoing) {
+                continue;
             }
+            let Some(leg) = node.circuits.get(&outgoing).copied() else {
+                continue;
+            };
+            let on_confirmed = confirmed
+                .iter()
+                .any(|c| c.direction == HtlcDirection::Outgoing && c.htlc_id == h.htlc_id);
+            let reason = if on_confirmed {
+                FailReason::OutgoingDust { outgoing }
+            } else {
+                FailReason::OutgoingNotOnChain { outgoing }
+            };
+            actions.extend(node.fail_upstream(leg.htlc, &h.payment_hash, reason));
         }
         actions
     }
