@@ -138,16 +138,7 @@ impl NodeState {
                 }))
             }
             None => {
-                let decision = UpstreamDecision::Settle { preimage };
-                self.upstream.insert(
-                    incoming,
-                    Upstream {
-                        decision,
-                        acked: false,
-                        loss_reported: false,
-                    },
-                );
-                self.dirty.insert(RecordKey::Upstream { htlc: incoming });
+                self.decide(incoming, UpstreamDecision::Settle { preimage });
                 Some(Action::SettleUpstream {
                     htlc: incoming,
                     preimage,
@@ -169,22 +160,27 @@ impl NodeState {
         {
             return None;
         }
-        let decision = UpstreamDecision::Fail {
-            reason: reason.clone(),
-        };
-        self.upstream.insert(
+        self.decide(
             incoming,
-            Upstream {
-                decision,
-                acked: false,
-                loss_reported: false,
+            UpstreamDecision::Fail {
+                reason: reason.clone(),
             },
         );
-        self.dirty.insert(RecordKey::Upstream { htlc: incoming });
         Some(Action::FailUpstream {
             htlc: incoming,
             reason,
         })
+    }
+
+    /// Record a new upstream decision (made once, never changed).
+    fn decide(&mut self, incoming: HtlcKey, decision: UpstreamDecision) {
+        let upstream = Upstream {
+            decision,
+            acked: false,
+            loss_reported: false,
+        };
+        self.upstream.insert(incoming, upstream);
+        self.dirty.insert(RecordKey::Upstream { htlc: incoming });
     }
 
     /// Every unacknowledged upstream decision, as actions to re-emit after a restart.
