@@ -677,3 +677,32 @@ fn a_close_seen_in_the_mempool_is_reported_before_it_confirms() {
         "acted on only when it confirms"
     );
 }
+
+#[test]
+fn with_several_channels_a_reorged_close_leaves_no_stale_records() {
+    let mut h = Harness::new(Config::default());
+    let a = h.open(SimSetup::new(13, ChannelType::StaticRemoteKey));
+    let b = h.open(SimSetup::new(14, ChannelType::StaticRemoteKey));
+    let (low, high) = if a < b { (a, b) } else { (b, a) };
+    for id in [low, high] {
+        h.with_sim(id, |sim| {
+            sim.add_htlc(HtlcDirection::Outgoing, 40_000_000, START_HEIGHT + 300)
+                .unwrap();
+            sim.commit().unwrap()
+        });
+    }
+    // The channel with the lower id closes, then the close is reorged out: its resolver
+    // records must go (the durability check after every step compares the store with memory).
+    let theirs = h.sim(low).commitment_tx(Party::Remote, 1).unwrap();
+    h.mine(vec![theirs]);
+    assert!(!h.arb.channel(&low).unwrap().resolvers.is_empty());
+    h.disconnect_tip();
+    assert!(h.arb.channel(&low).unwrap().resolvers.is_empty());
+    let resolver_records = h
+        .store
+        .records
+        .keys()
+        .filter(|k| matches!(k, contractcourt_core::action::RecordKey::Resolver { .. }))
+        .count();
+    assert_eq!(resolver_records, 0);
+}

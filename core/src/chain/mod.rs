@@ -121,6 +121,17 @@ struct Index {
     hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
     /// Channels that had a spend routed at a height (for disconnections).
     touched_at: BTreeMap<Height, BTreeSet<ChannelId>>,
+    /// What was indexed for each channel, so it can be removed without scanning.
+    of_channel: BTreeMap<ChannelId, Indexed>,
+}
+
+/// One channel's entries in the [`Index`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Indexed {
+    outpoints: Vec<OutPoint>,
+    claims: Vec<ClaimId>,
+    hashes: Vec<PaymentHash>,
+    heights: Vec<Height>,
 }
 
 /// Every channel of a node.
@@ -600,37 +611,54 @@ impl ChainArbitrator {
 
     /// Refresh a channel's entries in the indexes.
     fn reindex(&mut self, id: ChannelId) {
-        self.index.outpoints.retain(|_, c| *c != id);
-        self.index.claims.retain(|_, c| *c != id);
+        // Remove exactly what was indexed for this channel last time: the cost is the
+        // channel's own size, never the number of channels.
+        if let Some(old) = self.index.of_channel.remove(&id) {
+            for o in &old.outpoints {
+                if self.index.outpoints.get(o) == Some(&id) {
+                    self.index.outpoints.remove(o);
+                }
+            }
+            for c in &old.claims {
+                self.index.claims.remove(c);
+            }
+            for h in &old.hashes {
+                if let Some(set) = self.index.hashes.get_mut(h) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.index.hashes.remove(h);
+                    }
+                }
+            }
+            for h in &old.heights {
+                if let Some(set) = self.index.touched_at.get_mut(h) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.index.touched_at.remove(h);
+                    }
+                }
+            }
+        }
         self.index.every_block.remove(&id);
         if let Some(h) = self.index.wakeup_of.remove(&id) {
             self.index.wakeups.remove(&(h, id));
         }
-        for set in self
-            .index
-            .hashes
-            .values_mut()
-            .chain(self.index.touched_at.values_mut())
-        {
-            set.remove(&id);
-        }
-        self.index.hashes.retain(|_, s| !s.is_empty());
-        self.index.touched_at.retain(|_, s| !s.is_empty());
         let Some(ch) = self.channels.get(&id) else {
             return;
         };
+        let mut entry = Indexed::default();
         for o in ch.watched_outpoints() {
             self.index.outpoints.insert(o, id);
+            entry.outpoints.push(o);
         }
-        if let Some(fc) = &ch.force_close {
-            self.index.claims.insert(fc.claim, id);
-        }
-        for c in ch
+        let second_level = ch
             .resolvers
             .values()
             .filter_map(|r| r.second_level.as_ref())
-        {
-            self.index.claims.insert(c.claim, id);
+            .map(|c| c.claim);
+        for claim in ch.force_close.iter().map(|fc| fc.claim).chain(second_level) {
+            self.index.claims.insert(claim, id);
+            entry.claims.push(claim);
         }
         let heights = ch
             .close
@@ -643,6 +671,7 @@ impl ChainArbitrator {
             }));
         for h in heights {
             self.index.touched_at.entry(h).or_default().insert(id);
+            entry.heights.push(h);
         }
         let c = &ch.data.commitments;
         let records = c
@@ -660,6 +689,7 @@ impl ChainArbitrator {
                 .entry(h.payment_hash)
                 .or_default()
                 .insert(id);
+            entry.hashes.push(h.payment_hash);
         }
         if ch.acts_every_block() {
             self.index.every_block.insert(id);
@@ -668,6 +698,7 @@ impl ChainArbitrator {
             self.index.wakeups.insert((h, id));
             self.index.wakeup_of.insert(id, h);
         }
+        self.index.of_channel.insert(id, entry);
     }
 
     /// Rebuild every index (after loading).

@@ -198,6 +198,38 @@ impl ChainArbitrator {
         }
     }
 
+    /// Every persisted key of one channel. Keys order by kind first, so a channel's header,
+    /// commitments and resolvers are three separate ranges.
+    fn persisted_of_channel(&self, channel: ChannelId) -> Vec<RecordKey> {
+        let first_outpoint = bitcoin::OutPoint {
+            txid: bitcoin::Txid::all_zeros(),
+            vout: 0,
+        };
+        let starts = [
+            RecordKey::Channel { channel },
+            RecordKey::Commitment {
+                channel,
+                slot: CommitmentSlot::Local,
+            },
+            RecordKey::Resolver {
+                channel,
+                outpoint: first_outpoint,
+            },
+        ];
+        starts
+            .into_iter()
+            .flat_map(|start| {
+                let kind = std::mem::discriminant(&start);
+                self.persisted
+                    .range(start..)
+                    .take_while(move |(k, _)| {
+                        std::mem::discriminant(*k) == kind && channel_of(k) == Some(channel)
+                    })
+                    .map(|(k, _)| k.clone())
+            })
+            .collect()
+    }
+
     /// The records the step changed: the node header, dirty node keys, and every record of the
     /// touched channels whose content differs from what was persisted.
     pub(super) fn persist_changes(&mut self, touched: &BTreeSet<ChannelId>) -> Vec<RecordOp> {
@@ -231,11 +263,9 @@ impl ChainArbitrator {
                 self.put_if_changed(key, value, &mut ops);
             }
             let stale: Vec<RecordKey> = self
-                .persisted
-                .range(RecordKey::Channel { channel: *id }..)
-                .take_while(|(k, _)| channel_of(k) == Some(*id))
-                .filter(|(k, _)| !present.contains(k))
-                .map(|(k, _)| k.clone())
+                .persisted_of_channel(*id)
+                .into_iter()
+                .filter(|k| !present.contains(k))
                 .collect();
             for key in stale {
                 self.persisted.remove(&key);
