@@ -370,6 +370,47 @@ fn on_our_commitment_htlcs_are_claimed_through_second_level_transactions_then_sw
     parents.dedup();
     assert_eq!(parents.len(), 2, "both second-level outputs swept");
     assert!(swept.iter().all(|t| t.input[0].sequence.0 == delay));
+
+    // Once everything is final, the ledger counts each satoshi once: the HTLC outputs show as
+    // handed to their second-level transactions, whose outputs are the ones recovered.
+    let to_local = claims_of(&h, 0, commit_txid)
+        .into_iter()
+        .filter(|t| t.input[0].sequence.0 == delay)
+        .collect::<Vec<_>>();
+    let mut finals: BTreeMap<bitcoin::OutPoint, Transaction> = BTreeMap::new();
+    for t in swept.iter().chain(&to_local) {
+        finals.insert(t.input[0].previous_output, t.clone());
+    }
+    h.mine(finals.into_values().collect());
+    h.mine_empty(6);
+    let ledger = h.arb.ledger();
+    let outputs = &ledger.channels[0].outputs;
+    assert_eq!(
+        outputs
+            .iter()
+            .filter(|e| matches!(e.status, OutputStatus::SecondLevel { .. }))
+            .count(),
+        2
+    );
+    let ours_on_commitment: u64 = outputs
+        .iter()
+        .filter(|e| e.outpoint.txid == commit_txid)
+        .map(|e| e.amount_sat)
+        .sum();
+    let second_level_fees: u64 = outputs
+        .iter()
+        .filter(|e| matches!(e.status, OutputStatus::SecondLevel { .. }))
+        .map(|e| e.fees_paid_sat)
+        .sum();
+    assert_eq!(
+        ledger.totals.recovered_sat + second_level_fees,
+        ours_on_commitment,
+        "no double counting"
+    );
+    assert!(outputs.iter().all(|e| matches!(
+        e.status,
+        OutputStatus::SecondLevel { .. } | OutputStatus::Recovered { .. }
+    )));
 }
 
 /// A remote close with one incoming HTLC (expiring at `expiry`) whose preimage we do not know yet.

@@ -40,6 +40,12 @@ pub enum OutputStatus {
         /// The spending transaction.
         txid: Txid,
     },
+    /// Claimed by our second-level HTLC transaction, whose output is listed (and counted) as an
+    /// output of its own.
+    SecondLevel {
+        /// The second-level transaction.
+        txid: Txid,
+    },
     /// Final: taken by the peer (for an outgoing HTLC with its preimage, the payment succeeded
     /// and the incoming leg was settled).
     TakenByPeer {
@@ -136,6 +142,8 @@ impl ChainArbitrator {
                     }
                     OutputStatus::Recovered { .. } => totals.recovered_sat += v,
                     OutputStatus::TakenByPeer { .. } => totals.taken_by_peer_sat += v,
+                    // Counted once, as the second-level output it became.
+                    OutputStatus::SecondLevel { .. } => {}
                 }
                 totals.fees_sat += entry.fees_paid_sat;
                 outputs.push(entry);
@@ -154,7 +162,14 @@ impl ChainArbitrator {
     }
 
     fn entry(&self, r: &Resolver, tip: Height, depth: u32) -> OutputEntry {
-        let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0);
+        // A second-level transaction pays its own (pre-signed) fee out of the HTLC's value.
+        let second_level_fee = r
+            .second_level
+            .as_ref()
+            .and_then(|c| c.signed.as_ref())
+            .and_then(|t| t.output.first())
+            .map_or(0, |o| r.value_sat.saturating_sub(o.value.to_sat()));
+        let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0) + second_level_fee;
         let ours = |txid: &Txid| {
             self.sweeper
                 .claim_for(&r.outpoint)
@@ -169,7 +184,17 @@ impl ChainArbitrator {
                     ResolverKind::CommitSweep { .. } | ResolverKind::Breach { .. }
                 )
         };
+        let second_level = r
+            .second_level
+            .as_ref()
+            .and_then(|c| c.signed.as_ref())
+            .map(|t| t.compute_txid());
         let (status, next_step) = match &r.stage {
+            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. }
+                if second_level == Some(*txid) =>
+            {
+                (OutputStatus::SecondLevel { txid: *txid }, None)
+            }
             Stage::Resolved { txid, .. } if ours(txid) => {
                 (OutputStatus::Recovered { txid: *txid }, None)
             }

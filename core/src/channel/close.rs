@@ -20,6 +20,12 @@ use crate::types::{Height, HtlcDirection, HtlcKey, Party, RawTx};
 use super::state::CommitmentRecord;
 use super::{ChannelArbitrator, ConfirmedClose};
 
+/// Blocks after its expiry by which the timeout claim of an outgoing HTLC we did not forward (our
+/// own payment) should confirm. No incoming leg is at stake: if the peer claims it with the
+/// preimage instead, the payment simply succeeded. So the claim need not race, and its fee
+/// rises slowly instead of spending its whole budget at once.
+pub const UNFORWARDED_TIMEOUT_SLACK: u32 = 144;
+
 /// Arbitration settings that concern a closed channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CloseConfig {
@@ -241,10 +247,10 @@ impl ChannelArbitrator {
                             htlc,
                             payment_hash: h.payment_hash,
                             cltv_expiry: h.cltv_expiry,
-                            deadline: node
-                                .circuits
-                                .get(&htlc)
-                                .map_or(h.cltv_expiry, |leg| leg.cltv_expiry),
+                            deadline: node.circuits.get(&htlc).map_or(
+                                h.cltv_expiry.saturating_add(UNFORWARDED_TIMEOUT_SLACK),
+                                |leg| leg.cltv_expiry,
+                            ),
                         },
                         HtlcDirection::Incoming => ResolverKind::IncomingHtlc {
                             htlc,
