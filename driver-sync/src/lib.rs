@@ -14,6 +14,7 @@
 pub mod chain;
 pub mod driver;
 pub mod signer;
+pub mod simulate;
 pub mod store;
 
 pub use contractcourt_core as core;

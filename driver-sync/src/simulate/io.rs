@@ -1,0 +1,404 @@
+//! The driver parts of a simulation: the embedded chain as chain source and broadcaster (every
+//! transaction the engine broadcasts goes through its mempool: Bitcoin Core's script
+//! interpreter and policy), and a node that records what it is told. All of them write to one
+//! shared [`Log`], from which the timeline is printed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bitcoin::{OutPoint, Transaction, Txid};
+use contractcourt_core::action::{
+    CloseKind, CloseTrigger, FailReason, Outcome, Report, WatchTarget,
+};
+use contractcourt_core::bolt3::PaymentPreimage;
+use contractcourt_core::event::{BroadcastOutcome, Event};
+use contractcourt_core::types::{BlockRef, ChannelId, Height, HtlcKey};
+use serde::{Deserialize, Serialize};
+
+use crate::chain::embedded::EmbeddedChain;
+use crate::driver::{Broadcaster, ChainSource, NodeHandle, SourceError};
+
+/// One line of the timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// The chain height it happened at (for a broadcast: the tip when it was offered).
+    pub height: Height,
+    /// What happened.
+    pub event: String,
+    /// The transaction, if any.
+    pub txid: Option<Txid>,
+    /// The fee it paid, if known.
+    pub fee_sat: Option<u64>,
+    /// The amount involved, if any.
+    pub amount_sat: Option<u64>,
+}
+
+/// What the simulation's parts saw, in order.
+#[derive(Debug, Default)]
+pub struct Log {
+    /// The timeline.
+    pub timeline: Vec<TimelineEntry>,
+    /// Every report the engine made.
+    pub reports: Vec<Report>,
+    /// Upstream settles and fails not yet acknowledged to the engine.
+    pub unacked: Vec<(HtlcKey, bool)>,
+    /// Names of outputs, for describing transactions.
+    pub names: BTreeMap<OutPoint, String>,
+    /// Names of transactions, for describing confirmations.
+    pub labels: BTreeMap<Txid, String>,
+    /// Transactions broadcast by the engine and accepted (each listed once in the timeline).
+    pub accepted: BTreeSet<Txid>,
+    /// Rejections already listed (a rebroadcast refused for the same reason is counted only).
+    pub rejected: BTreeSet<(Txid, String)>,
+    /// Broadcasts by the engine (every attempt of a transaction not yet known).
+    pub broadcasts: u64,
+    /// Rebroadcasts of transactions the mempool or chain already had.
+    pub rebroadcasts: u64,
+    /// Refused broadcasts by the engine (every attempt).
+    pub rejections: u64,
+}
+
+impl Log {
+    /// Add a timeline line.
+    pub fn push(
+        &mut self,
+        height: Height,
+        event: impl Into<String>,
+        txid: Option<Txid>,
+        fee_sat: Option<u64>,
+        amount_sat: Option<u64>,
+    ) {
+        self.timeline.push(TimelineEntry {
+            height,
+            event: event.into(),
+            txid,
+            fee_sat,
+            amount_sat,
+        });
+    }
+
+    /// Describe a transaction by the outputs it spends.
+    pub fn describe(&self, tx: &Transaction) -> String {
+        let names: Vec<&str> = tx
+            .input
+            .iter()
+            .filter_map(|i| self.names.get(&i.previous_output).map(String::as_str))
+            .collect();
+        match names.as_slice() {
+            [] => format!("transaction with {} input(s)", tx.input.len()),
+            [one] => (*one).to_string(),
+            many if many.len() <= 3 => many.join(" + "),
+            many => format!("{} + {} more", many[..2].join(" + "), many.len() - 2),
+        }
+    }
+}
+
+/// A shared handle.
+pub type Shared<T> = Arc<Mutex<T>>;
+
+/// Lock, using a poisoned part anyway (as the driver does).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The embedded chain as the driver's chain source, serving blocks from `first_height` on.
+pub struct SimChainSource {
+    /// The chain.
+    pub chain: Shared<EmbeddedChain>,
+    /// The first block the engine is given.
+    pub first_height: Height,
+}
+
+impl ChainSource for SimChainSource {
+    fn tip(&mut self) -> Result<Option<BlockRef>, SourceError> {
+        Ok(Some(lock(&self.chain).tip()))
+    }
+
+    fn blocks_after(&mut self, locator: &[BlockRef]) -> Result<Vec<Event>, SourceError> {
+        let chain = lock(&self.chain);
+        let from = match locator.first() {
+            None => self.first_height,
+            Some(_) => {
+                let fork = locator
+                    .iter()
+                    .find(|b| chain.block_hash_at(b.height) == Some(b.hash))
+                    .ok_or("no block of the locator is on the simulated chain")?;
+                if fork != &locator[0] {
+                    return Err("the simulated chain never reorganises".into());
+                }
+                fork.height.saturating_add(1)
+            }
+        };
+        let tip = chain.height();
+        Ok((from..=tip)
+            .filter_map(|h| chain.block_at(h))
+            .map(Event::BlockConnected)
+            .collect())
+    }
+
+    fn watch(&mut self, _target: &WatchTarget) {}
+
+    fn unwatch(&mut self, _target: &WatchTarget) {}
+}
+
+/// The embedded chain's mempool as the driver's broadcaster; every attempt is logged.
+pub struct SimBroadcaster {
+    /// The chain.
+    pub chain: Shared<EmbeddedChain>,
+    /// The log.
+    pub log: Shared<Log>,
+}
+
+impl SimBroadcaster {
+    fn record(&self, tx: &Transaction, result: Result<(), String>) -> BroadcastOutcome {
+        let txid = tx.compute_txid();
+        let chain = lock(&self.chain);
+        let height = chain.height();
+        let mut log = lock(&self.log);
+        log.broadcasts += 1;
+        let what = match log.labels.get(&txid) {
+            Some(label) => label.clone(),
+            None => format!("claim of {}", log.describe(tx)),
+        };
+        match result {
+            Ok(()) => {
+                if log.accepted.insert(txid) {
+                    let fee = chain.mempool_tx(&txid).map(|m| m.fee_sat);
+                    let amount = tx.output.iter().map(|o| o.value.to_sat()).sum();
+                    log.labels.entry(txid).or_insert_with(|| what.clone());
+                    // A one-input claim's first output continues the input's story
+                    // (a second-level HTLC transaction's CSV-locked output).
+                    if tx.input.len() == 1 {
+                        let name = format!("{} (second level)", log.describe(tx));
+                        log.names.entry(OutPoint { txid, vout: 0 }).or_insert(name);
+                    }
+                    log.push(
+                        height,
+                        format!("broadcast {what}"),
+                        Some(txid),
+                        fee,
+                        Some(amount),
+                    );
+                }
+                BroadcastOutcome::Accepted
+            }
+            Err(reason) => {
+                log.rejections += 1;
+                if log.rejected.insert((txid, reason.clone())) {
+                    log.push(
+                        height,
+                        format!("REJECTED broadcast of {what}: {reason}"),
+                        Some(txid),
+                        None,
+                        None,
+                    );
+                }
+                BroadcastOutcome::Rejected { reason }
+            }
+        }
+    }
+}
+
+impl Broadcaster for SimBroadcaster {
+    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+        let txid = tx.compute_txid();
+        let mut chain = lock(&self.chain);
+        let known =
+            chain.mempool_tx(&txid).is_some() || chain.tx_confirmation_height(&txid).is_some();
+        let result = chain
+            .submit(tx.clone())
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        drop(chain);
+        if known {
+            // A rebroadcast of a transaction the mempool or the chain already has: the raw
+            // answer goes back to the core (which reads "already known" as success).
+            lock(&self.log).rebroadcasts += 1;
+            return match result {
+                Ok(()) => BroadcastOutcome::Accepted,
+                Err(reason) => BroadcastOutcome::Rejected { reason },
+            };
+        }
+        self.record(tx, result)
+    }
+
+    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+        let result = lock(&self.chain)
+            .submit_package(parent.clone(), child.clone())
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        if result.is_ok() {
+            self.record(parent, Ok(()));
+        }
+        self.record(child, result)
+    }
+}
+
+/// The node: records reports and upstream resolutions into the log.
+pub struct SimNode {
+    /// The chain (for the height of each line).
+    pub chain: Shared<EmbeddedChain>,
+    /// The log.
+    pub log: Shared<Log>,
+}
+
+impl NodeHandle for SimNode {
+    fn update_persisted(&mut self, _channel: ChannelId, _update_id: u64) {}
+
+    fn settle_upstream(&mut self, htlc: HtlcKey, _preimage: PaymentPreimage) {
+        let height = lock(&self.chain).height();
+        let mut log = lock(&self.log);
+        log.push(
+            height,
+            format!("settle incoming htlc {} upstream", htlc.htlc_id),
+            None,
+            None,
+            None,
+        );
+        log.unacked.push((htlc, true));
+    }
+
+    fn fail_upstream(&mut self, htlc: HtlcKey, reason: &FailReason) {
+        let height = lock(&self.chain).height();
+        let mut log = lock(&self.log);
+        log.push(
+            height,
+            format!("fail htlc {} upstream: {reason:?}", htlc.htlc_id),
+            None,
+            None,
+            None,
+        );
+        log.unacked.push((htlc, false));
+    }
+
+    fn report(&mut self, report: &Report) {
+        let height = lock(&self.chain).height();
+        let mut log = lock(&self.log);
+        match report {
+            Report::CloseSummary(s) => {
+                let line = format!(
+                    "close confirmed: {}; {}",
+                    describe_close(&s.close),
+                    describe_trigger(&s.trigger)
+                );
+                log.push(
+                    height,
+                    line,
+                    Some(s.closing_txid),
+                    None,
+                    Some(s.our_balance_sat),
+                );
+            }
+            Report::Timeline {
+                outpoint,
+                height,
+                stage,
+                txid,
+                ..
+            } => {
+                let name = log
+                    .names
+                    .get(outpoint)
+                    .cloned()
+                    .unwrap_or_else(|| format!("output {outpoint}"));
+                let event = if stage.starts_with(&name) {
+                    stage.clone()
+                } else {
+                    format!("{name}: {stage}")
+                };
+                log.push(*height, event, *txid, None, None);
+            }
+            Report::Resolution(r) => {
+                let name = log
+                    .names
+                    .get(&r.outpoint)
+                    .cloned()
+                    .unwrap_or_else(|| format!("output {}", r.outpoint));
+                let outcome = match r.outcome {
+                    Outcome::Claimed => "claimed by us",
+                    Outcome::TimedOut => "timed out back to us",
+                    Outcome::LostToPeer => "TAKEN BY THE PEER",
+                    Outcome::Uneconomical => "left: uneconomical to claim",
+                    Outcome::ThirdParty => "taken by a third party",
+                };
+                log.push(
+                    height,
+                    format!("final: {name} {outcome} (spent at {})", r.height),
+                    r.spending_txid,
+                    Some(r.fees_sat),
+                    Some(r.amount_sat),
+                );
+            }
+            Report::Alert(a) => {
+                log.push(
+                    height,
+                    format!("ALERT {:?}: {}", a.kind, a.message),
+                    None,
+                    None,
+                    None,
+                );
+            }
+            Report::Loss {
+                htlc,
+                amount_msat,
+                detail,
+            } => {
+                log.push(
+                    height,
+                    format!("LOSS on htlc {}: {detail}", htlc.htlc_id),
+                    None,
+                    None,
+                    Some(amount_msat / 1000),
+                );
+            }
+        }
+        log.reports.push(report.clone());
+    }
+}
+
+/// A close kind in words.
+pub fn describe_close(kind: &CloseKind) -> String {
+    match kind {
+        CloseKind::Local { commitment_number } => {
+            format!("our commitment {commitment_number}")
+        }
+        CloseKind::OldLocal { commitment_number } => {
+            format!("an OLD commitment of ours ({commitment_number})")
+        }
+        CloseKind::Remote {
+            commitment_number,
+            pending,
+        } => format!(
+            "the peer's {} commitment {commitment_number}",
+            if *pending { "pending" } else { "current" }
+        ),
+        CloseKind::Breach { commitment_number } => {
+            format!("BREACH: the peer's revoked commitment {commitment_number}")
+        }
+        CloseKind::FutureRemote { commitment_number } => {
+            format!("the peer's commitment {commitment_number}, newer than ours (data loss)")
+        }
+        CloseKind::Cooperative => "cooperative".to_string(),
+        CloseKind::Unknown => "an unknown spend of the funding output".to_string(),
+    }
+}
+
+/// A close trigger in words.
+pub fn describe_trigger(trigger: &CloseTrigger) -> String {
+    match trigger {
+        CloseTrigger::HtlcDeadline {
+            htlc,
+            deadline,
+            height,
+        } => format!(
+            "went to chain at height {height} for the deadline {deadline} of {} htlc {}",
+            format!("{:?}", htlc.direction).to_lowercase(),
+            htlc.htlc_id
+        ),
+        CloseTrigger::User => "the operator asked".to_string(),
+        CloseTrigger::PeerError { message } => format!("the peer erred: {message}"),
+        CloseTrigger::Node { message } => format!("the node asked: {message}"),
+        CloseTrigger::DataLoss => "we lost data; the peer closed".to_string(),
+        CloseTrigger::Peer => "the peer closed".to_string(),
+    }
+}

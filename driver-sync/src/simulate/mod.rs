@@ -1,0 +1,805 @@
+//! `contractcourt simulate`: a dry run of a channel close on the embedded regtest chain.
+//!
+//! A [`Scenario`] (see [`scenario`] for the JSON format) describes a channel, its HTLCs, who
+//! closes and when, what the peer does and the fee rates over time. [`run`] plays it:
+//!
+//! 1. an embedded chain ([`EmbeddedChain::new_temp`]); a [`TestWallet`] mines 101 blocks to
+//!    itself and funds the channel's 2-of-2 P2WSH funding output; the block that confirms it is
+//!    the scenario's height 0;
+//! 2. a `sim` channel on that outpoint (both parties' commitments built with `bolt3`), its
+//!    HTLCs added and committed, fed to the engine as the channel events a node would send;
+//! 3. the engine runs inside a [`Driver`] over a [`SqliteStore`], with an [`InMemorySigner`]
+//!    holding our basepoint secrets, the chain's mempool as broadcaster and a node that records
+//!    what it is told ([`io`]);
+//! 4. block by block: fee conditions when they change, the scenario's close (ours:
+//!    `ForceCloseRequested`; the peer's: its commitment into the mempool), the peer's claims,
+//!    then a block mined from the mempool and fed to the engine, whose claims go back into the
+//!    mempool.
+//!
+//! Everything is deterministic: the same scenario gives the same [`SimOutcome`], byte for byte.
+
+pub mod io;
+mod output;
+pub mod scenario;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bitcoin::sighash::EcdsaSighashType;
+use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, Txid};
+use contractcourt_core::action::CloseSummary;
+use contractcourt_core::bolt3::commitment::OutputKind;
+use contractcourt_core::bolt3::scripts::funding_script;
+use contractcourt_core::bolt3::sign::sign_p2wsh;
+use contractcourt_core::bolt3::witness::{
+    build_claim_tx, offered_htlc_preimage_witness, received_htlc_timeout_witness, ClaimPath,
+};
+use contractcourt_core::bolt3::ChannelType;
+use contractcourt_core::chain::ledger::Ledger;
+use contractcourt_core::chain::Config;
+use contractcourt_core::event::{
+    Event, FeeConditions, FeeEstimate, ForceCloseReason, PreimageSource, UpstreamResolution,
+};
+use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc, SimSetup};
+use contractcourt_core::sweeper::SweeperConfig;
+use contractcourt_core::types::{ChannelId, Height, HtlcDirection, Party};
+use serde::{Deserialize, Serialize};
+
+use crate::chain::embedded::{EmbeddedChain, TestWallet};
+use crate::driver::memory::NoWallet;
+use crate::driver::{Driver, Io};
+use crate::signer::{BasepointSecrets, InMemorySigner};
+use crate::store::SqliteStore;
+use contractcourt_core::action::Report;
+use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, TimelineEntry};
+pub use output::{render_ledger, render_text, short_txid};
+use scenario::{CloseKind, Closer, Direction, ScenarioChannelType};
+pub use scenario::{Scenario, ScenarioError};
+
+/// The wallet seed of the peer (where its claims pay).
+const PEER_WALLET_SEED: u64 = 0x7065_6572;
+/// The fee rate used before the scenario names one.
+const DEFAULT_SAT_PER_VB: u32 = 2;
+
+/// How a run went: everything printed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimOutcome {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The channel type.
+    pub channel_type: String,
+    /// The channel.
+    pub channel: ChannelId,
+    /// The absolute height of the scenario's height 0 (the funding confirmation).
+    pub start_height: Height,
+    /// The tip at the end.
+    pub end_height: Height,
+    /// What happened, in order.
+    pub timeline: Vec<TimelineEntry>,
+    /// The engine's close summaries.
+    pub close_summaries: Vec<CloseSummary>,
+    /// The engine's ledger at the end.
+    pub ledger: Ledger,
+    /// Transactions the engine broadcast (first attempts of each transaction not yet known).
+    pub broadcasts: u64,
+    /// Rebroadcasts of transactions the mempool or chain already had.
+    pub rebroadcasts: u64,
+    /// Broadcasts the mempool refused.
+    pub rejections: u64,
+    /// Things the reader must know about this run.
+    pub notes: Vec<String>,
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub struct SimError(pub String);
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SimError {}
+
+fn err<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> SimError {
+    move |e| SimError(format!("{context}: {e}"))
+}
+
+/// Options of a run.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Keep the engine's store at this path (it must not exist yet); a temporary one otherwise.
+    pub db: Option<PathBuf>,
+    /// Called after every block with (blocks done, blocks in all).
+    pub progress: Option<&'a mut dyn FnMut(u32, u32)>,
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, SimError> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("contractcourt-simulate-{}-{n}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(err("removing a stale temporary directory"))?;
+        }
+        std::fs::create_dir_all(&path).map_err(err("creating a temporary directory"))?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fee_conditions(sat_per_vb: u32) -> Event {
+    let rate = FeeRate::from_sat_per_vb_u32(sat_per_vb);
+    let one = FeeRate::from_sat_per_vb_u32(1);
+    Event::FeeConditions(FeeConditions {
+        estimates: [1u16, 2, 3, 6, 12, 24, 144, 1008]
+            .into_iter()
+            .map(|target_blocks| FeeEstimate {
+                target_blocks,
+                feerate: rate,
+            })
+            .collect(),
+        mempool_min: one,
+        min_relay: one,
+        incremental_relay: one,
+    })
+}
+
+fn basepoint_secrets(p: &PartySecrets) -> BasepointSecrets {
+    BasepointSecrets {
+        funding: p.funding,
+        revocation: p.revocation_base,
+        payment: p.payment_base,
+        delayed_payment: p.delayed_payment_base,
+        htlc: p.htlc_base,
+    }
+}
+
+/// The commitment that closed the channel.
+#[derive(Clone, Copy, Debug)]
+struct Closing {
+    holder: Party,
+    number: u64,
+    revoked: bool,
+}
+
+/// The simulation's state between blocks.
+struct Sim<'a> {
+    scenario: &'a Scenario,
+    chain: Arc<Mutex<EmbeddedChain>>,
+    log: Arc<Mutex<Log>>,
+    driver: Driver<SqliteStore>,
+    sim: SimChannel,
+    htlcs: Vec<(SimHtlc, usize)>,
+    start: Height,
+    miner: ScriptBuf,
+    peer_script: ScriptBuf,
+    candidates: Vec<(Txid, Closing)>,
+    closing: Option<Closing>,
+    closing_built: Option<contractcourt_core::bolt3::commitment::BuiltCommitment>,
+    peer_done: std::collections::BTreeSet<usize>,
+    fee_rate: Option<u32>,
+    notes: Vec<String>,
+}
+
+/// Play `scenario`. See the [module documentation](self).
+pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcome, SimError> {
+    scenario.check().map_err(|e| SimError(e.to_string()))?;
+    let temp;
+    let db_path: PathBuf = match &options.db {
+        Some(p) => {
+            if p.exists() {
+                return Err(SimError(format!(
+                    "--db {}: the file exists already (a simulation writes a fresh store)",
+                    p.display()
+                )));
+            }
+            p.clone()
+        }
+        None => {
+            temp = TempDir::new()?;
+            temp.0.join("engine.sqlite")
+        }
+    };
+    let mut sim = Sim::setup(scenario, &db_path)?;
+    let total = scenario.run_blocks;
+    for rel in 0..total {
+        sim.block(rel)?;
+        if let Some(progress) = options.progress.as_mut() {
+            progress(rel + 1, total);
+        }
+    }
+    Ok(sim.finish())
+}
+
+impl<'a> Sim<'a> {
+    fn setup(scenario: &'a Scenario, db_path: &Path) -> Result<Sim<'a>, SimError> {
+        let channel_type = match scenario.channel_type {
+            ScenarioChannelType::StaticRemoteKey => ChannelType::StaticRemoteKey,
+            ScenarioChannelType::AnchorsZeroFeeHtlc => ChannelType::AnchorsZeroFeeHtlc,
+        };
+        let wallet = TestWallet::new(scenario.seed);
+        let miner = wallet.script_pubkey().to_owned();
+        let peer_script = TestWallet::new(PEER_WALLET_SEED).script_pubkey().to_owned();
+        let mut chain = EmbeddedChain::new_temp().map_err(err("starting the embedded chain"))?;
+        chain
+            .mine_blocks(101, &miner)
+            .map_err(err("mining the wallet's coins"))?;
+
+        let mut setup = SimSetup::new(scenario.seed, channel_type);
+        setup.funding_sat = scenario.capacity_sat;
+        setup.local_balance_msat = scenario.local_balance_sat.saturating_mul(1000);
+        setup.local_to_self_delay = scenario.to_self_delay;
+        setup.remote_to_self_delay = scenario.to_self_delay;
+        setup.local_dust_limit_sat = scenario.dust_limit_sat;
+        setup.remote_dust_limit_sat = scenario.dust_limit_sat;
+        setup.feerate_per_kw = scenario.commitment_feerate_per_kw;
+        let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
+        let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
+        let funding_spk = funding_script(&local.funding_pubkey, &remote.funding_pubkey).to_p2wsh();
+        let funding_tx = wallet
+            .fund(
+                &chain,
+                funding_spk.clone(),
+                Amount::from_sat(scenario.capacity_sat),
+                FeeRate::from_sat_per_vb_u32(2),
+            )
+            .map_err(err("funding the channel from the test wallet"))?;
+        let vout = funding_tx
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == funding_spk)
+            .ok_or_else(|| SimError("the funding transaction has no funding output".into()))?;
+        let funding_txid = chain
+            .submit(funding_tx)
+            .map_err(err("the mempool refused the funding transaction"))?;
+        chain
+            .mine_blocks(1, &miner)
+            .map_err(err("mining the funding transaction"))?;
+        let start = chain.height();
+        setup.funding_outpoint = Some(OutPoint {
+            txid: funding_txid,
+            vout: vout as u32,
+        });
+        let (mut simc, open_events) =
+            SimChannel::open(setup).map_err(err("opening the channel"))?;
+        let channel = simc.channel_id;
+
+        let chain = Arc::new(Mutex::new(chain));
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut signer = InMemorySigner::new();
+        signer.add_channel(channel, basepoint_secrets(&simc.local));
+        let io = Io {
+            signer: Box::new(signer),
+            broadcaster: Box::new(SimBroadcaster {
+                chain: chain.clone(),
+                log: log.clone(),
+            }),
+            wallet: Box::new(NoWallet),
+            chain: Box::new(SimChainSource {
+                chain: chain.clone(),
+                first_height: start,
+            }),
+            node: Box::new(SimNode {
+                chain: chain.clone(),
+                log: log.clone(),
+            }),
+        };
+        let first_rate = scenario.fee_rate_at(0).unwrap_or(DEFAULT_SAT_PER_VB);
+        let config = Config {
+            sweep_to: Some(SweeperConfig {
+                destination: miner.clone(),
+                fallback_feerate: FeeRate::from_sat_per_vb_u32(first_rate),
+            }),
+            ..Config::default()
+        };
+        let store = SqliteStore::open(db_path).map_err(err("opening the store"))?;
+        let driver = Driver::load(config, store, io).map_err(err("loading the engine"))?;
+
+        let mut sim = Sim {
+            scenario,
+            chain,
+            log,
+            driver,
+            sim: simc.clone(),
+            htlcs: Vec::new(),
+            start,
+            miner,
+            peer_script,
+            candidates: Vec::new(),
+            closing: None,
+            closing_built: None,
+            peer_done: Default::default(),
+            fee_rate: None,
+            notes: Vec::new(),
+        };
+        if channel_type != ChannelType::StaticRemoteKey {
+            sim.notes.push(
+                "anchors channel: the engine cannot yet fund zero-fee HTLC transactions or \
+                 CPFP anchors, so HTLC claims on our commitment cannot be made (see the alerts)"
+                    .into(),
+            );
+        }
+        // The funding block first: the engine's chain starts there.
+        let block = lock(&sim.chain)
+            .block_at(start)
+            .ok_or_else(|| SimError("the funding block is missing".into()))?;
+        sim.feed(Event::BlockConnected(block))?;
+        for e in open_events {
+            sim.feed(e)?;
+        }
+        for (i, h) in scenario.htlcs.iter().enumerate() {
+            let dir = match h.direction {
+                Direction::Incoming => HtlcDirection::Incoming,
+                Direction::Outgoing => HtlcDirection::Outgoing,
+            };
+            let added = simc
+                .add_htlc(dir, h.amount_msat, start.saturating_add(h.cltv_expiry))
+                .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
+            sim.htlcs.push((added, i));
+        }
+        if !scenario.htlcs.is_empty() {
+            for e in simc.commit().map_err(err("committing the htlcs"))? {
+                sim.feed(e)?;
+            }
+        }
+        sim.sim = simc;
+        for (htlc, i) in sim.htlcs.clone() {
+            let spec = &scenario.htlcs[i];
+            if spec.direction == Direction::Incoming && spec.we_know_preimage {
+                sim.feed(Event::PreimageLearned {
+                    preimage: htlc.preimage,
+                    source: PreimageSource::Invoice { htlc: htlc.key },
+                })?;
+            }
+        }
+        sim.name_outputs()?;
+        let incoming = scenario
+            .htlcs
+            .iter()
+            .filter(|h| h.direction == Direction::Incoming)
+            .count();
+        let line = format!(
+            "channel open: {} sat, ours {} sat, {} incoming and {} outgoing htlc(s)",
+            scenario.capacity_sat,
+            scenario.local_balance_sat,
+            incoming,
+            scenario.htlcs.len() - incoming
+        );
+        lock(&sim.log).push(
+            start,
+            line,
+            Some(funding_txid),
+            None,
+            Some(scenario.capacity_sat),
+        );
+        Ok(sim)
+    }
+
+    /// Name every output of every commitment that may close the channel, in our terms.
+    fn name_outputs(&mut self) -> Result<(), SimError> {
+        let mut commitments = vec![
+            (Party::Local, self.sim.local_commitment_number(), false),
+            (Party::Remote, self.sim.remote_commitment_number(), false),
+        ];
+        if self.sim.remote_commitment_number() > 0 {
+            commitments.push((Party::Remote, 0, true));
+        }
+        let mut log = lock(&self.log);
+        if let Some(f) = self.sim.setup().funding_outpoint {
+            log.names.insert(f, "funding output".to_string());
+        }
+        for (holder, number, revoked) in commitments {
+            let built = self
+                .sim
+                .built_commitment(holder, number)
+                .map_err(err("building a commitment"))?;
+            let txid = built.tx.compute_txid();
+            let whose = match (holder, revoked) {
+                (Party::Local, _) => "our commitment",
+                (Party::Remote, false) => "peer's commitment",
+                (Party::Remote, true) => "peer's REVOKED commitment",
+            };
+            log.labels.insert(txid, whose.to_string());
+            self.candidates.push((
+                txid,
+                Closing {
+                    holder,
+                    number,
+                    revoked,
+                },
+            ));
+            for o in &built.outputs {
+                // In our terms: the holder's offered HTLC is ours outgoing if we hold it.
+                let name = match (&o.kind, holder) {
+                    (OutputKind::ToLocal, Party::Local) => "our to_local".to_string(),
+                    (OutputKind::ToLocal, Party::Remote) => "peer's to_local".to_string(),
+                    (OutputKind::ToRemote, Party::Local) => "peer's to_remote".to_string(),
+                    (OutputKind::ToRemote, Party::Remote) => "our to_remote".to_string(),
+                    (OutputKind::LocalAnchor, Party::Local)
+                    | (OutputKind::RemoteAnchor, Party::Remote) => "our anchor".to_string(),
+                    (OutputKind::LocalAnchor, Party::Remote)
+                    | (OutputKind::RemoteAnchor, Party::Local) => "peer's anchor".to_string(),
+                    (OutputKind::OfferedHtlc { htlc_id }, Party::Local)
+                    | (OutputKind::ReceivedHtlc { htlc_id }, Party::Remote) => {
+                        format!("outgoing htlc {htlc_id}")
+                    }
+                    (OutputKind::OfferedHtlc { htlc_id }, Party::Remote)
+                    | (OutputKind::ReceivedHtlc { htlc_id }, Party::Local) => {
+                        format!("incoming htlc {htlc_id}")
+                    }
+                };
+                log.names.insert(
+                    OutPoint {
+                        txid,
+                        vout: o.index,
+                    },
+                    name,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, event: Event) -> Result<(), SimError> {
+        self.driver
+            .feed(event)
+            .map_err(|e| SimError(format!("engine: {e}")))?;
+        // Play the node: acknowledge every upstream settle and fail.
+        loop {
+            let unacked = std::mem::take(&mut lock(&self.log).unacked);
+            if unacked.is_empty() {
+                return Ok(());
+            }
+            for (htlc, settled) in unacked {
+                let resolution = if settled {
+                    UpstreamResolution::Settled
+                } else {
+                    UpstreamResolution::Failed
+                };
+                self.driver
+                    .feed(Event::UpstreamAcked { htlc, resolution })
+                    .map_err(|e| SimError(format!("engine: {e}")))?;
+            }
+        }
+    }
+
+    fn tip(&self) -> Height {
+        lock(&self.chain).height()
+    }
+
+    fn current_rate(&self) -> u32 {
+        self.fee_rate.unwrap_or(DEFAULT_SAT_PER_VB)
+    }
+
+    /// One block: the scenario's actions at relative height `rel` (the tip), then the next
+    /// block, fed to the engine.
+    fn block(&mut self, rel: u32) -> Result<(), SimError> {
+        let tip = self.tip();
+        if let Some(rate) = self.scenario.fee_rate_at(rel) {
+            if self.fee_rate != Some(rate) {
+                self.fee_rate = Some(rate);
+                lock(&self.log).push(tip, format!("fee rate {rate} sat/vB"), None, None, None);
+                self.feed(fee_conditions(rate))?;
+            }
+        }
+        let close = self.scenario.close;
+        if close.at_height == Some(rel) && self.closing.is_none() {
+            match close.by {
+                Closer::Us => {
+                    lock(&self.log).push(tip, "we force close", None, None, None);
+                    self.feed(Event::ForceCloseRequested {
+                        channel: self.sim.channel_id,
+                        reason: ForceCloseReason::User,
+                    })?;
+                }
+                Closer::Peer => {
+                    let (number, what) = match close.kind {
+                        CloseKind::Current => (
+                            self.sim.remote_commitment_number(),
+                            "its current commitment",
+                        ),
+                        CloseKind::Revoked => {
+                            if self.sim.remote_commitment_number() == 0 {
+                                return Err(SimError(
+                                    "close.kind revoked: the peer has no revoked commitment \
+                                     (add an htlc so the channel has an update)"
+                                        .into(),
+                                ));
+                            }
+                            (0, "a REVOKED commitment (a breach)")
+                        }
+                    };
+                    let tx = self
+                        .sim
+                        .commitment_tx(Party::Remote, number)
+                        .map_err(err("the peer's commitment"))?;
+                    self.peer_submit(tip, format!("peer broadcasts {what}"), tx);
+                }
+            }
+        }
+        self.peer_claims(tip)?;
+
+        // Mine the next block from the mempool and feed it.
+        let fees: BTreeMap<Txid, u64> = {
+            let chain = lock(&self.chain);
+            chain
+                .mempool_txs()
+                .into_iter()
+                .map(|m| (m.txid, m.fee_sat))
+                .collect()
+        };
+        let block = {
+            let mut chain = lock(&self.chain);
+            chain
+                .mine_blocks(1, &self.miner)
+                .map_err(err("bitcoin core refused a block"))?
+                .pop()
+                .ok_or_else(|| SimError("no block mined".into()))?
+        };
+        {
+            let mut log = lock(&self.log);
+            for raw in block.txs.iter().skip(1) {
+                let txid = raw.compute_txid();
+                let label = log
+                    .labels
+                    .get(&txid)
+                    .cloned()
+                    .unwrap_or_else(|| "wallet transaction".to_string());
+                let amount = raw.output.iter().map(|o| o.value.to_sat()).sum();
+                log.push(
+                    block.height,
+                    format!("confirmed: {label}"),
+                    Some(txid),
+                    fees.get(&txid).copied(),
+                    Some(amount),
+                );
+            }
+        }
+        if self.closing.is_none() {
+            let chain = lock(&self.chain);
+            self.closing = self
+                .candidates
+                .iter()
+                .find(|(txid, _)| chain.tx_confirmation_height(txid).is_some())
+                .map(|(_, c)| *c);
+        }
+        self.feed(Event::BlockConnected(block))
+    }
+
+    /// Offer a transaction of the peer's to the mempool; the timeline shows it either way.
+    fn peer_submit(&mut self, tip: Height, what: String, tx: Transaction) {
+        let txid = tx.compute_txid();
+        let amount = tx.output.iter().map(|o| o.value.to_sat()).sum();
+        let result = lock(&self.chain).submit(tx);
+        let mut log = lock(&self.log);
+        match result {
+            Ok(_) => {
+                let fee = lock(&self.chain).mempool_tx(&txid).map(|m| m.fee_sat);
+                let label = what.trim_start_matches("peer ").to_string();
+                log.labels.entry(txid).or_insert(format!("peer {label}"));
+                log.push(tip, what, Some(txid), fee, Some(amount));
+            }
+            Err(e) => log.push(
+                tip,
+                format!("peer's transaction REFUSED by the mempool ({what}): {e}"),
+                Some(txid),
+                None,
+                None,
+            ),
+        }
+    }
+
+    /// The peer's HTLC claims on the commitment that confirmed.
+    fn peer_claims(&mut self, tip: Height) -> Result<(), SimError> {
+        let Some(closing) = self.closing else {
+            return Ok(());
+        };
+        if closing.revoked {
+            return Ok(());
+        }
+        if self.closing_built.is_none() {
+            let built = self
+                .sim
+                .built_commitment(closing.holder, closing.number)
+                .map_err(err("building the closing commitment"))?;
+            self.closing_built = Some(built);
+        }
+        let Some(built) = self.closing_built.take() else {
+            return Ok(());
+        };
+        let result = self.peer_claims_on(&built, closing, tip);
+        self.closing_built = Some(built);
+        result
+    }
+
+    fn peer_claims_on(
+        &mut self,
+        built: &contractcourt_core::bolt3::commitment::BuiltCommitment,
+        closing: Closing,
+        tip: Height,
+    ) -> Result<(), SimError> {
+        let peer = self.scenario.peer;
+        for (htlc, i) in self.htlcs.clone() {
+            if self.peer_done.contains(&i) {
+                continue;
+            }
+            let spec = &self.scenario.htlcs[i];
+            let claim = match spec.direction {
+                Direction::Outgoing => peer.claims_with_preimage && spec.peer_knows_preimage,
+                Direction::Incoming => peer.times_out && tip >= htlc.cltv_expiry,
+            };
+            if !claim {
+                continue;
+            }
+            // The HTLC's output on the closing commitment, if it is there and unspent.
+            let offered_by_holder = match (closing.holder, spec.direction) {
+                (Party::Local, Direction::Outgoing) | (Party::Remote, Direction::Incoming) => true,
+                (Party::Local, Direction::Incoming) | (Party::Remote, Direction::Outgoing) => false,
+            };
+            let Some(index) = built.htlc_output_index(offered_by_holder, htlc.key.htlc_id) else {
+                self.peer_done.insert(i);
+                continue;
+            };
+            let outpoint = OutPoint {
+                txid: built.tx.compute_txid(),
+                vout: index,
+            };
+            {
+                let chain = lock(&self.chain);
+                if chain.utxo(&outpoint).is_none() || chain.mempool_spender(&outpoint).is_some() {
+                    // Already spent (by us), or not yet confirmed.
+                    if chain.tx_confirmation_height(&outpoint.txid).is_some() {
+                        drop(chain);
+                        self.peer_done.insert(i);
+                    }
+                    continue;
+                }
+            }
+            self.peer_done.insert(i);
+            let (what, tx) = match closing.holder {
+                // On its own commitment the peer uses its pre-signed second-level transaction.
+                Party::Remote => {
+                    let tx = self
+                        .sim
+                        .htlc_tx(Party::Remote, closing.number, htlc.key)
+                        .map_err(err("the peer's htlc transaction"))?;
+                    let what = match spec.direction {
+                        Direction::Outgoing => format!(
+                            "peer claims outgoing htlc {} with the preimage (HTLC-success)",
+                            htlc.key.htlc_id
+                        ),
+                        Direction::Incoming => format!(
+                            "peer times out incoming htlc {} (HTLC-timeout)",
+                            htlc.key.htlc_id
+                        ),
+                    };
+                    (what, tx)
+                }
+                // On ours it spends the HTLC output directly.
+                Party::Local => {
+                    let tx = self.peer_direct_claim(built, index, &htlc, spec.direction)?;
+                    let what = match spec.direction {
+                        Direction::Outgoing => format!(
+                            "peer claims outgoing htlc {} with the preimage",
+                            htlc.key.htlc_id
+                        ),
+                        Direction::Incoming => {
+                            format!("peer times out incoming htlc {}", htlc.key.htlc_id)
+                        }
+                    };
+                    (what, tx)
+                }
+            };
+            self.peer_submit(tip, what, tx);
+        }
+        Ok(())
+    }
+
+    /// The peer's direct claim of an HTLC output of our commitment.
+    fn peer_direct_claim(
+        &self,
+        built: &contractcourt_core::bolt3::commitment::BuiltCommitment,
+        index: u32,
+        htlc: &SimHtlc,
+        direction: Direction,
+    ) -> Result<Transaction, SimError> {
+        let output = built
+            .outputs
+            .iter()
+            .find(|o| o.index == index)
+            .ok_or_else(|| SimError("htlc output missing".into()))?;
+        let script = output
+            .witness_script
+            .clone()
+            .ok_or_else(|| SimError("htlc output without a witness script".into()))?;
+        let channel_type = self.sim.channel_type();
+        let path = match direction {
+            Direction::Outgoing => ClaimPath::OfferedHtlcPreimage { channel_type },
+            Direction::Incoming => ClaimPath::ReceivedHtlcTimeout {
+                cltv_expiry: htlc.cltv_expiry,
+                channel_type,
+            },
+        };
+        let value = Amount::from_sat(output.value_sat);
+        let fee = Amount::from_sat(u64::from(self.current_rate()) * 200);
+        let mut tx = build_claim_tx(
+            OutPoint {
+                txid: built.tx.compute_txid(),
+                vout: index,
+            },
+            &path,
+            self.peer_script.clone(),
+            value.checked_sub(fee).unwrap_or(Amount::ZERO),
+        );
+        let number = self.sim.local_commitment_number();
+        let point = self
+            .sim
+            .commitment_spec(Party::Local, number)
+            .map_err(err("our commitment"))?
+            .keys
+            .per_commitment_point;
+        let key = self
+            .sim
+            .remote
+            .htlc_key(&point)
+            .map_err(err("the peer's htlc key"))?;
+        let sig = sign_p2wsh(&tx, 0, &script, value, EcdsaSighashType::All, &key)
+            .map_err(err("signing the peer's claim"))?;
+        tx.input[0].witness = match direction {
+            Direction::Outgoing => offered_htlc_preimage_witness(&sig, &htlc.preimage, &script),
+            Direction::Incoming => received_htlc_timeout_witness(&sig, &script),
+        };
+        Ok(tx)
+    }
+
+    fn finish(mut self) -> SimOutcome {
+        let ledger = self.driver.engine().ledger();
+        let log = lock(&self.log);
+        let close_summaries: Vec<CloseSummary> = log
+            .reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::CloseSummary(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        if matches!(self.closing, Some(Closing { revoked: true, .. })) {
+            self.notes.push(
+                "the peer broadcast a revoked commitment: the engine recognises the breach but \
+                 does not yet claim its outputs (justice transactions are an open issue), so \
+                 those outputs are not recovered here"
+                    .into(),
+            );
+        }
+        if self.closing.is_none() {
+            self.notes
+                .push("no commitment confirmed during the run: the channel did not close".into());
+        }
+        SimOutcome {
+            scenario: self.scenario.name.clone(),
+            channel_type: format!("{:?}", self.scenario.channel_type),
+            channel: self.sim.channel_id,
+            start_height: self.start,
+            end_height: self.tip(),
+            timeline: log.timeline.clone(),
+            close_summaries,
+            ledger,
+            broadcasts: log.broadcasts,
+            rebroadcasts: log.rebroadcasts,
+            rejections: log.rejections,
+            notes: self.notes.clone(),
+        }
+    }
+}

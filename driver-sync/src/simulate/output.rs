@@ -1,0 +1,128 @@
+//! The text form of a [`SimOutcome`]: the timeline table, the close summary and the ledger.
+
+use std::fmt::Write as _;
+
+use contractcourt_core::chain::ledger::{Ledger, OutputStatus};
+
+use super::SimOutcome;
+
+/// A txid shortened for a table: its first 8 and last 4 hex digits.
+pub fn short_txid(txid: &bitcoin::Txid) -> String {
+    let s = txid.to_string();
+    format!("{}..{}", &s[..8], &s[s.len() - 4..])
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// Render a run for people. Deterministic.
+pub fn render_text(o: &SimOutcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "scenario: {}\nchannel {} ({}), start height {} (scenario height 0), end height {}",
+        if o.scenario.is_empty() {
+            "(unnamed)"
+        } else {
+            &o.scenario
+        },
+        o.channel,
+        o.channel_type,
+        o.start_height,
+        o.end_height
+    );
+    let _ = writeln!(s, "\nTIMELINE");
+    let _ = writeln!(
+        s,
+        "{:>7}  {:<14}  {:>8}  {:>12}  event",
+        "height", "txid", "fee", "amount"
+    );
+    for e in &o.timeline {
+        let _ = writeln!(
+            s,
+            "{:>7}  {:<14}  {:>8}  {:>12}  {}",
+            e.height,
+            e.txid.as_ref().map_or_else(|| "-".to_string(), short_txid),
+            opt(e.fee_sat),
+            opt(e.amount_sat),
+            e.event
+        );
+    }
+    let _ = writeln!(s, "\nCLOSE SUMMARY");
+    if o.close_summaries.is_empty() {
+        let _ = writeln!(s, "  (none: no close confirmed)");
+    }
+    for c in &o.close_summaries {
+        let _ = writeln!(s, "  close:        {}", super::io::describe_close(&c.close));
+        let _ = writeln!(
+            s,
+            "  trigger:      {}",
+            super::io::describe_trigger(&c.trigger)
+        );
+        let _ = writeln!(
+            s,
+            "  closing tx:   {} at height {}",
+            c.closing_txid, c.height
+        );
+        let _ = writeln!(s, "  our balance:  {} sat", c.our_balance_sat);
+        let _ = writeln!(
+            s,
+            "  dust htlcs:   {} ({} msat)",
+            c.dust_htlcs.len(),
+            c.dust_msat
+        );
+    }
+    s.push_str(&render_ledger(&o.ledger));
+    let _ = writeln!(
+        s,
+        "\nbroadcasts: {} transaction(s), {} rebroadcast(s), {} refused by the mempool",
+        o.broadcasts, o.rebroadcasts, o.rejections
+    );
+    for n in &o.notes {
+        let _ = writeln!(s, "NOTE: {n}");
+    }
+    s
+}
+
+/// Render a ledger: per output status and the totals.
+pub fn render_ledger(l: &Ledger) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\nLEDGER (at height {})", l.tip);
+    for ch in &l.channels {
+        let _ = writeln!(s, "  channel {}: {:?}", ch.channel, ch.state);
+        for out in &ch.outputs {
+            let status = match &out.status {
+                OutputStatus::Timelocked { until } => format!("timelocked until {until}"),
+                OutputStatus::Contested => "contested".to_string(),
+                OutputStatus::Claiming => "claiming".to_string(),
+                OutputStatus::Confirming { txid, final_at } => {
+                    format!("confirming in {} (final at {final_at})", short_txid(txid))
+                }
+                OutputStatus::Recovered { txid } => format!("recovered by {}", short_txid(txid)),
+                OutputStatus::SecondLevel { txid } => {
+                    format!("claimed by our htlc transaction {}", short_txid(txid))
+                }
+                OutputStatus::TakenByPeer { txid } => {
+                    format!("taken by peer in {}", short_txid(txid))
+                }
+            };
+            let next = out
+                .next_step
+                .map(|h| format!(", next step at {h}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "    {:<24} {:>12} sat  fees {:>6}  {}{}",
+                out.what, out.amount_sat, out.fees_paid_sat, status, next
+            );
+        }
+    }
+    let t = &l.totals;
+    let _ = writeln!(
+        s,
+        "  totals: recovered {} sat, taken by peer {} sat, fees {} sat, still claiming {} sat, contested {} sat, timelocked {} sat",
+        t.recovered_sat, t.taken_by_peer_sat, t.fees_sat, t.claiming_sat, t.contested_sat, t.timelocked_sat
+    );
+    s
+}

@@ -1,0 +1,288 @@
+//! The scenario format of `contractcourt simulate` (JSON, read with serde; unknown fields are
+//! refused so a typo is an error, not a silently ignored setting).
+//!
+//! ```json
+//! {
+//!   "name": "force close on an outgoing HTLC deadline",
+//!   "channel_type": "static_remote_key",
+//!   "capacity_sat": 1000000,
+//!   "local_balance_sat": 600000,
+//!   "to_self_delay": 20,
+//!   "htlcs": [
+//!     { "direction": "outgoing", "amount_msat": 90000000, "cltv_expiry": 20,
+//!       "peer_knows_preimage": false },
+//!     { "direction": "incoming", "amount_msat": 60000000, "cltv_expiry": 120,
+//!       "we_know_preimage": true }
+//!   ],
+//!   "close": { "by": "us", "kind": "current" },
+//!   "peer": { "claims_with_preimage": false, "times_out": true },
+//!   "fee_rates": [ { "from_height": 0, "sat_per_vb": 2 }, { "from_height": 30, "sat_per_vb": 5 } ],
+//!   "run_blocks": 80
+//! }
+//! ```
+//!
+//! Every height is relative to the start height: the block that confirms the channel's funding
+//! transaction (height 0 of the scenario).
+//!
+//! - `channel_type`: `static_remote_key` or `anchors_zero_fee_htlc`. The engine cannot fund
+//!   zero-fee HTLC transactions or CPFP anchors yet, so anchors scenarios stop short of claiming
+//!   HTLCs on our commitment; the shipped examples use `static_remote_key`.
+//! - `htlcs[]`: `direction` (`incoming`: the peer offered it; `outgoing`: we did), `amount_msat`,
+//!   `cltv_expiry`, `we_know_preimage` (incoming only: the preimage of our own invoice, fed as
+//!   `PreimageLearned { source: invoice }`), `peer_knows_preimage` (outgoing only: the peer can
+//!   claim it on chain with the preimage).
+//! - `close`: `by` `us` or `peer`; `at_height` (for `us`, optional: absent lets the engine decide
+//!   when an HTLC deadline forces the close); `kind` `current` or `revoked` (the peer broadcasts
+//!   its oldest revoked commitment — a breach; `revoked` needs `by: peer`).
+//! - `peer`: `claims_with_preimage` (claims outgoing HTLCs it knows the preimage of, as soon as
+//!   the close confirms), `times_out` (times out incoming HTLCs once their expiry passes).
+//! - `fee_rates[]`: from `from_height` on, the fee rate (sat/vB) fed as `Event::FeeConditions`
+//!   for every confirmation target.
+//! - `run_blocks`: how many blocks to mine after the start height.
+//! - optional: `seed` (keys and preimages; default 1), `commitment_feerate_per_kw` (default
+//!   2500), `dust_limit_sat` (default 354), `to_self_delay` (both ways; default 144).
+
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario. See the [module documentation](self).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the scenario shows, for people.
+    #[serde(default)]
+    pub name: String,
+    /// The seed every key and preimage derives from.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// The commitment format.
+    pub channel_type: ScenarioChannelType,
+    /// The channel capacity.
+    pub capacity_sat: u64,
+    /// Our opening balance (we funded the channel); the peer has the rest.
+    pub local_balance_sat: u64,
+    /// The CSV delay on both parties' outputs.
+    #[serde(default = "default_delay")]
+    pub to_self_delay: u16,
+    /// Both parties' dust limit.
+    #[serde(default = "default_dust")]
+    pub dust_limit_sat: u64,
+    /// The commitment fee rate.
+    #[serde(default = "default_feerate_per_kw")]
+    pub commitment_feerate_per_kw: u32,
+    /// The HTLCs live on the channel when it closes.
+    #[serde(default)]
+    pub htlcs: Vec<ScenarioHtlc>,
+    /// Who closes, when, and with which commitment.
+    pub close: Close,
+    /// What the peer does after the close.
+    #[serde(default)]
+    pub peer: PeerBehaviour,
+    /// Fee rates over time.
+    #[serde(default)]
+    pub fee_rates: Vec<FeeRateStep>,
+    /// Blocks to mine after the start height.
+    pub run_blocks: u32,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_delay() -> u16 {
+    144
+}
+fn default_dust() -> u64 {
+    354
+}
+fn default_feerate_per_kw() -> u32 {
+    2_500
+}
+
+/// The commitment format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioChannelType {
+    /// `option_static_remotekey`.
+    StaticRemoteKey,
+    /// `option_anchors_zero_fee_htlc_tx` (the engine cannot fund its claims yet).
+    AnchorsZeroFeeHtlc,
+}
+
+/// Which way an HTLC goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The peer offered it to us.
+    Incoming,
+    /// We offered it to the peer.
+    Outgoing,
+}
+
+/// One HTLC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioHtlc {
+    /// Which way it goes.
+    pub direction: Direction,
+    /// Its amount.
+    pub amount_msat: u64,
+    /// Its expiry, relative to the start height.
+    pub cltv_expiry: u32,
+    /// Incoming only: we hold the preimage (our own invoice).
+    #[serde(default)]
+    pub we_know_preimage: bool,
+    /// Outgoing only: the peer holds the preimage and may claim on chain.
+    #[serde(default)]
+    pub peer_knows_preimage: bool,
+}
+
+/// Who closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Closer {
+    /// We force close.
+    Us,
+    /// The peer broadcasts a commitment of its own.
+    Peer,
+}
+
+/// Which commitment closes the channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseKind {
+    /// The closer's current commitment.
+    #[default]
+    Current,
+    /// The peer's oldest revoked commitment (a breach).
+    Revoked,
+}
+
+/// Who closes, when, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Close {
+    /// Who.
+    pub by: Closer,
+    /// When, relative to the start height (required for the peer; for us, absent lets the
+    /// engine's HTLC deadline rule decide).
+    #[serde(default)]
+    pub at_height: Option<u32>,
+    /// Which commitment.
+    #[serde(default)]
+    pub kind: CloseKind,
+}
+
+/// What the peer does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerBehaviour {
+    /// Claims our outgoing HTLCs whose preimage it knows.
+    #[serde(default)]
+    pub claims_with_preimage: bool,
+    /// Times out our incoming HTLCs once they expire.
+    #[serde(default)]
+    pub times_out: bool,
+}
+
+/// A fee rate from a height on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeRateStep {
+    /// From this height on (relative).
+    pub from_height: u32,
+    /// The fee rate, sat/vB.
+    pub sat_per_vb: u32,
+}
+
+/// Why a scenario is not usable.
+#[derive(Debug)]
+pub enum ScenarioError {
+    /// Not JSON of the scenario shape.
+    Json(serde_json::Error),
+    /// JSON of the right shape that does not make sense.
+    Invalid(String),
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScenarioError::Json(e) => write!(f, "scenario is not valid: {e}"),
+            ScenarioError::Invalid(e) => write!(f, "scenario is not valid: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    /// Parse and check a scenario.
+    pub fn from_json(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = serde_json::from_str(text).map_err(ScenarioError::Json)?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// The checks serde cannot express.
+    pub fn check(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        if self.capacity_sat == 0 || self.capacity_sat > 21_000_000 * 100_000_000 {
+            return bad(format!(
+                "capacity_sat {} is out of range",
+                self.capacity_sat
+            ));
+        }
+        if self.local_balance_sat > self.capacity_sat {
+            return bad(format!(
+                "local_balance_sat {} exceeds capacity_sat {}",
+                self.local_balance_sat, self.capacity_sat
+            ));
+        }
+        if self.htlcs.len() > 2 * 483 {
+            return bad(format!("{} htlcs: at most 483 each way", self.htlcs.len()));
+        }
+        for dir in [Direction::Incoming, Direction::Outgoing] {
+            let n = self.htlcs.iter().filter(|h| h.direction == dir).count();
+            if n > 483 {
+                return bad(format!("{n} {dir:?} htlcs: at most 483 each way").to_lowercase());
+            }
+        }
+        for (i, h) in self.htlcs.iter().enumerate() {
+            if h.amount_msat == 0 {
+                return bad(format!("htlc {i} has a zero amount"));
+            }
+            if h.cltv_expiry == 0 {
+                return bad(format!("htlc {i}: cltv_expiry must be above 0"));
+            }
+        }
+        if self.close.by == Closer::Peer && self.close.at_height.is_none() {
+            return bad("close.at_height is required when the peer closes".into());
+        }
+        if self.close.kind == CloseKind::Revoked && self.close.by != Closer::Peer {
+            return bad("close.kind revoked needs close.by peer".into());
+        }
+        if self.close.at_height.is_some_and(|h| h >= self.run_blocks) {
+            return bad("close.at_height must be below run_blocks".into());
+        }
+        if self.fee_rates.iter().any(|f| f.sat_per_vb == 0) {
+            return bad("fee_rates: sat_per_vb must be above 0".into());
+        }
+        if self.run_blocks == 0 || self.run_blocks > 10_000 {
+            return bad(format!(
+                "run_blocks {} is out of range (1..=10000)",
+                self.run_blocks
+            ));
+        }
+        if self.to_self_delay == 0 {
+            return bad("to_self_delay must be above 0".into());
+        }
+        Ok(())
+    }
+
+    /// The fee rate in force at relative height `h`, if any step applies.
+    pub fn fee_rate_at(&self, h: u32) -> Option<u32> {
+        self.fee_rates
+            .iter()
+            .filter(|f| f.from_height <= h)
+            .max_by_key(|f| f.from_height)
+            .map(|f| f.sat_per_vb)
+    }
+}
