@@ -9,7 +9,7 @@
 use bitcoin::{OutPoint, Txid};
 use serde::{Deserialize, Serialize};
 
-use crate::channel::ArbState;
+use crate::channel::{ArbState, ChannelArbitrator};
 use crate::resolver::{Resolver, ResolverKind, Stage};
 use crate::types::{ChannelId, Height};
 
@@ -132,7 +132,7 @@ impl ChainArbitrator {
         for ch in self.channels.values().filter(|c| c.close.is_some()) {
             let mut outputs = Vec::new();
             for r in ch.resolvers.values() {
-                let entry = self.entry(r, tip, depth);
+                let entry = self.entry(ch, r, tip, depth);
                 let v = entry.amount_sat;
                 match entry.status {
                     OutputStatus::Timelocked { .. } => totals.timelocked_sat += v,
@@ -161,45 +161,33 @@ impl ChainArbitrator {
         }
     }
 
-    fn entry(&self, r: &Resolver, tip: Height, depth: u32) -> OutputEntry {
-        // A second-level transaction pays its own (pre-signed) fee out of the HTLC's value.
-        let second_level_fee = r
-            .second_level
-            .as_ref()
-            .and_then(|c| c.signed.as_ref())
-            .and_then(|t| t.output.first())
-            .map_or(0, |o| r.value_sat.saturating_sub(o.value.to_sat()));
-        let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0) + second_level_fee;
-        let ours = |txid: &Txid| {
-            self.sweeper
-                .claim_for(&r.outpoint)
-                .and_then(|id| self.sweeper.claims().get(&id))
-                .is_some_and(|c| c.attempts.iter().any(|a| a.txid == *txid))
-                || r.second_level
-                    .as_ref()
-                    .and_then(|c| c.signed.as_ref())
-                    .is_some_and(|t| t.compute_txid() == *txid)
-                || matches!(
-                    r.kind,
-                    ResolverKind::CommitSweep { .. } | ResolverKind::Breach { .. }
-                )
+    fn entry(&self, ch: &ChannelArbitrator, r: &Resolver, tip: Height, depth: u32) -> OutputEntry {
+        // The second-level output this HTLC output became, if our second-level transaction
+        // spent it (recognised by the output it created, whatever attempt it was).
+        let spend_txid = match r.stage {
+            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } => Some(txid),
+            Stage::Active => None,
         };
-        let second_level = r
-            .second_level
-            .as_ref()
-            .and_then(|c| c.signed.as_ref())
-            .map(|t| t.compute_txid());
+        let became = ch
+            .resolvers
+            .values()
+            .find(|n| n.created_at.is_some() && Some(n.outpoint.txid) == spend_txid);
+        // A second-level transaction pays its own (pre-signed) fee out of the HTLC's value.
+        let second_level_fee = became.map_or(0, |n| r.value_sat.saturating_sub(n.value_sat));
+        let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0) + second_level_fee;
+        let only_ours = matches!(
+            r.kind,
+            ResolverKind::CommitSweep { .. } | ResolverKind::Breach { .. }
+        );
         let (status, next_step) = match &r.stage {
-            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. }
-                if second_level == Some(*txid) =>
-            {
+            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } if became.is_some() => {
                 (OutputStatus::SecondLevel { txid: *txid }, None)
             }
-            Stage::Resolved { txid, .. } if ours(txid) => {
+            Stage::Resolved { txid, by_us, .. } if *by_us || only_ours => {
                 (OutputStatus::Recovered { txid: *txid }, None)
             }
             Stage::Resolved { txid, .. } => (OutputStatus::TakenByPeer { txid: *txid }, None),
-            Stage::Spent { txid, height } => {
+            Stage::Spent { txid, height, .. } => {
                 let final_at = height.saturating_add(depth.saturating_sub(1));
                 (
                     OutputStatus::Confirming {

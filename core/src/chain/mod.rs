@@ -380,6 +380,11 @@ impl ChainArbitrator {
         // Transactions in block order; a channel's index is refreshed after each spend so a
         // spend of an output created earlier in the same block is seen.
         for tx in &block.txs {
+            let pays_us = self
+                .config
+                .sweep_to
+                .as_ref()
+                .is_some_and(|c| tx.output.iter().any(|o| o.script_pubkey == c.destination));
             for input in &tx.input {
                 let Some(id) = self.index.outpoints.get(&input.previous_output).copied() else {
                     continue;
@@ -393,6 +398,7 @@ impl ChainArbitrator {
                     block.height,
                     &mut self.node,
                     &self.config.close,
+                    pays_us,
                 ));
                 if self.sweeper.claim_for(&input.previous_output).is_some() {
                     self.sweeper

@@ -58,7 +58,8 @@ impl ChannelArbitrator {
         }
     }
 
-    /// A transaction spending `outpoint` (one we watch) confirmed at `height`.
+    /// A transaction spending `outpoint` (one we watch) confirmed at `height`. `pays_us`: it pays
+    /// our sweep destination (the caller knows it), so it is one of our claims whatever attempt.
     pub fn on_spend(
         &mut self,
         outpoint: OutPoint,
@@ -66,6 +67,7 @@ impl ChannelArbitrator {
         height: Height,
         node: &mut NodeState,
         cfg: &CloseConfig,
+        pays_us: bool,
     ) -> Vec<Action> {
         if self.data.info.funding_output(&outpoint).is_some() {
             return if self.close.is_none() {
@@ -74,13 +76,18 @@ impl ChannelArbitrator {
                 Vec::new()
             };
         }
-        let Some(resolver) = self.resolvers.get_mut(&outpoint) else {
+        let Some(kind) = self.resolvers.get(&outpoint).map(|r| r.kind.clone()) else {
             return Vec::new();
         };
         let txid = tx.compute_txid();
-        resolver.on_spend(txid, height);
-        let kind = resolver.kind.clone();
-        if let Some(next) = self.hand_off_second_level(outpoint, tx, height) {
+        // Our second-level transaction is recognised by its output (our `to_local` script), so
+        // any attempt of ours counts, even one signed before a reorg re-planned the resolver.
+        let hand_off = self.hand_off_second_level(outpoint, tx, height);
+        let by_us = pays_us || hand_off.is_some();
+        if let Some(resolver) = self.resolvers.get_mut(&outpoint) {
+            resolver.on_spend(txid, height, by_us);
+        }
+        if let Some(next) = hand_off {
             self.resolvers.insert(next.outpoint, next);
         }
         let mut actions = vec![Action::Report(Report::Timeline {
@@ -357,7 +364,7 @@ impl ChannelArbitrator {
         let channel = self.data.info.id;
         for r in self.resolvers.values_mut() {
             if r.on_block(tip, cfg.reorg_safety_depth) {
-                let Stage::Resolved { txid, height } = r.stage.clone() else {
+                let Stage::Resolved { txid, height, .. } = r.stage.clone() else {
                     continue;
                 };
                 let ours = !matches!(

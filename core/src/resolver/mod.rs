@@ -66,6 +66,10 @@ pub enum Stage {
         txid: Txid,
         /// Its height.
         height: Height,
+        /// Whether the spend was ours (a claim paying our sweep destination, or our second-level
+        /// transaction), judged from the transaction itself when it confirmed.
+        #[serde(default)]
+        by_us: bool,
     },
     /// Final.
     Resolved {
@@ -73,6 +77,9 @@ pub enum Stage {
         txid: Txid,
         /// Its height.
         height: Height,
+        /// Whether the spend was ours.
+        #[serde(default)]
+        by_us: bool,
     },
 }
 
@@ -128,9 +135,13 @@ impl Resolver {
     }
 
     /// Its output was spent by `txid` confirmed at `height`.
-    pub fn on_spend(&mut self, txid: Txid, height: Height) {
+    pub fn on_spend(&mut self, txid: Txid, height: Height, by_us: bool) {
         if matches!(self.stage, Stage::Active) {
-            self.stage = Stage::Spent { txid, height };
+            self.stage = Stage::Spent {
+                txid,
+                height,
+                by_us,
+            };
         }
     }
 
@@ -146,9 +157,18 @@ impl Resolver {
 
     /// The tip is at `tip`: a spend `safety_depth` deep becomes final. Returns whether it did now.
     pub fn on_block(&mut self, tip: Height, safety_depth: u32) -> bool {
-        if let Stage::Spent { txid, height } = self.stage {
+        if let Stage::Spent {
+            txid,
+            height,
+            by_us,
+        } = self.stage
+        {
             if depth(height, tip) >= safety_depth {
-                self.stage = Stage::Resolved { txid, height };
+                self.stage = Stage::Resolved {
+                    txid,
+                    height,
+                    by_us,
+                };
                 return true;
             }
         }

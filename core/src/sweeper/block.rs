@@ -186,7 +186,15 @@ pub(super) fn on_block(
         fee >= old_fee.saturating_add(fee_for_rate(incremental, weight)) && rate > old_rate
     });
     let mut actions = Vec::new();
-    if let Some(attempt) = reference {
+    // After a reorg lowered the tip, an attempt built with nLockTime at the old tip is not final
+    // in the next block: it is not offered (a mempool would refuse it) until the tip catches up.
+    let final_next = |a: u32| {
+        claim
+            .attempts
+            .get(a as usize)
+            .is_some_and(|a| a.tx.lock_time.to_consensus_u32() < target)
+    };
+    if let Some(attempt) = reference.filter(|a| final_next(*a)) {
         actions.extend(broadcast(claim, attempt));
     }
     if bump {

@@ -1,0 +1,943 @@
+//! Model check (issue 8 §1, first part): random static-remote-key channels with 0–12 HTLCs each
+//! way (dust and not, expiries over the next ~40 blocks, some forwarded, some with the preimage
+//! learned at a random height) and random event traces — empty blocks, the peer's close or ours,
+//! the peer's preimage claims and timeouts, our claims mined, reorgs of depth 1..=3 that re-include
+//! or drop transactions, restarts from the store. After every step the invariants of DESIGN.md
+//! that apply today are checked (2, 3, 4 through `check_durable`, 6, 7, 8); at the end of each
+//! trace, once the chain is 20+ blocks past every expiry, no output of ours is stuck (1) and the
+//! ledger agrees with a small reference model of who is entitled to each HTLC output.
+//!
+//! CI runs 24 cases. A longer run:
+//!
+//! ```text
+//! PROPTEST_CASES=1000 cargo test -p contractcourt-tests --test model --release
+//! ```
+//!
+//! `MODEL_CRASH_ANYWHERE=1` also runs the O(n²) `check_crash_anywhere` on every trace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use contractcourt_core::action::{Action, FailReason, Report};
+use contractcourt_core::bolt3::{scripts, ChannelType, PaymentHash};
+use contractcourt_core::chain::ledger::OutputStatus;
+use contractcourt_core::chain::{ChainArbitrator, Config};
+use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg, PreimageSource};
+use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
+use contractcourt_core::sim::{SimHtlc, SimSetup};
+use contractcourt_core::sweeper::SweeperConfig;
+use contractcourt_core::testkit::verify_with_bitcoin_core;
+use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
+use contractcourt_tests::{Harness, START_HEIGHT};
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::FileFailurePersistence;
+
+/// Where sweeps pay to.
+fn destination() -> ScriptBuf {
+    ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0x11; 20]))
+}
+
+fn config() -> Config {
+    Config {
+        sweep_to: Some(SweeperConfig {
+            destination: destination(),
+            fallback_feerate: FeeRate::from_sat_per_vb_u32(2),
+        }),
+        ..Config::default()
+    }
+}
+
+/// One HTLC of the generated channel.
+#[derive(Clone, Debug)]
+struct HtlcSpec {
+    outgoing: bool,
+    amount_msat: u64,
+    /// Expiry, in blocks after `START_HEIGHT`.
+    expiry_offset: u32,
+    /// Outgoing only: forwarded from an upstream HTLC.
+    circuit: bool,
+    /// Outgoing only: the peer knows the preimage (and may claim on-chain).
+    peer_knows: bool,
+    /// We learn the preimage at some point (invoice for incoming, downstream for outgoing —
+    /// outgoing only when the peer knows it).
+    we_learn: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Empty(u32),
+    PeerClose,
+    OurClose,
+    MineOurs,
+    PeerClaim(Index),
+    PeerTimeout(Index),
+    Learn(Index),
+    Reorg { depth: u32, reinclude: bool },
+    Restart,
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    seed: u64,
+    htlcs: Vec<HtlcSpec>,
+    ops: Vec<Op>,
+}
+
+fn amount() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        (300u64..3_000).prop_map(|s| s * 1000),
+        (3_000u64..25_000).prop_map(|s| s * 1000),
+    ]
+}
+
+fn htlc(outgoing: bool) -> impl Strategy<Value = HtlcSpec> {
+    (
+        amount(),
+        3u32..=40,
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            move |(amount_msat, expiry_offset, circuit, peer_knows, we_learn)| HtlcSpec {
+                outgoing,
+                amount_msat,
+                expiry_offset,
+                circuit: outgoing && circuit,
+                peer_knows: outgoing && peer_knows,
+                we_learn: if outgoing {
+                    peer_knows && we_learn
+                } else {
+                    we_learn
+                },
+            },
+        )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1u32..=3).prop_map(Op::Empty),
+        1 => Just(Op::PeerClose),
+        1 => Just(Op::OurClose),
+        5 => Just(Op::MineOurs),
+        2 => any::<Index>().prop_map(Op::PeerClaim),
+        2 => any::<Index>().prop_map(Op::PeerTimeout),
+        3 => any::<Index>().prop_map(Op::Learn),
+        2 => (1u32..=3, any::<bool>()).prop_map(|(depth, reinclude)| Op::Reorg { depth, reinclude }),
+        1 => Just(Op::Restart),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        any::<u64>(),
+        prop::collection::vec(htlc(true), 0..=12),
+        prop::collection::vec(htlc(false), 0..=12),
+        prop::collection::vec(op(), 5..40),
+    )
+        .prop_map(|(seed, mut out, inc, ops)| {
+            out.extend(inc);
+            Case {
+                seed,
+                htlcs: out,
+                ops,
+            }
+        })
+}
+
+fn upstream_key(i: usize) -> HtlcKey {
+    HtlcKey {
+        channel: ChannelId([7; 32]),
+        htlc_id: i as u64,
+        direction: HtlcDirection::Incoming,
+    }
+}
+
+/// The model: the harness plus what the test knows about the channel and the chain.
+struct Model {
+    h: Harness,
+    id: ChannelId,
+    specs: Vec<HtlcSpec>,
+    htlcs: Vec<SimHtlc>,
+    /// Payment hash of each HTLC key that may be settled or failed upstream.
+    hash_of: BTreeMap<HtlcKey, PaymentHash>,
+    /// Height at which we learned each HTLC's preimage (index → height).
+    learned: BTreeMap<usize, u32>,
+    funding: TxOut,
+    salt: u32,
+    /// Transcript ranges produced by `Resumed` itself (re-emissions).
+    resumed: Vec<Range<usize>>,
+    checked_actions: usize,
+    checked_broadcasts: usize,
+    /// Every transaction the peer made (for prevouts).
+    peer_txs: Vec<Transaction>,
+    known: BTreeMap<PaymentHash, bool>,
+    decisions: BTreeMap<HtlcKey, (usize, usize)>,
+    steps: usize,
+    early_dust_fails: usize,
+}
+
+impl Model {
+    fn new(case: &Case) -> Model {
+        let mut h = Harness::new(config());
+        let id = h.open(SimSetup::new(case.seed, ChannelType::StaticRemoteKey));
+        let mut htlcs = Vec::new();
+        h.with_sim(id, |sim| {
+            for s in &case.htlcs {
+                let dir = if s.outgoing {
+                    HtlcDirection::Outgoing
+                } else {
+                    HtlcDirection::Incoming
+                };
+                htlcs.push(
+                    sim.add_htlc(dir, s.amount_msat, START_HEIGHT + s.expiry_offset)
+                        .expect("balances cover 12 HTLCs each way"),
+                );
+            }
+            sim.commit().expect("commit")
+        });
+        let sim = h.sim(id);
+        let (l, r) = (sim.local.basepoints(), sim.remote.basepoints());
+        let funding = TxOut {
+            value: Amount::from_sat(sim.funding.value_sat),
+            script_pubkey: scripts::funding_script(&l.funding_pubkey, &r.funding_pubkey).to_p2wsh(),
+        };
+        let mut hash_of = BTreeMap::new();
+        for (i, (s, x)) in case.htlcs.iter().zip(&htlcs).enumerate() {
+            if s.circuit {
+                h.feed(Event::CircuitAdded {
+                    outgoing: x.key,
+                    incoming: IncomingLeg {
+                        htlc: upstream_key(i),
+                        cltv_expiry: x.cltv_expiry + 10,
+                        amount_msat: x.amount_msat + 1_000,
+                    },
+                });
+                hash_of.insert(upstream_key(i), x.payment_hash());
+            }
+            if !s.outgoing {
+                hash_of.insert(x.key, x.payment_hash());
+            }
+        }
+        let mut m = Model {
+            h,
+            id,
+            specs: case.htlcs.clone(),
+            htlcs,
+            hash_of,
+            learned: BTreeMap::new(),
+            funding,
+            salt: 1,
+            resumed: Vec::new(),
+            checked_actions: 0,
+            checked_broadcasts: 0,
+            peer_txs: Vec::new(),
+            known: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            steps: 0,
+            early_dust_fails: 0,
+        };
+        m.check_step();
+        m
+    }
+
+    fn tip(&self) -> u32 {
+        self.h.height()
+    }
+
+    fn funding_outpoint(&self) -> OutPoint {
+        self.h.sim(self.id).funding.outpoint
+    }
+
+    /// Unspent outputs of the active chain (plus the funding output), with their heights.
+    fn utxos(&self) -> BTreeMap<OutPoint, (TxOut, u32)> {
+        let mut u = BTreeMap::new();
+        u.insert(
+            self.funding_outpoint(),
+            (self.funding.clone(), START_HEIGHT - 10),
+        );
+        for b in &self.h.blocks {
+            for tx in &b.txs {
+                for i in &tx.input {
+                    u.remove(&i.previous_output);
+                }
+                let txid = tx.compute_txid();
+                for (v, o) in tx.output.iter().enumerate() {
+                    u.insert(
+                        OutPoint {
+                            txid,
+                            vout: v as u32,
+                        },
+                        (o.clone(), b.height),
+                    );
+                }
+            }
+        }
+        u
+    }
+
+    /// The transaction of the active chain spending `outpoint`, with its height.
+    fn spender(&self, outpoint: &OutPoint) -> Option<(Transaction, u32)> {
+        self.h.blocks.iter().find_map(|b| {
+            b.txs
+                .iter()
+                .find(|t| t.input.iter().any(|i| i.previous_output == *outpoint))
+                .map(|t| (t.0.clone(), b.height))
+        })
+    }
+
+    /// The confirmed close on the active chain: (holder, commitment number, txid, height).
+    fn close(&self) -> Option<(Party, u64, Txid, u32)> {
+        let (tx, height) = self.spender(&self.funding_outpoint())?;
+        let txid = tx.compute_txid();
+        let sim = self.h.sim(self.id);
+        for holder in [Party::Local, Party::Remote] {
+            let n = match holder {
+                Party::Local => sim.local_commitment_number(),
+                Party::Remote => sim.remote_commitment_number(),
+            };
+            if sim
+                .commitment_tx(holder, n)
+                .is_ok_and(|c| c.compute_txid() == txid)
+            {
+                return Some((holder, n, txid, height));
+            }
+        }
+        None
+    }
+
+    /// The output of HTLC `i` on the confirmed close, if it has one.
+    fn htlc_outpoint(&self, i: usize) -> Option<OutPoint> {
+        let (holder, n, txid, _) = self.close()?;
+        let built = self.h.sim(self.id).built_commitment(holder, n).ok()?;
+        let key = self.htlcs[i].key;
+        let offered = (key.direction == HtlcDirection::Outgoing) == (holder == Party::Local);
+        let vout = built.htlc_output_index(offered, key.htlc_id)?;
+        Some(OutPoint { txid, vout })
+    }
+
+    /// Whether our outgoing HTLC is trimmed on our current commitment.
+    fn dust_on_ours(&self, key: &HtlcKey) -> bool {
+        let sim = self.h.sim(self.id);
+        sim.built_commitment(Party::Local, sim.local_commitment_number())
+            .is_ok_and(|b| b.htlc_output_index(true, key.htlc_id).is_none())
+    }
+
+    /// Mine a block with those of `candidates` that are valid on the tip (in order; a
+    /// transaction may spend an earlier one of the same block).
+    fn mine_block(&mut self, candidates: Vec<Transaction>, salted: bool) {
+        let next = self.tip() + 1;
+        let mut utxos = self.utxos();
+        let mut txs: Vec<Transaction> = Vec::new();
+        for tx in candidates {
+            if txs.iter().any(|t| t.compute_txid() == tx.compute_txid()) {
+                continue;
+            }
+            let heights: Option<Vec<Option<u32>>> = tx
+                .input
+                .iter()
+                .map(|i| utxos.get(&i.previous_output).map(|(_, h)| Some(*h)))
+                .collect();
+            let Some(heights) = heights else { continue };
+            if check_final(&tx, next, &heights).is_err() {
+                continue;
+            }
+            for i in &tx.input {
+                utxos.remove(&i.previous_output);
+            }
+            let txid = tx.compute_txid();
+            for (v, o) in tx.output.iter().enumerate() {
+                utxos.insert(
+                    OutPoint {
+                        txid,
+                        vout: v as u32,
+                    },
+                    (o.clone(), next),
+                );
+            }
+            txs.push(tx);
+        }
+        let salt = if salted {
+            self.salt += 1;
+            self.salt
+        } else {
+            0
+        };
+        self.h.mine_salted(txs, salt);
+        self.check_step();
+    }
+
+    /// Our broadcasts, newest first (a bump wins over the attempt it replaces).
+    fn ours(&self) -> Vec<Transaction> {
+        let mut v: Vec<Transaction> = self.h.broadcasts.iter().rev().cloned().collect();
+        // Parents before children: a second pass for transactions spending earlier ones.
+        v.extend(self.h.broadcasts.iter().cloned());
+        v
+    }
+
+    /// The peer's transaction for HTLC `i` on its confirmed commitment, if any.
+    fn peer_tx(&self, i: usize) -> Option<Transaction> {
+        let (holder, n, _, _) = self.close()?;
+        if holder != Party::Remote {
+            return None;
+        }
+        let op = self.htlc_outpoint(i)?;
+        if !self.utxos().contains_key(&op) {
+            return None;
+        }
+        self.h
+            .sim(self.id)
+            .htlc_tx(Party::Remote, n, self.htlcs[i].key)
+            .ok()
+    }
+
+    fn run(&mut self, op: &Op) {
+        self.steps += 1;
+        match op {
+            Op::Empty(n) => {
+                for _ in 0..*n {
+                    self.mine_block(Vec::new(), false);
+                }
+            }
+            Op::PeerClose => {
+                if self.utxos().contains_key(&self.funding_outpoint()) {
+                    let sim = self.h.sim(self.id);
+                    let tx = sim
+                        .commitment_tx(Party::Remote, sim.remote_commitment_number())
+                        .expect("remote commitment");
+                    self.peer_txs.push(tx.clone());
+                    self.mine_block(vec![tx], false);
+                }
+            }
+            Op::OurClose => {
+                if let Ok(actions) = self.h.try_feed(Event::ForceCloseRequested {
+                    channel: self.id,
+                    reason: ForceCloseReason::User,
+                }) {
+                    self.h.answer(&actions);
+                }
+                self.check_step();
+            }
+            Op::MineOurs => {
+                let c = self.ours();
+                self.mine_block(c, false);
+            }
+            Op::PeerClaim(idx) | Op::PeerTimeout(idx) => {
+                let claim = matches!(op, Op::PeerClaim(_));
+                let eligible: Vec<usize> = (0..self.specs.len())
+                    .filter(|i| {
+                        if claim {
+                            self.specs[*i].peer_knows
+                        } else {
+                            !self.specs[*i].outgoing
+                        }
+                    })
+                    .filter(|i| self.peer_tx(*i).is_some())
+                    .collect();
+                if !eligible.is_empty() {
+                    let i = eligible[idx.index(eligible.len())];
+                    if let Some(tx) = self.peer_tx(i) {
+                        self.peer_txs.push(tx.clone());
+                        self.mine_block(vec![tx], false);
+                    }
+                }
+            }
+            Op::Learn(idx) => {
+                // The next hop of an outgoing HTLC is this channel's peer: it can fulfil it
+                // off-chain only while the channel is open (not once we went to chain).
+                let open = self.close().is_none()
+                    && self
+                        .h
+                        .arb
+                        .channel(&self.id)
+                        .is_some_and(|c| c.force_close.is_none() && c.close.is_none());
+                let eligible: Vec<usize> = (0..self.specs.len())
+                    .filter(|i| self.specs[*i].we_learn && !self.learned.contains_key(i))
+                    .filter(|i| open || !self.specs[*i].outgoing)
+                    .collect();
+                if !eligible.is_empty() {
+                    let i = eligible[idx.index(eligible.len())];
+                    let x = &self.htlcs[i];
+                    let source = if self.specs[i].outgoing {
+                        PreimageSource::Downstream { htlc: x.key }
+                    } else {
+                        PreimageSource::Invoice { htlc: x.key }
+                    };
+                    let event = Event::PreimageLearned {
+                        preimage: x.preimage,
+                        source,
+                    };
+                    self.learned.insert(i, self.tip());
+                    let actions = self.h.feed(event);
+                    self.h.answer(&actions);
+                    self.check_step();
+                }
+            }
+            Op::Reorg { depth, reinclude } => {
+                let d = (*depth as usize).min(self.h.blocks.len().saturating_sub(2));
+                let mut dropped = Vec::new();
+                for _ in 0..d {
+                    let block = self.h.blocks.last().cloned().expect("a block");
+                    dropped.splice(0..0, block.txs.iter().map(|t| t.0.clone()));
+                    let actions = self.h.disconnect_tip();
+                    self.h.answer(&actions);
+                    self.check_step();
+                }
+                for k in 0..=d {
+                    let txs = if k == 0 && *reinclude {
+                        std::mem::take(&mut dropped)
+                    } else {
+                        Vec::new()
+                    };
+                    self.mine_block(txs, true);
+                }
+            }
+            Op::Restart => {
+                let cfg = self.h.config.clone();
+                self.h.arb = ChainArbitrator::from_records(cfg, &self.h.store.records)
+                    .unwrap_or_else(|e| panic!("reload: {e}"));
+                let tip = self.h.arb.tip();
+                let start = self.h.transcript.len();
+                let actions = self.h.feed(Event::Resumed { tip });
+                self.resumed.push(start..self.h.transcript.len());
+                self.h.answer(&actions);
+                self.check_step();
+            }
+        }
+    }
+
+    /// The invariants checked after every step.
+    fn check_step(&mut self) {
+        let depth = self.h.config.close.reorg_safety_depth;
+        let tip = self.tip();
+        // (2) preimages are never lost, nor narrowed.
+        let node = self.h.arb.node();
+        for (hash, wide) in &self.known {
+            let now = node
+                .preimages
+                .get(hash)
+                .unwrap_or_else(|| panic!("preimage {hash:?} was forgotten"));
+            assert!(
+                !*wide || now.only_for.is_none(),
+                "preimage {hash:?} was narrowed"
+            );
+        }
+        self.known = node
+            .preimages
+            .iter()
+            .map(|(h, k)| (*h, k.only_for.is_none()))
+            .collect();
+        // (2), (3): upstream decisions.
+        let new: Vec<(usize, Action)> = self.h.transcript[self.checked_actions..]
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(k, a)| (k + self.checked_actions, a))
+            .collect();
+        self.checked_actions = self.h.transcript.len();
+        for (at, action) in new {
+            let resumed = self.resumed.iter().any(|r| r.contains(&at));
+            match action {
+                Action::SettleUpstream { htlc, .. } => {
+                    let e = self.decisions.entry(htlc).or_default();
+                    if !resumed {
+                        e.0 += 1;
+                    }
+                    assert!(
+                        e.0 <= 1 && e.1 == 0,
+                        "{htlc:?} settled upstream twice or after a fail"
+                    );
+                }
+                Action::FailUpstream { htlc, reason } => {
+                    let e = self.decisions.entry(htlc).or_default();
+                    if !resumed {
+                        e.1 += 1;
+                    }
+                    assert!(
+                        e.1 <= 1 && e.0 == 0,
+                        "{htlc:?} failed upstream twice or after a settle"
+                    );
+                    if resumed {
+                        continue;
+                    }
+                    if let Some(hash) = self.hash_of.get(&htlc) {
+                        assert!(
+                            self.h.arb.node().preimage_for(&htlc, hash).is_none(),
+                            "{htlc:?} failed upstream ({reason:?}) while its preimage is known"
+                        );
+                    }
+                    let close_depth = self
+                        .close()
+                        .map_or(0, |(_, _, _, ch)| tip.saturating_sub(ch) + 1);
+                    match &reason {
+                        FailReason::OutgoingTimedOut { outgoing } => {
+                            let i = self
+                                .htlcs
+                                .iter()
+                                .position(|x| x.key == *outgoing)
+                                .expect("our htlc");
+                            let op = self.htlc_outpoint(i).unwrap_or_else(|| {
+                                panic!("{outgoing:?} timed out but has no output on the close")
+                            });
+                            let (_, sh) = self.spender(&op).unwrap_or_else(|| {
+                                panic!("{outgoing:?} failed as timed out but its output is unspent")
+                            });
+                            assert!(
+                                tip + 1 - sh >= depth,
+                                "{outgoing:?} failed upstream at {tip}, its timeout at {sh} is not {depth} deep"
+                            );
+                        }
+                        // A documented exception (`channel/force_close.rs`, "lnd does the
+                        // same"): when we decide to force close, outgoing HTLCs that are dust on
+                        // our commitment are failed at once, before any close confirms. DESIGN
+                        // invariant 3 does not list it; allowed here only in exactly that case.
+                        FailReason::OutgoingDust { outgoing }
+                            if close_depth < depth
+                                && self.h.arb.channel(&self.id).is_some_and(|c| c.force_close.is_some())
+                                && self.dust_on_ours(outgoing) =>
+                        {
+                            self.early_dust_fails += 1;
+                        }
+                        FailReason::OutgoingDust { .. }
+                        | FailReason::OutgoingNotOnChain { .. }
+                        | FailReason::IncomingDust => assert!(
+                            close_depth >= depth,
+                            "{htlc:?} failed ({reason:?}) at tip {tip} with the close {close_depth} deep on our chain (funding spent by {:?}; the engine's close: {:?})",
+                            self.spender(&self.funding_outpoint()).map(|(t, h)| (t.compute_txid(), h)),
+                            self.h.arb.channel(&self.id).and_then(|c| c.close.as_ref()).map(|c| (c.txid, c.height, c.kind.clone())),
+                        ),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        // (6), (7): every new broadcast.
+        let from = self.checked_broadcasts;
+        self.checked_broadcasts = self.h.broadcasts.len();
+        if from == self.checked_broadcasts {
+            return;
+        }
+        let mut prevouts: BTreeMap<OutPoint, (TxOut, Option<u32>)> = BTreeMap::new();
+        prevouts.insert(
+            self.funding_outpoint(),
+            (self.funding.clone(), Some(START_HEIGHT - 10)),
+        );
+        let mut add = |tx: &Transaction, h: Option<u32>| {
+            let txid = tx.compute_txid();
+            for (v, o) in tx.output.iter().enumerate() {
+                prevouts
+                    .entry(OutPoint {
+                        txid,
+                        vout: v as u32,
+                    })
+                    .or_insert((o.clone(), h));
+            }
+        };
+        for b in &self.h.blocks {
+            for tx in &b.txs {
+                add(tx, Some(b.height));
+            }
+        }
+        for tx in self.h.broadcasts.iter().chain(&self.peer_txs) {
+            add(tx, None);
+        }
+        let ledger = self.h.arb.ledger();
+        let balances: BTreeSet<OutPoint> = ledger
+            .channels
+            .iter()
+            .flat_map(|c| &c.outputs)
+            .filter(|e| e.what == "our balance")
+            .map(|e| e.outpoint)
+            .collect();
+        let next = tip + 1;
+        for tx in &self.h.broadcasts[from..] {
+            let txid = tx.compute_txid();
+            let (outs, heights): (Vec<TxOut>, Vec<Option<u32>>) = tx
+                .input
+                .iter()
+                .map(|i| {
+                    prevouts
+                        .get(&i.previous_output)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            panic!("{txid} spends {} which is unknown", i.previous_output)
+                        })
+                })
+                .unzip();
+            verify_with_bitcoin_core(tx, &outs).unwrap_or_else(|e| panic!("{txid}: {e:?}"));
+            check_standard(tx, &outs, &PolicyConfig::default())
+                .unwrap_or_else(|e| panic!("{txid}: {e}"));
+            check_final(tx, next, &heights)
+                .unwrap_or_else(|e| panic!("{txid} broadcast for block {next} not final: {e}"));
+            if tx.output.iter().any(|o| o.script_pubkey == destination()) {
+                let value_in: u64 = outs.iter().map(|o| o.value.to_sat()).sum();
+                let value_out: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+                let fee = value_in - value_out;
+                let budget: u64 = tx
+                    .input
+                    .iter()
+                    .zip(&outs)
+                    .map(|(i, o)| {
+                        let pct = if balances.contains(&i.previous_output) {
+                            5
+                        } else {
+                            50
+                        };
+                        o.value.to_sat() * pct / 100
+                    })
+                    .sum();
+                assert!(
+                    fee <= budget,
+                    "{txid} pays {fee} sat in fees, over its budget of {budget}"
+                );
+            }
+        }
+    }
+
+    /// Play the chain on until 20 blocks past every expiry (and past our CSV delays after a
+    /// close of ours), every block carrying our claims first, then the peer's best moves.
+    fn finish(&mut self) -> u32 {
+        let start = self.tip();
+        let max_expiry = self
+            .htlcs
+            .iter()
+            .map(|x| x.cltv_expiry + 10)
+            .max()
+            .unwrap_or(START_HEIGHT);
+        let mut target = max_expiry.max(start) + 20;
+        loop {
+            if let Some((Party::Local, _, _, ch)) = self.close() {
+                let delay = u32::from(self.h.sim(self.id).setup().local_to_self_delay);
+                target = target.max(ch + delay + 12);
+            }
+            if self.tip() >= target {
+                break;
+            }
+            let mut c = self.ours();
+            for i in 0..self.specs.len() {
+                let s = &self.specs[i];
+                if s.peer_knows || !s.outgoing {
+                    if let Some(tx) = self.peer_tx(i) {
+                        self.peer_txs.push(tx.clone());
+                        c.push(tx);
+                    }
+                }
+            }
+            self.mine_block(c, false);
+        }
+        start
+    }
+
+    /// (1) no stuck output, and the reference model of who is entitled to each HTLC output.
+    fn check_end(&self, start: u32) {
+        let Some((holder, _, close_txid, _)) = self.close() else {
+            // Never closed: only possible when nothing forced it.
+            return;
+        };
+        let ledger = self.h.arb.ledger();
+        let node = self.h.arb.node();
+        let ours: BTreeSet<Txid> = self.h.broadcasts.iter().map(|t| t.compute_txid()).collect();
+        let entries: BTreeMap<OutPoint, _> = ledger
+            .channels
+            .iter()
+            .filter(|c| c.channel == self.id)
+            .flat_map(|c| c.outputs.iter().map(|e| (e.outpoint, e.clone())))
+            .collect();
+        let archived = self.h.arb.channel(&self.id).is_none();
+        for (i, x) in self.htlcs.iter().enumerate() {
+            let s = &self.specs[i];
+            let Some(op) = self.htlc_outpoint(i) else {
+                continue;
+            };
+            let spent = self.spender(&op);
+            let entry = entries.get(&op);
+            if entry.is_none() && archived {
+                continue;
+            }
+            let entry = entry.unwrap_or_else(|| panic!("no ledger entry for htlc output {op}"));
+            let known = node.preimage_for(&x.key, &x.payment_hash()).is_some();
+            // The ledger agrees with the chain.
+            match &entry.status {
+                OutputStatus::Recovered { txid } | OutputStatus::SecondLevel { txid } => {
+                    assert_eq!(spent.as_ref().map(|(t, _)| t.compute_txid()), Some(*txid));
+                    assert!(ours.contains(txid), "{op} recovered by a tx we never sent");
+                }
+                OutputStatus::TakenByPeer { txid } => {
+                    assert_eq!(spent.as_ref().map(|(t, _)| t.compute_txid()), Some(*txid));
+                    assert!(
+                        !ours.contains(txid),
+                        "{op}: our own claim counted as the peer's"
+                    );
+                }
+                _ => {}
+            }
+            if s.outgoing {
+                // The peer can take it only with the preimage, on its own commitment in this
+                // model; otherwise it is ours by timeout, 20 blocks past the expiry.
+                let peer_can = s.peer_knows && holder == Party::Remote;
+                if !peer_can {
+                    assert!(
+                        matches!(
+                            entry.status,
+                            OutputStatus::Recovered { .. } | OutputStatus::SecondLevel { .. }
+                        ),
+                        "outgoing htlc {} (expiry {}) on {close_txid}: expected recovered by timeout, ledger says {:?} at {}",
+                        x.key.htlc_id, x.cltv_expiry, entry.status, self.tip()
+                    );
+                } else {
+                    assert!(
+                        matches!(
+                            entry.status,
+                            OutputStatus::Recovered { .. }
+                                | OutputStatus::SecondLevel { .. }
+                                | OutputStatus::TakenByPeer { .. }
+                        ),
+                        "outgoing htlc {} unresolved: {:?}",
+                        x.key.htlc_id,
+                        entry.status
+                    );
+                }
+            } else if !known {
+                assert!(
+                    !matches!(
+                        entry.status,
+                        OutputStatus::Recovered { .. }
+                            | OutputStatus::SecondLevel { .. }
+                            | OutputStatus::Claiming
+                    ),
+                    "incoming htlc {} claimed without its preimage",
+                    x.key.htlc_id
+                );
+                if holder == Party::Remote {
+                    assert!(
+                        matches!(entry.status, OutputStatus::TakenByPeer { .. }),
+                        "incoming htlc {} timed out by the peer, ledger says {:?}",
+                        x.key.htlc_id,
+                        entry.status
+                    );
+                }
+            } else {
+                // Determined: unspent when the end phase started with room for our claim.
+                let unspent_at_start = spent.as_ref().is_none_or(|(_, h)| *h > start);
+                if unspent_at_start && start + 2 <= x.cltv_expiry {
+                    assert!(
+                        matches!(
+                            entry.status,
+                            OutputStatus::Recovered { .. } | OutputStatus::SecondLevel { .. }
+                        ),
+                        "incoming htlc {} (expiry {}, preimage known, end phase from {start}): ledger says {:?}",
+                        x.key.htlc_id, x.cltv_expiry, entry.status
+                    );
+                }
+            }
+        }
+        // (1) no stuck output of ours.
+        for e in entries.values() {
+            let incoming_unknown = self.htlcs.iter().any(|x| {
+                x.key.direction == HtlcDirection::Incoming
+                    && Some(e.outpoint)
+                        == self
+                            .htlcs
+                            .iter()
+                            .position(|y| y.key == x.key)
+                            .and_then(|i| self.htlc_outpoint(i))
+                    && node.preimage_for(&x.key, &x.payment_hash()).is_none()
+            });
+            let fine = match e.status {
+                OutputStatus::Recovered { .. }
+                | OutputStatus::SecondLevel { .. }
+                | OutputStatus::TakenByPeer { .. }
+                | OutputStatus::Confirming { .. }
+                | OutputStatus::Claiming => true,
+                OutputStatus::Timelocked { .. } => e.next_step.is_some(),
+                OutputStatus::Contested => incoming_unknown,
+            };
+            assert!(
+                fine,
+                "stuck output {} ({}): {:?}, next step {:?}, tip {}",
+                e.outpoint,
+                e.what,
+                e.status,
+                e.next_step,
+                self.tip()
+            );
+        }
+        // (3) exactly once upstream, for every forwarded HTLC.
+        for (i, s) in self.specs.iter().enumerate() {
+            // A preimage learned downstream is settled upstream by the node itself; without a
+            // close there is nothing on-chain to resolve (dust HTLCs force no close).
+            if !s.circuit || self.learned.contains_key(&i) {
+                continue;
+            }
+            let up = upstream_key(i);
+            let x = &self.htlcs[i];
+            let d = node.upstream.get(&up).unwrap_or_else(|| {
+                panic!(
+                    "forwarded htlc {i} (expiry {}, {} msat, on the close as {:?}) never resolved upstream at {}",
+                    x.cltv_expiry,
+                    x.amount_msat,
+                    self.htlc_outpoint(i),
+                    self.tip()
+                )
+            });
+            let known = node.preimage_for(&up, &x.payment_hash()).is_some();
+            match &d.decision {
+                contractcourt_core::chain::node::UpstreamDecision::Settle { .. } => {
+                    assert!(known, "settled without a preimage")
+                }
+                contractcourt_core::chain::node::UpstreamDecision::Fail { .. } => {
+                    let loss = self
+                        .h
+                        .reports()
+                        .iter()
+                        .any(|r| matches!(r, Report::Loss { htlc, .. } if *htlc == up));
+                    assert!(
+                        !known || loss,
+                        "forwarded htlc {i} failed upstream ({:?}) though its preimage is known (learned by us at {:?}), and no loss reported",
+                        d.decision, self.learned.get(&i)
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
+static STATS: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 256, failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model.txt"))), ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_traces_keep_the_invariants(case in case()) {
+        let mut m = Model::new(&case);
+        for op in &case.ops {
+            m.run(op);
+        }
+        let start = m.finish();
+        m.check_end(start);
+        if std::env::var("MODEL_CRASH_ANYWHERE").is_ok_and(|v| v == "1") {
+            m.h.check_crash_anywhere();
+        }
+        let mut s = STATS.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        s.1 += m.h.trace.steps.len() as u64;
+        eprintln!(
+            "model: case {} ops {} events {} (mean events {})",
+            s.0,
+            m.steps,
+            m.h.trace.steps.len(),
+            s.1 / s.0
+        );
+    }
+}
