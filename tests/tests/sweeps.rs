@@ -441,6 +441,18 @@ fn htlc_claims(h: &Harness, from: usize, close: Txid, htlc_vout: u32) -> Vec<Tra
         .collect()
 }
 
+/// The ledger status of the closing channel's output `vout`.
+fn status_of_output(h: &Harness, vout: u32) -> OutputStatus {
+    let ledger = h.arb.ledger();
+    let entry = ledger.channels[0]
+        .outputs
+        .iter()
+        .find(|e| e.outpoint.vout == vout);
+    entry
+        .map(|e| e.status.clone())
+        .unwrap_or_else(|| panic!("no ledger entry for output {vout}"))
+}
+
 fn htlc_vout(h: &Harness, id: ChannelId) -> u32 {
     let ch = h.arb.channel(&id).unwrap();
     ch.resolvers
@@ -470,14 +482,8 @@ fn when_the_peer_times_out_first_the_htlc_is_taken_by_the_peer_and_nothing_is_cl
         htlc_claims(&h, from, close, vout).is_empty(),
         "no claim of an HTLC we hold no preimage for"
     );
-    let entry = h.arb.ledger().channels[0]
-        .outputs
-        .iter()
-        .find(|e| e.outpoint.vout == vout)
-        .cloned()
-        .unwrap();
     assert_eq!(
-        entry.status,
+        status_of_output(&h, vout),
         OutputStatus::TakenByPeer {
             txid: peer_timeout.compute_txid()
         }
@@ -513,14 +519,8 @@ fn a_preimage_arriving_one_block_before_expiry_is_claimed_in_time() {
     assert!(h.height() < expiry);
     h.mine(claim.clone());
     h.mine_empty(6);
-    let entry = h.arb.ledger().channels[0]
-        .outputs
-        .iter()
-        .find(|e| e.outpoint.vout == vout)
-        .cloned()
-        .unwrap();
     assert_eq!(
-        entry.status,
+        status_of_output(&h, vout),
         OutputStatus::Recovered {
             txid: claim[0].compute_txid()
         }
@@ -552,14 +552,8 @@ fn our_preimage_claim_reorged_out_for_the_peers_timeout_ends_taken_by_the_peer_w
     let peer_timeout = h.sim(id).htlc_tx(Party::Remote, 1, inc.key).unwrap();
     h.mine_salted(vec![peer_timeout.clone()], 5);
     h.mine_empty_salted(8, 5);
-    let entry = h.arb.ledger().channels[0]
-        .outputs
-        .iter()
-        .find(|e| e.outpoint.vout == vout)
-        .cloned()
-        .unwrap();
     assert_eq!(
-        entry.status,
+        status_of_output(&h, vout),
         OutputStatus::TakenByPeer {
             txid: peer_timeout.compute_txid()
         }
