@@ -308,6 +308,18 @@ pub struct FundingRequest {
     pub template: RawTx,
     /// The weight of the template once its own inputs are signed.
     pub template_weight: u64,
+    /// The value of the template's own inputs: with the template's outputs, the wallet knows
+    /// how much of the fee they already pay (an anchor's 330 sat; nothing for a zero-fee HTLC
+    /// transaction, whose input pays its output exactly).
+    #[serde(default)]
+    pub template_inputs_sat: u64,
+    /// For a CPFP child, the parent's fee: the child pays what makes parent + child reach
+    /// `target_feerate` together, `target_feerate × (parent_weight + weight) − parent_fee_sat`.
+    #[serde(default)]
+    pub parent_fee_sat: u64,
+    /// For a CPFP child, the parent's weight.
+    #[serde(default)]
+    pub parent_weight: u64,
     /// The unconfirmed parent this claim pays for, if it is a CPFP child.
     pub parent: Option<Txid>,
     /// The fee rate the claim (with its parent, for CPFP) must reach.

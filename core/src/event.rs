@@ -415,14 +415,27 @@ pub struct InputSignature {
     pub signature: Signature,
 }
 
+/// One wallet input's complete witness.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputWitness {
+    /// The input index in the transaction of the request.
+    pub input: u32,
+    /// The witness.
+    pub witness: bitcoin::Witness,
+}
+
 /// The answer to a sign request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SignOutcome {
     /// One signature per requested input.
     Signed {
-        /// The signatures.
+        /// The signatures of the channel inputs.
         signatures: Vec<InputSignature>,
+        /// The complete witnesses of wallet inputs (`SigningKey::Wallet`): the wallet signs its
+        /// own, in whatever script type it uses.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        witnesses: Vec<InputWitness>,
     },
     /// The signer refused or failed.
     Failed {

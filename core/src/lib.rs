@@ -24,6 +24,7 @@ pub mod chain;
 pub mod channel;
 pub mod close;
 pub mod event;
+pub mod funded;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod policy;

@@ -229,6 +229,7 @@ fn every_event() -> Vec<Event> {
                     input: 0,
                     signature: sig(),
                 }],
+                witnesses: Vec::new(),
             },
         },
         Event::WalletFunded {
@@ -322,6 +323,9 @@ fn every_action() -> Vec<Action> {
             request: request(),
             template: tx(),
             template_weight: 700,
+            template_inputs_sat: 330,
+            parent_fee_sat: 1_000,
+            parent_weight: 1_124,
             parent: Some(tx().compute_txid()),
             target_feerate: FeeRate::from_sat_per_kwu(5000),
             max_fee_sat: 20_000,

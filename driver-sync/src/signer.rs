@@ -256,6 +256,9 @@ impl Signer for InMemorySigner {
                 }
             }
         }
-        SignOutcome::Signed { signatures }
+        SignOutcome::Signed {
+            signatures,
+            witnesses: Vec::new(),
+        }
     }
 }

@@ -699,7 +699,7 @@ fn the_in_memory_signer_signs_like_the_sim_and_refuses_what_it_cannot_sign() {
     signer.add_channel(sim.channel_id, secrets(&sim));
     assert_eq!(signer.sign(&request), sim.local.sign(&request));
     assert!(
-        matches!(signer.sign(&request), SignOutcome::Signed { signatures } if signatures.len() == 1)
+        matches!(signer.sign(&request), SignOutcome::Signed { signatures, .. } if signatures.len() == 1)
     );
 
     // A wallet input is the wallet's to sign.

@@ -15,12 +15,15 @@ use bitcoin::hashes::{sha256d, Hash, HashEngine};
 use bitcoin::{BlockHash, Transaction};
 use contractcourt_core::action::{Action, Record, RecordKey, RecordOp, Report};
 use contractcourt_core::chain::{ChainArbitrator, Config, StepError};
+use contractcourt_core::event::SignOutcome;
 use contractcourt_core::event::{Block, Event};
-use contractcourt_core::sim::{SimChannel, SimSetup};
+use contractcourt_core::sim::{SimChannel, SimSetup, SimWallet};
 use contractcourt_core::trace::{replay, Expected, Trace, TraceSetup, TraceStep};
 use contractcourt_core::types::{BlockRef, ChannelId, RawTx};
 
 pub use contractcourt_core as core;
+
+pub mod checks;
 
 /// The height of the first block a harness connects.
 pub const START_HEIGHT: u32 = 500;
@@ -80,6 +83,8 @@ pub struct Harness {
     pub broadcasts: Vec<Transaction>,
     /// Every action the engine emitted, in order.
     pub transcript: Vec<Action>,
+    /// The node's on-chain wallet: funds zero-fee HTLC transactions and CPFP children.
+    pub wallet: SimWallet,
 }
 
 fn block_hash(prev: &BlockHash, height: u32, txs: &[RawTx], salt: u32) -> BlockHash {
@@ -110,6 +115,7 @@ impl Harness {
             sims: BTreeMap::new(),
             broadcasts: Vec::new(),
             transcript: Vec::new(),
+            wallet: SimWallet::new(1),
         };
         h.mine(Vec::new());
         h
@@ -219,10 +225,19 @@ impl Harness {
             txs,
         };
         self.blocks.push(block.clone());
+        let confirmed: Vec<Transaction> = block.txs.iter().map(|t| t.0.clone()).collect();
+        self.wallet.on_block(height, &confirmed);
         let actions = self.feed(Event::BlockConnected(block));
         let mut all = actions.clone();
         all.extend(self.answer(&actions));
         all
+    }
+
+    /// Give the wallet `count` confirmed coins of `value_sat` (one block).
+    pub fn fund_wallet(&mut self, count: u32, value_sat: u64) -> Vec<Action> {
+        let tag = u8::try_from(self.blocks.len() % 251).unwrap_or(0);
+        let faucet = self.wallet.faucet(count, value_sat, tag);
+        self.mine(vec![faucet])
     }
 
     /// Connect `n` empty blocks; every action emitted.
@@ -267,10 +282,41 @@ impl Harness {
                     let Some(sim) = channel.and_then(|c| self.sims.get(&c)) else {
                         continue;
                     };
-                    let outcome = sim.local.sign(req);
+                    let outcome = match sim.local.sign(req) {
+                        SignOutcome::Signed { signatures, .. } => SignOutcome::Signed {
+                            signatures,
+                            witnesses: self.wallet.sign(req),
+                        },
+                        failed => failed,
+                    };
                     self.feed(Event::Signed {
                         request: req.request,
                         outcome,
+                    })
+                }
+                Action::FundFromWallet(req) => {
+                    let outcome = self.wallet.fund(req);
+                    self.feed(Event::WalletFunded {
+                        request: req.request,
+                        outcome,
+                    })
+                }
+                Action::ReleaseInputs { claim } => {
+                    self.wallet.release(*claim);
+                    continue;
+                }
+                Action::BroadcastPackage {
+                    request,
+                    parent,
+                    child,
+                } => {
+                    self.broadcasts.push(parent.0.clone());
+                    self.broadcasts.push(child.0.clone());
+                    let txid = child.compute_txid();
+                    self.feed(Event::BroadcastResult {
+                        request: *request,
+                        txid,
+                        outcome: contractcourt_core::event::BroadcastOutcome::Accepted,
                     })
                 }
                 Action::Broadcast { request, tx } => {

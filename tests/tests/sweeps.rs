@@ -6,93 +6,22 @@
 
 use std::collections::BTreeMap;
 
-use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction, TxOut, Txid};
+use bitcoin::{Amount, Transaction, Txid};
 use contractcourt_core::action::{Action, FailReason, Outcome, Report};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::chain::Config;
 use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg, PreimageSource};
-use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::sim::SimSetup;
-use contractcourt_core::sweeper::SweeperConfig;
-use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 fn config() -> Config {
-    Config {
-        sweep_to: Some(SweeperConfig {
-            destination: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0x11; 20])),
-            fallback_feerate: FeeRate::from_sat_per_vb_u32(2),
-        }),
-        ..Config::default()
-    }
+    sweeping_config()
 }
 
-use bitcoin::hashes::Hash;
-
-/// Every output created by a transaction the chain or the engine has seen, with its height.
-struct Outputs {
-    txs: BTreeMap<Txid, (Transaction, Option<u32>)>,
-}
-
-impl Outputs {
-    fn from(h: &Harness, extra: &[Transaction]) -> Outputs {
-        let mut txs = BTreeMap::new();
-        for b in &h.blocks {
-            for tx in &b.txs {
-                txs.insert(tx.compute_txid(), (tx.0.clone(), Some(b.height)));
-            }
-        }
-        for tx in extra {
-            txs.entry(tx.compute_txid()).or_insert((tx.clone(), None));
-        }
-        Outputs { txs }
-    }
-
-    fn prevouts(&self, tx: &Transaction) -> (Vec<TxOut>, Vec<Option<u32>>) {
-        tx.input
-            .iter()
-            .map(|i| {
-                let (parent, height) = &self.txs[&i.previous_output.txid];
-                (
-                    parent.output[i.previous_output.vout as usize].clone(),
-                    *height,
-                )
-            })
-            .unzip()
-    }
-}
-
-/// Check every broadcast since `from`: Bitcoin Core accepts its scripts, and it is standard and
-/// final at the next block (the height it is offered for).
-fn check_broadcasts(h: &Harness, from: usize, extra: &[Transaction]) -> usize {
-    let outputs = Outputs::from(h, extra);
-    let next = h.height() + 1;
-    for tx in &h.broadcasts[from..] {
-        let (prevouts, heights) = outputs.prevouts(tx);
-        verify_with_bitcoin_core(tx, &prevouts)
-            .unwrap_or_else(|e| panic!("{}: {e:?}", tx.compute_txid()));
-        check_standard(tx, &prevouts, &PolicyConfig::default())
-            .unwrap_or_else(|e| panic!("{}: {e}", tx.compute_txid()));
-        check_final(tx, next, &heights)
-            .unwrap_or_else(|e| panic!("{} not final at {next}: {e}", tx.compute_txid()));
-    }
-    h.broadcasts.len() - from
-}
-
-/// The latest claim broadcast since `from` for each output of `parent` (a bump replaces the
-/// earlier attempt).
-fn claims_of(h: &Harness, from: usize, parent: Txid) -> Vec<Transaction> {
-    let mut latest: BTreeMap<bitcoin::OutPoint, Transaction> = BTreeMap::new();
-    for t in &h.broadcasts[from..] {
-        if let Some(i) = t.input.iter().find(|i| i.previous_output.txid == parent) {
-            latest.insert(i.previous_output, t.clone());
-        }
-    }
-    latest.into_values().collect()
-}
+use contractcourt_tests::checks::{check_broadcasts, claims_of, sweeping_config};
 
 #[test]
 fn after_the_peers_close_every_output_of_ours_is_claimed_with_transactions_bitcoin_core_accepts() {

@@ -174,6 +174,14 @@ impl ChainArbitrator {
             .find(|n| n.created_at.is_some() && Some(n.outpoint.txid) == spend_txid);
         // A second-level transaction pays its own (pre-signed) fee out of the HTLC's value.
         let second_level_fee = became.map_or(0, |n| r.value_sat.saturating_sub(n.value_sat));
+        // Under anchors the wallet paid it: the fee of the attempt that confirmed (or is out).
+        let funded = r.second_level.as_ref().and_then(|c| c.funded.as_ref());
+        let second_level_fee = second_level_fee
+            + match (funded, spend_txid) {
+                (Some(f), Some(t)) if f.is_ours(&t) => f.fee_paid(Some(&t)).unwrap_or(0),
+                (Some(f), None) => f.fee_paid(None).unwrap_or(0),
+                _ => 0,
+            };
         let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0) + second_level_fee;
         let only_ours = matches!(
             r.kind,

@@ -28,6 +28,10 @@ use crate::trace::Machine;
 use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection};
 
 use node::NodeState;
+
+/// The fee rate wallet-funded claims start from while no fee estimate is known and no sweeper
+/// is configured: 2 sat/vB.
+pub const DEFAULT_FALLBACK_FEERATE: bitcoin::FeeRate = bitcoin::FeeRate::from_sat_per_kwu(500);
 pub use records::LoadError;
 
 /// Arbitration settings.
@@ -288,13 +292,11 @@ impl ChainArbitrator {
             } => {
                 if self.sweeper.owns(request.claim) {
                     effects.extend(self.sweeper.on_broadcast_result(*request, outcome));
-                } else if let Some(ch) = self
-                    .index
-                    .claims
-                    .get(&request.claim)
-                    .and_then(|c| self.channels.get(c))
-                {
-                    effects.extend(ch.on_broadcast_result(*txid, outcome));
+                } else if let Some(id) = self.index.claims.get(&request.claim).copied() {
+                    if let Some(ch) = self.channels.get_mut(&id) {
+                        effects.extend(ch.on_claim_broadcast_result(*request, *txid, outcome));
+                        touched.insert(id);
+                    }
                 }
             }
             Event::Signed { request, outcome } => {
@@ -302,15 +304,27 @@ impl ChainArbitrator {
                     effects.extend(self.sweeper.on_signed(*request, outcome));
                 } else if let Some(id) = self.index.claims.get(&request.claim).copied() {
                     if let Some(ch) = self.channels.get_mut(&id) {
-                        match ch.on_second_level_signed(*request, outcome, &self.node) {
-                            Some(actions) => effects.extend(actions),
-                            None => effects.extend(ch.on_signed(*request, outcome)),
+                        if let Some(actions) = ch.on_funded_signed(*request, outcome) {
+                            effects.extend(actions);
+                        } else {
+                            match ch.on_second_level_signed(*request, outcome, &self.node) {
+                                Some(actions) => effects.extend(actions),
+                                None => effects.extend(ch.on_signed(*request, outcome)),
+                            }
                         }
                         touched.insert(id);
                     }
                 }
             }
-            Event::WalletFunded { .. } => {}
+            Event::WalletFunded { request, outcome } => {
+                let tip = self.tip.map_or(0, |t| t.height);
+                if let Some(id) = self.index.claims.get(&request.claim).copied() {
+                    if let Some(ch) = self.channels.get_mut(&id) {
+                        effects.extend(ch.on_wallet_funded(*request, outcome, tip));
+                        touched.insert(id);
+                    }
+                }
+            }
             Event::Resumed { .. } => effects.extend(self.resumed()),
         }
         for id in &touched {
@@ -451,7 +465,22 @@ impl ChainArbitrator {
             return Vec::new();
         };
         if ch.close.is_some() {
-            return ch.on_block_closed(height, &mut self.node, &self.config.close, &self.sweeper);
+            let fees = crate::channel::FeeContext {
+                fees: self.fees.as_ref(),
+                policy: &self.config.sweep,
+                fallback: self
+                    .config
+                    .sweep_to
+                    .as_ref()
+                    .map_or(DEFAULT_FALLBACK_FEERATE, |c| c.fallback_feerate),
+            };
+            return ch.on_block_closed(
+                height,
+                &mut self.node,
+                &self.config.close,
+                &self.sweeper,
+                &fees,
+            );
         }
         if ch.force_close.is_some() {
             return ch.on_block_before_close();
@@ -662,7 +691,13 @@ impl ChainArbitrator {
             .values()
             .filter_map(|r| r.second_level.as_ref())
             .map(|c| c.claim);
-        for claim in ch.force_close.iter().map(|fc| fc.claim).chain(second_level) {
+        let claims = ch
+            .force_close
+            .iter()
+            .map(|fc| fc.claim)
+            .chain(second_level)
+            .chain(ch.cpfp.iter().map(|f| f.claim));
+        for claim in claims {
             self.index.claims.insert(claim, id);
             entry.claims.push(claim);
         }

@@ -88,6 +88,8 @@ struct ChannelHeader {
     force_close: Option<ForceClose>,
     close: Option<ConfirmedClose>,
     resolved_at: Option<Height>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cpfp: Option<crate::funded::FundedClaim>,
 }
 
 fn body<T: Serialize>(value: &T) -> serde_json::Value {
@@ -112,6 +114,7 @@ fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, serde_json::Value)
         force_close: ch.force_close.clone(),
         close: ch.close.clone(),
         resolved_at: ch.resolved_at,
+        cpfp: ch.cpfp.clone(),
     };
     let mut out = vec![(RecordKey::Channel { channel: id }, body(&header))];
     let slot = |slot| RecordKey::Commitment { channel: id, slot };
@@ -327,6 +330,7 @@ impl ChainArbitrator {
                     ch.force_close = h.force_close;
                     ch.close = h.close;
                     ch.resolved_at = h.resolved_at;
+                    ch.cpfp = h.cpfp;
                     arb.channels.insert(*channel, ch);
                 }
                 RecordKey::Commitment { channel, slot } => commitments

@@ -349,6 +349,7 @@ impl ChannelArbitrator {
         node: &mut NodeState,
         cfg: &CloseConfig,
         sweeper: &Sweeper,
+        fees: &super::FeeContext<'_>,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(close) = self.close.clone() else {
@@ -367,6 +368,9 @@ impl ChannelArbitrator {
                 let Stage::Resolved { txid, height, .. } = r.stage.clone() else {
                     continue;
                 };
+                if let Some(f) = r.second_level.as_ref().and_then(|c| c.funded.as_ref()) {
+                    actions.push(Action::ReleaseInputs { claim: f.claim });
+                }
                 let ours = !matches!(
                     r.kind,
                     ResolverKind::OutgoingHtlc { .. } | ResolverKind::IncomingHtlc { .. }
@@ -413,7 +417,7 @@ impl ChannelArbitrator {
             }
         }
         actions.extend(self.cut_losses(tip, node, cfg));
-        actions.extend(self.second_level_actions(tip, node));
+        actions.extend(self.second_level_actions(tip, node, fees));
         if safe && self.resolved_at.is_none() && self.resolvers.values().all(Resolver::is_resolved)
         {
             self.resolved_at = Some(tip);
@@ -596,9 +600,7 @@ impl ChannelArbitrator {
                     .saturating_add(cfg.reorg_safety_depth.saturating_sub(1)),
             );
         }
-        if matches!(close.kind, CloseKind::Local { .. })
-            && !self.data.info.channel_type.has_anchors()
-        {
+        if matches!(close.kind, CloseKind::Local { .. }) {
             // Second-level claims start at an HTLC's expiry, or at once with its preimage.
             for r in self
                 .resolvers

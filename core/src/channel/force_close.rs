@@ -137,7 +137,7 @@ impl ChannelArbitrator {
             return Vec::new(); // superseded or already done: recorded by the caller, dropped here
         }
         let signatures = match outcome {
-            SignOutcome::Signed { signatures } => signatures,
+            SignOutcome::Signed { signatures, .. } => signatures,
             SignOutcome::Failed { reason } => {
                 return vec![self.alert(
                     AlertKind::ChannelFailure,

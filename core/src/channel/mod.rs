@@ -21,6 +21,7 @@ pub mod force_close;
 mod second_level;
 pub mod state;
 pub mod updates;
+mod zero_fee_htlc;
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,18 @@ pub enum ArbState {
     WaitingFullResolution,
     /// Everything resolved.
     FullyResolved,
+}
+
+/// What claims funded by the channel itself need to decide fees: the node's fee conditions,
+/// its budgets and deadlines, and the rate to start from while no estimate is known.
+#[derive(Clone, Copy, Debug)]
+pub struct FeeContext<'a> {
+    /// The latest fee conditions.
+    pub fees: Option<&'a crate::event::FeeConditions>,
+    /// Budgets and deadlines.
+    pub policy: &'a claims::SweepPolicy,
+    /// The rate to start from without an estimate.
+    pub fallback: bitcoin::FeeRate,
 }
 
 /// Our decision to force close.
@@ -99,6 +112,8 @@ pub struct ChannelArbitrator {
     pub resolvers: BTreeMap<OutPoint, Resolver>,
     /// The height at which everything became final.
     pub resolved_at: Option<Height>,
+    /// Anchors: the CPFP child that pays for an unconfirmed commitment through our anchor.
+    pub cpfp: Option<crate::funded::FundedClaim>,
 }
 
 impl ChannelArbitrator {
@@ -110,6 +125,7 @@ impl ChannelArbitrator {
             close: None,
             resolvers: BTreeMap::new(),
             resolved_at: None,
+            cpfp: None,
         }
     }
 

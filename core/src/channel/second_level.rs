@@ -6,8 +6,8 @@
 //! it confirms; its output (our `to_local` script) is then handed to a balance sweep after
 //! `to_self_delay`.
 //!
-//! Under anchors these transactions carry no fee and must be funded with wallet inputs; that path
-//! is not built yet, and such HTLCs are reported instead of claimed.
+//! Under anchors these transactions carry no fee: they are funded with wallet inputs
+//! (`zero_fee_htlc.rs`).
 
 use bitcoin::{Amount, OutPoint, Transaction};
 
@@ -20,22 +20,22 @@ use crate::event::SignOutcome;
 use crate::resolver::{Resolver, ResolverKind, SecondLevelClaim, Stage};
 use crate::types::{Height, Party, RawTx, RequestId};
 
-use super::ChannelArbitrator;
+use super::{ChannelArbitrator, FeeContext};
 
 /// One HTLC output of our confirmed commitment with its unsigned second-level transaction and
 /// the peer's signature for it.
-struct Due {
-    outpoint: OutPoint,
-    htlc: CommitmentHtlc,
-    tx: Transaction,
-    remote_sig: bitcoin::ecdsa::Signature,
-    script: bitcoin::ScriptBuf,
-    point: bitcoin::secp256k1::PublicKey,
+pub(super) struct Due {
+    pub(super) outpoint: OutPoint,
+    pub(super) htlc: CommitmentHtlc,
+    pub(super) tx: Transaction,
+    pub(super) remote_sig: bitcoin::ecdsa::Signature,
+    pub(super) script: bitcoin::ScriptBuf,
+    pub(super) point: bitcoin::secp256k1::PublicKey,
 }
 
 impl ChannelArbitrator {
     /// Our commitment's HTLC outputs with their second-level transactions, in output order.
-    fn second_level_candidates(&self) -> Vec<Due> {
+    pub(super) fn second_level_candidates(&self) -> Vec<Due> {
         let Some((Party::Local, spec, built)) = self.confirmed_commitment() else {
             return Vec::new();
         };
@@ -95,6 +95,7 @@ impl ChannelArbitrator {
         &mut self,
         tip: Height,
         node: &mut NodeState,
+        fees: &FeeContext<'_>,
     ) -> Vec<Action> {
         let candidates = self.second_level_candidates();
         let mut actions = Vec::new();
@@ -106,19 +107,7 @@ impl ChannelArbitrator {
                 continue;
             }
             if self.data.info.channel_type.has_anchors() {
-                if r.second_level.is_none() {
-                    actions.push(self.alert(
-                        AlertKind::DeadlineAtRisk,
-                        format!("htlc output {} is due, but zero-fee htlc transactions cannot be funded yet", due.outpoint),
-                    ));
-                    if let Some(r) = self.resolvers.get_mut(&due.outpoint) {
-                        r.second_level = Some(SecondLevelClaim {
-                            claim: node.new_claim(),
-                            attempt: 0,
-                            signed: None,
-                        });
-                    }
-                }
+                actions.extend(self.zero_fee_htlc_actions(&due, tip, node, fees));
                 continue;
             }
             match &r.second_level {
@@ -142,6 +131,7 @@ impl ChannelArbitrator {
                             claim,
                             attempt: 0,
                             signed: None,
+                            funded: None,
                         });
                     }
                     actions.push(self.sign_second_level(&due, RequestId { claim, attempt: 0 }));
@@ -168,6 +158,14 @@ impl ChannelArbitrator {
                     .is_some_and(|c| c.claim == request.claim)
             })
             .map(|r| r.outpoint)?;
+        if let Some(funded) = self
+            .resolvers
+            .get_mut(&outpoint)
+            .and_then(|r| r.second_level.as_mut())
+            .and_then(|c| c.funded.as_mut())
+        {
+            return Some(funded.on_signed(request, outcome));
+        }
         let current = self
             .resolvers
             .get(&outpoint)
@@ -180,7 +178,7 @@ impl ChannelArbitrator {
             .second_level_candidates()
             .into_iter()
             .find(|d| d.outpoint == outpoint)?;
-        let SignOutcome::Signed { signatures } = outcome else {
+        let SignOutcome::Signed { signatures, .. } = outcome else {
             return Some(vec![self.alert(
                 AlertKind::ChannelFailure,
                 format!("signer refused the htlc transaction for {outpoint}; retrying next block"),
@@ -285,7 +283,9 @@ impl ChannelArbitrator {
     pub(crate) fn second_level_pending(&self) -> bool {
         self.resolvers.values().any(|r| {
             matches!(r.stage, Stage::Active)
-                && r.second_level.as_ref().is_some_and(|c| c.signed.is_some())
+                && r.second_level
+                    .as_ref()
+                    .is_some_and(|c| c.signed.is_some() || c.funded.is_some())
         })
     }
 }

@@ -112,8 +112,12 @@ pub struct SecondLevelClaim {
     pub claim: crate::types::ClaimId,
     /// Its attempt (a new attempt after a signer failure).
     pub attempt: u32,
-    /// The signed transaction, once our signature arrived.
+    /// The signed transaction, once our signature arrived (legacy channels).
     pub signed: Option<crate::types::RawTx>,
+    /// Under anchors: the zero-fee transaction funded with wallet inputs, bumped as its
+    /// deadline nears.
+    #[serde(default)]
+    pub funded: Option<crate::funded::FundedClaim>,
 }
 
 impl Resolver {

@@ -13,6 +13,7 @@
 mod keys;
 mod signer;
 mod txs;
+mod wallet;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ use crate::event::{ChannelChange, ChannelRegistration, ChannelUpdate, Event, Fun
 use crate::types::{ChannelId, Height, HtlcDirection, HtlcKey, Party};
 
 pub use keys::PartySecrets;
+pub use wallet::SimWallet;
 
 /// What a simulated channel looks like when it opens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,7 +36,7 @@ impl PartySecrets {
     }
 
     /// Sign every input of a request (P2WSH, or P2WPKH when the script is a P2WPKH
-    /// scriptPubKey). Wallet inputs are not this party's to sign.
+    /// scriptPubKey). Wallet inputs are skipped: the wallet signs those.
     pub fn sign(&self, request: &SignRequest) -> SignOutcome {
         let mut signatures = Vec::new();
         for input in &request.inputs {
@@ -44,9 +44,7 @@ impl PartySecrets {
                 basepoint, tweak, ..
             } = &input.key
             else {
-                return SignOutcome::Failed {
-                    reason: format!("input {} is a wallet input", input.input),
-                };
+                continue; // the wallet signs its own inputs
             };
             let key = match self.signing_key(*basepoint, tweak) {
                 Ok(k) => k,
@@ -75,6 +73,9 @@ impl PartySecrets {
                 }
             }
         }
-        SignOutcome::Signed { signatures }
+        SignOutcome::Signed {
+            signatures,
+            witnesses: Vec::new(),
+        }
     }
 }

@@ -47,7 +47,7 @@ pub(super) fn on_signed(
     let txid = attempt.txid;
     let outpoint = claim.request.outpoint;
     let signatures = match outcome {
-        SignOutcome::Signed { signatures } => signatures,
+        SignOutcome::Signed { signatures, .. } => signatures,
         SignOutcome::Failed { reason } => {
             if !is_current {
                 return Vec::new();

@@ -1,0 +1,387 @@
+//! Wallet-funded claims: transactions whose fee comes from wallet inputs — the zero-fee HTLC
+//! transactions of anchors channels (`SIGHASH_SINGLE|ANYONECANPAY` from the peer) and the CPFP
+//! children that spend our anchor to pay for a commitment.
+//!
+//! A [`FundedClaim`] owns one *own input* (the HTLC output, or our anchor) with its outputs (the
+//! [`Template`]). Block by block it decides a fee rate — the sweeper's linear fee function from
+//! the estimate toward the budget's rate at the deadline — and for each new rate makes an
+//! attempt: ask the wallet for confirmed inputs and one change output
+//! ([`Action::FundFromWallet`]), assemble the transaction itself (own input `i` stays at output
+//! `i`; wallet inputs and change are appended), check its fee against the rate and the budget and
+//! its change against dust, then ask for the signatures (ours for the own input, the wallet's for
+//! its inputs), assemble the witnesses and broadcast — alone, or with the unconfirmed parent as a
+//! package. A later attempt reuses the inputs of the one it replaces, so bumps conflict with
+//! each other and pay BIP 125's increment over them.
+//!
+//! Pure and deterministic: no clock, no randomness; every answer carries the attempt it answers,
+//! and an answer for an attempt that is not the current one is dropped.
+
+mod assemble;
+mod select;
+#[cfg(test)]
+mod tests;
+
+use bitcoin::absolute::LockTime;
+use bitcoin::ecdsa::Signature;
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::transaction::Version;
+use bitcoin::{FeeRate, OutPoint, ScriptBuf, Sequence, TxOut, Txid};
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, AlertKind, FundingRequest, Report, SigningKey};
+use crate::bolt3::weights::{output_weight, INPUT_NON_WITNESS_WEIGHT, P2WPKH_SCRIPT_PUBKEY_LEN};
+use crate::bolt3::PaymentPreimage;
+use crate::event::FeeConditions;
+use crate::sweeper::fee::{
+    budget_rate, estimate_for, fee_for_rate, incremental_relay, relay_floor, FeeFunction, FeePlan,
+};
+use crate::types::{ChannelId, ClaimId, Height, RawTx, RequestId};
+
+pub use assemble::FundingError;
+pub use select::select_inputs;
+
+/// The weight a P2WPKH wallet input adds once signed: 41 non-witness bytes and a witness of
+/// a 73-byte signature and a 33-byte key. Used to plan a fee before the wallet answers.
+pub const P2WPKH_INPUT_WEIGHT: u64 = INPUT_NON_WITNESS_WEIGHT + 1 + 1 + 73 + 1 + 33;
+
+/// How the own input is spent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OwnSpend {
+    /// A second-level HTLC transaction's input: the peer's `SIGHASH_SINGLE|ANYONECANPAY`
+    /// signature, ours (`SIGHASH_ALL`), and the preimage for an HTLC-success.
+    SecondLevel {
+        /// The peer's signature.
+        remote_sig: Signature,
+        /// The preimage (HTLC-success only).
+        preimage: Option<PaymentPreimage>,
+    },
+    /// Our anchor, spent with our funding key.
+    Anchor,
+}
+
+/// The input a funded claim exists to spend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnInput {
+    /// The output spent.
+    pub outpoint: OutPoint,
+    /// Its value and script.
+    pub txout: TxOut,
+    /// Its nSequence (1 for an anchors HTLC transaction, per BOLT 3).
+    pub sequence: Sequence,
+    /// The witness script.
+    pub script: ScriptBuf,
+    /// Our key for it.
+    pub key: SigningKey,
+    /// The public key our signature must verify against.
+    pub pubkey: PublicKey,
+    /// How the witness is made.
+    pub spend: OwnSpend,
+}
+
+/// An unconfirmed parent a CPFP child pays for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    /// The parent, signed.
+    pub tx: RawTx,
+    /// Its fee.
+    pub fee_sat: u64,
+    /// Its weight.
+    pub weight: u64,
+}
+
+/// What is funded: the own input and outputs, before wallet inputs and change are added.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    /// The own input (input 0).
+    pub input: OwnInput,
+    /// The own outputs (output `i` pairs with own input `i` for `SIGHASH_SINGLE`).
+    pub outputs: Vec<TxOut>,
+    /// The version.
+    pub version: i32,
+    /// The nLockTime (an HTLC-timeout's `cltv_expiry`; 0 otherwise).
+    pub lock_time: u32,
+    /// The weight of the template alone once its own input is signed (envelope included).
+    pub weight: u64,
+    /// For a CPFP child, the parent it pays for.
+    pub parent: Option<Parent>,
+}
+
+impl Template {
+    /// The unsigned template transaction.
+    pub fn tx(&self) -> bitcoin::Transaction {
+        bitcoin::Transaction {
+            version: Version(self.version),
+            lock_time: LockTime::from_consensus(self.lock_time),
+            input: vec![bitcoin::TxIn {
+                previous_output: self.input.outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: self.input.sequence,
+                witness: bitcoin::Witness::new(),
+            }],
+            output: self.outputs.clone(),
+        }
+    }
+
+    /// The own outputs' total value.
+    pub fn outputs_sat(&self) -> u64 {
+        self.outputs.iter().map(|o| o.value.to_sat()).sum()
+    }
+
+    /// The weight planned before the wallet answers: the template, one P2WPKH wallet input and
+    /// a P2WPKH change output.
+    pub fn planned_weight(&self) -> u64 {
+        self.weight + P2WPKH_INPUT_WEIGHT + output_weight(P2WPKH_SCRIPT_PUBKEY_LEN)
+    }
+}
+
+/// The wallet's inputs assembled into an attempt's transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assembled {
+    /// The unsigned transaction.
+    pub tx: RawTx,
+    /// Its txid.
+    pub txid: Txid,
+    /// The wallet inputs (inputs 1..).
+    pub wallet: Vec<crate::event::WalletInput>,
+    /// Its fee.
+    pub fee_sat: u64,
+    /// Its predicted weight once signed.
+    pub weight: u64,
+}
+
+/// One attempt: a fee rate, the wallet's answer, the signed transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundedAttempt {
+    /// Its number: the `attempt` of its [`RequestId`].
+    pub attempt: u32,
+    /// The fee rate asked for (of parent + child, for CPFP).
+    pub feerate: FeeRate,
+    /// The most the wallet may add in fees.
+    pub max_fee_sat: u64,
+    /// The tip when it was decided.
+    pub decided_at: Height,
+    /// The assembled transaction, once the wallet answered.
+    pub assembled: Option<Assembled>,
+    /// The signed transaction, once the signatures arrived.
+    pub signed: Option<RawTx>,
+}
+
+/// A wallet-funded claim of one own input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundedClaim {
+    /// The claim.
+    pub claim: ClaimId,
+    /// The channel.
+    pub channel: ChannelId,
+    /// What is funded.
+    pub template: Template,
+    /// The height by which it must confirm.
+    pub deadline: Height,
+    /// The most it may pay in fees.
+    pub budget_sat: u64,
+    /// The fee line's start, fixed at the first attempt.
+    pub plan: Option<FeePlan>,
+    /// Every attempt, in order.
+    pub attempts: Vec<FundedAttempt>,
+    /// The last problem reported, so a repeat is not re-reported.
+    pub last_problem: Option<String>,
+}
+
+impl FundedClaim {
+    /// A new claim with no attempt yet.
+    pub fn new(
+        claim: ClaimId,
+        channel: ChannelId,
+        template: Template,
+        deadline: Height,
+        budget_sat: u64,
+    ) -> FundedClaim {
+        FundedClaim {
+            claim,
+            channel,
+            template,
+            deadline,
+            budget_sat,
+            plan: None,
+            attempts: Vec::new(),
+            last_problem: None,
+        }
+    }
+
+    /// The request tag of attempt `attempt`.
+    pub fn request_id(&self, attempt: u32) -> RequestId {
+        RequestId {
+            claim: self.claim,
+            attempt,
+        }
+    }
+
+    /// The newest attempt.
+    pub fn current(&self) -> Option<&FundedAttempt> {
+        self.attempts.last()
+    }
+
+    /// The newest signed attempt: the one kept broadcast.
+    pub fn best_signed(&self) -> Option<&FundedAttempt> {
+        self.attempts.iter().rev().find(|a| a.signed.is_some())
+    }
+
+    /// Whether `txid` is one of its attempts.
+    pub fn is_ours(&self, txid: &Txid) -> bool {
+        self.attempts
+            .iter()
+            .any(|a| a.assembled.as_ref().is_some_and(|x| x.txid == *txid))
+    }
+
+    /// The fee of the attempt whose txid is `txid`, or of the newest signed one.
+    pub fn fee_paid(&self, txid: Option<&Txid>) -> Option<u64> {
+        let of = |a: &FundedAttempt| a.assembled.as_ref().map(|x| x.fee_sat);
+        match txid {
+            Some(t) => self
+                .attempts
+                .iter()
+                .find(|a| a.assembled.as_ref().is_some_and(|x| x.txid == *t))
+                .and_then(of),
+            None => self.best_signed().and_then(of),
+        }
+    }
+
+    /// The rate the fee function asks for in block `tip + 1`, and the most that rate may cost.
+    fn plan_rate(
+        &mut self,
+        tip: Height,
+        fees: Option<&FeeConditions>,
+        fallback: FeeRate,
+    ) -> FeeRate {
+        let weight = self.total_planned_weight();
+        let parent_fee = self.template.parent.as_ref().map_or(0, |p| p.fee_sat);
+        let end = budget_rate(self.budget_sat.saturating_add(parent_fee), weight);
+        let target = tip.saturating_add(1);
+        let market = estimate_for(fees, self.deadline.saturating_sub(tip), fallback);
+        let plan = *self.plan.get_or_insert(FeePlan {
+            start: market,
+            start_height: target,
+        });
+        FeeFunction::new(plan, end, self.deadline).rate_at(target, market, relay_floor(fees))
+    }
+
+    fn total_planned_weight(&self) -> u64 {
+        let parent = self.template.parent.as_ref().map_or(0, |p| p.weight);
+        self.template.planned_weight().saturating_add(parent)
+    }
+
+    /// The funding request of attempt `a`.
+    fn funding_request(&self, a: &FundedAttempt) -> FundingRequest {
+        let reuse = self
+            .attempts
+            .iter()
+            .rev()
+            .filter(|x| x.attempt < a.attempt)
+            .find_map(|x| x.assembled.as_ref())
+            .map(|x| x.wallet.iter().map(|w| w.outpoint).collect())
+            .unwrap_or_default();
+        let parent = self.template.parent.as_ref();
+        FundingRequest {
+            request: self.request_id(a.attempt),
+            template: RawTx(self.template.tx()),
+            template_weight: self.template.weight,
+            template_inputs_sat: self.template.input.txout.value.to_sat(),
+            parent_fee_sat: parent.map_or(0, |p| p.fee_sat),
+            parent_weight: parent.map_or(0, |p| p.weight),
+            parent: parent.map(|p| p.tx.compute_txid()),
+            target_feerate: a.feerate,
+            max_fee_sat: a.max_fee_sat,
+            reuse,
+            change_script: None,
+        }
+    }
+
+    /// The broadcast of the newest signed attempt: alone, or as a package with its parent.
+    pub fn rebroadcast(&self) -> Option<Action> {
+        let best = self.best_signed()?;
+        let tx = best.signed.clone()?;
+        let request = self.request_id(best.attempt);
+        Some(match &self.template.parent {
+            Some(p) => Action::BroadcastPackage {
+                request,
+                parent: p.tx.clone(),
+                child: tx,
+            },
+            None => Action::Broadcast { request, tx },
+        })
+    }
+
+    /// What the claim does at block `tip` (offering for `tip + 1`): rebroadcast what it has,
+    /// start a new attempt when the fee function has risen by BIP 125's increment over the
+    /// current one, or ask again for what the current attempt waits for (funding, signatures).
+    /// A CPFP child whose parent alone already pays the rate is not made.
+    pub fn on_block(
+        &mut self,
+        tip: Height,
+        fees: Option<&FeeConditions>,
+        fallback: FeeRate,
+    ) -> Vec<Action> {
+        let rate = self.plan_rate(tip, fees, fallback);
+        let weight = self.total_planned_weight();
+        let parent_fee = self.template.parent.as_ref().map_or(0, |p| p.fee_sat);
+        if fee_for_rate(rate, weight).saturating_sub(parent_fee) == 0 {
+            // The parent alone pays the rate: nothing to add.
+            return self.rebroadcast().into_iter().collect();
+        }
+        let mut actions: Vec<Action> = self.rebroadcast().into_iter().collect();
+        let incremental = fee_for_rate(incremental_relay(fees), weight);
+        let bump = self.current().is_none_or(|c| {
+            rate > c.feerate
+                && fee_for_rate(rate, weight) >= fee_for_rate(c.feerate, weight) + incremental
+        });
+        if bump {
+            let number = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
+            let attempt = FundedAttempt {
+                attempt: number,
+                feerate: rate,
+                max_fee_sat: self.budget_sat,
+                decided_at: tip,
+                assembled: None,
+                signed: None,
+            };
+            actions.push(Action::FundFromWallet(self.funding_request(&attempt)));
+            self.attempts.push(attempt);
+            return actions;
+        }
+        if let Some(current) = self.current().cloned() {
+            match (&current.assembled, &current.signed) {
+                (None, _) => actions.push(Action::FundFromWallet(self.funding_request(&current))),
+                (Some(x), None) => actions.push(Action::Sign(self.sign_request(&current, x))),
+                (Some(_), Some(_)) => {}
+            }
+        }
+        actions
+    }
+
+    /// Report a problem once (a repeat of the last one says nothing).
+    fn problem(&mut self, kind: AlertKind, key: String, message: String) -> Vec<Action> {
+        if self.last_problem.as_deref() == Some(key.as_str()) {
+            return Vec::new();
+        }
+        self.last_problem = Some(key);
+        vec![Action::Report(Report::Alert(crate::action::Alert {
+            channel: Some(self.channel),
+            kind,
+            message,
+        }))]
+    }
+
+    /// Every wallet input lent to any attempt (to release when the claim ends).
+    pub fn wallet_inputs(&self) -> Vec<OutPoint> {
+        let mut out: Vec<OutPoint> = self
+            .attempts
+            .iter()
+            .filter_map(|a| a.assembled.as_ref())
+            .flat_map(|x| x.wallet.iter().map(|w| w.outpoint))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}

@@ -1,0 +1,210 @@
+//! Unit tests of funded claims: the wallet's answer is checked before anything is signed, bumps
+//! reuse the inputs they replace, and answers for superseded attempts are dropped.
+
+use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Sequence, TxOut, Txid};
+
+use super::*;
+use crate::action::{Basepoint, KeyTweak};
+use crate::bolt3::secp;
+use crate::event::{FeeEstimate, FundingOutcome, WalletInput};
+use crate::types::ChannelId;
+
+fn wallet_script() -> ScriptBuf {
+    ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]))
+}
+
+fn coin(tag: u8, value: u64, height: Height) -> WalletInput {
+    WalletInput {
+        outpoint: OutPoint {
+            txid: Txid::from_byte_array([0x20 + tag; 32]),
+            vout: 0,
+        },
+        txout: TxOut {
+            value: Amount::from_sat(value),
+            script_pubkey: wallet_script(),
+        },
+        satisfaction_weight: 109,
+        confirmation_height: height,
+    }
+}
+
+/// A claim of a 330-sat anchor paying for a 1,000-WU parent with 200 sat of fee.
+fn anchor_claim(budget: u64) -> FundedClaim {
+    let pubkey = PublicKey::from_secret_key(secp(), &SecretKey::from_slice(&[3; 32]).unwrap());
+    let script = crate::bolt3::scripts::anchor_script(&pubkey);
+    let template = Template {
+        input: OwnInput {
+            outpoint: OutPoint {
+                txid: Txid::from_byte_array([1; 32]),
+                vout: 0,
+            },
+            txout: TxOut {
+                value: Amount::from_sat(330),
+                script_pubkey: script.to_p2wsh(),
+            },
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            script,
+            key: SigningKey::Channel {
+                channel: ChannelId([9; 32]),
+                basepoint: Basepoint::Funding,
+                tweak: KeyTweak::None,
+            },
+            pubkey,
+            spend: OwnSpend::Anchor,
+        },
+        outputs: Vec::new(),
+        version: 2,
+        lock_time: 0,
+        weight: 500,
+        parent: Some(Parent {
+            tx: RawTx(bitcoin::Transaction {
+                version: Version::TWO,
+                lock_time: LockTime::ZERO,
+                input: Vec::new(),
+                output: Vec::new(),
+            }),
+            fee_sat: 200,
+            weight: 1_000,
+        }),
+    };
+    FundedClaim::new(ClaimId(5), ChannelId([9; 32]), template, 110, budget)
+}
+
+fn fees(sat_per_vb: u64) -> FeeConditions {
+    FeeConditions {
+        estimates: vec![FeeEstimate {
+            target_blocks: 1,
+            feerate: FeeRate::from_sat_per_kwu(sat_per_vb * 250),
+        }],
+        mempool_min: FeeRate::from_sat_per_kwu(250),
+        min_relay: FeeRate::from_sat_per_kwu(250),
+        incremental_relay: FeeRate::from_sat_per_kwu(250),
+    }
+}
+
+fn funding_request(actions: &[Action]) -> FundingRequest {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::FundFromWallet(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a funding request")
+}
+
+#[test]
+fn the_wallets_selection_passes_the_cores_checks_and_is_signed() {
+    let mut claim = anchor_claim(50_000);
+    let actions = claim.on_block(100, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
+    let request = funding_request(&actions);
+    assert_eq!(request.parent_weight, 1_000);
+    assert_eq!(request.template_inputs_sat, 330);
+    let outcome = select_inputs(&request, &[coin(1, 100_000, 90)], &wallet_script());
+    let signed = claim.on_funded(request.request, &outcome, 100);
+    let Some(Action::Sign(sign)) = signed.first() else {
+        panic!("sign request expected: {signed:?}");
+    };
+    assert_eq!(sign.inputs.len(), 2);
+    assert_eq!(sign.inputs[1].key, SigningKey::Wallet);
+    let x = claim.current().unwrap().assembled.clone().unwrap();
+    // Parent + child reach the rate: 20 sat/vB over both weights.
+    let needed = fee_for_rate(FeeRate::from_sat_per_kwu(5_000), x.weight + 1_000) - 200;
+    assert!(x.fee_sat >= needed - fee_for_rate(FeeRate::from_sat_per_kwu(5_000), 16));
+    assert!(x.fee_sat <= 50_000);
+}
+
+#[test]
+fn unusable_wallet_answers_are_refused_before_signing() {
+    let cases: Vec<(Vec<WalletInput>, Option<TxOut>, &str)> = vec![
+        (vec![coin(1, 100_000, 0)], None, "unconfirmed"),
+        (vec![coin(1, 100_000, 101)], None, "confirmed above the tip"),
+        (
+            vec![coin(1, 100_000, 90), coin(1, 100_000, 90)],
+            None,
+            "duplicate",
+        ),
+        (
+            vec![coin(1, 1_000, 90)],
+            Some(TxOut {
+                value: Amount::from_sat(5_000),
+                script_pubkey: wallet_script(),
+            }),
+            "overspends",
+        ),
+        (
+            vec![coin(1, 100_000, 90)],
+            Some(TxOut {
+                value: Amount::from_sat(100_000),
+                script_pubkey: wallet_script(),
+            }),
+            "fee too low",
+        ),
+        (
+            vec![coin(1, 100_000, 90)],
+            Some(TxOut {
+                value: Amount::from_sat(10),
+                script_pubkey: wallet_script(),
+            }),
+            "over budget and dust change",
+        ),
+        (vec![coin(1, 100_000, 90)], None, "no output, over budget"),
+    ];
+    for (inputs, change, what) in cases {
+        let mut claim = anchor_claim(50_000);
+        let actions = claim.on_block(100, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
+        let request = funding_request(&actions);
+        let out = claim.on_funded(
+            request.request,
+            &FundingOutcome::Funded { inputs, change },
+            100,
+        );
+        assert!(
+            out.iter().all(|a| !matches!(a, Action::Sign(_))),
+            "{what}: must not be signed"
+        );
+        assert!(claim.current().unwrap().assembled.is_none(), "{what}");
+    }
+}
+
+#[test]
+fn a_bump_reuses_the_inputs_it_replaces_and_answers_for_old_attempts_are_dropped() {
+    let mut claim = anchor_claim(50_000);
+    let a0 = claim.on_block(100, Some(&fees(5)), FeeRate::from_sat_per_kwu(500));
+    let r0 = funding_request(&a0);
+    let outcome = select_inputs(
+        &r0,
+        &[coin(1, 100_000, 90), coin(2, 100_000, 90)],
+        &wallet_script(),
+    );
+    claim.on_funded(r0.request, &outcome, 100);
+    // The market jumps: a new attempt asks to reuse the inputs of the first.
+    let a1 = claim.on_block(101, Some(&fees(60)), FeeRate::from_sat_per_kwu(500));
+    let r1 = funding_request(&a1);
+    assert_eq!(r1.request.attempt, 1);
+    assert!(r1.target_feerate > r0.target_feerate);
+    assert_eq!(
+        r1.reuse,
+        claim.attempts[0]
+            .assembled
+            .as_ref()
+            .unwrap()
+            .wallet
+            .iter()
+            .map(|w| w.outpoint)
+            .collect::<Vec<_>>()
+    );
+    // A late answer to attempt 0 changes nothing.
+    let before = claim.clone();
+    assert!(claim.on_funded(r0.request, &outcome, 101).is_empty());
+    assert_eq!(claim, before);
+}
+
+#[test]
+fn no_cpfp_while_the_parent_alone_pays_the_rate() {
+    let mut claim = anchor_claim(50_000);
+    claim.template.parent.as_mut().unwrap().fee_sat = 1_000_000;
+    let actions = claim.on_block(100, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
+    assert!(actions.is_empty(), "{actions:?}");
+}
