@@ -3,13 +3,17 @@
 //! child paying for an unconfirmed commitment through our anchor, and the anchor itself swept
 //! only when it pays for itself — every transaction checked by Bitcoin Core's interpreter.
 
-use bitcoin::{Transaction, Txid};
-use contractcourt_core::action::Action;
+use bitcoin::{FeeRate, OutPoint, Transaction, Txid};
+use contractcourt_core::action::{Action, Outcome, Report, Resolution};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
-use contractcourt_core::event::{Event, ForceCloseReason, PreimageSource};
+use contractcourt_core::channel::ArbState;
+use contractcourt_core::event::{
+    Event, FeeConditions, FeeEstimate, ForceCloseReason, MempoolRemovalReason, PreimageSource,
+};
 use contractcourt_core::sim::{SimHtlc, SimSetup};
-use contractcourt_core::types::{ChannelId, HtlcDirection, Party};
+use contractcourt_core::testkit::verify_with_bitcoin_core;
+use contractcourt_core::types::{ChannelId, HtlcDirection, Party, RawTx};
 use contractcourt_tests::checks::{check_broadcasts, claims_of, sweeping_config, Outputs};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
@@ -39,11 +43,11 @@ fn anchors_channel(seed: u64, expiry: u32) -> (Harness, ChannelId, SimHtlc) {
     (h, id, inc)
 }
 
-/// Force close and return our signed commitment as broadcast.
-fn force_close(h: &mut Harness, id: ChannelId) -> Transaction {
+/// Force close and return our signed commitment (number `number`) as broadcast.
+fn force_close(h: &mut Harness, id: ChannelId, number: u64) -> Transaction {
     let txid = h
         .sim(id)
-        .commitment_tx(Party::Local, 1)
+        .commitment_tx(Party::Local, number)
         .unwrap()
         .compute_txid();
     let actions = h.feed(Event::ForceCloseRequested {
@@ -82,7 +86,7 @@ fn is_funded_htlc_tx(h: &Harness, tx: &Transaction, commitment: Txid) -> bool {
 fn zero_fee_htlc_transactions_are_funded_by_the_wallet_and_accepted_by_bitcoin_core() {
     let expiry = START_HEIGHT + 20;
     let (mut h, id, _inc) = anchors_channel(41, expiry);
-    let commitment = force_close(&mut h, id);
+    let commitment = force_close(&mut h, id, 1);
     let commit_txid = commitment.compute_txid();
     let from = h.broadcasts.len();
     h.mine(vec![commitment.clone()]);
@@ -152,4 +156,220 @@ fn zero_fee_htlc_transactions_are_funded_by_the_wallet_and_accepted_by_bitcoin_c
         .filter(|a| matches!(a, Action::ReleaseInputs { .. }))
         .count();
     assert_eq!(released, 2);
+    h.check_golden(
+        "anchors_local_close_zero_fee_htlc_txs",
+        "Anchors, our commitment: the HTLC-success at once and the HTLC-timeout after expiry, \
+         each a zero-fee HTLC transaction funded by the wallet; inputs released once final.",
+    );
+    h.check_crash_anywhere();
+}
+
+fn high_fees(sat_per_vb: u64) -> Event {
+    let rate = FeeRate::from_sat_per_kwu(sat_per_vb * 250);
+    let one = FeeRate::from_sat_per_kwu(250);
+    Event::FeeConditions(FeeConditions {
+        estimates: [1, 6, 144, 1008]
+            .into_iter()
+            .map(|target_blocks| FeeEstimate {
+                target_blocks,
+                feerate: rate,
+            })
+            .collect(),
+        mempool_min: one,
+        min_relay: one,
+        incremental_relay: one,
+    })
+}
+
+/// The packages broadcast since `from`, as (parent, child).
+fn packages(h: &Harness, from: usize) -> Vec<(Transaction, Transaction)> {
+    h.transcript[from..]
+        .iter()
+        .filter_map(|a| match a {
+            Action::BroadcastPackage { parent, child, .. } => {
+                Some((parent.0.clone(), child.0.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn weight(tx: &Transaction) -> u64 {
+    tx.weight().to_wu()
+}
+
+/// A package pays at least `sat_per_vb` over parent and child together (less a rounding vbyte),
+/// the child spends `anchor` first and wallet coins after it, and Bitcoin Core accepts the child.
+fn check_package(
+    h: &Harness,
+    id: ChannelId,
+    (parent, child): &(Transaction, Transaction),
+    anchor: OutPoint,
+    sat_per_vb: u64,
+) -> u64 {
+    assert_eq!(
+        child.input[0].previous_output, anchor,
+        "the child spends our anchor first"
+    );
+    assert!(child.input.len() >= 2, "wallet inputs pay the fee");
+    let outputs = Outputs::from(h, std::slice::from_ref(parent));
+    let (prevouts, _) = outputs.prevouts(child);
+    verify_with_bitcoin_core(child, &prevouts).unwrap_or_else(|e| panic!("child: {e:?}"));
+    let child_fee = prevouts.iter().map(|o| o.value.to_sat()).sum::<u64>()
+        - child.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    let parent_fee =
+        h.sim(id).setup().funding_sat - parent.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    let vsize = (weight(parent) + weight(child)).div_ceil(4);
+    assert!(
+        parent_fee + child_fee >= (vsize - 1) * sat_per_vb,
+        "package pays {} sat for {vsize} vB, below {sat_per_vb} sat/vB",
+        parent_fee + child_fee
+    );
+    child_fee
+}
+
+/// The outpoint of our anchor on `commitment` (the anchor keyed with our funding key).
+fn our_anchor(h: &Harness, id: ChannelId, commitment: &Transaction) -> OutPoint {
+    let funding = h.sim(id).local.basepoints().funding_pubkey;
+    let script = contractcourt_core::bolt3::scripts::anchor_script(&funding).to_p2wsh();
+    let vout = commitment
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == script)
+        .expect("our anchor");
+    OutPoint {
+        txid: commitment.compute_txid(),
+        vout: vout as u32,
+    }
+}
+
+#[test]
+fn a_commitment_too_cheap_for_its_htlcs_is_paid_for_by_a_cpfp_child_through_our_anchor() {
+    let expiry = START_HEIGHT + 40;
+    let (mut h, id, _inc) = anchors_channel(42, expiry);
+    h.feed(high_fees(50));
+    let commitment = force_close(&mut h, id, 1);
+    let anchor = our_anchor(&h, id, &commitment);
+    let from = h.transcript.len();
+    h.mine(Vec::new());
+    let sent = packages(&h, from);
+    assert_eq!(sent.len(), 1, "one package: our commitment and its child");
+    let (parent, child) = &sent[0];
+    assert_eq!(parent.compute_txid(), commitment.compute_txid());
+    let child_fee = check_package(&h, id, &sent[0], anchor, 50);
+    // Budget: half the value of the HTLCs at stake (90k + 60k sat).
+    assert!(child_fee <= 75_000);
+
+    // Parent and child confirm together: the anchor is ours, its fee the CPFP's.
+    h.mine(vec![parent.clone(), child.clone()]);
+    h.mine_empty(6);
+    let ledger = h.arb.ledger();
+    let entry = ledger.channels[0]
+        .outputs
+        .iter()
+        .find(|e| e.outpoint == anchor)
+        .expect("anchor in the ledger");
+    assert!(
+        matches!(entry.status, OutputStatus::Recovered { .. }),
+        "{:?}",
+        entry.status
+    );
+    assert_eq!(entry.fees_paid_sat, child_fee);
+    assert!(h
+        .transcript
+        .iter()
+        .any(|a| matches!(a, Action::ReleaseInputs { claim } if *claim == h.arb.channel(&id).unwrap().cpfp.as_ref().unwrap().claim)));
+    h.check_golden(
+        "anchors_cpfp_local_commitment",
+        "Anchors, fees spike to 50 sat/vB: our commitment is paid for by a CPFP child through our \
+         anchor, broadcast as a package; both confirm and the anchor counts the child's fee.",
+    );
+    h.check_crash_anywhere();
+}
+
+#[test]
+fn no_cpfp_while_no_htlc_is_at_stake_and_the_commitment_pays_enough_on_its_own() {
+    let mut h = Harness::new(sweeping_config());
+    h.fund_wallet(4, 200_000);
+    let id = h.open(SimSetup::new(43, ChannelType::AnchorsZeroFeeHtlc));
+    h.feed(high_fees(3));
+    force_close(&mut h, id, 0);
+    let from = h.transcript.len();
+    h.mine_empty(10);
+    assert!(packages(&h, from).is_empty());
+    assert!(!h.transcript[from..]
+        .iter()
+        .any(|a| matches!(a, Action::FundFromWallet(_))));
+}
+
+#[test]
+fn the_peers_commitment_in_the_mempool_is_paid_for_through_our_anchor_on_it() {
+    let expiry = START_HEIGHT + 40;
+    let (mut h, id, _inc) = anchors_channel(44, expiry);
+    h.feed(high_fees(40));
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let anchor = our_anchor(&h, id, &theirs);
+    h.feed(Event::MempoolTx {
+        tx: RawTx(theirs.clone()),
+        fee_sat: 1_000,
+        vsize: theirs.vsize() as u64,
+    });
+    let from = h.transcript.len();
+    h.mine(Vec::new());
+    let sent = packages(&h, from);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.compute_txid(), theirs.compute_txid());
+    check_package(&h, id, &sent[0], anchor, 40);
+
+    // It leaves the mempool (replaced, say): the child is no longer offered.
+    h.feed(Event::MempoolRemoved {
+        txid: theirs.compute_txid(),
+        reason: MempoolRemovalReason::Conflict,
+    });
+    let from = h.transcript.len();
+    h.mine(Vec::new());
+    assert!(packages(&h, from).is_empty());
+}
+
+#[test]
+fn an_anchor_not_worth_sweeping_is_left_once_the_close_is_final_and_the_channel_fully_resolves() {
+    let mut h = Harness::new(sweeping_config());
+    let id = h.open(SimSetup::new(45, ChannelType::AnchorsZeroFeeHtlc));
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 0).unwrap();
+    let anchor = our_anchor(&h, id, &theirs);
+    h.mine(vec![theirs.clone()]);
+    // Our to_remote is swept after its 1-block CSV; then everything settles.
+    let mut sweeps = Vec::new();
+    for _ in 0..3 {
+        let from = h.broadcasts.len();
+        h.mine(Vec::new());
+        check_broadcasts(&h, from, &[]);
+        sweeps.extend(claims_of(&h, from, theirs.compute_txid()));
+    }
+    assert!(
+        sweeps.iter().all(|t| t.input[0].previous_output != anchor),
+        "the anchor is never swept"
+    );
+    h.mine(vec![sweeps.last().cloned().expect("to_remote swept")]);
+    h.mine_empty(6);
+    let ch = h.arb.channel(&id).unwrap();
+    assert_eq!(ch.state(), ArbState::FullyResolved);
+    let reports: Vec<&Resolution> = h
+        .reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Resolution(x) if x.outpoint == anchor => Some(x),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].outcome, Outcome::Uneconomical);
+    let ledger = h.arb.ledger();
+    assert_eq!(ledger.totals.uneconomical_sat, 330);
+    h.check_golden(
+        "anchors_remote_close_anchor_left",
+        "Anchors, the peer's commitment confirms: our to_remote is swept after its 1-block CSV; \
+         our 330-sat anchor does not pay for itself and is left once the close is final.",
+    );
+    h.check_crash_anywhere();
 }

@@ -855,6 +855,8 @@ impl Model {
                 | OutputStatus::Claiming => true,
                 OutputStatus::Timelocked { .. } => e.next_step.is_some(),
                 OutputStatus::Contested => incoming_unknown,
+                // Only an anchor is ever left as not worth claiming.
+                OutputStatus::Uneconomical => e.what == "anchor",
             };
             assert!(
                 fine,

@@ -52,6 +52,8 @@ pub enum OutputStatus {
         /// The spending transaction.
         txid: Txid,
     },
+    /// Left unclaimed: worth less than its claim would cost (an anchor).
+    Uneconomical,
 }
 
 /// One output of a closing channel.
@@ -95,6 +97,9 @@ pub struct Totals {
     pub recovered_sat: u64,
     /// Taken by the peer.
     pub taken_by_peer_sat: u64,
+    /// Left unclaimed because claiming would cost more than it is worth (anchors).
+    #[serde(default)]
+    pub uneconomical_sat: u64,
     /// Fees paid.
     pub fees_sat: u64,
 }
@@ -142,6 +147,7 @@ impl ChainArbitrator {
                     }
                     OutputStatus::Recovered { .. } => totals.recovered_sat += v,
                     OutputStatus::TakenByPeer { .. } => totals.taken_by_peer_sat += v,
+                    OutputStatus::Uneconomical => totals.uneconomical_sat += v,
                     // Counted once, as the second-level output it became.
                     OutputStatus::SecondLevel { .. } => {}
                 }
@@ -166,7 +172,7 @@ impl ChainArbitrator {
         // spent it (recognised by the output it created, whatever attempt it was).
         let spend_txid = match r.stage {
             Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } => Some(txid),
-            Stage::Active => None,
+            Stage::Active | Stage::Abandoned { .. } => None,
         };
         let became = ch
             .resolvers
@@ -182,7 +188,9 @@ impl ChainArbitrator {
                 (Some(f), None) => f.fee_paid(None).unwrap_or(0),
                 _ => 0,
             };
-        let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0) + second_level_fee;
+        let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0)
+            + second_level_fee
+            + ch.cpfp_fee(&r.outpoint).unwrap_or(0);
         let only_ours = matches!(
             r.kind,
             ResolverKind::CommitSweep { .. } | ResolverKind::Breach { .. }
@@ -195,6 +203,7 @@ impl ChainArbitrator {
                 (OutputStatus::Recovered { txid: *txid }, None)
             }
             Stage::Resolved { txid, .. } => (OutputStatus::TakenByPeer { txid: *txid }, None),
+            Stage::Abandoned { .. } => (OutputStatus::Uneconomical, None),
             Stage::Spent { txid, height, .. } => {
                 let final_at = height.saturating_add(depth.saturating_sub(1));
                 (

@@ -29,6 +29,22 @@ use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection};
 
 use node::NodeState;
 
+/// What the channels' claims need to decide fees.
+fn fee_context<'a>(
+    config: &'a Config,
+    fees: Option<&'a crate::event::FeeConditions>,
+) -> crate::channel::FeeContext<'a> {
+    crate::channel::FeeContext {
+        fees,
+        policy: &config.sweep,
+        fallback: config
+            .sweep_to
+            .as_ref()
+            .map_or(DEFAULT_FALLBACK_FEERATE, |c| c.fallback_feerate),
+        destination: config.sweep_to.as_ref().map(|c| &c.destination),
+    }
+}
+
 /// The fee rate wallet-funded claims start from while no fee estimate is known and no sweeper
 /// is configured: 2 sat/vB.
 pub const DEFAULT_FALLBACK_FEERATE: bitcoin::FeeRate = bitcoin::FeeRate::from_sat_per_kwu(500);
@@ -122,6 +138,8 @@ struct Index {
     /// Channels that act on every block (rebroadcasting our commitment).
     every_block: BTreeSet<ChannelId>,
     claims: BTreeMap<ClaimId, ChannelId>,
+    /// Commitments seen in the mempool, by txid.
+    mempool: BTreeMap<bitcoin::Txid, ChannelId>,
     hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
     /// Channels that had a spend routed at a height (for disconnections).
     touched_at: BTreeMap<Height, BTreeSet<ChannelId>>,
@@ -133,6 +151,7 @@ struct Index {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Indexed {
     outpoints: Vec<OutPoint>,
+    mempool: Option<bitcoin::Txid>,
     claims: Vec<ClaimId>,
     hashes: Vec<PaymentHash>,
     heights: Vec<Height>,
@@ -279,12 +298,21 @@ impl ChainArbitrator {
             Event::BlockDisconnected { block } => {
                 effects.extend(self.disconnect(block, &mut touched)?)
             }
-            Event::MempoolTx { tx, .. } => effects.extend(self.mempool_tx(tx)),
+            Event::MempoolTx { tx, .. } => effects.extend(self.mempool_tx(tx, &mut touched)),
             Event::FeeConditions(fees) => {
                 self.fees = Some(fees.clone());
                 self.node.dirty.insert(crate::action::RecordKey::Node);
             }
-            Event::MempoolRemoved { .. } | Event::Tick { .. } => {}
+            Event::MempoolRemoved { txid, .. } => {
+                if let Some(id) = self.index.mempool.get(txid).copied() {
+                    if let Some(ch) = self.channels.get_mut(&id) {
+                        if ch.on_mempool_removed(txid) {
+                            touched.insert(id);
+                        }
+                    }
+                }
+            }
+            Event::Tick { .. } => {}
             Event::BroadcastResult {
                 request,
                 txid,
@@ -465,15 +493,7 @@ impl ChainArbitrator {
             return Vec::new();
         };
         if ch.close.is_some() {
-            let fees = crate::channel::FeeContext {
-                fees: self.fees.as_ref(),
-                policy: &self.config.sweep,
-                fallback: self
-                    .config
-                    .sweep_to
-                    .as_ref()
-                    .map_or(DEFAULT_FALLBACK_FEERATE, |c| c.fallback_feerate),
-            };
+            let fees = fee_context(&self.config, self.fees.as_ref());
             return ch.on_block_closed(
                 height,
                 &mut self.node,
@@ -482,10 +502,13 @@ impl ChainArbitrator {
                 &fees,
             );
         }
-        if ch.force_close.is_some() {
-            return ch.on_block_before_close();
+        let fees = fee_context(&self.config, self.fees.as_ref());
+        let mut actions = ch.on_block_before_close();
+        actions.extend(ch.anchor_cpfp_actions(height, &mut self.node, &fees));
+        if ch.force_close.is_none() {
+            actions.extend(self.check_deadline(id));
         }
-        self.check_deadline(id)
+        actions
     }
 
     fn disconnect(
@@ -518,7 +541,11 @@ impl ChainArbitrator {
     }
 
     /// A mempool transaction: an early hint. A preimage revealed in it is acted on at once.
-    fn mempool_tx(&mut self, tx: &bitcoin::Transaction) -> Vec<Action> {
+    fn mempool_tx(
+        &mut self,
+        tx: &bitcoin::Transaction,
+        touched: &mut BTreeSet<ChannelId>,
+    ) -> Vec<Action> {
         let txid = tx.compute_txid();
         let mut effects = Vec::new();
         for input in &tx.input {
@@ -547,6 +574,11 @@ impl ChainArbitrator {
                         stage: format!("closing transaction seen in the mempool: {kind:?}"),
                         txid: Some(txid),
                     }));
+                }
+                if let Some(ch) = self.channels.get_mut(&id) {
+                    if ch.on_mempool_commitment(tx) {
+                        touched.insert(id);
+                    }
                 }
                 continue;
             }
@@ -589,6 +621,9 @@ impl ChainArbitrator {
                 effects.extend(ch.on_block_before_close());
             }
         }
+        for ch in self.channels.values() {
+            effects.extend(ch.funded_pending_after_restart());
+        }
         effects
     }
 
@@ -622,7 +657,7 @@ impl ChainArbitrator {
         let wanted = self
             .channels
             .get(&id)
-            .map(|ch| ch.sweep_requests(&self.node, &self.config.sweep))
+            .map(|ch| ch.sweep_requests(&self.node, &fee_context(&self.config, self.fees.as_ref())))
             .unwrap_or_default();
         let keep: BTreeSet<OutPoint> = wanted.iter().map(|r| r.outpoint).collect();
         let stale: Vec<OutPoint> = self
@@ -656,6 +691,9 @@ impl ChainArbitrator {
             }
             for c in &old.claims {
                 self.index.claims.remove(c);
+            }
+            if let Some(t) = &old.mempool {
+                self.index.mempool.remove(t);
             }
             for h in &old.hashes {
                 if let Some(set) = self.index.hashes.get_mut(h) {
@@ -697,6 +735,11 @@ impl ChainArbitrator {
             .map(|fc| fc.claim)
             .chain(second_level)
             .chain(ch.cpfp.iter().map(|f| f.claim));
+        if let Some(m) = &ch.mempool_commitment {
+            let txid = m.tx.compute_txid();
+            self.index.mempool.insert(txid, id);
+            entry.mempool = Some(txid);
+        }
         for claim in claims {
             self.index.claims.insert(claim, id);
             entry.claims.push(claim);
@@ -708,7 +751,7 @@ impl ChainArbitrator {
             .chain(ch.resolvers.values().filter_map(|r| match r.stage {
                 crate::resolver::Stage::Spent { height, .. }
                 | crate::resolver::Stage::Resolved { height, .. } => Some(height),
-                crate::resolver::Stage::Active => None,
+                crate::resolver::Stage::Active | crate::resolver::Stage::Abandoned { .. } => None,
             }));
         for h in heights {
             self.index.touched_at.entry(h).or_default().insert(id);

@@ -90,6 +90,8 @@ struct ChannelHeader {
     resolved_at: Option<Height>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cpfp: Option<crate::funded::FundedClaim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mempool_commitment: Option<crate::channel::anchor::MempoolCommitment>,
 }
 
 fn body<T: Serialize>(value: &T) -> serde_json::Value {
@@ -115,6 +117,7 @@ fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, serde_json::Value)
         close: ch.close.clone(),
         resolved_at: ch.resolved_at,
         cpfp: ch.cpfp.clone(),
+        mempool_commitment: ch.mempool_commitment.clone(),
     };
     let mut out = vec![(RecordKey::Channel { channel: id }, body(&header))];
     let slot = |slot| RecordKey::Commitment { channel: id, slot };
@@ -331,6 +334,7 @@ impl ChainArbitrator {
                     ch.close = h.close;
                     ch.resolved_at = h.resolved_at;
                     ch.cpfp = h.cpfp;
+                    ch.mempool_commitment = h.mempool_commitment;
                     arb.channels.insert(*channel, ch);
                 }
                 RecordKey::Commitment { channel, slot } => commitments

@@ -5,7 +5,8 @@
 //! Handled here: our balance on either commitment (`to_local` after `to_self_delay`, `to_remote`
 //! at once or after 1 block), and the HTLC outputs of the peer's commitment (ours by timeout after
 //! `cltv_expiry`, or with the preimage before it). The second-level transactions of our own
-//! commitment, anchors and breaches are claimed by their own resolvers.
+//! commitment and breaches are claimed by their own resolvers; our anchor is asked for here only
+//! when it pays for itself (see `anchor.rs`).
 
 use bitcoin::{Amount, OutPoint, ScriptBuf, TxOut};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use crate::chain::node::NodeState;
 use crate::resolver::{ResolverKind, Stage};
 use crate::types::Party;
 
-use super::ChannelArbitrator;
+use super::{ChannelArbitrator, FeeContext};
 
 /// How much a claim may spend on fees, and how long an uncontested claim may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +64,8 @@ impl ChannelArbitrator {
     }
 
     /// Every claim this channel wants the sweeper to make now.
-    pub fn sweep_requests(&self, node: &NodeState, policy: &SweepPolicy) -> Vec<SweepRequest> {
+    pub fn sweep_requests(&self, node: &NodeState, ctx: &FeeContext<'_>) -> Vec<SweepRequest> {
+        let policy = ctx.policy;
         let Some(close) = &self.close else {
             return Vec::new();
         };
@@ -235,6 +237,26 @@ impl ChannelArbitrator {
                         mature_at,
                         (*cltv_expiry).max(mature_at),
                         budget,
+                        true,
+                    ));
+                }
+                (ResolverKind::Anchor, _) if Self::anchor_worth_sweeping(r.value_sat, ctx) => {
+                    // Our anchor, once it pays for itself: anyone may take it after 16 blocks.
+                    let key = SigningKey::Channel {
+                        channel,
+                        basepoint: Basepoint::Funding,
+                        tweak: KeyTweak::None,
+                    };
+                    let mature_at = close.height.saturating_add(1);
+                    out.push(request(
+                        ClaimPath::AnchorOwner,
+                        scripts::anchor_script(&info.local_basepoints.funding_pubkey),
+                        key,
+                        None,
+                        None,
+                        mature_at,
+                        mature_at.saturating_add(crate::bolt3::witness::ANCHOR_ANYONE_CSV.into()),
+                        r.value_sat,
                         true,
                     ));
                 }

@@ -83,7 +83,7 @@ impl ChannelArbitrator {
         // Our second-level transaction is recognised by its output (our `to_local` script), so
         // any attempt of ours counts, even one signed before a reorg re-planned the resolver.
         let hand_off = self.hand_off_second_level(outpoint, tx, height);
-        let by_us = pays_us || hand_off.is_some();
+        let by_us = pays_us || hand_off.is_some() || self.is_our_cpfp(&txid);
         if let Some(resolver) = self.resolvers.get_mut(&outpoint) {
             resolver.on_spend(txid, height, by_us);
         }
@@ -189,7 +189,7 @@ impl ChannelArbitrator {
     }
 
     /// The resolvers for a close, and the commitment record it confirmed (when we know it).
-    fn plan_resolvers(
+    pub(super) fn plan_resolvers(
         &self,
         close: &Close,
         tx: &Transaction,
@@ -357,6 +357,9 @@ impl ChannelArbitrator {
         };
         let safe = depth(close.height, tip) >= cfg.reorg_safety_depth;
         if safe && !close.settled_upstream {
+            if let Some(f) = &self.cpfp {
+                actions.push(Action::ReleaseInputs { claim: f.claim });
+            }
             actions.extend(self.fail_htlcs_not_on_chain(&close, node));
             if let Some(c) = self.close.as_mut() {
                 c.settled_upstream = true;
@@ -415,6 +418,9 @@ impl ChannelArbitrator {
                     height,
                 })));
             }
+        }
+        if safe {
+            actions.extend(self.abandon_uneconomical_anchors(tip, fees));
         }
         actions.extend(self.cut_losses(tip, node, cfg));
         actions.extend(self.second_level_actions(tip, node, fees));
@@ -637,7 +643,8 @@ impl ChannelArbitrator {
     /// Whether the channel acts on every block: our commitment is out and no close confirmed
     /// yet, so it is rebroadcast (or re-signed) each block.
     pub fn acts_every_block(&self) -> bool {
-        (self.close.is_none() && self.force_close.is_some()) || self.second_level_pending()
+        (self.close.is_none() && (self.force_close.is_some() || self.mempool_commitment.is_some()))
+            || self.second_level_pending()
     }
 
     /// Whether the channel is fully resolved and `archive_depth` deep at `tip`.

@@ -14,6 +14,7 @@
 //! lnd persists `ContractClosed` between two database transactions; here a step is one atomic
 //! batch, so a close and its resolvers are written together.
 
+pub mod anchor;
 pub mod claims;
 pub mod close;
 pub mod deadline;
@@ -53,8 +54,8 @@ pub enum ArbState {
     FullyResolved,
 }
 
-/// What claims funded by the channel itself need to decide fees: the node's fee conditions,
-/// its budgets and deadlines, and the rate to start from while no estimate is known.
+/// What claims need to decide fees: the node's fee conditions, its budgets and deadlines, the
+/// rate to start from while no estimate is known, and the sweep destination.
 #[derive(Clone, Copy, Debug)]
 pub struct FeeContext<'a> {
     /// The latest fee conditions.
@@ -63,6 +64,8 @@ pub struct FeeContext<'a> {
     pub policy: &'a claims::SweepPolicy,
     /// The rate to start from without an estimate.
     pub fallback: bitcoin::FeeRate,
+    /// Where the sweeper pays claims, if one is configured.
+    pub destination: Option<&'a bitcoin::ScriptBuf>,
 }
 
 /// Our decision to force close.
@@ -114,6 +117,8 @@ pub struct ChannelArbitrator {
     pub resolved_at: Option<Height>,
     /// Anchors: the CPFP child that pays for an unconfirmed commitment through our anchor.
     pub cpfp: Option<crate::funded::FundedClaim>,
+    /// Anchors: the peer's commitment seen in the mempool, the CPFP's parent.
+    pub mempool_commitment: Option<anchor::MempoolCommitment>,
 }
 
 impl ChannelArbitrator {
@@ -126,6 +131,7 @@ impl ChannelArbitrator {
             resolvers: BTreeMap::new(),
             resolved_at: None,
             cpfp: None,
+            mempool_commitment: None,
         }
     }
 

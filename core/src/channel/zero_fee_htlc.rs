@@ -150,4 +150,19 @@ impl ChannelArbitrator {
             None => self.on_broadcast_result(txid, outcome),
         }
     }
+
+    /// The wallet-funded claims still live, re-emitted after a restart: zero-fee HTLC
+    /// transactions of unresolved HTLCs, and the CPFP while no close confirmed.
+    pub(crate) fn funded_pending_after_restart(&self) -> Vec<Action> {
+        let htlcs = self
+            .resolvers
+            .values()
+            .filter(|r| matches!(r.stage, crate::resolver::Stage::Active))
+            .filter_map(|r| r.second_level.as_ref()?.funded.as_ref());
+        let cpfp = self.cpfp.iter().filter(|_| self.close.is_none());
+        htlcs
+            .chain(cpfp)
+            .flat_map(FundedClaim::pending_after_restart)
+            .collect()
+    }
 }

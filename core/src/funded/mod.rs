@@ -359,6 +359,21 @@ impl FundedClaim {
         actions
     }
 
+    /// What was pending when the node stopped, to re-emit after `Event::Resumed` without
+    /// changing anything: the broadcast of the newest signed attempt, and the funding or sign
+    /// request the current attempt still waits for.
+    pub fn pending_after_restart(&self) -> Vec<Action> {
+        let mut actions: Vec<Action> = self.rebroadcast().into_iter().collect();
+        if let Some(current) = self.current() {
+            match (&current.assembled, &current.signed) {
+                (None, _) => actions.push(Action::FundFromWallet(self.funding_request(current))),
+                (Some(x), None) => actions.push(Action::Sign(self.sign_request(current, x))),
+                (Some(_), Some(_)) => {}
+            }
+        }
+        actions
+    }
+
     /// Report a problem once (a repeat of the last one says nothing).
     fn problem(&mut self, kind: AlertKind, key: String, message: String) -> Vec<Action> {
         if self.last_problem.as_deref() == Some(key.as_str()) {

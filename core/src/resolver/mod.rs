@@ -71,6 +71,12 @@ pub enum Stage {
         #[serde(default)]
         by_us: bool,
     },
+    /// Left unclaimed, final: worth less than its claim would cost (an anchor once the close is
+    /// reorg-safe).
+    Abandoned {
+        /// The height it was given up at.
+        height: Height,
+    },
     /// Final.
     Resolved {
         /// The spending transaction.
@@ -135,7 +141,7 @@ impl Resolver {
 
     /// Whether it has reached its end.
     pub fn is_resolved(&self) -> bool {
-        matches!(self.stage, Stage::Resolved { .. })
+        matches!(self.stage, Stage::Resolved { .. } | Stage::Abandoned { .. })
     }
 
     /// Its output was spent by `txid` confirmed at `height`.
@@ -185,7 +191,7 @@ impl Resolver {
             Stage::Spent { height, .. } => {
                 Some(height.saturating_add(safety_depth.saturating_sub(1)))
             }
-            Stage::Active | Stage::Resolved { .. } => None,
+            Stage::Active | Stage::Resolved { .. } | Stage::Abandoned { .. } => None,
         }
     }
 }

@@ -1,0 +1,314 @@
+//! Anchors (BOLT 3 `option_anchors`): CPFP of an unconfirmed commitment through our anchor, and
+//! the anchor itself after the close.
+//!
+//! Before a close confirms, the commitment in flight — the peer's current or pending one seen in
+//! the mempool (through our anchor on it), else ours once signed — is paid for by a child that
+//! spends our anchor and wallet inputs ([`FundedClaim`]), broadcast with it as a package, while
+//! the commitment alone is too cheap for its deadline:
+//! - HTLCs at stake (non-dust, ours to claim: outgoing, or incoming with the preimage): the
+//!   deadline is half the distance to the earliest of their deadlines (at least 1 block), the
+//!   budget the sweep policy's HTLC share of their value;
+//! - none: the deadline and budget of a balance sweep, so a commitment that pays enough on its
+//!   own gets no child.
+//!
+//! After the close, our anchor (330 sat) is swept only when it pays for itself at the minimum
+//! relay fee; otherwise, once the close is reorg-safe, it is left (after 16 blocks anyone may
+//! spend it) and reported as uneconomical.
+
+use bitcoin::{OutPoint, Sequence, Transaction, Txid};
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, Basepoint, KeyTweak, Outcome, Report, Resolution, SigningKey};
+use crate::bolt3::scripts;
+use crate::bolt3::weights::{claim_tx_weight, output_weight, P2WPKH_SCRIPT_PUBKEY_LEN};
+use crate::bolt3::witness::ClaimPath;
+use crate::chain::node::NodeState;
+use crate::close::{classify_close, Classification};
+use crate::funded::{FundedClaim, OwnInput, OwnSpend, Parent, Template};
+use crate::policy::dust_threshold;
+use crate::resolver::{Resolver, ResolverKind, Stage};
+use crate::sweeper::fee::{fee_for_rate, min_relay};
+use crate::sweeper::DUST_RELAY_FEE_SAT_PER_KVB;
+use crate::types::{Height, Party, RawTx};
+
+use super::{ChannelArbitrator, FeeContext};
+
+/// A commitment of this channel seen in the mempool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolCommitment {
+    /// The transaction.
+    pub tx: RawTx,
+    /// Whose commitment it is.
+    pub holder: Party,
+}
+
+/// What a CPFP must protect on a commitment: its deadline and budget.
+struct AtStake {
+    deadline: Height,
+    budget_sat: u64,
+}
+
+fn share(value_sat: u64, percent: u8) -> u64 {
+    value_sat.saturating_mul(u64::from(percent)) / 100
+}
+
+/// The weight of an anchor spend's own part: the claim of the anchor alone, less its output.
+fn anchor_template_weight() -> u64 {
+    claim_tx_weight(&ClaimPath::AnchorOwner, P2WPKH_SCRIPT_PUBKEY_LEN)
+        .saturating_sub(output_weight(P2WPKH_SCRIPT_PUBKEY_LEN))
+}
+
+impl ChannelArbitrator {
+    /// The commitment a CPFP would pay for: the peer's seen in the mempool, else ours.
+    fn cpfp_parent(&self) -> Option<Transaction> {
+        if let Some(m) = &self.mempool_commitment {
+            return Some(m.tx.0.clone());
+        }
+        Some(self.force_close.as_ref()?.signed.as_ref()?.0.clone())
+    }
+
+    /// Our anchor on `parent` and what is at stake on it if it confirms in block `tip + 1`.
+    fn anchor_and_stake(
+        &self,
+        parent: &Transaction,
+        tip: Height,
+        node: &NodeState,
+        fees: &FeeContext<'_>,
+    ) -> Option<(Resolver, AtStake)> {
+        let Classification::FundingSpent { close, .. } =
+            classify_close(parent, &self.data.info, &self.data.commitments)
+        else {
+            return None;
+        };
+        let txid = parent.compute_txid();
+        let (resolvers, _) = self.plan_resolvers(&close, parent, txid, tip.saturating_add(1), node);
+        let anchor = resolvers
+            .iter()
+            .find(|r| matches!(r.kind, ResolverKind::Anchor))?
+            .clone();
+        let mut earliest: Option<Height> = None;
+        let mut value = 0u64;
+        for r in &resolvers {
+            let deadline = match r.kind {
+                ResolverKind::OutgoingHtlc { deadline, .. } => deadline,
+                ResolverKind::IncomingHtlc {
+                    htlc,
+                    payment_hash,
+                    cltv_expiry,
+                } if node.preimage_for(&htlc, &payment_hash).is_some() => cltv_expiry,
+                _ => continue,
+            };
+            earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+            value = value.saturating_add(r.value_sat);
+        }
+        let stake = match earliest {
+            Some(e) => AtStake {
+                deadline: tip.saturating_add((e.saturating_sub(tip) / 2).max(1)),
+                budget_sat: share(value, fees.policy.htlc_budget_percent),
+            },
+            None => {
+                let balance: u64 = resolvers
+                    .iter()
+                    .filter(|r| matches!(r.kind, ResolverKind::CommitSweep { .. }))
+                    .map(|r| r.value_sat)
+                    .sum();
+                AtStake {
+                    deadline: tip.saturating_add(fees.policy.balance_deadline_blocks),
+                    budget_sat: share(balance, fees.policy.balance_budget_percent),
+                }
+            }
+        };
+        Some((anchor, stake))
+    }
+
+    fn new_cpfp(
+        &self,
+        parent: &Transaction,
+        tip: Height,
+        node: &mut NodeState,
+        fees: &FeeContext<'_>,
+    ) -> Option<FundedClaim> {
+        let (anchor, stake) = self.anchor_and_stake(parent, tip, node, fees)?;
+        let funding = parent
+            .input
+            .iter()
+            .find_map(|i| self.data.info.funding_output(&i.previous_output))?;
+        let out_sat: u64 = parent.output.iter().map(|o| o.value.to_sat()).sum();
+        let info = &self.data.info;
+        let funding_pubkey = info.local_basepoints.funding_pubkey;
+        let txout = parent.output.get(anchor.outpoint.vout as usize)?.clone();
+        let template = Template {
+            input: OwnInput {
+                outpoint: anchor.outpoint,
+                txout,
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                script: scripts::anchor_script(&funding_pubkey),
+                key: SigningKey::Channel {
+                    channel: info.id,
+                    basepoint: Basepoint::Funding,
+                    tweak: KeyTweak::None,
+                },
+                pubkey: funding_pubkey,
+                spend: OwnSpend::Anchor,
+            },
+            outputs: Vec::new(),
+            version: 2,
+            lock_time: 0,
+            weight: anchor_template_weight(),
+            parent: Some(Parent {
+                tx: RawTx(parent.clone()),
+                fee_sat: funding.value_sat.saturating_sub(out_sat),
+                weight: parent.weight().to_wu(),
+            }),
+        };
+        Some(FundedClaim::new(
+            node.new_claim(),
+            info.id,
+            template,
+            stake.deadline,
+            stake.budget_sat,
+        ))
+    }
+
+    /// Per block before a close confirms (anchors channels): keep a CPFP child paying for the
+    /// commitment in flight while it is too cheap for its deadline. A new parent (the peer's
+    /// commitment appeared, or left the mempool) starts a new claim and releases the old one's
+    /// inputs.
+    pub(crate) fn anchor_cpfp_actions(
+        &mut self,
+        tip: Height,
+        node: &mut NodeState,
+        fees: &FeeContext<'_>,
+    ) -> Vec<Action> {
+        if !self.data.info.channel_type.has_anchors() || self.close.is_some() {
+            return Vec::new();
+        }
+        let parent = self.cpfp_parent();
+        let parent_txid: Option<Txid> = parent.as_ref().map(Transaction::compute_txid);
+        let current = self
+            .cpfp
+            .as_ref()
+            .and_then(|f| f.template.parent.as_ref())
+            .map(|p| p.tx.compute_txid());
+        let mut actions = Vec::new();
+        if current.is_some() && current != parent_txid {
+            if let Some(old) = self.cpfp.take() {
+                actions.push(Action::ReleaseInputs { claim: old.claim });
+            }
+        }
+        if self.cpfp.is_none() {
+            let Some(parent) = parent else {
+                return actions;
+            };
+            self.cpfp = self.new_cpfp(&parent, tip, node, fees);
+        }
+        if let Some(f) = self.cpfp.as_mut() {
+            actions.extend(f.on_block(tip, fees.fees, fees.fallback));
+        }
+        actions
+    }
+
+    /// A commitment of this channel entered the mempool: remembered as the CPFP parent (the
+    /// peer's; ours is known already). Returns whether anything changed.
+    pub fn on_mempool_commitment(&mut self, tx: &Transaction) -> bool {
+        if !self.data.info.channel_type.has_anchors() || self.close.is_some() {
+            return false;
+        }
+        let Classification::FundingSpent { close, .. } =
+            classify_close(tx, &self.data.info, &self.data.commitments)
+        else {
+            return false;
+        };
+        if !matches!(
+            close,
+            crate::close::Close::RemoteCurrent { .. } | crate::close::Close::RemotePending { .. }
+        ) {
+            return false;
+        }
+        let seen = MempoolCommitment {
+            tx: RawTx(tx.clone()),
+            holder: Party::Remote,
+        };
+        if self.mempool_commitment.as_ref() == Some(&seen) {
+            return false;
+        }
+        self.mempool_commitment = Some(seen);
+        true
+    }
+
+    /// A transaction left the mempool: if it was the peer's commitment we were paying for,
+    /// forget it (our own, if signed, becomes the parent again).
+    pub fn on_mempool_removed(&mut self, txid: &Txid) -> bool {
+        if self
+            .mempool_commitment
+            .as_ref()
+            .is_some_and(|m| m.tx.compute_txid() == *txid)
+        {
+            self.mempool_commitment = None;
+            return true;
+        }
+        false
+    }
+
+    /// Whether our anchor pays for its own sweep at the minimum relay fee, leaving an output
+    /// above dust at the sweep destination.
+    pub(crate) fn anchor_worth_sweeping(value_sat: u64, fees: &FeeContext<'_>) -> bool {
+        let Some(destination) = fees.destination else {
+            return false;
+        };
+        let weight = claim_tx_weight(&ClaimPath::AnchorOwner, destination.len());
+        let fee = fee_for_rate(min_relay(fees.fees), weight);
+        value_sat.saturating_sub(fee) >= dust_threshold(destination, DUST_RELAY_FEE_SAT_PER_KVB)
+    }
+
+    /// Once the close is reorg-safe: an anchor still unspent that does not pay for itself is
+    /// left, and reported as uneconomical.
+    pub(crate) fn abandon_uneconomical_anchors(
+        &mut self,
+        tip: Height,
+        fees: &FeeContext<'_>,
+    ) -> Vec<Action> {
+        let channel = self.data.info.id;
+        let mut actions = Vec::new();
+        for r in self.resolvers.values_mut() {
+            if !matches!(r.kind, ResolverKind::Anchor)
+                || !matches!(r.stage, Stage::Active)
+                || Self::anchor_worth_sweeping(r.value_sat, fees)
+            {
+                continue;
+            }
+            r.stage = Stage::Abandoned { height: tip };
+            actions.push(Action::Report(Report::Resolution(Resolution {
+                channel,
+                outpoint: r.outpoint,
+                outcome: Outcome::Uneconomical,
+                amount_sat: r.value_sat,
+                fees_sat: 0,
+                spending_txid: None,
+                height: tip,
+            })));
+        }
+        actions
+    }
+
+    /// Whether `txid` is one of our CPFP children (a spend of our anchor by us).
+    pub(crate) fn is_our_cpfp(&self, txid: &Txid) -> bool {
+        self.cpfp.as_ref().is_some_and(|f| f.is_ours(txid))
+    }
+
+    /// The anchor of a confirmed close, for a ledger: the CPFP fee paid through it.
+    pub fn cpfp_fee(&self, outpoint: &OutPoint) -> Option<u64> {
+        let f = self.cpfp.as_ref()?;
+        if f.template.input.outpoint != *outpoint {
+            return None;
+        }
+        let spent = match self.resolvers.get(outpoint)?.stage {
+            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } => Some(txid),
+            _ => None,
+        };
+        match spent {
+            Some(t) if f.is_ours(&t) => f.fee_paid(Some(&t)),
+            _ => None,
+        }
+    }
+}
