@@ -6,6 +6,9 @@
 //! derives every key itself (BOLT 3 "Key Derivation"); a node with its own key manager, or an
 //! external (hardware, remote) signer, implements [`Signer`] instead.
 //!
+//! Wallet inputs ([`SigningKey::Wallet`]) are the wallet's to sign: [`NodeSigner`] pairs a
+//! channel signer with a [`WalletSigner`] and routes each input to the one holding its key.
+//!
 //! A signer answers; it does not decide. It refuses ([`SignOutcome::Failed`]) what it cannot sign
 //! — an unknown channel, a wallet input, an input the transaction does not have — and the core
 //! decides what to do about it.
@@ -13,10 +16,10 @@
 use std::collections::BTreeMap;
 
 use bitcoin::secp256k1::{PublicKey, SecretKey};
-use bitcoin::Amount;
+use bitcoin::{Amount, Witness};
 use contractcourt_core::action::{Basepoint, KeyTweak, SignInput, SignRequest, SigningKey};
 use contractcourt_core::bolt3::{keys, secp, sign, ChannelBasepoints};
-use contractcourt_core::event::{InputSignature, SignOutcome};
+use contractcourt_core::event::{InputSignature, InputWitness, SignOutcome};
 use contractcourt_core::types::ChannelId;
 
 /// Something that signs the core's sign requests: one signature per requested input, or a
@@ -259,6 +262,71 @@ impl Signer for InMemorySigner {
         SignOutcome::Signed {
             signatures,
             witnesses: Vec::new(),
+        }
+    }
+}
+
+/// Signs the wallet's own inputs of a sign request ([`SigningKey::Wallet`]), returning each
+/// one's complete witness in whatever script type the wallet uses.
+pub trait WalletSigner: Send {
+    /// The witness of `input` of `request`'s transaction, or why not.
+    fn witness(&mut self, request: &SignRequest, input: &SignInput) -> Result<Witness, String>;
+}
+
+impl<T: WalletSigner + ?Sized> WalletSigner for std::sync::Arc<std::sync::Mutex<T>> {
+    fn witness(&mut self, request: &SignRequest, input: &SignInput) -> Result<Witness, String> {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .witness(request, input)
+    }
+}
+
+/// A channel signer and a wallet together: each input of a request goes to whichever holds its
+/// key — channel inputs to `channels` (as one request), wallet inputs to `wallet` — and the
+/// answers are merged. Either refusing refuses the whole request.
+#[derive(Debug)]
+pub struct NodeSigner<S, W> {
+    /// Signs channel inputs.
+    pub channels: S,
+    /// Signs wallet inputs.
+    pub wallet: W,
+}
+
+impl<S: Signer, W: WalletSigner> Signer for NodeSigner<S, W> {
+    fn sign(&mut self, request: &SignRequest) -> SignOutcome {
+        let (wallet, channel): (Vec<&SignInput>, Vec<&SignInput>) = request
+            .inputs
+            .iter()
+            .partition(|i| i.key == SigningKey::Wallet);
+        let mut signatures = Vec::new();
+        if !channel.is_empty() {
+            let sub = SignRequest {
+                request: request.request,
+                tx: request.tx.clone(),
+                inputs: channel.into_iter().cloned().collect(),
+            };
+            match self.channels.sign(&sub) {
+                SignOutcome::Signed { signatures: s, .. } => signatures = s,
+                failed @ SignOutcome::Failed { .. } => return failed,
+            }
+        }
+        let mut witnesses = Vec::with_capacity(wallet.len());
+        for input in wallet {
+            match self.wallet.witness(request, input) {
+                Ok(witness) => witnesses.push(InputWitness {
+                    input: input.input,
+                    witness,
+                }),
+                Err(reason) => {
+                    return SignOutcome::Failed {
+                        reason: format!("wallet input {}: {reason}", input.input),
+                    }
+                }
+            }
+        }
+        SignOutcome::Signed {
+            signatures,
+            witnesses,
         }
     }
 }

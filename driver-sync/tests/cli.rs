@@ -76,6 +76,42 @@ fn simulate_force_close_recovers_every_output_of_ours() {
 }
 
 #[test]
+fn simulate_anchors_cpfps_our_commitment_and_funds_htlc_transactions_from_the_wallet() {
+    let o = run(&["simulate", "--json", "scenarios/anchors-force-close.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    // Every transaction — the commitment, its CPFP child, the wallet-funded zero-fee HTLC
+    // transactions and the sweeps — was accepted by the embedded Bitcoin Core mempool and mined.
+    assert_eq!(doc["rejections"], 0);
+    let channels = doc["ledger"]["channels"]
+        .as_array()
+        .expect("ledger channels");
+    assert_eq!(channels[0]["state"], "fully_resolved");
+    let outputs = channels[0]["outputs"].as_array().expect("outputs");
+    let anchor = outputs
+        .iter()
+        .find(|o| o["what"] == "anchor")
+        .expect("our anchor in the ledger");
+    assert_eq!(
+        anchor["status"]["status"], "recovered",
+        "spent by our CPFP child"
+    );
+    assert!(
+        anchor["fees_paid_sat"].as_u64() > Some(0),
+        "the child's fee"
+    );
+    let second_level = outputs
+        .iter()
+        .filter(|o| o["status"]["status"] == "second_level")
+        .count();
+    assert_eq!(
+        second_level, 2,
+        "both HTLCs claimed through zero-fee HTLC transactions"
+    );
+    assert_eq!(doc["ledger"]["totals"]["taken_by_peer_sat"], 0);
+}
+
+#[test]
 fn simulate_json_is_deterministic() {
     let a = run(&["simulate", "--json", "scenarios/peer-closes.json"]);
     let b = run(&["simulate", "--json", "scenarios/peer-closes.json"]);

@@ -248,15 +248,21 @@ fn a_commitment_too_cheap_for_its_htlcs_is_paid_for_by_a_cpfp_child_through_our_
     let expiry = START_HEIGHT + 40;
     let (mut h, id, _inc) = anchors_channel(42, expiry);
     h.feed(high_fees(50));
+    let from = h.transcript.len();
     let commitment = force_close(&mut h, id, 1);
     let anchor = our_anchor(&h, id, &commitment);
-    let from = h.transcript.len();
+    // The package goes out with our commitment's first broadcast, and again every block.
+    assert_eq!(packages(&h, from).len(), 1, "commitment and child at once");
     h.mine(Vec::new());
     let sent = packages(&h, from);
-    assert_eq!(sent.len(), 1, "one package: our commitment and its child");
-    let (parent, child) = &sent[0];
-    assert_eq!(parent.compute_txid(), commitment.compute_txid());
-    let child_fee = check_package(&h, id, &sent[0], anchor, 50);
+    assert!(sent.len() >= 2, "rebroadcast at the next block");
+    for p in &sent {
+        assert_eq!(p.0.compute_txid(), commitment.compute_txid());
+        check_package(&h, id, p, anchor, 50);
+    }
+    let last = sent.last().unwrap();
+    let (parent, child) = last;
+    let child_fee = check_package(&h, id, last, anchor, 50);
     // Budget: half the value of the HTLCs at stake (90k + 60k sat).
     assert!(child_fee <= 75_000);
 
@@ -372,4 +378,44 @@ fn an_anchor_not_worth_sweeping_is_left_once_the_close_is_final_and_the_channel_
          our 330-sat anchor does not pay for itself and is left once the close is final.",
     );
     h.check_crash_anywhere();
+}
+
+#[test]
+fn on_the_peers_anchors_commitment_every_output_of_ours_is_claimed_with_csv_1_and_the_channel_resolves(
+) {
+    let expiry = START_HEIGHT + 30;
+    let (mut h, id, _inc) = anchors_channel(46, expiry);
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let close = theirs.compute_txid();
+    let anchor = our_anchor(&h, id, &theirs);
+    let from = h.broadcasts.len();
+    h.mine(vec![theirs.clone()]);
+    // to_remote and the incoming HTLC's preimage claim, each with the anchors' 1-block CSV.
+    check_broadcasts(&h, from, &[]);
+    let first = claims_of(&h, from, close);
+    assert_eq!(first.len(), 2, "to_remote and the preimage claim");
+    assert!(first.iter().all(|t| t.input[0].sequence.0 == 1));
+    h.mine(first);
+    // The outgoing HTLC: its timeout claim is offered for block expiry + 1, CSV 1 too.
+    let mut timeout = Vec::new();
+    while h.height() < expiry {
+        let from = h.broadcasts.len();
+        h.mine(Vec::new());
+        check_broadcasts(&h, from, &[]);
+        timeout = claims_of(&h, from, close);
+        if h.height() < expiry {
+            assert!(timeout.is_empty(), "no timeout claim before expiry");
+        }
+    }
+    assert_eq!(timeout.len(), 1);
+    assert_eq!(timeout[0].lock_time.to_consensus_u32(), expiry);
+    assert_eq!(timeout[0].input[0].sequence.0, 1);
+    h.mine(timeout);
+    h.mine_empty(6);
+    let ch = h.arb.channel(&id).unwrap();
+    assert_eq!(ch.state(), ArbState::FullyResolved);
+    assert!(matches!(
+        ch.resolvers[&anchor].stage,
+        contractcourt_core::resolver::Stage::Abandoned { .. }
+    ));
 }

@@ -331,13 +331,24 @@ impl ChainArbitrator {
                 if self.sweeper.owns(request.claim) {
                     effects.extend(self.sweeper.on_signed(*request, outcome));
                 } else if let Some(id) = self.index.claims.get(&request.claim).copied() {
+                    let fees = fee_context(&self.config, self.fees.as_ref());
+                    let tip = self.tip.map_or(0, |t| t.height);
                     if let Some(ch) = self.channels.get_mut(&id) {
                         if let Some(actions) = ch.on_funded_signed(*request, outcome) {
                             effects.extend(actions);
                         } else {
                             match ch.on_second_level_signed(*request, outcome, &self.node) {
                                 Some(actions) => effects.extend(actions),
-                                None => effects.extend(ch.on_signed(*request, outcome)),
+                                None => {
+                                    effects.extend(ch.on_signed(*request, outcome));
+                                    // Our commitment is out: pay for it at once if it is too
+                                    // cheap, rather than a block later.
+                                    effects.extend(ch.anchor_cpfp_actions(
+                                        tip,
+                                        &mut self.node,
+                                        &fees,
+                                    ));
+                                }
                             }
                         }
                         touched.insert(id);

@@ -56,6 +56,11 @@ pub struct Log {
     pub rebroadcasts: u64,
     /// Refused broadcasts by the engine (every attempt).
     pub rejections: u64,
+    /// The node wallet's script: its coins funding a claim are not counted as the claim's
+    /// amount.
+    pub wallet_script: Option<bitcoin::ScriptBuf>,
+    /// The amount of each transaction broadcast, as computed when it was offered.
+    pub amounts: BTreeMap<Txid, u64>,
 }
 
 impl Log {
@@ -78,6 +83,29 @@ impl Log {
     }
 
     /// Describe a transaction by the outputs it spends.
+    /// The amount a transaction moves: its outputs; for a claim the wallet funded (some inputs
+    /// pay the node's wallet), the value of the inputs it claims.
+    pub fn amount(&self, tx: &Transaction, chain: &EmbeddedChain) -> u64 {
+        let prevouts: Vec<Option<bitcoin::TxOut>> = tx
+            .input
+            .iter()
+            .map(|i| chain.prevout(&i.previous_output))
+            .collect();
+        let is_wallet = |o: &Option<bitcoin::TxOut>| {
+            o.as_ref().map(|o| &o.script_pubkey) == self.wallet_script.as_ref()
+        };
+        if self.wallet_script.is_some() && prevouts.iter().any(is_wallet) {
+            return prevouts
+                .iter()
+                .filter(|o| !is_wallet(o))
+                .flatten()
+                .map(|o| o.value.to_sat())
+                .sum();
+        }
+        tx.output.iter().map(|o| o.value.to_sat()).sum()
+    }
+
+    /// A transaction named by the outputs it spends.
     pub fn describe(&self, tx: &Transaction) -> String {
         let names: Vec<&str> = tx
             .input
@@ -164,11 +192,18 @@ impl SimBroadcaster {
             Ok(()) => {
                 if log.accepted.insert(txid) {
                     let fee = chain.mempool_tx(&txid).map(|m| m.fee_sat);
-                    let amount = tx.output.iter().map(|o| o.value.to_sat()).sum();
+                    let amount = log.amount(tx, &chain);
+                    log.amounts.insert(txid, amount);
                     log.labels.entry(txid).or_insert_with(|| what.clone());
-                    // A one-input claim's first output continues the input's story
-                    // (a second-level HTLC transaction's CSV-locked output).
-                    if tx.input.len() == 1 {
+                    // A claim's first output continues its first input's story (a
+                    // second-level HTLC transaction's CSV-locked output, wallet-funded or not).
+                    let continues = tx.input.first().is_some_and(|i| {
+                        tx.input.len() == 1 || log.names.contains_key(&i.previous_output)
+                    }) && tx
+                        .output
+                        .first()
+                        .is_some_and(|o| o.script_pubkey.is_p2wsh());
+                    if continues {
                         let name = format!("{} (second level)", log.describe(tx));
                         log.names.entry(OutPoint { txid, vout: 0 }).or_insert(name);
                     }

@@ -46,10 +46,9 @@ use contractcourt_core::sweeper::SweeperConfig;
 use contractcourt_core::types::{ChannelId, Height, HtlcDirection, Party};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::embedded::{EmbeddedChain, TestWallet};
-use crate::driver::memory::NoWallet;
+use crate::chain::embedded::{ChainWallet, EmbeddedChain, TestWallet};
 use crate::driver::{Driver, Io};
-use crate::signer::{BasepointSecrets, InMemorySigner};
+use crate::signer::{BasepointSecrets, InMemorySigner, NodeSigner};
 use crate::store::SqliteStore;
 use contractcourt_core::action::Report;
 use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, TimelineEntry};
@@ -230,6 +229,7 @@ impl<'a> Sim<'a> {
             ScenarioChannelType::AnchorsZeroFeeHtlc => ChannelType::AnchorsZeroFeeHtlc,
         };
         let wallet = TestWallet::new(scenario.seed);
+        let sim_wallet_script = wallet.script_pubkey().to_owned();
         let miner = wallet.script_pubkey().to_owned();
         let peer_script = TestWallet::new(PEER_WALLET_SEED).script_pubkey().to_owned();
         let mut chain = EmbeddedChain::new_temp().map_err(err("starting the embedded chain"))?;
@@ -280,13 +280,19 @@ impl<'a> Sim<'a> {
         let log = Arc::new(Mutex::new(Log::default()));
         let mut signer = InMemorySigner::new();
         signer.add_channel(channel, basepoint_secrets(&simc.local));
+        // The node's wallet funds zero-fee HTLC transactions and CPFP children, and signs its
+        // own inputs of them.
+        let node_wallet = Arc::new(Mutex::new(ChainWallet::new(wallet.clone(), chain.clone())));
         let io = Io {
-            signer: Box::new(signer),
+            signer: Box::new(NodeSigner {
+                channels: signer,
+                wallet: node_wallet.clone(),
+            }),
             broadcaster: Box::new(SimBroadcaster {
                 chain: chain.clone(),
                 log: log.clone(),
             }),
-            wallet: Box::new(NoWallet),
+            wallet: Box::new(node_wallet),
             chain: Box::new(SimChainSource {
                 chain: chain.clone(),
                 first_height: start,
@@ -324,13 +330,7 @@ impl<'a> Sim<'a> {
             fee_rate: None,
             notes: Vec::new(),
         };
-        if channel_type != ChannelType::StaticRemoteKey {
-            sim.notes.push(
-                "anchors channel: the engine cannot yet fund zero-fee HTLC transactions or \
-                 CPFP anchors, so HTLC claims on our commitment cannot be made (see the alerts)"
-                    .into(),
-            );
-        }
+        lock(&sim.log).wallet_script = Some(sim_wallet_script);
         // The funding block first: the engine's chain starts there.
         let block = lock(&sim.chain)
             .block_at(start)
@@ -557,7 +557,11 @@ impl<'a> Sim<'a> {
                     .get(&txid)
                     .cloned()
                     .unwrap_or_else(|| "wallet transaction".to_string());
-                let amount = raw.output.iter().map(|o| o.value.to_sat()).sum();
+                let amount = log
+                    .amounts
+                    .get(&txid)
+                    .copied()
+                    .unwrap_or_else(|| raw.output.iter().map(|o| o.value.to_sat()).sum());
                 log.push(
                     block.height,
                     format!("confirmed: {label}"),

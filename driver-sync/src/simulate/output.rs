@@ -106,6 +106,7 @@ pub fn render_ledger(l: &Ledger) -> String {
                 OutputStatus::TakenByPeer { txid } => {
                     format!("taken by peer in {}", short_txid(txid))
                 }
+                OutputStatus::Uneconomical => "left: worth less than claiming it".to_string(),
             };
             let next = out
                 .next_step
@@ -121,8 +122,8 @@ pub fn render_ledger(l: &Ledger) -> String {
     let t = &l.totals;
     let _ = writeln!(
         s,
-        "  totals: recovered {} sat, taken by peer {} sat, fees {} sat, still claiming {} sat, contested {} sat, timelocked {} sat",
-        t.recovered_sat, t.taken_by_peer_sat, t.fees_sat, t.claiming_sat, t.contested_sat, t.timelocked_sat
+        "  totals: recovered {} sat, taken by peer {} sat, fees {} sat, still claiming {} sat, contested {} sat, timelocked {} sat, left as uneconomical {} sat",
+        t.recovered_sat, t.taken_by_peer_sat, t.fees_sat, t.claiming_sat, t.contested_sat, t.timelocked_sat, t.uneconomical_sat
     );
     s
 }

@@ -23,6 +23,7 @@ mod error;
 mod kernel;
 mod mempool;
 mod mining;
+mod node_wallet;
 mod script;
 mod tempdir;
 mod utxo;
@@ -44,6 +45,7 @@ pub use mining::{
     block_subsidy, block_time, BLOCK_SPACING_SECS, COINBASE_MATURITY, MAX_BLOCK_WEIGHT,
     REGTEST_BITS, REGTEST_HALVING_INTERVAL,
 };
+pub use node_wallet::{ChainWallet, P2WPKH_SATISFACTION_WEIGHT};
 pub use utxo::Utxo;
 pub use wallet::{TestWallet, WalletError, WalletUtxo};
 
