@@ -238,6 +238,18 @@ impl<S: Store> Driver<S> {
         self.run(Agenda::new(events), false)
     }
 
+    /// Ask the chain source for the mempool's changes since the last call and feed them (a
+    /// commitment or a preimage seen early); returns the transcript.
+    pub fn sync_mempool(&mut self) -> Result<Vec<Action>, DriverError> {
+        self.reload_if_stale()?;
+        let events = self
+            .io
+            .chain
+            .mempool_events()
+            .map_err(DriverErrorKind::Chain)?;
+        self.run(Agenda::new(events), false)
+    }
+
     /// The engine.
     pub fn engine(&self) -> &ChainArbitrator {
         &self.engine

@@ -7,7 +7,11 @@
 //! - [`store`]: durable storage of the core's records (SQLite, the embedded default; and an
 //!   in-memory store for tests) and the flight recorder of every event fed to the core.
 //! - [`chain`]: chain sources — the embedded regtest chain whose blocks Bitcoin Core's own
-//!   validation code checks.
+//!   validation code checks (with a test wallet that funds claims), bitcoind over JSON-RPC and
+//!   Esplora over HTTP.
+//! - [`signer`]: an in-memory BOLT 3 signer, and [`signer::NodeSigner`] pairing it with a wallet
+//!   for wallet inputs.
+//! - [`simulate`]: the `contractcourt simulate` dry run of a close on the embedded chain.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

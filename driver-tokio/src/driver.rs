@@ -109,6 +109,18 @@ impl<S: Store + 'static> AsyncDriver<S> {
         self.run(Agenda::new(events), false).await
     }
 
+    /// Ask the chain source for the mempool's changes since the last call and feed them.
+    pub async fn sync_mempool(&mut self) -> Result<Vec<Action>, DriverError> {
+        self.reload_if_stale().await?;
+        let events = self
+            .io
+            .chain
+            .mempool_events()
+            .await
+            .map_err(DriverErrorKind::Chain)?;
+        self.run(Agenda::new(events), false).await
+    }
+
     /// The engine.
     pub fn engine(&self) -> &ChainArbitrator {
         &self.engine

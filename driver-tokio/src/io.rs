@@ -61,6 +61,10 @@ pub trait AsyncChainSource: Send {
     fn watch<'a>(&'a mut self, target: &'a WatchTarget) -> BoxFuture<'a, ()>;
     /// Stop watching `target`.
     fn unwatch<'a>(&'a mut self, target: &'a WatchTarget) -> BoxFuture<'a, ()>;
+    /// The mempool's changes since the last call (none for sources that follow no mempool).
+    fn mempool_events(&mut self) -> BoxFuture<'_, Result<Vec<Event>, SourceError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// What the Lightning node receives (see [`contractcourt_sync::driver::io::NodeHandle`]).
@@ -233,6 +237,9 @@ impl<T: ChainSource + 'static> AsyncChainSource for Blocking<T> {
         Box::pin(async move {
             let _ = self.call(move |c| c.unwatch(&target)).await;
         })
+    }
+    fn mempool_events(&mut self) -> BoxFuture<'_, Result<Vec<Event>, SourceError>> {
+        Box::pin(async move { self.call(|c| c.mempool_events()).await? })
     }
 }
 

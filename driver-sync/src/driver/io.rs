@@ -52,6 +52,12 @@ pub trait ChainSource: Send {
     fn watch(&mut self, target: &WatchTarget);
     /// Stop watching `target`.
     fn unwatch(&mut self, target: &WatchTarget);
+    /// The mempool's changes since the last call, as `MempoolTx` (a transaction entered, with
+    /// its fee and virtual size) and `MempoolRemoved` events, for sources that follow a mempool.
+    /// The default follows none: no events.
+    fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {
+        Ok(Vec::new())
+    }
 }
 
 /// What the Lightning node receives from the engine.
@@ -125,6 +131,9 @@ impl<T: ChainSource + ?Sized> ChainSource for Arc<Mutex<T>> {
     }
     fn unwatch(&mut self, target: &WatchTarget) {
         lock(self).unwatch(target)
+    }
+    fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {
+        lock(self).mempool_events()
     }
 }
 

@@ -1,0 +1,314 @@
+//! A chain source and broadcaster over Bitcoin Core's JSON-RPC interface, through the
+//! `bitcoincore-rpc` client.
+//!
+//! [`BitcoindSource`] polls: each [`ChainSource::blocks_after`] finds the fork point on the
+//! core's locator by asking `getblockhash` at the locator's heights, disconnects the engine's
+//! blocks above it from the tip down (following parents with `getblockheader` where the locator
+//! is sparse) and connects the best chain's full blocks (`getblock` at verbosity 0) oldest
+//! first; see [`super::sync`]. [`ChainSource::mempool_events`] diffs `getrawmempool` (verbose,
+//! for each transaction's fee and virtual size) against what it delivered before and fetches
+//! new transactions with `getrawtransaction`. Broadcasts go through `sendrawtransaction` and
+//! `submitpackage`; a rejection carries bitcoind's own message.
+//!
+//! RPC methods used: `getblockchaininfo`, `getblockhash`, `getblockheader` (raw), `getblock`
+//! (raw), `getrawmempool` (verbose), `getrawtransaction` (raw), `sendrawtransaction`,
+//! `submitpackage`.
+//!
+//! Every error it returns through [`ChainSource`] is a [`BitcoindSyncError`] (downcast the
+//! [`SourceError`] to read it).
+
+use std::collections::{BTreeSet, HashMap};
+
+use bitcoin::block::Header;
+use bitcoin::consensus::encode::serialize_hex;
+use bitcoin::{Amount, BlockHash, Transaction, Txid};
+use bitcoincore_rpc::jsonrpc;
+use bitcoincore_rpc::{Auth, Client, RpcApi};
+use contractcourt_core::action::WatchTarget;
+use contractcourt_core::event::{BroadcastOutcome, Event, MempoolRemovalReason};
+use contractcourt_core::types::{BlockRef, Height, RawTx};
+use serde::Deserialize;
+
+use super::sync::{self, BlockClient, Delivered, SyncError};
+use crate::driver::{Broadcaster, ChainSource, SourceError};
+
+/// The error of every [`ChainSource`] call of a [`BitcoindSource`].
+pub type BitcoindSyncError = SyncError<bitcoincore_rpc::Error>;
+
+/// bitcoind's `RPC_INVALID_PARAMETER`: `getblockhash` above the tip.
+const RPC_INVALID_PARAMETER: i32 = -8;
+/// bitcoind's `RPC_INVALID_ADDRESS_OR_KEY`: an unknown block or transaction.
+const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
+
+/// A chain source and broadcaster over bitcoind's JSON-RPC. See the module documentation.
+pub struct BitcoindSource {
+    client: Client,
+    first_height: Height,
+    delivered: Delivered,
+    /// The mempool transactions delivered as `MempoolTx` and not yet as `MempoolRemoved`.
+    mempool: BTreeSet<Txid>,
+    /// Those of them seen in a block this source connected since.
+    confirmed: BTreeSet<Txid>,
+}
+
+impl std::fmt::Debug for BitcoindSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BitcoindSource")
+            .field("client", &self.client)
+            .field("first_height", &self.first_height)
+            .field("mempool_len", &self.mempool.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BitcoindSource {
+    /// A source for the node at `url` (`http://host:port`, plus `/wallet/NAME` if wanted) with
+    /// `auth`. Fails only if a cookie file cannot be read; nothing is sent until the first call.
+    /// An empty locator is answered from genesis: see [`BitcoindSource::starting_at`].
+    pub fn new(url: &str, auth: Auth) -> Result<BitcoindSource, bitcoincore_rpc::Error> {
+        Ok(BitcoindSource::from_client(Client::new(url, auth)?))
+    }
+
+    /// A source over a configured client (for a transport with a chosen timeout, say).
+    pub fn from_client(client: Client) -> BitcoindSource {
+        BitcoindSource {
+            client,
+            first_height: 0,
+            delivered: Delivered::default(),
+            mempool: BTreeSet::new(),
+            confirmed: BTreeSet::new(),
+        }
+    }
+
+    /// Answer an empty locator with the best chain from `height` on, instead of from genesis
+    /// (a new node need not read the whole chain).
+    pub fn starting_at(mut self, height: Height) -> BitcoindSource {
+        self.first_height = height;
+        self
+    }
+
+    /// The RPC client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The part of `getblockchaininfo` used: the tip's height and hash, read together.
+#[derive(Deserialize)]
+struct ChainInfo {
+    blocks: Height,
+    bestblockhash: BlockHash,
+}
+
+/// The part of a verbose `getrawmempool` entry used.
+#[derive(Deserialize)]
+struct MempoolEntry {
+    vsize: u64,
+    fees: MempoolFees,
+    /// In-mempool ancestors, itself included: sorting by it puts parents before children.
+    #[serde(default)]
+    ancestorcount: u64,
+}
+
+#[derive(Deserialize)]
+struct MempoolFees {
+    #[serde(with = "bitcoin::amount::serde::as_btc")]
+    base: Amount,
+}
+
+/// The part of a `submitpackage` answer used.
+#[derive(Deserialize)]
+struct PackageResult {
+    package_msg: String,
+    #[serde(rename = "tx-results", default)]
+    tx_results: HashMap<String, PackageTxResult>,
+}
+
+#[derive(Deserialize)]
+struct PackageTxResult {
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Whether `e` is bitcoind's error `code`.
+fn is_rpc_code(e: &bitcoincore_rpc::Error, code: i32) -> bool {
+    matches!(e, bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(r)) if r.code == code)
+}
+
+/// `Ok(None)` for bitcoind's error `code`.
+fn none_on<T>(
+    result: Result<T, bitcoincore_rpc::Error>,
+    code: i32,
+) -> Result<Option<T>, bitcoincore_rpc::Error> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_rpc_code(&e, code) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The rejection reason of a failed call: bitcoind's own message, or the client's error.
+fn reason(e: &bitcoincore_rpc::Error) -> String {
+    match e {
+        bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(r)) => r.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl BlockClient for Client {
+    type Error = bitcoincore_rpc::Error;
+
+    fn best_tip(&mut self) -> Result<BlockRef, Self::Error> {
+        let info: ChainInfo = self.call("getblockchaininfo", &[])?;
+        Ok(BlockRef {
+            height: info.blocks,
+            hash: info.bestblockhash,
+        })
+    }
+
+    fn hash_at(&mut self, height: Height) -> Result<Option<BlockHash>, Self::Error> {
+        none_on(
+            self.get_block_hash(u64::from(height)),
+            RPC_INVALID_PARAMETER,
+        )
+    }
+
+    fn header(&mut self, hash: &BlockHash) -> Result<Option<Header>, Self::Error> {
+        none_on(self.get_block_header(hash), RPC_INVALID_ADDRESS_OR_KEY)
+    }
+
+    fn block(&mut self, hash: &BlockHash) -> Result<Option<bitcoin::Block>, Self::Error> {
+        none_on(self.get_block(hash), RPC_INVALID_ADDRESS_OR_KEY)
+    }
+}
+
+impl ChainSource for BitcoindSource {
+    fn tip(&mut self) -> Result<Option<BlockRef>, SourceError> {
+        match self.client.best_tip() {
+            Ok(tip) => Ok(Some(tip)),
+            Err(e) => Err(Box::new(BitcoindSyncError::Client(e))),
+        }
+    }
+
+    fn blocks_after(&mut self, locator: &[BlockRef]) -> Result<Vec<Event>, SourceError> {
+        let events = sync::blocks_after(
+            &mut self.client,
+            locator,
+            self.first_height,
+            &mut self.delivered,
+        )?;
+        for event in &events {
+            if let Event::BlockConnected(block) = event {
+                for tx in &block.txs {
+                    let txid = tx.0.compute_txid();
+                    if self.mempool.contains(&txid) {
+                        self.confirmed.insert(txid);
+                    }
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    fn watch(&mut self, _target: &WatchTarget) {}
+
+    fn unwatch(&mut self, _target: &WatchTarget) {}
+
+    /// The mempool's changes since the last call: a `MempoolRemoved` for each transaction
+    /// delivered before and no longer there (reason `Confirmed` if this source connected a
+    /// block holding it since, `Unknown` otherwise; in txid order), then a `MempoolTx` for each
+    /// new one, parents before children. A transaction that leaves between `getrawmempool` and
+    /// `getrawtransaction` is skipped. The first call delivers the whole mempool.
+    fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {
+        let client = |e| -> SourceError { Box::new(BitcoindSyncError::Client(e)) };
+        let entries: HashMap<Txid, MempoolEntry> = self
+            .client
+            .call("getrawmempool", &[serde_json::Value::Bool(true)])
+            .map_err(client)?;
+        // Nothing is changed until every call succeeded: a failed call loses no event.
+        let gone: Vec<Txid> = self
+            .mempool
+            .iter()
+            .filter(|txid| !entries.contains_key(*txid))
+            .copied()
+            .collect();
+        let mut events: Vec<Event> = gone
+            .iter()
+            .map(|txid| Event::MempoolRemoved {
+                txid: *txid,
+                reason: if self.confirmed.contains(txid) {
+                    MempoolRemovalReason::Confirmed
+                } else {
+                    MempoolRemovalReason::Unknown
+                },
+            })
+            .collect();
+
+        let mut new: Vec<(u64, Txid, &MempoolEntry)> = entries
+            .iter()
+            .filter(|(txid, _)| !self.mempool.contains(*txid))
+            .map(|(txid, entry)| (entry.ancestorcount, *txid, entry))
+            .collect();
+        new.sort_by_key(|(ancestors, txid, _)| (*ancestors, *txid));
+        let mut fetched = Vec::new();
+        for (_, txid, entry) in new {
+            let tx = none_on(
+                self.client.get_raw_transaction(&txid, None),
+                RPC_INVALID_ADDRESS_OR_KEY,
+            )
+            .map_err(client)?;
+            let Some(tx) = tx else { continue };
+            fetched.push(txid);
+            events.push(Event::MempoolTx {
+                tx: RawTx(tx),
+                fee_sat: entry.fees.base.to_sat(),
+                vsize: entry.vsize,
+            });
+        }
+
+        for txid in &gone {
+            self.mempool.remove(txid);
+        }
+        self.mempool.extend(fetched);
+        // Every mark is used: a marked transaction has gone (reported confirmed) or is back in
+        // the mempool (its block reorged out: no longer confirmed).
+        self.confirmed.clear();
+        Ok(events)
+    }
+}
+
+impl Broadcaster for BitcoindSource {
+    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+        match self.client.send_raw_transaction(tx) {
+            Ok(_) => BroadcastOutcome::Accepted,
+            Err(e) => BroadcastOutcome::Rejected { reason: reason(&e) },
+        }
+    }
+
+    /// `submitpackage [parent, child]`. Accepted when bitcoind's `package_msg` is `success`;
+    /// otherwise the reason is `package_msg` followed by each member's error, in package order
+    /// (`"<package_msg>; <txid>: <error>"`), all as bitcoind wrote them.
+    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+        let package = serde_json::Value::Array(vec![
+            serde_json::Value::String(serialize_hex(parent)),
+            serde_json::Value::String(serialize_hex(child)),
+        ]);
+        let result: PackageResult = match self.client.call("submitpackage", &[package]) {
+            Ok(result) => result,
+            Err(e) => return BroadcastOutcome::Rejected { reason: reason(&e) },
+        };
+        if result.package_msg == "success" {
+            return BroadcastOutcome::Accepted;
+        }
+        let errors = [parent, child].map(|tx| {
+            let wtxid = tx.compute_wtxid().to_string();
+            let error = result
+                .tx_results
+                .get(&wtxid)
+                .and_then(|r| r.error.as_deref());
+            (tx.compute_txid(), error)
+        });
+        let reason = sync::package_rejection(&result.package_msg, errors);
+        BroadcastOutcome::Rejected { reason }
+    }
+}

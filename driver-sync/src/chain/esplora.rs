@@ -1,0 +1,168 @@
+//! A chain source and broadcaster over an Esplora HTTP server, through the blocking
+//! `esplora-client` (no TLS built in: reach an `https` server through a local proxy or tunnel).
+//!
+//! [`EsploraSource`] polls like [`super::bitcoind::BitcoindSource`] and shares its fork-point
+//! walk ([`super::sync`]): `GET /block-height/:height` to find the fork point on the core's
+//! locator and the best chain's blocks, `GET /block/:hash/raw` for full blocks,
+//! `GET /block/:hash/header` for the parent of an engine block where the locator is sparse and
+//! this source did not deliver the block itself (an Esplora server may know only best-chain
+//! headers: a deep reorg right after a restart can then end in [`SyncError::UnknownBlock`]),
+//! and `GET /blocks/tip/height` (then the hash at that height) for the tip. Broadcasts go to
+//! `POST /tx` and `POST /txs/package`; a rejection carries the server's own message.
+//!
+//! It does not follow the mempool ([`ChainSource::mempool_events`] keeps its default: no
+//! events).
+//!
+//! Every error it returns through [`ChainSource`] is an [`EsploraSyncError`] (downcast the
+//! [`SourceError`] to read it).
+
+use bitcoin::block::Header;
+use bitcoin::{BlockHash, Transaction};
+use contractcourt_core::action::WatchTarget;
+use contractcourt_core::event::{BroadcastOutcome, Event};
+use contractcourt_core::types::{BlockRef, Height};
+use esplora_client::{BlockingClient, Builder};
+
+use super::sync::{self, BlockClient, Delivered, SyncError};
+use crate::driver::{Broadcaster, ChainSource, SourceError};
+
+/// The error of every [`ChainSource`] call of an [`EsploraSource`].
+pub type EsploraSyncError = SyncError<esplora_client::Error>;
+
+/// A chain source and broadcaster over an Esplora server. See the module documentation.
+#[derive(Debug)]
+pub struct EsploraSource {
+    client: BlockingClient,
+    first_height: Height,
+    delivered: Delivered,
+}
+
+impl EsploraSource {
+    /// A source for the Esplora API at `base_url` (with its prefix, e.g.
+    /// `http://127.0.0.1:3002/api`), with the client's default settings. Nothing is sent until
+    /// the first call. An empty locator is answered from genesis: see
+    /// [`EsploraSource::starting_at`].
+    pub fn new(base_url: &str) -> EsploraSource {
+        EsploraSource::from_client(Builder::new(base_url).build_blocking())
+    }
+
+    /// A source over a configured client (timeout, retries, headers, proxy).
+    pub fn from_client(client: BlockingClient) -> EsploraSource {
+        EsploraSource {
+            client,
+            first_height: 0,
+            delivered: Delivered::default(),
+        }
+    }
+
+    /// Answer an empty locator with the best chain from `height` on, instead of from genesis.
+    pub fn starting_at(mut self, height: Height) -> EsploraSource {
+        self.first_height = height;
+        self
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &BlockingClient {
+        &self.client
+    }
+}
+
+/// `Ok(None)` for a 404.
+fn none_on_404<T>(
+    result: Result<T, esplora_client::Error>,
+) -> Result<Option<T>, esplora_client::Error> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(esplora_client::Error::HttpResponse { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The rejection reason of a failed call: the server's own message, or the client's error.
+fn reason(e: esplora_client::Error) -> String {
+    match e {
+        esplora_client::Error::HttpResponse { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+impl BlockClient for BlockingClient {
+    type Error = esplora_client::Error;
+
+    fn best_tip(&mut self) -> Result<BlockRef, Self::Error> {
+        let height = self.get_height()?;
+        Ok(BlockRef {
+            height,
+            hash: self.get_block_hash(height)?,
+        })
+    }
+
+    fn hash_at(&mut self, height: Height) -> Result<Option<BlockHash>, Self::Error> {
+        none_on_404(self.get_block_hash(height))
+    }
+
+    fn header(&mut self, hash: &BlockHash) -> Result<Option<Header>, Self::Error> {
+        none_on_404(self.get_header_by_hash(hash))
+    }
+
+    fn block(&mut self, hash: &BlockHash) -> Result<Option<bitcoin::Block>, Self::Error> {
+        self.get_block_by_hash(hash)
+    }
+}
+
+impl ChainSource for EsploraSource {
+    fn tip(&mut self) -> Result<Option<BlockRef>, SourceError> {
+        match self.client.best_tip() {
+            Ok(tip) => Ok(Some(tip)),
+            Err(e) => Err(Box::new(EsploraSyncError::Client(e))),
+        }
+    }
+
+    fn blocks_after(&mut self, locator: &[BlockRef]) -> Result<Vec<Event>, SourceError> {
+        Ok(sync::blocks_after(
+            &mut self.client,
+            locator,
+            self.first_height,
+            &mut self.delivered,
+        )?)
+    }
+
+    fn watch(&mut self, _target: &WatchTarget) {}
+
+    fn unwatch(&mut self, _target: &WatchTarget) {}
+}
+
+impl Broadcaster for EsploraSource {
+    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+        match self.client.broadcast(tx) {
+            Ok(_) => BroadcastOutcome::Accepted,
+            Err(e) => BroadcastOutcome::Rejected { reason: reason(e) },
+        }
+    }
+
+    /// `POST /txs/package [parent, child]`. Accepted when the server's `package_msg` is
+    /// `success`; otherwise the reason is `package_msg` followed by each member's error, in
+    /// package order (`"<package_msg>; <txid>: <error>"`), all as the server wrote them.
+    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+        let result = match self
+            .client
+            .submit_package(&[parent.clone(), child.clone()], None, None)
+        {
+            Ok(result) => result,
+            Err(e) => return BroadcastOutcome::Rejected { reason: reason(e) },
+        };
+        if result.package_msg == "success" {
+            return BroadcastOutcome::Accepted;
+        }
+        let errors = [parent, child].map(|tx| {
+            let error = result
+                .tx_results
+                .get(&tx.compute_wtxid())
+                .and_then(|r| r.error.as_deref());
+            (tx.compute_txid(), error)
+        });
+        BroadcastOutcome::Rejected {
+            reason: sync::package_rejection(&result.package_msg, errors),
+        }
+    }
+}
