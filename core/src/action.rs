@@ -57,6 +57,15 @@ pub enum Action {
         /// The child paying for it.
         child: RawTx,
     },
+    /// Read the revoked commitment `commitment_number` of `channel` from the append-only revoked
+    /// log (written by `RecordOp::Append`); answered by `Event::RevokedLogRead`. Asked only on a
+    /// breach.
+    ReadRevokedLog {
+        /// The channel.
+        channel: ChannelId,
+        /// The revoked commitment's number (the log entry's sequence number).
+        commitment_number: u64,
+    },
     /// Start watching for something (for chain sources that need registration; block delivery
     /// is unaffected — the core filters full blocks itself).
     Watch(WatchTarget),

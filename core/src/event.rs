@@ -110,6 +110,15 @@ pub enum Event {
         /// The wallet inputs and change, or why there are none.
         outcome: FundingOutcome,
     },
+    /// The answer to `Action::ReadRevokedLog`: the log entry, or `None` if the store has none.
+    RevokedLogRead {
+        /// The channel.
+        channel: ChannelId,
+        /// The revoked commitment's number.
+        commitment_number: u64,
+        /// The entry as stored.
+        record: Option<crate::action::Record>,
+    },
     /// The driver restarted and loaded every stored state; `tip` is the chain tip it knows.
     Resumed {
         /// The chain source's current tip, if it has one.
@@ -485,6 +494,7 @@ impl Event {
                 Some(outgoing.channel)
             }
             Event::UpstreamAcked { htlc, .. } => Some(htlc.channel),
+            Event::RevokedLogRead { channel, .. } => Some(*channel),
             _ => None,
         }
     }

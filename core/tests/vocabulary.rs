@@ -244,6 +244,14 @@ fn every_event() -> Vec<Event> {
                 change: None,
             },
         },
+        Event::RevokedLogRead {
+            channel: ChannelId([4; 32]),
+            commitment_number: 7,
+            record: Some(contractcourt_core::action::Record {
+                version: 1,
+                body: serde_json::json!({"number": 7}),
+            }),
+        },
         Event::Resumed {
             tip: Some(block_ref()),
         },
@@ -266,6 +274,7 @@ fn every_event() -> Vec<Event> {
             | Event::BroadcastResult { .. }
             | Event::Signed { .. }
             | Event::WalletFunded { .. }
+            | Event::RevokedLogRead { .. }
             | Event::Resumed { .. } => {}
         }
     }
@@ -333,6 +342,10 @@ fn every_action() -> Vec<Action> {
             change_script: None,
         }),
         Action::ReleaseInputs { claim: ClaimId(3) },
+        Action::ReadRevokedLog {
+            channel: ChannelId([4; 32]),
+            commitment_number: 7,
+        },
         Action::Broadcast {
             request: request(),
             tx: tx(),
@@ -401,6 +414,7 @@ fn every_action() -> Vec<Action> {
             | Action::Sign(_)
             | Action::FundFromWallet(_)
             | Action::ReleaseInputs { .. }
+            | Action::ReadRevokedLog { .. }
             | Action::Broadcast { .. }
             | Action::BroadcastPackage { .. }
             | Action::Watch(_)
@@ -431,7 +445,7 @@ fn every_event_round_trips_through_json_with_a_distinct_tag() {
         let back: Event = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(&back, e, "round trip of {json}");
     }
-    assert_eq!(tags.len(), 16, "one tag per event kind: {tags:?}");
+    assert_eq!(tags.len(), 17, "one tag per event kind: {tags:?}");
 }
 
 #[test]

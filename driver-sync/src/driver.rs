@@ -352,6 +352,17 @@ impl<S: Store> Driver<S> {
                 io.wallet.release(*claim);
                 Vec::new()
             }
+            Action::ReadRevokedLog {
+                channel,
+                commitment_number,
+            } => vec![Event::RevokedLogRead {
+                channel: *channel,
+                commitment_number: *commitment_number,
+                record: self
+                    .store
+                    .read_log(*channel, *commitment_number)
+                    .map_err(DriverErrorKind::Load)?,
+            }],
             Action::Broadcast { request, tx } => {
                 vec![agenda::broadcast_result(
                     *request,

@@ -209,6 +209,7 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::Sign(_) => "sign",
             Action::FundFromWallet(_) => "fund",
             Action::ReleaseInputs { .. } => "release",
+            Action::ReadRevokedLog { .. } => "read_revoked_log",
             Action::Broadcast { .. } => "broadcast",
             Action::BroadcastPackage { .. } => "broadcast_package",
             Action::Watch(_) => "watch",

@@ -240,6 +240,22 @@ impl<S: Store + 'static> AsyncDriver<S> {
 
     /// Run one effect; returns the events that answer it.
     async fn execute(&mut self, action: &Action) -> Result<Vec<Event>, DriverErrorKind> {
+        if let Action::ReadRevokedLog {
+            channel,
+            commitment_number,
+        } = action
+        {
+            let (channel, number) = (*channel, *commitment_number);
+            let record = self
+                .with_store(move |s| s.read_log(channel, number))
+                .await?
+                .map_err(DriverErrorKind::Load)?;
+            return Ok(vec![Event::RevokedLogRead {
+                channel,
+                commitment_number: number,
+                record,
+            }]);
+        }
         let io = &mut self.io;
         Ok(match action {
             // Committed before any effect of its step.
@@ -258,6 +274,8 @@ impl<S: Store + 'static> AsyncDriver<S> {
                 io.wallet.release(*claim).await;
                 Vec::new()
             }
+            // Answered above, from the store.
+            Action::ReadRevokedLog { .. } => Vec::new(),
             Action::Broadcast { request, tx } => vec![agenda::broadcast_result(
                 *request,
                 tx,

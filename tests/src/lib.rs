@@ -305,6 +305,17 @@ impl Harness {
                     self.wallet.release(*claim);
                     continue;
                 }
+                Action::ReadRevokedLog {
+                    channel,
+                    commitment_number,
+                } => {
+                    let record = self.store.log.get(&(*channel, *commitment_number)).cloned();
+                    self.feed(Event::RevokedLogRead {
+                        channel: *channel,
+                        commitment_number: *commitment_number,
+                        record,
+                    })
+                }
                 Action::BroadcastPackage {
                     request,
                     parent,

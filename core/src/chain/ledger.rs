@@ -191,10 +191,8 @@ impl ChainArbitrator {
         let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0)
             + second_level_fee
             + ch.cpfp_fee(&r.outpoint).unwrap_or(0);
-        let only_ours = matches!(
-            r.kind,
-            ResolverKind::CommitSweep { .. } | ResolverKind::Breach { .. }
-        );
+        // Only we can spend our balance; a breach output is ours unless the peer outran us.
+        let only_ours = matches!(r.kind, ResolverKind::CommitSweep { .. });
         let (status, next_step) = match &r.stage {
             Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } if became.is_some() => {
                 (OutputStatus::SecondLevel { txid: *txid }, None)

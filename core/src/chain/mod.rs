@@ -364,6 +364,16 @@ impl ChainArbitrator {
                     }
                 }
             }
+            Event::RevokedLogRead {
+                channel,
+                commitment_number,
+                record,
+            } => {
+                if let Some(ch) = self.channels.get_mut(channel) {
+                    effects.extend(ch.on_revoked_log_read(*commitment_number, record.as_ref()));
+                    touched.insert(*channel);
+                }
+            }
             Event::Resumed { .. } => effects.extend(self.resumed()),
         }
         for id in &touched {
@@ -634,6 +644,7 @@ impl ChainArbitrator {
         }
         for ch in self.channels.values() {
             effects.extend(ch.funded_pending_after_restart());
+            effects.extend(ch.revoked_log_request());
         }
         effects
     }

@@ -92,6 +92,8 @@ struct ChannelHeader {
     cpfp: Option<crate::funded::FundedClaim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mempool_commitment: Option<crate::channel::anchor::MempoolCommitment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked: Option<CommitmentRecord>,
 }
 
 fn body<T: Serialize>(value: &T) -> serde_json::Value {
@@ -118,6 +120,7 @@ fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, serde_json::Value)
         resolved_at: ch.resolved_at,
         cpfp: ch.cpfp.clone(),
         mempool_commitment: ch.mempool_commitment.clone(),
+        revoked: ch.revoked.clone(),
     };
     let mut out = vec![(RecordKey::Channel { channel: id }, body(&header))];
     let slot = |slot| RecordKey::Commitment { channel: id, slot };
@@ -335,6 +338,7 @@ impl ChainArbitrator {
                     ch.resolved_at = h.resolved_at;
                     ch.cpfp = h.cpfp;
                     ch.mempool_commitment = h.mempool_commitment;
+                    ch.revoked = h.revoked;
                     arb.channels.insert(*channel, ch);
                 }
                 RecordKey::Commitment { channel, slot } => commitments

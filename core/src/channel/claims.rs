@@ -81,7 +81,7 @@ impl ChannelArbitrator {
             )),
             _ => None,
         };
-        let mut out = Vec::new();
+        let mut out = self.breach_requests();
         for r in self.resolvers.values() {
             if !matches!(r.stage, Stage::Active) {
                 continue;

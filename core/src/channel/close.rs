@@ -84,10 +84,14 @@ impl ChannelArbitrator {
         // any attempt of ours counts, even one signed before a reorg re-planned the resolver.
         let hand_off = self.hand_off_second_level(outpoint, tx, height);
         let by_us = pays_us || hand_off.is_some() || self.is_our_cpfp(&txid);
+        // The peer's second-level transaction on a revoked commitment: its output is ours too.
+        let breach_next = (!by_us)
+            .then(|| self.breach_hand_off(outpoint, tx, height))
+            .flatten();
         if let Some(resolver) = self.resolvers.get_mut(&outpoint) {
             resolver.on_spend(txid, height, by_us);
         }
-        if let Some(next) = hand_off {
+        if let Some(next) = hand_off.or(breach_next) {
             self.resolvers.insert(next.outpoint, next);
         }
         let mut actions = vec![Action::Report(Report::Timeline {
@@ -185,6 +189,8 @@ impl ChannelArbitrator {
             funding: spend.funding,
             settled_upstream: false,
         });
+        // A breach: read the revoked commitment's HTLC data back from the log.
+        actions.extend(self.revoked_log_request());
         actions
     }
 

@@ -15,6 +15,7 @@
 //! batch, so a close and its resolvers are written together.
 
 pub mod anchor;
+pub mod breach;
 pub mod claims;
 pub mod close;
 pub mod deadline;
@@ -119,6 +120,8 @@ pub struct ChannelArbitrator {
     pub cpfp: Option<crate::funded::FundedClaim>,
     /// Anchors: the peer's commitment seen in the mempool, the CPFP's parent.
     pub mempool_commitment: Option<anchor::MempoolCommitment>,
+    /// Breach: the revoked commitment that confirmed, read back from the revoked log.
+    pub revoked: Option<state::CommitmentRecord>,
 }
 
 impl ChannelArbitrator {
@@ -132,6 +135,7 @@ impl ChannelArbitrator {
             resolved_at: None,
             cpfp: None,
             mempool_commitment: None,
+            revoked: None,
         }
     }
 

@@ -1,0 +1,184 @@
+//! Breach end to end in the core: the peer's revoked commitment confirms and every output on it
+//! is claimed by revocation — their `to_local`, each HTLC, and the output of any second-level
+//! transaction the peer gets in first — with justice transactions Bitcoin Core's interpreter
+//! accepts, for both channel types; our `to_remote` is swept as usual.
+
+use bitcoin::{Transaction, Txid};
+use contractcourt_core::bolt3::ChannelType;
+use contractcourt_core::chain::ledger::OutputStatus;
+use contractcourt_core::resolver::ResolverKind;
+use contractcourt_core::sim::{SimHtlc, SimSetup};
+use contractcourt_core::types::{ChannelId, HtlcDirection, Party};
+use contractcourt_tests::checks::{check_broadcasts, claims_of, sweeping_config};
+use contractcourt_tests::{Harness, START_HEIGHT};
+
+/// A channel whose commitment 1 of the peer's (with an outgoing and an incoming HTLC) has been
+/// revoked by commitment 2; returns the revoked transaction and the HTLCs.
+fn revoked_channel(
+    seed: u64,
+    channel_type: ChannelType,
+) -> (Harness, ChannelId, Transaction, Vec<SimHtlc>) {
+    let mut h = Harness::new(sweeping_config());
+    let id = h.open(SimSetup::new(seed, channel_type));
+    let mut htlcs = Vec::new();
+    h.with_sim(id, |sim| {
+        htlcs.push(
+            sim.add_htlc(HtlcDirection::Outgoing, 40_000_000, START_HEIGHT + 100)
+                .unwrap(),
+        );
+        htlcs.push(
+            sim.add_htlc(HtlcDirection::Incoming, 25_000_000, START_HEIGHT + 100)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let revoked = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    h.with_sim(id, |sim| sim.commit().unwrap());
+    (h, id, revoked, htlcs)
+}
+
+fn breach_resolvers(h: &Harness, id: ChannelId) -> usize {
+    h.arb
+        .channel(&id)
+        .unwrap()
+        .resolvers
+        .values()
+        .filter(|r| matches!(r.kind, ResolverKind::Breach { .. }))
+        .count()
+}
+
+/// Mine until every claim of `parent`'s outputs is out; return the latest claim of each.
+fn justice(h: &mut Harness, parent: Txid, expected: usize) -> Vec<Transaction> {
+    let from = h.broadcasts.len();
+    for _ in 0..3 {
+        let before = h.broadcasts.len();
+        h.mine(Vec::new());
+        check_broadcasts(h, before, &[]);
+        if claims_of(h, from, parent).len() >= expected {
+            break;
+        }
+    }
+    let claims = claims_of(h, from, parent);
+    assert_eq!(claims.len(), expected, "claims of {parent}");
+    claims
+}
+
+#[test]
+fn a_revoked_commitment_is_punished_every_output_claimed_by_revocation_for_both_channel_types() {
+    for (seed, channel_type) in [
+        (61, ChannelType::StaticRemoteKey),
+        (62, ChannelType::AnchorsZeroFeeHtlc),
+    ] {
+        let (mut h, id, revoked, _) = revoked_channel(seed, channel_type);
+        let txid = revoked.compute_txid();
+        h.mine(vec![revoked.clone()]);
+        assert_eq!(breach_resolvers(&h, id), 3, "their to_local and both HTLCs");
+        // Their to_local, both HTLCs by revocation, and our to_remote: all accepted by Bitcoin
+        // Core against the revoked commitment's outputs, final when offered.
+        let claims = justice(&mut h, txid, 4);
+        h.mine(claims);
+        h.mine_empty(6);
+
+        // Everything on the revoked commitment is ours except the anchors: the recovered amount
+        // is the channel value less the commitment fee and the anchors.
+        let ledger = h.arb.ledger();
+        let anchors = if channel_type.has_anchors() {
+            2 * 330
+        } else {
+            0
+        };
+        let commitment_out: u64 = revoked.output.iter().map(|o| o.value.to_sat()).sum();
+        assert_eq!(
+            ledger.totals.recovered_sat,
+            commitment_out - anchors,
+            "{channel_type:?}"
+        );
+        assert_eq!(ledger.totals.taken_by_peer_sat, 0);
+        assert!(ledger.totals.fees_sat > 0);
+        if channel_type == ChannelType::StaticRemoteKey {
+            h.check_golden(
+                "breach_justice_static",
+                "the peer's revoked commitment with two HTLCs confirms: their to_local and both \
+                 HTLC outputs are claimed by revocation, our to_remote swept",
+            );
+            h.check_crash_anywhere();
+        }
+    }
+}
+
+#[test]
+fn the_peers_second_level_transaction_on_a_revoked_commitment_is_claimed_by_revocation_too() {
+    let (mut h, id, revoked, htlcs) = revoked_channel(63, ChannelType::StaticRemoteKey);
+    let txid = revoked.compute_txid();
+    // The peer gets its HTLC-success (it knows the preimage of our outgoing HTLC) into the
+    // same block as its revoked commitment: it won the race for that output.
+    let outgoing = htlcs[0].key;
+    let success = h.sim(id).htlc_tx(Party::Remote, 1, outgoing).unwrap();
+    let success_txid = success.compute_txid();
+    h.mine(vec![revoked.clone(), success.clone()]);
+    assert_eq!(
+        breach_resolvers(&h, id),
+        4,
+        "their to_local, both HTLC outputs and the second-level output"
+    );
+    // The second-level output is ours by revocation, before its CSV delay runs out.
+    let second = justice(&mut h, success_txid, 1);
+    assert_eq!(
+        second[0].input[0].witness.len(),
+        3,
+        "<revocation sig> 1 <script>"
+    );
+    let rest = claims_of(&h, 0, txid);
+    h.mine(second.into_iter().chain(rest).collect());
+    h.mine_empty(6);
+    let ledger = h.arb.ledger();
+    let entries = &ledger.channels[0].outputs;
+    assert!(
+        entries.iter().all(|e| matches!(
+            e.status,
+            OutputStatus::Recovered { .. } | OutputStatus::SecondLevel { .. }
+        )),
+        "{entries:#?}"
+    );
+    // The preimage the peer revealed settles our outgoing HTLC upstream... there is no upstream
+    // leg here, but it is known now.
+    let commitment_out: u64 = revoked.output.iter().map(|o| o.value.to_sat()).sum();
+    let second_level_fee =
+        htlcs[0].amount_msat / 1000 - success.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    assert_eq!(
+        ledger.totals.recovered_sat,
+        commitment_out - second_level_fee,
+        "the peer kept only what its own second-level transaction burnt in fees"
+    );
+    h.check_golden(
+        "breach_second_level_race",
+        "the peer's revoked commitment confirms together with its HTLC-success: the second-level \
+         output is claimed by revocation, everything else as usual",
+    );
+    h.check_crash_anywhere();
+}
+
+#[test]
+fn a_revoked_commitment_reorged_out_stops_the_justice_claims_and_they_resume_when_it_returns() {
+    let (mut h, id, revoked, _) = revoked_channel(64, ChannelType::StaticRemoteKey);
+    let txid = revoked.compute_txid();
+    h.mine(vec![revoked.clone()]);
+    justice(&mut h, txid, 4);
+    // Reorg: the block with the revoked commitment goes away, a fork without it comes.
+    for _ in 0..3 {
+        h.disconnect_tip();
+    }
+    h.mine_empty_salted(4, 7);
+    assert_eq!(breach_resolvers(&h, id), 0);
+    let from = h.broadcasts.len();
+    h.mine_empty_salted(1, 7);
+    assert!(
+        claims_of(&h, from, txid).is_empty(),
+        "no justice transaction for a commitment not on the chain"
+    );
+    // It confirms again on the new chain: punished again.
+    h.mine_salted(vec![revoked], 7);
+    assert_eq!(breach_resolvers(&h, id), 3);
+    justice(&mut h, txid, 4);
+    h.check_crash_anywhere();
+}
