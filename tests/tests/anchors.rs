@@ -12,6 +12,7 @@ use contractcourt_core::event::{
     Event, FeeConditions, FeeEstimate, ForceCloseReason, MempoolRemovalReason, PreimageSource,
 };
 use contractcourt_core::sim::{SimHtlc, SimSetup};
+use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, Party, RawTx};
 use contractcourt_tests::checks::{check_broadcasts, claims_of, sweeping_config, Outputs};
@@ -215,6 +216,15 @@ fn check_package(
     let outputs = Outputs::from(h, std::slice::from_ref(parent));
     let (prevouts, _) = outputs.prevouts(child);
     verify_with_bitcoin_core(child, &prevouts).unwrap_or_else(|e| panic!("child: {e:?}"));
+    check_standard(child, &prevouts, &PolicyConfig::default())
+        .unwrap_or_else(|e| panic!("child not standard: {e}"));
+    let heights: Vec<Option<u32>> = child
+        .input
+        .iter()
+        .map(|i| (i.previous_output.txid != parent.compute_txid()).then_some(START_HEIGHT))
+        .collect();
+    check_final(child, h.height() + 1, &heights)
+        .unwrap_or_else(|e| panic!("child not final at {}: {e}", h.height() + 1));
     let child_fee = prevouts.iter().map(|o| o.value.to_sat()).sum::<u64>()
         - child.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
     let parent_fee =

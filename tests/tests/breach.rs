@@ -182,3 +182,69 @@ fn a_revoked_commitment_reorged_out_stops_the_justice_claims_and_they_resume_whe
     justice(&mut h, txid, 4);
     h.check_crash_anywhere();
 }
+
+#[test]
+fn ten_htlcs_each_way_and_the_peers_batched_second_level_transactions_are_all_punished() {
+    let mut h = Harness::new(sweeping_config());
+    let id = h.open(SimSetup::new(65, ChannelType::AnchorsZeroFeeHtlc));
+    let mut outgoing = Vec::new();
+    h.with_sim(id, |sim| {
+        for i in 0..10u64 {
+            outgoing.push(
+                sim.add_htlc(
+                    HtlcDirection::Outgoing,
+                    5_000_000 + i * 100_000,
+                    START_HEIGHT + 200,
+                )
+                .unwrap(),
+            );
+            sim.add_htlc(
+                HtlcDirection::Incoming,
+                4_000_000 + i * 100_000,
+                START_HEIGHT + 200,
+            )
+            .unwrap();
+        }
+        sim.commit().unwrap()
+    });
+    let revoked = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    h.with_sim(id, |sim| sim.commit().unwrap());
+    // Under anchors the peer may batch its HTLC-success transactions (SIGHASH_SINGLE|ANYONECANPAY
+    // on our side of them): two HTLCs in one transaction, input i paying output i.
+    let a = h
+        .sim(id)
+        .htlc_tx(Party::Remote, 1, outgoing[0].key)
+        .unwrap();
+    let b = h
+        .sim(id)
+        .htlc_tx(Party::Remote, 1, outgoing[1].key)
+        .unwrap();
+    let mut batched = a.clone();
+    batched.input.push(b.input[0].clone());
+    batched.output.push(b.output[0].clone());
+    let batched_txid = batched.compute_txid();
+    h.mine(vec![revoked.clone(), batched]);
+    assert_eq!(
+        breach_resolvers(&h, id),
+        1 + 20 + 2,
+        "their to_local, 20 HTLC outputs and both batched second-level outputs"
+    );
+    let second = justice(&mut h, batched_txid, 2);
+    let mut vouts: Vec<u32> = second
+        .iter()
+        .map(|t| t.input[0].previous_output.vout)
+        .collect();
+    vouts.sort();
+    assert_eq!(
+        vouts,
+        [0, 1],
+        "each output of the batch claimed by outpoint"
+    );
+    // 1 to_local + 18 HTLC outputs still on the commitment + our to_remote.
+    let rest = justice(&mut h, revoked.compute_txid(), 20);
+    h.mine(second.into_iter().chain(rest).collect());
+    h.mine_empty(6);
+    let ledger = h.arb.ledger();
+    assert_eq!(ledger.totals.taken_by_peer_sat, 0);
+    assert_eq!(ledger.totals.claiming_sat + ledger.totals.contested_sat, 0);
+}
