@@ -247,7 +247,7 @@ fn every_event() -> Vec<Event> {
         Event::RevokedLogRead {
             channel: ChannelId([4; 32]),
             commitment_number: 7,
-            record: Some(contractcourt_core::action::Record {
+            record: Some(Record {
                 version: 1,
                 body: serde_json::json!({"number": 7}),
             }),

@@ -244,3 +244,70 @@ fn help_works_for_every_subcommand() {
         assert!(stdout(&o).contains("Usage"), "{args:?}: {}", stdout(&o));
     }
 }
+
+#[test]
+fn simulate_with_a_chain_dir_resumes_only_its_own_runs_and_says_why_in_one_line() {
+    let dir = scratch("chain-dir");
+    let db = dir.join("engine.sqlite");
+    let chain = dir.join("chain");
+    let (db, chain) = (db.to_str().expect("utf-8"), chain.to_str().expect("utf-8"));
+    let o = run(&["simulate", "--help"]);
+    assert!(stdout(&o).contains("--chain-dir <DIR>"), "{}", stdout(&o));
+
+    let o = run(&[
+        "simulate",
+        "--db",
+        db,
+        "--chain-dir",
+        chain,
+        "scenarios/force-close-htlcs.json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("LEDGER"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("resumed"), "{}", stdout(&o));
+
+    // A store made without --chain-dir is not resumable.
+    let plain = dir.join("plain.sqlite");
+    let plain = plain.to_str().expect("utf-8");
+    let o = run(&[
+        "simulate",
+        "--db",
+        plain,
+        "scenarios/force-close-htlcs.json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let other_chain = dir.join("other-chain");
+    let o = run(&[
+        "simulate",
+        "--db",
+        plain,
+        "--chain-dir",
+        other_chain.to_str().expect("utf-8"),
+        "scenarios/force-close-htlcs.json",
+    ]);
+    assert_one_line_error(&o);
+    assert!(
+        stderr(&o).contains("not a resumable simulation"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A damaged state file is a clear error, not a guess.
+    let state = dir.join("engine.sqlite.sim.json");
+    std::fs::write(&state, r#"{ "version": 99 }"#).expect("write");
+    let o = run(&[
+        "simulate",
+        "--db",
+        db,
+        "--chain-dir",
+        chain,
+        "scenarios/force-close-htlcs.json",
+    ]);
+    assert_one_line_error(&o);
+    assert!(
+        stderr(&o).contains("version 99 is unknown"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

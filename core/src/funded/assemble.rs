@@ -132,6 +132,7 @@ fn assemble(
     let (parent_fee, parent_weight) = t.parent.as_ref().map_or((0, 0), |p| (p.fee_sat, p.weight));
     let needed_sat = fee_for_rate(a.feerate, weight.saturating_add(parent_weight))
         .saturating_sub(parent_fee)
+        .max(fee_for_rate(a.feerate, weight))
         // The wallet plans with the weight it was told; allow the varint slack above.
         .saturating_sub(fee_for_rate(a.feerate, 4 * 4));
     if fee_sat < needed_sat {

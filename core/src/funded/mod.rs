@@ -325,8 +325,22 @@ impl FundedClaim {
         let rate = self.plan_rate(tip, fees, fallback);
         let weight = self.total_planned_weight();
         let parent_fee = self.template.parent.as_ref().map_or(0, |p| p.fee_sat);
-        if fee_for_rate(rate, weight).saturating_sub(parent_fee) == 0 {
-            // The parent alone pays the rate: nothing to add.
+        // Its whole budget cannot pay the minimum relay fee: never broadcast, reported once.
+        let relay = crate::sweeper::fee::min_relay(fees);
+        if fee_for_rate(relay, self.template.planned_weight()) > self.budget_sat {
+            let outpoint = self.template.input.outpoint;
+            let message = format!(
+                "not claiming {outpoint}: uneconomical — its budget of {} sat cannot pay the \
+                 minimum relay fee for {} vB",
+                self.budget_sat,
+                self.template.planned_weight().div_ceil(4)
+            );
+            let mut actions: Vec<Action> = self.rebroadcast().into_iter().collect();
+            actions.extend(self.problem(AlertKind::DeadlineAtRisk, "uneconomical".into(), message));
+            return actions;
+        }
+        if fee_for_rate(rate, weight) <= parent_fee {
+            // The parent alone pays the rate for itself and a child: nothing to add.
             return self.rebroadcast().into_iter().collect();
         }
         let mut actions: Vec<Action> = self.rebroadcast().into_iter().collect();

@@ -43,12 +43,15 @@ pub fn select_inputs(
         .sum();
     let dust = dust_threshold(change_script, DUST_RELAY_FEE_SAT_PER_KVB);
     let change_weight = output_weight(change_script.len());
+    // With its parent, the package reaches the rate; alone, the transaction pays at least the
+    // rate too (a mempool judges a child on its own as well).
     let fee_at = |weight: u64| {
         fee_for_rate(
             request.target_feerate,
             weight.saturating_add(request.parent_weight),
         )
         .saturating_sub(request.parent_fee_sat)
+        .max(fee_for_rate(request.target_feerate, weight))
     };
     let mut chosen = Vec::new();
     let mut value_in = request.template_inputs_sat;

@@ -208,3 +208,22 @@ fn no_cpfp_while_the_parent_alone_pays_the_rate() {
     let actions = claim.on_block(100, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
     assert!(actions.is_empty(), "{actions:?}");
 }
+
+#[test]
+fn a_claim_whose_budget_cannot_pay_the_minimum_relay_fee_is_reported_once_and_never_funded() {
+    let mut claim = anchor_claim(100);
+    claim.template.parent = None;
+    let first = claim.on_block(100, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
+    assert!(first.iter().all(|a| !matches!(a, Action::FundFromWallet(_))));
+    assert_eq!(
+        first
+            .iter()
+            .filter(|a| matches!(a, Action::Report(Report::Alert(_))))
+            .count(),
+        1,
+        "{first:?}"
+    );
+    let again = claim.on_block(101, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
+    assert!(again.is_empty(), "reported once: {again:?}");
+    assert!(claim.attempts.is_empty());
+}

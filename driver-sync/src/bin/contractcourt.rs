@@ -5,6 +5,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use contractcourt_core::action::{Action, RecordKey};
@@ -33,9 +35,15 @@ enum Command {
         /// Print one JSON document instead of tables.
         #[arg(long)]
         json: bool,
-        /// Keep the engine's SQLite store at this path (must not exist yet).
+        /// Keep the engine's SQLite store at this path (must not exist yet, unless --chain-dir
+        /// resumes the run that made it).
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+        /// Keep the embedded chain in DIR (absent or empty for a new run; needs --db), which
+        /// makes the run resumable: after an interruption, the same command continues where the
+        /// chain is (state kept in PATH.sim.json).
+        #[arg(long, value_name = "DIR", requires = "db")]
+        chain_dir: Option<PathBuf>,
     },
     /// Replay a core event trace (or, with --db, a store's flight recorder) and print the action
     /// transcript as JSON lines.
@@ -62,7 +70,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Simulate { scenario, json, db } => simulate_cmd(&scenario, json, db),
+        Command::Simulate {
+            scenario,
+            json,
+            db,
+            chain_dir,
+        } => simulate_cmd(&scenario, json, db, chain_dir),
         Command::Replay { trace, db } => match (trace, db) {
             (_, Some(db)) => replay_db(&db),
             (Some(trace), None) => replay_trace(&trace),
@@ -92,9 +105,49 @@ fn print_out(text: &str) -> Result<(), String> {
         .map_err(|e| format!("writing the output: {e}"))
 }
 
-fn simulate_cmd(path: &Path, json: bool, db: Option<PathBuf>) -> Result<(), String> {
+/// The crash tests' hook (not a user setting): stop at this step of `simulate`, say so on
+/// stderr and wait to be killed (or, should stdin close first, exit with status 2); the step
+/// count is printed on stderr at the end of a run.
+const PAUSE_AT_STEP_VAR: &str = "CONTRACTCOURT_SIM_PAUSE_AT_STEP";
+
+/// The pause step asked for by [`PAUSE_AT_STEP_VAR`], if any.
+fn pause_at_step() -> Result<Option<u64>, String> {
+    match std::env::var(PAUSE_AT_STEP_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{PAUSE_AT_STEP_VAR}: {v:?} is not a step number")),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("{PAUSE_AT_STEP_VAR}: not a step number"))
+        }
+    }
+}
+
+fn simulate_cmd(
+    path: &Path,
+    json: bool,
+    db: Option<PathBuf>,
+    chain_dir: Option<PathBuf>,
+) -> Result<(), String> {
     let scenario =
         Scenario::from_json(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pause = pause_at_step()?;
+    let steps = Arc::new(AtomicU64::new(0));
+    let on_step: Option<Arc<dyn Fn(u64) + Send + Sync>> = pause.map(|at| {
+        let steps = steps.clone();
+        Arc::new(move |n: u64| {
+            steps.store(n, Ordering::SeqCst);
+            if n == at {
+                eprintln!("contractcourt: paused at step {n}");
+                // Until killed; should the test go away first, its end of stdin closes.
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                eprintln!("contractcourt: stdin closed while paused at step {n}");
+                std::process::exit(2);
+            }
+        }) as Arc<dyn Fn(u64) + Send + Sync>
+    });
     let tty = std::io::stderr().is_terminal();
     let mut progress = |done: u32, total: u32| {
         if tty && total >= 50 {
@@ -108,10 +161,15 @@ fn simulate_cmd(path: &Path, json: bool, db: Option<PathBuf>) -> Result<(), Stri
         &scenario,
         RunOptions {
             db,
+            chain_dir,
             progress: Some(&mut progress),
+            on_step,
         },
     )
     .map_err(|e| e.to_string())?;
+    if pause.is_some() {
+        eprintln!("contractcourt: {} steps", steps.load(Ordering::SeqCst));
+    }
     if json {
         let text = serde_json::to_string_pretty(&outcome).map_err(|e| e.to_string())?;
         print_out(&format!("{text}\n"))

@@ -4,6 +4,7 @@
 //! shared [`Log`], from which the timeline is printed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bitcoin::{OutPoint, Transaction, Txid};
@@ -33,14 +34,16 @@ pub struct TimelineEntry {
     pub amount_sat: Option<u64>,
 }
 
-/// What the simulation's parts saw, in order.
-#[derive(Debug, Default)]
+/// What the simulation's parts saw, in order. A resumable run saves it after every block
+/// (without the unacknowledged upstream resolutions: the engine re-emits those after a restart).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Log {
     /// The timeline.
     pub timeline: Vec<TimelineEntry>,
     /// Every report the engine made.
     pub reports: Vec<Report>,
     /// Upstream settles and fails not yet acknowledged to the engine.
+    #[serde(skip)]
     pub unacked: Vec<(HtlcKey, bool)>,
     /// Names of outputs, for describing transactions.
     pub names: BTreeMap<OutPoint, String>,
@@ -129,6 +132,47 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Counts the simulation's steps — every event fed to the engine, every broadcast and every
+/// call of the node, every block mined, every transaction of the peer — and calls a hook after
+/// each one with the count so far (in this process). The crash tests stop the process at a
+/// chosen step there and kill it.
+#[derive(Clone, Default)]
+pub struct Steps {
+    count: Arc<AtomicU64>,
+    hook: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Steps")
+            .field("count", &self.count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Steps {
+    /// A counter calling `hook` after every step.
+    pub fn new(hook: Option<Arc<dyn Fn(u64) + Send + Sync>>) -> Steps {
+        Steps {
+            count: Arc::new(AtomicU64::new(0)),
+            hook,
+        }
+    }
+
+    /// One more step.
+    pub fn tick(&self) {
+        let n = self.count.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+        if let Some(hook) = &self.hook {
+            hook(n);
+        }
+    }
+
+    /// The steps so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
 /// The embedded chain as the driver's chain source, serving blocks from `first_height` on.
 pub struct SimChainSource {
     /// The chain.
@@ -175,6 +219,8 @@ pub struct SimBroadcaster {
     pub chain: Shared<EmbeddedChain>,
     /// The log.
     pub log: Shared<Log>,
+    /// The step counter (one step per broadcast, once the mempool has answered).
+    pub steps: Steps,
 }
 
 impl SimBroadcaster {
@@ -245,16 +291,19 @@ impl Broadcaster for SimBroadcaster {
             .map(|_| ())
             .map_err(|e| e.to_string());
         drop(chain);
-        if known {
+        let outcome = if known {
             // A rebroadcast of a transaction the mempool or the chain already has: the raw
             // answer goes back to the core (which reads "already known" as success).
             lock(&self.log).rebroadcasts += 1;
-            return match result {
+            match result {
                 Ok(()) => BroadcastOutcome::Accepted,
                 Err(reason) => BroadcastOutcome::Rejected { reason },
-            };
-        }
-        self.record(tx, result)
+            }
+        } else {
+            self.record(tx, result)
+        };
+        self.steps.tick();
+        outcome
     }
 
     fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
@@ -265,7 +314,9 @@ impl Broadcaster for SimBroadcaster {
         if result.is_ok() {
             self.record(parent, Ok(()));
         }
-        self.record(child, result)
+        let outcome = self.record(child, result);
+        self.steps.tick();
+        outcome
     }
 }
 
@@ -275,6 +326,8 @@ pub struct SimNode {
     pub chain: Shared<EmbeddedChain>,
     /// The log.
     pub log: Shared<Log>,
+    /// The step counter (one step per settle, fail or report).
+    pub steps: Steps,
 }
 
 impl NodeHandle for SimNode {
@@ -282,31 +335,44 @@ impl NodeHandle for SimNode {
 
     fn settle_upstream(&mut self, htlc: HtlcKey, _preimage: PaymentPreimage) {
         let height = lock(&self.chain).height();
-        let mut log = lock(&self.log);
-        log.push(
-            height,
-            format!("settle incoming htlc {} upstream", htlc.htlc_id),
-            None,
-            None,
-            None,
-        );
-        log.unacked.push((htlc, true));
+        {
+            let mut log = lock(&self.log);
+            log.push(
+                height,
+                format!("settle incoming htlc {} upstream", htlc.htlc_id),
+                None,
+                None,
+                None,
+            );
+            log.unacked.push((htlc, true));
+        }
+        self.steps.tick();
     }
 
     fn fail_upstream(&mut self, htlc: HtlcKey, reason: &FailReason) {
         let height = lock(&self.chain).height();
-        let mut log = lock(&self.log);
-        log.push(
-            height,
-            format!("fail htlc {} upstream: {reason:?}", htlc.htlc_id),
-            None,
-            None,
-            None,
-        );
-        log.unacked.push((htlc, false));
+        {
+            let mut log = lock(&self.log);
+            log.push(
+                height,
+                format!("fail htlc {} upstream: {reason:?}", htlc.htlc_id),
+                None,
+                None,
+                None,
+            );
+            log.unacked.push((htlc, false));
+        }
+        self.steps.tick();
     }
 
     fn report(&mut self, report: &Report) {
+        self.record_report(report);
+        self.steps.tick();
+    }
+}
+
+impl SimNode {
+    fn record_report(&mut self, report: &Report) {
         let height = lock(&self.chain).height();
         let mut log = lock(&self.log);
         match report {

@@ -3,7 +3,8 @@
 //! A [`Scenario`] (see [`scenario`] for the JSON format) describes a channel, its HTLCs, who
 //! closes and when, what the peer does and the fee rates over time. [`run`] plays it:
 //!
-//! 1. an embedded chain ([`EmbeddedChain::new_temp`]); a [`TestWallet`] mines 101 blocks to
+//! 1. an embedded chain ([`EmbeddedChain::new_temp`], or [`EmbeddedChain::new`] in the
+//!    directory of a resumable run, see [`run`]); a [`TestWallet`] mines 101 blocks to
 //!    itself and funds the channel's 2-of-2 P2WSH funding output; the block that confirms it is
 //!    the scenario's height 0;
 //! 2. a `sim` channel on that outpoint (both parties' commitments built with `bolt3`), its
@@ -16,11 +17,15 @@
 //!    then a block mined from the mempool and fed to the engine, whose claims go back into the
 //!    mempool.
 //!
-//! Everything is deterministic: the same scenario gives the same [`SimOutcome`], byte for byte.
+//! Everything is deterministic: the same scenario gives the same [`SimOutcome`], byte for byte
+//! (a resumable run that was never interrupted too). A resumed run ends with the same ledger;
+//! its timeline may differ around an interruption.
 
 pub mod io;
 mod output;
+mod resume;
 pub mod scenario;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,10 +56,11 @@ use crate::driver::{Driver, Io};
 use crate::signer::{BasepointSecrets, InMemorySigner, NodeSigner};
 use crate::store::SqliteStore;
 use contractcourt_core::action::Report;
-use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, TimelineEntry};
+use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
 pub use output::{render_ledger, render_text, short_txid};
 use scenario::{CloseKind, Closer, Direction, ScenarioChannelType};
 pub use scenario::{Scenario, ScenarioError};
+use state::Funding;
 
 /// The wallet seed of the peer (where its claims pay).
 const PEER_WALLET_SEED: u64 = 0x7065_6572;
@@ -109,10 +115,17 @@ fn err<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> SimError {
 /// Options of a run.
 #[derive(Default)]
 pub struct RunOptions<'a> {
-    /// Keep the engine's store at this path (it must not exist yet); a temporary one otherwise.
+    /// Keep the engine's store at this path; a temporary one otherwise. Without `chain_dir` it
+    /// must not exist yet. With `chain_dir`, an existing store is the run to resume.
     pub db: Option<PathBuf>,
+    /// Keep the embedded chain in this directory (with `db` only), which makes the run
+    /// resumable: see [`run`].
+    pub chain_dir: Option<PathBuf>,
     /// Called after every block with (blocks done, blocks in all).
     pub progress: Option<&'a mut dyn FnMut(u32, u32)>,
+    /// Called after every step with the number of steps so far in this process (see
+    /// [`io::Steps`]).
+    pub on_step: Option<Arc<dyn Fn(u64) + Send + Sync>>,
 }
 
 /// A temporary directory removed on drop.
@@ -173,6 +186,15 @@ struct Closing {
     revoked: bool,
 }
 
+/// A resumable run's state file and what it says.
+struct Persist {
+    path: PathBuf,
+    restarts: u32,
+    funding: Funding,
+    /// Saved durably once in this process.
+    saved: bool,
+}
+
 /// The simulation's state between blocks.
 struct Sim<'a> {
     scenario: &'a Scenario,
@@ -190,171 +212,177 @@ struct Sim<'a> {
     peer_done: std::collections::BTreeSet<usize>,
     fee_rate: Option<u32>,
     notes: Vec<String>,
+    steps: Steps,
+    persist: Option<Persist>,
 }
 
 /// Play `scenario`. See the [module documentation](self).
+///
+/// With [`RunOptions::chain_dir`] (and [`RunOptions::db`]) the run can be killed at any point
+/// and resumed by calling `run` again with the same scenario, store and directory: the chain
+/// lives in the directory (every block synced to disk before it is used), the engine in its
+/// store, and the rest in a small state file next to the store ([`state`]). A restart reloads
+/// the engine with [`Driver::load`] and [`Driver::resume`] (`Resumed`, then the blocks it
+/// missed), rebuilds the `sim` channel from the scenario and the saved funding, and continues
+/// the scenario at the chain's height: the peer's moves and the fee rates are functions of the
+/// height, a peer's transaction lost with the mempool is offered again, and the engine
+/// re-emits its own broadcasts. A run killed during its setup starts over.
 pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcome, SimError> {
     scenario.check().map_err(|e| SimError(e.to_string()))?;
-    let temp;
-    let db_path: PathBuf = match &options.db {
-        Some(p) => {
-            if p.exists() {
-                return Err(SimError(format!(
-                    "--db {}: the file exists already (a simulation writes a fresh store)",
-                    p.display()
-                )));
-            }
-            p.clone()
+    let steps = Steps::new(options.on_step.clone());
+    // A temporary store's directory, kept until the end of the run.
+    let mut temp = None;
+    let mut sim = match (&options.db, &options.chain_dir) {
+        (Some(db), Some(dir)) => Sim::resumable(scenario, db, dir, steps)?,
+        (None, Some(dir)) => {
+            return Err(SimError(format!(
+                "--chain-dir {}: needs --db (the engine's store of the same run)",
+                dir.display()
+            )))
         }
-        None => {
-            temp = TempDir::new()?;
-            temp.0.join("engine.sqlite")
+        (db, None) => {
+            let db_path: PathBuf = match db {
+                Some(p) => {
+                    if p.exists() {
+                        return Err(SimError(format!(
+                            "--db {}: the file exists already (a simulation writes a fresh \
+                             store; add --chain-dir to resume a run)",
+                            p.display()
+                        )));
+                    }
+                    p.clone()
+                }
+                None => temp.insert(TempDir::new()?).0.join("engine.sqlite"),
+            };
+            let chain = EmbeddedChain::new_temp().map_err(err("starting the embedded chain"))?;
+            Sim::fresh(scenario, chain, &db_path, steps)?
         }
     };
-    let mut sim = Sim::setup(scenario, &db_path)?;
     let total = scenario.run_blocks;
-    for rel in 0..total {
+    let first = sim.tip().saturating_sub(sim.start).min(total);
+    for rel in first..total {
         sim.block(rel)?;
+        sim.save()?;
         if let Some(progress) = options.progress.as_mut() {
             progress(rel + 1, total);
         }
     }
-    Ok(sim.finish())
+    let outcome = sim.finish();
+    drop(temp);
+    Ok(outcome)
+}
+
+/// The fund-channel part of the setup on `chain`: the wallet's coins, the funding
+/// transaction and the block that confirms it (the scenario's height 0).
+fn fund_channel(
+    scenario: &Scenario,
+    chain: &mut EmbeddedChain,
+    wallet: &TestWallet,
+) -> Result<Funding, SimError> {
+    let miner = wallet.script_pubkey().to_owned();
+    chain
+        .mine_blocks(101, &miner)
+        .map_err(err("mining the wallet's coins"))?;
+    let setup = sim_setup(scenario);
+    let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
+    let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
+    let funding_spk = funding_script(&local.funding_pubkey, &remote.funding_pubkey).to_p2wsh();
+    let funding_tx = wallet
+        .fund(
+            chain,
+            funding_spk.clone(),
+            Amount::from_sat(scenario.capacity_sat),
+            FeeRate::from_sat_per_vb_u32(2),
+        )
+        .map_err(err("funding the channel from the test wallet"))?;
+    let vout = funding_tx
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == funding_spk)
+        .ok_or_else(|| SimError("the funding transaction has no funding output".into()))?;
+    let funding_txid = chain
+        .submit(funding_tx)
+        .map_err(err("the mempool refused the funding transaction"))?;
+    chain
+        .mine_blocks(1, &miner)
+        .map_err(err("mining the funding transaction"))?;
+    Ok(Funding {
+        outpoint: OutPoint {
+            txid: funding_txid,
+            vout: vout as u32,
+        },
+        start: chain.height(),
+    })
+}
+
+/// The `sim` channel's parameters (without the funding outpoint).
+fn sim_setup(scenario: &Scenario) -> SimSetup {
+    let channel_type = match scenario.channel_type {
+        ScenarioChannelType::StaticRemoteKey => ChannelType::StaticRemoteKey,
+        ScenarioChannelType::AnchorsZeroFeeHtlc => ChannelType::AnchorsZeroFeeHtlc,
+    };
+    let mut setup = SimSetup::new(scenario.seed, channel_type);
+    setup.funding_sat = scenario.capacity_sat;
+    setup.local_balance_msat = scenario.local_balance_sat.saturating_mul(1000);
+    setup.local_to_self_delay = scenario.to_self_delay;
+    setup.remote_to_self_delay = scenario.to_self_delay;
+    setup.local_dust_limit_sat = scenario.dust_limit_sat;
+    setup.remote_dust_limit_sat = scenario.dust_limit_sat;
+    setup.feerate_per_kw = scenario.commitment_feerate_per_kw;
+    setup
+}
+
+/// The `sim` channel on `funding`, its HTLCs added and committed, with the channel events a
+/// node would have sent the engine meanwhile, in order. Deterministic: a resumed run rebuilds
+/// the very same channel.
+type BuiltChannel = (SimChannel, Vec<Event>, Vec<(SimHtlc, usize)>);
+
+fn sim_channel(scenario: &Scenario, funding: &Funding) -> Result<BuiltChannel, SimError> {
+    let mut setup = sim_setup(scenario);
+    setup.funding_outpoint = Some(funding.outpoint);
+    let (mut simc, mut events) = SimChannel::open(setup).map_err(err("opening the channel"))?;
+    let mut htlcs = Vec::new();
+    for (i, h) in scenario.htlcs.iter().enumerate() {
+        let dir = match h.direction {
+            Direction::Incoming => HtlcDirection::Incoming,
+            Direction::Outgoing => HtlcDirection::Outgoing,
+        };
+        let added = simc
+            .add_htlc(
+                dir,
+                h.amount_msat,
+                funding.start.saturating_add(h.cltv_expiry),
+            )
+            .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
+        htlcs.push((added, i));
+    }
+    if !scenario.htlcs.is_empty() {
+        events.extend(simc.commit().map_err(err("committing the htlcs"))?);
+    }
+    Ok((simc, events, htlcs))
 }
 
 impl<'a> Sim<'a> {
-    fn setup(scenario: &'a Scenario, db_path: &Path) -> Result<Sim<'a>, SimError> {
-        let channel_type = match scenario.channel_type {
-            ScenarioChannelType::StaticRemoteKey => ChannelType::StaticRemoteKey,
-            ScenarioChannelType::AnchorsZeroFeeHtlc => ChannelType::AnchorsZeroFeeHtlc,
-        };
+    /// A new run on `chain`: the setup, then the channel fed to a fresh engine.
+    fn fresh(
+        scenario: &'a Scenario,
+        mut chain: EmbeddedChain,
+        db_path: &Path,
+        steps: Steps,
+    ) -> Result<Sim<'a>, SimError> {
         let wallet = TestWallet::new(scenario.seed);
-        let sim_wallet_script = wallet.script_pubkey().to_owned();
-        let miner = wallet.script_pubkey().to_owned();
-        let peer_script = TestWallet::new(PEER_WALLET_SEED).script_pubkey().to_owned();
-        let mut chain = EmbeddedChain::new_temp().map_err(err("starting the embedded chain"))?;
-        chain
-            .mine_blocks(101, &miner)
-            .map_err(err("mining the wallet's coins"))?;
-
-        let mut setup = SimSetup::new(scenario.seed, channel_type);
-        setup.funding_sat = scenario.capacity_sat;
-        setup.local_balance_msat = scenario.local_balance_sat.saturating_mul(1000);
-        setup.local_to_self_delay = scenario.to_self_delay;
-        setup.remote_to_self_delay = scenario.to_self_delay;
-        setup.local_dust_limit_sat = scenario.dust_limit_sat;
-        setup.remote_dust_limit_sat = scenario.dust_limit_sat;
-        setup.feerate_per_kw = scenario.commitment_feerate_per_kw;
-        let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
-        let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
-        let funding_spk = funding_script(&local.funding_pubkey, &remote.funding_pubkey).to_p2wsh();
-        let funding_tx = wallet
-            .fund(
-                &chain,
-                funding_spk.clone(),
-                Amount::from_sat(scenario.capacity_sat),
-                FeeRate::from_sat_per_vb_u32(2),
-            )
-            .map_err(err("funding the channel from the test wallet"))?;
-        let vout = funding_tx
-            .output
-            .iter()
-            .position(|o| o.script_pubkey == funding_spk)
-            .ok_or_else(|| SimError("the funding transaction has no funding output".into()))?;
-        let funding_txid = chain
-            .submit(funding_tx)
-            .map_err(err("the mempool refused the funding transaction"))?;
-        chain
-            .mine_blocks(1, &miner)
-            .map_err(err("mining the funding transaction"))?;
-        let start = chain.height();
-        setup.funding_outpoint = Some(OutPoint {
-            txid: funding_txid,
-            vout: vout as u32,
-        });
-        let (mut simc, open_events) =
-            SimChannel::open(setup).map_err(err("opening the channel"))?;
-        let channel = simc.channel_id;
-
-        let chain = Arc::new(Mutex::new(chain));
-        let log = Arc::new(Mutex::new(Log::default()));
-        let mut signer = InMemorySigner::new();
-        signer.add_channel(channel, basepoint_secrets(&simc.local));
-        // The node's wallet funds zero-fee HTLC transactions and CPFP children, and signs its
-        // own inputs of them.
-        let node_wallet = Arc::new(Mutex::new(ChainWallet::new(wallet.clone(), chain.clone())));
-        let io = Io {
-            signer: Box::new(NodeSigner {
-                channels: signer,
-                wallet: node_wallet.clone(),
-            }),
-            broadcaster: Box::new(SimBroadcaster {
-                chain: chain.clone(),
-                log: log.clone(),
-            }),
-            wallet: Box::new(node_wallet),
-            chain: Box::new(SimChainSource {
-                chain: chain.clone(),
-                first_height: start,
-            }),
-            node: Box::new(SimNode {
-                chain: chain.clone(),
-                log: log.clone(),
-            }),
-        };
-        let first_rate = scenario.fee_rate_at(0).unwrap_or(DEFAULT_SAT_PER_VB);
-        let config = Config {
-            sweep_to: Some(SweeperConfig {
-                destination: miner.clone(),
-                fallback_feerate: FeeRate::from_sat_per_vb_u32(first_rate),
-            }),
-            ..Config::default()
-        };
-        let store = SqliteStore::open(db_path).map_err(err("opening the store"))?;
-        let driver = Driver::load(config, store, io).map_err(err("loading the engine"))?;
-
-        let mut sim = Sim {
-            scenario,
-            chain,
-            log,
-            driver,
-            sim: simc.clone(),
-            htlcs: Vec::new(),
-            start,
-            miner,
-            peer_script,
-            candidates: Vec::new(),
-            closing: None,
-            closing_built: None,
-            peer_done: Default::default(),
-            fee_rate: None,
-            notes: Vec::new(),
-        };
-        lock(&sim.log).wallet_script = Some(sim_wallet_script);
+        let funding = fund_channel(scenario, &mut chain, &wallet)?;
+        steps.tick();
+        let (simc, events, htlcs) = sim_channel(scenario, &funding)?;
+        let mut sim = Sim::assemble(scenario, chain, db_path, steps, &funding, simc, htlcs)?;
         // The funding block first: the engine's chain starts there.
         let block = lock(&sim.chain)
-            .block_at(start)
+            .block_at(sim.start)
             .ok_or_else(|| SimError("the funding block is missing".into()))?;
         sim.feed(Event::BlockConnected(block))?;
-        for e in open_events {
+        for e in events {
             sim.feed(e)?;
         }
-        for (i, h) in scenario.htlcs.iter().enumerate() {
-            let dir = match h.direction {
-                Direction::Incoming => HtlcDirection::Incoming,
-                Direction::Outgoing => HtlcDirection::Outgoing,
-            };
-            let added = simc
-                .add_htlc(dir, h.amount_msat, start.saturating_add(h.cltv_expiry))
-                .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
-            sim.htlcs.push((added, i));
-        }
-        if !scenario.htlcs.is_empty() {
-            for e in simc.commit().map_err(err("committing the htlcs"))? {
-                sim.feed(e)?;
-            }
-        }
-        sim.sim = simc;
         for (htlc, i) in sim.htlcs.clone() {
             let spec = &scenario.htlcs[i];
             if spec.direction == Direction::Incoming && spec.we_know_preimage {
@@ -364,7 +392,6 @@ impl<'a> Sim<'a> {
                 })?;
             }
         }
-        sim.name_outputs()?;
         let incoming = scenario
             .htlcs
             .iter()
@@ -378,13 +405,98 @@ impl<'a> Sim<'a> {
             scenario.htlcs.len() - incoming
         );
         lock(&sim.log).push(
-            start,
+            sim.start,
             line,
-            Some(funding_txid),
+            Some(funding.outpoint.txid),
             None,
             Some(scenario.capacity_sat),
         );
         Ok(sim)
+    }
+
+    /// The parts of a run around `chain` and `simc`: the driver over the store at `db_path`
+    /// (loaded, nothing fed), the names of the outputs.
+    fn assemble(
+        scenario: &'a Scenario,
+        chain: EmbeddedChain,
+        db_path: &Path,
+        steps: Steps,
+        funding: &Funding,
+        simc: SimChannel,
+        htlcs: Vec<(SimHtlc, usize)>,
+    ) -> Result<Sim<'a>, SimError> {
+        let wallet = TestWallet::new(scenario.seed);
+        let miner = wallet.script_pubkey().to_owned();
+        let peer_script = TestWallet::new(PEER_WALLET_SEED).script_pubkey().to_owned();
+        let chain = Arc::new(Mutex::new(chain));
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut signer = InMemorySigner::new();
+        signer.add_channel(simc.channel_id, basepoint_secrets(&simc.local));
+        // The node's wallet funds zero-fee HTLC transactions and CPFP children, and signs its
+        // own inputs of them.
+        let node_wallet = Arc::new(Mutex::new(ChainWallet::new(wallet, chain.clone())));
+        let io = Io {
+            signer: Box::new(NodeSigner {
+                channels: signer,
+                wallet: node_wallet.clone(),
+            }),
+            broadcaster: Box::new(SimBroadcaster {
+                chain: chain.clone(),
+                log: log.clone(),
+                steps: steps.clone(),
+            }),
+            wallet: Box::new(node_wallet),
+            chain: Box::new(SimChainSource {
+                chain: chain.clone(),
+                first_height: funding.start,
+            }),
+            node: Box::new(SimNode {
+                chain: chain.clone(),
+                log: log.clone(),
+                steps: steps.clone(),
+            }),
+        };
+        let first_rate = scenario.fee_rate_at(0).unwrap_or(DEFAULT_SAT_PER_VB);
+        let config = Config {
+            sweep_to: Some(SweeperConfig {
+                destination: miner.clone(),
+                fallback_feerate: FeeRate::from_sat_per_vb_u32(first_rate),
+            }),
+            ..Config::default()
+        };
+        let store = SqliteStore::open(db_path).map_err(err("opening the store"))?;
+        let driver = Driver::load(config, store, io).map_err(err("loading the engine"))?;
+        let mut sim = Sim {
+            scenario,
+            chain,
+            log,
+            driver,
+            sim: simc,
+            htlcs,
+            start: funding.start,
+            miner: miner.clone(),
+            peer_script,
+            candidates: Vec::new(),
+            closing: None,
+            closing_built: None,
+            peer_done: Default::default(),
+            fee_rate: None,
+            notes: Vec::new(),
+            steps,
+            persist: None,
+        };
+        lock(&sim.log).wallet_script = Some(miner);
+        sim.name_outputs()?;
+        Ok(sim)
+    }
+
+    /// The candidate commitment that confirmed, if any.
+    fn confirmed_closing(&self) -> Option<Closing> {
+        let chain = lock(&self.chain);
+        self.candidates
+            .iter()
+            .find(|(txid, _)| chain.tx_confirmation_height(txid).is_some())
+            .map(|(_, c)| *c)
     }
 
     /// Name every output of every commitment that may close the channel, in our terms.
@@ -456,7 +568,12 @@ impl<'a> Sim<'a> {
         self.driver
             .feed(event)
             .map_err(|e| SimError(format!("engine: {e}")))?;
-        // Play the node: acknowledge every upstream settle and fail.
+        self.steps.tick();
+        self.ack_upstream()
+    }
+
+    /// Play the node: acknowledge every upstream settle and fail.
+    fn ack_upstream(&mut self) -> Result<(), SimError> {
         loop {
             let unacked = std::mem::take(&mut lock(&self.log).unacked);
             if unacked.is_empty() {
@@ -471,6 +588,7 @@ impl<'a> Sim<'a> {
                 self.driver
                     .feed(Event::UpstreamAcked { htlc, resolution })
                     .map_err(|e| SimError(format!("engine: {e}")))?;
+                self.steps.tick();
             }
         }
     }
@@ -548,38 +666,49 @@ impl<'a> Sim<'a> {
                 .pop()
                 .ok_or_else(|| SimError("no block mined".into()))?
         };
-        {
-            let mut log = lock(&self.log);
-            for raw in block.txs.iter().skip(1) {
-                let txid = raw.compute_txid();
-                let label = log
-                    .labels
-                    .get(&txid)
-                    .cloned()
-                    .unwrap_or_else(|| "wallet transaction".to_string());
-                let amount = log
-                    .amounts
-                    .get(&txid)
-                    .copied()
-                    .unwrap_or_else(|| raw.output.iter().map(|o| o.value.to_sat()).sum());
-                log.push(
-                    block.height,
-                    format!("confirmed: {label}"),
-                    Some(txid),
-                    fees.get(&txid).copied(),
-                    Some(amount),
-                );
-            }
-        }
+        self.steps.tick();
+        self.log_confirmations(&block, &fees);
         if self.closing.is_none() {
-            let chain = lock(&self.chain);
-            self.closing = self
-                .candidates
-                .iter()
-                .find(|(txid, _)| chain.tx_confirmation_height(txid).is_some())
-                .map(|(_, c)| *c);
+            self.closing = self.confirmed_closing();
         }
         self.feed(Event::BlockConnected(block))
+    }
+
+    /// List the transactions `block` confirmed, with their fees if known (from `fees`, or the
+    /// timeline line that listed the transaction when it was offered).
+    fn log_confirmations(
+        &self,
+        block: &contractcourt_core::event::Block,
+        fees: &BTreeMap<Txid, u64>,
+    ) {
+        let mut log = lock(&self.log);
+        for raw in block.txs.iter().skip(1) {
+            let txid = raw.compute_txid();
+            let label = log
+                .labels
+                .get(&txid)
+                .cloned()
+                .unwrap_or_else(|| "wallet transaction".to_string());
+            let amount = log
+                .amounts
+                .get(&txid)
+                .copied()
+                .unwrap_or_else(|| raw.output.iter().map(|o| o.value.to_sat()).sum());
+            let fee = fees.get(&txid).copied().or_else(|| {
+                log.timeline
+                    .iter()
+                    .rev()
+                    .find(|e| e.txid == Some(txid) && e.fee_sat.is_some())
+                    .and_then(|e| e.fee_sat)
+            });
+            log.push(
+                block.height,
+                format!("confirmed: {label}"),
+                Some(txid),
+                fee,
+                Some(amount),
+            );
+        }
     }
 
     /// Offer a transaction of the peer's to the mempool; the timeline shows it either way.
@@ -587,22 +716,25 @@ impl<'a> Sim<'a> {
         let txid = tx.compute_txid();
         let amount = tx.output.iter().map(|o| o.value.to_sat()).sum();
         let result = lock(&self.chain).submit(tx);
-        let mut log = lock(&self.log);
-        match result {
-            Ok(_) => {
-                let fee = lock(&self.chain).mempool_tx(&txid).map(|m| m.fee_sat);
-                let label = what.trim_start_matches("peer ").to_string();
-                log.labels.entry(txid).or_insert(format!("peer {label}"));
-                log.push(tip, what, Some(txid), fee, Some(amount));
+        {
+            let mut log = lock(&self.log);
+            match result {
+                Ok(_) => {
+                    let fee = lock(&self.chain).mempool_tx(&txid).map(|m| m.fee_sat);
+                    let label = what.trim_start_matches("peer ").to_string();
+                    log.labels.entry(txid).or_insert(format!("peer {label}"));
+                    log.push(tip, what, Some(txid), fee, Some(amount));
+                }
+                Err(e) => log.push(
+                    tip,
+                    format!("peer's transaction REFUSED by the mempool ({what}): {e}"),
+                    Some(txid),
+                    None,
+                    None,
+                ),
             }
-            Err(e) => log.push(
-                tip,
-                format!("peer's transaction REFUSED by the mempool ({what}): {e}"),
-                Some(txid),
-                None,
-                None,
-            ),
         }
+        self.steps.tick();
     }
 
     /// The peer's HTLC claims on the commitment that confirmed.
@@ -779,17 +911,17 @@ impl<'a> Sim<'a> {
                 _ => None,
             })
             .collect();
-        if matches!(self.closing, Some(Closing { revoked: true, .. })) {
-            self.notes.push(
-                "the peer broadcast a revoked commitment: the engine recognises the breach but \
-                 does not yet claim its outputs (justice transactions are an open issue), so \
-                 those outputs are not recovered here"
-                    .into(),
-            );
-        }
         if self.closing.is_none() {
             self.notes
                 .push("no commitment confirmed during the run: the channel did not close".into());
+        }
+        if let Some(p) = self.persist.as_ref().filter(|p| p.restarts > 0) {
+            self.notes.push(format!(
+                "this run was interrupted and resumed {} time(s): the engine reloaded from its \
+                 store each time; timeline lines of what happened between the last saved block \
+                 and an interruption may be missing or repeated",
+                p.restarts
+            ));
         }
         SimOutcome {
             scenario: self.scenario.name.clone(),

@@ -76,9 +76,25 @@ impl EmbeddedChain {
     /// changes: none if the kernel stored the block on a side branch, a reorg if it made the
     /// kernel switch. A refusal is [`ChainError::BlockRejected`] (the chain does not move).
     pub fn submit_block(&mut self, block: &bitcoin::Block) -> Result<Vec<ChainUpdate>, ChainError> {
+        self.submit_journaled(block, true)
+    }
+
+    /// [`EmbeddedChain::submit_block`]; a block the kernel took is journaled, and synced to
+    /// disk unless `sync` is false (the caller syncs before it returns).
+    fn submit_journaled(
+        &mut self,
+        block: &bitcoin::Block,
+        sync: bool,
+    ) -> Result<Vec<ChainUpdate>, ChainError> {
         self.kernel.clear_verdicts();
         let verdict = self.kernel.process_block(block)?;
+        let journaled = match (&mut self.journal, verdict) {
+            (Some(journal), None) if sync => journal.append(block).and_then(|()| journal.sync()),
+            (Some(journal), None) => journal.append(block),
+            _ => Ok(()),
+        };
         let updates = self.sync_with_kernel()?;
+        journaled?;
         match verdict {
             Some(reason) => Err(ChainError::BlockRejected(Box::new(
                 self.rejection(block, reason),
@@ -88,9 +104,9 @@ impl EmbeddedChain {
     }
 
     /// Submit a block built on the tip; it counts only if the kernel makes it its tip.
-    fn connect_built(&mut self, block: &bitcoin::Block) -> Result<Block, ChainError> {
+    fn connect_built(&mut self, block: &bitcoin::Block, sync: bool) -> Result<Block, ChainError> {
         let hash = block.block_hash();
-        let updates = self.submit_block(block)?;
+        let updates = self.submit_journaled(block, sync)?;
         match updates.last() {
             Some(ChainUpdate::Connected(connected)) if connected.hash == hash => {
                 Ok(connected.clone())
@@ -107,14 +123,27 @@ impl EmbeddedChain {
     /// before it stay connected ([`EmbeddedChain::tip`]).
     pub fn mine_blocks(&mut self, n: u32, payout: &Script) -> Result<Vec<Block>, ChainError> {
         let mut mined = Vec::with_capacity(n as usize);
+        let mut result = Ok(());
         for _ in 0..n {
             let txs = self
                 .mempool
                 .select(MAX_BLOCK_WEIGHT - COINBASE_RESERVED_WEIGHT);
-            let block = self.build_block(txs, payout)?;
-            mined.push(self.connect_built(&block)?);
+            match self
+                .build_block(txs, payout)
+                .and_then(|block| self.connect_built(&block, false))
+            {
+                Ok(block) => mined.push(block),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(mined)
+        // One sync to disk for the journal of all of them.
+        if let Some(journal) = &mut self.journal {
+            journal.sync()?;
+        }
+        result.map(|()| mined)
     }
 
     /// Mine one block on the tip holding exactly `txs` (no mempool transactions), paying
@@ -127,7 +156,7 @@ impl EmbeddedChain {
         payout: &Script,
     ) -> Result<Block, ChainError> {
         let block = self.build_block(txs, payout)?;
-        self.connect_built(&block)
+        self.connect_built(&block, true)
     }
 
     /// Reorganise: mine a fork on the active chain's block at `fork_height`, one block per
@@ -191,11 +220,18 @@ impl EmbeddedChain {
 
         self.kernel.clear_verdicts();
         let mut refused = None;
+        let mut journaled = Ok(());
         for (index, block) in built.iter().enumerate() {
             if let Some(reason) = self.kernel.process_block(block)? {
                 refused = Some((index, reason));
                 break;
             }
+            if let (Some(journal), true) = (&mut self.journal, journaled.is_ok()) {
+                journaled = journal.append(block);
+            }
+        }
+        if let (Some(journal), true) = (&mut self.journal, journaled.is_ok()) {
+            journaled = journal.sync();
         }
         // A fork block that failed while being connected was stored first: find its verdict.
         if refused.is_none() {
@@ -206,6 +242,7 @@ impl EmbeddedChain {
             });
         }
         let applied = self.sync_with_kernel()?;
+        journaled?;
         let fork_tip = built.last().map(bitcoin::Block::block_hash);
         if refused.is_none() && fork_tip == Some(self.tip().hash) {
             return Ok(applied);

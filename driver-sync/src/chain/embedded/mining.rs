@@ -91,6 +91,27 @@ fn coinbase(t: &BlockTemplate<'_>) -> Transaction {
     }
 }
 
+/// The branch number a block's coinbase carries (see [`BlockTemplate::branch`]), if it has one.
+pub(super) fn branch_of(block: &Block) -> Option<u32> {
+    use bitcoin::script::Instruction;
+    let script_sig = &block.txdata.first()?.input.first()?.script_sig;
+    let mut pushes = script_sig.instructions();
+    pushes.next()?.ok()?;
+    match pushes.next()?.ok()? {
+        Instruction::PushBytes(bytes) => {
+            u32::try_from(bitcoin::script::read_scriptint(bytes.as_bytes()).ok()?).ok()
+        }
+        Instruction::Op(op) => {
+            let code = op.to_u8();
+            let op_1 = bitcoin::opcodes::all::OP_PUSHNUM_1.to_u8();
+            let op_16 = bitcoin::opcodes::all::OP_PUSHNUM_16.to_u8();
+            (op_1..=op_16)
+                .contains(&code)
+                .then(|| u32::from(code - op_1 + 1))
+        }
+    }
+}
+
 /// Assemble and mine a block: coinbase with the witness commitment, merkle root, header at
 /// regtest difficulty, nonce ground until the hash meets the target.
 pub(super) fn assemble(t: BlockTemplate<'_>) -> Result<Block, ChainError> {
@@ -164,5 +185,23 @@ mod tests {
         assert!(block.check_witness_commitment());
         assert!(block.header.validate_pow(block.header.target()).is_ok());
         assert_eq!(block.bip34_block_height(), Ok(17));
+    }
+
+    #[test]
+    fn the_branch_number_is_read_back_from_the_coinbase() {
+        let payout = ScriptBuf::new_op_return([1u8; 4]);
+        for branch in [0, 1, 16, 17, 300, 70_000] {
+            let block = assemble(BlockTemplate {
+                prev_hash: BlockHash::all_zeros(),
+                height: 17,
+                time: 1_296_688_602 + 600 * 17,
+                txs: vec![],
+                payout: &payout,
+                fees: Amount::ZERO,
+                branch,
+            })
+            .unwrap();
+            assert_eq!(branch_of(&block), Some(branch));
+        }
     }
 }

@@ -20,6 +20,7 @@
 mod accept;
 mod blocks;
 mod error;
+mod journal;
 mod kernel;
 mod mempool;
 mod mining;
@@ -49,6 +50,7 @@ pub use node_wallet::{ChainWallet, P2WPKH_SATISFACTION_WEIGHT};
 pub use utxo::Utxo;
 pub use wallet::{TestWallet, WalletError, WalletUtxo};
 
+use journal::Journal;
 use kernel::Kernel;
 use mempool::Mempool;
 use tempdir::TempDir;
@@ -119,6 +121,8 @@ pub struct EmbeddedChain {
     changes: Vec<MempoolChange>,
     /// The last branch number given to a fork (see [`EmbeddedChain::reorg`]).
     last_branch: u32,
+    /// The block journal of a chain kept on disk (none for a temporary chain).
+    journal: Option<Journal>,
     _temp: Option<TempDir>,
 }
 
@@ -143,9 +147,11 @@ fn event_block(block: &bitcoin::Block, height: Height) -> Block {
 
 impl EmbeddedChain {
     /// Open a regtest chain whose kernel keeps its data in `data_dir` (block files in
-    /// `data_dir/blocks`), with the default [`ChainConfig`]. An existing chain there is loaded:
-    /// its blocks are read back from the kernel to rebuild the UTXO view (the mempool starts
-    /// empty).
+    /// `data_dir/blocks`), with the default [`ChainConfig`]. An existing chain there is loaded,
+    /// also one a killed process left: every block taken is journaled (synced to disk) before
+    /// the call that submitted it returns, and the journal is fed to the kernel again on open
+    /// (the kernel itself keeps only what it flushed). Then the kernel's active chain is read
+    /// back to rebuild the UTXO view and the confirmation heights; the mempool starts empty.
     pub fn new(data_dir: &Path) -> Result<EmbeddedChain, ChainError> {
         Self::open(data_dir, ChainConfig::default())
     }
@@ -154,7 +160,19 @@ impl EmbeddedChain {
     pub fn open(data_dir: &Path, config: ChainConfig) -> Result<EmbeddedChain, ChainError> {
         std::fs::create_dir_all(data_dir).map_err(|e| tempdir::io_error(data_dir, &e))?;
         let kernel = Kernel::open(data_dir, false)?;
-        Self::start(kernel, config, None)
+        let (journal, journaled) = Journal::open(data_dir)?;
+        // In their original order, so that the kernel settles on the same active chain; blocks
+        // it still has are duplicates, blocks it refused once it refuses again.
+        let mut last_branch = 0;
+        for block in &journaled {
+            kernel.process_block(block)?;
+            last_branch = last_branch.max(mining::branch_of(block).unwrap_or(0));
+        }
+        kernel.clear_verdicts();
+        let mut chain = Self::start(kernel, config, None)?;
+        chain.journal = Some(journal);
+        chain.last_branch = last_branch;
+        Ok(chain)
     }
 
     /// A fresh chain in a temporary directory (removed when the chain is dropped), with the
@@ -197,6 +215,7 @@ impl EmbeddedChain {
             mempool: Mempool::default(),
             changes: Vec::new(),
             last_branch: 0,
+            journal: None,
             _temp: temp,
         };
         chain.sync_with_kernel()?;
