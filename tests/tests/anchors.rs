@@ -11,8 +11,8 @@ use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{
     Event, FeeConditions, FeeEstimate, ForceCloseReason, MempoolRemovalReason, PreimageSource,
 };
-use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
+use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, Party, RawTx};
 use contractcourt_tests::checks::{check_broadcasts, claims_of, sweeping_config, Outputs};

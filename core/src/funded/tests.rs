@@ -214,7 +214,9 @@ fn a_claim_whose_budget_cannot_pay_the_minimum_relay_fee_is_reported_once_and_ne
     let mut claim = anchor_claim(100);
     claim.template.parent = None;
     let first = claim.on_block(100, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
-    assert!(first.iter().all(|a| !matches!(a, Action::FundFromWallet(_))));
+    assert!(first
+        .iter()
+        .all(|a| !matches!(a, Action::FundFromWallet(_))));
     assert_eq!(
         first
             .iter()
