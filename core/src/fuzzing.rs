@@ -1,13 +1,43 @@
 //! Entry points for the fuzz targets in `fuzz/`: each target is a one-line call into a function
 //! here, so the logic is built and tested with the rest of the core.
+//!
+//! - [`classify_witness`]: witness classification on arbitrary witnesses.
+//! - [`record_roundtrip`]: persisted records decoded from arbitrary JSON, re-encoded and decoded
+//!   again; [`ChainArbitrator::from_records`] on whatever decodes.
+//! - `event_trace` (feature `sim`): structure-aware event traces against the chain arbitrator,
+//!   with the invariants that hold for any input checked after every step.
+//! - `classify_close` (feature `sim`): close classification of arbitrary transactions around a
+//!   real channel's funding output.
+//!
+//! Every helper panics on a broken invariant (that is what the fuzzer looks for) and never
+//! otherwise.
+
+use std::collections::BTreeMap;
 
 use bitcoin::consensus::Decodable;
 use bitcoin::Witness;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
+use crate::action::{Action, Record, RecordKey, RecordOp};
 use crate::bolt3::classify::{
     classify_anchor_spend, classify_htlc_spend, classify_to_local_spend, HtlcOutputKind,
 };
 use crate::bolt3::PaymentHash;
+use crate::chain::{ChainArbitrator, Config};
+use crate::event::Event;
+
+#[cfg(feature = "sim")]
+mod close_fuzz;
+#[cfg(feature = "sim")]
+mod trace_fuzz;
+
+#[cfg(feature = "sim")]
+pub use close_fuzz::classify_close;
+#[cfg(feature = "sim")]
+pub use trace_fuzz::{
+    event_trace, event_trace_logged, event_trace_out_of_order, event_trace_records,
+};
 
 /// Witness classification on arbitrary bytes: the first 32 bytes are a payment hash, the rest a
 /// consensus-encoded witness (anything that does not decode is skipped). Must never panic.
@@ -27,22 +57,174 @@ pub fn classify_witness(data: &[u8]) {
     let _ = classify_anchor_spend(&witness);
 }
 
+/// Decode `data` as JSON into `T`; if it decodes, encoding and decoding again gives the same
+/// value.
+fn json_roundtrip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<T>(data) else {
+        return;
+    };
+    let json = serde_json::to_vec(&value)
+        .unwrap_or_else(|e| panic!("a decoded value does not encode: {e}: {value:?}"));
+    let back: T = serde_json::from_slice(&json).unwrap_or_else(|e| {
+        panic!(
+            "an encoded value does not decode: {e}: {}",
+            String::from_utf8_lossy(&json)
+        )
+    });
+    assert_eq!(back, value, "decode → encode → decode changed the value");
+}
+
+/// Apply the `Persist` batch among `actions` to a record map (as a store would).
+fn apply_batch(records: &mut BTreeMap<RecordKey, Record>, actions: &[Action]) {
+    for action in actions {
+        let Action::Persist(batch) = action else {
+            continue;
+        };
+        for op in &batch.ops {
+            match op {
+                RecordOp::Put { key, record } => {
+                    records.insert(key.clone(), record.clone());
+                }
+                RecordOp::Delete { key } => {
+                    records.remove(key);
+                }
+                RecordOp::Append { .. } => {}
+            }
+        }
+    }
+}
+
+/// Persisted records from arbitrary bytes.
+///
+/// The bytes are tried as JSON of a [`Record`], a [`RecordKey`], a [`RecordOp`] and a whole
+/// store: an array of `[key, record]` pairs. Whatever decodes must encode and decode back to the
+/// same value. A store that decodes is loaded with [`ChainArbitrator::from_records`] (with and
+/// without a sweeper configured), which must not panic; if it loads, loading again gives the same
+/// state, the ledger can be computed, and after `Resumed` the records with the step's batch
+/// applied load back to the in-memory state.
+pub fn record_roundtrip(data: &[u8]) {
+    json_roundtrip::<Record>(data);
+    json_roundtrip::<RecordKey>(data);
+    json_roundtrip::<RecordOp>(data);
+    json_roundtrip::<Vec<(RecordKey, Record)>>(data);
+    let Ok(pairs) = serde_json::from_slice::<Vec<(RecordKey, Record)>>(data) else {
+        return;
+    };
+    let records: BTreeMap<RecordKey, Record> = pairs.into_iter().collect();
+    let sweeping = Config {
+        sweep_to: Some(crate::sweeper::SweeperConfig {
+            destination: bitcoin::ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_raw_hash(
+                bitcoin::hashes::Hash::all_zeros(),
+            )),
+            fallback_feerate: bitcoin::FeeRate::from_sat_per_vb_u32(2),
+        }),
+        ..Config::default()
+    };
+    for config in [Config::default(), sweeping] {
+        let Ok(mut arb) = ChainArbitrator::from_records(config.clone(), &records) else {
+            continue;
+        };
+        let again = ChainArbitrator::from_records(config.clone(), &records)
+            .unwrap_or_else(|e| panic!("records loaded once do not load twice: {e}"));
+        assert!(again == arb, "loading the same records twice differs");
+        let _ = arb.ledger();
+        let tip = arb.tip();
+        let before = arb.clone();
+        match arb.step(&Event::Resumed { tip }) {
+            Err(e) => assert!(arb == before, "a refused Resumed changed the state: {e}"),
+            Ok(actions) => {
+                let mut store = records.clone();
+                apply_batch(&mut store, &actions);
+                let loaded = ChainArbitrator::from_records(config, &store)
+                    .unwrap_or_else(|e| panic!("the records after Resumed do not load: {e}"));
+                if loaded != arb {
+                    panic!(
+                        "after Resumed, loading the records does not give back the in-memory state (- memory, + loaded):\n{}",
+                        crate::trace::line_diff(&format!("{arb:#?}"), &format!("{loaded:#?}"))
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A cursor over fuzz bytes: reads past the end give zeros.
+#[cfg(feature = "sim")]
+pub(crate) struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+#[cfg(feature = "sim")]
+impl<'a> Bytes<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Bytes<'a> {
+        Bytes { data, pos: 0 }
+    }
+
+    /// Whether every byte was read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    /// The bytes not read yet.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.data.get(self.pos..).unwrap_or(&[])
+    }
+
+    pub(crate) fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos = self.pos.saturating_add(1);
+        b
+    }
+
+    pub(crate) fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    pub(crate) fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    pub(crate) fn bool(&mut self) -> bool {
+        self.u8() & 1 == 1
+    }
+
+    /// An index below `n` (0 when `n` is 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            usize::from(self.u8()) % n
+        }
+    }
+
+    /// One of `items` (which must not be empty).
+    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        let i = self.below(items.len());
+        items[i]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn noise(len: usize, state: &mut u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *state ^= *state << 13;
+                *state ^= *state >> 7;
+                *state ^= *state << 17;
+                *state as u8
+            })
+            .collect()
+    }
 
     #[test]
     fn classify_witness_takes_any_bytes() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..2_000usize {
-            let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect();
+            let data = noise(len, &mut state);
             classify_witness(&data);
         }
         // A well-formed witness after the hash is classified too.
@@ -52,5 +234,23 @@ mod tests {
             vec![],
         ])));
         classify_witness(&data);
+    }
+
+    #[test]
+    fn record_roundtrip_takes_any_bytes() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..500usize {
+            record_roundtrip(&noise(len, &mut state));
+        }
+        for json in [
+            r#"{"version":1,"body":{"a":[1,2.5,"x",null]}}"#,
+            r#"{"kind":"node"}"#,
+            r#"{"op":"delete","key":{"kind":"claim","claim":3}}"#,
+            r#"[]"#,
+            r#"[[{"kind":"node"},{"version":1,"body":null}]]"#,
+            r#"[[{"kind":"node"},{"version":2,"body":{}}]]"#,
+        ] {
+            record_roundtrip(json.as_bytes());
+        }
     }
 }

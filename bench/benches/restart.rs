@@ -1,0 +1,202 @@
+//! Benchmark 5: Restart: 10k and 100k channels (10 HTLCs each) stored in SQLite; open the store
+//! (which verifies every record's checksum), load every record, rebuild the engine
+//! (`ChainArbitrator::from_records`) and feed `Resumed`. Also recorded, once per size: the time of
+//! each phase, the peak memory above what the process held before, and the bytes stored per channel
+//! and per HTLC.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use contractcourt_bench::fixture::{config, start_tip, Layout, Template};
+use contractcourt_bench::report::{peak_rss_bytes, record, reset_peak, rss_bytes};
+use contractcourt_core::action::{Batch, RecordKey, RecordOp};
+use contractcourt_core::chain::ChainArbitrator;
+use contractcourt_core::event::Event;
+use contractcourt_sync::store::{SqliteStore, Store};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+const SIZES: [u64; 2] = [10_000, 100_000];
+
+fn remove(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn file_bytes(path: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .map(|suffix| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(PathBuf::from(p)).map_or(0, |m| m.len())
+        })
+        .sum()
+}
+
+/// Write the node record and copies `0..n` into a new store at `path`, 5,000 channels per
+/// transaction.
+fn write_store(template: &Template, n: u64, path: &Path) {
+    remove(path);
+    let mut store = SqliteStore::open(path).expect("open");
+    let put = |key: RecordKey, record| RecordOp::Put { key, record };
+    if let Some(node) = template.store.records.get(&RecordKey::Node) {
+        store
+            .commit(&Batch {
+                ops: vec![put(RecordKey::Node, node.clone())],
+            })
+            .expect("commit");
+    }
+    let mut i = 0;
+    while i < n {
+        let end = (i + 5_000).min(n);
+        let mut ops = Vec::new();
+        for c in i..end {
+            let copy = template.copy(c);
+            for (key, record) in template.records(&copy).expect("records") {
+                ops.push(put(key, record));
+            }
+        }
+        store.commit(&Batch { ops }).expect("commit");
+        i = end;
+    }
+}
+
+/// Open, load, rebuild, resume: the engine a restarted driver would run.
+fn restart(path: &Path) -> ChainArbitrator {
+    let store = SqliteStore::open(path).expect("open");
+    let records = store.load().expect("load");
+    let mut arb = ChainArbitrator::from_records(config(), &records).expect("from records");
+    drop(records);
+    let tip = arb.tip();
+    arb.step(&Event::Resumed { tip }).expect("resumed");
+    arb
+}
+
+/// Bytes of a channel's keyed records as stored (key and body, JSON).
+fn record_bytes(template: &Template) -> usize {
+    let copy = template.copy(0);
+    template
+        .records(&copy)
+        .expect("records")
+        .iter()
+        .map(|(k, r)| {
+            serde_json::to_string(k).map_or(0, |s| s.len())
+                + serde_json::to_string(&r.body).map_or(0, |s| s.len())
+        })
+        .sum()
+}
+
+fn bench_restart(c: &mut Criterion) {
+    let template = Template::new(config(), Layout::idle(5, 5)).expect("template");
+    let bare = Template::new(config(), Layout::idle(0, 0)).expect("template");
+    let (with_htlcs, without) = (record_bytes(&template), record_bytes(&bare));
+    record("restart/record_bytes_per_channel", with_htlcs as f64, "B");
+    record(
+        "restart/record_bytes_per_channel_no_htlcs",
+        without as f64,
+        "B",
+    );
+    record(
+        "restart/record_bytes_per_htlc",
+        (with_htlcs as f64 - without as f64) / 10.0,
+        "B",
+    );
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("restart");
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let mut group = c.benchmark_group("restart");
+    group.sample_size(10);
+    group.sampling_mode(criterion::SamplingMode::Flat);
+    group.warm_up_time(Duration::from_millis(1));
+    group.measurement_time(Duration::from_secs(1));
+    for n in SIZES {
+        let path = dir.join(format!("{n}.sqlite"));
+        let start = Instant::now();
+        write_store(&template, n, &path);
+        println!("restart/{n}: store written in {:.1?}", start.elapsed());
+        record(
+            &format!("restart/{n}/file_bytes_per_channel"),
+            file_bytes(&path) as f64 / n as f64,
+            "B",
+        );
+        // Once: each phase, and memory.
+        reset_peak();
+        let before = rss_bytes().unwrap_or(0);
+        let t = Instant::now();
+        let store = SqliteStore::open(&path).expect("open");
+        let opened = t.elapsed();
+        let records = store.load().expect("load");
+        let loaded = t.elapsed();
+        let mut arb = ChainArbitrator::from_records(config(), &records).expect("from records");
+        let built = t.elapsed();
+        drop(records);
+        let freed = t.elapsed();
+        let tip = arb.tip();
+        assert_eq!(tip, Some(start_tip()));
+        let actions = arb.step(&Event::Resumed { tip }).expect("resumed");
+        let resumed = t.elapsed();
+        let peak = peak_rss_bytes().unwrap_or(0).saturating_sub(before);
+        let kept = rss_bytes().unwrap_or(0).saturating_sub(before);
+        assert_eq!(arb.channels().count() as u64, n);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        record(&format!("restart/{n}/open_ms"), ms(opened), "ms");
+        record(&format!("restart/{n}/load_ms"), ms(loaded - opened), "ms");
+        record(
+            &format!("restart/{n}/from_records_ms"),
+            ms(built - loaded),
+            "ms",
+        );
+        record(
+            &format!("restart/{n}/free_records_ms"),
+            ms(freed - built),
+            "ms",
+        );
+        record(
+            &format!("restart/{n}/resumed_ms"),
+            ms(resumed - freed),
+            "ms",
+        );
+        record(&format!("restart/{n}/total_ms"), ms(resumed), "ms");
+        record(
+            &format!("restart/{n}/peak_mib"),
+            peak as f64 / 1048576.0,
+            "MiB",
+        );
+        record(
+            &format!("restart/{n}/resident_mib"),
+            kept as f64 / 1048576.0,
+            "MiB",
+        );
+        record(
+            &format!("restart/{n}/resumed_actions"),
+            actions.len() as f64,
+            "actions",
+        );
+        drop((actions, arb, store));
+        // 100k takes ~30 s per restart: criterion's minimum of 10 samples would add 5 minutes,
+        // so that size is the single timed run above.
+        if n > 10_000 {
+            remove(&path);
+            continue;
+        }
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let arb = restart(&path);
+                    total += start.elapsed();
+                    drop(arb);
+                }
+                total
+            })
+        });
+        remove(&path);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_restart);
+criterion_main!(benches);
