@@ -85,6 +85,20 @@ pub struct Harness {
     pub transcript: Vec<Action>,
     /// The node's on-chain wallet: funds zero-fee HTLC transactions and CPFP children.
     pub wallet: SimWallet,
+    /// How [`Harness::answer`] behaves (all accepted, unlimited, by default).
+    pub answers: AnswerPolicy,
+}
+
+/// How the harness answers the engine's requests, to play a mempool that refuses or a node that
+/// crashes half way through a step's actions.
+#[derive(Clone, Debug, Default)]
+pub struct AnswerPolicy {
+    /// While set, every broadcast is answered `Rejected` with this reason (the transaction is
+    /// still recorded in [`Harness::broadcasts`], so its validity is checked).
+    pub reject_broadcasts: Option<String>,
+    /// While set, how many more requests are answered; at zero the rest of the step's actions
+    /// are left unexecuted, as a crash leaves them ([`Harness::crashed`] tells).
+    pub budget: Option<usize>,
 }
 
 fn block_hash(prev: &BlockHash, height: u32, txs: &[RawTx], salt: u32) -> BlockHash {
@@ -116,6 +130,7 @@ impl Harness {
             broadcasts: Vec::new(),
             transcript: Vec::new(),
             wallet: SimWallet::new(1),
+            answers: AnswerPolicy::default(),
         };
         h.mine(Vec::new());
         h
@@ -258,6 +273,13 @@ impl Harness {
             .blocks
             .pop()
             .unwrap_or_else(|| panic!("no block to disconnect"));
+        let chain: Vec<(u32, Vec<Transaction>)> = self
+            .blocks
+            .iter()
+            .map(|b| (b.height, b.txs.iter().map(|t| t.0.clone()).collect()))
+            .collect();
+        self.wallet
+            .rescan(chain.iter().map(|(h, txs)| (*h, txs.as_slice())));
         self.feed(Event::BlockDisconnected {
             block: BlockRef {
                 height: block.height,
@@ -271,6 +293,12 @@ impl Harness {
     pub fn answer(&mut self, actions: &[Action]) -> Vec<Action> {
         let mut produced = Vec::new();
         for action in actions {
+            if self.crashed() {
+                break;
+            }
+            if let Some(left) = self.answers.budget.as_mut() {
+                *left -= 1;
+            }
             let more = match action {
                 Action::Sign(req) => {
                     let channel = req.inputs.iter().find_map(|i| match &i.key {
@@ -324,19 +352,21 @@ impl Harness {
                     self.broadcasts.push(parent.0.clone());
                     self.broadcasts.push(child.0.clone());
                     let txid = child.compute_txid();
+                    let outcome = self.broadcast_outcome();
                     self.feed(Event::BroadcastResult {
                         request: *request,
                         txid,
-                        outcome: contractcourt_core::event::BroadcastOutcome::Accepted,
+                        outcome,
                     })
                 }
                 Action::Broadcast { request, tx } => {
                     self.broadcasts.push(tx.0.clone());
                     let txid = tx.compute_txid();
+                    let outcome = self.broadcast_outcome();
                     self.feed(Event::BroadcastResult {
                         request: *request,
                         txid,
-                        outcome: contractcourt_core::event::BroadcastOutcome::Accepted,
+                        outcome,
                     })
                 }
                 _ => continue,
@@ -345,6 +375,20 @@ impl Harness {
             produced.extend(self.answer(&more));
         }
         produced
+    }
+
+    /// Whether the answer budget ran out: the node "crashed" with actions left unexecuted.
+    pub fn crashed(&self) -> bool {
+        self.answers.budget == Some(0)
+    }
+
+    fn broadcast_outcome(&self) -> contractcourt_core::event::BroadcastOutcome {
+        match &self.answers.reject_broadcasts {
+            Some(reason) => contractcourt_core::event::BroadcastOutcome::Rejected {
+                reason: reason.clone(),
+            },
+            None => contractcourt_core::event::BroadcastOutcome::Accepted,
+        }
     }
 
     /// Every report of one kind in the transcript.

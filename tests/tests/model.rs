@@ -1,13 +1,23 @@
-//! Model check (issue 8 §1, first part): random static-remote-key channels with 0–12 HTLCs each
-//! way (dust and not, expiries over the next ~40 blocks, some forwarded, some with the preimage
-//! learned at a random height) and random event traces — empty blocks, the peer's close or ours,
-//! the peer's preimage claims and timeouts, our claims mined, reorgs of depth 1..=3 that re-include
-//! or drop transactions, restarts from the store. After every step the invariants of DESIGN.md
-//! that apply today are checked (2, 3, 4 through `check_durable`, 6, 7, 8); at the end of each
-//! trace, once the chain is 20+ blocks past every expiry, no output of ours is stuck (1) and the
-//! ledger agrees with a small reference model of who is entitled to each HTLC output.
+//! Model check (issue 8 §1): random channels of both types (static-remote-key, and anchors with
+//! a funded wallet) with 0–12 HTLCs each way (dust and not, expiries over the next ~40 blocks,
+//! some forwarded, some with the preimage learned at a random height; the outgoing HTLCs and the
+//! incoming ones are committed in two updates, so the peer's revoked commitment carries HTLCs)
+//! and random event traces — empty blocks; the peer's close on its current or its revoked
+//! commitment, a cooperative close (when no HTLC is in flight), or ours; the peer's preimage
+//! claims and timeouts; our claims mined; reorgs of depth 1..=3 and 4..=10 (beyond
+//! `reorg_safety_depth`) that re-include or drop transactions, and reorgs that swap which
+//! commitment confirmed; fee spikes (estimates ×50 and back); a mempool refusing every broadcast of
+//! a block (fee, conflict and script reasons); a crash at any action index of a block's step
+//! (the actions after it never executed) and plain restarts from the store. After every step
+//! the invariants of DESIGN.md are checked (2, 3, 4 through `check_durable`, 6, 7 — the whole
+//! output as budget for justice transactions —, 8); at the end of each trace, once the chain is
+//! 20+ blocks past every expiry, no output of ours is stuck (1), the ledger agrees with a small
+//! reference model of who is entitled to each HTLC output (on a breach: every output but the
+//! anchors is ours), and every upstream failure the final chain contradicts was reported as a
+//! loss (5, deep range).
 //!
-//! CI runs 24 cases. A longer run:
+//! CI runs 24 cases, and one case of a channel with 100–483 HTLCs each way (`MODEL_LARGE_CASES`).
+//! A longer run:
 //!
 //! ```text
 //! PROPTEST_CASES=1000 cargo test -p contractcourt-tests --test model --release
@@ -15,18 +25,22 @@
 //!
 //! `MODEL_CRASH_ANYWHERE=1` also runs the O(n²) `check_crash_anywhere` on every trace.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use contractcourt_core::action::{Action, FailReason, Report};
+use contractcourt_core::bolt3::commitment::BuiltCommitment;
 use contractcourt_core::bolt3::{scripts, ChannelType, PaymentHash};
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::chain::{ChainArbitrator, Config};
-use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg, PreimageSource};
+use contractcourt_core::event::{
+    Event, FeeConditions, FeeEstimate, ForceCloseReason, IncomingLeg, PreimageSource,
+};
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
-use contractcourt_core::sim::{SimHtlc, SimSetup};
+use contractcourt_core::sim::{SimChannel, SimHtlc, SimSetup};
 use contractcourt_core::sweeper::SweeperConfig;
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
@@ -70,32 +84,57 @@ struct HtlcSpec {
 enum Op {
     Empty(u32),
     PeerClose,
+    /// The peer broadcasts its previous (revoked) commitment.
+    PeerRevokedClose,
+    /// Both sign a cooperative close (only possible with no HTLC in flight).
+    CoopClose,
     OurClose,
     MineOurs,
     PeerClaim(Index),
     PeerTimeout(Index),
     Learn(Index),
-    Reorg { depth: u32, reinclude: bool },
+    /// Depth 1..=10: within `reorg_safety_depth` (6) and beyond it.
+    Reorg {
+        depth: u32,
+        reinclude: bool,
+    },
+    /// Reorg the close out and confirm the other party's commitment instead.
+    ReorgSwap,
+    /// The fee estimates become `multiplier` × the base (2 sat/vB).
+    Fees(u64),
+    /// The mempool refuses every broadcast of the next block with this reason.
+    Reject(&'static str),
+    /// A block whose actions are executed only up to this index: the node crashes there and
+    /// restarts from the store.
+    CrashMidStep(Index),
     Restart,
 }
 
 #[derive(Clone, Debug)]
 struct Case {
     seed: u64,
+    anchors: bool,
     htlcs: Vec<HtlcSpec>,
     ops: Vec<Op>,
 }
 
-fn amount() -> impl Strategy<Value = u64> {
+/// HTLC amounts: dust and not. Under anchors the smallest claim (a zero-fee HTLC transaction
+/// with a wallet input and change, ~270 vB) must be worth its fee at the relay floor with a 50%
+/// budget, so amounts start at 5,000 sat there; smaller ones are covered by the sweeps tests.
+fn amount(anchors: bool) -> BoxedStrategy<u64> {
+    if anchors {
+        return (5_000u64..25_000).prop_map(|s| s * 1000).boxed();
+    }
     prop_oneof![
         (300u64..3_000).prop_map(|s| s * 1000),
         (3_000u64..25_000).prop_map(|s| s * 1000),
     ]
+    .boxed()
 }
 
-fn htlc(outgoing: bool) -> impl Strategy<Value = HtlcSpec> {
+fn htlc(outgoing: bool, anchors: bool) -> impl Strategy<Value = HtlcSpec> {
     (
-        amount(),
+        amount(anchors),
         3u32..=40,
         any::<bool>(),
         any::<bool>(),
@@ -121,31 +160,61 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (1u32..=3).prop_map(Op::Empty),
         1 => Just(Op::PeerClose),
+        1 => Just(Op::PeerRevokedClose),
+        1 => Just(Op::CoopClose),
         1 => Just(Op::OurClose),
         5 => Just(Op::MineOurs),
         2 => any::<Index>().prop_map(Op::PeerClaim),
         2 => any::<Index>().prop_map(Op::PeerTimeout),
         3 => any::<Index>().prop_map(Op::Learn),
         2 => (1u32..=3, any::<bool>()).prop_map(|(depth, reinclude)| Op::Reorg { depth, reinclude }),
+        1 => (4u32..=10, any::<bool>()).prop_map(|(depth, reinclude)| Op::Reorg { depth, reinclude }),
+        1 => Just(Op::ReorgSwap),
+        1 => prop_oneof![Just(1u64), Just(50)].prop_map(Op::Fees),
+        1 => prop_oneof![
+            Just("min relay fee not met"),
+            Just("insufficient fee, rejecting replacement"),
+            Just("bad-txns-inputs-missingorspent"),
+            Just("mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)"),
+        ]
+        .prop_map(Op::Reject),
+        1 => any::<Index>().prop_map(Op::CrashMidStep),
         1 => Just(Op::Restart),
     ]
 }
 
-fn case() -> impl Strategy<Value = Case> {
-    (
-        any::<u64>(),
-        prop::collection::vec(htlc(true), 0..=12),
-        prop::collection::vec(htlc(false), 0..=12),
-        prop::collection::vec(op(), 5..40),
-    )
-        .prop_map(|(seed, mut out, inc, ops)| {
-            out.extend(inc);
-            Case {
-                seed,
-                htlcs: out,
-                ops,
-            }
-        })
+/// HTLCs each way: none (so a cooperative close can happen) about one case in six, else up to
+/// `max` (in `large` cases, from 100 to `max`).
+fn htlcs(outgoing: bool, anchors: bool, max: usize) -> impl Strategy<Value = Vec<HtlcSpec>> {
+    if max > 12 {
+        return prop::collection::vec(htlc(outgoing, anchors), 100..=max).boxed();
+    }
+    prop_oneof![
+        1 => Just(Vec::new()),
+        5 => prop::collection::vec(htlc(outgoing, anchors), 0..=max),
+    ]
+    .boxed()
+}
+
+/// A channel with up to `max` HTLCs each way and a trace of `ops` operations.
+fn case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
+    any::<bool>().prop_flat_map(move |anchors| {
+        (
+            any::<u64>(),
+            htlcs(true, anchors, max),
+            htlcs(false, anchors, max),
+            prop::collection::vec(op(), ops.clone()),
+        )
+            .prop_map(move |(seed, mut out, inc, ops)| {
+                out.extend(inc);
+                Case {
+                    seed,
+                    anchors,
+                    htlcs: out,
+                    ops,
+                }
+            })
+    })
 }
 
 fn upstream_key(i: usize) -> HtlcKey {
@@ -178,27 +247,54 @@ struct Model {
     decisions: BTreeMap<HtlcKey, (usize, usize)>,
     steps: usize,
     early_dust_fails: usize,
+    /// See [`Model::commitments`].
+    commitments: Vec<(Party, u64, BuiltCommitment)>,
+    /// The peer's HTLC transactions, signed once each: (commitment number, HTLC index).
+    peer_htlc_txs: RefCell<BTreeMap<(u64, usize), Option<Transaction>>>,
 }
 
 impl Model {
     fn new(case: &Case) -> Model {
         let mut h = Harness::new(config());
-        let id = h.open(SimSetup::new(case.seed, ChannelType::StaticRemoteKey));
+        let channel_type = if case.anchors {
+            // The wallet funds zero-fee HTLC transactions and CPFP children.
+            h.fund_wallet(8, 200_000);
+            ChannelType::AnchorsZeroFeeHtlc
+        } else {
+            ChannelType::StaticRemoteKey
+        };
+        let mut setup = SimSetup::new(case.seed, channel_type);
+        if case.htlcs.len() > 24 {
+            // Room for hundreds of HTLCs each way: 1 BTC, half each side's.
+            setup.funding_sat = 100_000_000;
+            setup.local_balance_msat = 50_000_000_000;
+        }
+        let id = h.open(setup);
         let mut htlcs = Vec::new();
-        h.with_sim(id, |sim| {
-            for s in &case.htlcs {
-                let dir = if s.outgoing {
-                    HtlcDirection::Outgoing
+        // Two updates — the outgoing HTLCs, then the incoming ones — so the peer's previous
+        // commitment (revoked, and a breach if it confirms) carries HTLCs too.
+        for outgoing in [true, false] {
+            h.with_sim(id, |sim| {
+                let mut added = false;
+                for s in case.htlcs.iter().filter(|s| s.outgoing == outgoing) {
+                    let dir = if s.outgoing {
+                        HtlcDirection::Outgoing
+                    } else {
+                        HtlcDirection::Incoming
+                    };
+                    htlcs.push(
+                        sim.add_htlc(dir, s.amount_msat, START_HEIGHT + s.expiry_offset)
+                            .expect("balances cover 12 HTLCs each way"),
+                    );
+                    added = true;
+                }
+                if added {
+                    sim.commit().expect("commit")
                 } else {
-                    HtlcDirection::Incoming
-                };
-                htlcs.push(
-                    sim.add_htlc(dir, s.amount_msat, START_HEIGHT + s.expiry_offset)
-                        .expect("balances cover 12 HTLCs each way"),
-                );
-            }
-            sim.commit().expect("commit")
-        });
+                    Vec::new()
+                }
+            });
+        }
         let sim = h.sim(id);
         let (l, r) = (sim.local.basepoints(), sim.remote.basepoints());
         let funding = TxOut {
@@ -239,7 +335,10 @@ impl Model {
             decisions: BTreeMap::new(),
             steps: 0,
             early_dust_fails: 0,
+            commitments: Vec::new(),
+            peer_htlc_txs: RefCell::new(BTreeMap::new()),
         };
+        m.commitments = Model::commitments(m.h.sim(id));
         m.check_step();
         m
     }
@@ -289,30 +388,94 @@ impl Model {
         })
     }
 
+    /// The commitments that can confirm — ours, the peer's current one and its previous
+    /// (revoked) one — built once: the channel does not change after the setup.
+    fn commitments(sim: &SimChannel) -> Vec<(Party, u64, BuiltCommitment)> {
+        let remote = sim.remote_commitment_number();
+        let mut candidates = vec![
+            (Party::Local, sim.local_commitment_number()),
+            (Party::Remote, remote),
+        ];
+        if remote >= 1 {
+            candidates.push((Party::Remote, remote - 1));
+        }
+        candidates
+            .into_iter()
+            .filter_map(|(holder, n)| Some((holder, n, sim.built_commitment(holder, n).ok()?)))
+            .collect()
+    }
+
     /// The confirmed close on the active chain: (holder, commitment number, txid, height).
     fn close(&self) -> Option<(Party, u64, Txid, u32)> {
+        self.close_built()
+            .map(|(holder, n, txid, height, _)| (holder, n, txid, height))
+    }
+
+    /// [`Model::close`] with the commitment as built.
+    fn close_built(&self) -> Option<(Party, u64, Txid, u32, &BuiltCommitment)> {
         let (tx, height) = self.spender(&self.funding_outpoint())?;
         let txid = tx.compute_txid();
-        let sim = self.h.sim(self.id);
-        for holder in [Party::Local, Party::Remote] {
-            let n = match holder {
-                Party::Local => sim.local_commitment_number(),
-                Party::Remote => sim.remote_commitment_number(),
-            };
-            if sim
-                .commitment_tx(holder, n)
-                .is_ok_and(|c| c.compute_txid() == txid)
-            {
-                return Some((holder, n, txid, height));
-            }
+        self.commitments
+            .iter()
+            .find(|(_, _, b)| b.tx.compute_txid() == txid)
+            .map(|(holder, n, b)| (*holder, *n, txid, height, b))
+    }
+
+    /// How the channel ended on the final chain, for the run's statistics.
+    fn close_kind(&self) -> &'static str {
+        match self.close() {
+            Some((Party::Local, ..)) => "ours",
+            Some(_) if self.breach() => "breach",
+            Some(_) => "theirs",
+            None if self.spender(&self.funding_outpoint()).is_some() => "cooperative",
+            None => "open",
         }
-        None
+    }
+
+    /// Whether the confirmed close is the peer's revoked commitment (a breach).
+    fn breach(&self) -> bool {
+        let current = self.h.sim(self.id).remote_commitment_number();
+        self.close()
+            .is_some_and(|(holder, n, _, _)| holder == Party::Remote && n < current)
+    }
+
+    /// Reload the engine from its store and feed `Resumed`, as a restart does.
+    fn restart(&mut self) {
+        let cfg = self.h.config.clone();
+        self.h.arb = ChainArbitrator::from_records(cfg, &self.h.store.records)
+            .unwrap_or_else(|e| panic!("reload: {e}"));
+        let tip = self.h.arb.tip();
+        let start = self.h.transcript.len();
+        let actions = self.h.feed(Event::Resumed { tip });
+        self.resumed.push(start..self.h.transcript.len());
+        self.h.answer(&actions);
+        self.check_step();
+    }
+
+    /// Fee estimates of `multiplier` × 2 sat/vB for every target.
+    fn fees(&mut self, multiplier: u64) {
+        let rate = FeeRate::from_sat_per_vb(2 * multiplier).unwrap_or(FeeRate::MAX);
+        let estimates = [1u16, 3, 6, 12, 25, 144]
+            .into_iter()
+            .map(|target_blocks| FeeEstimate {
+                target_blocks,
+                feerate: rate,
+            })
+            .collect();
+        let relay = FeeRate::from_sat_per_vb_u32(1);
+        let actions = self.h.feed(Event::FeeConditions(FeeConditions {
+            estimates,
+            mempool_min: relay,
+            min_relay: relay,
+            incremental_relay: relay,
+        }));
+        self.h.answer(&actions);
+        self.check_step();
     }
 
     /// The output of HTLC `i` on the confirmed close, if it has one.
     fn htlc_outpoint(&self, i: usize) -> Option<OutPoint> {
-        let (holder, n, txid, _) = self.close()?;
-        let built = self.h.sim(self.id).built_commitment(holder, n).ok()?;
+        let (holder, _, txid, _, built) = self.close_built()?;
         let key = self.htlcs[i].key;
         let offered = (key.direction == HtlcDirection::Outgoing) == (holder == Party::Local);
         let vout = built.htlc_output_index(offered, key.htlc_id)?;
@@ -321,9 +484,10 @@ impl Model {
 
     /// Whether our outgoing HTLC is trimmed on our current commitment.
     fn dust_on_ours(&self, key: &HtlcKey) -> bool {
-        let sim = self.h.sim(self.id);
-        sim.built_commitment(Party::Local, sim.local_commitment_number())
-            .is_ok_and(|b| b.htlc_output_index(true, key.htlc_id).is_none())
+        self.commitments
+            .iter()
+            .find(|(holder, _, _)| *holder == Party::Local)
+            .is_some_and(|(_, _, b)| b.htlc_output_index(true, key.htlc_id).is_none())
     }
 
     /// Mine a block with those of `candidates` that are valid on the tip (in order; a
@@ -378,20 +542,27 @@ impl Model {
         v
     }
 
-    /// The peer's transaction for HTLC `i` on its confirmed commitment, if any.
+    /// The peer's transaction for HTLC `i` on its confirmed (current) commitment, if any. On a
+    /// revoked commitment the peer does not race in this model (`tests/breach.rs` does).
     fn peer_tx(&self, i: usize) -> Option<Transaction> {
         let (holder, n, _, _) = self.close()?;
-        if holder != Party::Remote {
+        if holder != Party::Remote || self.breach() {
             return None;
         }
         let op = self.htlc_outpoint(i)?;
-        if !self.utxos().contains_key(&op) {
+        if self.spender(&op).is_some() {
             return None;
         }
-        self.h
-            .sim(self.id)
-            .htlc_tx(Party::Remote, n, self.htlcs[i].key)
-            .ok()
+        self.peer_htlc_txs
+            .borrow_mut()
+            .entry((n, i))
+            .or_insert_with(|| {
+                self.h
+                    .sim(self.id)
+                    .htlc_tx(Party::Remote, n, self.htlcs[i].key)
+                    .ok()
+            })
+            .clone()
     }
 
     fn run(&mut self, op: &Op) {
@@ -411,6 +582,71 @@ impl Model {
                     self.peer_txs.push(tx.clone());
                     self.mine_block(vec![tx], false);
                 }
+            }
+            Op::PeerRevokedClose => {
+                let n = self.h.sim(self.id).remote_commitment_number();
+                if n >= 1 && self.utxos().contains_key(&self.funding_outpoint()) {
+                    let tx = self
+                        .h
+                        .sim(self.id)
+                        .commitment_tx(Party::Remote, n - 1)
+                        .expect("revoked commitment");
+                    self.peer_txs.push(tx.clone());
+                    self.mine_block(vec![tx], false);
+                }
+            }
+            Op::CoopClose => {
+                let peer_script =
+                    ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0x22; 20]));
+                let coop =
+                    self.h
+                        .sim(self.id)
+                        .cooperative_close_tx(destination(), peer_script, 1_000);
+                if let (Ok(tx), true) = (coop, self.utxos().contains_key(&self.funding_outpoint()))
+                {
+                    self.peer_txs.push(tx.clone());
+                    self.mine_block(vec![tx], false);
+                }
+            }
+            Op::ReorgSwap => {
+                let Some((holder, _, _, ch)) = self.close() else {
+                    return;
+                };
+                let depth = self.tip() + 1 - ch;
+                if depth > 10 {
+                    return;
+                }
+                let sim = self.h.sim(self.id);
+                let other = match holder {
+                    Party::Local => {
+                        sim.commitment_tx(Party::Remote, sim.remote_commitment_number())
+                    }
+                    Party::Remote => sim.commitment_tx(Party::Local, sim.local_commitment_number()),
+                }
+                .expect("the other commitment");
+                for _ in 0..depth {
+                    let actions = self.h.disconnect_tip();
+                    self.h.answer(&actions);
+                    self.check_step();
+                }
+                self.peer_txs.push(other.clone());
+                self.mine_block(vec![other], true);
+                for _ in 1..depth {
+                    self.mine_block(Vec::new(), true);
+                }
+            }
+            Op::Fees(multiplier) => self.fees(*multiplier),
+            Op::Reject(reason) => {
+                self.h.answers.reject_broadcasts = Some((*reason).to_string());
+                self.mine_block(Vec::new(), false);
+                self.h.answers.reject_broadcasts = None;
+            }
+            Op::CrashMidStep(idx) => {
+                self.h.answers.budget = Some(idx.index(12));
+                let c = self.ours();
+                self.mine_block(c, false);
+                self.h.answers.budget = None;
+                self.restart();
             }
             Op::OurClose => {
                 if let Ok(actions) = self.h.try_feed(Event::ForceCloseRequested {
@@ -495,17 +731,7 @@ impl Model {
                     self.mine_block(txs, true);
                 }
             }
-            Op::Restart => {
-                let cfg = self.h.config.clone();
-                self.h.arb = ChainArbitrator::from_records(cfg, &self.h.store.records)
-                    .unwrap_or_else(|e| panic!("reload: {e}"));
-                let tip = self.h.arb.tip();
-                let start = self.h.transcript.len();
-                let actions = self.h.feed(Event::Resumed { tip });
-                self.resumed.push(start..self.h.transcript.len());
-                self.h.answer(&actions);
-                self.check_step();
-            }
+            Op::Restart => self.restart(),
         }
     }
 
@@ -654,6 +880,8 @@ impl Model {
             .map(|e| e.outpoint)
             .collect();
         let next = tip + 1;
+        // Justice transactions may spend up to the whole penalty on fees near the deadline.
+        let breach = self.breach();
         for tx in &self.h.broadcasts[from..] {
             let txid = tx.compute_txid();
             let (outs, heights): (Vec<TxOut>, Vec<Option<u32>>) = tx
@@ -684,6 +912,8 @@ impl Model {
                     .map(|(i, o)| {
                         let pct = if balances.contains(&i.previous_output) {
                             5
+                        } else if breach {
+                            100
                         } else {
                             50
                         };
@@ -748,6 +978,27 @@ impl Model {
             .flat_map(|c| c.outputs.iter().map(|e| (e.outpoint, e.clone())))
             .collect();
         let archived = self.h.arb.channel(&self.id).is_none();
+        if self.breach() {
+            // A revoked commitment: every output is ours (the peer does not race here), claimed
+            // by a transaction of ours — only an anchor may be left as not worth claiming.
+            for e in entries.values() {
+                let fine = match &e.status {
+                    OutputStatus::Recovered { txid } => {
+                        ours.contains(txid) || e.what == "our balance"
+                    }
+                    OutputStatus::Uneconomical => e.what == "anchor",
+                    _ => false,
+                };
+                assert!(
+                    fine,
+                    "breach {close_txid}: output {} ({}) is {:?} at {}",
+                    e.outpoint,
+                    e.what,
+                    e.status,
+                    self.tip()
+                );
+            }
+        }
         for (i, x) in self.htlcs.iter().enumerate() {
             let s = &self.specs[i];
             let Some(op) = self.htlc_outpoint(i) else {
@@ -759,6 +1010,9 @@ impl Model {
                 continue;
             }
             let entry = entry.unwrap_or_else(|| panic!("no ledger entry for htlc output {op}"));
+            if self.breach() {
+                continue; // checked above
+            }
             let known = node.preimage_for(&x.key, &x.payment_hash()).is_some();
             // The ledger agrees with the chain.
             match &entry.status {
@@ -836,17 +1090,16 @@ impl Model {
             }
         }
         // (1) no stuck output of ours.
-        for e in entries.values() {
-            let incoming_unknown = self.htlcs.iter().any(|x| {
+        let unknown_incoming: BTreeSet<OutPoint> = (0..self.htlcs.len())
+            .filter(|i| {
+                let x = &self.htlcs[*i];
                 x.key.direction == HtlcDirection::Incoming
-                    && Some(e.outpoint)
-                        == self
-                            .htlcs
-                            .iter()
-                            .position(|y| y.key == x.key)
-                            .and_then(|i| self.htlc_outpoint(i))
                     && node.preimage_for(&x.key, &x.payment_hash()).is_none()
-            });
+            })
+            .filter_map(|i| self.htlc_outpoint(i))
+            .collect();
+        for e in entries.values() {
+            let incoming_unknown = unknown_incoming.contains(&e.outpoint);
             let fine = match e.status {
                 OutputStatus::Recovered { .. }
                 | OutputStatus::SecondLevel { .. }
@@ -908,38 +1161,63 @@ impl Model {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
+fn cases(var: &str, default: u32) -> u32 {
+    std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
+        .unwrap_or(default)
 }
 
-static STATS: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+/// Run one case: the trace, the end phase, the end checks; record its statistics.
+fn run_case(case: &Case) {
+    let mut m = Model::new(case);
+    for op in &case.ops {
+        m.run(op);
+    }
+    let start = m.finish();
+    m.check_end(start);
+    if std::env::var("MODEL_CRASH_ANYWHERE").is_ok_and(|v| v == "1") {
+        m.h.check_crash_anywhere();
+    }
+    let mut s = STATS.lock().unwrap_or_else(|e| e.into_inner());
+    s.0 += 1;
+    s.1 += m.h.trace.steps.len() as u64;
+    *s.2.entry(m.close_kind()).or_default() += 1;
+    eprintln!(
+        "model: case {} ({}, {} htlcs) ops {} events {} (mean events {}; closes {:?})",
+        s.0,
+        if case.anchors {
+            "anchors"
+        } else {
+            "static-remote-key"
+        },
+        case.htlcs.len(),
+        m.steps,
+        m.h.trace.steps.len(),
+        s.1 / s.0,
+        s.2
+    );
+}
+
+/// Cases run, events fed, and how many ended in each kind of close.
+static STATS: std::sync::Mutex<(u64, u64, BTreeMap<&'static str, u64>)> =
+    std::sync::Mutex::new((0, 0, BTreeMap::new()));
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 256, failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model.txt"))), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases("PROPTEST_CASES", 24), max_shrink_iters: 256, failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model.txt"))), ..ProptestConfig::default() })]
 
     #[test]
-    fn random_traces_keep_the_invariants(case in case()) {
-        let mut m = Model::new(&case);
-        for op in &case.ops {
-            m.run(op);
-        }
-        let start = m.finish();
-        m.check_end(start);
-        if std::env::var("MODEL_CRASH_ANYWHERE").is_ok_and(|v| v == "1") {
-            m.h.check_crash_anywhere();
-        }
-        let mut s = STATS.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 += 1;
-        s.1 += m.h.trace.steps.len() as u64;
-        eprintln!(
-            "model: case {} ops {} events {} (mean events {})",
-            s.0,
-            m.steps,
-            m.h.trace.steps.len(),
-            s.1 / s.0
-        );
+    fn random_traces_keep_the_invariants(case in case(12, 5..40)) {
+        run_case(&case);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases("MODEL_LARGE_CASES", 1), max_shrink_iters: 16, failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model-large.txt"))), ..ProptestConfig::default() })]
+
+    /// Channels with 100 to 483 HTLCs each way (the protocol's maximum) and shorter traces.
+    #[test]
+    fn large_channels_keep_the_invariants(case in case(483, 3..12)) {
+        run_case(&case);
     }
 }

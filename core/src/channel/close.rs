@@ -363,7 +363,8 @@ impl ChannelArbitrator {
         };
         let safe = depth(close.height, tip) >= cfg.reorg_safety_depth;
         if safe && !close.settled_upstream {
-            if let Some(f) = self.cpfp.as_ref().filter(|f| !f.wallet_inputs().is_empty()) {
+            // Any attempt may have inputs lent, even one whose answer came too late to use.
+            if let Some(f) = self.cpfp.as_ref().filter(|f| !f.attempts.is_empty()) {
                 actions.push(Action::ReleaseInputs { claim: f.claim });
             }
             actions.extend(self.fail_htlcs_not_on_chain(&close, node));

@@ -105,40 +105,56 @@ impl ChannelArbitrator {
         ))
     }
 
-    /// The channel's wallet-funded claim `claim`, if it has one.
-    pub(crate) fn funded_claim_mut(&mut self, claim: ClaimId) -> Option<&mut FundedClaim> {
+    /// The channel's wallet-funded claim `claim`, if it has one, and whether it is still live:
+    /// a zero-fee HTLC transaction while its HTLC output is unspent, the CPFP child while no
+    /// close confirmed. A claim that is not live only keeps its history: answers arriving for
+    /// it late (a wallet or signer slower than the chain) must not build on an input that is
+    /// already spent.
+    pub(crate) fn funded_claim_mut(&mut self, claim: ClaimId) -> Option<(&mut FundedClaim, bool)> {
+        let closed = self.close.is_some();
         self.resolvers
             .values_mut()
-            .filter_map(|r| r.second_level.as_mut())
-            .filter_map(|c| c.funded.as_mut())
-            .chain(self.cpfp.as_mut())
-            .find(|f| f.claim == claim)
+            .filter_map(|r| {
+                let live = matches!(r.stage, crate::resolver::Stage::Active);
+                Some((r.second_level.as_mut()?.funded.as_mut()?, live))
+            })
+            .chain(self.cpfp.as_mut().map(|f| (f, !closed)))
+            .find(|(f, _)| f.claim == claim)
     }
 
-    /// The wallet answered a funding request of this channel's.
+    /// The wallet answered a funding request of this channel's. An answer for a claim that is
+    /// no longer live is dropped; the inputs it lent are released with the claim's others.
     pub fn on_wallet_funded(
         &mut self,
         request: RequestId,
         outcome: &FundingOutcome,
         tip: Height,
     ) -> Vec<Action> {
-        self.funded_claim_mut(request.claim)
-            .map(|f| f.on_funded(request, outcome, tip))
-            .unwrap_or_default()
+        match self.funded_claim_mut(request.claim) {
+            Some((f, true)) => f.on_funded(request, outcome, tip),
+            Some((_, false)) => Vec::new(),
+            None => Vec::new(),
+        }
     }
 
     /// Signatures for one of this channel's wallet-funded claims. `None`: not one of them.
+    /// Signatures for a claim that is no longer live are dropped.
     pub(crate) fn on_funded_signed(
         &mut self,
         request: RequestId,
         outcome: &SignOutcome,
     ) -> Option<Vec<Action>> {
-        self.funded_claim_mut(request.claim)
-            .map(|f| f.on_signed(request, outcome))
+        self.funded_claim_mut(request.claim).map(|(f, live)| {
+            if live {
+                f.on_signed(request, outcome)
+            } else {
+                Vec::new()
+            }
+        })
     }
 
-    /// A broadcast result for one of this channel's claims: a wallet-funded one, or our
-    /// commitment.
+    /// A broadcast result for one of this channel's claims: a wallet-funded one (dropped once
+    /// it is no longer live), or our commitment.
     pub fn on_claim_broadcast_result(
         &mut self,
         request: RequestId,
@@ -146,7 +162,8 @@ impl ChannelArbitrator {
         outcome: &BroadcastOutcome,
     ) -> Vec<Action> {
         match self.funded_claim_mut(request.claim) {
-            Some(f) => f.on_broadcast_result(outcome),
+            Some((f, true)) => f.on_broadcast_result(outcome),
+            Some((_, false)) => Vec::new(),
             None => self.on_broadcast_result(txid, outcome),
         }
     }

@@ -159,11 +159,10 @@ pub fn event_trace(data: &[u8]) {
 /// [`event_trace`] outside the driver contract: a request may be answered after later events
 /// (blocks, updates), as an asynchronous driver that does not wait for its wallet would.
 ///
-/// The engine does not tolerate that yet: a wallet-funding result for a funded claim (CPFP
-/// child, zero-fee HTLC transaction) arriving after an earlier attempt of the claim confirmed is
-/// assembled, signed and broadcast, double-spending the confirmed transaction
-/// (`fuzz/artifacts-found/event_trace-late-wallet-funding-double-spend`). Not a fuzz target
-/// until that is fixed.
+/// The `event_trace_async` fuzz target. Its first find: a wallet-funding result for a funded
+/// claim (CPFP child, zero-fee HTLC transaction) arriving after an earlier attempt of the claim
+/// confirmed was assembled, signed and broadcast, double-spending the confirmed transaction
+/// (`fuzz/artifacts-found/event_trace-late-wallet-funding-double-spend`); fixed.
 pub fn event_trace_out_of_order(data: &[u8]) {
     let mut log = Vec::new();
     run(data, &mut log, false, true);
@@ -905,10 +904,11 @@ mod tests {
         event_trace(&data);
     }
 
-    /// A known engine bug outside the driver contract (see [`event_trace_out_of_order`]): run
-    /// with `--ignored`; it passes once the bug is fixed.
+    /// Found by fuzzing (`fuzz/artifacts-found/event_trace-late-wallet-funding-double-spend`):
+    /// a wallet-funding answer arriving after an earlier attempt of the claim confirmed was
+    /// assembled, signed and broadcast, double-spending the confirmed transaction. A claim whose
+    /// own input is spent (or whose commitment closed, for a CPFP) now drops late answers.
     #[test]
-    #[ignore = "known bug: late wallet-funding results double-spend a confirmed funded claim"]
     fn late_wallet_funding_does_not_double_spend() {
         let data = [
             0x00, 0x00, 0xe2, 0x04, 0x13, 0x00, 0x02, 0x03, 0x04, 0x06, 0x06, 0x01, 0x01, 0x01,

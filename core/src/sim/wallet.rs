@@ -113,6 +113,16 @@ impl SimWallet {
         }
     }
 
+    /// Follow a reorg: forget every coin and replay `blocks` (the active chain, oldest first,
+    /// each with its height and transactions), so coins a disconnected block spent come back
+    /// and coins it created leave. Lent inputs stay lent.
+    pub fn rescan<'a>(&mut self, blocks: impl IntoIterator<Item = (Height, &'a [Transaction])>) {
+        self.coins.clear();
+        for (height, txs) in blocks {
+            self.on_block(height, txs);
+        }
+    }
+
     /// Its confirmed balance.
     pub fn balance_sat(&self) -> u64 {
         self.coins.values().map(|c| c.txout.value.to_sat()).sum()
