@@ -46,7 +46,8 @@ fn idle(c: &mut Criterion) {
                 total
             })
         });
-        // An idle node has nothing to do: only the node header is persisted.
+        // An idle node has nothing to do: only the new block is persisted (and the oldest kept
+        // one deleted).
         record(
             &format!("block_idle/{n}/effects_per_block"),
             effects as f64 / next.max(1) as f64,

@@ -36,18 +36,21 @@ fn file_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-/// Write the node record and copies `0..n` into a new store at `path`, 5,000 channels per
-/// transaction.
+/// Write the node records (header and recent blocks) and copies `0..n` into a new store at
+/// `path`, 5,000 channels per transaction.
 fn write_store(template: &Template, n: u64, path: &Path) {
     remove(path);
     let mut store = SqliteStore::open(path).expect("open");
     let put = |key: RecordKey, record| RecordOp::Put { key, record };
-    if let Some(node) = template.store.records.get(&RecordKey::Node) {
-        store
-            .commit(&Batch {
-                ops: vec![put(RecordKey::Node, node.clone())],
-            })
-            .expect("commit");
+    let node: Vec<RecordOp> = template
+        .store
+        .records
+        .iter()
+        .filter(|(k, _)| matches!(k, RecordKey::Node | RecordKey::Block { .. }))
+        .map(|(k, r)| put(k.clone(), r.clone()))
+        .collect();
+    if !node.is_empty() {
+        store.commit(&Batch { ops: node }).expect("commit");
     }
     let mut i = 0;
     while i < n {

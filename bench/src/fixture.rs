@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
 use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
-use contractcourt_core::action::{Action, Record, RecordKey, RecordOp};
+use contractcourt_core::action::{Action, Record, RecordKey};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::{ChainArbitrator, Config, LoadError};
 use contractcourt_core::event::{Block, Event};
@@ -114,25 +114,8 @@ impl MemStore {
     /// Apply every `Persist` batch among `actions`.
     pub fn apply(&mut self, actions: &[Action]) {
         for action in actions {
-            let Action::Persist(batch) = action else {
-                continue;
-            };
-            for op in &batch.ops {
-                match op {
-                    RecordOp::Put { key, record } => {
-                        self.records.insert(key.clone(), record.clone());
-                    }
-                    RecordOp::Delete { key } => {
-                        self.records.remove(key);
-                    }
-                    RecordOp::Append {
-                        channel,
-                        seq,
-                        record,
-                    } => {
-                        self.log.insert((*channel, *seq), record.clone());
-                    }
-                }
+            if let Action::Persist(batch) = action {
+                batch.apply_to(&mut self.records, &mut self.log);
             }
         }
     }
@@ -377,15 +360,19 @@ impl Template {
         Ok(out)
     }
 
-    /// The node record and every record of copies `0..n`, as a store would return them.
+    /// The node records (the node header and the recent blocks) and every record of copies
+    /// `0..n`, as a store would return them.
     pub fn node_records(
         &self,
         n: u64,
     ) -> Result<(BTreeMap<RecordKey, Record>, Vec<ChannelCopy>), FixtureError> {
-        let mut records = BTreeMap::new();
-        if let Some(node) = self.store.records.get(&RecordKey::Node) {
-            records.insert(RecordKey::Node, node.clone());
-        }
+        let mut records: BTreeMap<RecordKey, Record> = self
+            .store
+            .records
+            .iter()
+            .filter(|(k, _)| matches!(k, RecordKey::Node | RecordKey::Block { .. }))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
         let mut copies = Vec::with_capacity(n as usize);
         for i in 0..n {
             let copy = self.copy(i);

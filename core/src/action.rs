@@ -102,6 +102,34 @@ pub struct Batch {
     pub ops: Vec<RecordOp>,
 }
 
+impl Batch {
+    /// Apply the batch, in order, to an in-memory store: `records` by key, and the
+    /// append-only per-channel `log` by (channel, sequence number).
+    pub fn apply_to(
+        &self,
+        records: &mut std::collections::BTreeMap<RecordKey, Record>,
+        log: &mut std::collections::BTreeMap<(ChannelId, u64), Record>,
+    ) {
+        for op in &self.ops {
+            match op {
+                RecordOp::Put { key, record } => {
+                    records.insert(key.clone(), record.clone());
+                }
+                RecordOp::Delete { key } => {
+                    records.remove(key);
+                }
+                RecordOp::Append {
+                    channel,
+                    seq,
+                    record,
+                } => {
+                    log.insert((*channel, *seq), record.clone());
+                }
+            }
+        }
+    }
+}
+
 /// One write in a [`Batch`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -135,7 +163,7 @@ pub enum RecordOp {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RecordKey {
-    /// Node-wide state: tip, locator, counters, configuration.
+    /// Node-wide state: counters, configuration, fee conditions.
     Node,
     /// A channel's header (static data and arbitrator state).
     Channel {
@@ -176,6 +204,12 @@ pub enum RecordKey {
         /// The incoming HTLC.
         htlc: HtlcKey,
     },
+    /// One of the recent blocks (the highest is the tip): one record each, so connecting a
+    /// block writes one record and deletes one, whatever the length of the locator.
+    Block {
+        /// Its height.
+        height: Height,
+    },
 }
 
 /// Which live commitment a [`RecordKey::Commitment`] names.
@@ -212,6 +246,7 @@ impl std::fmt::Display for RecordKey {
                 write!(f, "circuit/{}/{}", outgoing.channel, outgoing.htlc_id)
             }
             RecordKey::Upstream { htlc } => write!(f, "upstream/{}/{}", htlc.channel, htlc.htlc_id),
+            RecordKey::Block { height } => write!(f, "block/{height}"),
         }
     }
 }

@@ -81,6 +81,13 @@ pub enum Event {
     },
     /// Current fee conditions.
     FeeConditions(FeeConditions),
+    /// The confirmed balance of the wallet that funds CPFP children and zero-fee HTLC
+    /// transactions. The core alerts before it falls below the fee reserve the open channels'
+    /// exposure needs ([`crate::sweeper::reserve`]); not persisted (send it after a restart).
+    WalletBalance {
+        /// Confirmed satoshis.
+        confirmed_sat: u64,
+    },
     /// Wall time between blocks, in seconds since the Unix epoch (used only for reporting and
     /// rate limits; block height remains the clock).
     Tick {

@@ -74,22 +74,13 @@ fn json_roundtrip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>
     assert_eq!(back, value, "decode → encode → decode changed the value");
 }
 
-/// Apply the `Persist` batch among `actions` to a record map (as a store would).
+/// Apply the `Persist` batch among `actions` to a record map (as a store would; the
+/// append-only log is not needed here).
 fn apply_batch(records: &mut BTreeMap<RecordKey, Record>, actions: &[Action]) {
+    let mut log = BTreeMap::new();
     for action in actions {
-        let Action::Persist(batch) = action else {
-            continue;
-        };
-        for op in &batch.ops {
-            match op {
-                RecordOp::Put { key, record } => {
-                    records.insert(key.clone(), record.clone());
-                }
-                RecordOp::Delete { key } => {
-                    records.remove(key);
-                }
-                RecordOp::Append { .. } => {}
-            }
+        if let Action::Persist(batch) = action {
+            batch.apply_to(records, &mut log);
         }
     }
 }

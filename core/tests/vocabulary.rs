@@ -212,6 +212,9 @@ fn every_event() -> Vec<Event> {
             min_relay: FeeRate::from_sat_per_kwu(250),
             incremental_relay: FeeRate::from_sat_per_kwu(250),
         }),
+        Event::WalletBalance {
+            confirmed_sat: 250_000,
+        },
         Event::Tick {
             unix_secs: 1_700_000_100,
         },
@@ -270,6 +273,7 @@ fn every_event() -> Vec<Event> {
             | Event::MempoolTx { .. }
             | Event::MempoolRemoved { .. }
             | Event::FeeConditions(_)
+            | Event::WalletBalance { .. }
             | Event::Tick { .. }
             | Event::BroadcastResult { .. }
             | Event::Signed { .. }
@@ -445,7 +449,7 @@ fn every_event_round_trips_through_json_with_a_distinct_tag() {
         let back: Event = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(&back, e, "round trip of {json}");
     }
-    assert_eq!(tags.len(), 17, "one tag per event kind: {tags:?}");
+    assert_eq!(tags.len(), 18, "one tag per event kind: {tags:?}");
 }
 
 #[test]
@@ -505,6 +509,7 @@ fn record_keys_have_stable_distinct_paths() {
         RecordKey::Upstream {
             htlc: htlc(HtlcDirection::Incoming),
         },
+        RecordKey::Block { height: 7 },
     ];
     let paths: std::collections::BTreeSet<String> = keys.iter().map(|k| k.to_string()).collect();
     assert_eq!(paths.len(), keys.len());

@@ -250,6 +250,20 @@ impl<S: Store> Driver<S> {
         self.run(Agenda::new(events), false)
     }
 
+    /// Tell the engine the wallet's confirmed balance (for its fee-reserve check), if the
+    /// wallet says; returns the transcript.
+    pub fn sync_wallet(&mut self) -> Result<Vec<Action>, DriverError> {
+        self.reload_if_stale()?;
+        let events: Vec<Event> = self
+            .io
+            .wallet
+            .confirmed_balance()
+            .map(|confirmed_sat| Event::WalletBalance { confirmed_sat })
+            .into_iter()
+            .collect();
+        self.run(Agenda::new(events), false)
+    }
+
     /// The engine.
     pub fn engine(&self) -> &ChainArbitrator {
         &self.engine

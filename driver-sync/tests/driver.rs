@@ -18,7 +18,7 @@ use contractcourt_sync::driver::memory::{
     MemoryChain, NoWallet, RecordingBroadcaster, RecordingNode,
 };
 use contractcourt_sync::driver::{
-    load_engine, replay_flight_recorder, Driver, DriverErrorKind, Io,
+    load_engine, replay_flight_recorder, Driver, DriverErrorKind, Io, Wallet,
 };
 use contractcourt_sync::signer::{BasepointSecrets, InMemorySigner, Signer};
 use contractcourt_sync::store::{MemoryStore, Records, SqliteStore, Store, StoreError};
@@ -61,6 +61,24 @@ struct World {
     broadcaster: Arc<Mutex<RecordingBroadcaster>>,
     node: Arc<Mutex<RecordingNode>>,
     signer: Arc<Mutex<CountingSigner>>,
+    wallet: BalanceWallet,
+}
+
+/// A wallet that funds nothing and reports whatever balance the test sets.
+#[derive(Clone, Debug, Default)]
+struct BalanceWallet(Arc<Mutex<Option<u64>>>);
+
+impl Wallet for BalanceWallet {
+    fn fund(
+        &mut self,
+        request: &contractcourt_core::action::FundingRequest,
+    ) -> contractcourt_core::event::FundingOutcome {
+        NoWallet.fund(request)
+    }
+    fn release(&mut self, _claim: contractcourt_core::types::ClaimId) {}
+    fn confirmed_balance(&mut self) -> Option<u64> {
+        *lock(&self.0)
+    }
 }
 
 impl World {
@@ -72,6 +90,7 @@ impl World {
             broadcaster: Arc::default(),
             node: Arc::default(),
             signer: Arc::default(),
+            wallet: BalanceWallet::default(),
         }
     }
 
@@ -79,7 +98,7 @@ impl World {
         Io {
             signer: Box::new(self.signer.clone()),
             broadcaster: Box::new(self.broadcaster.clone()),
-            wallet: Box::new(NoWallet),
+            wallet: Box::new(self.wallet.clone()),
             chain: Box::new(self.chain.clone()),
             node: Box::new(self.node.clone()),
         }
@@ -191,6 +210,31 @@ fn opened<S: Store>(store: S) -> (Run<S>, SimChannel) {
     let acks: Vec<Action> = lock(&run.world.node).received.clone();
     assert_eq!(acks.len(), 3);
     (run, sim)
+}
+
+/// The driver passes the wallet's balance on: below the fee reserve an anchors channel needs
+/// (its commitment and CPFP child at a stressed fee rate), the engine alerts; with plenty,
+/// it does not.
+#[test]
+fn the_driver_reports_the_wallet_balance_and_the_engine_alerts_below_the_fee_reserve() {
+    let (mut run, _sim) = opened(MemoryStore::default());
+    let alerts = |t: &[Action]| {
+        t.iter()
+            .filter(|a| {
+                matches!(a, Action::Report(Report::Alert(x)) if x.kind == AlertKind::FeeReserveLow)
+            })
+            .count()
+    };
+    // A wallet that says nothing: nothing is fed, nothing alerted.
+    let t = run.driver.sync_wallet().unwrap();
+    assert!(t.is_empty(), "{t:#?}");
+    *lock(&run.world.wallet.0) = Some(1_000);
+    let t = run.driver.sync_wallet().unwrap();
+    assert_eq!(alerts(&t), 1, "{t:#?}");
+    *lock(&run.world.wallet.0) = Some(100_000_000);
+    let t = run.driver.sync_wallet().unwrap();
+    assert_eq!(alerts(&t), 0, "{t:#?}");
+    run.check_durable();
 }
 
 fn force_close(channel: ChannelId) -> Event {

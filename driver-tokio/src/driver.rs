@@ -121,6 +121,21 @@ impl<S: Store + 'static> AsyncDriver<S> {
         self.run(Agenda::new(events), false).await
     }
 
+    /// Tell the engine the wallet's confirmed balance (for its fee-reserve check), if the
+    /// wallet says.
+    pub async fn sync_wallet(&mut self) -> Result<Vec<Action>, DriverError> {
+        self.reload_if_stale().await?;
+        let events: Vec<Event> = self
+            .io
+            .wallet
+            .confirmed_balance()
+            .await
+            .map(|confirmed_sat| Event::WalletBalance { confirmed_sat })
+            .into_iter()
+            .collect();
+        self.run(Agenda::new(events), false).await
+    }
+
     /// The engine.
     pub fn engine(&self) -> &ChainArbitrator {
         &self.engine

@@ -45,6 +45,10 @@ pub trait AsyncWallet: Send {
     fn fund<'a>(&'a mut self, request: &'a FundingRequest) -> BoxFuture<'a, FundingOutcome>;
     /// A claim has ended: its inputs may be used again.
     fn release(&mut self, claim: ClaimId) -> BoxFuture<'_, ()>;
+    /// The confirmed balance that could fund claims, if the wallet says.
+    fn confirmed_balance(&mut self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async { None })
+    }
 }
 
 /// Serves blocks and watches (see [`contractcourt_sync::driver::io::ChainSource`]: the same
@@ -211,6 +215,13 @@ impl<T: Wallet + 'static> AsyncWallet for Blocking<T> {
     fn release(&mut self, claim: ClaimId) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let _ = self.call(move |w| w.release(claim)).await;
+        })
+    }
+    fn confirmed_balance(&mut self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async move {
+            self.call(|w| w.confirmed_balance())
+                .await
+                .unwrap_or_default()
         })
     }
 }

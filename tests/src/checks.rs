@@ -77,6 +77,22 @@ pub fn check_broadcasts(h: &Harness, from: usize, extra: &[Transaction]) -> usiz
     h.broadcasts.len() - from
 }
 
+/// The latest transaction broadcast since `from` spending each output of `parent` (a bump
+/// replaces the earlier attempt; a batch appears once per output it spends).
+pub fn claimed_outputs(
+    h: &Harness,
+    from: usize,
+    parent: Txid,
+) -> BTreeMap<bitcoin::OutPoint, Transaction> {
+    let mut latest = BTreeMap::new();
+    for t in &h.broadcasts[from..] {
+        for i in t.input.iter().filter(|i| i.previous_output.txid == parent) {
+            latest.insert(i.previous_output, t.clone());
+        }
+    }
+    latest
+}
+
 /// The latest claim broadcast since `from` for each output of `parent` (a bump replaces the
 /// earlier attempt).
 pub fn claims_of(h: &Harness, from: usize, parent: Txid) -> Vec<Transaction> {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
 use bitcoin::{BlockHash, Transaction};
-use contractcourt_core::action::{Action, Record, RecordKey, RecordOp, Report};
+use contractcourt_core::action::{Action, Record, RecordKey, Report};
 use contractcourt_core::chain::{ChainArbitrator, Config, StepError};
 use contractcourt_core::event::SignOutcome;
 use contractcourt_core::event::{Block, Event};
@@ -41,25 +41,8 @@ impl MemStore {
     /// Apply the `Persist` batch among `actions`, if any.
     pub fn apply(&mut self, actions: &[Action]) {
         for action in actions {
-            let Action::Persist(batch) = action else {
-                continue;
-            };
-            for op in &batch.ops {
-                match op {
-                    RecordOp::Put { key, record } => {
-                        self.records.insert(key.clone(), record.clone());
-                    }
-                    RecordOp::Delete { key } => {
-                        self.records.remove(key);
-                    }
-                    RecordOp::Append {
-                        channel,
-                        seq,
-                        record,
-                    } => {
-                        self.log.insert((*channel, *seq), record.clone());
-                    }
-                }
+            if let Action::Persist(batch) = action {
+                batch.apply_to(&mut self.records, &mut self.log);
             }
         }
     }

@@ -3,13 +3,15 @@
 //! transaction the peer gets in first — with justice transactions Bitcoin Core's interpreter
 //! accepts, for both channel types; our `to_remote` is swept as usual.
 
+use std::collections::BTreeMap;
+
 use bitcoin::{Transaction, Txid};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::resolver::ResolverKind;
 use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::types::{ChannelId, HtlcDirection, Party};
-use contractcourt_tests::checks::{check_broadcasts, claims_of, sweeping_config};
+use contractcourt_tests::checks::{check_broadcasts, claimed_outputs, claims_of, sweeping_config};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 /// A channel whose commitment 1 of the peer's (with an outgoing and an incoming HTLC) has been
@@ -47,20 +49,34 @@ fn breach_resolvers(h: &Harness, id: ChannelId) -> usize {
         .count()
 }
 
-/// Mine until every claim of `parent`'s outputs is out; return the latest claim of each.
+/// Mine until every claimable output of `parent` (`expected` of them) is claimed; return the
+/// latest transaction of each, one per transaction (a batch claims several outputs).
 fn justice(h: &mut Harness, parent: Txid, expected: usize) -> Vec<Transaction> {
     let from = h.broadcasts.len();
     for _ in 0..3 {
         let before = h.broadcasts.len();
         h.mine(Vec::new());
         check_broadcasts(h, before, &[]);
-        if claims_of(h, from, parent).len() >= expected {
+        if claimed_outputs(h, from, parent).len() >= expected {
             break;
         }
     }
-    let claims = claims_of(h, from, parent);
-    assert_eq!(claims.len(), expected, "claims of {parent}");
-    claims
+    let claimed = claimed_outputs(h, from, parent);
+    assert_eq!(claimed.len(), expected, "outputs of {parent} claimed");
+    unique(claimed.into_values())
+}
+
+/// Transactions, each once, in txid order.
+fn unique(txs: impl IntoIterator<Item = Transaction>) -> Vec<Transaction> {
+    let by_txid: BTreeMap<Txid, Transaction> =
+        txs.into_iter().map(|t| (t.compute_txid(), t)).collect();
+    by_txid.into_values().collect()
+}
+
+/// Whether every input of `tx` spends by revocation a `to_local`-style or HTLC output (`<sig> 1
+/// <script>` or `<sig> <revocationpubkey> <script>`: three witness items).
+fn all_by_revocation(tx: &Transaction) -> bool {
+    tx.input.iter().all(|i| i.witness.len() == 3)
 }
 
 #[test]
@@ -76,6 +92,11 @@ fn a_revoked_commitment_is_punished_every_output_claimed_by_revocation_for_both_
         // Their to_local, both HTLCs by revocation, and our to_remote: all accepted by Bitcoin
         // Core against the revoked commitment's outputs, final when offered.
         let claims = justice(&mut h, txid, 4);
+        // One justice transaction for the three revocable outputs, our to_remote on its own
+        // (only we can spend it: never batched with outputs the peer can contest).
+        assert_eq!(claims.len(), 2, "{channel_type:?}");
+        let justice_tx = claims.iter().find(|t| t.input.len() == 3).unwrap();
+        assert!(all_by_revocation(justice_tx));
         h.mine(claims);
         h.mine_empty(6);
 
@@ -123,13 +144,9 @@ fn the_peers_second_level_transaction_on_a_revoked_commitment_is_claimed_by_revo
     );
     // The second-level output is ours by revocation, before its CSV delay runs out.
     let second = justice(&mut h, success_txid, 1);
-    assert_eq!(
-        second[0].input[0].witness.len(),
-        3,
-        "<revocation sig> 1 <script>"
-    );
-    let rest = claims_of(&h, 0, txid);
-    h.mine(second.into_iter().chain(rest).collect());
+    assert!(all_by_revocation(&second[0]), "<revocation sig> 1 <script>");
+    let rest = claimed_outputs(&h, 0, txid).into_values();
+    h.mine(unique(second.into_iter().chain(rest)));
     h.mine_empty(6);
     let ledger = h.arb.ledger();
     let entries = &ledger.channels[0].outputs;
@@ -230,11 +247,12 @@ fn ten_htlcs_each_way_and_the_peers_batched_second_level_transactions_are_all_pu
         "their to_local, 20 HTLC outputs and both batched second-level outputs"
     );
     let second = justice(&mut h, batched_txid, 2);
-    let mut vouts: Vec<u32> = second
+    let vouts: Vec<u32> = second
         .iter()
-        .map(|t| t.input[0].previous_output.vout)
+        .flat_map(|t| &t.input)
+        .filter(|i| i.previous_output.txid == batched_txid)
+        .map(|i| i.previous_output.vout)
         .collect();
-    vouts.sort();
     assert_eq!(
         vouts,
         [0, 1],
@@ -242,9 +260,136 @@ fn ten_htlcs_each_way_and_the_peers_batched_second_level_transactions_are_all_pu
     );
     // 1 to_local + 18 HTLC outputs still on the commitment + our to_remote.
     let rest = justice(&mut h, revoked.compute_txid(), 20);
-    h.mine(second.into_iter().chain(rest).collect());
+    // All 21 revocable outputs (their deadlines equal) in one justice transaction, our
+    // to_remote alone.
+    let all = unique(second.into_iter().chain(rest));
+    assert_eq!(all.len(), 2);
+    assert!(all
+        .iter()
+        .any(|t| t.input.len() == 21 && all_by_revocation(t)));
+    h.mine(all);
     h.mine_empty(6);
     let ledger = h.arb.ledger();
     assert_eq!(ledger.totals.taken_by_peer_sat, 0);
     assert_eq!(ledger.totals.claiming_sat + ledger.totals.contested_sat, 0);
+}
+
+/// The single justice transaction built for the revoked commitment's three revocable outputs.
+fn justice_batch(h: &mut Harness, txid: Txid) -> Transaction {
+    let claims = justice(h, txid, 4);
+    let batch = claims
+        .iter()
+        .find(|t| t.input.len() > 1)
+        .cloned()
+        .expect("one justice transaction");
+    assert_eq!(batch.input.len(), 3);
+    assert!(all_by_revocation(&batch));
+    batch
+}
+
+#[test]
+fn the_justice_tx_is_stuck_and_gets_split() {
+    let (mut h, _, revoked, _) = revoked_channel(66, ChannelType::StaticRemoteKey);
+    let txid = revoked.compute_txid();
+    h.mine(vec![revoked.clone()]);
+    let batch = justice_batch(&mut h, txid);
+    let built = h.height();
+    // The peer pins it (a low-fee child on one of its outputs' conflicts): it never confirms.
+    // After `split_after_blocks` (4, as lnd) each input is claimed on its own.
+    let split_after = h.arb.config().sweeper.split_after_blocks;
+    while h.height() < built + split_after - 1 {
+        let from = h.broadcasts.len();
+        h.mine(Vec::new());
+        check_broadcasts(&h, from, &[]);
+        let latest = claimed_outputs(&h, from, txid);
+        assert!(
+            batch
+                .input
+                .iter()
+                .all(|i| latest[&i.previous_output].input.len() == 3),
+            "still one justice transaction at {}",
+            h.height()
+        );
+    }
+    let from = h.broadcasts.len();
+    h.mine(Vec::new());
+    check_broadcasts(&h, from, &[]);
+    let parts = claimed_outputs(&h, from, txid);
+    for i in &batch.input {
+        let part = &parts[&i.previous_output];
+        assert_eq!(part.input.len(), 1, "each input alone");
+        assert!(all_by_revocation(part));
+    }
+    let split_reports = h
+        .reports()
+        .into_iter()
+        .filter(|r| {
+            matches!(r, contractcourt_core::action::Report::Timeline { stage, .. }
+                if stage.starts_with("batch split: unconfirmed for 4 blocks"))
+        })
+        .count();
+    assert_eq!(split_reports, 3, "reported for each input");
+    // The parts confirm independently: everything is recovered.
+    let rest = claimed_outputs(&h, 0, txid).into_values();
+    h.mine(unique(rest));
+    h.mine_empty(6);
+    let ledger = h.arb.ledger();
+    assert_eq!(ledger.totals.taken_by_peer_sat, 0);
+    assert_eq!(ledger.totals.claiming_sat + ledger.totals.contested_sat, 0);
+    let commitment_out: u64 = revoked.output.iter().map(|o| o.value.to_sat()).sum();
+    assert_eq!(ledger.totals.recovered_sat, commitment_out);
+    h.check_crash_anywhere();
+}
+
+#[test]
+fn the_peer_spends_one_input_first() {
+    let (mut h, id, revoked, htlcs) = revoked_channel(67, ChannelType::StaticRemoteKey);
+    let txid = revoked.compute_txid();
+    h.mine(vec![revoked.clone()]);
+    let batch = justice_batch(&mut h, txid);
+    // Before our justice transaction confirms, the peer gets its HTLC-success for our outgoing
+    // HTLC in: one input of the batch is gone.
+    let outgoing = htlcs[0].key;
+    let success = h.sim(id).htlc_tx(Party::Remote, 1, outgoing).unwrap();
+    let taken = success.input[0].previous_output;
+    assert!(batch.input.iter().any(|i| i.previous_output == taken));
+    let from = h.broadcasts.len();
+    h.mine(vec![success.clone()]);
+    check_broadcasts(&h, from, std::slice::from_ref(&success));
+    // The rest is re-planned at once, without the spent input, and the second-level output
+    // (ours by revocation until its CSV delay runs out) joins it: one justice transaction.
+    let success_txid = success.compute_txid();
+    let latest = claimed_outputs(&h, from, txid);
+    let second = claimed_outputs(&h, from, success_txid);
+    assert_eq!(second.len(), 1, "the second-level output claimed");
+    let rebuilt = second.values().next().unwrap().clone();
+    assert!(all_by_revocation(&rebuilt));
+    assert!(rebuilt.input.iter().all(|i| i.previous_output != taken));
+    assert_eq!(
+        rebuilt.input.len(),
+        3,
+        "to_local, the incoming HTLC, the second-level output"
+    );
+    for i in batch.input.iter().filter(|i| i.previous_output != taken) {
+        assert_eq!(
+            latest[&i.previous_output].compute_txid(),
+            rebuilt.compute_txid()
+        );
+    }
+    let to_remote = claimed_outputs(&h, 0, txid)
+        .into_values()
+        .filter(|t| !all_by_revocation(t));
+    h.mine(unique(to_remote.chain([rebuilt])));
+    h.mine_empty(6);
+    let ledger = h.arb.ledger();
+    assert_eq!(ledger.totals.taken_by_peer_sat, 0);
+    assert_eq!(ledger.totals.claiming_sat + ledger.totals.contested_sat, 0);
+    let commitment_out: u64 = revoked.output.iter().map(|o| o.value.to_sat()).sum();
+    let second_level_fee =
+        htlcs[0].amount_msat / 1000 - success.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    assert_eq!(
+        ledger.totals.recovered_sat,
+        commitment_out - second_level_fee
+    );
+    h.check_crash_anywhere();
 }

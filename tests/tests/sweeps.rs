@@ -21,7 +21,7 @@ fn config() -> Config {
     sweeping_config()
 }
 
-use contractcourt_tests::checks::{check_broadcasts, claims_of, sweeping_config};
+use contractcourt_tests::checks::{check_broadcasts, claimed_outputs, claims_of, sweeping_config};
 
 #[test]
 fn after_the_peers_close_every_output_of_ours_is_claimed_with_transactions_bitcoin_core_accepts() {
@@ -282,33 +282,36 @@ fn on_our_commitment_htlcs_are_claimed_through_second_level_transactions_then_sw
 
     // Both second-level outputs are swept once their CSV delay has passed.
     let delay = h.sim(id).setup().local_to_self_delay as u32;
-    let mut swept = Vec::new();
+    let mut swept: BTreeMap<bitcoin::OutPoint, Transaction> = BTreeMap::new();
     for _ in 0..delay + 2 {
         let from = h.broadcasts.len();
         h.mine(Vec::new());
         check_broadcasts(&h, from, &[]);
         for parent in [&success[0], &timeout[0]] {
-            swept.extend(claims_of(&h, from, parent.compute_txid()));
+            swept.extend(claimed_outputs(&h, from, parent.compute_txid()));
         }
     }
-    let mut parents: Vec<Txid> = swept
-        .iter()
-        .map(|t| t.input[0].previous_output.txid)
+    assert_eq!(swept.len(), 2, "both second-level outputs swept");
+    assert!(swept
+        .values()
+        .all(|t| t.input.iter().all(|i| i.sequence.0 == delay)));
+    // Both are only ours and mature together: they share one transaction (with our to_local,
+    // which matured in the same block).
+    let txs: BTreeMap<Txid, Transaction> = swept
+        .values()
+        .map(|t| (t.compute_txid(), t.clone()))
         .collect();
-    parents.sort();
-    parents.dedup();
-    assert_eq!(parents.len(), 2, "both second-level outputs swept");
-    assert!(swept.iter().all(|t| t.input[0].sequence.0 == delay));
+    assert_eq!(txs.len(), 1, "one batch");
 
     // Once everything is final, the ledger counts each satoshi once: the HTLC outputs show as
     // handed to their second-level transactions, whose outputs are the ones recovered.
-    let to_local = claims_of(&h, 0, commit_txid)
-        .into_iter()
-        .filter(|t| t.input[0].sequence.0 == delay)
-        .collect::<Vec<_>>();
-    let mut finals: BTreeMap<bitcoin::OutPoint, Transaction> = BTreeMap::new();
-    for t in swept.iter().chain(&to_local) {
-        finals.insert(t.input[0].previous_output, t.clone());
+    let to_local: Vec<Transaction> = claimed_outputs(&h, 0, commit_txid)
+        .into_values()
+        .filter(|t| t.input.iter().all(|i| i.sequence.0 == delay))
+        .collect();
+    let mut finals: BTreeMap<Txid, Transaction> = BTreeMap::new();
+    for t in swept.values().chain(&to_local) {
+        finals.insert(t.compute_txid(), t.clone());
     }
     h.mine(finals.into_values().collect());
     h.mine_empty(6);
@@ -494,4 +497,163 @@ fn our_preimage_claim_reorged_out_for_the_peers_timeout_ends_taken_by_the_peer_w
         "the spent output is no longer claimed"
     );
     h.check_crash_anywhere();
+}
+
+#[test]
+fn the_fee_reserve_follows_the_htlcs_at_stake_and_alerts_before_the_wallet_falls_below_it() {
+    use contractcourt_core::action::AlertKind;
+    use contractcourt_core::sweeper::reserve::{exposures, fee_reserve};
+    let mut h = Harness::new(config());
+    let id = h.open(SimSetup::new(71, ChannelType::AnchorsZeroFeeHtlc));
+    let reserve_alerts = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| {
+                matches!(a, Action::Report(Report::Alert(x)) if x.kind == AlertKind::FeeReserveLow)
+            })
+            .count()
+    };
+    let needed = |h: &Harness| {
+        let ex = exposures([h.arb.channel(&id).unwrap()]);
+        fee_reserve(&ex, None, &h.arb.config().sweeper).total_sat
+    };
+    let idle = needed(&h);
+    // Plenty: no alert.
+    let actions = h.feed(Event::WalletBalance {
+        confirmed_sat: 10 * idle,
+    });
+    assert_eq!(reserve_alerts(&actions), 0);
+    // HTLCs come: the reserve grows with them (each needs an HTLC transaction the wallet funds).
+    h.with_sim(id, |sim| {
+        for i in 0..6 {
+            sim.add_htlc(HtlcDirection::Outgoing, 20_000_000, START_HEIGHT + 40 + i)
+                .unwrap();
+        }
+        sim.commit().unwrap()
+    });
+    let busy = needed(&h);
+    assert!(busy > 3 * idle, "{idle} -> {busy}");
+    // The wallet shrinks to within 25% of the reserve: alerted before it falls below, once.
+    let actions = h.feed(Event::WalletBalance {
+        confirmed_sat: busy + busy / 10,
+    });
+    assert_eq!(reserve_alerts(&actions), 1);
+    let actions = h.mine(Vec::new());
+    assert_eq!(reserve_alerts(&actions), 0, "not repeated every block");
+    let actions = h.feed(Event::WalletBalance {
+        confirmed_sat: busy / 2,
+    });
+    assert_eq!(reserve_alerts(&actions), 1, "below now");
+}
+
+#[test]
+fn a_fee_spike_mid_resolution_bumps_the_batched_htlc_claims_within_their_budgets() {
+    use bitcoin::FeeRate;
+    use contractcourt_core::event::{FeeConditions, FeeEstimate};
+    let conditions = |sat_per_vb: u64| {
+        let one = FeeRate::from_sat_per_kwu(250);
+        Event::FeeConditions(FeeConditions {
+            estimates: [1, 6, 144]
+                .into_iter()
+                .map(|target_blocks| FeeEstimate {
+                    target_blocks,
+                    feerate: FeeRate::from_sat_per_kwu(sat_per_vb * 250),
+                })
+                .collect(),
+            mempool_min: one,
+            min_relay: one,
+            incremental_relay: one,
+        })
+    };
+    let mut h = Harness::new(config());
+    let id = h.open(SimSetup::new(72, ChannelType::StaticRemoteKey));
+    let expiry = START_HEIGHT + 40;
+    let mut incoming = Vec::new();
+    h.with_sim(id, |sim| {
+        for i in 0..3 {
+            incoming.push(
+                sim.add_htlc(HtlcDirection::Incoming, 30_000_000 + i * 5_000_000, expiry)
+                    .unwrap(),
+            );
+        }
+        sim.commit().unwrap()
+    });
+    for inc in &incoming {
+        h.feed(Event::PreimageLearned {
+            preimage: inc.preimage,
+            source: PreimageSource::Invoice { htlc: inc.key },
+        });
+    }
+    h.feed(conditions(2));
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let close = theirs.compute_txid();
+    let from = h.broadcasts.len();
+    h.mine(vec![theirs.clone()]);
+    check_broadcasts(&h, from, &[]);
+    // The three preimage claims (contested) share one transaction; our balance goes alone.
+    let claimed = claimed_outputs(&h, from, close);
+    let batch = claimed
+        .values()
+        .find(|t| t.input.len() == 3)
+        .cloned()
+        .expect("one batch of the three HTLC claims");
+    let fee = |t: &Transaction| {
+        let value_in: u64 = t
+            .input
+            .iter()
+            .map(|i| {
+                theirs.output[i.previous_output.vout as usize]
+                    .value
+                    .to_sat()
+            })
+            .sum();
+        value_in - t.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
+    };
+    // The estimates jump ×50 mid-resolution: the next block bumps the batch, a valid
+    // replacement (BIP 125 rules 3 and 4) that stays within the inputs' budgets (half of each
+    // HTLC's value by default).
+    h.feed(conditions(100));
+    let from = h.broadcasts.len();
+    h.mine(Vec::new());
+    check_broadcasts(&h, from, &[]);
+    let bumped = claimed_outputs(&h, from, close)
+        .into_values()
+        .find(|t| t.input.len() == 3)
+        .expect("the bumped batch");
+    assert_ne!(bumped.compute_txid(), batch.compute_txid());
+    assert!(fee(&bumped) >= fee(&batch) + bumped.vsize() as u64);
+    assert!(
+        fee(&bumped) * 1000 / bumped.vsize() as u64 > fee(&batch) * 1000 / batch.vsize() as u64
+    );
+    let budget: u64 = bumped
+        .input
+        .iter()
+        .map(|i| {
+            theirs.output[i.previous_output.vout as usize]
+                .value
+                .to_sat()
+                / 2
+        })
+        .sum();
+    assert!(fee(&bumped) <= budget);
+    // The report says why: the market estimate set the rate.
+    assert!(h.reports().iter().any(|r| matches!(r,
+        Report::Timeline { stage, .. } if stage.starts_with("bumping to")
+            && stage.contains("in a batch of 3 inputs")
+            && stage.contains("rate set by the market estimate"))));
+    // It confirms: the ledger splits its fee over the three HTLCs, summing to the whole.
+    let balance: Vec<Transaction> = claimed
+        .into_values()
+        .filter(|t| t.input.len() == 1)
+        .collect();
+    h.mine(balance.into_iter().chain([bumped.clone()]).collect());
+    h.mine_empty(6);
+    let ledger = h.arb.ledger();
+    let htlc_fees: u64 = ledger.channels[0]
+        .outputs
+        .iter()
+        .filter(|e| bumped.input.iter().any(|i| i.previous_output == e.outpoint))
+        .map(|e| e.fees_paid_sat)
+        .sum();
+    assert_eq!(htlc_fees, fee(&bumped));
 }

@@ -8,6 +8,7 @@
 
 pub mod ledger;
 pub mod node;
+mod outpoints;
 mod records;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +24,7 @@ use crate::channel::deadline::{fired, DeadlineConfig};
 use crate::channel::updates::{apply_update, Applied, UpdateError};
 use crate::channel::ChannelArbitrator;
 use crate::event::{Block, Event, ForceCloseReason, PreimageSource, UpstreamResolution};
-use crate::sweeper::{Sweeper, SweeperConfig};
+use crate::sweeper::{Sweeper, SweeperConfig, SweeperPolicy};
 use crate::trace::Machine;
 use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection};
 
@@ -62,6 +63,9 @@ pub struct Config {
     /// Where sweeps pay to. `None`: nothing is swept (each claim is reported instead) — the
     /// engine never guesses a destination for the operator's money.
     pub sweep_to: Option<SweeperConfig>,
+    /// How the sweeper batches, splits and prices claims.
+    #[serde(default, skip_serializing_if = "SweeperPolicy::is_default")]
+    pub sweeper: SweeperPolicy,
 }
 
 /// Why an event was refused. Nothing changed.
@@ -132,7 +136,7 @@ impl std::error::Error for StepError {}
 /// Indexes derived from the channels (rebuilt on load, never persisted).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Index {
-    outpoints: BTreeMap<OutPoint, ChannelId>,
+    outpoints: outpoints::OutpointIndex,
     wakeups: BTreeSet<(Height, ChannelId)>,
     wakeup_of: BTreeMap<ChannelId, Height>,
     /// Channels that act on every block (rebroadcasting our commitment).
@@ -145,6 +149,8 @@ struct Index {
     touched_at: BTreeMap<Height, BTreeSet<ChannelId>>,
     /// What was indexed for each channel, so it can be removed without scanning.
     of_channel: BTreeMap<ChannelId, Indexed>,
+    /// The outpoints each channel has a sweeper claim for (spent ones included).
+    swept: BTreeMap<ChannelId, BTreeSet<OutPoint>>,
 }
 
 /// One channel's entries in the [`Index`].
@@ -173,6 +179,8 @@ pub struct ChainArbitrator {
     fees: Option<crate::event::FeeConditions>,
     /// A digest of every persisted record, to write only what changed.
     persisted: BTreeMap<crate::action::RecordKey, [u8; 32]>,
+    /// The recent blocks as persisted (one record each), to write only the new ones.
+    persisted_blocks: BTreeMap<Height, bitcoin::BlockHash>,
 }
 
 impl ChainArbitrator {
@@ -188,6 +196,7 @@ impl ChainArbitrator {
             sweeper: Sweeper::new(),
             fees: None,
             persisted: BTreeMap::new(),
+            persisted_blocks: BTreeMap::new(),
         }
     }
 
@@ -313,6 +322,15 @@ impl ChainArbitrator {
                 }
             }
             Event::Tick { .. } => {}
+            Event::WalletBalance { confirmed_sat } => {
+                let exposures = crate::sweeper::reserve::exposures(self.channels.values());
+                effects.extend(self.sweeper.on_wallet_balance(
+                    *confirmed_sat,
+                    &exposures,
+                    self.fees.as_ref(),
+                    &self.config.sweeper,
+                ));
+            }
             Event::BroadcastResult {
                 request,
                 txid,
@@ -443,15 +461,18 @@ impl ChainArbitrator {
         // Transactions in block order; a channel's index is refreshed after each spend so a
         // spend of an output created earlier in the same block is seen.
         for tx in &block.txs {
-            let pays_us = self
-                .config
-                .sweep_to
-                .as_ref()
-                .is_some_and(|c| tx.output.iter().any(|o| o.script_pubkey == c.destination));
+            // Whether the tx pays our sweep destination: looked at only for a relevant tx.
+            let mut pays_us = None;
             for input in &tx.input {
-                let Some(id) = self.index.outpoints.get(&input.previous_output).copied() else {
+                let Some(id) = self.index.outpoints.get(&input.previous_output) else {
                     continue;
                 };
+                let pays_us = *pays_us.get_or_insert_with(|| {
+                    self.config
+                        .sweep_to
+                        .as_ref()
+                        .is_some_and(|c| tx.output.iter().any(|o| o.script_pubkey == c.destination))
+                });
                 let Some(ch) = self.channels.get_mut(&id) else {
                     continue;
                 };
@@ -489,8 +510,21 @@ impl ChainArbitrator {
         }
         if let Some(cfg) = &self.config.sweep_to {
             if !self.sweeper.is_idle() {
-                effects.extend(self.sweeper.on_block(block.height, self.fees.as_ref(), cfg));
+                effects.extend(self.sweeper.on_block(
+                    block.height,
+                    self.fees.as_ref(),
+                    cfg,
+                    &self.config.sweeper,
+                ));
             }
+        }
+        if self.sweeper.wallet_balance().is_some() {
+            let exposures = crate::sweeper::reserve::exposures(self.channels.values());
+            effects.extend(self.sweeper.check_reserve(
+                &exposures,
+                self.fees.as_ref(),
+                &self.config.sweeper,
+            ));
         }
         let archivable: Vec<ChannelId> = touched
             .iter()
@@ -570,7 +604,7 @@ impl ChainArbitrator {
         let txid = tx.compute_txid();
         let mut effects = Vec::new();
         for input in &tx.input {
-            let Some(id) = self.index.outpoints.get(&input.previous_output).copied() else {
+            let Some(id) = self.index.outpoints.get(&input.previous_output) else {
                 continue;
             };
             let Some(ch) = self.channels.get(&id) else {
@@ -630,7 +664,8 @@ impl ChainArbitrator {
             });
         }
         effects.extend(self.node.pending_upstream());
-        effects.extend(self.sweeper.pending_after_restart());
+        let tip = self.tip.map(|t| t.height);
+        effects.extend(self.sweeper.pending_after_restart(tip));
         let pending: Vec<ChannelId> = self
             .channels
             .iter()
@@ -681,24 +716,46 @@ impl ChainArbitrator {
             .get(&id)
             .map(|ch| ch.sweep_requests(&self.node, &fee_context(&self.config, self.fees.as_ref())))
             .unwrap_or_default();
+        let had = self.index.swept.remove(&id).unwrap_or_default();
+        if wanted.is_empty() && had.is_empty() {
+            return;
+        }
         let keep: BTreeSet<OutPoint> = wanted.iter().map(|r| r.outpoint).collect();
-        let stale: Vec<OutPoint> = self
-            .sweeper
-            .claims()
-            .values()
-            .filter(|c| {
-                c.request.channel == id
-                    && !keep.contains(&c.request.outpoint)
-                    && !matches!(c.state, crate::sweeper::ClaimState::Spent { .. })
+        // The channel's claims no longer wanted, in claim order: found through the channel's
+        // own entries, not by scanning every claim of the node.
+        let mut stale: Vec<(ClaimId, OutPoint)> = had
+            .iter()
+            .filter(|o| !keep.contains(o))
+            .filter_map(|o| {
+                let claim = self.sweeper.claim_for(o)?;
+                let c = self.sweeper.claims().get(&claim)?;
+                let live = !matches!(c.state, crate::sweeper::ClaimState::Spent { .. });
+                (c.request.channel == id && live).then_some((claim, *o))
             })
-            .map(|c| c.request.outpoint)
             .collect();
-        for outpoint in stale {
+        stale.sort_unstable();
+        for (_, outpoint) in stale {
             self.sweeper.cancel(&outpoint);
         }
         for request in wanted {
             self.sweeper.request(request, &mut self.node);
         }
+        let now: BTreeSet<OutPoint> = had
+            .into_iter()
+            .chain(keep)
+            .filter(|o| self.claim_of_channel(id, o))
+            .collect();
+        if !now.is_empty() {
+            self.index.swept.insert(id, now);
+        }
+    }
+
+    /// Whether the sweeper holds a claim of `outpoint` for channel `id`.
+    fn claim_of_channel(&self, id: ChannelId, outpoint: &OutPoint) -> bool {
+        self.sweeper
+            .claim_for(outpoint)
+            .and_then(|claim| self.sweeper.claims().get(&claim))
+            .is_some_and(|c| c.request.channel == id)
     }
 
     /// Refresh a channel's entries in the indexes.
@@ -707,7 +764,7 @@ impl ChainArbitrator {
         // channel's own size, never the number of channels.
         if let Some(old) = self.index.of_channel.remove(&id) {
             for o in &old.outpoints {
-                if self.index.outpoints.get(o) == Some(&id) {
+                if self.index.outpoints.get(o) == Some(id) {
                     self.index.outpoints.remove(o);
                 }
             }
@@ -810,6 +867,13 @@ impl ChainArbitrator {
     /// Rebuild every index (after loading).
     fn reindex_all(&mut self) {
         self.index = Index::default();
+        for c in self.sweeper.claims().values() {
+            self.index
+                .swept
+                .entry(c.request.channel)
+                .or_default()
+                .insert(c.request.outpoint);
+        }
         let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
         for id in ids {
             self.reindex(id);

@@ -2,8 +2,8 @@
 //! step and loaded back into the same state.
 //!
 //! Records per channel: a header (facts, arbitrator state), one per live commitment, one per
-//! resolver; node-wide: the node header (tip, recent blocks, claim counter), one per preimage,
-//! circuit and upstream decision. The peer's revoked commitments go to an append-only log, read
+//! resolver; node-wide: the node header (claim counter, configuration, fees), one per recent
+//! block (the highest is the tip), one per preimage, circuit and upstream decision. The peer's revoked commitments go to an append-only log, read
 //! only on a breach. Only records whose content changed are written: each step's batch is
 //! proportional to what the step touched.
 
@@ -71,7 +71,12 @@ impl std::error::Error for LoadError {}
 
 #[derive(Serialize, Deserialize)]
 struct NodeHeader {
+    /// Where the tip was kept before blocks had records of their own: read, never written.
+    #[serde(default, skip_serializing)]
     tip: Option<BlockRef>,
+    /// Where the recent blocks were kept before they had records of their own: read, never
+    /// written (loading such a header writes them as block records at the next step).
+    #[serde(default, skip_serializing)]
     recent: Vec<BlockRef>,
     next_claim: u64,
     config: Config,
@@ -169,8 +174,8 @@ pub(super) fn revoked_log_entry(channel: ChannelId, revoked: &CommitmentRecord) 
 impl ChainArbitrator {
     fn node_header(&self) -> serde_json::Value {
         body(&NodeHeader {
-            tip: self.tip,
-            recent: self.recent.clone(),
+            tip: None,
+            recent: Vec::new(),
             next_claim: self.node.next_claim,
             config: self.config.clone(),
             fees: self.fees.clone(),
@@ -184,6 +189,9 @@ impl ChainArbitrator {
             RecordKey::Circuit { outgoing } => self.node.circuits.get(outgoing).map(body),
             RecordKey::Upstream { htlc } => self.node.upstream.get(htlc).map(body),
             RecordKey::Claim { claim } => self.sweeper.claims().get(claim).map(body),
+            RecordKey::Block { height } => {
+                self.recent.iter().find(|b| b.height == *height).map(body)
+            }
             _ => None,
         }
     }
@@ -239,12 +247,58 @@ impl ChainArbitrator {
             .collect()
     }
 
-    /// The records the step changed: the node header, dirty node keys, and every record of the
-    /// touched channels whose content differs from what was persisted.
+    /// The recent blocks that changed: the new tip (or the few blocks a reorg replaced) written,
+    /// blocks no longer recent (below the oldest kept, above a disconnected tip) deleted. The
+    /// recent blocks change only at their ends, so the walk from the tip stops at the first
+    /// block already stored: an idle block costs two records, not the whole locator.
+    fn persist_blocks(&mut self, ops: &mut Vec<RecordOp>) {
+        for b in self.recent.iter().rev() {
+            if self.persisted_blocks.get(&b.height) == Some(&b.hash) {
+                break;
+            }
+            self.persisted_blocks.insert(b.height, b.hash);
+            ops.push(RecordOp::Put {
+                key: RecordKey::Block { height: b.height },
+                record: Record {
+                    version: RECORD_VERSION,
+                    body: body(b),
+                },
+            });
+        }
+        let stale: Vec<Height> = match (self.recent.first(), self.recent.last()) {
+            (Some(first), Some(last)) => {
+                let above = (
+                    std::ops::Bound::Excluded(last.height),
+                    std::ops::Bound::Unbounded,
+                );
+                self.persisted_blocks
+                    .range(..first.height)
+                    .chain(self.persisted_blocks.range(above))
+                    .map(|(h, _)| *h)
+                    .collect()
+            }
+            _ => self.persisted_blocks.keys().copied().collect(),
+        };
+        for height in stale {
+            self.persisted_blocks.remove(&height);
+            ops.push(RecordOp::Delete {
+                key: RecordKey::Block { height },
+            });
+        }
+    }
+
+    /// The records the step changed: the recent blocks, the node header if it may have changed,
+    /// dirty node keys, and every record of the touched channels whose content differs from
+    /// what was persisted.
     pub(super) fn persist_changes(&mut self, touched: &BTreeSet<ChannelId>) -> Vec<RecordOp> {
         let mut ops = Vec::new();
+        self.persist_blocks(&mut ops);
         let mut node_keys = std::mem::take(&mut self.node.dirty);
-        node_keys.insert(RecordKey::Node);
+        // The node header changes only through what marks it dirty (a claim number, fee
+        // conditions, a load); it is written once at the start.
+        if !self.persisted.contains_key(&RecordKey::Node) {
+            node_keys.insert(RecordKey::Node);
+        }
         node_keys.extend(
             self.sweeper
                 .take_changed()
@@ -294,6 +348,7 @@ impl ChainArbitrator {
         let mut commitments: BTreeMap<ChannelId, Vec<(CommitmentSlot, &Record)>> = BTreeMap::new();
         let mut resolvers: Vec<(ChannelId, &Record, String)> = Vec::new();
         let mut claims = BTreeMap::new();
+        let mut legacy_recent = Vec::new();
         for (key, record) in records {
             let name = key.to_string();
             if record.version != RECORD_VERSION {
@@ -305,10 +360,28 @@ impl ChainArbitrator {
             match key {
                 RecordKey::Node => {
                     let h: NodeHeader = decode(&name, record)?;
-                    arb.tip = h.tip;
-                    arb.recent = h.recent;
+                    let current = h.config == arb.config && h.tip.is_none() && h.recent.is_empty();
+                    legacy_recent = h.recent;
                     arb.node.next_claim = h.next_claim;
                     arb.fees = h.fees;
+                    if !current {
+                        // Another configuration, or the older format: not recorded as
+                        // persisted, so the next step writes the header afresh.
+                        continue;
+                    }
+                }
+                RecordKey::Block { height } => {
+                    let b: BlockRef = decode(&name, record)?;
+                    if b.height != *height {
+                        return Err(LoadError::Malformed {
+                            key: name,
+                            error: format!("a block at height {} in the record", b.height),
+                        });
+                    }
+                    arb.recent.push(b);
+                    arb.persisted_blocks.insert(b.height, b.hash);
+                    // Not digested: blocks are tracked by `persisted_blocks`.
+                    continue;
                 }
                 RecordKey::Preimage { payment_hash } => {
                     let p: KnownPreimage = decode(&name, record)?;
@@ -382,6 +455,12 @@ impl ChainArbitrator {
                 .ok_or(LoadError::Orphan { key: name })?;
             ch.resolvers.insert(r.outpoint, r);
         }
+        // Block records come in height order. A header of the older format still holds the
+        // blocks: they are written as block records by the next step.
+        if arb.recent.is_empty() {
+            arb.recent = legacy_recent;
+        }
+        arb.tip = arb.recent.last().copied();
         arb.sweeper = Sweeper::from_claims(claims);
         arb.reindex_all();
         Ok(arb)

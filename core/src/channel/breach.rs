@@ -6,9 +6,12 @@
 //! The revoked commitment's HTLC data lives in the append-only revoked log, read only now
 //! ([`Action::ReadRevokedLog`]): the commitment is rebuilt from it with BOLT 3 and checked against
 //! the confirmed transaction (which also confirms a close classified as *probably* revoked). Each
-//! output is then claimed through the sweeper by its revocation path, one transaction per input
-//! (a pinned input cannot hold back the others), with the whole output as its budget and the
-//! peer's `to_self_delay` after confirmation as its deadline.
+//! output is then claimed through the sweeper by its revocation path, with the whole output as
+//! its budget and the peer's `to_self_delay` after confirmation as its deadline. The requests are
+//! contestable, so the sweeper puts them in one justice transaction (its budget the whole
+//! penalty, spent as the earliest deadline nears) and splits it, one transaction per input, if
+//! it stays unconfirmed for `SweeperPolicy::split_after_blocks`, so a pinned input cannot hold
+//! back the others; an input the peer spends first is dropped and the rest re-planned.
 
 use bitcoin::{OutPoint, ScriptBuf, Transaction, TxOut};
 

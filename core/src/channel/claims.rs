@@ -8,6 +8,8 @@
 //! commitment and breaches are claimed by their own resolvers; our anchor is asked for here only
 //! when it pays for itself (see `anchor.rs`).
 
+use std::sync::{Mutex, PoisonError};
+
 use bitcoin::{Amount, OutPoint, ScriptBuf, TxOut};
 use serde::{Deserialize, Serialize};
 
@@ -48,9 +50,73 @@ fn share(value_sat: u64, percent: u8) -> u64 {
     value_sat.saturating_mul(u64::from(percent)) / 100
 }
 
+/// A confirmed commitment rebuilt, with its holder.
+pub(super) type Confirmed = (Party, CommitmentSpec, BuiltCommitment);
+
+/// What rebuilding the confirmed commitment gives (`None`: not one we know).
+type Rebuilt = Option<Confirmed>;
+
+/// The confirmed commitment rebuilt, kept beside the close that confirmed it. Rebuilding it
+/// derives the commitment's keys (several point multiplications) and the transaction, and a
+/// closing channel needs it many times a step (its claims, its second-level and zero-fee HTLC
+/// transactions, the dangling-HTLC rule). What it holds depends only on the close and the
+/// channel's data, which changes only by an update with a new `update_id`: it is valid while
+/// the `update_id` it was built at is the channel's. Never persisted; any two are equal, so a
+/// loaded channel equals the one that was stored.
+#[derive(Default)]
+pub struct RebuiltCommitment(Mutex<Option<(u64, Rebuilt)>>);
+
+impl RebuiltCommitment {
+    fn get(&self, update_id: u64) -> Option<Rebuilt> {
+        let memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        memo.as_ref()
+            .filter(|(at, _)| *at == update_id)
+            .map(|(_, rebuilt)| rebuilt.clone())
+    }
+
+    /// Keep `rebuilt` as the confirmed commitment at `update_id`.
+    pub(super) fn set(&self, update_id: u64, rebuilt: Rebuilt) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((update_id, rebuilt));
+    }
+}
+
+impl Clone for RebuiltCommitment {
+    fn clone(&self) -> Self {
+        let memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        RebuiltCommitment(Mutex::new(memo.clone()))
+    }
+}
+
+impl std::fmt::Debug for RebuiltCommitment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RebuiltCommitment")
+    }
+}
+
+impl PartialEq for RebuiltCommitment {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RebuiltCommitment {}
+
 impl ChannelArbitrator {
     /// The commitment that confirmed, rebuilt, with its holder — when it is one we know.
+    /// Rebuilt once per close and channel update (see [`RebuiltCommitment`]).
     pub(crate) fn confirmed_commitment(&self) -> Option<(Party, CommitmentSpec, BuiltCommitment)> {
+        let close = self.close.as_ref()?;
+        let update_id = self.data.last_update_id;
+        if let Some(rebuilt) = close.rebuilt.get(update_id) {
+            return rebuilt;
+        }
+        let rebuilt = self.rebuild_confirmed_commitment();
+        close.rebuilt.set(update_id, rebuilt.clone());
+        rebuilt
+    }
+
+    /// [`Self::confirmed_commitment`] without the cache.
+    fn rebuild_confirmed_commitment(&self) -> Rebuilt {
         let close = self.close.as_ref()?;
         let c = &self.data.commitments;
         let (holder, record) = match close.kind {

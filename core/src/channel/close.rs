@@ -17,8 +17,17 @@ use crate::resolver::{depth, Resolver, ResolverKind, Stage};
 use crate::sweeper::Sweeper;
 use crate::types::{Height, HtlcDirection, HtlcKey, Party, RawTx};
 
+use super::claims::Confirmed;
 use super::state::CommitmentRecord;
 use super::{ChannelArbitrator, ConfirmedClose};
+
+/// Planned resolvers, the commitment record they come from, and the commitment rebuilt to find
+/// them with the funding output it spends.
+type Planned<'a> = (
+    Vec<Resolver>,
+    Option<&'a CommitmentRecord>,
+    Option<(crate::event::FundingOutput, Confirmed)>,
+);
 
 /// Blocks after its expiry by which the timeout claim of an outgoing HTLC we did not forward (our
 /// own payment) should confirm. No incoming leg is at stake: if the peer claims it with the
@@ -139,7 +148,8 @@ impl ChannelArbitrator {
             _ => CloseTrigger::Peer,
         };
         let mut actions = Vec::new();
-        let (resolvers, confirmed) = self.plan_resolvers(&close, tx, txid, height, node);
+        let (resolvers, confirmed, rebuilt) =
+            self.plan_resolvers_rebuilt(&close, tx, txid, height, node);
         let dust: Vec<CommitmentHtlcInfo> = confirmed
             .map(|c| {
                 c.htlcs
@@ -188,7 +198,15 @@ impl ChannelArbitrator {
             height,
             funding: spend.funding,
             settled_upstream: false,
+            rebuilt: Default::default(),
         });
+        // The commitment just rebuilt to plan is the confirmed one when it spends the same
+        // funding output and has the close's txid: keep it rather than rebuild it.
+        if let (Some(c), Some((funding, rebuilt))) = (&self.close, rebuilt) {
+            if funding == c.funding && rebuilt.2.tx.compute_txid() == c.txid {
+                c.rebuilt.set(self.data.last_update_id, Some(rebuilt));
+            }
+        }
         // A breach: read the revoked commitment's HTLC data back from the log.
         actions.extend(self.revoked_log_request());
         actions
@@ -203,6 +221,20 @@ impl ChannelArbitrator {
         height: Height,
         node: &NodeState,
     ) -> (Vec<Resolver>, Option<&CommitmentRecord>) {
+        let (resolvers, record, _) = self.plan_resolvers_rebuilt(close, tx, txid, height, node);
+        (resolvers, record)
+    }
+
+    /// [`Self::plan_resolvers`], with the commitment it rebuilt to find the outputs (and the
+    /// funding output that build spends), so the close need not rebuild it again.
+    fn plan_resolvers_rebuilt(
+        &self,
+        close: &Close,
+        tx: &Transaction,
+        txid: Txid,
+        height: Height,
+        node: &NodeState,
+    ) -> Planned<'_> {
         let info = &self.data.info;
         let c = &self.data.commitments;
         let (holder, record) = match close {
@@ -211,21 +243,23 @@ impl ChannelArbitrator {
             Close::RemotePending { .. } => (Party::Remote, c.remote_pending.as_ref()),
             Close::RemoteRevoked { number, .. }
             | Close::RemoteRevokedUnconfirmed { number, .. } => {
-                return (self.breach_resolvers(tx, txid, height, *number), None);
+                return (self.breach_resolvers(tx, txid, height, *number), None, None);
             }
             Close::RemoteFuture { .. } => {
-                return (self.own_outputs_by_script(tx, txid, height), None)
+                return (self.own_outputs_by_script(tx, txid, height), None, None)
             }
             Close::Cooperative | Close::LocalRevoked { .. } | Close::Unknown { .. } => {
-                return (Vec::new(), None)
+                return (Vec::new(), None, None)
             }
         };
         let Some(record) = record else {
-            return (Vec::new(), None);
+            return (Vec::new(), None, None);
         };
         let funding = self.close_funding(tx);
-        let Some(Ok((_, built))) = funding.map(|f| info.build(holder, record, &f)) else {
-            return (Vec::new(), Some(record));
+        let Some((funding, Ok((spec, built)))) =
+            funding.map(|f| (f, info.build(holder, record, &f)))
+        else {
+            return (Vec::new(), Some(record), None);
         };
         let find = |offered: bool, id: u64| {
             record
@@ -276,7 +310,7 @@ impl ChannelArbitrator {
             };
             out.push(Resolver::new(outpoint, o.value_sat, kind));
         }
-        (out, Some(record))
+        (out, Some(record), Some((funding, (holder, spec, built))))
     }
 
     fn close_funding(&self, tx: &Transaction) -> Option<crate::event::FundingOutput> {

@@ -101,6 +101,9 @@ pub struct ConfirmedClose {
     pub funding: FundingOutput,
     /// Whether the reorg-safe decisions (failing dust and dangling HTLCs upstream) were made.
     pub settled_upstream: bool,
+    /// The confirmed commitment rebuilt, once asked for (a cache: never stored or compared).
+    #[serde(skip)]
+    pub rebuilt: claims::RebuiltCommitment,
 }
 
 /// One channel's arbitrator.

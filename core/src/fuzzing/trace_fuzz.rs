@@ -27,7 +27,7 @@ use bitcoin::hashes::{sha256d, Hash, HashEngine};
 use bitcoin::{Amount, BlockHash, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 
 use super::Bytes;
-use crate::action::{Action, Record, RecordKey, RecordOp, SigningKey};
+use crate::action::{Action, Record, RecordKey, SigningKey};
 use crate::bolt3::{scripts, ChannelType, PaymentHash};
 use crate::chain::{ChainArbitrator, Config};
 use crate::channel::close::CloseConfig;
@@ -316,23 +316,7 @@ impl Driver<'_> {
             };
             assert_eq!(i, 0, "a Persist batch that is not the first action");
             persisted = !batch.ops.is_empty();
-            for op in &batch.ops {
-                match op {
-                    RecordOp::Put { key, record } => {
-                        self.store.insert(key.clone(), record.clone());
-                    }
-                    RecordOp::Delete { key } => {
-                        self.store.remove(key);
-                    }
-                    RecordOp::Append {
-                        channel,
-                        seq,
-                        record,
-                    } => {
-                        self.log.insert((*channel, *seq), record.clone());
-                    }
-                }
-            }
+            batch.apply_to(&mut self.store, &mut self.log);
         }
         if persisted {
             self.check_durable();
@@ -888,13 +872,12 @@ mod tests {
         assert!(log.iter().any(|l| l.starts_with("broadcast")), "{log:#?}");
     }
 
-    /// A known engine bug inside the driver contract
+    /// A fixed engine bug inside the driver contract
     /// (`fuzz/artifacts-found/event_trace-resumed-rebroadcast-not-final`): a claim bumped at
-    /// height 505 (nLockTime 505), a reorg back to 504, a restart: `Resumed` re-emits the
-    /// attempt, which cannot be mined before block 506. Run with `--ignored`; it passes once the
-    /// bug is fixed.
+    /// height 505 (nLockTime 505), a reorg back to 504, a restart: `Resumed` re-emitted the
+    /// attempt, which cannot be mined before block 506. The sweeper now offers nothing that is
+    /// not final in the block after the tip it resumed at.
     #[test]
-    #[ignore = "known bug: Resumed rebroadcasts a claim that is not final after a reorg"]
     fn resumed_does_not_rebroadcast_a_claim_that_is_not_final() {
         let data = [
             0x04, 0x01, 0x61, 0x05, 0x01, 0x00, 0x01, 0x01, 0x0a, 0x08, 0x70, 0x61, 0x79, 0x6d,

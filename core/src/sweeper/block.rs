@@ -1,11 +1,13 @@
-//! What one claim does at each block: wait for maturity, give up on an uneconomical output, build
-//! the first attempt, bump it when the fee function has risen enough to replace it (BIP 125), or
-//! rebroadcast what it has.
+//! What each input and each batch does at a block: an input waits for maturity or is given up as
+//! uneconomical (an outgoing HTLC's timeout claim is forced instead); a batch builds its first
+//! attempt, bumps it when the fee function has risen enough to replace it (BIP 125), or
+//! rebroadcasts what it has — every decision reported.
 
 use bitcoin::{FeeRate, OutPoint, Script};
 
-use crate::action::{Action, Alert, AlertKind, Report};
-use crate::bolt3::weights::claim_tx_weight;
+use crate::action::{Action, Alert, AlertKind, Report, SweepRequest};
+use crate::bolt3::weights::{claim_batch_weight, claim_tx_weight};
+use crate::bolt3::witness::ClaimPath;
 use crate::event::FeeConditions;
 use crate::policy::dust_threshold;
 use crate::types::{ChannelId, Height, RawTx};
@@ -15,17 +17,18 @@ use super::fee::{
     budget_rate, estimate_for, fee_for_rate, incremental_relay, min_relay, relay_floor, vsize,
     FeeFunction, FeePlan,
 };
-use super::{SweeperConfig, DUST_RELAY_FEE_SAT_PER_KVB};
+use super::plan::Ctx;
+use super::{SweeperConfig, SweeperPolicy, DUST_RELAY_FEE_SAT_PER_KVB};
 
 /// Whether a claim of `path` may be offered for block `tip + 1`: its CSV/CLTV maturity
 /// (`mature_at`) is reached, and a CLTV path's `cltv_expiry` is below `tip + 1`.
-pub fn is_mature(req: &crate::action::SweepRequest, tip: Height) -> bool {
+pub fn is_mature(req: &SweepRequest, tip: Height) -> bool {
     let next = tip.saturating_add(1);
     req.mature_at <= next && req.path.cltv_expiry().is_none_or(|cltv| cltv < next)
 }
 
 /// The most a claim may pay: its budget, and no more than leaves its output above dust.
-pub fn max_fee(req: &crate::action::SweepRequest, destination: &Script) -> u64 {
+pub fn max_fee(req: &SweepRequest, destination: &Script) -> u64 {
     let dust = dust_threshold(destination, DUST_RELAY_FEE_SAT_PER_KVB);
     req.budget_sat
         .min(req.txout.value.to_sat().saturating_sub(dust))
@@ -51,6 +54,15 @@ pub(super) fn alert(channel: ChannelId, kind: AlertKind, message: String) -> Act
     }))
 }
 
+/// An alert about no channel in particular.
+pub(super) fn alert_any(kind: AlertKind, message: String) -> Action {
+    Action::Report(Report::Alert(Alert {
+        channel: None,
+        kind,
+        message,
+    }))
+}
+
 /// Report a problem once: a repeat of the last one reported (same `key`) says nothing.
 pub(super) fn problem(
     claim: &mut SweepClaim,
@@ -65,9 +77,13 @@ pub(super) fn problem(
     vec![alert(claim.request.channel, kind, message)]
 }
 
-/// The timeline entry for the first broadcast of `attempt` (a first claim or a bump).
-pub(super) fn timeline(claim: &SweepClaim, attempt: &Attempt) -> Action {
-    let req = &claim.request;
+/// The timeline entries for the first broadcast of `attempt` (a first claim or a bump), one per
+/// input (`inputs`, the lead's first): the rate, what set it, the budget left, the deadline.
+pub(super) fn timeline(
+    claim: &SweepClaim,
+    attempt: &Attempt,
+    inputs: &[SweepRequest],
+) -> Vec<Action> {
     let rate = sat_per_vb(attempt.fee_sat, attempt.weight);
     let previous = claim
         .attempts
@@ -75,153 +91,188 @@ pub(super) fn timeline(claim: &SweepClaim, attempt: &Attempt) -> Action {
         .rev()
         .filter(|a| a.attempt < attempt.attempt && a.attempt >= claim.first_current)
         .find(|a| a.signed.is_some());
+    let batch = if inputs.len() > 1 {
+        format!(" in a batch of {} inputs", inputs.len())
+    } else {
+        String::new()
+    };
     let what = match previous {
-        None => format!("claiming at {rate} sat/vB (fee {} sat", attempt.fee_sat),
+        None => format!(
+            "claiming at {rate} sat/vB{batch} (fee {} sat",
+            attempt.fee_sat
+        ),
         Some(p) => format!(
-            "bumping to {rate} sat/vB (fee {} sat, was {} sat",
+            "bumping to {rate} sat/vB{batch} (fee {} sat, was {} sat",
             attempt.fee_sat, p.fee_sat
         ),
     };
     let refused = claim
         .refused_rate
-        .map(|r| format!(", after a mempool refused {} sat/vB", rate_text(r)))
+        .map(|r| format!(", outbidding {} sat/vB (refused or replaced)", rate_text(r)))
         .unwrap_or_default();
-    let left = req.deadline.saturating_sub(attempt.built_at);
-    let budget_left = req.budget_sat.saturating_sub(attempt.fee_sat);
-    Action::Report(Report::Timeline {
-        channel: req.channel,
-        outpoint: req.outpoint,
-        height: attempt.built_at,
-        stage: format!(
-            "{what}{refused}), {left} blocks to deadline {}, budget left {budget_left} sat",
-            req.deadline
-        ),
-        txid: Some(attempt.txid),
-    })
+    let deadline = batch_deadline(inputs);
+    let left = deadline.saturating_sub(attempt.built_at);
+    let budget: u64 = inputs
+        .iter()
+        .map(|r| r.budget_sat)
+        .fold(0, u64::saturating_add);
+    let budget_left = budget.saturating_sub(attempt.fee_sat);
+    let why = if attempt.why.is_empty() {
+        String::new()
+    } else {
+        format!(", rate set by {}", attempt.why)
+    };
+    let stage = format!(
+        "{what}{refused}{why}), {left} blocks to deadline {deadline}, budget left {budget_left} sat"
+    );
+    inputs
+        .iter()
+        .map(|req| {
+            Action::Report(Report::Timeline {
+                channel: req.channel,
+                outpoint: req.outpoint,
+                height: attempt.built_at,
+                stage: stage.clone(),
+                txid: Some(attempt.txid),
+            })
+        })
+        .collect()
 }
 
-fn broadcast(claim: &mut SweepClaim, attempt: u32) -> Option<Action> {
-    let request = claim.request_id(attempt);
-    let a = claim.attempts.get_mut(attempt as usize)?;
-    let tx = a.signed.clone()?;
-    if a.broadcast == BroadcastStatus::NotSent {
-        a.broadcast = BroadcastStatus::Sent;
+/// The deadline a batch pays for: its earliest input's.
+pub(super) fn batch_deadline(inputs: &[SweepRequest]) -> Height {
+    inputs.iter().map(|r| r.deadline).min().unwrap_or(0)
+}
+
+/// Whether `attempt` may be offered for block `tip + 1`: its `nLockTime` is below it (after a
+/// reorg lowered the tip, an attempt built at the old tip is not).
+pub(super) fn final_after(attempt: &Attempt, tip: Height) -> bool {
+    attempt.tx.lock_time.to_consensus_u32() < tip.saturating_add(1)
+}
+
+/// What an input may spend on fees, decided alone (a transaction of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum InputBudget {
+    /// It pays for itself at the minimum relay fee: its usable budget.
+    Economical(u64),
+    /// An outgoing HTLC's timeout claim whose budget cannot pay the minimum relay fee: forced
+    /// at the relay fee, paid from its value (configured by
+    /// [`SweeperPolicy::force_timeout_claims`]).
+    Forced(u64),
+    /// It cannot pay for itself: left alone, reported.
+    Uneconomical,
+}
+
+impl InputBudget {
+    /// The fee it may spend, if it is claimed.
+    pub(super) fn usable(self) -> Option<u64> {
+        match self {
+            InputBudget::Economical(b) | InputBudget::Forced(b) => Some(b),
+            InputBudget::Uneconomical => None,
+        }
     }
-    Some(Action::Broadcast { request, tx })
 }
 
-/// Everything a claim does at the block `tip` (offering its transaction for `tip + 1`).
-pub(super) fn on_block(
-    claim: &mut SweepClaim,
-    tip: Height,
+/// The budget of `req` under `fees`: see [`InputBudget`].
+pub(super) fn input_budget(
+    req: &SweepRequest,
     fees: Option<&FeeConditions>,
     cfg: &SweeperConfig,
-) -> Vec<Action> {
+    policy: &SweeperPolicy,
+) -> InputBudget {
+    let weight = claim_tx_weight(&req.path, cfg.destination.len());
+    let max = max_fee(req, &cfg.destination);
+    let relay_fee = fee_for_rate(min_relay(fees), weight);
+    if budget_rate(max, weight) >= min_relay(fees) {
+        return InputBudget::Economical(max);
+    }
+    let dust = dust_threshold(&cfg.destination, DUST_RELAY_FEE_SAT_PER_KVB);
+    let above_dust = req.txout.value.to_sat().saturating_sub(dust);
+    if is_timeout_claim(&req.path) && policy.force_timeout_claims && above_dust >= relay_fee {
+        return InputBudget::Forced(relay_fee);
+    }
+    InputBudget::Uneconomical
+}
+
+/// Whether `path` is the timeout claim of our outgoing HTLC (never dropped).
+pub(super) fn is_timeout_claim(path: &ClaimPath) -> bool {
+    matches!(path, ClaimPath::ReceivedHtlcTimeout { .. })
+}
+
+/// Whether `path` spends an anchor (never batched).
+pub(super) fn is_anchor(path: &ClaimPath) -> bool {
+    matches!(path, ClaimPath::AnchorOwner | ClaimPath::AnchorAnyone)
+}
+
+/// One input at the block `tip`: report an invalid request once, wait for maturity, judge its
+/// economics. Returns the reports and whether it may be claimed in the next block.
+pub(super) fn examine(claim: &mut SweepClaim, ctx: &Ctx<'_>) -> (Vec<Action>, bool) {
     match &mut claim.state {
-        ClaimState::Spent { .. } => return Vec::new(),
+        ClaimState::Spent { .. } => return (Vec::new(), false),
         ClaimState::Invalid { error, reported } => {
             if *reported {
-                return Vec::new();
+                return (Vec::new(), false);
             }
             *reported = true;
             let message = format!("cannot claim {}: {error}", claim.request.outpoint);
-            return vec![alert(
-                claim.request.channel,
-                AlertKind::ChannelFailure,
-                message,
-            )];
+            let alert = alert(claim.request.channel, AlertKind::ChannelFailure, message);
+            return (vec![alert], false);
         }
         ClaimState::Active | ClaimState::Uneconomical { .. } => {}
     }
-    if !is_mature(&claim.request, tip) {
-        return Vec::new();
+    if !is_mature(&claim.request, ctx.tip) {
+        return (Vec::new(), false);
     }
     let req = &claim.request;
-    let weight = claim_tx_weight(&req.path, cfg.destination.len());
-    let max_fee = max_fee(req, &cfg.destination);
-    let end = budget_rate(max_fee, weight);
-    let relay = min_relay(fees);
-    if end < relay {
-        let reported = matches!(claim.state, ClaimState::Uneconomical { reported: true });
-        claim.state = ClaimState::Uneconomical { reported: true };
-        if reported {
-            return Vec::new();
+    let budget = input_budget(req, ctx.fees, ctx.cfg, ctx.policy);
+    let weight = claim_tx_weight(&req.path, ctx.cfg.destination.len());
+    let max_fee = max_fee(req, &ctx.cfg.destination);
+    let relay = min_relay(ctx.fees);
+    match budget {
+        InputBudget::Uneconomical => {
+            let reported = matches!(claim.state, ClaimState::Uneconomical { reported: true });
+            claim.state = ClaimState::Uneconomical { reported: true };
+            if reported {
+                return (Vec::new(), false);
+            }
+            let mut message = uneconomical_message(
+                req.outpoint,
+                req.txout.value.to_sat(),
+                req.budget_sat,
+                max_fee,
+                weight,
+                relay,
+            );
+            if is_timeout_claim(&req.path) {
+                message.push_str(
+                    "; this HTLC timeout claim is left to the cut-loss rule, never dropped: it is \
+                     re-examined every block",
+                );
+            }
+            (
+                vec![alert(req.channel, AlertKind::DeadlineAtRisk, message)],
+                false,
+            )
         }
-        let message = uneconomical_message(
-            req.outpoint,
-            req.txout.value.to_sat(),
-            req.budget_sat,
-            max_fee,
-            weight,
-            relay,
-        );
-        return vec![alert(req.channel, AlertKind::DeadlineAtRisk, message)];
+        InputBudget::Forced(fee) => {
+            claim.state = ClaimState::Active;
+            let message = format!(
+                "forcing the timeout claim of {} ({} sat): its budget of {} sat cannot pay the \
+                 minimum relay fee of {} sat/vB, so it pays {fee} sat from the HTLC's value \
+                 rather than lose it",
+                req.outpoint,
+                req.txout.value.to_sat(),
+                req.budget_sat,
+                rate_text(relay)
+            );
+            let actions = problem(claim, AlertKind::DeadlineAtRisk, "forced".into(), message);
+            (actions, true)
+        }
+        InputBudget::Economical(_) => {
+            claim.state = ClaimState::Active;
+            (Vec::new(), true)
+        }
     }
-    claim.state = ClaimState::Active;
-    let target = tip.saturating_add(1);
-    let market = estimate_for(fees, req.deadline.saturating_sub(tip), cfg.fallback_feerate);
-    let plan = *claim.plan.get_or_insert(FeePlan {
-        start: market,
-        start_height: target,
-    });
-    let incremental = incremental_relay(fees);
-    let mut floor = relay_floor(fees);
-    if let Some(refused) = claim.refused_rate {
-        floor = floor.max(FeeRate::from_sat_per_kwu(
-            refused
-                .to_sat_per_kwu()
-                .saturating_add(incremental.to_sat_per_kwu()),
-        ));
-    }
-    let rate = FeeFunction::new(plan, end, req.deadline).rate_at(target, market, floor);
-    let fee = fee_for_rate(rate, weight).min(max_fee);
-
-    // Attempts only ever rise, so the newest one is the one to replace: a bump must pay BIP 125's
-    // increment over it (which also spaces out re-signing while a signer is slow).
-    let reference = claim.best_signed().map(|a| a.attempt);
-    let current = claim
-        .current()
-        .map(|a| (a.attempt, a.fee_sat, a.feerate, a.signed.is_some()));
-    let bump = current.is_none_or(|(_, old_fee, old_rate, _)| {
-        fee >= old_fee.saturating_add(fee_for_rate(incremental, weight)) && rate > old_rate
-    });
-    let mut actions = Vec::new();
-    // After a reorg lowered the tip, an attempt built with nLockTime at the old tip is not final
-    // in the next block: it is not offered (a mempool would refuse it) until the tip catches up.
-    let final_next = |a: u32| {
-        claim
-            .attempts
-            .get(a as usize)
-            .is_some_and(|a| a.tx.lock_time.to_consensus_u32() < target)
-    };
-    if let Some(attempt) = reference.filter(|a| final_next(*a)) {
-        actions.extend(broadcast(claim, attempt));
-    }
-    if bump {
-        actions.extend(new_attempt(claim, tip, weight, fee, rate, cfg));
-    } else if let Some((attempt, _, _, false)) = current {
-        // Still waiting for the signer: ask again (idempotent).
-        let request = claim
-            .attempts
-            .get(attempt as usize)
-            .and_then(|a| claim.sign_request(a));
-        actions.extend(request.map(Action::Sign));
-    }
-    let deadline = claim.request.deadline;
-    if tip >= deadline && claim.deadline_reported != Some(deadline) {
-        claim.deadline_reported = Some(deadline);
-        let message = format!(
-            "claim of {} did not confirm by its deadline {deadline}; still offered at its full \
-             budget of {} sat",
-            claim.request.outpoint, claim.request.budget_sat
-        );
-        actions.push(alert(
-            claim.request.channel,
-            AlertKind::DeadlineAtRisk,
-            message,
-        ));
-    }
-    actions
 }
 
 fn uneconomical_message(
@@ -242,44 +293,195 @@ fn uneconomical_message(
     )
 }
 
-fn new_attempt(
-    claim: &mut SweepClaim,
-    tip: Height,
+fn broadcast(claim: &mut SweepClaim, attempt: u32) -> Option<Action> {
+    let request = claim.request_id(attempt);
+    let a = claim.attempts.get_mut(attempt as usize)?;
+    let tx = a.signed.clone()?;
+    if a.broadcast == BroadcastStatus::NotSent {
+        a.broadcast = BroadcastStatus::Sent;
+    }
+    Some(Action::Broadcast { request, tx })
+}
+
+/// Each input's share of `fee`, pro rata by `budgets` (rounded down, the remainder given where a
+/// budget has room), so no input pays more than its own budget while `fee` is within theirs.
+pub(super) fn shares(fee: u64, budgets: &[u64]) -> Vec<u64> {
+    let total: u128 = budgets.iter().map(|b| u128::from(*b)).sum();
+    let mut out: Vec<u64> = budgets
+        .iter()
+        .map(|b| {
+            let share = u128::from(fee) * u128::from(*b) / total.max(1);
+            u64::try_from(share).unwrap_or(u64::MAX)
+        })
+        .collect();
+    let mut left = fee.saturating_sub(out.iter().fold(0u64, |a, b| a.saturating_add(*b)));
+    for (share, budget) in out.iter_mut().zip(budgets) {
+        let add = budget.saturating_sub(*share).min(left);
+        *share += add;
+        left -= add;
+    }
+    if let Some(first) = out.first_mut() {
+        *first = first.saturating_add(left);
+    }
+    out
+}
+
+/// Everything the batch led by `lead` does at the block `tip` (offering its transaction for
+/// `tip + 1`): `inputs` are its inputs' requests (the lead's first), `budgets` what each may
+/// spend.
+pub(super) fn on_block(
+    lead: &mut SweepClaim,
+    inputs: &[SweepRequest],
+    budgets: &[u64],
+    ctx: &Ctx<'_>,
+) -> Vec<Action> {
+    let (tip, fees, cfg) = (ctx.tip, ctx.fees, ctx.cfg);
+    let paths: Vec<ClaimPath> = inputs.iter().map(|r| r.path).collect();
+    let weight = claim_batch_weight(&paths, &[cfg.destination.len()]);
+    let max_fee = budgets.iter().fold(0u64, |a, b| a.saturating_add(*b));
+    let deadline = batch_deadline(inputs);
+    let end = budget_rate(max_fee, weight);
+    let target = tip.saturating_add(1);
+    let market = estimate_for(fees, deadline.saturating_sub(tip), cfg.fallback_feerate);
+    let plan = *lead.plan.get_or_insert(FeePlan {
+        start: market,
+        start_height: target,
+    });
+    let incremental = incremental_relay(fees);
+    let mut floor = relay_floor(fees);
+    if let Some(refused) = lead.refused_rate {
+        floor = floor.max(FeeRate::from_sat_per_kwu(
+            refused
+                .to_sat_per_kwu()
+                .saturating_add(incremental.to_sat_per_kwu()),
+        ));
+    }
+    let function = FeeFunction::new(plan, end, deadline).with_curve(ctx.policy.fee_curve);
+    let (rate, why) = function.explain(target, market, floor);
+    let fee = fee_for_rate(rate, weight).min(max_fee);
+
+    // Attempts only ever rise, so the newest one is the one to replace: a bump must pay BIP 125's
+    // increment over it (which also spaces out re-signing while a signer is slow).
+    let reference = lead.best_signed().map(|a| a.attempt);
+    let current = lead
+        .current()
+        .map(|a| (a.attempt, a.fee_sat, a.feerate, a.signed.is_some()));
+    let bump = current.is_none_or(|(_, old_fee, old_rate, _)| {
+        fee >= old_fee.saturating_add(fee_for_rate(incremental, weight)) && rate > old_rate
+    });
+    let mut actions = Vec::new();
+    // After a reorg lowered the tip, an attempt built with nLockTime at the old tip is not final
+    // in the next block: it is not offered (a mempool would refuse it) until the tip catches up.
+    let final_next = |a: u32| {
+        lead.attempts
+            .get(a as usize)
+            .is_some_and(|a| final_after(a, tip))
+    };
+    if let Some(attempt) = reference.filter(|a| final_next(*a)) {
+        actions.extend(broadcast(lead, attempt));
+    }
+    if bump {
+        let priced = Priced {
+            weight,
+            fee_sat: fee,
+            feerate: rate,
+            why,
+        };
+        actions.extend(new_attempt(lead, inputs, budgets, tip, priced, cfg));
+    } else if let Some((attempt, _, _, false)) = current {
+        // Still waiting for the signer: ask again (idempotent).
+        let request = lead
+            .attempts
+            .get(attempt as usize)
+            .and_then(|a| lead.sign_request(a, inputs));
+        actions.extend(request.map(Action::Sign));
+    }
+    if tip >= deadline && lead.deadline_reported != Some(deadline) {
+        lead.deadline_reported = Some(deadline);
+        let message =
+            format!(
+            "claim of {} did not confirm by its deadline {deadline}; still offered at its full \
+             budget of {} sat",
+            outpoints(inputs),
+            inputs.iter().fold(0u64, |a, r| a.saturating_add(r.budget_sat))
+        );
+        actions.push(alert(
+            lead.request.channel,
+            AlertKind::DeadlineAtRisk,
+            message,
+        ));
+    }
+    actions
+}
+
+/// The outpoints of `inputs`, for messages.
+pub(super) fn outpoints(inputs: &[SweepRequest]) -> String {
+    inputs
+        .iter()
+        .map(|r| r.outpoint.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a new attempt weighs and pays, and why.
+struct Priced {
     weight: u64,
     fee_sat: u64,
     feerate: FeeRate,
+    why: &'static str,
+}
+
+fn new_attempt(
+    lead: &mut SweepClaim,
+    inputs: &[SweepRequest],
+    budgets: &[u64],
+    tip: Height,
+    priced: Priced,
     cfg: &SweeperConfig,
 ) -> Vec<Action> {
-    let tx = build_tx(&claim.request, &cfg.destination, fee_sat, tip);
-    let number = u32::try_from(claim.attempts.len()).unwrap_or(u32::MAX);
+    let Some(tx) = build_tx(inputs, &cfg.destination, priced.fee_sat, tip) else {
+        return Vec::new();
+    };
+    let number = u32::try_from(lead.attempts.len()).unwrap_or(u32::MAX);
+    let batched = inputs.len() > 1;
     let mut attempt = Attempt {
         attempt: number,
         txid: tx.compute_txid(),
         tx: RawTx(tx),
-        weight,
-        fee_sat,
-        feerate,
+        weight: priced.weight,
+        fee_sat: priced.fee_sat,
+        feerate: priced.feerate,
         built_at: tip,
         signed: None,
         broadcast: BroadcastStatus::NotSent,
+        members: if batched {
+            lead.members.clone()
+        } else {
+            Vec::new()
+        },
+        shares: if batched {
+            shares(priced.fee_sat, budgets)
+        } else {
+            Vec::new()
+        },
+        why: priced.why.to_string(),
     };
-    if let Some(request) = claim.sign_request(&attempt) {
-        claim.attempts.push(attempt);
+    if let Some(request) = lead.sign_request(&attempt, inputs) {
+        lead.attempts.push(attempt);
         return vec![Action::Sign(request)];
     }
-    // A path without a signature (an anchor after 16 blocks): complete at once.
+    // No input needs a signature (an anchor after 16 blocks): complete at once.
     let mut signed = attempt.tx.0.clone();
-    let Some(input) = signed.input.first_mut() else {
-        return Vec::new();
-    };
-    let Some(w) = witness(&claim.request, None) else {
-        return Vec::new();
-    };
-    input.witness = w;
+    for (input, req) in signed.input.iter_mut().zip(inputs) {
+        let Some(w) = witness(req, None) else {
+            return Vec::new();
+        };
+        input.witness = w;
+    }
     attempt.signed = Some(RawTx(signed));
-    claim.attempts.push(attempt.clone());
-    let report = timeline(claim, &attempt);
-    let mut actions: Vec<Action> = broadcast(claim, number).into_iter().collect();
-    actions.push(report);
+    lead.attempts.push(attempt.clone());
+    let report = timeline(lead, &attempt, inputs);
+    let mut actions: Vec<Action> = broadcast(lead, number).into_iter().collect();
+    actions.extend(report);
     actions
 }

@@ -119,9 +119,39 @@ pub struct Attempt {
     pub signed: Option<RawTx>,
     /// How its last broadcast went.
     pub broadcast: BroadcastStatus,
+    /// The claims of the inputs after the first (the lead claim's own), in input order; empty
+    /// for a transaction of one input.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<ClaimId>,
+    /// Each input's share of the fee, in input order, pro rata by budget (so no input pays more
+    /// than its own budget); empty for one input (it pays the whole fee).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<u64>,
+    /// What set its fee rate (the fee function, the market, a floor, the budget), for reports.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
-/// A claim of one output: the request, the fee plan, and every transaction built for it.
+impl Attempt {
+    /// The fee share of input `index` (0 is the lead claim's).
+    pub fn share(&self, index: usize) -> u64 {
+        if self.members.is_empty() {
+            return if index == 0 { self.fee_sat } else { 0 };
+        }
+        self.shares.get(index).copied().unwrap_or(0)
+    }
+
+    /// The input index of `claim` in this attempt, given the attempt's lead claim `lead`.
+    pub fn input_of(&self, lead: ClaimId, claim: ClaimId) -> Option<usize> {
+        if claim == lead {
+            return Some(0);
+        }
+        self.members.iter().position(|m| *m == claim).map(|i| i + 1)
+    }
+}
+
+/// A claim of one output: the request, where it stands, and — when it leads a batch — the fee
+/// plan and every transaction built for the batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepClaim {
     /// Its id.
@@ -137,12 +167,28 @@ pub struct SweepClaim {
     /// Attempts before this index spend by an older version of the request (another path,
     /// script or key); they are kept to recognise their spends but never rebroadcast.
     pub first_current: u32,
-    /// The highest rate a mempool refused as too low: the next attempt pays more.
+    /// The highest rate a mempool refused as too low, or that a dissolved batch spending this
+    /// input paid (its replacement must outbid it): the next attempt pays more.
     pub refused_rate: Option<FeeRate>,
     /// The last rejection or signer failure reported, so a repeated one is not re-reported.
     pub last_problem: Option<String>,
     /// The deadline whose miss was reported (a new deadline is reported anew).
     pub deadline_reported: Option<Height>,
+    /// On the lead claim of a batch: the claims of the other inputs of its transaction, in
+    /// input order. The batch's attempts are the lead's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<ClaimId>,
+    /// On a batch member: the lead claim whose attempts spend this input too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<ClaimId>,
+    /// Claimed on its own from now on: its batch was split (a rejection to isolate, or a
+    /// contested batch that stayed unconfirmed too long).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub alone: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl SweepClaim {
@@ -166,7 +212,24 @@ impl SweepClaim {
             refused_rate: None,
             last_problem: None,
             deadline_reported: None,
+            members: Vec::new(),
+            lead: None,
+            alone: false,
         }
+    }
+
+    /// Whether this claim leads a planned transaction (its current attempt).
+    pub fn leads(&self) -> bool {
+        self.lead.is_none() && self.current().is_some()
+    }
+
+    /// Forget the current plan: no attempt is current any more (the older ones are kept to
+    /// recognise their spends), no members, a fresh fee line.
+    pub fn unplan(&mut self) {
+        self.first_current = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
+        self.members.clear();
+        self.lead = None;
+        self.plan = None;
     }
 
     /// The newest attempt built from the current request.
@@ -203,23 +266,30 @@ impl SweepClaim {
         matches!(self.state, ClaimState::Active)
     }
 
-    /// The sign request for `attempt` (one input, `SIGHASH_ALL`), `None` for a path that needs
-    /// no signature.
-    pub fn sign_request(&self, attempt: &Attempt) -> Option<SignRequest> {
-        if !needs_signature(&self.request.path) {
+    /// The sign request for `attempt` (one entry per input needing a signature, `SIGHASH_ALL`);
+    /// `inputs` are the requests of its inputs in order (the lead's first). `None` when no
+    /// input needs a signature.
+    pub fn sign_request(&self, attempt: &Attempt, inputs: &[SweepRequest]) -> Option<SignRequest> {
+        let entries: Vec<SignInput> = inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| needs_signature(&r.path))
+            .map(|(i, r)| SignInput {
+                input: u32::try_from(i).unwrap_or(u32::MAX),
+                prevout: r.outpoint,
+                value_sat: r.txout.value.to_sat(),
+                script: r.script.clone(),
+                sighash: EcdsaSighashType::All,
+                key: r.key.clone(),
+            })
+            .collect();
+        if entries.is_empty() {
             return None;
         }
         Some(SignRequest {
             request: self.request_id(attempt.attempt),
             tx: attempt.tx.clone(),
-            inputs: vec![SignInput {
-                input: 0,
-                prevout: self.request.outpoint,
-                value_sat: self.request.txout.value.to_sat(),
-                script: self.request.script.clone(),
-                sighash: EcdsaSighashType::All,
-                key: self.request.key.clone(),
-            }],
+            inputs: entries,
         })
     }
 }
@@ -235,7 +305,8 @@ pub fn envelope_changed(a: &SweepRequest, b: &SweepRequest) -> bool {
         || a.witness_pubkey != b.witness_pubkey
 }
 
-fn needs_signature(path: &ClaimPath) -> bool {
+/// Whether spending by `path` needs our signature.
+pub fn needs_signature(path: &ClaimPath) -> bool {
     !matches!(path, ClaimPath::AnchorAnyone)
 }
 
@@ -316,32 +387,37 @@ pub fn signing_pubkey(req: &SweepRequest) -> Option<PublicKey> {
     }
 }
 
-/// The unsigned claim of `req` paying `value - fee_sat` to `destination`, with `nLockTime` at
-/// `tip` (anti-fee-sniping) or the path's `cltv_expiry`, whichever is higher.
+/// The unsigned claim of `inputs` (in order) paying their value less `fee_sat` to
+/// `destination`, with `nLockTime` at `tip` (anti-fee-sniping) or the highest `cltv_expiry` of
+/// their paths, whichever is higher. `None` if the paths mix lock time units.
 pub fn build_tx(
-    req: &SweepRequest,
+    inputs: &[SweepRequest],
     destination: &ScriptBuf,
     fee_sat: u64,
     tip: Height,
-) -> Transaction {
-    let value = req.txout.value.to_sat().saturating_sub(fee_sat);
-    let mut tx = w::build_claim_tx(
-        req.outpoint,
-        &req.path,
-        destination.clone(),
-        Amount::from_sat(value),
-    );
-    let path_lock = req.path.lock_time().to_consensus_u32();
-    if tip < LOCKTIME_THRESHOLD {
+) -> Option<Transaction> {
+    let value = inputs
+        .iter()
+        .map(|r| r.txout.value.to_sat())
+        .fold(0u64, u64::saturating_add)
+        .saturating_sub(fee_sat);
+    let spends: Vec<_> = inputs.iter().map(|r| (r.outpoint, r.path)).collect();
+    let output = bitcoin::TxOut {
+        value: Amount::from_sat(value),
+        script_pubkey: destination.clone(),
+    };
+    let mut tx = w::build_claim_batch(&spends, vec![output]).ok()?;
+    let path_lock = tx.lock_time.to_consensus_u32();
+    if tip < LOCKTIME_THRESHOLD && path_lock < LOCKTIME_THRESHOLD {
         tx.lock_time = LockTime::from_consensus(path_lock.max(tip));
     }
-    tx
+    Some(tx)
 }
 
 /// Why a signature cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignatureError {
-    /// The signer returned no signature for input 0.
+    /// The signer returned no signature for an input that needs one.
     Missing,
     /// A sighash type other than `SIGHASH_ALL`.
     WrongSighash,
@@ -352,17 +428,19 @@ pub enum SignatureError {
 impl std::fmt::Display for SignatureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            SignatureError::Missing => "no signature for input 0",
+            SignatureError::Missing => "no signature for an input",
             SignatureError::WrongSighash => "signature is not sighash_all",
             SignatureError::Invalid => "signature does not verify",
         })
     }
 }
 
-/// Check `sig` on input 0 of `tx` against the key the request's path checks.
+/// Check `sig` on input `index` of `tx` (spending `req`) against the key the request's path
+/// checks.
 pub fn verify_signature(
     req: &SweepRequest,
     tx: &Transaction,
+    index: usize,
     sig: &Signature,
 ) -> Result<(), SignatureError> {
     if sig.sighash_type != EcdsaSighashType::All {
@@ -370,9 +448,9 @@ pub fn verify_signature(
     }
     let key = signing_pubkey(req).ok_or(SignatureError::Invalid)?;
     let msg = if is_p2wpkh_path(&req.path) {
-        sign::p2wpkh_sighash(tx, 0, &req.script, req.txout.value, sig.sighash_type)
+        sign::p2wpkh_sighash(tx, index, &req.script, req.txout.value, sig.sighash_type)
     } else {
-        sign::p2wsh_sighash(tx, 0, &req.script, req.txout.value, sig.sighash_type)
+        sign::p2wsh_sighash(tx, index, &req.script, req.txout.value, sig.sighash_type)
     }
     .map_err(|_| SignatureError::Invalid)?;
     secp()
@@ -380,7 +458,7 @@ pub fn verify_signature(
         .map_err(|_| SignatureError::Invalid)
 }
 
-/// The witness of input 0 for the request's path. `None` when the request lacks what the path
+/// The witness of an input spending `req` by its path. `None` when the request lacks what the path
 /// needs (prevented by [`check_request`]) or a signature is missing where one is needed.
 pub fn witness(req: &SweepRequest, sig: Option<&Signature>) -> Option<Witness> {
     let script = &req.script;

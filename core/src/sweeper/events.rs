@@ -1,16 +1,19 @@
-//! A claim's answers from the outside world: signatures and broadcast results.
+//! A batch's answers from the outside world: signatures and broadcast results, and the
+//! classification of a rejection (bump, re-plan, or split).
 
 use bitcoin::FeeRate;
 
-use crate::action::{Action, AlertKind};
+use crate::action::{Action, AlertKind, SweepRequest};
 use crate::channel::force_close::is_already_known;
 use crate::event::{BroadcastOutcome, SignOutcome};
 use crate::policy::standard::check_standard_except_fee_rate;
 use crate::policy::PolicyConfig;
-use crate::types::{RawTx, RequestId};
+use crate::types::{Height, RawTx, RequestId};
 
-use super::block::{max_fee, problem, rate_text, timeline};
-use super::claim::{verify_signature, witness, BroadcastStatus, SweepClaim};
+use super::block::{final_after, max_fee, outpoints, problem, rate_text, timeline};
+use super::claim::{
+    needs_signature, verify_signature, witness, BroadcastStatus, SignatureError, SweepClaim,
+};
 use super::fee::budget_rate;
 
 /// Whether a rejection says the fee (or fee rate) is too low: a mempool minimum, the minimum
@@ -29,12 +32,52 @@ pub fn is_fee_refusal(reason: &str) -> bool {
     .any(|needle| r.contains(needle))
 }
 
-/// A signature for attempt `request.attempt` of `claim`: checked, assembled, stored; broadcast
-/// (with a timeline entry) only if it is the claim's current attempt and the claim is live.
+/// What a mempool's refusal means for a claim transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The fee or fee rate is too low (a minimum, or BIP 125's replacement rules): bump.
+    FeeTooLow,
+    /// An input is missing or already spent by another transaction: a batch is re-planned one
+    /// input per transaction, so the others are not held back.
+    InputConflict,
+    /// Not final yet (`nLockTime`, BIP 68): offered again once it is.
+    NotFinal,
+    /// A script or policy error: a batch is split to isolate the offending input.
+    Invalid,
+}
+
+/// Classify a rejection reason (Bitcoin Core's wordings).
+pub fn classify_rejection(reason: &str) -> Rejection {
+    let r = reason.to_ascii_lowercase();
+    if is_fee_refusal(&r) {
+        return Rejection::FeeTooLow;
+    }
+    let conflict = [
+        "missing-inputs",
+        "missing inputs",
+        "missingorspent",
+        "inputs-spent",
+        "mempool-conflict",
+        "conflict",
+    ];
+    if conflict.iter().any(|n| r.contains(n)) {
+        return Rejection::InputConflict;
+    }
+    if r.contains("non-final") || r.contains("non-bip68-final") {
+        return Rejection::NotFinal;
+    }
+    Rejection::Invalid
+}
+
+/// A signature for attempt `request.attempt` of the batch led by `claim` (`inputs` its inputs'
+/// requests, the lead's first): checked, assembled, stored; broadcast (with timeline entries)
+/// only if it is the current attempt, the claim is live, and it is final after `tip`.
 pub(super) fn on_signed(
     claim: &mut SweepClaim,
     request: RequestId,
     outcome: &SignOutcome,
+    inputs: &[SweepRequest],
+    tip: Option<Height>,
 ) -> Vec<Action> {
     let current = claim.current().map(|a| a.attempt);
     let is_current = current == Some(request.attempt) && claim.is_live();
@@ -45,7 +88,7 @@ pub(super) fn on_signed(
         return Vec::new();
     }
     let txid = attempt.txid;
-    let outpoint = claim.request.outpoint;
+    let outpoint = outpoints(inputs);
     let signatures = match outcome {
         SignOutcome::Signed { signatures, .. } => signatures,
         SignOutcome::Failed { reason } => {
@@ -59,36 +102,55 @@ pub(super) fn on_signed(
             return problem(claim, AlertKind::ChannelFailure, key, message);
         }
     };
-    let checked = signatures
-        .iter()
-        .find(|s| s.input == 0)
-        .ok_or(super::claim::SignatureError::Missing)
-        .and_then(|s| verify_signature(&claim.request, &attempt.tx, &s.signature).map(|()| s));
-    let sig = match checked {
-        Ok(s) => s.signature,
-        Err(e) => {
-            if !is_current {
-                return Vec::new();
-            }
-            let message = format!(
-                "signer answered claim {txid} of {outpoint} badly: {e}; asking again next block"
-            );
-            return problem(
-                claim,
-                AlertKind::ChannelFailure,
-                format!("signature: {e}"),
-                message,
-            );
-        }
-    };
     let mut tx = attempt.tx.0.clone();
-    let (Some(input), Some(w)) = (tx.input.first_mut(), witness(&claim.request, Some(&sig))) else {
+    if tx.input.len() != inputs.len() {
         return Vec::new();
-    };
-    input.witness = w;
+    }
+    let mut checked: Result<(), SignatureError> = Ok(());
+    for (index, (input, req)) in tx.input.iter_mut().zip(inputs).enumerate() {
+        let sig = if needs_signature(&req.path) {
+            let found = signatures
+                .iter()
+                .find(|s| s.input as usize == index)
+                .ok_or(SignatureError::Missing)
+                .and_then(|s| {
+                    verify_signature(req, &attempt.tx, index, &s.signature).map(|()| s.signature)
+                });
+            match found {
+                Ok(sig) => Some(sig),
+                Err(e) => {
+                    checked = Err(e);
+                    break;
+                }
+            }
+        } else {
+            None
+        };
+        match witness(req, sig.as_ref()) {
+            Some(w) => input.witness = w,
+            None => {
+                checked = Err(SignatureError::Missing);
+                break;
+            }
+        }
+    }
+    if let Err(e) = checked {
+        if !is_current {
+            return Vec::new();
+        }
+        let message = format!(
+            "signer answered claim {txid} of {outpoint} badly: {e}; asking again next block"
+        );
+        return problem(
+            claim,
+            AlertKind::ChannelFailure,
+            format!("signature: {e}"),
+            message,
+        );
+    }
     // Our own transaction must be standard and no heavier than the fee was computed for; a
     // failure here is a bug, reported and never broadcast.
-    let prevouts = [claim.request.txout.clone()];
+    let prevouts: Vec<_> = inputs.iter().map(|r| r.txout.clone()).collect();
     let standard = check_standard_except_fee_rate(&tx, &prevouts, &PolicyConfig::default());
     let weight = tx.weight().to_wu();
     if let Err(e) = standard {
@@ -111,31 +173,34 @@ pub(super) fn on_signed(
         return Vec::new();
     };
     stored.signed = Some(RawTx(tx.clone()));
-    if !is_current {
-        return Vec::new(); // superseded: recorded, dropped
+    // Superseded: recorded, dropped. Not final after a reorg: the next block offers it (or a
+    // fresh attempt) once it is.
+    if !is_current || tip.is_some_and(|t| !final_after(stored, t)) {
+        return Vec::new();
     }
     stored.broadcast = BroadcastStatus::Sent;
     let stored = stored.clone();
-    vec![
-        Action::Broadcast {
-            request,
-            tx: RawTx(tx),
-        },
-        timeline(claim, &stored),
-    ]
+    let mut actions = vec![Action::Broadcast {
+        request,
+        tx: RawTx(tx),
+    }];
+    actions.extend(timeline(claim, &stored, inputs));
+    actions
 }
 
 /// How a broadcast of attempt `request.attempt` went. "Already known" is success; a fee
-/// refusal raises the claim's floor so the next block bumps; anything else is reported once
-/// (the claim keeps rebroadcasting every block).
+/// refusal raises the batch's floor so the next block bumps; an input conflict or a script or
+/// policy error of a batch of several inputs asks for a split (the second value); anything else
+/// is reported once (the claim keeps rebroadcasting every block).
 pub(super) fn on_broadcast_result(
     claim: &mut SweepClaim,
     request: RequestId,
     outcome: &BroadcastOutcome,
-) -> Vec<Action> {
+) -> (Vec<Action>, bool) {
     let kept = claim.best_signed().map(|a| a.attempt) == Some(request.attempt) && claim.is_live();
+    let batched = !claim.members.is_empty();
     let Some(attempt) = claim.attempts.get_mut(request.attempt as usize) else {
-        return Vec::new();
+        return (Vec::new(), false);
     };
     let reason = match outcome {
         BroadcastOutcome::Accepted => None,
@@ -147,17 +212,18 @@ pub(super) fn on_broadcast_result(
         if kept {
             claim.last_problem = None;
         }
-        return Vec::new();
+        return (Vec::new(), false);
     };
     attempt.broadcast = BroadcastStatus::Rejected {
         reason: reason.clone(),
     };
     if !kept {
-        return Vec::new(); // an older attempt: recorded, dropped
+        return (Vec::new(), false); // an older attempt: recorded, dropped
     }
     let (txid, rate, weight) = (attempt.txid, attempt.feerate, attempt.weight);
     let outpoint = claim.request.outpoint;
-    if is_fee_refusal(&reason) {
+    let class = classify_rejection(&reason);
+    if class == Rejection::FeeTooLow {
         claim.refused_rate = Some(claim.refused_rate.map_or(rate, |r: FeeRate| r.max(rate)));
         let destination = attempt
             .tx
@@ -165,9 +231,13 @@ pub(super) fn on_broadcast_result(
             .first()
             .map(|o| o.script_pubkey.clone())
             .unwrap_or_default();
-        let end = budget_rate(max_fee(&claim.request, &destination), weight);
-        if rate < end {
-            return Vec::new(); // the next block bumps above the refused rate
+        let end = if batched {
+            budget_rate(attempt.fee_sat.max(1), weight).max(rate)
+        } else {
+            budget_rate(max_fee(&claim.request, &destination), weight)
+        };
+        if rate < end || batched {
+            return (Vec::new(), false); // the next block bumps above the refused rate
         }
         let message = format!(
             "mempool refuses claim {txid} of {outpoint} at {} sat/vB, all its budget of {} sat \
@@ -175,20 +245,40 @@ pub(super) fn on_broadcast_result(
             rate_text(rate),
             claim.request.budget_sat
         );
-        return problem(
+        let actions = problem(
             claim,
             AlertKind::DeadlineAtRisk,
             format!("refused: {reason}"),
             message,
         );
+        return (actions, false);
+    }
+    if batched && matches!(class, Rejection::InputConflict | Rejection::Invalid) {
+        let what = if class == Rejection::Invalid {
+            "a script or policy error"
+        } else {
+            "a missing or conflicting input"
+        };
+        let message = format!(
+            "broadcast of batched claim {txid} rejected for {what}: {reason}; splitting it into \
+             one transaction per input so the offending one cannot hold back the others"
+        );
+        let actions = problem(
+            claim,
+            AlertKind::DeadlineAtRisk,
+            format!("rejected: {reason}"),
+            message,
+        );
+        return (actions, true);
     }
     let message = format!(
         "broadcast of claim {txid} of {outpoint} rejected: {reason}; rebroadcasting every block"
     );
-    problem(
+    let actions = problem(
         claim,
         AlertKind::DeadlineAtRisk,
         format!("rejected: {reason}"),
         message,
-    )
+    );
+    (actions, false)
 }

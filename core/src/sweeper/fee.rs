@@ -1,5 +1,6 @@
-//! The sweeper's fee function: a straight line from the fee estimate at the first build toward
-//! the budget's fee rate at the deadline, never above the budget, never below the relay floor.
+//! The sweeper's fee function: a curve (a straight line by default, [`FeeCurve`]) from the fee
+//! estimate at the first build toward the budget's fee rate at the deadline, never above the
+//! budget, never below the relay floor.
 //!
 //! Rates are [`FeeRate`]s (sat per 1000 weight units). Fees are computed on the virtual size
 //! (`ceil(weight / 4)`) the way Bitcoin Core computes a fee from a rate, so a claim paying
@@ -88,7 +89,37 @@ pub struct FeePlan {
     pub start_height: Height,
 }
 
-/// The linear fee function of one claim.
+/// The shape of the fee function between its start and the budget's rate at the deadline. Every
+/// curve is monotone non-decreasing and reaches the budget's rate exactly at the deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeeCurve {
+    /// A straight line (lnd's default).
+    #[default]
+    Linear,
+    /// Slow first, steep near the deadline (`f²` of the elapsed fraction `f`): patient, cheaper
+    /// when the claim confirms early, for claims nobody else can take.
+    Convex,
+    /// Steep first, flat near the deadline (`1 - (1 - f)²`): eager, for contested claims.
+    Concave,
+}
+
+impl FeeCurve {
+    /// The fraction of the rise reached after `done` of `span` blocks, as `num / den`
+    /// (`0 <= done <= span`, `span > 0`).
+    fn fraction(self, done: u128, span: u128) -> (u128, u128) {
+        match self {
+            FeeCurve::Linear => (done, span),
+            FeeCurve::Convex => (done * done, span * span),
+            FeeCurve::Concave => {
+                let left = span - done;
+                (span * span - left * left, span * span)
+            }
+        }
+    }
+}
+
+/// The fee function of one claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeeFunction {
     /// The rate at `start_height` (capped at `end`).
@@ -99,6 +130,9 @@ pub struct FeeFunction {
     pub start_height: Height,
     /// The height by which the claim must confirm.
     pub deadline: Height,
+    /// Its shape.
+    #[serde(default)]
+    pub curve: FeeCurve,
 }
 
 impl FeeFunction {
@@ -109,13 +143,19 @@ impl FeeFunction {
             end,
             start_height: plan.start_height,
             deadline,
+            curve: FeeCurve::Linear,
         }
     }
 
-    /// The line alone at `height` (the height of the block a claim is offered for):
-    /// `start + (end - start) * (height - start_height) / (deadline - start_height)`, `start`
-    /// before `start_height`, `end` at and after the deadline. A start above the budget is cut to
-    /// the budget. Monotone non-decreasing in `height`, never above `end`.
+    /// The same function with another shape.
+    pub fn with_curve(self, curve: FeeCurve) -> FeeFunction {
+        FeeFunction { curve, ..self }
+    }
+
+    /// The curve alone at `height` (the height of the block a claim is offered for): for the
+    /// linear curve `start + (end - start) * (height - start_height) / (deadline - start_height)`;
+    /// `start` before `start_height`, `end` at and after the deadline. A start above the budget
+    /// is cut to the budget. Monotone non-decreasing in `height`, never above `end`.
     pub fn line_at(&self, height: Height) -> FeeRate {
         let end = self.end.to_sat_per_kwu();
         let start = self.start.to_sat_per_kwu().min(end);
@@ -127,7 +167,8 @@ impl FeeFunction {
         }
         let done = u128::from(height - self.start_height);
         let span = u128::from(self.deadline - self.start_height);
-        let rise = u128::from(end - start) * done / span;
+        let (num, den) = self.curve.fraction(done, span);
+        let rise = u128::from(end - start) * num / den.max(1);
         // `rise <= end - start`, so this fits in a u64.
         FeeRate::from_sat_per_kwu(start + u64::try_from(rise).unwrap_or(end - start))
     }
@@ -137,6 +178,29 @@ impl FeeFunction {
     /// budget wins over everything (invariant 7).
     pub fn rate_at(&self, height: Height, market: FeeRate, floor: FeeRate) -> FeeRate {
         self.line_at(height).max(market).max(floor).min(self.end)
+    }
+
+    /// [`FeeFunction::rate_at`], with what set it, in words for reports.
+    pub fn explain(
+        &self,
+        height: Height,
+        market: FeeRate,
+        floor: FeeRate,
+    ) -> (FeeRate, &'static str) {
+        let line = self.line_at(height);
+        let rate = self.rate_at(height, market, floor);
+        let why = if line.max(market).max(floor) > self.end {
+            "the budget (capped)"
+        } else if rate == self.end && height >= self.deadline {
+            "the budget at the deadline"
+        } else if floor > line && floor >= market {
+            "the floor (relay minimums, or a refused or replaced rate)"
+        } else if market > line {
+            "the market estimate"
+        } else {
+            "the fee function"
+        };
+        (rate, why)
     }
 }
 
@@ -235,6 +299,45 @@ mod tests {
                 assert!(f.rate_at(h + 1, vb(market), vb(1)) >= rate);
             }
         }
+    }
+
+    #[test]
+    fn every_curve_is_monotone_reaches_the_budget_at_the_deadline_and_never_exceeds_it() {
+        for curve in [FeeCurve::Linear, FeeCurve::Convex, FeeCurve::Concave] {
+            for (start, end, from, deadline) in [
+                (5, 50, 100, 110),
+                (1, 500, 0, 2016),
+                (7, 7, 3, 9),
+                (1, 2, 50, 51),
+            ] {
+                let f = FeeFunction::new(
+                    FeePlan {
+                        start: vb(start),
+                        start_height: from,
+                    },
+                    vb(end),
+                    deadline,
+                )
+                .with_curve(curve);
+                let mut last = FeeRate::ZERO;
+                for h in from.saturating_sub(3)..deadline + 5 {
+                    let rate = f.line_at(h);
+                    assert!(rate >= last, "{curve:?} not monotone at {h}");
+                    assert!(rate <= vb(end), "{curve:?} above the budget at {h}");
+                    for market in [0, 40, 4000] {
+                        assert!(f.rate_at(h, vb(market), vb(1)) <= vb(end));
+                    }
+                    last = rate;
+                }
+                assert_eq!(f.line_at(from), vb(start.min(end)), "{curve:?} start");
+                assert_eq!(f.line_at(deadline), vb(end), "{curve:?} at the deadline");
+            }
+        }
+        // Half-way, the convex curve is below the line and the concave one above it.
+        let line = function();
+        let half = line.line_at(105);
+        assert!(line.with_curve(FeeCurve::Convex).line_at(105) < half);
+        assert!(line.with_curve(FeeCurve::Concave).line_at(105) > half);
     }
 
     #[test]

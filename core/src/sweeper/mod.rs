@@ -2,23 +2,36 @@
 //! ("claims have one owner"). Resolvers say *what* to claim, by when and for how much
 //! ([`SweepRequest`]); the sweeper claims it.
 //!
-//! This is the minimal sweeper: **one transaction per input**, paying everything above the fee
-//! to [`SweeperConfig::destination`];
-//! - a **linear fee function** ([`fee::FeeFunction`]) from the fee estimate for the blocks left
-//!   at the first build toward the budget's fee rate at the deadline, raised to the current
-//!   market estimate and the relay floor, and never above the budget (invariant 7);
-//! - a **bump** (a new attempt, replacing the previous one under BIP 125 rules 3 and 4) whenever
+//! - **Batching** ([`plan`]): every block, the mature inputs not yet in a transaction are grouped
+//!   with compatible ones — deadlines at most [`SweeperPolicy::batch_deadline_window`] apart,
+//!   never an anchor, never an output the peer can contest with one only we can spend, at most
+//!   one input of an exclusive group — into one transaction paying everything above the fee to
+//!   [`SweeperConfig::destination`]. A batch is led by one claim, whose attempts are the batch's.
+//!   An input spent by someone else, cancelled or changed dissolves its batch; the others are
+//!   re-planned at the next block.
+//! - **Splitting**: a batch of contestable inputs (a justice transaction) unconfirmed for
+//!   [`SweeperPolicy::split_after_blocks`], or one rejected for its scripts or policy, is split
+//!   into one transaction per input, so one pinned or bad input cannot hold back the others.
+//! - A **fee function** ([`fee::FeeFunction`], curve [`SweeperPolicy::fee_curve`]) from the fee
+//!   estimate at the first build toward the budget's fee rate at the earliest deadline, raised to
+//!   the current market estimate and the relay floor, and never above the budget (invariant 7);
+//!   a batch's budget is the sum of its inputs' and each input's share of the fee is pro rata by
+//!   budget, so no input pays more than its own.
+//! - A **bump** (a new attempt, replacing the previous one under BIP 125 rules 3 and 4) whenever
 //!   the function has risen enough; otherwise the signed transaction is **rebroadcast every
-//!   block** (a defence against replacement cycling);
-//! - **`nLockTime` at the tip** (anti-fee-sniping), or at the path's `cltv_expiry` if higher, so
+//!   block** (a defence against replacement cycling).
+//! - **`nLockTime` at the tip** (anti-fee-sniping), or at the paths' `cltv_expiry` if higher, so
 //!   every transaction is final exactly in the block it is offered for and never before its
-//!   maturity;
-//! - an input whose budget (or value above dust) cannot pay the minimum relay fee is
-//!   **uneconomical**: reported once, never broadcast.
+//!   maturity; nothing is (re)broadcast before it is final, after a reorg or a restart.
+//! - An input whose budget (or value above dust) cannot pay the minimum relay fee alone is
+//!   **uneconomical**: reported once, never broadcast — except the timeout claim of an outgoing
+//!   HTLC, which is forced at the relay fee (or, if configured so, left to cut-loss, reported).
+//! - Every decision is **reported**: the rate, what set it, the budget left and the deadline.
 //!
 //! A pure, deterministic state machine: claims by [`ClaimId`] (one per input) in a `BTreeMap`,
-//! an index outpoint → claim derived from them, no clock, no randomness. Every transaction built
-//! for a claim is kept in its [`SweepClaim`] (one persisted record per claim).
+//! indexes outpoint → claim and txid → lead claim derived from them, no clock, no randomness.
+//! Every transaction built is kept in the [`SweepClaim`] that leads its batch (one persisted
+//! record per claim).
 //!
 //! Heights: at [`Sweeper::on_block`] with tip `t`, transactions are offered for block `t + 1`;
 //! the fee function is evaluated at `t + 1` and reaches the budget rate when `t + 1` is the
@@ -38,6 +51,9 @@ mod block;
 mod claim;
 mod events;
 pub mod fee;
+mod plan;
+mod policy;
+pub mod reserve;
 #[cfg(test)]
 mod tests;
 
@@ -46,7 +62,8 @@ pub use claim::{
     check_request, signing_pubkey, Attempt, BroadcastStatus, ClaimState, SignatureError,
     SweepClaim, SweepError,
 };
-pub use events::is_fee_refusal;
+pub use events::{classify_rejection, is_fee_refusal, Rejection};
+pub use policy::SweeperPolicy;
 
 /// The dust relay fee rate the sweeper keeps its outputs above (Bitcoin Core's default
 /// `-dustrelayfee`, sat per 1000 virtual bytes).
@@ -55,7 +72,7 @@ pub const DUST_RELAY_FEE_SAT_PER_KVB: u64 = 3000;
 /// What the sweeper needs from the node's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweeperConfig {
-    /// Where swept funds go (a wallet script).
+    /// Where swept funds go (a wallet script, separate from the wallet that funds CPFP).
     pub destination: ScriptBuf,
     /// The fee rate to start from while no fee conditions are known.
     pub fallback_feerate: FeeRate,
@@ -71,12 +88,21 @@ pub struct Sweeper {
     claims: BTreeMap<ClaimId, SweepClaim>,
     /// Derived from `claims`: the claim of each outpoint.
     by_outpoint: BTreeMap<OutPoint, ClaimId>,
+    /// Derived from `claims`: the claim holding each transaction we built.
+    by_txid: BTreeMap<Txid, ClaimId>,
     /// Claims changed (or removed) since [`Sweeper::take_changed`]; not persisted.
     changed: BTreeSet<ClaimId>,
+    /// The tip last seen (blocks, disconnections, `Resumed`): nothing is broadcast that is not
+    /// final in the block after it. Not persisted.
+    tip: Option<Height>,
+    /// The CPFP wallet's confirmed balance, once told. Not persisted.
+    wallet_balance: Option<u64>,
+    /// Where the wallet stood against the fee reserve at the last check. Not persisted.
+    reserve_level: Option<reserve::ReserveLevel>,
 }
 
 impl PartialEq for Sweeper {
-    /// Equal when the claims are: the index is derived, the change set transient.
+    /// Equal when the claims are: the indexes are derived, the change set and tip transient.
     fn eq(&self, other: &Self) -> bool {
         self.claims == other.claims
     }
@@ -102,16 +128,24 @@ impl Sweeper {
         Sweeper::default()
     }
 
-    /// Rebuild a sweeper from its persisted claims (the outpoint index is derived).
+    /// Rebuild a sweeper from its persisted claims (the indexes are derived).
     pub fn from_claims(claims: BTreeMap<ClaimId, SweepClaim>) -> Self {
         let by_outpoint = claims
             .iter()
             .map(|(id, c)| (c.request.outpoint, *id))
             .collect();
+        let by_txid = claims
+            .iter()
+            .flat_map(|(id, c)| c.attempts.iter().map(move |a| (a.txid, *id)))
+            .collect();
         Sweeper {
             claims,
             by_outpoint,
+            by_txid,
             changed: BTreeSet::new(),
+            tip: None,
+            wallet_balance: None,
+            reserve_level: None,
         }
     }
 
@@ -137,35 +171,44 @@ impl Sweeper {
     }
 
     /// Add a request, or update the one already registered for its outpoint (deadline, budget,
-    /// maturity, or even path and key: then the next block builds afresh). Idempotent: the same
-    /// request twice changes nothing. Returns whether anything changed. A request that cannot be
-    /// claimed as given is kept as [`ClaimState::Invalid`] and reported at the next block.
+    /// maturity, or even path and key: then the next block builds afresh, re-planning its
+    /// batch). Idempotent: the same request twice changes nothing. Returns whether anything
+    /// changed. A request that cannot be claimed as given is kept as [`ClaimState::Invalid`] and
+    /// reported at the next block.
     pub fn request(&mut self, req: SweepRequest, node: &mut NodeState) -> bool {
         if let Some(id) = self.claim_for(&req.outpoint) {
-            if let Some(claim) = self.claims.get_mut(&id) {
-                if claim.request == req {
-                    return false;
-                }
-                if claim::envelope_changed(&claim.request, &req) {
-                    claim.first_current = u32::try_from(claim.attempts.len()).unwrap_or(u32::MAX);
-                    claim.refused_rate = None;
-                }
-                let checked = check_request(&req);
-                claim.request = req;
-                match (&claim.state, checked) {
-                    (ClaimState::Spent { .. }, _) => {}
-                    (_, Err(error)) => {
-                        claim.state = ClaimState::Invalid {
-                            error,
-                            reported: false,
-                        }
-                    }
-                    (ClaimState::Invalid { .. }, Ok(())) => claim.state = ClaimState::Active,
-                    (_, Ok(())) => {}
-                }
-                self.changed.insert(id);
-                return true;
+            let Some(claim) = self.claims.get_mut(&id) else {
+                return false;
+            };
+            if claim.request == req {
+                return false;
             }
+            let envelope = claim::envelope_changed(&claim.request, &req);
+            if envelope {
+                claim.refused_rate = None;
+            }
+            let checked = check_request(&req);
+            claim.request = req;
+            match (&claim.state, checked) {
+                (ClaimState::Spent { .. }, _) => {}
+                (_, Err(error)) => {
+                    claim.state = ClaimState::Invalid {
+                        error,
+                        reported: false,
+                    }
+                }
+                (ClaimState::Invalid { .. }, Ok(())) => claim.state = ClaimState::Active,
+                (_, Ok(())) => {}
+            }
+            self.changed.insert(id);
+            if envelope {
+                // Its transactions spend by the old path: the batch is re-planned.
+                self.dissolve_batch_of(id, false);
+                if let Some(claim) = self.claims.get_mut(&id) {
+                    claim.unplan();
+                }
+            }
+            return true;
         }
         let id = node.new_claim();
         self.by_outpoint.insert(req.outpoint, id);
@@ -175,51 +218,71 @@ impl Sweeper {
     }
 
     /// Stop claiming `outpoint` (its resolver no longer wants it, or is done with it) and forget
-    /// its claim. Returns whether there was one.
+    /// its claim; the rest of its batch is re-planned at the next block. Returns whether there
+    /// was one.
     pub fn cancel(&mut self, outpoint: &OutPoint) -> bool {
-        let Some(id) = self.by_outpoint.remove(outpoint) else {
+        let Some(id) = self.by_outpoint.get(outpoint).copied() else {
             return false;
         };
-        self.claims.remove(&id);
+        self.dissolve_batch_of(id, false);
+        self.by_outpoint.remove(outpoint);
+        if let Some(claim) = self.claims.remove(&id) {
+            for a in &claim.attempts {
+                if self.by_txid.get(&a.txid) == Some(&id) {
+                    self.by_txid.remove(&a.txid);
+                }
+            }
+        }
         self.changed.insert(id);
         true
     }
 
-    /// The block at `tip` connected (transactions are now offered for `tip + 1`): every mature,
-    /// unspent input is built, bumped or rebroadcast.
+    /// The block at `tip` connected (transactions are now offered for `tip + 1`): mature,
+    /// unspent inputs are batched, built, bumped, split or rebroadcast.
     pub fn on_block(
         &mut self,
         tip: Height,
         fees: Option<&FeeConditions>,
         cfg: &SweeperConfig,
+        policy: &SweeperPolicy,
     ) -> Vec<Action> {
-        let mut actions = Vec::new();
-        for (id, claim) in self.claims.iter_mut() {
-            let before = claim.clone();
-            actions.extend(block::on_block(claim, tip, fees, cfg));
-            if *claim != before {
-                self.changed.insert(*id);
-            }
+        self.tip = Some(tip);
+        let ctx = plan::Ctx {
+            tip,
+            fees,
+            cfg,
+            policy,
+        };
+        let (mut actions, eligible) = self.examine(&ctx);
+        let (reports, leads) = self.plan(&ctx, &eligible);
+        actions.extend(reports);
+        for lead in leads {
+            actions.extend(self.block_of(lead, &ctx));
         }
         actions
     }
 
-    /// A signer's answer. A signature for the current attempt is checked and broadcast; one for
-    /// a superseded attempt is recorded and dropped.
+    /// A signer's answer. A signature for the current attempt is checked and broadcast (once
+    /// final); one for a superseded attempt is recorded and dropped.
     pub fn on_signed(&mut self, request: RequestId, outcome: &SignOutcome) -> Vec<Action> {
+        let Some(inputs) = self.inputs_of_attempt(request) else {
+            return Vec::new();
+        };
+        let tip = self.tip;
         let Some(claim) = self.claims.get_mut(&request.claim) else {
             return Vec::new();
         };
         let before = claim.clone();
-        let actions = events::on_signed(claim, request, outcome);
+        let actions = events::on_signed(claim, request, outcome, &inputs, tip);
         if *claim != before {
             self.changed.insert(request.claim);
         }
         actions
     }
 
-    /// A broadcaster's answer: "already known" is success, a fee refusal makes the next block
-    /// bump, anything else is reported (and the claim keeps rebroadcasting every block).
+    /// A broadcaster's answer: "already known" is success; a fee refusal makes the next block
+    /// bump; a missing or conflicting input, or a script or policy error, splits a batch into
+    /// one transaction per input (a lone input is reported and keeps rebroadcasting).
     pub fn on_broadcast_result(
         &mut self,
         request: RequestId,
@@ -229,25 +292,32 @@ impl Sweeper {
             return Vec::new();
         };
         let before = claim.clone();
-        let actions = events::on_broadcast_result(claim, request, outcome);
+        let (actions, split) = events::on_broadcast_result(claim, request, outcome);
         if *claim != before {
             self.changed.insert(request.claim);
+        }
+        if split {
+            self.split(request.claim);
         }
         actions
     }
 
     /// `outpoint` was spent by the confirmed transaction `txid` at `height` — one of our attempts,
-    /// or someone else's transaction: either way the claim stops.
+    /// or someone else's transaction: either way the claim stops. Someone else's spend of a
+    /// batched input re-plans the rest of its batch.
     pub fn on_spent(&mut self, outpoint: &OutPoint, txid: Txid, height: Height) {
         let Some(id) = self.claim_for(outpoint) else {
             return;
         };
-        let Some(claim) = self.claims.get_mut(&id) else {
-            return;
-        };
-        let ours = claim.attempt_with_txid(&txid).is_some();
+        let ours = self.by_txid.contains_key(&txid);
         let spent = ClaimState::Spent { txid, height, ours };
-        if claim.state != spent {
+        if self.claims.get(&id).is_some_and(|c| c.state == spent) {
+            return;
+        }
+        if !ours {
+            self.dissolve_batch_of(id, true);
+        }
+        if let Some(claim) = self.claims.get_mut(&id) {
             claim.state = spent;
             self.changed.insert(id);
         }
@@ -256,6 +326,7 @@ impl Sweeper {
     /// The block at `height` was disconnected: spends confirmed at or above it are undone and
     /// their claims resume at the next block.
     pub fn on_disconnect(&mut self, height: Height) {
+        self.tip = Some(height.saturating_sub(1));
         for (id, claim) in self.claims.iter_mut() {
             if let ClaimState::Spent { height: h, .. } = claim.state {
                 if h >= height {
@@ -266,40 +337,60 @@ impl Sweeper {
         }
     }
 
-    /// The fee we paid (or are paying) for `outpoint`: that of the confirmed attempt, zero if
-    /// someone else's transaction spent it, otherwise that of the latest signed attempt.
+    /// The fee we paid (or are paying) for `outpoint`: its share of the confirmed attempt, zero if
+    /// someone else's transaction spent it, otherwise its share of the latest signed attempt
+    /// spending it.
     pub fn fees_paid(&self, outpoint: &OutPoint) -> Option<u64> {
-        let claim = self.claims.get(&self.claim_for(outpoint)?)?;
+        let id = self.claim_for(outpoint)?;
+        let claim = self.claims.get(&id)?;
+        let share_in = |lead: ClaimId, a: &Attempt| a.input_of(lead, id).map(|i| a.share(i));
         match &claim.state {
             ClaimState::Spent {
                 txid, ours: true, ..
-            } => claim.attempt_with_txid(txid).map(|a| a.fee_sat),
+            } => {
+                let lead = *self.by_txid.get(txid)?;
+                let a = self.claims.get(&lead)?.attempt_with_txid(txid)?;
+                share_in(lead, a)
+            }
             ClaimState::Spent { ours: false, .. } => Some(0),
-            _ => claim
-                .attempts
-                .iter()
-                .rev()
-                .find(|a| a.signed.is_some())
-                .map(|a| a.fee_sat),
+            _ => {
+                let lead = claim.lead.unwrap_or(id);
+                self.claims
+                    .get(&lead)?
+                    .attempts
+                    .iter()
+                    .rev()
+                    .filter(|a| a.signed.is_some())
+                    .find_map(|a| share_in(lead, a))
+            }
         }
     }
 
-    /// What was pending when the node stopped, to re-emit after `Event::Resumed`: the broadcast
-    /// of each live claim's signed transaction, and the sign request of an attempt still
-    /// waiting for its signature.
-    pub fn pending_after_restart(&self) -> Vec<Action> {
+    /// What was pending when the node stopped, to re-emit after `Event::Resumed` with the tip
+    /// the node resumed at: the broadcast of each live batch's signed transaction if it is final
+    /// in the next block (after a reorg it may not be: the next block rebuilds), and the sign
+    /// request of an attempt still waiting for its signature.
+    pub fn pending_after_restart(&mut self, tip: Option<Height>) -> Vec<Action> {
+        self.tip = tip;
         let mut actions = Vec::new();
-        for claim in self.claims.values().filter(|c| c.is_live()) {
+        for claim in self.claims.values() {
+            if !claim.is_live() || !claim.leads() {
+                continue;
+            }
             if let Some(best) = claim.best_signed() {
-                if let Some(tx) = &best.signed {
-                    actions.push(Action::Broadcast {
-                        request: claim.request_id(best.attempt),
-                        tx: tx.clone(),
-                    });
+                if let (Some(tx), Some(tip)) = (&best.signed, tip) {
+                    if block::final_after(best, tip) {
+                        actions.push(Action::Broadcast {
+                            request: claim.request_id(best.attempt),
+                            tx: tx.clone(),
+                        });
+                    }
                 }
             }
             if let Some(current) = claim.current().filter(|a| a.signed.is_none()) {
-                actions.extend(claim.sign_request(current).map(Action::Sign));
+                let request = claim.request_id(current.attempt);
+                let inputs = self.inputs_of_attempt(request).unwrap_or_default();
+                actions.extend(claim.sign_request(current, &inputs).map(Action::Sign));
             }
         }
         actions
@@ -315,5 +406,58 @@ impl Sweeper {
             }
             ClaimState::Active => false,
         })
+    }
+
+    /// The CPFP wallet's confirmed balance changed: check it against the fee reserve of
+    /// `exposures`.
+    pub fn on_wallet_balance(
+        &mut self,
+        confirmed_sat: u64,
+        exposures: &[reserve::ChannelExposure],
+        fees: Option<&FeeConditions>,
+        policy: &SweeperPolicy,
+    ) -> Vec<Action> {
+        self.wallet_balance = Some(confirmed_sat);
+        self.check_reserve(exposures, fees, policy)
+    }
+
+    /// The CPFP wallet's balance, once told.
+    pub fn wallet_balance(&self) -> Option<u64> {
+        self.wallet_balance
+    }
+
+    /// Check the wallet against the fee reserve of `exposures` (recomputed: HTLCs come and go,
+    /// fees move). An alert fires when it gets worse — within 25% of the reserve, then below
+    /// it — and again after it recovered; nothing while it stays where it was.
+    pub fn check_reserve(
+        &mut self,
+        exposures: &[reserve::ChannelExposure],
+        fees: Option<&FeeConditions>,
+        policy: &SweeperPolicy,
+    ) -> Vec<Action> {
+        let Some(balance) = self.wallet_balance else {
+            return Vec::new();
+        };
+        let needed = reserve::fee_reserve(exposures, fees, policy);
+        let level = reserve::level(balance, &needed);
+        let previous = self.reserve_level.replace(level);
+        if previous.is_some_and(|p| p >= level) {
+            return Vec::new();
+        }
+        reserve::reserve_alert(balance, &needed, level)
+            .into_iter()
+            .collect()
+    }
+
+    /// The requests of the inputs of attempt `request`, in input order; `None` for an unknown
+    /// claim, attempt or member.
+    fn inputs_of_attempt(&self, request: RequestId) -> Option<Vec<SweepRequest>> {
+        let lead = self.claims.get(&request.claim)?;
+        let attempt = lead.attempts.get(request.attempt as usize)?;
+        let mut inputs = vec![lead.request.clone()];
+        for m in &attempt.members {
+            inputs.push(self.claims.get(m)?.request.clone());
+        }
+        Some(inputs)
     }
 }

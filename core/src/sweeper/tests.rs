@@ -10,7 +10,7 @@ use bitcoin::{FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, WPubkeyHash};
 use super::*;
 use crate::action::{Alert, AlertKind, Basepoint, KeyTweak, Report, SignRequest, SigningKey};
 use crate::bolt3::commitment::OutputKind;
-use crate::bolt3::weights::claim_tx_weight;
+use crate::bolt3::weights::{claim_batch_weight, claim_tx_weight};
 use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::ChannelType;
 use crate::event::{FeeConditions, FeeEstimate};
@@ -19,6 +19,7 @@ use crate::sim::{SimChannel, SimSetup};
 use crate::testkit::verify_with_bitcoin_core;
 use crate::types::{HtlcDirection, Party, RawTx};
 
+mod batch;
 mod claims;
 mod fees;
 mod lifecycle;
@@ -218,6 +219,7 @@ struct Harness {
     sweeper: Sweeper,
     node: NodeState,
     cfg: SweeperConfig,
+    policy: SweeperPolicy,
     sim: SimChannel,
     fees: Option<FeeConditions>,
     requests: BTreeMap<OutPoint, SweepRequest>,
@@ -225,6 +227,8 @@ struct Harness {
     auto_sign: bool,
     /// How broadcasts are answered (accepted unless set).
     reject_with: Option<String>,
+    /// Broadcasts spending one of these outpoints are rejected with its reason.
+    reject_spending: BTreeMap<OutPoint, String>,
     broadcasts: Vec<Seen>,
     /// Sign requests left unanswered (with `auto_sign` off).
     unsigned: Vec<SignRequest>,
@@ -237,11 +241,13 @@ impl Harness {
             sweeper: Sweeper::new(),
             node: NodeState::default(),
             cfg: config(),
+            policy: SweeperPolicy::default(),
             sim,
             fees: Some(fees(1)),
             requests: BTreeMap::new(),
             auto_sign: true,
             reject_with: None,
+            reject_spending: BTreeMap::new(),
             broadcasts: Vec::new(),
             unsigned: Vec::new(),
             reports: Vec::new(),
@@ -255,7 +261,9 @@ impl Harness {
 
     /// Connect the block at `tip` and run every action to completion; returns the actions.
     fn block(&mut self, tip: Height) -> Vec<Action> {
-        let actions = self.sweeper.on_block(tip, self.fees.as_ref(), &self.cfg);
+        let actions = self
+            .sweeper
+            .on_block(tip, self.fees.as_ref(), &self.cfg, &self.policy);
         self.run(actions, tip)
     }
 
@@ -277,7 +285,11 @@ impl Harness {
                         tx: tx.0.clone(),
                         tip,
                     });
-                    let outcome = match &self.reject_with {
+                    let targeted = tx
+                        .input
+                        .iter()
+                        .find_map(|i| self.reject_spending.get(&i.previous_output));
+                    let outcome = match targeted.or(self.reject_with.as_ref()) {
                         None => BroadcastOutcome::Accepted,
                         Some(reason) => BroadcastOutcome::Rejected {
                             reason: reason.clone(),
@@ -293,58 +305,109 @@ impl Harness {
         seen
     }
 
-    /// Every check a broadcast transaction must pass (invariants 6 and 7).
+    /// Every check a broadcast transaction must pass (invariants 6 and 7), for every input.
     fn check_broadcast(&self, tx: &Transaction, tip: Height) {
-        assert_eq!(tx.input.len(), 1, "one input per claim");
         assert_eq!(tx.output.len(), 1);
-        let req = &self.requests[&tx.input[0].previous_output];
-        let prevout = req.txout.clone();
-        let conf = [Some(CONF)];
-        verify_with_bitcoin_core(tx, std::slice::from_ref(&prevout))
-            .unwrap_or_else(|e| panic!("{:?}: {e}", req.path));
-        check_standard(tx, std::slice::from_ref(&prevout), &PolicyConfig::default())
-            .unwrap_or_else(|e| panic!("{:?}: {e}", req.path));
-        check_final(tx, tip + 1, &conf).unwrap_or_else(|e| panic!("{:?}: {e}", req.path));
+        let reqs: Vec<&SweepRequest> = tx
+            .input
+            .iter()
+            .map(|i| &self.requests[&i.previous_output])
+            .collect();
+        let prevouts: Vec<TxOut> = reqs.iter().map(|r| r.txout.clone()).collect();
+        let conf = vec![Some(CONF); reqs.len()];
+        let paths: Vec<ClaimPath> = reqs.iter().map(|r| r.path).collect();
+        verify_with_bitcoin_core(tx, &prevouts).unwrap_or_else(|e| panic!("{paths:?}: {e}"));
+        check_standard(tx, &prevouts, &PolicyConfig::default())
+            .unwrap_or_else(|e| panic!("{paths:?}: {e}"));
+        check_final(tx, tip + 1, &conf).unwrap_or_else(|e| panic!("{paths:?}: {e}"));
         // nLockTime is the tip it was built at (or the expiry): not final a block earlier.
         let lock = tx.lock_time.to_consensus_u32();
-        assert!(lock <= tip && lock >= req.path.cltv_expiry().unwrap_or(0));
+        let cltv = reqs
+            .iter()
+            .filter_map(|r| r.path.cltv_expiry())
+            .max()
+            .unwrap_or(0);
+        assert!(lock <= tip && lock >= cltv);
         assert!(check_final(tx, lock, &conf).is_err(), "final a block early");
         let txid = tx.compute_txid();
         if !self.broadcasts.iter().any(|s| s.tx.compute_txid() == txid) {
-            assert_eq!(
-                lock,
-                tip.max(req.path.cltv_expiry().unwrap_or(0)),
-                "first broadcast"
+            assert_eq!(lock, tip.max(cltv), "first broadcast");
+        }
+        for req in &reqs {
+            assert!(req.mature_at <= tip + 1, "broadcast before maturity");
+            // The timelock alone (without the anti-fee-sniping nLockTime) holds it until
+            // maturity.
+            if req.path.csv_delay().is_some() || req.path.cltv_expiry().is_some() {
+                let mut bare = tx.clone();
+                bare.lock_time = req.path.lock_time();
+                let at = |h: Height| check_final(&bare, h, &conf);
+                assert!(at(req.mature_at - 1).is_err());
+                if reqs.len() == 1 {
+                    assert_eq!(at(req.mature_at), Ok(()));
+                }
+            }
+            assert!(!req.contestable || reqs.iter().all(|r| r.contestable));
+            assert!(
+                reqs.len() == 1 || !block::is_anchor(&req.path),
+                "anchor batched"
             );
         }
-        assert!(req.mature_at <= tip + 1, "broadcast before maturity");
-        // The timelock alone (without the anti-fee-sniping nLockTime) holds it until maturity.
-        if req.path.csv_delay().is_some() || req.path.cltv_expiry().is_some() {
-            let mut bare = tx.clone();
-            bare.lock_time = req.path.lock_time();
-            assert!(check_final(&bare, req.mature_at - 1, &conf).is_err());
-            assert_eq!(check_final(&bare, req.mature_at, &conf), Ok(()));
+        // Each input's share of the fee is within its own budget — or, for a timeout claim forced
+        // (by configuration) because its budget cannot pay the relay fee, within that fee.
+        let allowed = |req: &SweepRequest| {
+            let relay = fee::fee_for_rate(
+                fee::DEFAULT_MIN_RELAY,
+                claim_tx_weight(&req.path, self.cfg.destination.len()),
+            );
+            if block::is_timeout_claim(&req.path) && self.policy.force_timeout_claims {
+                req.budget_sat.max(relay)
+            } else {
+                req.budget_sat
+            }
+        };
+        let fee = self.fee_of(tx);
+        let budget: u64 = reqs.iter().map(|r| allowed(r)).sum();
+        assert!(fee <= budget, "fee {fee} above budget {budget}");
+        for (i, req) in reqs.iter().enumerate() {
+            let share = self.share_of(tx, i);
+            assert!(
+                share <= allowed(req),
+                "share {share} above {}",
+                allowed(req)
+            );
         }
-        let fee = prevout.value.to_sat() - tx.output[0].value.to_sat();
-        assert!(
-            fee <= req.budget_sat,
-            "fee {fee} above budget {}",
-            req.budget_sat
-        );
         assert!(tx.output[0].value.to_sat() >= dust_threshold(&self.cfg.destination, 3000));
         assert_eq!(tx.output[0].script_pubkey, self.cfg.destination);
-        assert!(tx.weight().to_wu() <= claim_tx_weight(&req.path, self.cfg.destination.len()));
+        let predicted = claim_batch_weight(&paths, &[self.cfg.destination.len()]);
+        assert!(tx.weight().to_wu() <= predicted);
+    }
+
+    /// The fee share of input `index` of `tx`, as the sweeper accounts it.
+    fn share_of(&self, tx: &Transaction, index: usize) -> u64 {
+        let txid = tx.compute_txid();
+        let claim = self.sweeper.claims().values().find_map(|c| {
+            c.attempts
+                .iter()
+                .find(|a| a.txid == txid)
+                .map(|a| (c.id, a.clone()))
+        });
+        let (_, attempt) = claim.expect("a transaction of ours");
+        attempt.share(index)
     }
 
     fn fee_of(&self, tx: &Transaction) -> u64 {
-        let req = &self.requests[&tx.input[0].previous_output];
-        req.txout.value.to_sat() - tx.output[0].value.to_sat()
+        let input: u64 = tx
+            .input
+            .iter()
+            .map(|i| self.requests[&i.previous_output].txout.value.to_sat())
+            .sum();
+        input - tx.output[0].value.to_sat()
     }
 
     fn broadcasts_of(&self, outpoint: &OutPoint) -> Vec<Seen> {
         self.broadcasts
             .iter()
-            .filter(|s| s.tx.input[0].previous_output == *outpoint)
+            .filter(|s| s.tx.input.iter().any(|i| i.previous_output == *outpoint))
             .cloned()
             .collect()
     }

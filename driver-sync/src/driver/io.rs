@@ -35,6 +35,11 @@ pub trait Wallet: Send {
     fn fund(&mut self, request: &FundingRequest) -> FundingOutcome;
     /// A claim has ended: the inputs lent to it may be used again.
     fn release(&mut self, claim: ClaimId);
+    /// The confirmed balance, in satoshis, that could fund claims (lent coins included), for
+    /// the engine's fee-reserve check; `None` if the wallet does not say. The default says not.
+    fn confirmed_balance(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// Where blocks come from.

@@ -671,7 +671,12 @@ impl<'a> Sim<'a> {
         if self.closing.is_none() {
             self.closing = self.confirmed_closing();
         }
-        self.feed(Event::BlockConnected(block))
+        self.feed(Event::BlockConnected(block))?;
+        // The wallet's balance after the block, for the engine's fee-reserve check.
+        self.driver
+            .sync_wallet()
+            .map_err(|e| SimError(format!("engine: {e}")))?;
+        Ok(())
     }
 
     /// List the transactions `block` confirmed, with their fees if known (from `fees`, or the

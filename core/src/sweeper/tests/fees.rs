@@ -173,7 +173,7 @@ fn a_fee_refusal_raises_the_floor_and_the_next_block_bumps() {
     let ((_, old, _), (_, new, vsize)) = (steps[0], steps[1]);
     assert!(new >= old + vsize);
     assert!(
-        h.timeline()[1].contains("after a mempool refused"),
+        h.timeline()[1].contains("outbidding 1.0 sat/vB (refused or replaced)"),
         "{:?}",
         h.timeline()
     );

@@ -107,14 +107,14 @@ fn restart_re_emits_the_pending_sign_request() {
     let pending = h.unsigned.pop().unwrap();
     let json = serde_json::to_string(h.sweeper.claims()).unwrap();
     let claims: BTreeMap<ClaimId, SweepClaim> = serde_json::from_str(&json).unwrap();
-    let restarted = Sweeper::from_claims(claims);
+    let mut restarted = Sweeper::from_claims(claims);
     assert_eq!(restarted, h.sweeper);
     assert_eq!(
         restarted.claim_for(&req.outpoint),
         h.sweeper.claim_for(&req.outpoint)
     );
     assert_eq!(
-        restarted.pending_after_restart(),
+        restarted.pending_after_restart(Some(req.mature_at - 1)),
         vec![Action::Sign(pending.clone())]
     );
     // Answered after the restart, it goes out.
@@ -132,10 +132,10 @@ fn restart_re_emits_the_broadcast_of_the_signed_claim() {
     h.block(OUTGOING_EXPIRY);
     let sent = h.broadcasts_of(&req.outpoint)[0].clone();
     let json = serde_json::to_string(&h.sweeper).unwrap();
-    let restarted: Sweeper = serde_json::from_str(&json).unwrap();
+    let mut restarted: Sweeper = serde_json::from_str(&json).unwrap();
     assert_eq!(restarted, h.sweeper);
     assert_eq!(
-        restarted.pending_after_restart(),
+        restarted.pending_after_restart(Some(OUTGOING_EXPIRY)),
         vec![Action::Broadcast {
             request: sent.request,
             tx: RawTx(sent.tx)
@@ -193,7 +193,7 @@ fn the_sweeper_round_trips_through_json() {
         h.block(tip);
     }
     let json = serde_json::to_string(&h.sweeper).unwrap();
-    let back: Sweeper = serde_json::from_str(&json).unwrap();
+    let mut back: Sweeper = serde_json::from_str(&json).unwrap();
     assert_eq!(back, h.sweeper);
     for req in requests(&h.sim) {
         assert_eq!(
@@ -201,8 +201,9 @@ fn the_sweeper_round_trips_through_json() {
             h.sweeper.claim_for(&req.outpoint)
         );
     }
+    let tip = Some(CONF + 29);
     assert_eq!(
-        back.pending_after_restart(),
-        h.sweeper.pending_after_restart()
+        back.pending_after_restart(tip),
+        h.sweeper.pending_after_restart(tip)
     );
 }

@@ -88,6 +88,12 @@ impl Wallet for ChainWallet {
     fn release(&mut self, claim: ClaimId) {
         self.lent.remove(&claim);
     }
+
+    fn confirmed_balance(&mut self) -> Option<u64> {
+        let chain = lock(&self.chain);
+        let coins = self.wallet.utxos(&chain);
+        Some(coins.iter().map(|u| u.txout.value.to_sat()).sum())
+    }
 }
 
 impl WalletSigner for ChainWallet {
