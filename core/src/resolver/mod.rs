@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::bolt3::PaymentHash;
 use crate::types::{Height, HtlcKey};
 
+#[cfg(test)]
+mod tests;
+
 /// What a resolver resolves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
