@@ -48,10 +48,6 @@ struct AtStake {
     budget_sat: u64,
 }
 
-fn share(value_sat: u64, percent: u8) -> u64 {
-    value_sat.saturating_mul(u64::from(percent)) / 100
-}
-
 /// The weight of an anchor spend's own part: the claim of the anchor alone, less its output.
 fn anchor_template_weight() -> u64 {
     claim_tx_weight(&ClaimPath::AnchorOwner, P2WPKH_SCRIPT_PUBKEY_LEN)
@@ -104,7 +100,7 @@ impl ChannelArbitrator {
         let stake = match earliest {
             Some(e) => AtStake {
                 deadline: tip.saturating_add((e.saturating_sub(tip) / 2).max(1)),
-                budget_sat: share(value, fees.policy.htlc_budget_percent),
+                budget_sat: fees.policy.htlc_budget(value),
             },
             None => {
                 let balance: u64 = resolvers
@@ -114,7 +110,7 @@ impl ChannelArbitrator {
                     .sum();
                 AtStake {
                     deadline: tip.saturating_add(fees.policy.balance_deadline_blocks),
-                    budget_sat: share(balance, fees.policy.balance_budget_percent),
+                    budget_sat: fees.policy.balance_budget(balance),
                 }
             }
         };

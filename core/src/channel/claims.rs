@@ -34,6 +34,35 @@ pub struct SweepPolicy {
     /// Blocks after maturity by which a sweep of our balance should confirm: nobody else can take
     /// it, so it waits for cheap fees.
     pub balance_deadline_blocks: u32,
+    /// The most any one claim on an HTLC (or a CPFP for the HTLCs at stake) may spend, in
+    /// satoshis, whatever its share; `None`: the share alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub htlc_budget_cap_sat: Option<u64>,
+    /// The most any one sweep of our balance may spend, in satoshis; `None`: the share alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_budget_cap_sat: Option<u64>,
+}
+
+impl SweepPolicy {
+    /// The fee budget of a claim protecting `value_sat` of HTLCs: the configured share, capped.
+    pub fn htlc_budget(&self, value_sat: u64) -> u64 {
+        capped(
+            share(value_sat, self.htlc_budget_percent),
+            self.htlc_budget_cap_sat,
+        )
+    }
+
+    /// The fee budget of a sweep of `value_sat` of our balance: the configured share, capped.
+    pub fn balance_budget(&self, value_sat: u64) -> u64 {
+        capped(
+            share(value_sat, self.balance_budget_percent),
+            self.balance_budget_cap_sat,
+        )
+    }
+}
+
+fn capped(budget: u64, cap: Option<u64>) -> u64 {
+    cap.map_or(budget, |c| budget.min(c))
 }
 
 impl Default for SweepPolicy {
@@ -42,6 +71,8 @@ impl Default for SweepPolicy {
             htlc_budget_percent: 50,
             balance_budget_percent: 5,
             balance_deadline_blocks: 1008,
+            htlc_budget_cap_sat: None,
+            balance_budget_cap_sat: None,
         }
     }
 }
@@ -206,7 +237,7 @@ impl ChannelArbitrator {
                         to_self_delay: info.local_to_self_delay,
                     };
                     let deadline = mature_at.saturating_add(policy.balance_deadline_blocks);
-                    let budget = share(r.value_sat, policy.balance_budget_percent);
+                    let budget = policy.balance_budget(r.value_sat);
                     out.push(request(
                         path, script, key, None, None, *mature_at, deadline, budget, false,
                     ));
@@ -232,7 +263,7 @@ impl ChannelArbitrator {
                         channel_type: info.channel_type,
                     };
                     let deadline = mature_at.saturating_add(policy.balance_deadline_blocks);
-                    let budget = share(r.value_sat, policy.balance_budget_percent);
+                    let budget = policy.balance_budget(r.value_sat);
                     out.push(request(
                         path,
                         script,
@@ -264,7 +295,7 @@ impl ChannelArbitrator {
                     let mature_at = cltv_expiry
                         .saturating_add(1)
                         .max(close.height.saturating_add(1));
-                    let budget = share(r.value_sat, policy.htlc_budget_percent);
+                    let budget = policy.htlc_budget(r.value_sat);
                     out.push(request(
                         path,
                         script,
@@ -293,7 +324,7 @@ impl ChannelArbitrator {
                     };
                     let path = ClaimPath::preimage_claim_on_remote_commitment(info.channel_type);
                     let mature_at = close.height.saturating_add(1);
-                    let budget = share(r.value_sat, policy.htlc_budget_percent);
+                    let budget = policy.htlc_budget(r.value_sat);
                     out.push(request(
                         path,
                         script,
@@ -339,4 +370,34 @@ fn witness_script(built: &BuiltCommitment, outpoint: OutPoint) -> Option<ScriptB
         .iter()
         .find(|o| o.index == outpoint.vout)
         .and_then(|o| o.witness_script.clone())
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::SweepPolicy;
+
+    #[test]
+    fn a_budget_is_the_configured_share_capped_by_the_configured_maximum() {
+        let mut policy = SweepPolicy::default();
+        assert_eq!(policy.htlc_budget(1_000_000), 500_000);
+        assert_eq!(policy.balance_budget(1_000_000), 50_000);
+        policy.htlc_budget_cap_sat = Some(20_000);
+        policy.balance_budget_cap_sat = Some(30_000);
+        assert_eq!(policy.htlc_budget(1_000_000), 20_000);
+        assert_eq!(
+            policy.htlc_budget(10_000),
+            5_000,
+            "below the cap: the share"
+        );
+        assert_eq!(policy.balance_budget(1_000_000), 30_000);
+        assert_eq!(policy.balance_budget(100_000), 5_000);
+    }
+
+    #[test]
+    fn caps_are_optional_in_the_persisted_policy() {
+        let json = serde_json::to_string(&SweepPolicy::default()).unwrap_or_default();
+        assert!(!json.contains("cap"), "{json}");
+        let back: Result<SweepPolicy, _> = serde_json::from_str(&json);
+        assert_eq!(back.ok(), Some(SweepPolicy::default()));
+    }
 }

@@ -95,7 +95,7 @@ impl ChannelArbitrator {
             weight: htlc_tx_weight(!due.htlc.offered, due.htlc.cltv_expiry, info.channel_type),
             parent: None,
         };
-        let budget = value.saturating_mul(u64::from(fees.policy.htlc_budget_percent)) / 100;
+        let budget = fees.policy.htlc_budget(value);
         Some(FundedClaim::new(
             node.new_claim(),
             info.id,
