@@ -67,6 +67,7 @@ fn plan(c: &mut Criterion) {
     let cfg = SweeperConfig {
         destination: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x11; 20])),
         fallback_feerate: FeeRate::from_sat_per_vb_u32(2),
+        fee_wallet: None,
     };
     let policy = SweeperPolicy::default();
     // Check once that the block does what it should: one sign request per batch.

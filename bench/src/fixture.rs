@@ -439,6 +439,7 @@ pub fn config() -> Config {
                 [0x11; 20],
             )),
             fallback_feerate: bitcoin::FeeRate::from_sat_per_vb_u32(2),
+            fee_wallet: None,
         }),
         ..Config::default()
     }

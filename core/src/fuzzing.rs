@@ -108,6 +108,7 @@ pub fn record_roundtrip(data: &[u8]) {
                 bitcoin::hashes::Hash::all_zeros(),
             )),
             fallback_feerate: bitcoin::FeeRate::from_sat_per_vb_u32(2),
+            fee_wallet: None,
         }),
         ..Config::default()
     };

@@ -614,6 +614,7 @@ fn the_driver_force_closes_and_sweeps_over_the_bitcoind_source() {
         sweep_to: Some(SweeperConfig {
             destination: sweep_to.clone(),
             fallback_feerate: FeeRate::from_sat_per_vb_u32(2),
+            fee_wallet: None,
         }),
         ..Config::default()
     };

@@ -20,6 +20,7 @@ pub fn sweeping_config() -> Config {
         sweep_to: Some(SweeperConfig {
             destination: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0x11; 20])),
             fallback_feerate: FeeRate::from_sat_per_vb_u32(2),
+            fee_wallet: None,
         }),
         ..Config::default()
     }

@@ -60,6 +60,7 @@ fn config() -> Config {
         sweep_to: Some(SweeperConfig {
             destination: destination(),
             fallback_feerate: FeeRate::from_sat_per_vb_u32(2),
+            fee_wallet: None,
         }),
         ..Config::default()
     }

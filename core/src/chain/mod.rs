@@ -151,6 +151,8 @@ struct Index {
     of_channel: BTreeMap<ChannelId, Indexed>,
     /// The outpoints each channel has a sweeper claim for (spent ones included).
     swept: BTreeMap<ChannelId, BTreeSet<OutPoint>>,
+    /// What the open anchor channels may need from the fee wallet.
+    exposure: crate::sweeper::reserve::ExposureIndex,
 }
 
 /// One channel's entries in the [`Index`].
@@ -323,13 +325,7 @@ impl ChainArbitrator {
             }
             Event::Tick { .. } => {}
             Event::WalletBalance { confirmed_sat } => {
-                let exposures = crate::sweeper::reserve::exposures(self.channels.values());
-                effects.extend(self.sweeper.on_wallet_balance(
-                    *confirmed_sat,
-                    &exposures,
-                    self.fees.as_ref(),
-                    &self.config.sweeper,
-                ));
+                self.sweeper.on_wallet_balance(*confirmed_sat);
             }
             Event::BroadcastResult {
                 request,
@@ -397,6 +393,14 @@ impl ChainArbitrator {
         for id in &touched {
             self.reindex(*id);
             self.sync_claims(*id);
+        }
+        if self.sweeper.wallet_balance().is_some() {
+            // The reserve follows the channels just reindexed: no scan of every channel.
+            let needed = self
+                .index
+                .exposure
+                .fee_reserve(self.fees.as_ref(), &self.config.sweeper);
+            effects.extend(self.sweeper.check_reserve(&needed));
         }
         let mut ops = self.persist_changes(&touched);
         ops.extend(extra_ops);
@@ -517,14 +521,6 @@ impl ChainArbitrator {
                     &self.config.sweeper,
                 ));
             }
-        }
-        if self.sweeper.wallet_balance().is_some() {
-            let exposures = crate::sweeper::reserve::exposures(self.channels.values());
-            effects.extend(self.sweeper.check_reserve(
-                &exposures,
-                self.fees.as_ref(),
-                &self.config.sweeper,
-            ));
         }
         let archivable: Vec<ChannelId> = touched
             .iter()
@@ -791,6 +787,7 @@ impl ChainArbitrator {
                 }
             }
         }
+        self.index.exposure.refresh(id, self.channels.get(&id));
         self.index.every_block.remove(&id);
         if let Some(h) = self.index.wakeup_of.remove(&id) {
             self.index.wakeups.remove(&(h, id));

@@ -188,7 +188,7 @@ fn run(
 ) -> BTreeMap<RecordKey, Record> {
     let mut b = Bytes::new(data);
     let flags = b.u8();
-    let config = Config {
+    let mut config = Config {
         deadlines: DeadlineConfig {
             outgoing_broadcast_delta: u32::from(b.u8() % 4),
             incoming_broadcast_delta: [24, 6, 0, 40][usize::from(flags >> 5 & 3)],
@@ -208,11 +208,19 @@ fn run(
         sweep_to: (flags & 1 == 0).then(|| SweeperConfig {
             destination: p2wpkh(0x11),
             fallback_feerate: FeeRate::from_sat_per_vb_u32(2),
+            fee_wallet: None,
         }),
         ..Config::default()
     };
     let shape = b.u8();
     let seed = b.u8();
+    if flags & 0x80 != 0 {
+        // The wallet that funds CPFP is also refilled by sweeps while below its reserve (its
+        // balance is told after every block).
+        if let Some(s) = config.sweep_to.as_mut() {
+            s.fee_wallet = Some(SimWallet::new(u64::from(seed)).script_pubkey().clone());
+        }
+    }
     let mut d = Driver {
         arb: ChainArbitrator::new(config.clone()),
         durable: ChainArbitrator::new(config.clone()),
@@ -543,7 +551,17 @@ impl Driver<'_> {
         }
         self.wallet.on_block(height, &confirmed);
         self.blocks.push(block.clone());
-        self.feed(Event::BlockConnected(block))
+        let actions = self.feed(Event::BlockConnected(block));
+        if self
+            .config
+            .sweep_to
+            .as_ref()
+            .is_some_and(|s| s.fee_wallet.is_some())
+        {
+            let confirmed_sat = self.wallet.balance_sat();
+            self.feed(Event::WalletBalance { confirmed_sat });
+        }
+        actions
     }
 
     fn disconnect(&mut self) {

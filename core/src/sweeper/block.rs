@@ -122,8 +122,17 @@ pub(super) fn timeline(
     } else {
         format!(", rate set by {}", attempt.why)
     };
+    let topup = if attempt.topup_sat > 0 {
+        format!(
+            "; {} sat of it refill the fee wallet, below its reserve",
+            attempt.topup_sat
+        )
+    } else {
+        String::new()
+    };
     let stage = format!(
-        "{what}{refused}{why}), {left} blocks to deadline {deadline}, budget left {budget_left} sat"
+        "{what}{refused}{why}), {left} blocks to deadline {deadline}, budget left {budget_left} \
+         sat{topup}"
     );
     inputs
         .iter()
@@ -337,8 +346,20 @@ pub(super) fn on_block(
 ) -> Vec<Action> {
     let (tip, fees, cfg) = (ctx.tip, ctx.fees, ctx.cfg);
     let paths: Vec<ClaimPath> = inputs.iter().map(|r| r.path).collect();
-    let weight = claim_batch_weight(&paths, &[cfg.destination.len()]);
     let max_fee = budgets.iter().fold(0u64, |a, b| a.saturating_add(*b));
+    let value = inputs
+        .iter()
+        .fold(0u64, |a, r| a.saturating_add(r.txout.value.to_sat()));
+    let dust = dust_threshold(&cfg.destination, DUST_RELAY_FEE_SAT_PER_KVB);
+    // A top-up of the fee wallet rides along only if, even at the whole budget, the destination
+    // keeps more than dust and the top-up can be more than dust.
+    let topup = ctx.topup.filter(|t| {
+        let left = value.saturating_sub(max_fee).saturating_sub(dust);
+        left >= dust_threshold(t.script, DUST_RELAY_FEE_SAT_PER_KVB)
+    });
+    let mut outputs = vec![cfg.destination.len()];
+    outputs.extend(topup.map(|t| t.script.len()));
+    let weight = claim_batch_weight(&paths, &outputs);
     let deadline = batch_deadline(inputs);
     let end = budget_rate(max_fee, weight);
     let target = tip.saturating_add(1);
@@ -359,6 +380,13 @@ pub(super) fn on_block(
     let function = FeeFunction::new(plan, end, deadline).with_curve(ctx.policy.fee_curve);
     let (rate, why) = function.explain(target, market, floor);
     let fee = fee_for_rate(rate, weight).min(max_fee);
+    let topup = topup.and_then(|t| {
+        let sat = t.room.min(value.saturating_sub(fee).saturating_sub(dust));
+        (sat >= dust_threshold(t.script, DUST_RELAY_FEE_SAT_PER_KVB)).then(|| bitcoin::TxOut {
+            value: bitcoin::Amount::from_sat(sat),
+            script_pubkey: t.script.clone(),
+        })
+    });
 
     // Attempts only ever rise, so the newest one is the one to replace: a bump must pay BIP 125's
     // increment over it (which also spaces out re-signing while a signer is slow).
@@ -386,6 +414,7 @@ pub(super) fn on_block(
             fee_sat: fee,
             feerate: rate,
             why,
+            topup,
         };
         actions.extend(new_attempt(lead, inputs, budgets, tip, priced, cfg));
     } else if let Some((attempt, _, _, false)) = current {
@@ -429,6 +458,8 @@ struct Priced {
     fee_sat: u64,
     feerate: FeeRate,
     why: &'static str,
+    /// The fee wallet's output, if it is paid a top-up.
+    topup: Option<bitcoin::TxOut>,
 }
 
 fn new_attempt(
@@ -439,7 +470,8 @@ fn new_attempt(
     priced: Priced,
     cfg: &SweeperConfig,
 ) -> Vec<Action> {
-    let Some(tx) = build_tx(inputs, &cfg.destination, priced.fee_sat, tip) else {
+    let topup_sat = priced.topup.as_ref().map_or(0, |t| t.value.to_sat());
+    let Some(tx) = build_tx(inputs, &cfg.destination, priced.fee_sat, priced.topup, tip) else {
         return Vec::new();
     };
     let number = u32::try_from(lead.attempts.len()).unwrap_or(u32::MAX);
@@ -465,6 +497,7 @@ fn new_attempt(
             Vec::new()
         },
         why: priced.why.to_string(),
+        topup_sat,
     };
     if let Some(request) = lead.sign_request(&attempt, inputs) {
         lead.attempts.push(attempt);

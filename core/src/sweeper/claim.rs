@@ -130,6 +130,14 @@ pub struct Attempt {
     /// What set its fee rate (the fee function, the market, a floor, the budget), for reports.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
+    /// What its second output pays the fee wallet while that wallet is below its reserve
+    /// ([`super::SweeperConfig::fee_wallet`]); 0 when it has no such output.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub topup_sat: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Attempt {
@@ -388,25 +396,30 @@ pub fn signing_pubkey(req: &SweepRequest) -> Option<PublicKey> {
 }
 
 /// The unsigned claim of `inputs` (in order) paying their value less `fee_sat` to
-/// `destination`, with `nLockTime` at `tip` (anti-fee-sniping) or the highest `cltv_expiry` of
-/// their paths, whichever is higher. `None` if the paths mix lock time units.
+/// `destination` — less `topup` too, which a second output pays — with `nLockTime` at `tip`
+/// (anti-fee-sniping) or the highest `cltv_expiry` of their paths, whichever is higher. `None`
+/// if the paths mix lock time units.
 pub fn build_tx(
     inputs: &[SweepRequest],
     destination: &ScriptBuf,
     fee_sat: u64,
+    topup: Option<bitcoin::TxOut>,
     tip: Height,
 ) -> Option<Transaction> {
+    let topup_sat = topup.as_ref().map_or(0, |t| t.value.to_sat());
     let value = inputs
         .iter()
         .map(|r| r.txout.value.to_sat())
         .fold(0u64, u64::saturating_add)
-        .saturating_sub(fee_sat);
+        .saturating_sub(fee_sat)
+        .saturating_sub(topup_sat);
     let spends: Vec<_> = inputs.iter().map(|r| (r.outpoint, r.path)).collect();
     let output = bitcoin::TxOut {
         value: Amount::from_sat(value),
         script_pubkey: destination.clone(),
     };
-    let mut tx = w::build_claim_batch(&spends, vec![output]).ok()?;
+    let outputs = std::iter::once(output).chain(topup).collect();
+    let mut tx = w::build_claim_batch(&spends, outputs).ok()?;
     let path_lock = tx.lock_time.to_consensus_u32();
     if tip < LOCKTIME_THRESHOLD && path_lock < LOCKTIME_THRESHOLD {
         tx.lock_time = LockTime::from_consensus(path_lock.max(tip));

@@ -76,6 +76,12 @@ pub struct SweeperConfig {
     pub destination: ScriptBuf,
     /// The fee rate to start from while no fee conditions are known.
     pub fallback_feerate: FeeRate,
+    /// A script of the wallet that funds CPFP children and zero-fee HTLC transactions. While
+    /// that wallet is below the fee reserve, a sweep adds an output paying it the shortfall (the
+    /// rest still goes to `destination`), so the outputs of confirmed closes refill it. `None`:
+    /// every sweep pays `destination` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_wallet: Option<ScriptBuf>,
 }
 
 /// Every claim of the node's outputs, one per input.
@@ -99,6 +105,11 @@ pub struct Sweeper {
     wallet_balance: Option<u64>,
     /// Where the wallet stood against the fee reserve at the last check. Not persisted.
     reserve_level: Option<reserve::ReserveLevel>,
+    /// The fee reserve at the last check. Not persisted.
+    reserve_needed: Option<u64>,
+    /// What our confirmed sweeps paid the fee wallet since its balance was last told (the
+    /// balance does not show it yet). Not persisted.
+    topup_landed: u64,
 }
 
 impl PartialEq for Sweeper {
@@ -145,6 +156,8 @@ impl Sweeper {
             changed: BTreeSet::new(),
             tip: None,
             wallet_balance: None,
+            reserve_needed: None,
+            topup_landed: 0,
             reserve_level: None,
         }
     }
@@ -247,17 +260,30 @@ impl Sweeper {
         policy: &SweeperPolicy,
     ) -> Vec<Action> {
         self.tip = Some(tip);
-        let ctx = plan::Ctx {
+        let mut ctx = plan::Ctx {
             tip,
             fees,
             cfg,
             policy,
+            topup: None,
         };
         let (mut actions, eligible) = self.examine(&ctx);
         let (reports, leads) = self.plan(&ctx, &eligible);
         actions.extend(reports);
+        let mut room = cfg.fee_wallet.as_ref().map_or(0, |_| self.topup_room());
         for lead in leads {
+            // A new attempt replaces the lead's current one, and its top-up the old one's.
+            let available = room.saturating_add(self.current_topup(lead));
+            ctx.topup = cfg
+                .fee_wallet
+                .as_ref()
+                .filter(|_| available > 0)
+                .map(|script| plan::TopUp {
+                    script,
+                    room: available,
+                });
             actions.extend(self.block_of(lead, &ctx));
+            room = available.saturating_sub(self.current_topup(lead));
         }
         actions
     }
@@ -313,6 +339,17 @@ impl Sweeper {
         let spent = ClaimState::Spent { txid, height, ours };
         if self.claims.get(&id).is_some_and(|c| c.state == spent) {
             return;
+        }
+        if self.by_txid.get(&txid) == Some(&id) {
+            // Our transaction, counted once (by the claim whose attempt it is): its top-up has
+            // reached the fee wallet, whose balance shows it only once told again.
+            let topup = self.claims.get(&id).map_or(0, |c| {
+                c.attempts
+                    .iter()
+                    .filter(|a| a.txid == txid)
+                    .fold(0u64, |s, a| s.saturating_add(a.topup_sat))
+            });
+            self.topup_landed = self.topup_landed.saturating_add(topup);
         }
         if !ours {
             self.dissolve_batch_of(id, true);
@@ -408,17 +445,11 @@ impl Sweeper {
         })
     }
 
-    /// The CPFP wallet's confirmed balance changed: check it against the fee reserve of
-    /// `exposures`.
-    pub fn on_wallet_balance(
-        &mut self,
-        confirmed_sat: u64,
-        exposures: &[reserve::ChannelExposure],
-        fees: Option<&FeeConditions>,
-        policy: &SweeperPolicy,
-    ) -> Vec<Action> {
+    /// The CPFP wallet's confirmed balance, as the wallet tells it (it now shows every top-up
+    /// confirmed so far).
+    pub fn on_wallet_balance(&mut self, confirmed_sat: u64) {
         self.wallet_balance = Some(confirmed_sat);
-        self.check_reserve(exposures, fees, policy)
+        self.topup_landed = 0;
     }
 
     /// The CPFP wallet's balance, once told.
@@ -426,27 +457,49 @@ impl Sweeper {
         self.wallet_balance
     }
 
-    /// Check the wallet against the fee reserve of `exposures` (recomputed: HTLCs come and go,
-    /// fees move). An alert fires when it gets worse — within 25% of the reserve, then below
-    /// it — and again after it recovered; nothing while it stays where it was.
-    pub fn check_reserve(
-        &mut self,
-        exposures: &[reserve::ChannelExposure],
-        fees: Option<&FeeConditions>,
-        policy: &SweeperPolicy,
-    ) -> Vec<Action> {
+    /// Check the wallet against the fee reserve `needed` (recomputed by the caller: HTLCs come
+    /// and go, fees move). An alert fires when it gets worse — within 25% of the reserve, then
+    /// below it — and again after it recovered; nothing while it stays where it was.
+    pub fn check_reserve(&mut self, needed: &reserve::FeeReserve) -> Vec<Action> {
         let Some(balance) = self.wallet_balance else {
             return Vec::new();
         };
-        let needed = reserve::fee_reserve(exposures, fees, policy);
-        let level = reserve::level(balance, &needed);
+        self.reserve_needed = Some(needed.total_sat);
+        let level = reserve::level(balance, needed);
         let previous = self.reserve_level.replace(level);
         if previous.is_some_and(|p| p >= level) {
             return Vec::new();
         }
-        reserve::reserve_alert(balance, &needed, level)
+        reserve::reserve_alert(balance, needed, level)
             .into_iter()
             .collect()
+    }
+
+    /// What the fee wallet still lacks: the reserve, less its balance, the top-ups of our
+    /// confirmed sweeps it does not show yet and those of our sweeps in flight. Zero until both
+    /// the balance and the reserve are known.
+    fn topup_room(&self) -> u64 {
+        let (Some(needed), Some(balance)) = (self.reserve_needed, self.wallet_balance) else {
+            return 0;
+        };
+        let in_flight = self
+            .claims
+            .values()
+            .filter(|c| c.state == ClaimState::Active)
+            .filter_map(|c| c.current())
+            .fold(0u64, |a, t| a.saturating_add(t.topup_sat));
+        needed
+            .saturating_sub(balance)
+            .saturating_sub(self.topup_landed)
+            .saturating_sub(in_flight)
+    }
+
+    /// The top-up the current attempt of claim `id` pays the fee wallet.
+    fn current_topup(&self, id: ClaimId) -> u64 {
+        self.claims
+            .get(&id)
+            .and_then(|c| c.current())
+            .map_or(0, |a| a.topup_sat)
     }
 
     /// The requests of the inputs of attempt `request`, in input order; `None` for an unknown

@@ -28,6 +28,18 @@ pub(super) struct Ctx<'a> {
     pub cfg: &'a SweeperConfig,
     /// Batching, splitting and fee-curve settings.
     pub policy: &'a SweeperPolicy,
+    /// What the fee wallet still lacks of its reserve, while it lacks any: the next attempt built
+    /// pays it up to that much.
+    pub topup: Option<TopUp<'a>>,
+}
+
+/// A top-up of the fee wallet a sweep may carry.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TopUp<'a> {
+    /// The fee wallet's script.
+    pub script: &'a bitcoin::ScriptBuf,
+    /// The most to pay it.
+    pub room: u64,
 }
 
 /// Whether a claim is in a planned transaction: a member of a batch, or leading one that has

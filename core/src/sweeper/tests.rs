@@ -23,6 +23,7 @@ mod batch;
 mod claims;
 mod fees;
 mod lifecycle;
+mod topup;
 
 const TYPES: [ChannelType; 2] = [
     ChannelType::StaticRemoteKey,
@@ -68,6 +69,7 @@ fn config() -> SweeperConfig {
     SweeperConfig {
         destination: destination(),
         fallback_feerate: vb(4),
+        fee_wallet: None,
     }
 }
 
@@ -307,7 +309,17 @@ impl Harness {
 
     /// Every check a broadcast transaction must pass (invariants 6 and 7), for every input.
     fn check_broadcast(&self, tx: &Transaction, tip: Height) {
-        assert_eq!(tx.output.len(), 1);
+        // The destination, and at most a top-up of the fee wallet.
+        assert!(!tx.output.is_empty() && tx.output.len() <= 2, "{tx:?}");
+        if let Some(topup) = tx.output.get(1) {
+            let wallet = self
+                .cfg
+                .fee_wallet
+                .as_ref()
+                .expect("a top-up needs a fee wallet");
+            assert_eq!(&topup.script_pubkey, wallet);
+            assert!(topup.value.to_sat() >= dust_threshold(wallet, 3000));
+        }
         let reqs: Vec<&SweepRequest> = tx
             .input
             .iter()
@@ -378,7 +390,8 @@ impl Harness {
         }
         assert!(tx.output[0].value.to_sat() >= dust_threshold(&self.cfg.destination, 3000));
         assert_eq!(tx.output[0].script_pubkey, self.cfg.destination);
-        let predicted = claim_batch_weight(&paths, &[self.cfg.destination.len()]);
+        let scripts: Vec<usize> = tx.output.iter().map(|o| o.script_pubkey.len()).collect();
+        let predicted = claim_batch_weight(&paths, &scripts);
         assert!(tx.weight().to_wu() <= predicted);
     }
 
@@ -401,7 +414,7 @@ impl Harness {
             .iter()
             .map(|i| self.requests[&i.previous_output].txout.value.to_sat())
             .sum();
-        input - tx.output[0].value.to_sat()
+        input - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
     }
 
     fn broadcasts_of(&self, outpoint: &OutPoint) -> Vec<Seen> {

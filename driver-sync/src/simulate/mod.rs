@@ -461,6 +461,7 @@ impl<'a> Sim<'a> {
             sweep_to: Some(SweeperConfig {
                 destination: miner.clone(),
                 fallback_feerate: FeeRate::from_sat_per_vb_u32(first_rate),
+                fee_wallet: None,
             }),
             ..Config::default()
         };
