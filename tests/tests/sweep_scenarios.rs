@@ -531,3 +531,437 @@ fn a_batch_rejected_for_one_bad_input_is_split_the_good_inputs_confirm_and_the_b
         "only the bad input is still being claimed"
     );
 }
+
+/// The minimum relay fee a claim of `path` alone must pay (Bitcoin Core's default
+/// `-minrelaytxfee`, 1 sat/vB), and what it may spend under `budget_sat`: its budget, and no
+/// more than leaves its output above dust.
+fn relay_fee_and_usable(
+    h: &Harness,
+    path: &contractcourt_core::bolt3::witness::ClaimPath,
+    value_sat: u64,
+    budget_sat: u64,
+) -> (u64, u64) {
+    use contractcourt_core::bolt3::weights::claim_tx_weight;
+    use contractcourt_core::policy::dust_threshold;
+    use contractcourt_core::sweeper::DUST_RELAY_FEE_SAT_PER_KVB;
+    let destination = &h.arb.config().sweep_to.as_ref().unwrap().destination;
+    let vsize = claim_tx_weight(path, destination.len()).div_ceil(4);
+    let dust = dust_threshold(destination, DUST_RELAY_FEE_SAT_PER_KVB);
+    (vsize, budget_sat.min(value_sat.saturating_sub(dust)))
+}
+
+/// An anchors channel the peer funded, closed by the peer's commitment, carrying: our balance of
+/// `balance_sat`, an incoming HTLC of `dust_sat` and one of 30,000 sat (preimages known, expiring
+/// at `expiry`), and an outgoing HTLC of `outgoing_sat` expiring at `expiry`, forwarded from a
+/// leg expiring at `incoming_expiry`. Returns the harness, the channel, the HTLCs (outgoing, dust
+/// incoming, incoming) and the close, not yet mined.
+fn small_outputs_channel(
+    seed: u64,
+    config: contractcourt_core::chain::Config,
+    balance_sat: u64,
+    dust_sat: u64,
+    outgoing_sat: u64,
+    expiry: u32,
+    incoming_expiry: u32,
+) -> (Harness, ChannelId, [SimHtlc; 3], Transaction) {
+    let mut h = Harness::new(config);
+    let setup = SimSetup {
+        funder: Party::Remote,
+        local_balance_msat: (balance_sat + outgoing_sat) * 1000,
+        ..SimSetup::new(seed, ChannelType::AnchorsZeroFeeHtlc)
+    };
+    let id = h.open(setup);
+    let mut htlcs = Vec::new();
+    h.with_sim(id, |sim| {
+        htlcs.push(
+            sim.add_htlc(HtlcDirection::Outgoing, outgoing_sat * 1000, expiry)
+                .unwrap(),
+        );
+        htlcs.push(
+            sim.add_htlc(HtlcDirection::Incoming, dust_sat * 1000, expiry)
+                .unwrap(),
+        );
+        htlcs.push(
+            sim.add_htlc(HtlcDirection::Incoming, 30_000_000, expiry)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    h.feed(Event::CircuitAdded {
+        outgoing: htlcs[0].key,
+        incoming: IncomingLeg {
+            htlc: upstream_of(&htlcs[0]),
+            cltv_expiry: incoming_expiry,
+            amount_msat: htlcs[0].amount_msat + 1_000,
+        },
+    });
+    for inc in &htlcs[1..] {
+        h.feed(Event::PreimageLearned {
+            preimage: inc.preimage,
+            source: PreimageSource::Invoice { htlc: inc.key },
+        });
+    }
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let htlcs: [SimHtlc; 3] = htlcs.try_into().unwrap();
+    (h, id, htlcs, theirs)
+}
+
+#[test]
+fn dust_sized_outputs_are_reported_uneconomical_and_never_broadcast_while_the_others_are_claimed() {
+    use contractcourt_core::bolt3::witness::ClaimPath;
+    let expiry = START_HEIGHT + 30;
+    let (balance_sat, dust_sat) = (400, 400);
+    let (mut h, id, htlcs, close) = small_outputs_channel(
+        61,
+        sweeping_config(),
+        balance_sat,
+        dust_sat,
+        40_000,
+        expiry,
+        expiry + 40,
+    );
+    let close_txid = close.compute_txid();
+    let balance = OutPoint::new(
+        close_txid,
+        close
+            .output
+            .iter()
+            .position(|o| o.value.to_sat() == balance_sat && o.script_pubkey.is_p2wsh())
+            .unwrap() as u32,
+    );
+    let (from, said) = (h.broadcasts.len(), h.transcript.len());
+    h.mine(vec![close.clone()]);
+    let dust = htlc_outpoint(&h, id, htlcs[1].key);
+    let good = htlc_outpoint(&h, id, htlcs[2].key);
+    assert_eq!(close.output[dust.vout as usize].value.to_sat(), dust_sat);
+    // Neither can pay the minimum relay fee on its own, with what it may spend.
+    let cfg = &h.arb.config().sweep;
+    for (path, value, budget) in [
+        (
+            ClaimPath::preimage_claim_on_remote_commitment(ChannelType::AnchorsZeroFeeHtlc),
+            dust_sat,
+            cfg.htlc_budget(dust_sat),
+        ),
+        (
+            ClaimPath::ToRemote {
+                channel_type: ChannelType::AnchorsZeroFeeHtlc,
+            },
+            balance_sat,
+            cfg.balance_budget(balance_sat),
+        ),
+    ] {
+        let (vsize, usable) = relay_fee_and_usable(&h, &path, value, budget);
+        assert!(
+            usable < vsize,
+            "{path:?}: {usable} sat pays 1 sat/vB on {vsize} vB"
+        );
+    }
+    check_broadcasts(&h, from, &[]);
+    // The 30,000-sat HTLC is claimed at once; each dust output is reported, once.
+    let claim = spending(&h, from, good);
+    assert_eq!(claim.len(), 1);
+    let alerts = alerts_since(&h, said);
+    for o in [dust, balance] {
+        let about: Vec<_> = alerts
+            .iter()
+            .filter(|(_, m)| m.contains(&o.to_string()) && m.contains("uneconomical"))
+            .collect();
+        assert_eq!(about.len(), 1, "{o}: {alerts:?}");
+    }
+    h.mine(claim.clone());
+    // Left alone, block after block, with no repeated report.
+    let said = h.transcript.len();
+    for _ in 0..10 {
+        let from = h.broadcasts.len();
+        h.mine(Vec::new());
+        check_broadcasts(&h, from, &[]);
+    }
+    assert!(spending(&h, 0, dust).is_empty() && spending(&h, 0, balance).is_empty());
+    assert!(alerts_since(&h, said)
+        .iter()
+        .all(|(_, m)| !m.contains(&dust.to_string()) && !m.contains(&balance.to_string())));
+    assert_eq!(
+        status(&h, good),
+        OutputStatus::Recovered {
+            txid: claim[0].compute_txid()
+        }
+    );
+    // At the expiry the peer times the dust HTLC out and we time ours out: the dust HTLC ends
+    // taken by the peer, never claimed by us; everything else is ours.
+    mine_to(&mut h, expiry);
+    let ours = spending(&h, 0, htlc_outpoint(&h, id, htlcs[0].key));
+    assert_eq!(ours.len(), 1, "the outgoing HTLC's timeout claim");
+    let peer = h.sim(id).htlc_tx(Party::Remote, 1, htlcs[1].key).unwrap();
+    h.mine(vec![peer.clone(), ours[0].clone()]);
+    h.mine_empty(6);
+    assert!(spending(&h, 0, dust).is_empty() && spending(&h, 0, balance).is_empty());
+    assert_eq!(
+        status(&h, dust),
+        OutputStatus::TakenByPeer {
+            txid: peer.compute_txid()
+        }
+    );
+    assert!(matches!(
+        status(&h, htlc_outpoint(&h, id, htlcs[0].key)),
+        OutputStatus::Recovered { .. }
+    ));
+}
+
+#[test]
+fn a_dust_balance_left_alone_is_counted_uneconomical_in_the_ledger_not_as_being_claimed() {
+    let (balance_sat, dust_sat) = (400, 400);
+    let expiry = START_HEIGHT + 30;
+    let (mut h, _, _, close) = small_outputs_channel(
+        63,
+        sweeping_config(),
+        balance_sat,
+        dust_sat,
+        40_000,
+        expiry,
+        expiry + 40,
+    );
+    let balance = OutPoint::new(
+        close.compute_txid(),
+        close
+            .output
+            .iter()
+            .position(|o| o.value.to_sat() == balance_sat && o.script_pubkey.is_p2wsh())
+            .unwrap() as u32,
+    );
+    let said = h.transcript.len();
+    h.mine(vec![close]);
+    h.mine_empty(10);
+    assert!(alerts_since(&h, said)
+        .iter()
+        .any(|(_, m)| m.contains(&balance.to_string()) && m.contains("uneconomical")));
+    assert!(spending(&h, 0, balance).is_empty(), "never broadcast");
+    // The sweeper leaves it alone, so the ledger must not say it is being claimed: it is left
+    // unclaimed as worth less than its claim, like an uneconomical anchor.
+    let ledger = h.arb.ledger();
+    assert_eq!(status(&h, balance), OutputStatus::Uneconomical);
+    assert_eq!(ledger.totals.claiming_sat, 0, "{:?}", ledger.totals);
+}
+
+#[test]
+fn a_timeout_claim_too_small_to_pay_the_relay_fee_is_handed_to_the_cut_loss_rule_never_broadcast_and_claimed_once_the_relay_fee_allows(
+) {
+    use contractcourt_core::bolt3::witness::ClaimPath;
+    use contractcourt_core::event::{FeeConditions, FeeEstimate};
+    use contractcourt_core::policy::PolicyConfig;
+    use contractcourt_tests::checks::check_broadcasts_under;
+    let expiry = START_HEIGHT + 30;
+    let incoming_expiry = expiry + 10;
+    let outgoing_sat = 400;
+    let (mut h, id, htlcs, close) = small_outputs_channel(
+        64,
+        sweeping_config(),
+        20_000,
+        30_000,
+        outgoing_sat,
+        expiry,
+        incoming_expiry,
+    );
+    h.mine(vec![close.clone()]);
+    let out = htlc_outpoint(&h, id, htlcs[0].key);
+    assert_eq!(close.output[out.vout as usize].value.to_sat(), outgoing_sat);
+    // Even all of its value above dust cannot pay the minimum relay fee: forcing cannot help.
+    let path =
+        ClaimPath::timeout_claim_on_remote_commitment(expiry, ChannelType::AnchorsZeroFeeHtlc);
+    let (vsize, above_dust) = relay_fee_and_usable(&h, &path, outgoing_sat, outgoing_sat);
+    assert!(
+        above_dust < vsize,
+        "{above_dust} sat pays 1 sat/vB on {vsize} vB"
+    );
+    mine_to(&mut h, expiry - 1);
+    let said = h.transcript.len();
+    mine_to(&mut h, expiry);
+    let about_it = |h: &Harness, said| -> Vec<String> {
+        alerts_since(h, said)
+            .into_iter()
+            .filter(|(_, m)| m.contains(&out.to_string()))
+            .map(|(_, m)| m)
+            .collect()
+    };
+    let reported = about_it(&h, said);
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(
+        reported[0].contains("uneconomical") && reported[0].contains("left to the cut-loss rule")
+    );
+
+    // Never broadcast; the cut-loss rule fails the incoming leg `cut_loss_blocks` before it
+    // expires, and records the possible loss.
+    let n = h.arb.config().close.cut_loss_blocks.unwrap();
+    let said = h.transcript.len();
+    mine_to(&mut h, incoming_expiry - n);
+    assert!(spending(&h, 0, out).is_empty());
+    assert!(about_it(&h, said).is_empty(), "reported once");
+    assert_eq!(
+        failed_upstream(&h),
+        vec![(
+            upstream_of(&htlcs[0]),
+            FailReason::CutLoss {
+                outgoing: htlcs[0].key,
+                incoming_expiry
+            }
+        )]
+    );
+    assert!(h
+        .reports()
+        .iter()
+        .any(|r| matches!(r, Report::Loss { htlc, .. } if *htlc == htlcs[0].key)));
+
+    // Never dropped: it is re-examined every block, and once the mempool's minimum relay fee
+    // falls (Bitcoin Core 29.1's 0.1 sat/vB) it is claimed, within what it may spend.
+    let tenth = bitcoin::FeeRate::from_sat_per_kwu(25);
+    h.feed(Event::FeeConditions(FeeConditions {
+        estimates: [1, 6, 144]
+            .into_iter()
+            .map(|target_blocks| FeeEstimate {
+                target_blocks,
+                feerate: tenth,
+            })
+            .collect(),
+        mempool_min: tenth,
+        min_relay: tenth,
+        incremental_relay: tenth,
+    }));
+    let from = h.broadcasts.len();
+    h.mine(Vec::new());
+    let policy = PolicyConfig {
+        min_relay_fee_sat_per_kvb: 100,
+        ..PolicyConfig::default()
+    };
+    check_broadcasts_under(&h, from, &[], &policy);
+    let claim = spending(&h, from, out);
+    assert_eq!(claim.len(), 1, "claimed once it pays for itself");
+    assert!(fee_of(&h, &claim[0]) <= above_dust);
+    h.mine(claim.clone());
+    h.mine_empty(6);
+    assert_eq!(
+        status(&h, out),
+        OutputStatus::Recovered {
+            txid: claim[0].compute_txid()
+        }
+    );
+}
+
+/// The configuration of [`sweeping_config`] with every HTLC claim's budget capped below the
+/// relay fee of a timeout claim on the peer's anchors commitment, and forcing as `force`.
+fn capped_config(force: bool, expiry: u32) -> contractcourt_core::chain::Config {
+    use contractcourt_core::bolt3::weights::claim_tx_weight;
+    use contractcourt_core::bolt3::witness::ClaimPath;
+    let mut config = sweeping_config();
+    let path =
+        ClaimPath::timeout_claim_on_remote_commitment(expiry, ChannelType::AnchorsZeroFeeHtlc);
+    let destination = &config.sweep_to.as_ref().unwrap().destination;
+    let relay_fee = claim_tx_weight(&path, destination.len()).div_ceil(4);
+    config.sweep.htlc_budget_cap_sat = Some(relay_fee / 2);
+    config.sweeper.force_timeout_claims = force;
+    config
+}
+
+#[test]
+fn a_timeout_claim_whose_budget_cannot_pay_the_relay_fee_is_forced_at_the_relay_fee_and_times_out()
+{
+    let expiry = START_HEIGHT + 30;
+    let outgoing_sat = 2_000;
+    let (mut h, id, htlcs, close) = small_outputs_channel(
+        65,
+        capped_config(true, expiry),
+        20_000,
+        30_000,
+        outgoing_sat,
+        expiry,
+        expiry + 20,
+    );
+    h.mine(vec![close.clone()]);
+    let out = htlc_outpoint(&h, id, htlcs[0].key);
+    let budget = htlc_budget(&h, outgoing_sat);
+    mine_to(&mut h, expiry - 1);
+    let (from, said) = (h.broadcasts.len(), h.transcript.len());
+    h.mine(Vec::new());
+    check_broadcasts(&h, from, &[]);
+    let forced = spending(&h, from, out);
+    assert_eq!(forced.len(), 1, "forced, not left");
+    assert_eq!(forced[0].input.len(), 1);
+    // It pays the relay fee, from the HTLC's value, above its budget: 1 sat/vB, no more.
+    let fee = fee_of(&h, &forced[0]);
+    let vsize = forced[0].vsize() as u64;
+    assert!(
+        fee > budget && fee >= vsize && fee <= vsize + 1,
+        "{fee} sat on {vsize} vB"
+    );
+    assert!(alerts_since(&h, said)
+        .iter()
+        .any(|(k, m)| *k == AlertKind::DeadlineAtRisk
+            && m.starts_with("forcing the timeout claim")
+            && m.contains(&out.to_string())));
+    h.mine(forced.clone());
+    h.mine_empty(6);
+    assert_eq!(
+        status(&h, out),
+        OutputStatus::Recovered {
+            txid: forced[0].compute_txid()
+        }
+    );
+    assert_eq!(
+        failed_upstream(&h),
+        vec![(
+            upstream_of(&htlcs[0]),
+            FailReason::OutgoingTimedOut {
+                outgoing: htlcs[0].key
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_timeout_claim_whose_budget_cannot_pay_the_relay_fee_is_left_to_the_cut_loss_rule_when_forcing_is_off(
+) {
+    let expiry = START_HEIGHT + 30;
+    let incoming_expiry = expiry + 10;
+    let outgoing_sat = 2_000;
+    let (mut h, id, htlcs, close) = small_outputs_channel(
+        66,
+        capped_config(false, expiry),
+        20_000,
+        30_000,
+        outgoing_sat,
+        expiry,
+        incoming_expiry,
+    );
+    h.mine(vec![close.clone()]);
+    let out = htlc_outpoint(&h, id, htlcs[0].key);
+    mine_to(&mut h, expiry - 1);
+    let said = h.transcript.len();
+    let n = h.arb.config().close.cut_loss_blocks.unwrap();
+    mine_to(&mut h, incoming_expiry - n);
+    assert!(spending(&h, 0, out).is_empty(), "not forced");
+    let reported: Vec<_> = alerts_since(&h, said)
+        .into_iter()
+        .filter(|(_, m)| m.contains(&out.to_string()))
+        .collect();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(reported[0].1.contains("left to the cut-loss rule"));
+    assert_eq!(
+        failed_upstream(&h),
+        vec![(
+            upstream_of(&htlcs[0]),
+            FailReason::CutLoss {
+                outgoing: htlcs[0].key,
+                incoming_expiry
+            }
+        )]
+    );
+    // Still not dropped: the peer claiming it with the preimage ends it taken by the peer.
+    let peer = h.sim(id).htlc_tx(Party::Remote, 1, htlcs[0].key).unwrap();
+    h.mine(vec![peer.clone()]);
+    h.mine_empty(6);
+    assert_eq!(
+        status(&h, out),
+        OutputStatus::TakenByPeer {
+            txid: peer.compute_txid()
+        }
+    );
+    assert!(spending(&h, 0, out).is_empty());
+}
