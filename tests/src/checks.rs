@@ -64,13 +64,24 @@ impl Outputs {
 /// Check every broadcast since `from`: Bitcoin Core accepts its scripts, and it is standard and
 /// final at the next block (the height it is offered for).
 pub fn check_broadcasts(h: &Harness, from: usize, extra: &[Transaction]) -> usize {
+    check_broadcasts_under(h, from, extra, &PolicyConfig::default())
+}
+
+/// [`check_broadcasts`] under a mempool `policy` other than Bitcoin Core's defaults (a lower
+/// `-minrelaytxfee`, say).
+pub fn check_broadcasts_under(
+    h: &Harness,
+    from: usize,
+    extra: &[Transaction],
+    policy: &PolicyConfig,
+) -> usize {
     let outputs = Outputs::from(h, extra);
     let next = h.height() + 1;
     for tx in &h.broadcasts[from..] {
         let (prevouts, heights) = outputs.prevouts(tx);
         verify_with_bitcoin_core(tx, &prevouts)
             .unwrap_or_else(|e| panic!("{}: {e:?}", tx.compute_txid()));
-        check_standard(tx, &prevouts, &PolicyConfig::default())
+        check_standard(tx, &prevouts, policy)
             .unwrap_or_else(|e| panic!("{}: {e}", tx.compute_txid()));
         check_final(tx, next, &heights)
             .unwrap_or_else(|e| panic!("{} not final at {next}: {e}", tx.compute_txid()));

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
-use bitcoin::{BlockHash, Transaction};
+use bitcoin::{BlockHash, OutPoint, Transaction};
 use contractcourt_core::action::{Action, Record, RecordKey, Report};
 use contractcourt_core::chain::{ChainArbitrator, Config, StepError};
 use contractcourt_core::event::SignOutcome;
@@ -79,6 +79,10 @@ pub struct AnswerPolicy {
     /// While set, every broadcast is answered `Rejected` with this reason (the transaction is
     /// still recorded in [`Harness::broadcasts`], so its validity is checked).
     pub reject_broadcasts: Option<String>,
+    /// Broadcasts spending one of these outputs are answered `Rejected` with its reason, as a
+    /// mempool answers when it holds a conflicting transaction (a pin) or one input fails its
+    /// checks; the others are accepted. Recorded in [`Harness::broadcasts`] all the same.
+    pub reject_spending: BTreeMap<OutPoint, String>,
     /// While set, how many more requests are answered; at zero the rest of the step's actions
     /// are left unexecuted, as a crash leaves them ([`Harness::crashed`] tells).
     pub budget: Option<usize>,
@@ -335,7 +339,7 @@ impl Harness {
                     self.broadcasts.push(parent.0.clone());
                     self.broadcasts.push(child.0.clone());
                     let txid = child.compute_txid();
-                    let outcome = self.broadcast_outcome();
+                    let outcome = self.broadcast_outcome(&[&parent.0, &child.0]);
                     self.feed(Event::BroadcastResult {
                         request: *request,
                         txid,
@@ -345,7 +349,7 @@ impl Harness {
                 Action::Broadcast { request, tx } => {
                     self.broadcasts.push(tx.0.clone());
                     let txid = tx.compute_txid();
-                    let outcome = self.broadcast_outcome();
+                    let outcome = self.broadcast_outcome(&[&tx.0]);
                     self.feed(Event::BroadcastResult {
                         request: *request,
                         txid,
@@ -365,8 +369,15 @@ impl Harness {
         self.answers.budget == Some(0)
     }
 
-    fn broadcast_outcome(&self) -> contractcourt_core::event::BroadcastOutcome {
-        match &self.answers.reject_broadcasts {
+    fn broadcast_outcome(
+        &self,
+        txs: &[&Transaction],
+    ) -> contractcourt_core::event::BroadcastOutcome {
+        let spends = txs
+            .iter()
+            .flat_map(|t| &t.input)
+            .find_map(|i| self.answers.reject_spending.get(&i.previous_output));
+        match self.answers.reject_broadcasts.as_ref().or(spends) {
             Some(reason) => contractcourt_core::event::BroadcastOutcome::Rejected {
                 reason: reason.clone(),
             },
