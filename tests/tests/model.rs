@@ -86,6 +86,9 @@ struct HtlcSpec {
 enum Op {
     Empty(u32),
     PeerClose,
+    /// The peer broadcasts its pending commitment: signed by us, its previous one not yet
+    /// revoked (the case's `pending` HTLCs are only on it).
+    PeerPendingClose,
     /// The peer broadcasts its previous (revoked) commitment.
     PeerRevokedClose,
     /// Both sign a cooperative close (only possible with no HTLC in flight).
@@ -117,6 +120,9 @@ struct Case {
     seed: u64,
     anchors: bool,
     htlcs: Vec<HtlcSpec>,
+    /// HTLCs of a last update we signed for the peer that it has not revoked for yet: on its
+    /// pending commitment only.
+    pending: Vec<HtlcSpec>,
     ops: Vec<Op>,
 }
 
@@ -162,6 +168,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (1u32..=3).prop_map(Op::Empty),
         1 => Just(Op::PeerClose),
+        1 => Just(Op::PeerPendingClose),
         1 => Just(Op::PeerRevokedClose),
         1 => Just(Op::CoopClose),
         1 => Just(Op::OurClose),
@@ -198,6 +205,19 @@ fn htlcs(outgoing: bool, anchors: bool, max: usize) -> impl Strategy<Value = Vec
     .boxed()
 }
 
+/// The HTLCs of a pending update (none in two cases of three; none in large cases).
+fn pending(anchors: bool, max: usize) -> impl Strategy<Value = Vec<HtlcSpec>> {
+    if max > 12 {
+        return Just(Vec::new()).boxed();
+    }
+    let one = any::<bool>().prop_flat_map(move |outgoing| htlc(outgoing, anchors));
+    prop_oneof![
+        2 => Just(Vec::new()),
+        1 => prop::collection::vec(one, 1..=3),
+    ]
+    .boxed()
+}
+
 /// A channel with up to `max` HTLCs each way and a trace of `ops` operations.
 fn case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
     any::<bool>().prop_flat_map(move |anchors| {
@@ -205,14 +225,16 @@ fn case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
             any::<u64>(),
             htlcs(true, anchors, max),
             htlcs(false, anchors, max),
+            pending(anchors, max),
             prop::collection::vec(op(), ops.clone()),
         )
-            .prop_map(move |(seed, mut out, inc, ops)| {
+            .prop_map(move |(seed, mut out, inc, pending, ops)| {
                 out.extend(inc);
                 Case {
                     seed,
                     anchors,
                     htlcs: out,
+                    pending,
                     ops,
                 }
             })
@@ -297,6 +319,27 @@ impl Model {
                 }
             });
         }
+        // A last update signed for the peer only: its HTLCs are on the peer's pending
+        // commitment alone (one the balances cannot cover is left out).
+        let mut specs = case.htlcs.clone();
+        h.with_sim(id, |sim| {
+            for s in &case.pending {
+                let dir = if s.outgoing {
+                    HtlcDirection::Outgoing
+                } else {
+                    HtlcDirection::Incoming
+                };
+                if let Ok(x) = sim.add_htlc(dir, s.amount_msat, START_HEIGHT + s.expiry_offset) {
+                    htlcs.push(x);
+                    specs.push(s.clone());
+                }
+            }
+            if specs.len() > case.htlcs.len() {
+                sim.propose().expect("propose")
+            } else {
+                Vec::new()
+            }
+        });
         let sim = h.sim(id);
         let (l, r) = (sim.local.basepoints(), sim.remote.basepoints());
         let funding = TxOut {
@@ -304,7 +347,7 @@ impl Model {
             script_pubkey: scripts::funding_script(&l.funding_pubkey, &r.funding_pubkey).to_p2wsh(),
         };
         let mut hash_of = BTreeMap::new();
-        for (i, (s, x)) in case.htlcs.iter().zip(&htlcs).enumerate() {
+        for (i, (s, x)) in specs.iter().zip(&htlcs).enumerate() {
             if s.circuit {
                 h.feed(Event::CircuitAdded {
                     outgoing: x.key,
@@ -323,7 +366,7 @@ impl Model {
         let mut m = Model {
             h,
             id,
-            specs: case.htlcs.clone(),
+            specs,
             htlcs,
             hash_of,
             learned: BTreeMap::new(),
@@ -401,6 +444,7 @@ impl Model {
         if remote >= 1 {
             candidates.push((Party::Remote, remote - 1));
         }
+        candidates.extend(sim.remote_pending_number().map(|n| (Party::Remote, n)));
         candidates
             .into_iter()
             .filter_map(|(holder, n)| Some((holder, n, sim.built_commitment(holder, n).ok()?)))
@@ -428,6 +472,9 @@ impl Model {
         match self.close() {
             Some((Party::Local, ..)) => "ours",
             Some(_) if self.breach() => "breach",
+            Some((_, n, ..)) if Some(n) == self.h.sim(self.id).remote_pending_number() => {
+                "theirs pending"
+            }
             Some(_) => "theirs",
             None if self.spender(&self.funding_outpoint()).is_some() => "cooperative",
             None => "open",
@@ -484,12 +531,19 @@ impl Model {
         Some(OutPoint { txid, vout })
     }
 
-    /// Whether our outgoing HTLC is trimmed on our current commitment.
+    /// Whether our outgoing HTLC is trimmed on our current commitment (on it, without an
+    /// output: an HTLC of the peer's pending commitment alone is not).
     fn dust_on_ours(&self, key: &HtlcKey) -> bool {
-        self.commitments
-            .iter()
-            .find(|(holder, _, _)| *holder == Party::Local)
-            .is_some_and(|(_, _, b)| b.htlc_output_index(true, key.htlc_id).is_none())
+        let sim = self.h.sim(self.id);
+        let on_ours = sim
+            .state(Party::Local, sim.local_commitment_number())
+            .is_ok_and(|s| s.htlcs.contains_key(key));
+        on_ours
+            && self
+                .commitments
+                .iter()
+                .find(|(holder, _, _)| *holder == Party::Local)
+                .is_some_and(|(_, _, b)| b.htlc_output_index(true, key.htlc_id).is_none())
     }
 
     /// Mine a block with those of `candidates` that are valid on the tip (in order; a
@@ -581,6 +635,20 @@ impl Model {
                     let tx = sim
                         .commitment_tx(Party::Remote, sim.remote_commitment_number())
                         .expect("remote commitment");
+                    self.peer_txs.push(tx.clone());
+                    self.mine_block(vec![tx], false);
+                }
+            }
+            Op::PeerPendingClose => {
+                let pending = self.h.sim(self.id).remote_pending_number();
+                if let (Some(n), true) =
+                    (pending, self.utxos().contains_key(&self.funding_outpoint()))
+                {
+                    let tx = self
+                        .h
+                        .sim(self.id)
+                        .commitment_tx(Party::Remote, n)
+                        .expect("pending commitment");
                     self.peer_txs.push(tx.clone());
                     self.mine_block(vec![tx], false);
                 }
@@ -1110,14 +1178,20 @@ impl Model {
                 | OutputStatus::Claiming => true,
                 OutputStatus::Timelocked { .. } => e.next_step.is_some(),
                 OutputStatus::Contested => incoming_unknown,
-                // Only an anchor is ever left as not worth claiming.
-                OutputStatus::Uneconomical => e.what == "anchor",
+                // Left as not worth claiming: an anchor, or an output whose budget (5% of a
+                // balance, 50% of an HTLC) cannot pay the minimum relay fee of 1 sat/vB for
+                // its claim (a single input claim is under 200 vB).
+                OutputStatus::Uneconomical => {
+                    let pct = if e.what == "our balance" { 5 } else { 50 };
+                    e.what == "anchor" || e.amount_sat * pct / 100 < 200
+                }
             };
             assert!(
                 fine,
-                "stuck output {} ({}): {:?}, next step {:?}, tip {}",
+                "stuck output {} ({}, {} sat): {:?}, next step {:?}, tip {}",
                 e.outpoint,
                 e.what,
+                e.amount_sat,
                 e.status,
                 e.next_step,
                 self.tip()

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::{ArbState, ChannelArbitrator};
 use crate::resolver::{Resolver, ResolverKind, Stage};
+use crate::sweeper::ClaimState;
 use crate::types::{ChannelId, Height};
 
 use super::ChainArbitrator;
@@ -52,7 +53,8 @@ pub enum OutputStatus {
         /// The spending transaction.
         txid: Txid,
     },
-    /// Left unclaimed: worth less than its claim would cost (an anchor).
+    /// Left unclaimed: worth less than its claim would cost — an anchor once the close is final
+    /// (for good), or a dust-sized output the sweeper re-examines every block in case fees fall.
     Uneconomical,
 }
 
@@ -97,7 +99,8 @@ pub struct Totals {
     pub recovered_sat: u64,
     /// Taken by the peer.
     pub taken_by_peer_sat: u64,
-    /// Left unclaimed because claiming would cost more than it is worth (anchors).
+    /// Left unclaimed because claiming would cost more than it is worth (anchors, dust-sized
+    /// outputs).
     #[serde(default)]
     pub uneconomical_sat: u64,
     /// Fees paid.
@@ -213,9 +216,17 @@ impl ChainArbitrator {
                 )
             }
             Stage::Active => {
-                let claiming =
-                    self.sweeper.claim_for(&r.outpoint).is_some() || r.second_level.is_some();
+                let claim = self
+                    .sweeper
+                    .claim_for(&r.outpoint)
+                    .and_then(|id| self.sweeper.claims().get(&id));
+                // A claim the sweeper left alone (it cannot pay for itself) is not being
+                // claimed: it is re-examined every block, in case fees fall.
+                let left_alone =
+                    claim.is_some_and(|c| matches!(c.state, ClaimState::Uneconomical { .. }));
+                let claiming = claim.is_some() || r.second_level.is_some();
                 match &r.kind {
+                    _ if left_alone => (OutputStatus::Uneconomical, Some(tip.saturating_add(1))),
                     ResolverKind::CommitSweep { mature_at }
                         if tip.saturating_add(1) < *mature_at =>
                     {
