@@ -1,9 +1,11 @@
 //! Model check (issue 8 §1): random channels of both types (static-remote-key, and anchors with
 //! a funded wallet) with 0–12 HTLCs each way (dust and not, expiries over the next ~40 blocks,
 //! some forwarded, some with the preimage learned at a random height; the outgoing HTLCs and the
-//! incoming ones are committed in two updates, so the peer's revoked commitment carries HTLCs)
-//! and random event traces — empty blocks; the peer's close on its current or its revoked
-//! commitment, a cooperative close (when no HTLC is in flight), or ours; the peer's preimage
+//! incoming ones are committed in two updates, so the peer's revoked commitment carries HTLCs;
+//! in one case of three a third update, signed for the peer but not yet revoked for, puts 1–3
+//! more HTLCs on its pending commitment alone) and random event traces — empty blocks; the
+//! peer's close on its current, pending or revoked commitment, a cooperative close (when no HTLC
+//! is in flight), or ours; the peer's preimage
 //! claims and timeouts; our claims mined; reorgs of depth 1..=3 and 4..=10 (beyond
 //! `reorg_safety_depth`) that re-include or drop transactions, and reorgs that swap which
 //! commitment confirmed; fee spikes (estimates ×50 and back); a mempool refusing every broadcast of
@@ -11,7 +13,8 @@
 //! (the actions after it never executed) and plain restarts from the store. After every step
 //! the invariants of DESIGN.md are checked (2, 3, 4 through `check_durable`, 6, 7 — the whole
 //! output as budget for justice transactions —, 8); at the end of each trace, once the chain is
-//! 20+ blocks past every expiry, no output of ours is stuck (1), the ledger agrees with a small
+//! 20+ blocks past every expiry, no output of ours is stuck (1; only an anchor, or an output
+//! whose budget cannot pay the relay fee for its claim, may be left), the ledger agrees with a small
 //! reference model of who is entitled to each HTLC output (on a breach: every output but the
 //! anchors is ours), and every upstream failure the final chain contradicts was reported as a
 //! loss (5, deep range).
