@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use bitcoin::hashes::Hash;
 use bitcoin::{FeeRate, ScriptBuf, Transaction, TxOut, Txid};
 use contractcourt_core::chain::Config;
+use contractcourt_core::event::{Event, FeeConditions, FeeEstimate, PreimageSource};
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
+use contractcourt_core::sim::SimHtlc;
 use contractcourt_core::sweeper::SweeperConfig;
 use contractcourt_core::testkit::verify_with_bitcoin_core;
+use contractcourt_core::types::{ChannelId, HtlcDirection};
 
 use crate::Harness;
 
@@ -115,4 +118,50 @@ pub fn claims_of(h: &Harness, from: usize, parent: Txid) -> Vec<Transaction> {
         }
     }
     latest.into_values().collect()
+}
+
+/// Fee conditions with every estimate (1, 6, 144 and 1008 blocks) at `sat_per_vb`, and the
+/// relay floors at 1 sat/vB.
+pub fn uniform_fees(sat_per_vb: u64) -> Event {
+    let rate = FeeRate::from_sat_per_kwu(sat_per_vb * 250);
+    let one = FeeRate::from_sat_per_kwu(250);
+    Event::FeeConditions(FeeConditions {
+        estimates: [1, 6, 144, 1008]
+            .into_iter()
+            .map(|target_blocks| FeeEstimate {
+                target_blocks,
+                feerate: rate,
+            })
+            .collect(),
+        mempool_min: one,
+        min_relay: one,
+        incremental_relay: one,
+    })
+}
+
+/// Commit incoming HTLCs of `amounts_msat` expiring at `expiry` on channel `id` (one update),
+/// and tell the engine each one's preimage (our invoices).
+pub fn incoming_with_preimages(
+    h: &mut Harness,
+    id: ChannelId,
+    amounts_msat: &[u64],
+    expiry: u32,
+) -> Vec<SimHtlc> {
+    let mut incoming = Vec::new();
+    h.with_sim(id, |sim| {
+        for amount in amounts_msat {
+            incoming.push(
+                sim.add_htlc(HtlcDirection::Incoming, *amount, expiry)
+                    .expect("the balances cover it"),
+            );
+        }
+        sim.commit().expect("commit")
+    });
+    for inc in &incoming {
+        h.feed(Event::PreimageLearned {
+            preimage: inc.preimage,
+            source: PreimageSource::Invoice { htlc: inc.key },
+        });
+    }
+    incoming
 }

@@ -3,19 +3,19 @@
 //! child paying for an unconfirmed commitment through our anchor, and the anchor itself swept
 //! only when it pays for itself — every transaction checked by Bitcoin Core's interpreter.
 
-use bitcoin::{FeeRate, OutPoint, Transaction, Txid};
+use bitcoin::{OutPoint, Transaction, Txid};
 use contractcourt_core::action::{Action, Outcome, Report, Resolution};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::channel::ArbState;
-use contractcourt_core::event::{
-    Event, FeeConditions, FeeEstimate, ForceCloseReason, MempoolRemovalReason, PreimageSource,
-};
+use contractcourt_core::event::{Event, ForceCloseReason, MempoolRemovalReason, PreimageSource};
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, Party, RawTx};
-use contractcourt_tests::checks::{check_broadcasts, claims_of, sweeping_config, Outputs};
+use contractcourt_tests::checks::{
+    check_broadcasts, claims_of, sweeping_config, uniform_fees, Outputs,
+};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 const HTLC_MSAT: u64 = 90_000_000;
@@ -165,23 +165,6 @@ fn zero_fee_htlc_transactions_are_funded_by_the_wallet_and_accepted_by_bitcoin_c
     h.check_crash_anywhere();
 }
 
-fn high_fees(sat_per_vb: u64) -> Event {
-    let rate = FeeRate::from_sat_per_kwu(sat_per_vb * 250);
-    let one = FeeRate::from_sat_per_kwu(250);
-    Event::FeeConditions(FeeConditions {
-        estimates: [1, 6, 144, 1008]
-            .into_iter()
-            .map(|target_blocks| FeeEstimate {
-                target_blocks,
-                feerate: rate,
-            })
-            .collect(),
-        mempool_min: one,
-        min_relay: one,
-        incremental_relay: one,
-    })
-}
-
 /// The packages broadcast since `from`, as (parent, child).
 fn packages(h: &Harness, from: usize) -> Vec<(Transaction, Transaction)> {
     h.transcript[from..]
@@ -257,7 +240,7 @@ fn our_anchor(h: &Harness, id: ChannelId, commitment: &Transaction) -> OutPoint 
 fn a_commitment_too_cheap_for_its_htlcs_is_paid_for_by_a_cpfp_child_through_our_anchor() {
     let expiry = START_HEIGHT + 40;
     let (mut h, id, _inc) = anchors_channel(42, expiry);
-    h.feed(high_fees(50));
+    h.feed(uniform_fees(50));
     let from = h.transcript.len();
     let commitment = force_close(&mut h, id, 1);
     let anchor = our_anchor(&h, id, &commitment);
@@ -308,7 +291,7 @@ fn no_cpfp_while_no_htlc_is_at_stake_and_the_commitment_pays_enough_on_its_own()
     let mut h = Harness::new(sweeping_config());
     h.fund_wallet(4, 200_000);
     let id = h.open(SimSetup::new(43, ChannelType::AnchorsZeroFeeHtlc));
-    h.feed(high_fees(3));
+    h.feed(uniform_fees(3));
     force_close(&mut h, id, 0);
     let from = h.transcript.len();
     h.mine_empty(10);
@@ -322,7 +305,7 @@ fn no_cpfp_while_no_htlc_is_at_stake_and_the_commitment_pays_enough_on_its_own()
 fn the_peers_commitment_in_the_mempool_is_paid_for_through_our_anchor_on_it() {
     let expiry = START_HEIGHT + 40;
     let (mut h, id, _inc) = anchors_channel(44, expiry);
-    h.feed(high_fees(40));
+    h.feed(uniform_fees(40));
     let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
     let anchor = our_anchor(&h, id, &theirs);
     h.feed(Event::MempoolTx {

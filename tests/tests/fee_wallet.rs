@@ -4,16 +4,16 @@
 //! creates pays for the next channel's commitment when fees spike — every transaction checked by
 //! Bitcoin Core's interpreter.
 
-use bitcoin::{FeeRate, Transaction};
+use bitcoin::Transaction;
 use contractcourt_core::action::{Action, AlertKind, Report};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::Config;
-use contractcourt_core::event::{Event, FeeConditions, FeeEstimate, ForceCloseReason};
+use contractcourt_core::event::{Event, ForceCloseReason};
 use contractcourt_core::policy::{check_standard, PolicyConfig};
 use contractcourt_core::sim::{SimSetup, SimWallet};
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, Party};
-use contractcourt_tests::checks::{check_broadcasts, sweeping_config, Outputs};
+use contractcourt_tests::checks::{check_broadcasts, sweeping_config, uniform_fees, Outputs};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 /// Sweeps go to the usual cold destination; the harness's wallet (seed 1) is the fee wallet.
@@ -40,23 +40,6 @@ fn reserve_alerts(actions: &[Action]) -> usize {
             |a| matches!(a, Action::Report(Report::Alert(x)) if x.kind == AlertKind::FeeReserveLow),
         )
         .count()
-}
-
-fn fees(sat_per_vb: u64) -> Event {
-    let rate = FeeRate::from_sat_per_kwu(sat_per_vb * 250);
-    let one = FeeRate::from_sat_per_kwu(250);
-    Event::FeeConditions(FeeConditions {
-        estimates: [1, 6, 144, 1008]
-            .into_iter()
-            .map(|target_blocks| FeeEstimate {
-                target_blocks,
-                feerate: rate,
-            })
-            .collect(),
-        mempool_min: one,
-        min_relay: one,
-        incremental_relay: one,
-    })
 }
 
 /// The transaction among `h.broadcasts[from..]` spending an output of `parent`.
@@ -116,7 +99,7 @@ fn a_close_output_refills_an_empty_fee_wallet_whose_coin_then_pays_for_the_next_
 
     // Fees spike and the busy channel goes to chain: the CPFP child of its commitment is funded
     // by the coin the close paid in.
-    h.feed(fees(30));
+    h.feed(uniform_fees(30));
     let sent_before = h.broadcasts.len();
     let actions = h.feed(Event::ForceCloseRequested {
         channel: busy,

@@ -16,7 +16,9 @@ use contractcourt_core::event::{Event, IncomingLeg, PreimageSource};
 use contractcourt_core::resolver::ResolverKind;
 use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
-use contractcourt_tests::checks::{check_broadcasts, sweeping_config, Outputs};
+use contractcourt_tests::checks::{
+    check_broadcasts, incoming_with_preimages, sweeping_config, Outputs,
+};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 /// Bitcoin Core's answer to a transaction spending an output a mempool transaction already
@@ -423,22 +425,8 @@ fn a_batch_rejected_for_one_bad_input_is_split_the_good_inputs_confirm_and_the_b
     let mut h = Harness::new(sweeping_config());
     let id = h.open(SimSetup::new(53, ChannelType::StaticRemoteKey));
     let expiry = START_HEIGHT + 60;
-    let mut incoming = Vec::new();
-    h.with_sim(id, |sim| {
-        for i in 0..4 {
-            incoming.push(
-                sim.add_htlc(HtlcDirection::Incoming, 30_000_000 + i * 4_000_000, expiry)
-                    .unwrap(),
-            );
-        }
-        sim.commit().unwrap()
-    });
-    for inc in &incoming {
-        h.feed(Event::PreimageLearned {
-            preimage: inc.preimage,
-            source: PreimageSource::Invoice { htlc: inc.key },
-        });
-    }
+    let amounts = [30_000_000, 34_000_000, 38_000_000, 42_000_000];
+    let incoming = incoming_with_preimages(&mut h, id, &amounts, expiry);
     let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
     let close = theirs.compute_txid();
     let vout_of = |x: &SimHtlc| {

@@ -21,7 +21,9 @@ fn config() -> Config {
     sweeping_config()
 }
 
-use contractcourt_tests::checks::{check_broadcasts, claimed_outputs, claims_of, sweeping_config};
+use contractcourt_tests::checks::{
+    check_broadcasts, claimed_outputs, claims_of, incoming_with_preimages, sweeping_config,
+};
 
 #[test]
 fn after_the_peers_close_every_output_of_ours_is_claimed_with_transactions_bitcoin_core_accepts() {
@@ -568,22 +570,7 @@ fn a_fee_spike_mid_resolution_bumps_the_batched_htlc_claims_within_their_budgets
     let mut h = Harness::new(config());
     let id = h.open(SimSetup::new(72, ChannelType::StaticRemoteKey));
     let expiry = START_HEIGHT + 40;
-    let mut incoming = Vec::new();
-    h.with_sim(id, |sim| {
-        for i in 0..3 {
-            incoming.push(
-                sim.add_htlc(HtlcDirection::Incoming, 30_000_000 + i * 5_000_000, expiry)
-                    .unwrap(),
-            );
-        }
-        sim.commit().unwrap()
-    });
-    for inc in &incoming {
-        h.feed(Event::PreimageLearned {
-            preimage: inc.preimage,
-            source: PreimageSource::Invoice { htlc: inc.key },
-        });
-    }
+    incoming_with_preimages(&mut h, id, &[30_000_000, 35_000_000, 40_000_000], expiry);
     h.feed(conditions(2));
     let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
     let close = theirs.compute_txid();
