@@ -45,6 +45,7 @@ use contractcourt_core::event::{
 };
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::sim::{SimChannel, SimHtlc, SimSetup};
+use contractcourt_core::sweeper::reserve::{exposures, fee_reserve};
 use contractcourt_core::sweeper::SweeperConfig;
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
@@ -812,6 +813,14 @@ impl Model {
     fn check_step(&mut self) {
         let depth = self.h.config.close.reorg_safety_depth;
         let tip = self.tip();
+        // The fee reserve, kept up to date channel by channel, is what a full scan gives.
+        let arb = &self.h.arb;
+        let scanned = fee_reserve(
+            &exposures(arb.channels()),
+            arb.fee_conditions(),
+            &arb.config().sweeper,
+        );
+        assert_eq!(arb.fee_reserve(), scanned, "the fee reserve index drifted");
         // (2) preimages are never lost, nor narrowed.
         let node = self.h.arb.node();
         for (hash, wide) in &self.known {

@@ -228,6 +228,19 @@ impl ChainArbitrator {
         self.index.wakeup_of.get(id).copied()
     }
 
+    /// The latest fee conditions, if any were told.
+    pub fn fee_conditions(&self) -> Option<&crate::event::FeeConditions> {
+        self.fees.as_ref()
+    }
+
+    /// The fee reserve the open anchor channels need from the fee wallet at the current fee
+    /// conditions (kept up to date channel by channel).
+    pub fn fee_reserve(&self) -> crate::sweeper::reserve::FeeReserve {
+        self.index
+            .exposure
+            .fee_reserve(self.fees.as_ref(), &self.config.sweeper)
+    }
+
     /// Node-wide state (preimages, circuits, upstream decisions).
     pub fn node(&self) -> &NodeState {
         &self.node
@@ -396,10 +409,7 @@ impl ChainArbitrator {
         }
         if self.sweeper.wallet_balance().is_some() {
             // The reserve follows the channels just reindexed: no scan of every channel.
-            let needed = self
-                .index
-                .exposure
-                .fee_reserve(self.fees.as_ref(), &self.config.sweeper);
+            let needed = self.fee_reserve();
             effects.extend(self.sweeper.check_reserve(&needed));
         }
         let mut ops = self.persist_changes(&touched);
