@@ -261,3 +261,64 @@ fn payment_hashes_display_as_hex_and_preimages_are_redacted_in_logs() {
     assert_eq!(debug, "PaymentPreimage(42424242…)");
     assert!(!debug.contains(&hex::encode(PREIMAGE.0)));
 }
+
+mod commitment_shape {
+    use contractcourt_core::bolt3::commitment::{
+        build_commitment, CommitmentError, OutputKind, MAX_COMMITMENT_NUMBER,
+    };
+    use contractcourt_core::bolt3::ChannelType;
+    use contractcourt_core::sim::{SimChannel, SimSetup};
+    use contractcourt_core::types::{HtlcDirection, Party};
+
+    /// Our commitment 1 of an anchors channel with one untrimmed outgoing HTLC.
+    fn spec_with_htlc() -> contractcourt_core::bolt3::commitment::CommitmentSpec {
+        let (mut sim, _) =
+            SimChannel::open(SimSetup::new(9, ChannelType::AnchorsZeroFeeHtlc)).unwrap();
+        sim.add_htlc(HtlcDirection::Outgoing, 50_000_000, 800_000)
+            .unwrap();
+        sim.commit().unwrap();
+        sim.commitment_spec(Party::Local, 1).unwrap()
+    }
+
+    fn kinds(spec: &contractcourt_core::bolt3::commitment::CommitmentSpec) -> Vec<OutputKind> {
+        build_commitment(spec)
+            .unwrap()
+            .outputs
+            .into_iter()
+            .map(|o| o.kind)
+            .collect()
+    }
+
+    /// BOLT 3: each anchor exists if its side's main output does *or* any HTLC is untrimmed — a
+    /// side with nothing of its own still gets its anchor while HTLCs are at stake (otherwise
+    /// our commitment would not be the one the peer signed).
+    #[test]
+    fn a_side_without_a_main_output_keeps_its_anchor_while_an_htlc_is_untrimmed() {
+        let mut spec = spec_with_htlc();
+        spec.to_remote_msat = 0;
+        let with_htlc = kinds(&spec);
+        assert!(!with_htlc.contains(&OutputKind::ToRemote));
+        assert!(
+            with_htlc.contains(&OutputKind::RemoteAnchor),
+            "{with_htlc:?}"
+        );
+        assert!(with_htlc.contains(&OutputKind::LocalAnchor));
+        spec.htlcs.clear();
+        let without = kinds(&spec);
+        assert!(!without.contains(&OutputKind::RemoteAnchor), "{without:?}");
+        assert!(without.contains(&OutputKind::LocalAnchor));
+    }
+
+    /// Commitment numbers are 48 bits: the largest is accepted, the next refused.
+    #[test]
+    fn the_largest_48_bit_commitment_number_is_accepted_and_the_next_refused() {
+        let mut spec = spec_with_htlc();
+        spec.commitment_number = MAX_COMMITMENT_NUMBER;
+        assert!(build_commitment(&spec).is_ok());
+        spec.commitment_number = MAX_COMMITMENT_NUMBER + 1;
+        assert!(matches!(
+            build_commitment(&spec),
+            Err(CommitmentError::CommitmentNumberTooLarge { .. })
+        ));
+    }
+}
