@@ -322,3 +322,64 @@ mod commitment_shape {
         ));
     }
 }
+
+mod sighash_guards {
+    use bitcoin::absolute::LockTime;
+    use bitcoin::sighash::EcdsaSighashType;
+    use bitcoin::transaction::Version;
+    use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
+    use contractcourt_core::bolt3::sign::{p2wsh_sighash, SighashError};
+
+    /// One input, and `outputs` outputs.
+    fn tx(outputs: usize) -> Transaction {
+        Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![
+                TxOut {
+                    value: Amount::from_sat(1_000),
+                    script_pubkey: ScriptBuf::new(),
+                };
+                outputs
+            ],
+        }
+    }
+
+    /// Never a digest to sign for an input that does not exist, nor a `SIGHASH_SINGLE` digest for
+    /// an input without an output at its index (under BIP 143 that digest commits to no output
+    /// at all: a signature over it would let anyone choose where the money goes).
+    #[test]
+    fn no_digest_for_a_missing_input_or_a_sighash_single_without_its_output() {
+        let script = ScriptBuf::new();
+        let value = Amount::from_sat(5_000);
+        assert!(matches!(
+            p2wsh_sighash(&tx(1), 1, &script, value, EcdsaSighashType::All),
+            Err(SighashError::InputOutOfRange {
+                index: 1,
+                inputs: 1
+            })
+        ));
+        assert!(matches!(
+            p2wsh_sighash(&tx(0), 0, &script, value, EcdsaSighashType::Single),
+            Err(SighashError::SingleWithoutOutput { index: 0 })
+        ));
+        assert!(matches!(
+            p2wsh_sighash(
+                &tx(0),
+                0,
+                &script,
+                value,
+                EcdsaSighashType::SinglePlusAnyoneCanPay
+            ),
+            Err(SighashError::SingleWithoutOutput { index: 0 })
+        ));
+        assert!(p2wsh_sighash(&tx(1), 0, &script, value, EcdsaSighashType::Single).is_ok());
+        assert!(p2wsh_sighash(&tx(0), 0, &script, value, EcdsaSighashType::All).is_ok());
+    }
+}
