@@ -458,6 +458,12 @@ impl ChainArbitrator {
         // Block records come in height order. A header of the older format still holds the
         // blocks: they are written as block records by the next step.
         if arb.recent.is_empty() {
+            if legacy_recent.windows(2).any(|w| w[0].height >= w[1].height) {
+                return Err(LoadError::Malformed {
+                    key: "node".to_string(),
+                    error: "recent blocks not in strictly increasing height order".to_string(),
+                });
+            }
             arb.recent = legacy_recent;
         }
         arb.tip = arb.recent.last().copied();
