@@ -446,6 +446,11 @@ impl Harness {
     }
 }
 
+/// The latest transaction broadcast spending `outpoint`.
+fn latest(h: &Harness, outpoint: &OutPoint) -> Transaction {
+    h.broadcasts_of(outpoint).last().unwrap().tx.clone()
+}
+
 fn signs(actions: &[Action]) -> Vec<SignRequest> {
     actions
         .iter()

@@ -34,11 +34,6 @@ fn txs(h: &Harness) -> BTreeMap<Txid, (Height, Transaction)> {
     out
 }
 
-/// The latest transaction broadcast spending `outpoint`.
-fn latest(h: &Harness, outpoint: &OutPoint) -> Transaction {
-    h.broadcasts_of(outpoint).last().unwrap().tx.clone()
-}
-
 fn preimage_requests(sim: &SimChannel) -> Vec<SweepRequest> {
     requests(sim)
         .into_iter()

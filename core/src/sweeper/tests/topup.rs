@@ -31,7 +31,7 @@ fn short_wallet(balance: u64, needed: u64) -> Harness {
 
 /// What the latest broadcast spending `outpoint` pays the fee wallet.
 fn topup_of(h: &Harness, outpoint: &OutPoint) -> u64 {
-    let tx = h.broadcasts_of(outpoint).last().unwrap().tx.clone();
+    let tx = latest(h, outpoint);
     tx.output
         .iter()
         .filter(|o| o.script_pubkey == fee_wallet())
@@ -45,12 +45,7 @@ fn a_sweep_pays_a_short_fee_wallet_exactly_its_shortfall_and_the_rest_to_the_des
     let to_remote = request_of(&h.sim, is_to_remote);
     h.request(to_remote.clone());
     h.block(CONF);
-    let tx = h
-        .broadcasts_of(&to_remote.outpoint)
-        .last()
-        .unwrap()
-        .tx
-        .clone();
+    let tx = latest(&h, &to_remote.outpoint);
     assert_eq!(tx.output.len(), 2);
     assert_eq!(tx.output[0].script_pubkey, destination());
     assert_eq!(topup_of(&h, &to_remote.outpoint), 50_000);
@@ -96,12 +91,7 @@ fn a_confirmed_top_up_counts_until_the_wallet_shows_it_and_none_is_paid_once_the
     let to_remote = request_of(&h.sim, is_to_remote);
     h.request(to_remote.clone());
     h.block(CONF);
-    let first = h
-        .broadcasts_of(&to_remote.outpoint)
-        .last()
-        .unwrap()
-        .tx
-        .clone();
+    let first = latest(&h, &to_remote.outpoint);
     h.sweeper
         .on_spent(&to_remote.outpoint, first.compute_txid(), CONF + 1);
     // Confirmed, but the wallet's balance does not show it yet: a new sweep pays nothing more.
@@ -134,29 +124,13 @@ fn no_top_up_without_a_fee_wallet_with_enough_in_it_or_from_an_output_too_small_
     let req = to_remote_of(&h);
     h.request(req.clone());
     h.block(CONF);
-    assert_eq!(
-        h.broadcasts_of(&req.outpoint)
-            .last()
-            .unwrap()
-            .tx
-            .output
-            .len(),
-        1
-    );
+    assert_eq!(latest(&h, &req.outpoint).output.len(), 1);
     // Enough in the wallet.
     let mut h = short_wallet(60_000, 60_000);
     let req = to_remote_of(&h);
     h.request(req.clone());
     h.block(CONF);
-    assert_eq!(
-        h.broadcasts_of(&req.outpoint)
-            .last()
-            .unwrap()
-            .tx
-            .output
-            .len(),
-        1
-    );
+    assert_eq!(latest(&h, &req.outpoint).output.len(), 1);
     // An output that, after its whole budget, leaves the destination no more than dust plus a
     // dust-sized top-up: it pays the destination alone.
     let mut h = short_wallet(10_000, 60_000);
@@ -165,6 +139,6 @@ fn no_top_up_without_a_fee_wallet_with_enough_in_it_or_from_an_output_too_small_
     req.budget_sat = req.txout.value.to_sat() - 2 * dust + 1;
     h.request(req.clone());
     h.block(CONF);
-    let tx = h.broadcasts_of(&req.outpoint).last().unwrap().tx.clone();
+    let tx = latest(&h, &req.outpoint);
     assert_eq!(tx.output.len(), 1, "{tx:?}");
 }
