@@ -17,7 +17,7 @@ use contractcourt_core::action::{Action, Record, RecordKey, Report};
 use contractcourt_core::chain::{ChainArbitrator, Config, StepError};
 use contractcourt_core::event::SignOutcome;
 use contractcourt_core::event::{Block, Event};
-use contractcourt_core::sim::{SimChannel, SimSetup, SimWallet};
+use contractcourt_core::sim::{sign_per_channel, SimChannel, SimSetup, SimWallet};
 use contractcourt_core::trace::{replay, Expected, Trace, TraceSetup, TraceStep};
 use contractcourt_core::types::{BlockRef, ChannelId, RawTx};
 
@@ -288,16 +288,24 @@ impl Harness {
             }
             let more = match action {
                 Action::Sign(req) => {
-                    let channel = req.inputs.iter().find_map(|i| match &i.key {
-                        contractcourt_core::action::SigningKey::Channel { channel, .. } => {
-                            Some(*channel)
-                        }
-                        _ => None,
-                    });
-                    let Some(sim) = channel.and_then(|c| self.sims.get(&c)) else {
+                    // Each input is signed with the keys of its own channel: a sweep may batch
+                    // outputs of several channels. A request naming a channel the node does not
+                    // know (or none) is left unanswered.
+                    let channels: Vec<ChannelId> = req
+                        .inputs
+                        .iter()
+                        .filter_map(|i| match &i.key {
+                            contractcourt_core::action::SigningKey::Channel { channel, .. } => {
+                                Some(*channel)
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    if channels.is_empty() || channels.iter().any(|c| !self.sims.contains_key(c)) {
                         continue;
-                    };
-                    let outcome = match sim.local.sign(req) {
+                    }
+                    let signed = sign_per_channel(req, |c| self.sims.get(c).map(|s| &s.local));
+                    let outcome = match signed {
                         SignOutcome::Signed { signatures, .. } => SignOutcome::Signed {
                             signatures,
                             witnesses: self.wallet.sign(req),

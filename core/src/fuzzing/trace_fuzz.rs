@@ -733,14 +733,19 @@ impl Driver<'_> {
     fn answer(&mut self, action: &Action, variant: u8) -> Option<Event> {
         match action {
             Action::Sign(req) => {
-                let channel = req.inputs.iter().find_map(|i| match &i.key {
-                    SigningKey::Channel { channel, .. } => Some(*channel),
-                    SigningKey::Wallet => None,
-                });
-                let sim = channel
-                    .and_then(|id| self.chans.iter().find(|c| c.sim.channel_id == id))
-                    .map(|c| &c.sim);
-                let outcome = match (variant % 4, sim) {
+                // Each input is signed with its own channel's keys (a sweep may batch outputs of
+                // several channels).
+                let keys_of = |id: &ChannelId| {
+                    self.chans
+                        .iter()
+                        .find(|c| c.sim.channel_id == *id)
+                        .map(|c| &c.sim.local)
+                };
+                let has_channel_input = req
+                    .inputs
+                    .iter()
+                    .any(|i| matches!(i.key, SigningKey::Channel { .. }));
+                let outcome = match (variant % 4, has_channel_input) {
                     (1, _) => SignOutcome::Failed {
                         reason: "signer unavailable".to_string(),
                     },
@@ -748,14 +753,14 @@ impl Driver<'_> {
                         signatures: Vec::new(),
                         witnesses: Vec::new(),
                     },
-                    (_, Some(sim)) => match sim.local.sign(req) {
+                    (_, true) => match crate::sim::sign_per_channel(req, keys_of) {
                         SignOutcome::Signed { signatures, .. } => SignOutcome::Signed {
                             signatures,
                             witnesses: self.wallet.sign(req),
                         },
                         failed => failed,
                     },
-                    (_, None) => SignOutcome::Signed {
+                    (_, false) => SignOutcome::Signed {
                         signatures: Vec::new(),
                         witnesses: self.wallet.sign(req),
                     },

@@ -27,6 +27,7 @@ use crate::event::{ChannelChange, ChannelRegistration, ChannelUpdate, Event, Fun
 use crate::types::{ChannelId, Height, HtlcDirection, HtlcKey, Party};
 
 pub use keys::PartySecrets;
+pub use signer::sign_per_channel;
 pub use wallet::SimWallet;
 
 /// What a simulated channel looks like when it opens.

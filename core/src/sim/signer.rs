@@ -7,6 +7,7 @@ use bitcoin::Amount;
 use crate::action::{Basepoint, KeyTweak, SignRequest, SigningKey};
 use crate::bolt3::{keys, sign};
 use crate::event::{InputSignature, SignOutcome};
+use crate::types::ChannelId;
 
 use super::{PartySecrets, SimError};
 
@@ -35,47 +36,68 @@ impl PartySecrets {
         }
     }
 
-    /// Sign every input of a request (P2WSH, or P2WPKH when the script is a P2WPKH
-    /// scriptPubKey). Wallet inputs are skipped: the wallet signs those.
+    /// Sign every channel input of a request with these keys, whatever channel the input names
+    /// (P2WSH, or P2WPKH when the script is a P2WPKH scriptPubKey) — for requests of one
+    /// channel; a request spanning channels needs [`sign_per_channel`]. Wallet inputs are
+    /// skipped: the wallet signs those.
     pub fn sign(&self, request: &SignRequest) -> SignOutcome {
-        let mut signatures = Vec::new();
-        for input in &request.inputs {
-            let SigningKey::Channel {
-                basepoint, tweak, ..
-            } = &input.key
-            else {
-                continue; // the wallet signs its own inputs
+        sign_per_channel(request, |_| Some(self))
+    }
+}
+
+/// Sign each channel input of `request` with the keys of the channel it names, as `keys_of`
+/// gives them (P2WSH, or P2WPKH when the script is a P2WPKH scriptPubKey): a sweep batching
+/// outputs of several channels gets each input's signature from its own channel's keys. An
+/// input of a channel `keys_of` does not know fails the request. Wallet inputs are skipped: the
+/// wallet signs those.
+pub fn sign_per_channel<'a>(
+    request: &SignRequest,
+    keys_of: impl Fn(&ChannelId) -> Option<&'a PartySecrets>,
+) -> SignOutcome {
+    let mut signatures = Vec::new();
+    for input in &request.inputs {
+        let SigningKey::Channel {
+            channel,
+            basepoint,
+            tweak,
+        } = &input.key
+        else {
+            continue; // the wallet signs its own inputs
+        };
+        let Some(secrets) = keys_of(channel) else {
+            return SignOutcome::Failed {
+                reason: format!("no keys for channel {channel}"),
             };
-            let key = match self.signing_key(*basepoint, tweak) {
-                Ok(k) => k,
-                Err(e) => {
-                    return SignOutcome::Failed {
-                        reason: e.to_string(),
-                    }
+        };
+        let key = match secrets.signing_key(*basepoint, tweak) {
+            Ok(k) => k,
+            Err(e) => {
+                return SignOutcome::Failed {
+                    reason: e.to_string(),
                 }
-            };
-            let index = input.input as usize;
-            let value = Amount::from_sat(input.value_sat);
-            let msg = if input.script.is_p2wpkh() {
-                sign::p2wpkh_sighash(&request.tx, index, &input.script, value, input.sighash)
-            } else {
-                sign::p2wsh_sighash(&request.tx, index, &input.script, value, input.sighash)
-            };
-            match msg {
-                Ok(msg) => signatures.push(InputSignature {
-                    input: input.input,
-                    signature: sign::sign_message(&msg, &key, input.sighash),
-                }),
-                Err(e) => {
-                    return SignOutcome::Failed {
-                        reason: e.to_string(),
-                    }
+            }
+        };
+        let index = input.input as usize;
+        let value = Amount::from_sat(input.value_sat);
+        let msg = if input.script.is_p2wpkh() {
+            sign::p2wpkh_sighash(&request.tx, index, &input.script, value, input.sighash)
+        } else {
+            sign::p2wsh_sighash(&request.tx, index, &input.script, value, input.sighash)
+        };
+        match msg {
+            Ok(msg) => signatures.push(InputSignature {
+                input: input.input,
+                signature: sign::sign_message(&msg, &key, input.sighash),
+            }),
+            Err(e) => {
+                return SignOutcome::Failed {
+                    reason: e.to_string(),
                 }
             }
         }
-        SignOutcome::Signed {
-            signatures,
-            witnesses: Vec::new(),
-        }
+    }
+    SignOutcome::Signed {
+        signatures,
+        witnesses: Vec::new(),
     }
 }
