@@ -412,6 +412,11 @@ impl ChainArbitrator {
             let needed = self.fee_reserve();
             effects.extend(self.sweeper.check_reserve(&needed));
         }
+        // A wallet too thin for every claim asking this step funds the nearest deadlines.
+        crate::funded::fund_nearest_deadlines_first(&mut effects, |claim| {
+            let channel = self.index.claims.get(&claim)?;
+            Some(self.channels.get(channel)?.funded_claim(claim)?.deadline)
+        });
         let mut ops = self.persist_changes(&touched);
         ops.extend(extra_ops);
         let mut actions = Vec::with_capacity(effects.len() + 1);

@@ -122,6 +122,15 @@ impl ChannelArbitrator {
             .find(|(f, _)| f.claim == claim)
     }
 
+    /// The channel's wallet-funded claim `claim`, live or not.
+    pub(crate) fn funded_claim(&self, claim: ClaimId) -> Option<&FundedClaim> {
+        self.resolvers
+            .values()
+            .filter_map(|r| r.second_level.as_ref()?.funded.as_ref())
+            .chain(self.cpfp.as_ref())
+            .find(|f| f.claim == claim)
+    }
+
     /// The wallet answered a funding request of this channel's. An answer for a claim that is
     /// no longer live is dropped; the inputs it lent are released with the claim's others.
     pub fn on_wallet_funded(

@@ -11,12 +11,17 @@
 //! its change against dust, then ask for the signatures (ours for the own input, the wallet's for
 //! its inputs), assemble the witnesses and broadcast — alone, or with the unconfirmed parent as a
 //! package. A later attempt reuses the inputs of the one it replaces, so bumps conflict with
-//! each other and pay BIP 125's increment over them.
+//! each other and pay BIP 125's increment over them. Until an attempt is out, nothing needs
+//! outbidding: the price follows the current conditions every block (down as well as up), and a
+//! request the wallet could not fill is asked again at that price every block. When several
+//! claims ask in one step, the nearest deadlines ask first ([`fund_nearest_deadlines_first`]),
+//! so a wallet too thin for all of them funds the most urgent.
 //!
 //! Pure and deterministic: no clock, no randomness; every answer carries the attempt it answers,
 //! and an answer for an attempt that is not the current one is dropped.
 
 mod assemble;
+mod order;
 mod select;
 #[cfg(test)]
 mod tests;
@@ -38,6 +43,7 @@ use crate::sweeper::fee::{
 use crate::types::{ChannelId, ClaimId, Height, RawTx, RequestId};
 
 pub use assemble::FundingError;
+pub use order::fund_nearest_deadlines_first;
 pub use select::select_inputs;
 
 /// The weight a P2WPKH wallet input adds once signed: 41 non-witness bytes and a witness of
@@ -180,7 +186,8 @@ pub struct FundedClaim {
     pub deadline: Height,
     /// The most it may pay in fees.
     pub budget_sat: u64,
-    /// The fee line's start, fixed at the first attempt.
+    /// The fee line's start: set at the first evaluation, then at each new attempt while none is
+    /// signed (those are priced from the current conditions); fixed once one is signed.
     pub plan: Option<FeePlan>,
     /// Every attempt, in order.
     pub attempts: Vec<FundedAttempt>,
@@ -247,23 +254,36 @@ impl FundedClaim {
         }
     }
 
-    /// The rate the fee function asks for in block `tip + 1`, and the most that rate may cost.
+    /// The rate the fee function asks for in block `tip + 1`, and the plan it comes from.
     fn plan_rate(
         &mut self,
         tip: Height,
         fees: Option<&FeeConditions>,
         fallback: FeeRate,
-    ) -> FeeRate {
+    ) -> (FeeRate, FeePlan) {
         let weight = self.total_planned_weight();
         let parent_fee = self.template.parent.as_ref().map_or(0, |p| p.fee_sat);
         let end = budget_rate(self.budget_sat.saturating_add(parent_fee), weight);
         let target = tip.saturating_add(1);
         let market = estimate_for(fees, self.deadline.saturating_sub(tip), fallback);
-        let plan = *self.plan.get_or_insert(FeePlan {
+        let fresh = FeePlan {
             start: market,
             start_height: target,
-        });
-        FeeFunction::new(plan, end, self.deadline).rate_at(target, market, relay_floor(fees))
+        };
+        let stored = *self.plan.get_or_insert(fresh);
+        // Nothing of this claim was ever broadcast (the wallet could not fund it, or has not
+        // answered yet): there is nothing to outbid, so its line starts afresh from the current
+        // conditions — a spike that has ended leaves no trace in its price. Once an attempt is
+        // out, the line is fixed (the plan of the attempts priced from it) and rises from it,
+        // and every replacement outbids it.
+        let plan = if self.best_signed().is_none() {
+            fresh
+        } else {
+            stored
+        };
+        let rate =
+            FeeFunction::new(plan, end, self.deadline).rate_at(target, market, relay_floor(fees));
+        (rate, plan)
     }
 
     fn total_planned_weight(&self) -> u64 {
@@ -314,15 +334,18 @@ impl FundedClaim {
 
     /// What the claim does at block `tip` (offering for `tip + 1`): rebroadcast what it has,
     /// start a new attempt when the fee function has risen by BIP 125's increment over the
-    /// current one, or ask again for what the current attempt waits for (funding, signatures).
-    /// A CPFP child whose parent alone already pays the rate is not made.
+    /// current one, or — while the wallet has not funded the current attempt — when the price
+    /// moved at all (and still outbids what is in flight), or ask again for what the current
+    /// attempt waits for (funding, signatures). A claim with nothing in flight is priced from
+    /// the current conditions afresh every block. A CPFP child whose parent alone already pays
+    /// the rate is not made.
     pub fn on_block(
         &mut self,
         tip: Height,
         fees: Option<&FeeConditions>,
         fallback: FeeRate,
     ) -> Vec<Action> {
-        let rate = self.plan_rate(tip, fees, fallback);
+        let (rate, plan) = self.plan_rate(tip, fees, fallback);
         let weight = self.total_planned_weight();
         let parent_fee = self.template.parent.as_ref().map_or(0, |p| p.fee_sat);
         // Its whole budget cannot pay the minimum relay fee: never broadcast, reported once.
@@ -345,11 +368,25 @@ impl FundedClaim {
         }
         let mut actions: Vec<Action> = self.rebroadcast().into_iter().collect();
         let incremental = fee_for_rate(incremental_relay(fees), weight);
-        let bump = self.current().is_none_or(|c| {
+        // BIP 125: a replacement pays more, and at least the incremental relay fee more.
+        let outbids = |c: &FundedAttempt| {
             rate > c.feerate
-                && fee_for_rate(rate, weight) >= fee_for_rate(c.feerate, weight) + incremental
-        });
+                && fee_for_rate(rate, weight)
+                    >= fee_for_rate(c.feerate, weight).saturating_add(incremental)
+        };
+        let bump = match self.current() {
+            None => true,
+            // The wallet has not funded the current attempt (it could not, or has not answered):
+            // ask again at today's price when the price moved — down as well as up — as long as
+            // it still outbids what is in flight, if anything is.
+            Some(c) if c.assembled.is_none() => {
+                rate != c.feerate && self.best_signed().is_none_or(outbids)
+            }
+            Some(c) => outbids(c),
+        };
         if bump {
+            // The line the attempts are priced from is the one of the newest.
+            self.plan = Some(plan);
             let number = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
             let attempt = FundedAttempt {
                 attempt: number,

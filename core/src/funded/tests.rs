@@ -1,6 +1,8 @@
 //! Unit tests of funded claims: the wallet's answer is checked before anything is signed, bumps
 //! reuse the inputs they replace, and answers for superseded attempts are dropped.
 
+use std::collections::BTreeMap;
+
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Sequence, TxOut, Txid};
@@ -228,4 +230,136 @@ fn a_claim_whose_budget_cannot_pay_the_minimum_relay_fee_is_reported_once_and_ne
     let again = claim.on_block(101, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
     assert!(again.is_empty(), "reported once: {again:?}");
     assert!(claim.attempts.is_empty());
+}
+
+fn vb(sat_per_vb: u64) -> FeeRate {
+    FeeRate::from_sat_per_kwu(sat_per_vb * 250)
+}
+
+#[test]
+fn a_request_the_wallet_could_not_fill_is_asked_again_every_block_at_the_current_price_once_a_spike_ends(
+) {
+    let mut claim = anchor_claim(200_000);
+    claim.deadline = 200;
+    let fallback = FeeRate::from_sat_per_kwu(500);
+    let refused = FundingOutcome::Failed {
+        reason: "insufficient confirmed funds".into(),
+    };
+    // The spike: asked at 150 sat/vB, the wallet cannot fund it.
+    let r0 = funding_request(&claim.on_block(100, Some(&fees(150)), fallback));
+    assert_eq!(r0.target_feerate, vb(150));
+    claim.on_funded(r0.request, &refused, 100);
+    // Same conditions next block: the same request, asked again.
+    let again = funding_request(&claim.on_block(101, Some(&fees(150)), fallback));
+    assert_eq!(again, r0);
+    claim.on_funded(again.request, &refused, 101);
+    // The spike ends: nothing was broadcast at 150, so the price is today's market, asked at once.
+    let r1 = funding_request(&claim.on_block(102, Some(&fees(5)), fallback));
+    assert_eq!(r1.request.attempt, 1);
+    assert_eq!(
+        r1.target_feerate,
+        vb(5),
+        "priced from the current conditions"
+    );
+    claim.on_funded(r1.request, &refused, 102);
+    // Still unfunded and nothing in flight: the line does not climb while no attempt is out.
+    let r1_again = funding_request(&claim.on_block(103, Some(&fees(5)), fallback));
+    assert_eq!(r1_again, r1);
+    // The wallet funds it now; once out, the claim's line is fixed and every later attempt must
+    // outbid it by BIP 125's increment, even when the market falls further.
+    let outcome = select_inputs(&r1, &[coin(1, 100_000, 90)], &wallet_script());
+    claim.on_funded(r1.request, &outcome, 103);
+    let out = claim.current().unwrap().clone();
+    let tx = out.assembled.as_ref().unwrap().tx.clone();
+    claim.attempts[1].signed = Some(tx);
+    let weight = claim.total_planned_weight();
+    let paid = fee_for_rate(out.feerate, weight);
+    for (tip, market) in [(104, 2), (110, 1), (140, 3), (180, 1), (199, 1)] {
+        let actions = claim.on_block(tip, Some(&fees(market)), fallback);
+        for a in &actions {
+            if let Action::FundFromWallet(r) = a {
+                assert!(r.target_feerate > out.feerate, "at {tip}");
+                assert!(
+                    fee_for_rate(r.target_feerate, weight) >= paid + fee_for_rate(vb(1), weight),
+                    "at {tip}: a replacement pays the increment over what is in flight"
+                );
+            }
+        }
+        // The wallet cannot fund the bump: the one in flight is kept broadcast.
+        if let Some(r) = actions.iter().find_map(|a| match a {
+            Action::FundFromWallet(r) => Some(r.request),
+            _ => None,
+        }) {
+            claim.on_funded(r, &refused, tip);
+        }
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::BroadcastPackage { .. })),
+            "at {tip}: the attempt in flight is rebroadcast"
+        );
+    }
+}
+
+#[test]
+fn funding_requests_are_put_in_order_of_their_deadlines_nearest_first_in_the_places_they_held() {
+    let claim = |id: u64, deadline: Height| {
+        let mut c = anchor_claim(200_000);
+        c.claim = ClaimId(id);
+        c.deadline = deadline;
+        c
+    };
+    // Claims 1..=4 with deadlines 585, 580, 590, 580; claim 9's deadline is unknown.
+    let mut claims: Vec<FundedClaim> = [(1, 585), (2, 580), (3, 590), (4, 580), (9, 570)]
+        .into_iter()
+        .map(|(id, d)| claim(id, d))
+        .collect();
+    let mut requests: Vec<Action> = claims
+        .iter_mut()
+        .map(|c| {
+            let actions = c.on_block(500, Some(&fees(150)), FeeRate::from_sat_per_kwu(500));
+            Action::FundFromWallet(funding_request(&actions))
+        })
+        .collect();
+    let release = Action::ReleaseInputs { claim: ClaimId(7) };
+    let unknown = requests.pop().unwrap();
+    let mut actions = vec![
+        release.clone(),
+        requests[0].clone(),
+        unknown,
+        requests[1].clone(),
+        release.clone(),
+        requests[2].clone(),
+        requests[3].clone(),
+    ];
+    let deadlines: BTreeMap<ClaimId, Height> = claims
+        .iter()
+        .filter(|c| c.claim != ClaimId(9))
+        .map(|c| (c.claim, c.deadline))
+        .collect();
+    fund_nearest_deadlines_first(&mut actions, |c| deadlines.get(&c).copied());
+    let order: Vec<Option<u64>> = actions
+        .iter()
+        .map(|a| match a {
+            Action::FundFromWallet(r) => Some(r.request.claim.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![None, Some(2), Some(4), Some(1), None, Some(3), Some(9)],
+        "580 (claim 2, then 4), 585, 590, then the unknown; other actions stay in place"
+    );
+    // The order does not depend on the order they were emitted in.
+    let mut reversed = actions.clone();
+    reversed.reverse();
+    fund_nearest_deadlines_first(&mut reversed, |c| deadlines.get(&c).copied());
+    let funded: Vec<u64> = reversed
+        .iter()
+        .filter_map(|a| match a {
+            Action::FundFromWallet(r) => Some(r.request.claim.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(funded, vec![2, 4, 1, 3, 9]);
 }
