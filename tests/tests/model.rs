@@ -1,5 +1,6 @@
 //! Model check (issue 8 §1): random channels of both types (static-remote-key, and anchors with
-//! a funded wallet) with 0–12 HTLCs each way (dust and not, expiries over the next ~40 blocks,
+//! a funded wallet — ample, or thin: 3–6 coins of 30,000–60,000 sat, whose spikes always end)
+//! with 0–12 HTLCs each way (dust and not, expiries over the next ~40 blocks,
 //! some forwarded, some with the preimage learned at a random height; the outgoing HTLCs and the
 //! incoming ones are committed in two updates, so the peer's revoked commitment carries HTLCs;
 //! in one case of three a third update, signed for the peer but not yet revoked for, puts 1–3
@@ -8,7 +9,8 @@
 //! is in flight), or ours; the peer's preimage
 //! claims and timeouts; our claims mined; reorgs of depth 1..=3 and 4..=10 (beyond
 //! `reorg_safety_depth`) that re-include or drop transactions, and reorgs that swap which
-//! commitment confirmed; fee spikes (estimates ×50 and back); a mempool refusing every broadcast of
+//! commitment confirmed; fee spikes (estimates ×50 and back, and spikes to 150 sat/vB that end
+//! after 1–4 blocks); a mempool refusing every broadcast of
 //! a block (fee, conflict and script reasons); a crash at any action index of a block's step
 //! (the actions after it never executed) and plain restarts from the store. After every step
 //! the invariants of DESIGN.md are checked (2, 3, 4 through `check_durable`, 6, 7 — the whole
@@ -111,6 +113,8 @@ enum Op {
     ReorgSwap,
     /// The fee estimates become `multiplier` × the base (2 sat/vB).
     Fees(u64),
+    /// A spike that ends: estimates at 150 sat/vB for this many blocks, then back to the base.
+    Spike(u32),
     /// The mempool refuses every broadcast of the next block with this reason.
     Reject(&'static str),
     /// A block whose actions are executed only up to this index: the node crashes there and
@@ -123,6 +127,8 @@ enum Op {
 struct Case {
     seed: u64,
     anchors: bool,
+    /// The fee wallet's confirmed coins (anchors): how many, and the value of each.
+    wallet: (u32, u64),
     htlcs: Vec<HtlcSpec>,
     /// HTLCs of a last update we signed for the peer that it has not revoked for yet: on its
     /// pending commitment only.
@@ -184,6 +190,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (4u32..=10, any::<bool>()).prop_map(|(depth, reinclude)| Op::Reorg { depth, reinclude }),
         1 => Just(Op::ReorgSwap),
         1 => prop_oneof![Just(1u64), Just(50)].prop_map(Op::Fees),
+        1 => (1u32..=4).prop_map(Op::Spike),
         1 => prop_oneof![
             Just("min relay fee not met"),
             Just("insufficient fee, rejecting replacement"),
@@ -222,21 +229,46 @@ fn pending(anchors: bool, max: usize) -> impl Strategy<Value = Vec<HtlcSpec>> {
     .boxed()
 }
 
-/// A channel with up to `max` HTLCs each way and a trace of `ops` operations.
+/// The fee wallet of an anchors case: ample (8 coins of 200,000 sat) in one case of two, else
+/// thin — 3 to 6 coins of 30,000 to 60,000 sat, too few to fund every claim at once at a spike.
+/// Large cases keep the ample wallet.
+fn wallet(max: usize) -> BoxedStrategy<(u32, u64)> {
+    if max > 12 {
+        return Just((8u32, 200_000u64)).boxed();
+    }
+    prop_oneof![
+        Just((8u32, 200_000u64)),
+        (3u32..=6, 30u64..=60).prop_map(|(coins, k)| (coins, k * 1_000)),
+    ]
+    .boxed()
+}
+
+/// A channel with up to `max` HTLCs each way and a trace of `ops` operations. With a thin
+/// wallet every fee spike ends (a spike that never ends can leave a thin wallet unable to pay
+/// for a claim at all: a loss, but no defect).
 fn case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
     any::<bool>().prop_flat_map(move |anchors| {
         (
             any::<u64>(),
+            wallet(max),
             htlcs(true, anchors, max),
             htlcs(false, anchors, max),
             pending(anchors, max),
             prop::collection::vec(op(), ops.clone()),
         )
-            .prop_map(move |(seed, mut out, inc, pending, ops)| {
+            .prop_map(move |(seed, wallet, mut out, inc, pending, mut ops)| {
                 out.extend(inc);
+                if wallet.1 < 200_000 {
+                    for op in ops.iter_mut() {
+                        if matches!(op, Op::Fees(m) if *m > 1) {
+                            *op = Op::Spike(2);
+                        }
+                    }
+                }
                 Case {
                     seed,
                     anchors,
+                    wallet,
                     htlcs: out,
                     pending,
                     ops,
@@ -286,7 +318,7 @@ impl Model {
         let mut h = Harness::new(config());
         let channel_type = if case.anchors {
             // The wallet funds zero-fee HTLC transactions and CPFP children.
-            h.fund_wallet(8, 200_000);
+            h.fund_wallet(case.wallet.0, case.wallet.1);
             ChannelType::AnchorsZeroFeeHtlc
         } else {
             ChannelType::StaticRemoteKey
@@ -710,6 +742,13 @@ impl Model {
                 }
             }
             Op::Fees(multiplier) => self.fees(*multiplier),
+            Op::Spike(blocks) => {
+                self.fees(75);
+                for _ in 0..*blocks {
+                    self.mine_block(Vec::new(), false);
+                }
+                self.fees(1);
+            }
             Op::Reject(reason) => {
                 self.h.answers.reject_broadcasts = Some((*reason).to_string());
                 self.mine_block(Vec::new(), false);
@@ -1281,7 +1320,9 @@ fn run_case(case: &Case) {
     eprintln!(
         "model: case {} ({}, {} htlcs) ops {} events {} (mean events {}; closes {:?})",
         s.0,
-        if case.anchors {
+        if case.anchors && case.wallet.1 < 200_000 {
+            "anchors, thin wallet"
+        } else if case.anchors {
             "anchors"
         } else {
             "static-remote-key"
