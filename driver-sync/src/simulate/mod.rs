@@ -347,12 +347,17 @@ fn sim_channel(scenario: &Scenario, funding: &Funding) -> Result<BuiltChannel, S
             Direction::Incoming => HtlcDirection::Incoming,
             Direction::Outgoing => HtlcDirection::Outgoing,
         };
+        let expiry = funding.start.saturating_add(h.cltv_expiry);
+        if expiry >= scenario::LOCKTIME_THRESHOLD {
+            return Err(SimError(format!(
+                "htlc {i}: cltv_expiry {} from start height {} is {expiry}, at or above {}: a time, not a height",
+                h.cltv_expiry,
+                funding.start,
+                scenario::LOCKTIME_THRESHOLD
+            )));
+        }
         let added = simc
-            .add_htlc(
-                dir,
-                h.amount_msat,
-                funding.start.saturating_add(h.cltv_expiry),
-            )
+            .add_htlc(dir, h.amount_msat, expiry)
             .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
         htlcs.push((added, i));
     }

@@ -41,8 +41,19 @@
 //! - `run_blocks`: how many blocks to mine after the start height.
 //! - optional: `seed` (keys and preimages; default 1), `commitment_feerate_per_kw` (default
 //!   2500), `dust_limit_sat` (default 354), `to_self_delay` (both ways; default 144).
+//!
+//! A scenario is refused, with an error naming the field, when a node would refuse its channel
+//! (BOLT 2): `commitment_feerate_per_kw` below 253, `dust_limit_sat` below 354, `to_self_delay`
+//! of 0 or above 2016, more than 483 HTLCs either way, an HTLC `cltv_expiry` of 0 or at or above
+//! 500,000,000 (a time, not a height — checked again with the start height added), HTLCs worth
+//! more than the side offering them has; and when it contradicts itself (`we_know_preimage` on an
+//! outgoing HTLC, `peer_knows_preimage` on an incoming one, a close after the last block).
 
 use serde::{Deserialize, Serialize};
+
+#[cfg(test)]
+#[path = "scenario_tests.rs"]
+mod tests;
 
 /// A whole scenario. See the [module documentation](self).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,25 +204,53 @@ pub struct FeeRateStep {
     pub sat_per_vb: u32,
 }
 
+/// The lowest commitment fee rate BOLT 2 allows (`feerate_per_kw` of `open_channel` and
+/// `update_fee`): 253 sat/kw, the floor that rounds to Bitcoin Core's 1 sat/vB relay minimum.
+pub const MIN_FEERATE_PER_KW: u32 = 253;
+/// The lowest `dust_limit_satoshis` BOLT 2 allows: a receiver must fail a channel below it.
+pub const MIN_DUST_LIMIT_SAT: u64 = 354;
+/// The largest `to_self_delay` accepted: BOLT 2 lets a node refuse an "unreasonably large" one,
+/// and lnd and LDK both refuse more than 2016 blocks (two weeks).
+pub const MAX_TO_SELF_DELAY: u16 = 2016;
+/// `nLockTime` and `cltv_expiry` values from here on are Unix times, not heights (BOLT 2: a
+/// receiver must fail the channel for an `update_add_htlc` with `cltv_expiry` at or above it).
+pub const LOCKTIME_THRESHOLD: u32 = 500_000_000;
+/// The most HTLCs either side may have on a commitment (BOLT 2 `max_accepted_htlcs`).
+pub const MAX_ACCEPTED_HTLCS: usize = 483;
+
 /// Why a scenario is not usable.
 #[derive(Debug)]
 pub enum ScenarioError {
     /// Not JSON of the scenario shape.
     Json(serde_json::Error),
-    /// JSON of the right shape that does not make sense.
-    Invalid(String),
+    /// JSON of the right shape whose `field` is out of the range a channel allows.
+    Invalid {
+        /// The field, as a JSON path (`htlcs[2].cltv_expiry`).
+        field: String,
+        /// What is wrong with it, and the limit.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ScenarioError::Json(e) => write!(f, "scenario is not valid: {e}"),
-            ScenarioError::Invalid(e) => write!(f, "scenario is not valid: {e}"),
+            ScenarioError::Invalid { field, reason } => {
+                write!(f, "scenario is not valid: {field}: {reason}")
+            }
         }
     }
 }
 
 impl std::error::Error for ScenarioError {}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Result<(), ScenarioError> {
+    Err(ScenarioError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    })
+}
 
 impl Scenario {
     /// Parse and check a scenario.
@@ -221,58 +260,152 @@ impl Scenario {
         Ok(s)
     }
 
-    /// The checks serde cannot express.
+    /// The checks serde cannot express: the limits BOLT 2 puts on a channel and its HTLCs (a
+    /// node would refuse such a channel, so a dry run of it shows nothing real), and the
+    /// scenario's own consistency. The first violation is returned, naming its field.
     pub fn check(&self) -> Result<(), ScenarioError> {
-        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        self.check_channel()?;
+        self.check_htlcs()?;
+        self.check_run()
+    }
+
+    fn check_channel(&self) -> Result<(), ScenarioError> {
         if self.capacity_sat == 0 || self.capacity_sat > 21_000_000 * 100_000_000 {
-            return bad(format!(
-                "capacity_sat {} is out of range",
-                self.capacity_sat
-            ));
+            return invalid(
+                "capacity_sat",
+                format!(
+                    "{} is out of range (1..=2100000000000000)",
+                    self.capacity_sat
+                ),
+            );
         }
         if self.local_balance_sat > self.capacity_sat {
-            return bad(format!(
-                "local_balance_sat {} exceeds capacity_sat {}",
-                self.local_balance_sat, self.capacity_sat
-            ));
+            return invalid(
+                "local_balance_sat",
+                format!(
+                    "{} exceeds capacity_sat {}",
+                    self.local_balance_sat, self.capacity_sat
+                ),
+            );
         }
-        if self.htlcs.len() > 2 * 483 {
-            return bad(format!("{} htlcs: at most 483 each way", self.htlcs.len()));
+        if self.to_self_delay == 0 || self.to_self_delay > MAX_TO_SELF_DELAY {
+            return invalid(
+                "to_self_delay",
+                format!(
+                    "{} is out of range (1..={MAX_TO_SELF_DELAY} blocks)",
+                    self.to_self_delay
+                ),
+            );
         }
+        if self.dust_limit_sat < MIN_DUST_LIMIT_SAT || self.dust_limit_sat > self.capacity_sat {
+            return invalid(
+                "dust_limit_sat",
+                format!(
+                    "{} is out of range (BOLT 2: at least {MIN_DUST_LIMIT_SAT}, and at most the capacity)",
+                    self.dust_limit_sat
+                ),
+            );
+        }
+        if self.commitment_feerate_per_kw < MIN_FEERATE_PER_KW {
+            return invalid(
+                "commitment_feerate_per_kw",
+                format!(
+                    "{} is below {MIN_FEERATE_PER_KW} sat/kw, the least BOLT 2 allows for this channel type",
+                    self.commitment_feerate_per_kw
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_htlcs(&self) -> Result<(), ScenarioError> {
         for dir in [Direction::Incoming, Direction::Outgoing] {
             let n = self.htlcs.iter().filter(|h| h.direction == dir).count();
-            if n > 483 {
-                return bad(format!("{n} {dir:?} htlcs: at most 483 each way").to_lowercase());
+            if n > MAX_ACCEPTED_HTLCS {
+                let which = format!("{dir:?}").to_lowercase();
+                return invalid(
+                    "htlcs",
+                    format!("{n} {which} htlcs: at most {MAX_ACCEPTED_HTLCS} each way"),
+                );
             }
         }
         for (i, h) in self.htlcs.iter().enumerate() {
+            let field = |name: &str| format!("htlcs[{i}].{name}");
             if h.amount_msat == 0 {
-                return bad(format!("htlc {i} has a zero amount"));
+                return invalid(field("amount_msat"), "must be above 0");
             }
-            if h.cltv_expiry == 0 {
-                return bad(format!("htlc {i}: cltv_expiry must be above 0"));
+            if h.cltv_expiry == 0 || h.cltv_expiry >= LOCKTIME_THRESHOLD {
+                return invalid(
+                    field("cltv_expiry"),
+                    format!(
+                        "{} is out of range (1..{LOCKTIME_THRESHOLD}: from {LOCKTIME_THRESHOLD} on it would be a time, not a height)",
+                        h.cltv_expiry
+                    ),
+                );
             }
+            if h.we_know_preimage && h.direction == Direction::Outgoing {
+                return invalid(
+                    field("we_know_preimage"),
+                    "applies to incoming htlcs only (an outgoing htlc's preimage comes from downstream or the peer)",
+                );
+            }
+            if h.peer_knows_preimage && h.direction == Direction::Incoming {
+                return invalid(
+                    field("peer_knows_preimage"),
+                    "applies to outgoing htlcs only (use we_know_preimage for an incoming one)",
+                );
+            }
+        }
+        let sum = |dir: Direction| -> u128 {
+            self.htlcs
+                .iter()
+                .filter(|h| h.direction == dir)
+                .map(|h| u128::from(h.amount_msat))
+                .sum()
+        };
+        let local_msat = u128::from(self.local_balance_sat) * 1000;
+        let remote_msat = u128::from(self.capacity_sat - self.local_balance_sat) * 1000;
+        if sum(Direction::Outgoing) > local_msat {
+            return invalid(
+                "htlcs",
+                format!(
+                    "outgoing htlcs total {} msat, more than local_balance_sat {} can pay",
+                    sum(Direction::Outgoing),
+                    self.local_balance_sat
+                ),
+            );
+        }
+        if sum(Direction::Incoming) > remote_msat {
+            return invalid(
+                "htlcs",
+                format!(
+                    "incoming htlcs total {} msat, more than the peer's balance of {} sat can pay",
+                    sum(Direction::Incoming),
+                    self.capacity_sat - self.local_balance_sat
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_run(&self) -> Result<(), ScenarioError> {
+        if self.run_blocks == 0 || self.run_blocks > 10_000 {
+            return invalid(
+                "run_blocks",
+                format!("{} is out of range (1..=10000)", self.run_blocks),
+            );
         }
         if self.close.by == Closer::Peer && self.close.at_height.is_none() {
-            return bad("close.at_height is required when the peer closes".into());
+            return invalid("close.at_height", "required when the peer closes");
         }
         if self.close.kind == CloseKind::Revoked && self.close.by != Closer::Peer {
-            return bad("close.kind revoked needs close.by peer".into());
+            return invalid("close.kind", "revoked needs close.by peer");
         }
         if self.close.at_height.is_some_and(|h| h >= self.run_blocks) {
-            return bad("close.at_height must be below run_blocks".into());
+            return invalid("close.at_height", "must be below run_blocks");
         }
-        if self.fee_rates.iter().any(|f| f.sat_per_vb == 0) {
-            return bad("fee_rates: sat_per_vb must be above 0".into());
-        }
-        if self.run_blocks == 0 || self.run_blocks > 10_000 {
-            return bad(format!(
-                "run_blocks {} is out of range (1..=10000)",
-                self.run_blocks
-            ));
-        }
-        if self.to_self_delay == 0 {
-            return bad("to_self_delay must be above 0".into());
+        if let Some(i) = self.fee_rates.iter().position(|f| f.sat_per_vb == 0) {
+            return invalid(format!("fee_rates[{i}].sat_per_vb"), "must be above 0");
         }
         Ok(())
     }

@@ -1,0 +1,141 @@
+//! Scenario validation: every BOLT 2 limit a node would refuse a channel for is refused here too,
+//! with an error naming the field.
+
+use super::*;
+
+fn base() -> serde_json::Value {
+    serde_json::json!({
+        "channel_type": "static_remote_key",
+        "capacity_sat": 1_000_000,
+        "local_balance_sat": 600_000,
+        "to_self_delay": 20,
+        "htlcs": [
+            { "direction": "outgoing", "amount_msat": 90_000_000, "cltv_expiry": 20 },
+            { "direction": "incoming", "amount_msat": 60_000_000, "cltv_expiry": 120,
+              "we_know_preimage": true }
+        ],
+        "close": { "by": "us" },
+        "run_blocks": 80
+    })
+}
+
+/// The field the scenario is refused for, with `edit` applied to the base scenario.
+fn refused_field(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v = base();
+    edit(&mut v);
+    match Scenario::from_json(&v.to_string()) {
+        Err(ScenarioError::Invalid { field, reason }) => {
+            assert!(!reason.is_empty());
+            field
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_base_scenario_and_every_shipped_scenario_are_valid() {
+    Scenario::from_json(&base().to_string()).expect("base");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("scenarios/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            Scenario::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "{n} scenarios");
+}
+
+#[test]
+fn a_commitment_fee_rate_below_253_sat_per_kw_is_refused() {
+    assert_eq!(
+        refused_field(|v| v["commitment_feerate_per_kw"] = 0.into()),
+        "commitment_feerate_per_kw"
+    );
+    assert_eq!(
+        refused_field(|v| v["commitment_feerate_per_kw"] = 252.into()),
+        "commitment_feerate_per_kw"
+    );
+    let mut v = base();
+    v["commitment_feerate_per_kw"] = 253.into();
+    Scenario::from_json(&v.to_string()).expect("253 sat/kw is the floor, allowed");
+}
+
+#[test]
+fn a_dust_limit_below_354_sat_is_refused() {
+    assert_eq!(
+        refused_field(|v| v["dust_limit_sat"] = 0.into()),
+        "dust_limit_sat"
+    );
+    assert_eq!(
+        refused_field(|v| v["dust_limit_sat"] = 353.into()),
+        "dust_limit_sat"
+    );
+    let mut v = base();
+    v["dust_limit_sat"] = 354.into();
+    Scenario::from_json(&v.to_string()).expect("354 sat is the floor, allowed");
+}
+
+#[test]
+fn a_time_based_cltv_expiry_is_refused() {
+    assert_eq!(
+        refused_field(|v| v["htlcs"][1]["cltv_expiry"] = 500_000_000.into()),
+        "htlcs[1].cltv_expiry"
+    );
+    assert_eq!(
+        refused_field(|v| v["htlcs"][0]["cltv_expiry"] = 0.into()),
+        "htlcs[0].cltv_expiry"
+    );
+}
+
+#[test]
+fn preimage_flags_on_the_wrong_direction_are_refused_not_ignored() {
+    assert_eq!(
+        refused_field(|v| v["htlcs"][0]["we_know_preimage"] = true.into()),
+        "htlcs[0].we_know_preimage"
+    );
+    assert_eq!(
+        refused_field(|v| v["htlcs"][1]["peer_knows_preimage"] = true.into()),
+        "htlcs[1].peer_knows_preimage"
+    );
+}
+
+#[test]
+fn to_self_delay_out_of_range_is_refused() {
+    assert_eq!(
+        refused_field(|v| v["to_self_delay"] = 0.into()),
+        "to_self_delay"
+    );
+    assert_eq!(
+        refused_field(|v| v["to_self_delay"] = 2017.into()),
+        "to_self_delay"
+    );
+}
+
+#[test]
+fn htlcs_worth_more_than_the_offering_side_has_are_refused() {
+    // We have 600,000 sat: outgoing HTLCs of 600,001 sat cannot be ours to offer.
+    assert_eq!(
+        refused_field(|v| v["htlcs"][0]["amount_msat"] = 600_000_001u64.into()),
+        "htlcs"
+    );
+    // The peer has 400,000 sat.
+    assert_eq!(
+        refused_field(|v| v["htlcs"][1]["amount_msat"] = 400_000_001u64.into()),
+        "htlcs"
+    );
+}
+
+#[test]
+fn the_error_names_the_field() {
+    let mut v = base();
+    v["dust_limit_sat"] = 0.into();
+    let e = Scenario::from_json(&v.to_string()).expect_err("refused");
+    assert!(
+        e.to_string()
+            .starts_with("scenario is not valid: dust_limit_sat: 0 is out of range"),
+        "{e}"
+    );
+}
