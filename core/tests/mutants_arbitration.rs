@@ -8,10 +8,10 @@ use bitcoin::{Amount, BlockHash, Transaction, TxOut};
 use contractcourt_core::action::{Action, AlertKind, FailReason, Report, SignRequest};
 use contractcourt_core::bolt3::{scripts, ChannelType};
 use contractcourt_core::chain::{ChainArbitrator, Config};
-use contractcourt_core::channel::force_close::is_already_known;
 use contractcourt_core::event::{
     Block, BroadcastOutcome, Event, ForceCloseReason, IncomingLeg, SignOutcome,
 };
+use contractcourt_core::policy::is_already_known;
 use contractcourt_core::sim::{SimChannel, SimHtlc, SimSetup};
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RequestId};
@@ -335,6 +335,13 @@ fn a_rejected_broadcast_of_our_commitment_alerts_unless_it_is_already_known() {
     );
     assert_eq!(
         result(BroadcastOutcome::Rejected {
+            reason: "Transaction outputs already in utxo set".into()
+        }),
+        vec![],
+        "Bitcoin Core 28+'s answer to a rebroadcast of a confirmed transaction: success"
+    );
+    assert_eq!(
+        result(BroadcastOutcome::Rejected {
             reason: "min relay fee not met".into()
         }),
         vec![AlertKind::DeadlineAtRisk]
@@ -347,6 +354,8 @@ fn already_known_covers_bitcoin_core_and_esplora_wordings_in_any_case() {
         "txn-already-known",
         "txn-already-in-mempool",
         "Transaction already in block chain",
+        "Transaction outputs already in utxo set",
+        "txn-same-nonwitness-data-in-mempool",
         "sendrawtransaction RPC error: {\"code\":-27,\"message\":\"Transaction already in block chain\"}",
         "Already known",
     ] {

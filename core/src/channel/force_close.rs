@@ -10,6 +10,7 @@ use crate::bolt3::commitment::funding_witness;
 use crate::bolt3::{scripts, secp, sign};
 use crate::chain::node::NodeState;
 use crate::event::{BroadcastOutcome, SignOutcome};
+use crate::policy::reject::is_already_known;
 use crate::types::{HtlcDirection, HtlcKey, Party, RawTx, RequestId};
 
 use super::deadline::dust;
@@ -236,19 +237,4 @@ impl ChannelArbitrator {
             )],
         }
     }
-}
-
-/// Whether a broadcast rejection means the transaction (or a spend of its inputs) is already
-/// known: Bitcoin Core's and Esplora's wordings.
-pub fn is_already_known(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    [
-        "already in block chain",
-        "txn-already-known",
-        "txn-already-in-mempool",
-        "already known",
-        "transaction already in block chain",
-    ]
-    .iter()
-    .any(|needle| r.contains(needle))
 }

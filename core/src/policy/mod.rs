@@ -13,6 +13,7 @@ pub mod error;
 pub mod finality;
 pub mod minimalif;
 pub mod package;
+pub mod reject;
 pub mod standard;
 #[cfg(test)]
 mod testutil;
@@ -21,6 +22,7 @@ pub use error::PolicyError;
 pub use finality::check_final;
 pub use minimalif::{check_minimalif, check_minimalif_with_prevouts};
 pub use package::check_package_fee;
+pub use reject::{classify_reject, is_already_known, is_fee_refusal, RejectClass};
 pub use standard::{check_standard, dust_threshold, fee_for_vsize};
 
 /// The relay settings, with Bitcoin Core's defaults.

@@ -4,8 +4,8 @@
 use bitcoin::FeeRate;
 
 use crate::action::{Action, AlertKind, SweepRequest};
-use crate::channel::force_close::is_already_known;
 use crate::event::{BroadcastOutcome, SignOutcome};
+use crate::policy::reject::{classify_reject, is_already_known, RejectClass};
 use crate::policy::standard::check_standard_except_fee_rate;
 use crate::policy::PolicyConfig;
 use crate::types::{Height, RawTx, RequestId};
@@ -16,21 +16,7 @@ use super::claim::{
 };
 use super::fee::budget_rate;
 
-/// Whether a rejection says the fee (or fee rate) is too low: a mempool minimum, the minimum
-/// relay fee, or a replacement that does not pay enough (Bitcoin Core's wordings).
-pub fn is_fee_refusal(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    [
-        "insufficient fee",
-        "min relay fee not met",
-        "mempool min fee not met",
-        "fee not met",
-        "feerate too low",
-        "fee too low",
-    ]
-    .iter()
-    .any(|needle| r.contains(needle))
-}
+pub use crate::policy::reject::is_fee_refusal;
 
 /// What a mempool's refusal means for a claim transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,27 +32,22 @@ pub enum Rejection {
     Invalid,
 }
 
-/// Classify a rejection reason (Bitcoin Core's wordings).
+/// What a refusal means for a claim (the wordings: [`crate::policy::reject`]). A package, chain
+/// limit, TRUC or node fee-cap refusal is treated as invalid: the batch is split, so one input
+/// cannot hold the others back.
 pub fn classify_rejection(reason: &str) -> Rejection {
-    let r = reason.to_ascii_lowercase();
-    if is_fee_refusal(&r) {
-        return Rejection::FeeTooLow;
+    match classify_reject(reason) {
+        RejectClass::FeeTooLow => Rejection::FeeTooLow,
+        RejectClass::InputsMissingOrSpent | RejectClass::Conflict => Rejection::InputConflict,
+        RejectClass::NotFinal => Rejection::NotFinal,
+        RejectClass::AlreadyInMempool
+        | RejectClass::AlreadyConfirmed
+        | RejectClass::FeeAboveNodeMaximum
+        | RejectClass::ChainLimit
+        | RejectClass::Truc
+        | RejectClass::Package
+        | RejectClass::Invalid => Rejection::Invalid,
     }
-    let conflict = [
-        "missing-inputs",
-        "missing inputs",
-        "missingorspent",
-        "inputs-spent",
-        "mempool-conflict",
-        "conflict",
-    ];
-    if conflict.iter().any(|n| r.contains(n)) {
-        return Rejection::InputConflict;
-    }
-    if r.contains("non-final") || r.contains("non-bip68-final") {
-        return Rejection::NotFinal;
-    }
-    Rejection::Invalid
 }
 
 /// A signature for attempt `request.attempt` of the batch led by `claim` (`inputs` its inputs'

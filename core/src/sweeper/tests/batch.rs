@@ -194,6 +194,17 @@ fn a_conflicting_input_splits_the_batch_and_a_fee_refusal_bumps_it() {
     );
     assert_eq!(classify_rejection("non-BIP68-final"), Rejection::NotFinal);
     assert_eq!(classify_rejection("scriptpubkey"), Rejection::Invalid);
+    // Bitcoin Core's RPC text for a missing input (no reject reason): a conflict, not a script
+    // error that would split the batch for nothing.
+    assert_eq!(
+        classify_rejection("Inputs missing or spent"),
+        Rejection::InputConflict
+    );
+    // A pin with too many descendants to evict.
+    assert_eq!(
+        classify_rejection("too many potential replacements, rejecting replacement 5e3c…; too many potential replacements (101 > 100)"),
+        Rejection::InputConflict
+    );
 
     let mut h = Harness::new(wide_channel(ChannelType::StaticRemoteKey, 2));
     let preimages = preimage_requests(&h.sim);
