@@ -18,7 +18,7 @@ use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec};
 use crate::bolt3::scripts;
 use crate::bolt3::witness::ClaimPath;
 use crate::chain::node::NodeState;
-use crate::resolver::{ResolverKind, Stage};
+use crate::resolver::ResolverKind;
 use crate::types::Party;
 
 use super::{ChannelArbitrator, FeeContext};
@@ -180,7 +180,7 @@ impl ChannelArbitrator {
         };
         let mut out = self.breach_requests();
         for r in self.resolvers.values() {
-            if !matches!(r.stage, Stage::Active) {
+            if !r.claimable() {
                 continue;
             }
             let txout = match (close.tx.output.get(r.outpoint.vout as usize), &to_local) {
