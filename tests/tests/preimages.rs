@@ -14,11 +14,15 @@ use std::collections::BTreeSet;
 
 use bitcoin::{OutPoint, Transaction};
 use contractcourt_core::action::{Action, FailReason, Report};
+use contractcourt_core::bolt3::witness::ClaimPath;
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::chain::Config;
-use contractcourt_core::channel::ArbState;
-use contractcourt_core::event::{ChannelChange, ChannelUpdate, Event, IncomingLeg, PreimageSource};
+use contractcourt_core::channel::{ArbState, FeeContext};
+use contractcourt_core::event::{
+    ChannelChange, ChannelUpdate, Event, FeeConditions, IncomingLeg, PreimageSource,
+};
+use contractcourt_core::policy::check_final;
 use contractcourt_core::resolver::{ResolverKind, Stage};
 use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RawTx};
@@ -580,4 +584,90 @@ fn a_preimage_arriving_after_expiry_still_claims_the_unspent_output() {
             txid: claim.compute_txid()
         }
     );
+}
+
+/// The sweep requests a channel makes now, under fee conditions `fees`.
+fn requests_under(
+    h: &Harness,
+    id: ChannelId,
+    fees: Option<&FeeConditions>,
+) -> Vec<contractcourt_core::action::SweepRequest> {
+    let ctx = FeeContext {
+        fees,
+        policy: &h.config.sweep,
+        fallback: bitcoin::FeeRate::from_sat_per_vb_u32(2),
+        destination: h.config.sweep_to.as_ref().map(|c| &c.destination),
+    };
+    h.arb
+        .channel(&id)
+        .unwrap()
+        .sweep_requests(h.arb.node(), &ctx)
+}
+
+/// A spend of `outpoint` with a relative lock of `blocks` (as the peer's delayed spend or the
+/// anchor's anyone-can-spend path carries).
+fn relative_spend(outpoint: OutPoint, blocks: u32) -> Transaction {
+    Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: outpoint,
+            sequence: bitcoin::Sequence(blocks),
+            ..Default::default()
+        }],
+        output: Vec::new(),
+    }
+}
+
+/// Justice on the peer's `to_local`: the peer's own spend (nSequence = its `to_self_delay`) is
+/// final from block `close + to_self_delay` (BIP 68, as the policy module checks it), so our claim
+/// must confirm by the block before — its deadline. Before this change the deadline was the
+/// block at which the peer's spend is already final.
+#[test]
+fn the_justice_deadline_is_the_block_before_the_peers_delayed_spend_becomes_final() {
+    let (mut h, id, _) = forwarded(82, ChannelType::StaticRemoteKey, START_HEIGHT + 100);
+    let revoked = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    h.with_sim(id, |sim| {
+        sim.update_fee(1_000);
+        sim.commit().unwrap()
+    });
+    h.mine(vec![revoked]);
+    let close = h.height();
+    let delay = u32::from(h.sim(id).setup().remote_to_self_delay);
+    let justice = requests_under(&h, id, None)
+        .into_iter()
+        .find(|r| matches!(r.path, ClaimPath::ToLocalRevocation { .. }))
+        .expect("a claim of their to_local");
+    assert_eq!(justice.deadline, close + delay - 1);
+    let theirs = relative_spend(justice.outpoint, delay);
+    assert!(check_final(&theirs, close + delay - 1, &[Some(close)]).is_err());
+    assert!(check_final(&theirs, close + delay, &[Some(close)]).is_ok());
+}
+
+/// Our anchor, when it pays for itself: anyone may spend it with nSequence 16, final from block
+/// `close + 16`, so our claim's deadline is `close + 15`. Before this change it was `close + 17`,
+/// two blocks into the time anyone can take it.
+#[test]
+fn our_anchor_claim_is_due_the_block_before_anyone_may_take_it() {
+    let mut h = Harness::new(sweeping_config());
+    let id = h.open(SimSetup::new(83, ChannelType::AnchorsZeroFeeHtlc));
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 0).unwrap();
+    h.mine(vec![theirs]);
+    let close = h.height();
+    // A minimum relay fee of 0.1 sat/vB: the 330-sat anchor pays for its own claim.
+    let tenth = bitcoin::FeeRate::from_sat_per_kwu(25);
+    let fees = FeeConditions {
+        estimates: Vec::new(),
+        mempool_min: tenth,
+        min_relay: tenth,
+        incremental_relay: tenth,
+    };
+    let anchor = requests_under(&h, id, Some(&fees))
+        .into_iter()
+        .find(|r| r.path == ClaimPath::AnchorOwner)
+        .expect("the anchor pays for itself at 0.1 sat/vB");
+    assert_eq!(anchor.deadline, close + 15);
+    let anyone = relative_spend(anchor.outpoint, 16);
+    assert!(check_final(&anyone, close + 15, &[Some(close)]).is_err());
+    assert!(check_final(&anyone, close + 16, &[Some(close)]).is_ok());
 }
