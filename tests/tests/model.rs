@@ -1317,7 +1317,7 @@ fn run_case(case: &Case) {
         m.run(op);
     }
     // Half the cases end with an idle peer (chosen by the seed, so the strategy is unchanged).
-    let idle_peer = case.seed % 2 == 0;
+    let idle_peer = case.seed.is_multiple_of(2);
     let start = m.finish(idle_peer);
     m.check_end(start, idle_peer);
     if std::env::var("MODEL_CRASH_ANYWHERE").is_ok_and(|v| v == "1") {
