@@ -1,7 +1,9 @@
 //! Contract resolvers: one per output of a confirmed close that matters to us.
 //!
 //! Every resolver resolves **by outpoint**: any confirmed spend of its output ends its stage,
-//! whoever made it, and the stage is final once that spend is `reorg_safety_depth` deep. The
+//! whoever made it, and the stage is final once that spend is `reorg_safety_depth` deep. An
+//! incoming HTLC without a preimage is final without a spend once its expiry is reorg-safe
+//! ([`Stage::Expired`]: the peer's to take), so an idle peer cannot keep a channel open. The
 //! arbitrator creates each resolver with everything it needs (value, scripts' timelocks, the HTLC
 //! and its deadline). Claiming — sweep requests to the sweeper, second-level transactions — is
 //! layered on this contract by the resolvers issue without changing it.
