@@ -348,6 +348,7 @@ fn a_preimage_learned_one_block_before_expiry_is_claimed_for_the_expiry_block_on
         let claim = claims.last().unwrap().clone();
         h.mine(vec![claim]);
         assert_eq!(h.height(), expiry, "confirmed in the expiry block itself");
+        h.check_crash_anywhere();
     }
 }
 
@@ -584,6 +585,7 @@ fn a_preimage_arriving_after_expiry_still_claims_the_unspent_output() {
             txid: claim.compute_txid()
         }
     );
+    h.check_crash_anywhere();
 }
 
 /// The sweep requests a channel makes now, under fee conditions `fees`.
