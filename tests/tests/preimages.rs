@@ -673,3 +673,50 @@ fn our_anchor_claim_is_due_the_block_before_anyone_may_take_it() {
     assert!(check_final(&anyone, close + 15, &[Some(close)]).is_err());
     assert!(check_final(&anyone, close + 16, &[Some(close)]).is_ok());
 }
+
+/// On a breach the upstream decisions wait for the revoked log (the revoked commitment's HTLCs):
+/// an HTLC on it is never failed as "not on chain" on a guess, and a dangling one (only on later
+/// commitments) is failed once the log has answered and the close is reorg-safe.
+#[test]
+fn a_breach_fails_dangling_htlcs_upstream_only_once_the_revoked_log_has_answered() {
+    let (mut h, id, on_revoked) = forwarded(84, ChannelType::StaticRemoteKey, START_HEIGHT + 100);
+    let revoked = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let mut dangling = None;
+    h.with_sim(id, |sim| {
+        dangling = Some(
+            sim.add_htlc(HtlcDirection::Outgoing, 30_000_000, START_HEIGHT + 100)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let dangling = dangling.unwrap();
+    h.feed(Event::CircuitAdded {
+        outgoing: dangling.key,
+        incoming: IncomingLeg {
+            htlc: upstream(2),
+            cltv_expiry: START_HEIGHT + 140,
+            amount_msat: 30_010_000,
+        },
+    });
+    // The node answers nothing (the revoked log read is left pending) for 10 blocks.
+    h.answers.budget = Some(0);
+    h.mine(vec![revoked]);
+    h.mine_empty(10);
+    assert!(fails(&h.transcript).is_empty(), "nothing failed on a guess");
+    h.answers.budget = None;
+    let tip = h.arb.tip();
+    let actions = h.feed(Event::Resumed { tip });
+    h.answer(&actions);
+    h.mine_empty(1);
+    assert_eq!(
+        fails(&h.transcript),
+        vec![(
+            upstream(2),
+            FailReason::OutgoingNotOnChain {
+                outgoing: dangling.key
+            }
+        )],
+        "only the HTLC that is not on the revoked commitment; {:?} waits for our justice",
+        on_revoked.key
+    );
+}

@@ -380,7 +380,10 @@ impl ChannelArbitrator {
             return actions;
         };
         let safe = depth(close.height, tip) >= cfg.reorg_safety_depth;
-        if safe && !close.settled_upstream {
+        // A breach's HTLCs are known only from the revoked log: its upstream decisions wait
+        // for the log's answer (asked for at the close, again after a restart).
+        let htlcs_known = !matches!(close.kind, CloseKind::Breach { .. }) || self.revoked.is_some();
+        if safe && !close.settled_upstream && htlcs_known {
             // Any attempt may have inputs lent, even one whose answer came too late to use.
             if let Some(f) = self.cpfp.as_ref().filter(|f| !f.attempts.is_empty()) {
                 actions.push(Action::ReleaseInputs { claim: f.claim });
@@ -518,7 +521,7 @@ impl ChannelArbitrator {
             .collect();
         if let CloseKind::Breach { .. } = close.kind {
             // The revoked commitment's HTLCs are known only from the revoked log: without it,
-            // never fail on a guess. Its untrimmed outgoing HTLCs are on chain: the peer may
+            // never fail on a guess (the caller waits for it). Its untrimmed outgoing HTLCs are on chain: the peer may
             // still claim one with the preimage until our justice takes it (settled then), so
             // each is failed only when its output is ours, reorg-safe (`fail_revoked_outgoing`).
             let Some(revoked) = &self.revoked else {
