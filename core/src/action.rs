@@ -416,6 +416,12 @@ pub enum FailReason {
         /// The outgoing HTLC.
         outgoing: HtlcKey,
     },
+    /// The outgoing leg was on the peer's revoked commitment and we took its output by
+    /// revocation, reorg-safe, without its preimage ever appearing.
+    OutgoingRevoked {
+        /// The outgoing HTLC.
+        outgoing: HtlcKey,
+    },
     /// The configured cut-loss rule: the incoming leg is about to expire while the outgoing one
     /// is unresolved (a possible loss, reported).
     CutLoss {

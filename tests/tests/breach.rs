@@ -157,8 +157,13 @@ fn the_peers_second_level_transaction_on_a_revoked_commitment_is_claimed_by_revo
         )),
         "{entries:#?}"
     );
-    // The preimage the peer revealed settles our outgoing HTLC upstream... there is no upstream
-    // leg here, but it is known now.
+    // The preimage the peer revealed is learned (B05-REV-09): there is no upstream leg here,
+    // but it is known now and would settle one.
+    assert!(h
+        .arb
+        .node()
+        .preimage_for(&outgoing, &htlcs[0].payment_hash())
+        .is_some());
     let commitment_out: u64 = revoked.output.iter().map(|o| o.value.to_sat()).sum();
     let second_level_fee =
         htlcs[0].amount_msat / 1000 - success.output.iter().map(|o| o.value.to_sat()).sum::<u64>();

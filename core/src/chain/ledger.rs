@@ -53,6 +53,10 @@ pub enum OutputStatus {
         /// The spending transaction.
         txid: Txid,
     },
+    /// Final: expired, the peer's. An incoming HTLC past its expiry (reorg-safe) without a
+    /// preimage: the peer may take it by timeout whenever it wants (BOLT 5 counts it irrevocably
+    /// resolved); counted with what the peer took.
+    Expired,
     /// Left unclaimed: worth less than its claim would cost — an anchor once the close is final
     /// (for good), or a dust-sized output the sweeper re-examines every block in case fees fall.
     Uneconomical,
@@ -97,7 +101,7 @@ pub struct Totals {
     pub claiming_sat: u64,
     /// Recovered, before fees.
     pub recovered_sat: u64,
-    /// Taken by the peer.
+    /// Taken by the peer, or expired and the peer's to take ([`OutputStatus::Expired`]).
     pub taken_by_peer_sat: u64,
     /// Left unclaimed because claiming would cost more than it is worth (anchors, dust-sized
     /// outputs).
@@ -149,7 +153,9 @@ impl ChainArbitrator {
                         totals.claiming_sat += v
                     }
                     OutputStatus::Recovered { .. } => totals.recovered_sat += v,
-                    OutputStatus::TakenByPeer { .. } => totals.taken_by_peer_sat += v,
+                    OutputStatus::TakenByPeer { .. } | OutputStatus::Expired => {
+                        totals.taken_by_peer_sat += v
+                    }
                     OutputStatus::Uneconomical => totals.uneconomical_sat += v,
                     // Counted once, as the second-level output it became.
                     OutputStatus::SecondLevel { .. } => {}
@@ -175,7 +181,7 @@ impl ChainArbitrator {
         // spent it (recognised by the output it created, whatever attempt it was).
         let spend_txid = match r.stage {
             Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } => Some(txid),
-            Stage::Active | Stage::Abandoned { .. } => None,
+            Stage::Active | Stage::Abandoned { .. } | Stage::Expired { .. } => None,
         };
         let became = ch
             .resolvers
@@ -205,6 +211,13 @@ impl ChainArbitrator {
             }
             Stage::Resolved { txid, .. } => (OutputStatus::TakenByPeer { txid: *txid }, None),
             Stage::Abandoned { .. } => (OutputStatus::Uneconomical, None),
+            // A preimage arrived after it expired: claimed after all, while the peer lets us.
+            Stage::Expired { .. }
+                if self.sweeper.claim_for(&r.outpoint).is_some() || r.second_level.is_some() =>
+            {
+                (OutputStatus::Claiming, Some(tip.saturating_add(1)))
+            }
+            Stage::Expired { .. } => (OutputStatus::Expired, None),
             Stage::Spent { txid, height, .. } => {
                 let final_at = height.saturating_add(depth.saturating_sub(1));
                 (

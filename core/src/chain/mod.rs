@@ -144,6 +144,9 @@ struct Index {
     claims: BTreeMap<ClaimId, ChannelId>,
     /// Commitments seen in the mempool, by txid.
     mempool: BTreeMap<bitcoin::Txid, ChannelId>,
+    /// Confirmed closes, by txid: a spend of an output no resolver watches (an HTLC of a
+    /// future commitment) is still searched for preimages.
+    closes: BTreeMap<bitcoin::Txid, ChannelId>,
     hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
     /// Channels that had a spend routed at a height (for disconnections).
     touched_at: BTreeMap<Height, BTreeSet<ChannelId>>,
@@ -160,6 +163,7 @@ struct Index {
 struct Indexed {
     outpoints: Vec<OutPoint>,
     mempool: Option<bitcoin::Txid>,
+    close: Option<bitcoin::Txid>,
     claims: Vec<ClaimId>,
     hashes: Vec<PaymentHash>,
     heights: Vec<Height>,
@@ -252,6 +256,8 @@ impl ChainArbitrator {
         let mut touched = BTreeSet::new();
         let mut effects = Vec::new();
         let mut extra_ops = Vec::new();
+        // Closed channels that learned a preimage between blocks: they claim with it now.
+        let mut acting = BTreeSet::new();
         match event {
             Event::ChannelUpdate(update) => {
                 let data = self.channels.get(&update.channel).map(|c| &c.data);
@@ -306,12 +312,8 @@ impl ChainArbitrator {
             }
             Event::PreimageLearned { preimage, source } => {
                 if self.node.learn(*preimage, source) {
-                    let hash = preimage.payment_hash();
-                    let concerned = self.index.hashes.get(&hash).cloned().unwrap_or_default();
-                    for channel in concerned {
-                        touched.insert(channel);
-                        effects.extend(self.check_deadline(channel));
-                    }
+                    let hashes = [preimage.payment_hash()];
+                    acting = self.on_preimages_learned(&hashes, &mut touched, &mut effects);
                 }
             }
             Event::UpstreamAcked { htlc, resolution } => {
@@ -322,7 +324,11 @@ impl ChainArbitrator {
             Event::BlockDisconnected { block } => {
                 effects.extend(self.disconnect(block, &mut touched)?)
             }
-            Event::MempoolTx { tx, .. } => effects.extend(self.mempool_tx(tx, &mut touched)),
+            Event::MempoolTx { tx, .. } => {
+                let (actions, hashes) = self.mempool_tx(tx, &mut touched);
+                effects.extend(actions);
+                acting = self.on_preimages_learned(&hashes, &mut touched, &mut effects);
+            }
             Event::FeeConditions(fees) => {
                 self.fees = Some(fees.clone());
                 self.node.dirty.insert(crate::action::RecordKey::Node);
@@ -403,10 +409,12 @@ impl ChainArbitrator {
             }
             Event::Resumed { .. } => effects.extend(self.resumed()),
         }
+        effects.extend(self.claim_second_level_now(&acting));
         for id in &touched {
             self.reindex(*id);
             self.sync_claims(*id);
         }
+        effects.extend(self.sweep_now(&acting));
         if self.sweeper.wallet_balance().is_some() {
             // The reserve follows the channels just reindexed: no scan of every channel.
             let needed = self.fee_reserve();
@@ -425,6 +433,67 @@ impl ChainArbitrator {
         }
         actions.extend(effects);
         Ok(actions)
+    }
+
+    /// Preimages of `hashes` were just learned (from any source): every channel with an
+    /// incoming HTLC of one of them is touched and its go-to-chain rule checked now. Returns
+    /// those channels, so closed ones claim in this same step.
+    fn on_preimages_learned(
+        &mut self,
+        hashes: &[PaymentHash],
+        touched: &mut BTreeSet<ChannelId>,
+        effects: &mut Vec<Action>,
+    ) -> BTreeSet<ChannelId> {
+        let concerned: BTreeSet<ChannelId> = hashes
+            .iter()
+            .filter_map(|h| self.index.hashes.get(h))
+            .flatten()
+            .copied()
+            .collect();
+        for channel in &concerned {
+            touched.insert(*channel);
+            effects.extend(self.check_deadline(*channel));
+        }
+        concerned
+    }
+
+    /// Between blocks, a closed channel that learned a preimage starts the HTLC-success
+    /// transaction of our commitment now, for the next block.
+    fn claim_second_level_now(&mut self, acting: &BTreeSet<ChannelId>) -> Vec<Action> {
+        let Some(tip) = self.tip.map(|t| t.height) else {
+            return Vec::new();
+        };
+        let fees = fee_context(&self.config, self.fees.as_ref());
+        let mut actions = Vec::new();
+        for id in acting {
+            if let Some(ch) = self.channels.get_mut(id).filter(|c| c.close.is_some()) {
+                actions.extend(ch.start_second_level(tip, &mut self.node, &fees));
+            }
+        }
+        actions
+    }
+
+    /// Between blocks, the sweeper builds the new preimage claims of channels that learned a
+    /// preimage now, for the next block, rather than at the next block.
+    fn sweep_now(&mut self, acting: &BTreeSet<ChannelId>) -> Vec<Action> {
+        let (Some(cfg), Some(tip)) = (&self.config.sweep_to, self.tip.map(|t| t.height)) else {
+            return Vec::new();
+        };
+        let fees = fee_context(&self.config, self.fees.as_ref());
+        let outpoints: BTreeSet<OutPoint> = acting
+            .iter()
+            .filter_map(|id| self.channels.get(id))
+            .flat_map(|ch| ch.sweep_requests(&self.node, &fees))
+            .filter(|r| r.preimage.is_some())
+            .map(|r| r.outpoint)
+            .collect();
+        self.sweeper.claim_now(
+            &outpoints,
+            tip,
+            self.fees.as_ref(),
+            cfg,
+            &self.config.sweeper,
+        )
     }
 
     /// If a channel's go-to-chain rule has fired at the tip, force close it.
@@ -479,11 +548,20 @@ impl ChainArbitrator {
         let mut effects = Vec::new();
         // Transactions in block order; a channel's index is refreshed after each spend so a
         // spend of an output created earlier in the same block is seen.
+        let mut learned = Vec::new();
         for tx in &block.txs {
             // Whether the tx pays our sweep destination: looked at only for a relevant tx.
             let mut pays_us = None;
+            // The channels whose outputs it spends: each searches its witnesses for preimages.
+            let mut spends_of: BTreeSet<ChannelId> = BTreeSet::new();
             for input in &tx.input {
-                let Some(id) = self.index.outpoints.get(&input.previous_output) else {
+                let prev = input.previous_output;
+                let Some(id) = self.index.outpoints.get(&prev) else {
+                    // An output of a close no resolver watches (a future commitment's HTLC):
+                    // only its preimages matter.
+                    if let Some(id) = self.index.closes.get(&prev.txid) {
+                        spends_of.insert(*id);
+                    }
                     continue;
                 };
                 let pays_us = *pays_us.get_or_insert_with(|| {
@@ -495,22 +573,40 @@ impl ChainArbitrator {
                 let Some(ch) = self.channels.get_mut(&id) else {
                     continue;
                 };
+                let closing = ch.data.info.funding_output(&prev).is_some();
                 effects.extend(ch.on_spend(
-                    input.previous_output,
+                    prev,
                     tx,
                     block.height,
                     &mut self.node,
                     &self.config.close,
                     pays_us,
                 ));
-                if self.sweeper.claim_for(&input.previous_output).is_some() {
+                if !closing {
+                    spends_of.insert(id);
+                }
+                if self.sweeper.claim_for(&prev).is_some() {
                     self.sweeper
-                        .on_spent(&input.previous_output, tx.compute_txid(), block.height);
+                        .on_spent(&prev, tx.compute_txid(), block.height);
                 }
                 touched.insert(id);
                 self.reindex(id);
             }
+            let source = PreimageSource::Chain {
+                txid: tx.compute_txid(),
+                height: block.height,
+            };
+            for id in spends_of {
+                if let Some(ch) = self.channels.get(&id) {
+                    let (actions, hashes) = ch.learn_preimages(tx, &source, &mut self.node);
+                    effects.extend(actions);
+                    learned.extend(hashes);
+                }
+            }
         }
+        // A preimage learned here is acted on in this block: every channel with an incoming
+        // HTLC of its hash claims it now (a closed one through its wakeup below).
+        let acting = self.on_preimages_learned(&learned, touched, &mut effects);
         let mut due: BTreeSet<ChannelId> = self
             .index
             .wakeups
@@ -518,6 +614,11 @@ impl ChainArbitrator {
             .map(|(_, c)| *c)
             .collect();
         due.extend(self.index.every_block.iter().copied());
+        due.extend(
+            acting
+                .into_iter()
+                .filter(|id| self.channels.get(id).is_some_and(|c| c.close.is_some())),
+        );
         for id in due {
             touched.insert(id);
             effects.extend(self.wake(id, block.height));
@@ -611,11 +712,17 @@ impl ChainArbitrator {
         &mut self,
         tx: &bitcoin::Transaction,
         touched: &mut BTreeSet<ChannelId>,
-    ) -> Vec<Action> {
+    ) -> (Vec<Action>, Vec<PaymentHash>) {
         let txid = tx.compute_txid();
         let mut effects = Vec::new();
+        let mut learned = Vec::new();
         for input in &tx.input {
-            let Some(id) = self.index.outpoints.get(&input.previous_output) else {
+            let Some(id) = self
+                .index
+                .outpoints
+                .get(&input.previous_output)
+                .or_else(|| self.index.closes.get(&input.previous_output.txid).copied())
+            else {
                 continue;
             };
             let Some(ch) = self.channels.get(&id) else {
@@ -648,22 +755,17 @@ impl ChainArbitrator {
                 }
                 continue;
             }
-            let Some(r) = ch.resolvers.get(&input.previous_output) else {
-                continue;
-            };
-            if let crate::resolver::ResolverKind::OutgoingHtlc {
-                htlc, payment_hash, ..
-            } = r.kind
+            if !ch.resolvers.contains_key(&input.previous_output)
+                && self.index.closes.get(&input.previous_output.txid) != Some(&id)
             {
-                if let Some(preimage) = crate::bolt3::classify::find_preimage(tx, &payment_hash) {
-                    self.node.learn(preimage, &PreimageSource::Mempool { txid });
-                    if let Some(leg) = self.node.circuits.get(&htlc).copied() {
-                        effects.extend(self.node.settle_upstream(&leg, preimage));
-                    }
-                }
+                continue;
             }
+            let (actions, hashes) =
+                ch.learn_preimages(tx, &PreimageSource::Mempool { txid }, &mut self.node);
+            effects.extend(actions);
+            learned.extend(hashes);
         }
-        effects
+        (effects, learned)
     }
 
     /// After a restart: ask for the blocks we missed, and re-emit everything still pending.
@@ -785,6 +887,9 @@ impl ChainArbitrator {
             if let Some(t) = &old.mempool {
                 self.index.mempool.remove(t);
             }
+            if let Some(t) = &old.close {
+                self.index.closes.remove(t);
+            }
             for h in &old.hashes {
                 if let Some(set) = self.index.hashes.get_mut(h) {
                     set.remove(&id);
@@ -826,6 +931,10 @@ impl ChainArbitrator {
             .map(|fc| fc.claim)
             .chain(second_level)
             .chain(ch.cpfp.iter().map(|f| f.claim));
+        if let Some(c) = &ch.close {
+            self.index.closes.insert(c.txid, id);
+            entry.close = Some(c.txid);
+        }
         if let Some(m) = &ch.mempool_commitment {
             let txid = m.tx.compute_txid();
             self.index.mempool.insert(txid, id);
@@ -842,7 +951,9 @@ impl ChainArbitrator {
             .chain(ch.resolvers.values().filter_map(|r| match r.stage {
                 crate::resolver::Stage::Spent { height, .. }
                 | crate::resolver::Stage::Resolved { height, .. } => Some(height),
-                crate::resolver::Stage::Active | crate::resolver::Stage::Abandoned { .. } => None,
+                crate::resolver::Stage::Active
+                | crate::resolver::Stage::Abandoned { .. }
+                | crate::resolver::Stage::Expired { .. } => None,
             }));
         for h in heights {
             self.index.touched_at.entry(h).or_default().insert(id);

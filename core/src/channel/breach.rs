@@ -7,7 +7,8 @@
 //! ([`Action::ReadRevokedLog`]): the commitment is rebuilt from it with BOLT 3 and checked against
 //! the confirmed transaction (which also confirms a close classified as *probably* revoked). Each
 //! output is then claimed through the sweeper by its revocation path, with the whole output as
-//! its budget and the peer's `to_self_delay` after confirmation as its deadline. The requests are
+//! its budget and, as its deadline, the block before the peer's own spend becomes final (`to_self_delay`
+//! blocks after confirmation, BIP 68). The requests are
 //! contestable, so the sweeper puts them in one justice transaction (its budget the whole
 //! penalty, spent as the earliest deadline nears) and splits it, one transaction per input, if
 //! it stays unconfirmed for `SweeperPolicy::split_after_blocks`, so a pinned input cannot hold
@@ -224,9 +225,12 @@ impl ChannelArbitrator {
                 key: key.clone(),
                 preimage: None,
                 witness_pubkey,
-                // The peer's delay is our deadline; the whole output is worth spending on it.
+                // The peer's delay is our deadline: its own spend (nSequence = its delay) is
+                // final from block `since + to_self_delay` (BIP 68), so ours must confirm by the
+                // block before. The whole output is worth spending on it.
                 deadline: since
                     .saturating_add(u32::from(to_self_delay))
+                    .saturating_sub(1)
                     .max(mature_at),
                 budget_sat: r.value_sat,
                 contestable: true,

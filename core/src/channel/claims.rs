@@ -18,7 +18,7 @@ use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec};
 use crate::bolt3::scripts;
 use crate::bolt3::witness::ClaimPath;
 use crate::chain::node::NodeState;
-use crate::resolver::{ResolverKind, Stage};
+use crate::resolver::ResolverKind;
 use crate::types::Party;
 
 use super::{ChannelArbitrator, FeeContext};
@@ -180,7 +180,7 @@ impl ChannelArbitrator {
         };
         let mut out = self.breach_requests();
         for r in self.resolvers.values() {
-            if !matches!(r.stage, Stage::Active) {
+            if !r.claimable() {
                 continue;
             }
             let txout = match (close.tx.output.get(r.outpoint.vout as usize), &to_local) {
@@ -338,13 +338,18 @@ impl ChannelArbitrator {
                     ));
                 }
                 (ResolverKind::Anchor, _) if Self::anchor_worth_sweeping(r.value_sat, ctx) => {
-                    // Our anchor, once it pays for itself: anyone may take it after 16 blocks.
+                    // Our anchor, once it pays for itself: anyone may take it after 16 blocks —
+                    // a spend with nSequence 16 is final from block `close.height + 16` (BIP 68),
+                    // so ours must confirm by the block before.
                     let key = SigningKey::Channel {
                         channel,
                         basepoint: Basepoint::Funding,
                         tweak: KeyTweak::None,
                     };
                     let mature_at = close.height.saturating_add(1);
+                    let anyone_from = close
+                        .height
+                        .saturating_add(crate::bolt3::witness::ANCHOR_ANYONE_CSV.into());
                     out.push(request(
                         ClaimPath::AnchorOwner,
                         scripts::anchor_script(&info.local_basepoints.funding_pubkey),
@@ -352,7 +357,7 @@ impl ChannelArbitrator {
                         None,
                         None,
                         mature_at,
-                        mature_at.saturating_add(crate::bolt3::witness::ANCHOR_ANYONE_CSV.into()),
+                        anyone_from.saturating_sub(1).max(mature_at),
                         r.value_sat,
                         true,
                     ));

@@ -7,12 +7,11 @@ use crate::action::{
     Action, AlertKind, CloseKind, CloseSummary, CloseTrigger, FailReason, Outcome, Report,
     Resolution,
 };
-use crate::bolt3::classify::find_preimage;
 use crate::bolt3::commitment::OutputKind;
 use crate::bolt3::scripts;
 use crate::chain::node::NodeState;
 use crate::close::{classify_close, Classification, Close};
-use crate::event::{CommitmentHtlcInfo, PreimageSource};
+use crate::event::CommitmentHtlcInfo;
 use crate::resolver::{depth, Resolver, ResolverKind, Stage};
 use crate::sweeper::Sweeper;
 use crate::types::{Height, HtlcDirection, HtlcKey, Party, RawTx};
@@ -59,7 +58,7 @@ impl Default for CloseConfig {
 }
 
 impl ChannelArbitrator {
-    fn htlc_key(&self, h: &CommitmentHtlcInfo) -> HtlcKey {
+    pub(super) fn htlc_key(&self, h: &CommitmentHtlcInfo) -> HtlcKey {
         HtlcKey {
             channel: self.data.info.id,
             htlc_id: h.htlc_id,
@@ -85,9 +84,9 @@ impl ChannelArbitrator {
                 Vec::new()
             };
         }
-        let Some(kind) = self.resolvers.get(&outpoint).map(|r| r.kind.clone()) else {
+        if !self.resolvers.contains_key(&outpoint) {
             return Vec::new();
-        };
+        }
         let txid = tx.compute_txid();
         // Our second-level transaction is recognised by its output (our `to_local` script), so
         // any attempt of ours counts, even one signed before a reorg re-planned the resolver.
@@ -103,7 +102,7 @@ impl ChannelArbitrator {
         if let Some(next) = hand_off.or(breach_next) {
             self.resolvers.insert(next.outpoint, next);
         }
-        let mut actions = vec![Action::Report(Report::Timeline {
+        let actions = vec![Action::Report(Report::Timeline {
             channel: self.data.info.id,
             outpoint,
             height,
@@ -113,22 +112,7 @@ impl ChannelArbitrator {
             ),
             txid: Some(txid),
         })];
-        if let ResolverKind::OutgoingHtlc {
-            htlc, payment_hash, ..
-        }
-        | ResolverKind::IncomingHtlc {
-            htlc, payment_hash, ..
-        } = kind
-        {
-            if let Some(preimage) = find_preimage(tx, &payment_hash) {
-                actions.extend(learn_preimage(
-                    node,
-                    htlc,
-                    preimage,
-                    PreimageSource::Chain { txid, height },
-                ));
-            }
-        }
+        // Preimages in its witness are learned by the caller (`learn_preimages`).
         actions
     }
 
@@ -396,7 +380,10 @@ impl ChannelArbitrator {
             return actions;
         };
         let safe = depth(close.height, tip) >= cfg.reorg_safety_depth;
-        if safe && !close.settled_upstream {
+        // A breach's HTLCs are known only from the revoked log: its upstream decisions wait
+        // for the log's answer (asked for at the close, again after a restart).
+        let htlcs_known = !matches!(close.kind, CloseKind::Breach { .. }) || self.revoked.is_some();
+        if safe && !close.settled_upstream && htlcs_known {
             // Any attempt may have inputs lent, even one whose answer came too late to use.
             if let Some(f) = self.cpfp.as_ref().filter(|f| !f.attempts.is_empty()) {
                 actions.push(Action::ReleaseInputs { claim: f.claim });
@@ -449,6 +436,11 @@ impl ChannelArbitrator {
                         outcome = Outcome::Claimed;
                     }
                 }
+                if let Some(fail) =
+                    revoked_outgoing_lost(self.revoked.as_ref(), &close, r.outpoint, channel, node)
+                {
+                    actions.push(fail);
+                }
                 actions.push(Action::Report(Report::Resolution(Resolution {
                     channel,
                     outpoint: r.outpoint,
@@ -462,12 +454,49 @@ impl ChannelArbitrator {
         }
         if safe {
             actions.extend(self.abandon_uneconomical_anchors(tip, fees));
+            actions.extend(self.expire_incoming(tip, node, cfg));
         }
         actions.extend(self.cut_losses(tip, node, cfg));
         actions.extend(self.second_level_actions(tip, node, fees));
         if safe && self.resolved_at.is_none() && self.resolvers.values().all(Resolver::is_resolved)
         {
             self.resolved_at = Some(tip);
+        }
+        actions
+    }
+
+    /// Incoming HTLCs without a preimage whose expiry is reorg-safe — the block `cltv_expiry + 1`,
+    /// the first in which the peer's timeout is final, `reorg_safety_depth` deep — are the peer's
+    /// to take and count as resolved (BOLT 5 B05-LRO-05, B05-RRO-03), so a peer that never
+    /// sweeps them cannot keep the channel open. Their outputs stay watched until archive.
+    fn expire_incoming(&mut self, tip: Height, node: &NodeState, cfg: &CloseConfig) -> Vec<Action> {
+        let channel = self.data.info.id;
+        let mut actions = Vec::new();
+        for r in self.resolvers.values_mut() {
+            let ResolverKind::IncomingHtlc {
+                htlc,
+                payment_hash,
+                cltv_expiry,
+            } = r.kind
+            else {
+                continue;
+            };
+            if !matches!(r.stage, Stage::Active)
+                || depth(cltv_expiry.saturating_add(1), tip) < cfg.reorg_safety_depth
+                || node.preimage_for(&htlc, &payment_hash).is_some()
+            {
+                continue;
+            }
+            r.stage = Stage::Expired { height: tip };
+            actions.push(Action::Report(Report::Resolution(Resolution {
+                channel,
+                outpoint: r.outpoint,
+                outcome: Outcome::LostToPeer,
+                amount_sat: r.value_sat,
+                fees_sat: 0,
+                spending_txid: None,
+                height: tip,
+            })));
         }
         actions
     }
@@ -482,7 +511,7 @@ impl ChannelArbitrator {
         ) {
             return Vec::new(); // we cannot know what is on it: never fail on a guess
         }
-        let on_chain: Vec<HtlcKey> = self
+        let mut on_chain: Vec<HtlcKey> = self
             .resolvers
             .values()
             .filter_map(|r| match r.kind {
@@ -490,10 +519,29 @@ impl ChannelArbitrator {
                 _ => None,
             })
             .collect();
+        if let CloseKind::Breach { .. } = close.kind {
+            // The revoked commitment's HTLCs are known only from the revoked log: without it,
+            // never fail on a guess (the caller waits for it). Its untrimmed outgoing HTLCs are on chain: the peer may
+            // still claim one with the preimage until our justice takes it (settled then), so
+            // each is failed only when its output is ours, reorg-safe (`fail_revoked_outgoing`).
+            let Some(revoked) = &self.revoked else {
+                return Vec::new();
+            };
+            on_chain.extend(
+                revoked
+                    .htlcs
+                    .iter()
+                    .filter(|h| h.direction == HtlcDirection::Outgoing && h.output_index.is_some())
+                    .map(|h| self.htlc_key(h)),
+            );
+        }
         // The HTLCs of the commitment that confirmed (trimmed ones included), when we know it.
-        let confirmed: Vec<CommitmentHtlcInfo> = self
-            .confirmed_commitment()
-            .and_then(|(holder, _, _)| {
+        let confirmed: Vec<CommitmentHtlcInfo> = match (&close.kind, &self.revoked) {
+            (CloseKind::Breach { .. }, Some(revoked)) => Some(revoked.htlcs.clone()),
+            _ => None,
+        }
+        .or_else(|| {
+            self.confirmed_commitment().and_then(|(holder, _, _)| {
                 let c = &self.data.commitments;
                 match holder {
                     Party::Local => c.local.as_ref().map(|l| l.commitment.htlcs.clone()),
@@ -504,7 +552,8 @@ impl ChannelArbitrator {
                         .map(|r| r.htlcs.clone()),
                 }
             })
-            .unwrap_or_default();
+        })
+        .unwrap_or_default();
         let mut actions = Vec::new();
         // Incoming HTLCs trimmed on the confirmed commitment are lost: their final outcome is a
         // failure (unless a preimage is known, which `fail_upstream` refuses to override).
@@ -647,12 +696,29 @@ impl ChannelArbitrator {
                     .saturating_add(cfg.reorg_safety_depth.saturating_sub(1)),
             );
         }
+        // An incoming HTLC without a preimage counts as the peer's once its expiry is
+        // reorg-safe (see `expire_incoming`).
+        for r in self.resolvers.values() {
+            if let (
+                ResolverKind::IncomingHtlc {
+                    htlc,
+                    payment_hash,
+                    cltv_expiry,
+                },
+                Stage::Active,
+            ) = (&r.kind, &r.stage)
+            {
+                if node.preimage_for(htlc, payment_hash).is_none() {
+                    next.push(cltv_expiry.saturating_add(cfg.reorg_safety_depth));
+                }
+            }
+        }
         if matches!(close.kind, CloseKind::Local { .. }) {
             // Second-level claims start at an HTLC's expiry, or at once with its preimage.
             for r in self
                 .resolvers
                 .values()
-                .filter(|r| matches!(r.stage, Stage::Active) && r.second_level.is_none())
+                .filter(|r| r.claimable() && r.second_level.is_none())
             {
                 match &r.kind {
                     ResolverKind::OutgoingHtlc { cltv_expiry, .. } => next.push(*cltv_expiry),
@@ -695,21 +761,33 @@ impl ChannelArbitrator {
     }
 }
 
-/// A preimage learned from a spend: remember it and settle the incoming leg at once.
-fn learn_preimage(
+/// An HTLC output of the peer's revoked commitment was resolved, reorg-safe: if it was an
+/// outgoing HTLC of ours and no preimage appeared (the peer's HTLC-success would have revealed
+/// it and settled the incoming leg), the peer can no longer claim it, so its incoming leg fails.
+fn revoked_outgoing_lost(
+    revoked: Option<&CommitmentRecord>,
+    close: &ConfirmedClose,
+    outpoint: OutPoint,
+    channel: crate::types::ChannelId,
     node: &mut NodeState,
-    htlc: HtlcKey,
-    preimage: crate::bolt3::PaymentPreimage,
-    source: PreimageSource,
-) -> Vec<Action> {
-    node.learn(preimage, &source);
-    let mut actions = Vec::new();
-    if htlc.direction == HtlcDirection::Outgoing {
-        if let Some(leg) = node.circuits.get(&htlc).copied() {
-            actions.extend(node.settle_upstream(&leg, preimage));
-        }
+) -> Option<Action> {
+    if outpoint.txid != close.txid || !matches!(close.kind, CloseKind::Breach { .. }) {
+        return None;
     }
-    actions
+    let h = revoked?.htlcs.iter().find(|h| {
+        h.direction == HtlcDirection::Outgoing && h.output_index == Some(outpoint.vout)
+    })?;
+    let outgoing = HtlcKey {
+        channel,
+        htlc_id: h.htlc_id,
+        direction: h.direction,
+    };
+    let leg = node.circuits.get(&outgoing).copied()?;
+    node.fail_upstream(
+        leg.htlc,
+        &h.payment_hash,
+        FailReason::OutgoingRevoked { outgoing },
+    )
 }
 
 fn describe(kind: &ResolverKind) -> String {

@@ -5,7 +5,11 @@
 //!   peer can still claim it with the preimage while our incoming leg's expiry approaches, so we
 //!   must be able to time it out on-chain; or
 //! - an **incoming** HTLC whose preimage we know reaches `cltv_expiry - incoming_broadcast_delta`:
-//!   after its expiry the peer can time it out, so our HTLC-success must confirm before then.
+//!   the peer's timeout (nLockTime = `cltv_expiry`) is final from block `cltv_expiry + 1`, so our
+//!   HTLC-success must confirm by block `cltv_expiry` at the latest.
+//!
+//! Both rules fire at a tip (`fires_at <= tip`), and what they broadcast is offered for the next
+//! block: the margins are the configured deltas; no finality off-by-one is hidden in them.
 //!
 //! HTLCs on any commitment that can confirm count — ours, the peer's current and pending — so an
 //! outgoing HTLC only the peer's commitment still carries ("dangling") forces a close too. HTLCs
@@ -24,7 +28,9 @@ use super::updates::ChannelData;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadlineConfig {
     /// Blocks before an outgoing HTLC's `cltv_expiry` at which we broadcast. Default 0: the
-    /// HTLC-timeout cannot confirm before the expiry anyway (its nLockTime is the expiry), and
+    /// HTLC-timeout cannot confirm before block `cltv_expiry + 1` anyway (its nLockTime is the
+    /// expiry, final only in a block above it; under anchors one block later still, after the
+    /// commitment's first confirmation), and
     /// broadcasting earlier only force-closes channels the peer might still settle off-chain.
     /// The margin that protects us is the forwarding `cltv_expiry_delta` between the legs.
     pub outgoing_broadcast_delta: u32,

@@ -97,13 +97,38 @@ impl ChannelArbitrator {
         node: &mut NodeState,
         fees: &FeeContext<'_>,
     ) -> Vec<Action> {
+        self.second_level_step(tip, node, fees, false)
+    }
+
+    /// Between blocks, when a preimage was just learned: start the second-level claims that are
+    /// due and not started yet (an HTLC-success), for block `tip + 1`. Claims already out are
+    /// left to the next block.
+    pub(crate) fn start_second_level(
+        &mut self,
+        tip: Height,
+        node: &mut NodeState,
+        fees: &FeeContext<'_>,
+    ) -> Vec<Action> {
+        self.second_level_step(tip, node, fees, true)
+    }
+
+    fn second_level_step(
+        &mut self,
+        tip: Height,
+        node: &mut NodeState,
+        fees: &FeeContext<'_>,
+        only_new: bool,
+    ) -> Vec<Action> {
         let candidates = self.second_level_candidates();
         let mut actions = Vec::new();
         for due in candidates {
             let Some(r) = self.resolvers.get(&due.outpoint) else {
                 continue;
             };
-            if !matches!(r.stage, Stage::Active) || !self.second_level_ready(r, tip, node) {
+            if !r.claimable() || !self.second_level_ready(r, tip, node) {
+                continue;
+            }
+            if only_new && r.second_level.is_some() {
                 continue;
             }
             if self.data.info.channel_type.has_anchors() {

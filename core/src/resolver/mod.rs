@@ -1,7 +1,9 @@
 //! Contract resolvers: one per output of a confirmed close that matters to us.
 //!
 //! Every resolver resolves **by outpoint**: any confirmed spend of its output ends its stage,
-//! whoever made it, and the stage is final once that spend is `reorg_safety_depth` deep. The
+//! whoever made it, and the stage is final once that spend is `reorg_safety_depth` deep. An
+//! incoming HTLC without a preimage is final without a spend once its expiry is reorg-safe
+//! ([`Stage::Expired`]: the peer's to take), so an idle peer cannot keep a channel open. The
 //! arbitrator creates each resolver with everything it needs (value, scripts' timelocks, the HTLC
 //! and its deadline). Claiming — sweep requests to the sweeper, second-level transactions — is
 //! layered on this contract by the resolvers issue without changing it.
@@ -80,6 +82,14 @@ pub enum Stage {
         /// The height it was given up at.
         height: Height,
     },
+    /// An incoming HTLC expired without a preimage, and its expiry is reorg-safe: the peer's to
+    /// take, final for us without a spend (BOLT 5 B05-LRO-05, B05-RRO-03). Its output is still
+    /// watched until the channel is archived: a preimage that arrives while it is unspent is
+    /// still claimed, and any spend of it is still recorded.
+    Expired {
+        /// The height it was counted resolved at.
+        height: Height,
+    },
     /// Final.
     Resolved {
         /// The spending transaction.
@@ -144,12 +154,21 @@ impl Resolver {
 
     /// Whether it has reached its end.
     pub fn is_resolved(&self) -> bool {
-        matches!(self.stage, Stage::Resolved { .. } | Stage::Abandoned { .. })
+        matches!(
+            self.stage,
+            Stage::Resolved { .. } | Stage::Abandoned { .. } | Stage::Expired { .. }
+        )
+    }
+
+    /// Whether its output is unspent and ours to claim when we can: active, or expired (the
+    /// peer's by timeout, still ours with a preimage until the peer spends it).
+    pub fn claimable(&self) -> bool {
+        matches!(self.stage, Stage::Active | Stage::Expired { .. })
     }
 
     /// Its output was spent by `txid` confirmed at `height`.
     pub fn on_spend(&mut self, txid: Txid, height: Height, by_us: bool) {
-        if matches!(self.stage, Stage::Active) {
+        if self.claimable() {
             self.stage = Stage::Spent {
                 txid,
                 height,
@@ -161,7 +180,11 @@ impl Resolver {
     /// The block at `height` was disconnected: a spend confirmed at or above it is undone.
     pub fn on_disconnect(&mut self, height: Height) {
         match self.stage {
-            Stage::Spent { height: h, .. } | Stage::Resolved { height: h, .. } if h >= height => {
+            Stage::Spent { height: h, .. }
+            | Stage::Resolved { height: h, .. }
+            | Stage::Expired { height: h }
+                if h >= height =>
+            {
                 self.stage = Stage::Active;
             }
             _ => {}
@@ -194,7 +217,10 @@ impl Resolver {
             Stage::Spent { height, .. } => {
                 Some(height.saturating_add(safety_depth.saturating_sub(1)))
             }
-            Stage::Active | Stage::Resolved { .. } | Stage::Abandoned { .. } => None,
+            Stage::Active
+            | Stage::Resolved { .. }
+            | Stage::Abandoned { .. }
+            | Stage::Expired { .. } => None,
         }
     }
 }

@@ -211,6 +211,60 @@ impl SimChannel {
         Ok(tx)
     }
 
+    /// The peer's direct claim, with the preimage, of an HTLC we offered on our commitment `n`
+    /// (`<remotehtlcsig> <payment_preimage> <offered_htlc_script>`), paying `fee_sat` and the
+    /// rest to a P2WPKH of the peer's. Valid for Bitcoin Core's interpreter.
+    pub fn peer_preimage_claim(
+        &self,
+        n: u64,
+        htlc: HtlcKey,
+        fee_sat: u64,
+    ) -> Result<Transaction, SimError> {
+        let spec = self.commitment_spec(Party::Local, n)?;
+        let built = build(&spec)?;
+        let sim_htlc = self
+            .state(Party::Local, n)?
+            .htlcs
+            .get(&htlc)
+            .cloned()
+            .filter(|_| htlc.direction == HtlcDirection::Outgoing)
+            .ok_or(SimError::UnknownHtlc(htlc))?;
+        let vout = built
+            .htlc_output_index(true, htlc.htlc_id)
+            .ok_or(SimError::UnknownHtlc(htlc))?;
+        let output = built
+            .outputs
+            .iter()
+            .find(|o| o.index == vout)
+            .ok_or(SimError::UnknownHtlc(htlc))?;
+        let script = output
+            .witness_script
+            .clone()
+            .ok_or(SimError::UnknownHtlc(htlc))?;
+        let value = Amount::from_sat(output.value_sat);
+        let path = crate::bolt3::witness::ClaimPath::preimage_claim_on_remote_commitment(
+            spec.channel_type,
+        );
+        let key = self.remote.htlc_key(&spec.keys.per_commitment_point)?;
+        let pubkey = bitcoin::CompressedPublicKey(key.public_key(crate::bolt3::secp()));
+        let mut tx = crate::bolt3::witness::build_claim_tx(
+            bitcoin::OutPoint {
+                txid: built.tx.compute_txid(),
+                vout,
+            },
+            &path,
+            ScriptBuf::new_p2wpkh(&pubkey.wpubkey_hash()),
+            value
+                .checked_sub(Amount::from_sat(fee_sat))
+                .ok_or(SimError::BalanceExceedsCapacity)?,
+        );
+        let sig = sign::sign_p2wsh(&tx, 0, &script, value, EcdsaSighashType::All, &key)
+            .map_err(sig_err)?;
+        tx.input[0].witness =
+            crate::bolt3::witness::offered_htlc_preimage_witness(&sig, &sim_htlc.preimage, &script);
+        Ok(tx)
+    }
+
     /// A party's per-commitment secret for commitment `n` (revealing the peer's for a revoked
     /// commitment is what makes a breach punishable).
     pub fn per_commitment_secret(&self, holder: Party, n: u64) -> Result<[u8; 32], SimError> {

@@ -288,6 +288,51 @@ impl Sweeper {
         actions
     }
 
+    /// Between blocks: build the claims of `outpoints` that are new (never built, in no
+    /// batch) and mature, each in a transaction of its own, for block `tip + 1` — a claim with
+    /// a preimage just learned goes out in the step that learned it, not a block later.
+    /// Claims already out are left to the next block.
+    pub fn claim_now(
+        &mut self,
+        outpoints: &BTreeSet<OutPoint>,
+        tip: Height,
+        fees: Option<&FeeConditions>,
+        cfg: &SweeperConfig,
+        policy: &SweeperPolicy,
+    ) -> Vec<Action> {
+        let ctx = plan::Ctx {
+            tip,
+            fees,
+            cfg,
+            policy,
+            topup: None,
+        };
+        let mut actions = Vec::new();
+        for outpoint in outpoints {
+            let Some(id) = self.claim_for(outpoint) else {
+                continue;
+            };
+            let Some(claim) = self.claims.get_mut(&id) else {
+                continue;
+            };
+            if plan::planned(claim) || !claim.attempts.is_empty() {
+                continue;
+            }
+            self.tip = Some(tip);
+            let before = claim.clone();
+            let (reports, eligible) = block::examine(claim, &ctx);
+            if *claim != before {
+                self.changed.insert(id);
+            }
+            actions.extend(reports);
+            if eligible {
+                self.form(&[id]);
+                actions.extend(self.block_of(id, &ctx));
+            }
+        }
+        actions
+    }
+
     /// A signer's answer. A signature for the current attempt is checked and broadcast (once
     /// final); one for a superseded attempt is recorded and dropped.
     pub fn on_signed(&mut self, request: RequestId, outcome: &SignOutcome) -> Vec<Action> {

@@ -44,7 +44,7 @@ pub(super) struct TopUp<'a> {
 
 /// Whether a claim is in a planned transaction: a member of a batch, or leading one that has
 /// been built.
-fn planned(c: &SweepClaim) -> bool {
+pub(super) fn planned(c: &SweepClaim) -> bool {
     c.lead.is_some() || c.leads()
 }
 
@@ -343,7 +343,7 @@ impl Sweeper {
     }
 
     /// Make `ids` one batch, led by the lowest id; it is built at this block.
-    fn form(&mut self, ids: &[ClaimId]) {
+    pub(super) fn form(&mut self, ids: &[ClaimId]) {
         let mut ids = ids.to_vec();
         ids.sort();
         let Some((&lead, members)) = ids.split_first() else {

@@ -106,6 +106,7 @@ pub fn render_ledger(l: &Ledger) -> String {
                 OutputStatus::TakenByPeer { txid } => {
                     format!("taken by peer in {}", short_txid(txid))
                 }
+                OutputStatus::Expired => "expired, the peer's".to_string(),
                 OutputStatus::Uneconomical => "left: worth less than claiming it".to_string(),
             };
             let next = out
