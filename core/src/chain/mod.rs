@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bitcoin::OutPoint;
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, Alert, AlertKind, Batch, CloseTrigger, Report};
+use crate::action::{Action, Alert, AlertKind, Batch, CloseTrigger, RecordKey, Report};
 use crate::bolt3::PaymentHash;
 use crate::channel::claims::SweepPolicy;
 use crate::channel::close::CloseConfig;
@@ -26,7 +26,7 @@ use crate::channel::ChannelArbitrator;
 use crate::event::{Block, Event, ForceCloseReason, PreimageSource, UpstreamResolution};
 use crate::sweeper::{Sweeper, SweeperConfig, SweeperPolicy};
 use crate::trace::Machine;
-use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection};
+use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection, HtlcKey};
 
 use node::NodeState;
 
@@ -144,7 +144,14 @@ struct Index {
     claims: BTreeMap<ClaimId, ChannelId>,
     /// Commitments seen in the mempool, by txid.
     mempool: BTreeMap<bitcoin::Txid, ChannelId>,
+    /// Channels with an incoming HTLC of a payment hash, on a live commitment or on the
+    /// confirmed close: the channels a preimage concerns.
     hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
+    /// The outgoing HTLCs forwarded from each incoming HTLC (the circuits, reversed): the
+    /// channels an upstream decision concerns.
+    forwarded: BTreeMap<HtlcKey, BTreeSet<HtlcKey>>,
+    /// The incoming HTLC of each circuit as indexed in `forwarded`.
+    leg_of: BTreeMap<HtlcKey, HtlcKey>,
     /// Channels that had a spend routed at a height (for disconnections).
     touched_at: BTreeMap<Height, BTreeSet<ChannelId>>,
     /// What was indexed for each channel, so it can be removed without scanning.
@@ -180,7 +187,7 @@ pub struct ChainArbitrator {
     /// The latest fee conditions.
     fees: Option<crate::event::FeeConditions>,
     /// A digest of every persisted record, to write only what changed.
-    persisted: BTreeMap<crate::action::RecordKey, [u8; 32]>,
+    persisted: BTreeMap<RecordKey, [u8; 32]>,
     /// The recent blocks as persisted (one record each), to write only the new ones.
     persisted_blocks: BTreeMap<Height, bitcoin::BlockHash>,
 }
@@ -305,14 +312,8 @@ impl ChainArbitrator {
                 touched.insert(outgoing.channel);
             }
             Event::PreimageLearned { preimage, source } => {
-                if self.node.learn(*preimage, source) {
-                    let hash = preimage.payment_hash();
-                    let concerned = self.index.hashes.get(&hash).cloned().unwrap_or_default();
-                    for channel in concerned {
-                        touched.insert(channel);
-                        effects.extend(self.check_deadline(channel));
-                    }
-                }
+                // The channels it concerns follow below, as for a preimage from any source.
+                self.node.learn(*preimage, source);
             }
             Event::UpstreamAcked { htlc, resolution } => {
                 self.node
@@ -325,7 +326,7 @@ impl ChainArbitrator {
             Event::MempoolTx { tx, .. } => effects.extend(self.mempool_tx(tx, &mut touched)),
             Event::FeeConditions(fees) => {
                 self.fees = Some(fees.clone());
-                self.node.dirty.insert(crate::action::RecordKey::Node);
+                self.node.dirty.insert(RecordKey::Node);
             }
             Event::MempoolRemoved { txid, .. } => {
                 if let Some(id) = self.index.mempool.get(txid).copied() {
@@ -403,6 +404,7 @@ impl ChainArbitrator {
             }
             Event::Resumed { .. } => effects.extend(self.resumed()),
         }
+        effects.extend(self.follow_node_changes(&mut touched));
         for id in &touched {
             self.reindex(*id);
             self.sync_claims(*id);
@@ -420,6 +422,87 @@ impl ChainArbitrator {
         }
         actions.extend(effects);
         Ok(actions)
+    }
+
+    /// Touch the channels whose plans depend on node-wide state this step changed, whichever
+    /// event changed it: a preimage (the channels with an incoming HTLC of its hash, on a live
+    /// commitment or on the confirmed close), a circuit (its outgoing HTLC's channel), an
+    /// upstream decision (the channels of the outgoing HTLCs forwarded from that incoming HTLC:
+    /// their cut-loss wake-ups end with it). A touched channel is reindexed, its claims synced
+    /// and its changed records persisted, so its wake-up in memory is what a reload computes.
+    /// An open channel a new preimage concerns also checks its go-to-chain rule at once.
+    fn follow_node_changes(&mut self, touched: &mut BTreeSet<ChannelId>) -> Vec<Action> {
+        let changed: Vec<RecordKey> = self
+            .node
+            .dirty
+            .iter()
+            .filter(|k| {
+                matches!(
+                    k,
+                    RecordKey::Preimage { .. }
+                        | RecordKey::Circuit { .. }
+                        | RecordKey::Upstream { .. }
+                )
+            })
+            .cloned()
+            .collect();
+        let mut effects = Vec::new();
+        for key in &changed {
+            match key {
+                RecordKey::Circuit { outgoing } => {
+                    self.index_circuit(*outgoing);
+                    if self.channels.contains_key(&outgoing.channel) {
+                        touched.insert(outgoing.channel);
+                    }
+                }
+                RecordKey::Preimage { payment_hash } => {
+                    let concerned = self
+                        .index
+                        .hashes
+                        .get(payment_hash)
+                        .cloned()
+                        .unwrap_or_default();
+                    for channel in concerned {
+                        touched.insert(channel);
+                        effects.extend(self.check_deadline(channel));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for key in &changed {
+            if let RecordKey::Upstream { htlc } = key {
+                if let Some(outgoing) = self.index.forwarded.get(htlc) {
+                    touched.extend(
+                        outgoing
+                            .iter()
+                            .map(|o| o.channel)
+                            .filter(|id| self.channels.contains_key(id)),
+                    );
+                }
+            }
+        }
+        effects
+    }
+
+    /// Refresh a circuit's entry in the reversed circuit index.
+    fn index_circuit(&mut self, outgoing: HtlcKey) {
+        if let Some(old) = self.index.leg_of.remove(&outgoing) {
+            if let Some(set) = self.index.forwarded.get_mut(&old) {
+                set.remove(&outgoing);
+                if set.is_empty() {
+                    self.index.forwarded.remove(&old);
+                }
+            }
+        }
+        if let Some(leg) = self.node.circuits.get(&outgoing) {
+            self.index.leg_of.insert(outgoing, leg.htlc);
+            self.index
+                .forwarded
+                .entry(leg.htlc)
+                .or_default()
+                .insert(outgoing);
+        }
     }
 
     /// If a channel's go-to-chain rule has fired at the tip, force close it.
@@ -465,6 +548,7 @@ impl ChainArbitrator {
             hash: block.hash,
         };
         self.tip = Some(here);
+        self.sweeper.set_tip(Some(here.height));
         self.recent.push(here);
         let keep = self.config.close.archive_depth.max(1) as usize;
         if self.recent.len() > keep {
@@ -598,6 +682,8 @@ impl ChainArbitrator {
                 touched.insert(id);
             }
         }
+        // The sweeper's tip is the chain's, whether or not a claim was affected.
+        self.sweeper.set_tip(self.tip.map(|t| t.height));
         Ok(effects)
     }
 
@@ -850,16 +936,21 @@ impl ChainArbitrator {
             .map(|l| &l.commitment)
             .chain(c.remote_current.iter())
             .chain(c.remote_pending.iter());
-        for h in records
+        // Incoming HTLCs of the live commitments, and of the confirmed close (updates may
+        // have removed them from every live commitment since).
+        let on_close = ch.resolvers.values().filter_map(|r| match r.kind {
+            crate::resolver::ResolverKind::IncomingHtlc { payment_hash, .. } => Some(payment_hash),
+            _ => None,
+        });
+        let incoming: BTreeSet<PaymentHash> = records
             .flat_map(|r| r.htlcs.iter())
             .filter(|h| h.direction == HtlcDirection::Incoming)
-        {
-            self.index
-                .hashes
-                .entry(h.payment_hash)
-                .or_default()
-                .insert(id);
-            entry.hashes.push(h.payment_hash);
+            .map(|h| h.payment_hash)
+            .chain(on_close)
+            .collect();
+        for hash in incoming {
+            self.index.hashes.entry(hash).or_default().insert(id);
+            entry.hashes.push(hash);
         }
         if ch.acts_every_block() {
             self.index.every_block.insert(id);
@@ -884,6 +975,10 @@ impl ChainArbitrator {
         let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
         for id in ids {
             self.reindex(id);
+        }
+        let circuits: Vec<HtlcKey> = self.node.circuits.keys().copied().collect();
+        for outgoing in circuits {
+            self.index_circuit(outgoing);
         }
     }
 
