@@ -617,7 +617,7 @@ impl Model {
     }
 
     /// The peer's transaction `tx` enters the mempool (once).
-    fn to_mempool(&mut self, tx: Transaction) {
+    fn enter_mempool(&mut self, tx: Transaction) {
         let txid = tx.compute_txid();
         if self.mempool.iter().any(|t| t.compute_txid() == txid) {
             return;
@@ -642,7 +642,7 @@ impl Model {
     }
 
     /// The peer's transaction at `at` in the mempool leaves it.
-    fn from_mempool(&mut self, at: usize, reason: MempoolRemovalReason) {
+    fn leave_mempool(&mut self, at: usize, reason: MempoolRemovalReason) {
         let tx = self.mempool.remove(at);
         let actions = self.h.feed(Event::MempoolRemoved {
             txid: tx.compute_txid(),
@@ -671,9 +671,9 @@ impl Model {
                 .iter()
                 .any(|i| !utxos.contains_key(&i.previous_output));
             if confirmed {
-                self.from_mempool(at, MempoolRemovalReason::Confirmed);
+                self.leave_mempool(at, MempoolRemovalReason::Confirmed);
             } else if conflicted {
-                self.from_mempool(at, MempoolRemovalReason::Conflict);
+                self.leave_mempool(at, MempoolRemovalReason::Conflict);
             } else {
                 at += 1;
             }
@@ -899,7 +899,7 @@ impl Model {
                 if !eligible.is_empty() {
                     let i = eligible[idx.index(eligible.len())];
                     if let Some(tx) = self.peer_tx(i) {
-                        self.to_mempool(tx);
+                        self.enter_mempool(tx);
                     }
                 }
             }
@@ -909,7 +909,7 @@ impl Model {
                     let tx = sim
                         .commitment_tx(Party::Remote, sim.remote_commitment_number())
                         .expect("remote commitment");
-                    self.to_mempool(tx);
+                    self.enter_mempool(tx);
                 }
             }
             Op::MempoolDrop(idx, reason) => {
@@ -920,7 +920,7 @@ impl Model {
                         1 => MempoolRemovalReason::Conflict,
                         _ => MempoolRemovalReason::Evicted,
                     };
-                    self.from_mempool(at, reason);
+                    self.leave_mempool(at, reason);
                 }
             }
             Op::MineMempool => {
@@ -1156,8 +1156,8 @@ impl Model {
                 if s.peer_knows || !s.outgoing {
                     if let Some(tx) = self.peer_tx(i) {
                         // Every other block, the peer's claims are seen in the mempool first.
-                        if self.tip() % 2 == 0 {
-                            self.to_mempool(tx.clone());
+                        if self.tip().is_multiple_of(2) {
+                            self.enter_mempool(tx.clone());
                         }
                         self.peer_txs.push(tx.clone());
                         c.push(tx);

@@ -96,6 +96,16 @@ pub enum StepError {
     },
     /// An event for a channel that was never registered.
     UnknownChannel(ChannelId),
+    /// A channel update naming a funding output another channel already watches (each output
+    /// belongs to one channel).
+    FundingInUse {
+        /// The channel updated.
+        channel: ChannelId,
+        /// The funding output.
+        outpoint: OutPoint,
+        /// The channel that watches it.
+        by: ChannelId,
+    },
 }
 
 impl std::fmt::Display for StepError {
@@ -127,6 +137,14 @@ impl std::fmt::Display for StepError {
             }
             StepError::Update { channel, error } => write!(f, "channel {channel}: {error}"),
             StepError::UnknownChannel(c) => write!(f, "unknown channel {c}"),
+            StepError::FundingInUse {
+                channel,
+                outpoint,
+                by,
+            } => write!(
+                f,
+                "channel {channel}: funding output {outpoint} is already channel {by}'s"
+            ),
         }
     }
 }
@@ -267,6 +285,18 @@ impl ChainArbitrator {
                         channel: update.channel,
                         error,
                     })?;
+                for f in next.iter().flat_map(|n| &n.info.funding) {
+                    match self.index.outpoints.get(&f.outpoint) {
+                        Some(by) if by != update.channel => {
+                            return Err(StepError::FundingInUse {
+                                channel: update.channel,
+                                outpoint: f.outpoint,
+                                by,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
                 if let (Some(next), Applied::Changed { revoked }) = (next, applied) {
                     match self.channels.get_mut(&update.channel) {
                         Some(channel) => channel.data = next,
