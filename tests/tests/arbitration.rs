@@ -8,7 +8,8 @@ use contractcourt_core::bolt3::{scripts, ChannelType};
 use contractcourt_core::chain::{Config, StepError};
 use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{
-    ChannelChange, ChannelUpdate, Event, ForceCloseReason, IncomingLeg, PreimageSource,
+    ChannelChange, ChannelUpdate, Event, ForceCloseReason, FundingOutput, IncomingLeg,
+    PreimageSource,
 };
 use contractcourt_core::resolver::ResolverKind;
 use contractcourt_core::sim::{SimChannel, SimSetup};
@@ -705,4 +706,51 @@ fn with_several_channels_a_reorged_close_leaves_no_stale_records() {
         .filter(|k| matches!(k, contractcourt_core::action::RecordKey::Resolver { .. }))
         .count();
     assert_eq!(resolver_records, 0);
+}
+
+/// Found by `event_trace_async` while fuzzing for issue 24: two channels each listed the same
+/// extra funding output (a splice). The outpoint index maps an output to one channel, the last
+/// one indexed: in memory the channel updated last, after a reload the one last in id order —
+/// the store did not load back as the in-memory state. An output belongs to one channel: an
+/// update naming a funding output another channel watches is refused and changes nothing.
+#[test]
+fn a_funding_output_another_channel_watches_is_refused() {
+    let mut h = Harness::new(Config::default());
+    let a = h.open(SimSetup::new(31, ChannelType::StaticRemoteKey));
+    let b = h.open(SimSetup::new(32, ChannelType::StaticRemoteKey));
+    let shared = FundingOutput {
+        outpoint: bitcoin::OutPoint {
+            txid: Hash::from_byte_array([0x47; 32]),
+            vout: 1,
+        },
+        value_sat: 1_000_000,
+    };
+    let splice = |h: &Harness, id: ChannelId| {
+        let ch = h.arb.channel(&id).unwrap();
+        Event::ChannelUpdate(ChannelUpdate {
+            channel: id,
+            update_id: ch.data.last_update_id + 1,
+            change: ChannelChange::FundingChanged {
+                funding: vec![ch.data.info.funding[0], shared],
+            },
+        })
+    };
+    let event = splice(&h, a);
+    h.feed(event);
+    let event = splice(&h, b);
+    match h.try_feed(event) {
+        Err(StepError::FundingInUse {
+            channel,
+            outpoint,
+            by,
+        }) => {
+            assert_eq!((channel, outpoint, by), (b, shared.outpoint, a))
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The first channel keeps the output; the second never got it.
+    let own = h.arb.channel(&a).unwrap().data.info.funding.clone();
+    assert!(own.contains(&shared));
+    let b_funding = h.arb.channel(&b).unwrap().data.info.funding.clone();
+    assert!(!b_funding.contains(&shared));
 }

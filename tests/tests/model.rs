@@ -11,7 +11,10 @@
 //! `reorg_safety_depth`) that re-include or drop transactions, and reorgs that swap which
 //! commitment confirmed; fee spikes (estimates ×50 and back, and spikes to 150 sat/vB that end
 //! after 1–4 blocks); a mempool refusing every broadcast of
-//! a block (fee, conflict and script reasons); a crash at any action index of a block's step
+//! a block (fee, conflict and script reasons); the peer's preimage claims and its commitment
+//! seen in the mempool before (or instead of) confirming — and in the end phase every other
+//! block —, and leaving it (replaced, conflicted, evicted, confirmed); a crash at any action
+//! index of a block's step
 //! (the actions after it never executed) and plain restarts from the store. After every step
 //! the invariants of DESIGN.md are checked (2, 3, 4 through `check_durable`, 6, 7 — the whole
 //! output as budget for justice transactions —, 8); at the end of each trace, once the chain is
@@ -44,14 +47,15 @@ use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::chain::{ChainArbitrator, Config};
 use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{
-    Event, FeeConditions, FeeEstimate, ForceCloseReason, IncomingLeg, PreimageSource,
+    Event, FeeConditions, FeeEstimate, ForceCloseReason, IncomingLeg, MempoolRemovalReason,
+    PreimageSource,
 };
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::sim::{SimChannel, SimHtlc, SimSetup};
 use contractcourt_core::sweeper::reserve::{exposures, fee_reserve};
 use contractcourt_core::sweeper::SweeperConfig;
 use contractcourt_core::testkit::verify_with_bitcoin_core;
-use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
+use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RawTx};
 use contractcourt_tests::{Harness, START_HEIGHT};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -121,6 +125,16 @@ enum Op {
     /// A block whose actions are executed only up to this index: the node crashes there and
     /// restarts from the store.
     CrashMidStep(Index),
+    /// The peer's preimage claim of an HTLC on its confirmed commitment appears in the mempool
+    /// (unconfirmed: it may confirm later, or never).
+    MempoolPeerClaim(Index),
+    /// The peer's current commitment appears in the mempool while the funding is unspent.
+    MempoolPeerClose,
+    /// A transaction of the peer's leaves the mempool: replaced (it may come back), conflicted
+    /// or evicted.
+    MempoolDrop(Index, u8),
+    /// A block with the peer's transactions in the mempool.
+    MineMempool,
     Restart,
 }
 
@@ -201,6 +215,10 @@ fn op() -> impl Strategy<Value = Op> {
         .prop_map(Op::Reject),
         1 => any::<Index>().prop_map(Op::CrashMidStep),
         1 => Just(Op::Restart),
+        2 => any::<Index>().prop_map(Op::MempoolPeerClaim),
+        1 => Just(Op::MempoolPeerClose),
+        1 => (any::<Index>(), 0u8..3).prop_map(|(i, r)| Op::MempoolDrop(i, r)),
+        1 => Just(Op::MineMempool),
     ]
 }
 
@@ -312,6 +330,8 @@ struct Model {
     commitments: Vec<(Party, u64, BuiltCommitment)>,
     /// The peer's HTLC transactions, signed once each: (commitment number, HTLC index).
     peer_htlc_txs: RefCell<BTreeMap<(u64, usize), Option<Transaction>>>,
+    /// The peer's transactions in the mempool (told to the engine with `MempoolTx`).
+    mempool: Vec<Transaction>,
 }
 
 impl Model {
@@ -419,6 +439,7 @@ impl Model {
             early_dust_fails: 0,
             commitments: Vec::new(),
             peer_htlc_txs: RefCell::new(BTreeMap::new()),
+            mempool: Vec::new(),
         };
         m.commitments = Model::commitments(m.h.sim(id));
         m.check_step();
@@ -625,6 +646,71 @@ impl Model {
         };
         self.h.mine_salted(txs, salt);
         self.check_step();
+        self.mempool_after_block();
+    }
+
+    /// The peer's transaction `tx` enters the mempool (once).
+    fn enter_mempool(&mut self, tx: Transaction) {
+        let txid = tx.compute_txid();
+        if self.mempool.iter().any(|t| t.compute_txid() == txid) {
+            return;
+        }
+        let utxos = self.utxos();
+        let value_in: u64 = tx
+            .input
+            .iter()
+            .filter_map(|i| utxos.get(&i.previous_output))
+            .map(|(o, _)| o.value.to_sat())
+            .sum();
+        let value_out: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+        self.peer_txs.push(tx.clone());
+        self.mempool.push(tx.clone());
+        let actions = self.h.feed(Event::MempoolTx {
+            fee_sat: value_in.saturating_sub(value_out),
+            vsize: tx.vsize() as u64,
+            tx: RawTx(tx),
+        });
+        self.h.answer(&actions);
+        self.check_step();
+    }
+
+    /// The peer's transaction at `at` in the mempool leaves it.
+    fn leave_mempool(&mut self, at: usize, reason: MempoolRemovalReason) {
+        let tx = self.mempool.remove(at);
+        let actions = self.h.feed(Event::MempoolRemoved {
+            txid: tx.compute_txid(),
+            reason,
+        });
+        self.h.answer(&actions);
+        self.check_step();
+    }
+
+    /// After a block, as a node's mempool tells: the peer's transactions it confirmed leave the
+    /// mempool as confirmed, those whose inputs are gone as conflicted.
+    fn mempool_after_block(&mut self) {
+        let utxos = self.utxos();
+        let mut at = 0;
+        while at < self.mempool.len() {
+            let tx = &self.mempool[at];
+            let txid = tx.compute_txid();
+            let confirmed = self
+                .h
+                .blocks
+                .iter()
+                .any(|b| b.txs.iter().any(|t| t.compute_txid() == txid));
+            // An input spent by another transaction, or gone with a reorged-out parent.
+            let conflicted = tx
+                .input
+                .iter()
+                .any(|i| !utxos.contains_key(&i.previous_output));
+            if confirmed {
+                self.leave_mempool(at, MempoolRemovalReason::Confirmed);
+            } else if conflicted {
+                self.leave_mempool(at, MempoolRemovalReason::Conflict);
+            } else {
+                at += 1;
+            }
+        }
     }
 
     /// Our broadcasts, newest first (a bump wins over the attempt it replaces).
@@ -846,6 +932,41 @@ impl Model {
                 }
             }
             Op::Restart => self.restart(),
+            Op::MempoolPeerClaim(idx) => {
+                let eligible: Vec<usize> = (0..self.specs.len())
+                    .filter(|i| self.specs[*i].peer_knows && self.peer_tx(*i).is_some())
+                    .collect();
+                if !eligible.is_empty() {
+                    let i = eligible[idx.index(eligible.len())];
+                    if let Some(tx) = self.peer_tx(i) {
+                        self.enter_mempool(tx);
+                    }
+                }
+            }
+            Op::MempoolPeerClose => {
+                if self.utxos().contains_key(&self.funding_outpoint()) {
+                    let sim = self.h.sim(self.id);
+                    let tx = sim
+                        .commitment_tx(Party::Remote, sim.remote_commitment_number())
+                        .expect("remote commitment");
+                    self.enter_mempool(tx);
+                }
+            }
+            Op::MempoolDrop(idx, reason) => {
+                if !self.mempool.is_empty() {
+                    let at = idx.index(self.mempool.len());
+                    let reason = match reason {
+                        0 => MempoolRemovalReason::Replaced { by: None },
+                        1 => MempoolRemovalReason::Conflict,
+                        _ => MempoolRemovalReason::Evicted,
+                    };
+                    self.leave_mempool(at, reason);
+                }
+            }
+            Op::MineMempool => {
+                let txs = self.mempool.clone();
+                self.mine_block(txs, false);
+            }
         }
     }
 
@@ -1086,6 +1207,10 @@ impl Model {
                 let s = &self.specs[i];
                 if s.peer_knows || !s.outgoing {
                     if let Some(tx) = self.peer_tx(i) {
+                        // Every other block, the peer's claims are seen in the mempool first.
+                        if self.tip().is_multiple_of(2) {
+                            self.enter_mempool(tx.clone());
+                        }
                         self.peer_txs.push(tx.clone());
                         c.push(tx);
                     }

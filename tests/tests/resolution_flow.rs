@@ -6,7 +6,7 @@ use contractcourt_core::action::{Action, FailReason, Outcome, Report};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::Config;
 use contractcourt_core::channel::ArbState;
-use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg};
+use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg, PreimageSource};
 use contractcourt_core::resolver::ResolverKind;
 use contractcourt_core::sim::SimSetup;
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RawTx};
@@ -331,4 +331,84 @@ fn a_preimage_revealed_after_a_cut_loss_fail_is_reported_as_a_loss_and_never_set
         .count();
     assert_eq!(all_losses, 1, "reported once");
     h.check_crash_anywhere();
+}
+
+/// Issue 23 §2: the peer's HTLC-success seen in the mempool settles the incoming leg at once,
+/// and that decision ends the cut-loss wake-up the channel had planned for the leg. The
+/// harness checks after every event that loading the store gives back the in-memory state: the
+/// channel's wake-up index entry must follow the settle (it used to keep the cut-loss height,
+/// which a reload does not have).
+#[test]
+fn a_preimage_seen_in_the_mempool_ends_the_cut_loss_wakeup_in_memory_as_in_the_store() {
+    let config = Config::default();
+    let expiry = START_HEIGHT + 500;
+    let (mut h, id, out) = remote_close_with_forward(ChannelType::StaticRemoteKey, expiry);
+    h.mine_empty(config.close.reorg_safety_depth + 5);
+    let cut = config.close.cut_loss_blocks.unwrap();
+    assert_eq!(h.arb.next_wakeup(&id), Some(expiry + 40 - cut));
+    let claim = h.sim(id).htlc_tx(Party::Remote, 1, out.key).unwrap();
+    let actions = h.feed(Event::MempoolTx {
+        tx: RawTx(claim.clone()),
+        fee_sat: 0,
+        vsize: claim.vsize() as u64,
+    });
+    assert_eq!(settles(&actions), vec![upstream(1)]);
+    assert_ne!(
+        h.arb.next_wakeup(&id),
+        Some(expiry + 40 - cut),
+        "the leg is settled: no cut-loss wake-up is left for it"
+    );
+    // Replaced in the mempool, then confirmed: nothing changes upstream.
+    h.feed(Event::MempoolRemoved {
+        txid: claim.compute_txid(),
+        reason: contractcourt_core::event::MempoolRemovalReason::Replaced { by: None },
+    });
+    h.mine(vec![claim]);
+    h.mine_empty(3);
+    assert!(fails(&h.transcript).is_empty());
+    h.check_crash_anywhere();
+}
+
+/// Issue 24 (found by `event_trace`, `fuzz/corpus/event_trace/reload-mismatch-wakeup-tip`): our
+/// commitment confirms with an incoming HTLC, updates then fail the HTLC off-chain (no live
+/// commitment carries it any more), and its preimage arrives by invoice. The close's resolver
+/// for that HTLC can use the preimage (a second-level claim of our commitment starts at the
+/// close height once the preimage is known), so the channel's wake-up moves to the close height —
+/// in memory as after a reload (the harness checks after every event that loading the store
+/// gives back the in-memory state). The channel used to be found for a preimage only through
+/// the HTLCs of its live commitments, so it was not reindexed and kept its old wake-up (the
+/// close's reorg-safety height).
+#[test]
+fn a_preimage_of_an_htlc_only_on_the_confirmed_close_moves_its_channels_wakeup() {
+    let config = Config::default();
+    let mut h = Harness::new(config.clone());
+    let id = h.open(SimSetup::new(24, ChannelType::StaticRemoteKey));
+    let mut incoming = None;
+    h.with_sim(id, |sim| {
+        incoming = Some(
+            sim.add_htlc(HtlcDirection::Incoming, 5_000_000, START_HEIGHT + 41)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let incoming = incoming.unwrap();
+    let n = h.sim(id).local_commitment_number();
+    let ours = h.sim(id).commitment_tx(Party::Local, n).unwrap();
+    h.mine(vec![ours]);
+    let close_height = h.height();
+    h.with_sim(id, |sim| {
+        sim.fail_htlc(incoming.key).unwrap();
+        sim.commit().unwrap()
+    });
+    h.mine_empty(2);
+    assert_eq!(
+        h.arb.next_wakeup(&id),
+        Some(close_height + config.close.reorg_safety_depth - 1),
+        "before the preimage: the close's reorg-safety height"
+    );
+    h.feed(Event::PreimageLearned {
+        preimage: incoming.preimage,
+        source: PreimageSource::Invoice { htlc: incoming.key },
+    });
+    assert_eq!(h.arb.next_wakeup(&id), Some(close_height));
 }

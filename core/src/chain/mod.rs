@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bitcoin::OutPoint;
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, Alert, AlertKind, Batch, CloseTrigger, Report};
+use crate::action::{Action, Alert, AlertKind, Batch, CloseTrigger, RecordKey, Report};
 use crate::bolt3::PaymentHash;
 use crate::channel::claims::SweepPolicy;
 use crate::channel::close::CloseConfig;
@@ -26,7 +26,7 @@ use crate::channel::ChannelArbitrator;
 use crate::event::{Block, Event, ForceCloseReason, PreimageSource, UpstreamResolution};
 use crate::sweeper::{Sweeper, SweeperConfig, SweeperPolicy};
 use crate::trace::Machine;
-use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection};
+use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection, HtlcKey};
 
 use node::NodeState;
 
@@ -96,6 +96,16 @@ pub enum StepError {
     },
     /// An event for a channel that was never registered.
     UnknownChannel(ChannelId),
+    /// A channel update naming a funding output another channel already watches (each output
+    /// belongs to one channel).
+    FundingInUse {
+        /// The channel updated.
+        channel: ChannelId,
+        /// The funding output.
+        outpoint: OutPoint,
+        /// The channel that watches it.
+        by: ChannelId,
+    },
 }
 
 impl std::fmt::Display for StepError {
@@ -127,6 +137,14 @@ impl std::fmt::Display for StepError {
             }
             StepError::Update { channel, error } => write!(f, "channel {channel}: {error}"),
             StepError::UnknownChannel(c) => write!(f, "unknown channel {c}"),
+            StepError::FundingInUse {
+                channel,
+                outpoint,
+                by,
+            } => write!(
+                f,
+                "channel {channel}: funding output {outpoint} is already channel {by}'s"
+            ),
         }
     }
 }
@@ -147,7 +165,14 @@ struct Index {
     /// Confirmed closes, by txid: a spend of an output no resolver watches (an HTLC of a
     /// future commitment) is still searched for preimages.
     closes: BTreeMap<bitcoin::Txid, ChannelId>,
+    /// Channels with an incoming HTLC of a payment hash, on a live commitment or on the
+    /// confirmed close: the channels a preimage concerns.
     hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
+    /// The outgoing HTLCs forwarded from each incoming HTLC (the circuits, reversed): the
+    /// channels an upstream decision concerns.
+    forwarded: BTreeMap<HtlcKey, BTreeSet<HtlcKey>>,
+    /// The incoming HTLC of each circuit as indexed in `forwarded`.
+    leg_of: BTreeMap<HtlcKey, HtlcKey>,
     /// Channels that had a spend routed at a height (for disconnections).
     touched_at: BTreeMap<Height, BTreeSet<ChannelId>>,
     /// What was indexed for each channel, so it can be removed without scanning.
@@ -184,7 +209,7 @@ pub struct ChainArbitrator {
     /// The latest fee conditions.
     fees: Option<crate::event::FeeConditions>,
     /// A digest of every persisted record, to write only what changed.
-    persisted: BTreeMap<crate::action::RecordKey, [u8; 32]>,
+    persisted: BTreeMap<RecordKey, [u8; 32]>,
     /// The recent blocks as persisted (one record each), to write only the new ones.
     persisted_blocks: BTreeMap<Height, bitcoin::BlockHash>,
 }
@@ -266,6 +291,18 @@ impl ChainArbitrator {
                         channel: update.channel,
                         error,
                     })?;
+                for f in next.iter().flat_map(|n| &n.info.funding) {
+                    match self.index.outpoints.get(&f.outpoint) {
+                        Some(by) if by != update.channel => {
+                            return Err(StepError::FundingInUse {
+                                channel: update.channel,
+                                outpoint: f.outpoint,
+                                by,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
                 if let (Some(next), Applied::Changed { revoked }) = (next, applied) {
                     match self.channels.get_mut(&update.channel) {
                         Some(channel) => channel.data = next,
@@ -331,7 +368,7 @@ impl ChainArbitrator {
             }
             Event::FeeConditions(fees) => {
                 self.fees = Some(fees.clone());
-                self.node.dirty.insert(crate::action::RecordKey::Node);
+                self.node.dirty.insert(RecordKey::Node);
             }
             Event::MempoolRemoved { txid, .. } => {
                 if let Some(id) = self.index.mempool.get(txid).copied() {
@@ -409,6 +446,7 @@ impl ChainArbitrator {
             }
             Event::Resumed { .. } => effects.extend(self.resumed()),
         }
+        self.follow_node_changes(&mut touched);
         effects.extend(self.claim_second_level_now(&acting));
         for id in &touched {
             self.reindex(*id);
@@ -496,6 +534,80 @@ impl ChainArbitrator {
         )
     }
 
+    /// Touch the channels whose plans depend on node-wide state this step changed, whichever
+    /// event changed it: a preimage (the channels with an incoming HTLC of its hash, on a live
+    /// commitment or on the confirmed close), a circuit (its outgoing HTLC's channel), an
+    /// upstream decision (the channels of the outgoing HTLCs forwarded from that incoming HTLC:
+    /// their cut-loss wake-ups end with it). A touched channel is reindexed, its claims synced
+    /// and its changed records persisted, so its wake-up in memory is what a reload computes.
+    /// (Acting on a new preimage — the go-to-chain rule, claims in the same step — is
+    /// [`Self::on_preimages_learned`]'s, where the preimage is learned.)
+    fn follow_node_changes(&mut self, touched: &mut BTreeSet<ChannelId>) {
+        let changed: Vec<RecordKey> = self
+            .node
+            .dirty
+            .iter()
+            .filter(|k| {
+                matches!(
+                    k,
+                    RecordKey::Preimage { .. }
+                        | RecordKey::Circuit { .. }
+                        | RecordKey::Upstream { .. }
+                )
+            })
+            .cloned()
+            .collect();
+        for key in &changed {
+            match key {
+                RecordKey::Circuit { outgoing } => {
+                    self.index_circuit(*outgoing);
+                    if self.channels.contains_key(&outgoing.channel) {
+                        touched.insert(outgoing.channel);
+                    }
+                }
+                RecordKey::Preimage { payment_hash } => {
+                    if let Some(concerned) = self.index.hashes.get(payment_hash) {
+                        touched.extend(concerned.iter().copied());
+                    }
+                }
+                _ => {}
+            }
+        }
+        // After every circuit of this step is indexed.
+        for key in &changed {
+            if let RecordKey::Upstream { htlc } = key {
+                if let Some(outgoing) = self.index.forwarded.get(htlc) {
+                    touched.extend(
+                        outgoing
+                            .iter()
+                            .map(|o| o.channel)
+                            .filter(|id| self.channels.contains_key(id)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Refresh a circuit's entry in the reversed circuit index.
+    fn index_circuit(&mut self, outgoing: HtlcKey) {
+        if let Some(old) = self.index.leg_of.remove(&outgoing) {
+            if let Some(set) = self.index.forwarded.get_mut(&old) {
+                set.remove(&outgoing);
+                if set.is_empty() {
+                    self.index.forwarded.remove(&old);
+                }
+            }
+        }
+        if let Some(leg) = self.node.circuits.get(&outgoing) {
+            self.index.leg_of.insert(outgoing, leg.htlc);
+            self.index
+                .forwarded
+                .entry(leg.htlc)
+                .or_default()
+                .insert(outgoing);
+        }
+    }
+
     /// If a channel's go-to-chain rule has fired at the tip, force close it.
     fn check_deadline(&mut self, id: ChannelId) -> Vec<Action> {
         let Some(tip) = self.tip else {
@@ -539,6 +651,7 @@ impl ChainArbitrator {
             hash: block.hash,
         };
         self.tip = Some(here);
+        self.sweeper.set_tip(Some(here.height));
         self.recent.push(here);
         let keep = self.config.close.archive_depth.max(1) as usize;
         if self.recent.len() > keep {
@@ -704,6 +817,8 @@ impl ChainArbitrator {
                 touched.insert(id);
             }
         }
+        // The sweeper's tip is the chain's, whether or not a claim was affected.
+        self.sweeper.set_tip(self.tip.map(|t| t.height));
         Ok(effects)
     }
 
@@ -966,16 +1081,21 @@ impl ChainArbitrator {
             .map(|l| &l.commitment)
             .chain(c.remote_current.iter())
             .chain(c.remote_pending.iter());
-        for h in records
+        // Incoming HTLCs of the live commitments, and of the confirmed close (updates may
+        // have removed them from every live commitment since).
+        let on_close = ch.resolvers.values().filter_map(|r| match r.kind {
+            crate::resolver::ResolverKind::IncomingHtlc { payment_hash, .. } => Some(payment_hash),
+            _ => None,
+        });
+        let incoming: BTreeSet<PaymentHash> = records
             .flat_map(|r| r.htlcs.iter())
             .filter(|h| h.direction == HtlcDirection::Incoming)
-        {
-            self.index
-                .hashes
-                .entry(h.payment_hash)
-                .or_default()
-                .insert(id);
-            entry.hashes.push(h.payment_hash);
+            .map(|h| h.payment_hash)
+            .chain(on_close)
+            .collect();
+        for hash in incoming {
+            self.index.hashes.entry(hash).or_default().insert(id);
+            entry.hashes.push(hash);
         }
         if ch.acts_every_block() {
             self.index.every_block.insert(id);
@@ -1000,6 +1120,10 @@ impl ChainArbitrator {
         let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
         for id in ids {
             self.reindex(id);
+        }
+        let circuits: Vec<HtlcKey> = self.node.circuits.keys().copied().collect();
+        for outgoing in circuits {
+            self.index_circuit(outgoing);
         }
     }
 

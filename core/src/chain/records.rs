@@ -468,6 +468,7 @@ impl ChainArbitrator {
         }
         arb.tip = arb.recent.last().copied();
         arb.sweeper = Sweeper::from_claims(claims);
+        arb.sweeper.set_tip(arb.tip.map(|t| t.height));
         arb.reindex_all();
         Ok(arb)
     }

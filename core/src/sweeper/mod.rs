@@ -98,8 +98,8 @@ pub struct Sweeper {
     by_txid: BTreeMap<Txid, ClaimId>,
     /// Claims changed (or removed) since [`Sweeper::take_changed`]; not persisted.
     changed: BTreeSet<ClaimId>,
-    /// The tip last seen (blocks, disconnections, `Resumed`): nothing is broadcast that is not
-    /// final in the block after it. Not persisted.
+    /// The chain's tip (kept by the chain arbitrator, restored with it on load): nothing is
+    /// broadcast that is not final in the block after it.
     tip: Option<Height>,
     /// The CPFP wallet's confirmed balance, once told. Not persisted.
     wallet_balance: Option<u64>,
@@ -113,9 +113,10 @@ pub struct Sweeper {
 }
 
 impl PartialEq for Sweeper {
-    /// Equal when the claims are: the indexes are derived, the change set and tip transient.
+    /// Equal when the claims and the tip are: the indexes are derived, the change set and the
+    /// fee wallet's figures transient.
     fn eq(&self, other: &Self) -> bool {
-        self.claims == other.claims
+        self.claims == other.claims && self.tip == other.tip
     }
 }
 
@@ -160,6 +161,12 @@ impl Sweeper {
             topup_landed: 0,
             reserve_level: None,
         }
+    }
+
+    /// The chain's tip changed (a block connected or disconnected, the node loaded): what is
+    /// signed from now on is broadcast only if final in the block after it.
+    pub fn set_tip(&mut self, tip: Option<Height>) {
+        self.tip = tip;
     }
 
     /// Every claim, for persistence (one record per claim) and reports.

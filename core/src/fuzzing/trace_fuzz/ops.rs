@@ -495,17 +495,24 @@ impl Driver<'_> {
     fn refused(&mut self, b: &mut Bytes<'_>, chan: usize) {
         let tip = self.blocks.last().map(|b| (b.height, b.hash));
         let event = match (b.u8() % 4, tip) {
-            (0, Some((height, hash))) => Event::BlockConnected(Block {
-                height: height + 1 + u32::from(b.u8() % 2),
-                hash: BlockHash::from_byte_array([b.u8(); 32]),
-                prev_hash: if b.bool() {
-                    BlockHash::from_byte_array([0xee; 32])
+            (0, Some((height, hash))) => {
+                // Never a block that extends the tip: on the tip's hash at a wrong height, or
+                // at the next height or the one after on an unknown parent.
+                let skip = u32::from(b.u8() % 2);
+                let block_hash = BlockHash::from_byte_array([b.u8(); 32]);
+                let (height, prev_hash) = if b.bool() {
+                    (height + 1 + skip, BlockHash::from_byte_array([0xee; 32]))
                 } else {
-                    hash
-                },
-                time: 0,
-                txs: Vec::new(),
-            }),
+                    (height + 2 * skip, hash)
+                };
+                Event::BlockConnected(Block {
+                    height,
+                    hash: block_hash,
+                    prev_hash,
+                    time: 0,
+                    txs: Vec::new(),
+                })
+            }
             (1, Some(_)) => {
                 let i = b.below(self.blocks.len());
                 let block = &self.blocks[i];
@@ -536,8 +543,10 @@ impl Driver<'_> {
                 reason: ForceCloseReason::User,
             },
         };
-        self.note(|| format!("refused? {event:?}"));
-        self.feed(event);
+        self.note(|| format!("refused {event:?}"));
+        if self.feed(event.clone()).is_some() {
+            panic!("an event that must be refused was accepted: {event:?}");
+        }
     }
 
     /// An update the sim would not send: a corrupted one, shutdown scripts, data loss or a
