@@ -97,10 +97,8 @@ pub enum StepError {
     /// An event for a channel that was never registered.
     UnknownChannel(ChannelId),
     /// A channel update naming a funding output another channel already watches (each output
-    /// belongs to one channel).
+    /// belongs to one channel). The channel updated is the event's.
     FundingInUse {
-        /// The channel updated.
-        channel: ChannelId,
         /// The funding output.
         outpoint: OutPoint,
         /// The channel that watches it.
@@ -137,14 +135,9 @@ impl std::fmt::Display for StepError {
             }
             StepError::Update { channel, error } => write!(f, "channel {channel}: {error}"),
             StepError::UnknownChannel(c) => write!(f, "unknown channel {c}"),
-            StepError::FundingInUse {
-                channel,
-                outpoint,
-                by,
-            } => write!(
-                f,
-                "channel {channel}: funding output {outpoint} is already channel {by}'s"
-            ),
+            StepError::FundingInUse { outpoint, by } => {
+                write!(f, "funding output {outpoint} is already channel {by}'s")
+            }
         }
     }
 }
@@ -295,7 +288,6 @@ impl ChainArbitrator {
                     match self.index.outpoints.get(&f.outpoint) {
                         Some(by) if by != update.channel => {
                             return Err(StepError::FundingInUse {
-                                channel: update.channel,
                                 outpoint: f.outpoint,
                                 by,
                             })
