@@ -12,7 +12,7 @@ use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{ChannelChange, ChannelUpdate, Event, ForceCloseReason};
 use contractcourt_core::policy::check_final;
 use contractcourt_core::sim::SimSetup;
-use contractcourt_core::types::{ChannelId, HtlcDirection, Party};
+use contractcourt_core::types::{HtlcDirection, Party};
 use contractcourt_tests::checks::{
     check_broadcasts, incoming_with_preimages, sweeping_config, uniform_fees,
 };

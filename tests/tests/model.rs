@@ -12,7 +12,9 @@
 //! a block (fee, conflict and script reasons); a crash at any action index of a block's step
 //! (the actions after it never executed) and plain restarts from the store. After every step
 //! the invariants of DESIGN.md are checked (2, 3, 4 through `check_durable`, 6, 7 — the whole
-//! output as budget for justice transactions —, 8); at the end of each trace, once the chain is
+//! output as budget for justice transactions —, 8) and the resolution reports, the latest close
+//! summary and the ledger agree on every output (outcome, amount, fees; issue 14 §1); at the end
+//! of each trace, once the chain is
 //! 20+ blocks past every expiry, no output of ours is stuck (1; only an anchor, or an output
 //! whose budget cannot pay the relay fee for its claim, may be left), the ledger agrees with a small
 //! reference model of who is entitled to each HTLC output (on a breach: every output but the
