@@ -58,14 +58,7 @@ enum Command {
     /// Show a store's channels, their states, the per-output ledger and pending upstream
     /// decisions (read only).
     ///
-    /// Ledger figures, in satoshis: an output's `amount` is its value in the transaction that
-    /// created it; its `fees` are every fee we paid (or are paying, while a claim is out) to bring
-    /// it to our wallet or sweep destination — its share of our sweep or justice transaction, the
-    /// fee of our second-level HTLC transaction that spent it (pre-signed out of the HTLC's value
-    /// on legacy channels, paid by wallet inputs under anchors), and for our anchor the CPFP
-    /// child's fee; `recovered` is the value on the close of the outputs that ended ours, BEFORE
-    /// fees (an HTLC output our second-level transaction spent counts at its value on the
-    /// commitment); `recovered - fees` is exactly what reached our wallet and sweep destination.
+    /// `--help` defines each ledger figure (recovered before fees, what each fee covers).
     #[command(after_long_help = simulate::LEDGER_HELP)]
     Inspect {
         /// The store.
