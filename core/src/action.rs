@@ -494,8 +494,9 @@ pub enum Report {
     Resolution(Resolution),
     /// Something needs attention.
     Alert(Alert),
-    /// An upstream resolution the chain has since contradicted (a reorg deeper than
-    /// `reorg_safety_depth`): a loss to account for.
+    /// A loss to account for: an upstream resolution the chain has since contradicted (a reorg
+    /// deeper than `reorg_safety_depth`), an incoming leg failed by the cut-loss rule, or an
+    /// incoming HTLC the peer timed out (reorg-safe) while we held its preimage.
     Loss {
         /// The HTLC.
         htlc: HtlcKey,
@@ -614,20 +615,28 @@ pub struct Resolution {
     pub height: Height,
 }
 
-/// What became of an output.
+/// What became of an output, decided from the transaction that spent it (its witness and
+/// outputs, [`crate::resolver::Resolver::outcome`]) — the same answer the ledger gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// We claimed it.
+    /// We claimed it (our sweep, justice transaction, CPFP child or HTLC-success transaction).
     Claimed,
-    /// Our outgoing HTLC timed out back to us.
+    /// Our outgoing HTLC timed out back to us (our timeout claim or HTLC-timeout transaction).
     TimedOut,
-    /// The peer took it (a preimage or timeout claim of theirs).
+    /// The peer took it (a preimage or timeout claim of theirs, a sweep of its own balance, or a
+    /// revocation spend).
     LostToPeer,
     /// Too small to claim economically; left.
     Uneconomical,
-    /// Taken by a third party (e.g. an anchor after 16 blocks).
+    /// Taken by a third party (an anchor's anyone-can-spend path after 16 blocks).
     ThirdParty,
+    /// The peer's second-level transaction on its revoked commitment spent it; the output it
+    /// created is ours by revocation and has a resolution of its own.
+    RevokedSecondLevel,
+    /// Spent with a witness that fits none of its paths (an `UnknownSpend` alert named the
+    /// transaction, the input and the witness): not counted as anyone's.
+    UnknownSpend,
 }
 
 /// An alert for the operator.
@@ -647,7 +656,7 @@ pub struct Alert {
 pub enum AlertKind {
     /// An event was refused (e.g. an update gap, a block that does not connect).
     RefusedEvent,
-    /// The funding output was spent by something we cannot explain.
+    /// The funding output, or an output of a close, was spent by something we cannot explain.
     UnknownSpend,
     /// An old commitment of ours confirmed.
     OldLocalCommitment,

@@ -17,7 +17,9 @@
 //! index of a block's step
 //! (the actions after it never executed) and plain restarts from the store. After every step
 //! the invariants of DESIGN.md are checked (2, 3, 4 through `check_durable`, 6, 7 — the whole
-//! output as budget for justice transactions —, 8); at the end of each trace, once the chain is
+//! output as budget for justice transactions —, 8) and the resolution reports, the latest close
+//! summary and the ledger agree on every output (outcome, amount, fees; issue 14 §1); at the end
+//! of each trace, once the chain is
 //! 20+ blocks past every expiry, no output of ours is stuck (1; only an anchor, or an output
 //! whose budget cannot pay the relay fee for its claim, may be left), the ledger agrees with a small
 //! reference model of who is entitled to each HTLC output (on a breach: every output but the
@@ -40,7 +42,7 @@ use std::ops::Range;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
-use contractcourt_core::action::{Action, FailReason, Report};
+use contractcourt_core::action::{Action, CloseSummary, FailReason, Outcome, Report, Resolution};
 use contractcourt_core::bolt3::commitment::BuiltCommitment;
 use contractcourt_core::bolt3::{scripts, ChannelType, PaymentHash};
 use contractcourt_core::chain::ledger::OutputStatus;
@@ -332,6 +334,10 @@ struct Model {
     peer_htlc_txs: RefCell<BTreeMap<(u64, usize), Option<Transaction>>>,
     /// The peer's transactions in the mempool (told to the engine with `MempoolTx`).
     mempool: Vec<Transaction>,
+    /// The latest resolution report of each output and the latest close summary (issue 14 §1).
+    resolutions: BTreeMap<OutPoint, Resolution>,
+    summary: Option<CloseSummary>,
+    checked_reports: usize,
 }
 
 impl Model {
@@ -440,6 +446,9 @@ impl Model {
             commitments: Vec::new(),
             peer_htlc_txs: RefCell::new(BTreeMap::new()),
             mempool: Vec::new(),
+            resolutions: BTreeMap::new(),
+            summary: None,
+            checked_reports: 0,
         };
         m.commitments = Model::commitments(m.h.sim(id));
         m.check_step();
@@ -970,8 +979,97 @@ impl Model {
         }
     }
 
+    /// The resolution reports, the close summary and the ledger agree on every output: each
+    /// final output's latest resolution has the outcome, amount and fees the resolver and the
+    /// ledger give it, and the latest close summary names the close and our balance on it.
+    fn check_reports_agree(&mut self) {
+        for a in &self.h.transcript[self.checked_reports..] {
+            match a {
+                Action::Report(Report::Resolution(r)) => {
+                    self.resolutions.insert(r.outpoint, r.clone());
+                }
+                Action::Report(Report::CloseSummary(c)) if c.channel == self.id => {
+                    self.summary = Some(c.clone());
+                }
+                _ => {}
+            }
+        }
+        self.checked_reports = self.h.transcript.len();
+        let Some(ch) = self.h.arb.channel(&self.id) else {
+            return; // archived
+        };
+        let Some(close) = &ch.close else {
+            return;
+        };
+        let ledger = self.h.arb.ledger();
+        let rows: BTreeMap<OutPoint, _> = ledger
+            .channels
+            .iter()
+            .filter(|c| c.channel == self.id)
+            .flat_map(|c| c.outputs.iter().map(|e| (e.outpoint, e)))
+            .collect();
+        let tip = self.tip();
+        for r in ch.resolvers.values() {
+            let row = rows
+                .get(&r.outpoint)
+                .expect("every resolver has a ledger row");
+            let outcome = r.outcome();
+            let fits = match (&row.status, outcome) {
+                (OutputStatus::Recovered { .. }, Some(Outcome::Claimed | Outcome::TimedOut))
+                | (OutputStatus::TakenByPeer { .. }, Some(Outcome::LostToPeer))
+                | (OutputStatus::TakenByThirdParty { .. }, Some(Outcome::ThirdParty))
+                | (OutputStatus::UnknownSpend { .. }, Some(Outcome::UnknownSpend))
+                | (OutputStatus::Uneconomical, Some(Outcome::Uneconomical))
+                | (
+                    OutputStatus::SecondLevel { .. },
+                    Some(Outcome::Claimed | Outcome::TimedOut | Outcome::RevokedSecondLevel),
+                ) => true,
+                (OutputStatus::Confirming { .. }, Some(_)) => !r.is_resolved(),
+                (_, None) => !r.is_resolved(),
+                _ => false,
+            };
+            assert!(
+                fits,
+                "{} ({}): ledger says {:?}, the resolver's outcome is {outcome:?} at {tip}",
+                r.outpoint, row.what, row.status
+            );
+            if !r.is_resolved() {
+                continue;
+            }
+            let rep = self.resolutions.get(&r.outpoint).unwrap_or_else(|| {
+                panic!(
+                    "{} ({}) is final with no resolution report at {tip}",
+                    r.outpoint, row.what
+                )
+            });
+            assert_eq!(
+                (Some(rep.outcome), rep.amount_sat, rep.fees_sat),
+                (outcome, row.amount_sat, row.fees_paid_sat),
+                "{} ({}): the resolution report and the ledger disagree at {tip}",
+                r.outpoint,
+                row.what
+            );
+        }
+        let summary = self.summary.as_ref().expect("a close has a summary");
+        let balance: u64 = rows
+            .values()
+            .filter(|e| e.what == "our balance" && e.outpoint.txid == close.txid)
+            .map(|e| e.amount_sat)
+            .sum();
+        assert_eq!(
+            (
+                summary.closing_txid,
+                summary.height,
+                summary.our_balance_sat
+            ),
+            (close.txid, close.height, balance),
+            "the close summary and the ledger disagree at {tip}"
+        );
+    }
+
     /// The invariants checked after every step.
     fn check_step(&mut self) {
+        self.check_reports_agree();
         let depth = self.h.config.close.reorg_safety_depth;
         let tip = self.tip();
         // The fee reserve, kept up to date channel by channel, is what a full scan gives.
@@ -1397,8 +1495,11 @@ impl Model {
                 OutputStatus::Recovered { .. }
                 | OutputStatus::SecondLevel { .. }
                 | OutputStatus::TakenByPeer { .. }
+                | OutputStatus::TakenByThirdParty { .. }
                 | OutputStatus::Confirming { .. }
                 | OutputStatus::Claiming => true,
+                // Every spend in this model is on a known path.
+                OutputStatus::UnknownSpend { .. } => false,
                 OutputStatus::Timelocked { .. } => e.next_step.is_some(),
                 OutputStatus::Contested | OutputStatus::Expired => incoming_unknown,
                 // Left as not worth claiming: an anchor, or an output whose budget (5% of a

@@ -211,6 +211,37 @@ pub fn classify_anchor_spend(witness: &Witness) -> AnchorSpend {
     }
 }
 
+/// What a witness looks like, for an operator reading an alert: how many elements, each one's
+/// length, and the first bytes of the last (the witness script, when there is one). Bounded:
+/// at most 8 lengths are listed, whatever the witness.
+pub fn describe_witness(witness: &Witness) -> String {
+    let items: Vec<&[u8]> = witness.iter().collect();
+    if items.is_empty() {
+        return "an empty witness".to_string();
+    }
+    let mut lengths: Vec<String> = items.iter().take(8).map(|i| i.len().to_string()).collect();
+    if items.len() > 8 {
+        lengths.push("…".to_string());
+    }
+    let last = items.last().map_or(&[][..], |l| &l[..l.len().min(4)]);
+    let hex: String = last.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{} witness element(s) of {} bytes, the last starting {}",
+        items.len(),
+        lengths.join(", "),
+        if hex.is_empty() { "(empty)" } else { &hex }
+    )
+}
+
+/// Whether a witness has the shape of a second-level HTLC transaction's input
+/// (`<> <sig> <sig> <x> <htlc script>`), whatever `x` is.
+pub fn is_second_level_shape(witness: &Witness) -> bool {
+    let items: Vec<&[u8]> = witness.iter().collect();
+    matches!(items.as_slice(), [dummy, a, b, _, script]
+        if dummy.is_empty() && is_signature_like(a) && is_signature_like(b)
+            && htlc_script_revocation_hash(script).is_some())
+}
+
 /// The preimage of `payment_hash`, if any witness element of any input of `tx` is one — whatever
 /// the input spends and whatever shape its witness has.
 pub fn find_preimage(tx: &Transaction, payment_hash: &PaymentHash) -> Option<PaymentPreimage> {
@@ -434,6 +465,22 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert_eq!(found.get(&hash), Some(&PREIMAGE));
         assert_eq!(found.get(&other.payment_hash()), Some(&other));
+    }
+
+    #[test]
+    fn witness_descriptions_name_the_shape_and_stay_bounded() {
+        let w = received_htlc_timeout_witness(&sig(9), &received());
+        let d = describe_witness(&w);
+        assert!(d.starts_with("3 witness element(s) of "), "{d}");
+        assert!(d.contains("the last starting 76a914"), "{d}");
+        assert_eq!(describe_witness(&Witness::new()), "an empty witness");
+        let many = Witness::from_slice(&vec![vec![1u8]; 20]);
+        assert_eq!(
+            describe_witness(&many),
+            "20 witness element(s) of 1, 1, 1, 1, 1, 1, 1, 1, … bytes, the last starting 01"
+        );
+        assert!(is_second_level_shape(&second_level(&[], &offered())));
+        assert!(!is_second_level_shape(&w));
     }
 
     #[test]

@@ -1,14 +1,38 @@
 //! The ledger: what every output of every closing channel is worth and where it stands — the
 //! operator's view of funds "in limbo". Derived on demand from the confirmed close, its
 //! resolvers and the sweeper; nothing here is stored, so it cannot disagree with the engine.
+//! An output's status comes from [`Resolver::outcome`] and its fees from
+//! [`ChannelArbitrator::fees_paid`], the same functions the resolution reports use.
 //!
 //! Each output is counted once, from the commitment that confirmed: an HTLC that was on several
 //! commitments appears only as the output it really is, and a forwarded HTLC appears on each
 //! channel only as that channel's output (its other leg is another channel's output).
+//!
+//! **The figures, each defined once** (satoshis):
+//! - an output's *amount* is its value in the transaction that created it;
+//! - an output's *fees* are every fee we paid (or are paying, while a claim is out) to bring it
+//!   to our wallet or sweep destination: its share of our sweep or justice transaction, the fee
+//!   of our second-level HTLC transaction that spent it (pre-signed and taken out of the HTLC's
+//!   value on legacy channels, paid by wallet inputs under anchors), and for our anchor the fee
+//!   of the CPFP child that spent it. A spend by anyone else costs us nothing;
+//! - the totals count each output of the close once, **before fees**, in the bucket of where it
+//!   stands: an HTLC output our own second-level transaction spent stands where that
+//!   transaction's output stands, and counts at its value on the commitment (the output's row
+//!   shows the second-level output's own, smaller, amount on legacy channels); an output of the
+//!   peer's second-level transaction on its revoked commitment counts at its own value;
+//! - `fees` is the sum of every output's fees, so once everything is final,
+//!   **`recovered − fees` is exactly what reached our wallet and sweep destination** from the
+//!   close (wallet inputs lent to our claims counted as spent).
+//!
+//! A cooperative close pays our balance straight to our shutdown script: there is nothing to
+//! resolve, and nothing of it is in the ledger.
+
+use std::collections::BTreeMap;
 
 use bitcoin::{OutPoint, Txid};
 use serde::{Deserialize, Serialize};
 
+use crate::action::Outcome;
 use crate::channel::{ArbState, ChannelArbitrator};
 use crate::resolver::{Resolver, ResolverKind, Stage};
 use crate::sweeper::ClaimState;
@@ -57,6 +81,17 @@ pub enum OutputStatus {
     /// preimage: the peer may take it by timeout whenever it wants (BOLT 5 counts it irrevocably
     /// resolved); counted with what the peer took.
     Expired,
+    /// Final: taken by a third party (our anchor, by its anyone-can-spend path after 16 blocks).
+    TakenByThirdParty {
+        /// The spending transaction.
+        txid: Txid,
+    },
+    /// Final: spent with a witness that fits none of its paths (an `UnknownSpend` alert named
+    /// the transaction, the input and the witness); counted as no one's.
+    UnknownSpend {
+        /// The spending transaction.
+        txid: Txid,
+    },
     /// Left unclaimed: worth less than its claim would cost — an anchor once the close is final
     /// (for good), or a dust-sized output the sweeper re-examines every block in case fees fall.
     Uneconomical,
@@ -99,7 +134,8 @@ pub struct Totals {
     pub contested_sat: u64,
     /// Being claimed or confirming.
     pub claiming_sat: u64,
-    /// Recovered, before fees.
+    /// Recovered: the value on the close of the outputs that ended ours, **before fees** (see
+    /// the module documentation).
     pub recovered_sat: u64,
     /// Taken by the peer, or expired and the peer's to take ([`OutputStatus::Expired`]).
     pub taken_by_peer_sat: u64,
@@ -107,7 +143,14 @@ pub struct Totals {
     /// outputs).
     #[serde(default)]
     pub uneconomical_sat: u64,
-    /// Fees paid.
+    /// Taken by a third party (anchors after 16 blocks).
+    #[serde(default)]
+    pub third_party_sat: u64,
+    /// Spent by a witness of no known path.
+    #[serde(default)]
+    pub unknown_spend_sat: u64,
+    /// Every fee we paid to bring the recovered outputs to our wallet or sweep destination (and
+    /// are paying for those still being claimed): `recovered − fees` is what reached them.
     pub fees_sat: u64,
 }
 
@@ -134,6 +177,24 @@ fn describe(kind: &ResolverKind) -> String {
     }
 }
 
+impl Totals {
+    fn add(&mut self, status: &OutputStatus, value: u64) {
+        let bucket = match status {
+            OutputStatus::Timelocked { .. } => &mut self.timelocked_sat,
+            OutputStatus::Contested => &mut self.contested_sat,
+            OutputStatus::Claiming | OutputStatus::Confirming { .. } => &mut self.claiming_sat,
+            OutputStatus::Recovered { .. } => &mut self.recovered_sat,
+            OutputStatus::TakenByPeer { .. } | OutputStatus::Expired => &mut self.taken_by_peer_sat,
+            OutputStatus::TakenByThirdParty { .. } => &mut self.third_party_sat,
+            OutputStatus::UnknownSpend { .. } => &mut self.unknown_spend_sat,
+            OutputStatus::Uneconomical => &mut self.uneconomical_sat,
+            // Counted once, where the second-level output it became stands.
+            OutputStatus::SecondLevel { .. } => return,
+        };
+        *bucket = bucket.saturating_add(value);
+    }
+}
+
 impl ChainArbitrator {
     /// The ledger at the current tip.
     pub fn ledger(&self) -> Ledger {
@@ -142,25 +203,26 @@ impl ChainArbitrator {
         let mut totals = Totals::default();
         let mut channels = Vec::new();
         for ch in self.channels.values().filter(|c| c.close.is_some()) {
+            // The fee our own pre-signed second-level transaction took out of an HTLC's value
+            // is counted with the output it became, so the HTLC counts at its full value.
+            let mut presigned: BTreeMap<OutPoint, u64> = BTreeMap::new();
+            for r in ch.resolvers.values() {
+                if !matches!(r.outcome(), Some(Outcome::Claimed | Outcome::TimedOut)) {
+                    continue;
+                }
+                if let Some(n) = ch.second_level_output(r) {
+                    *presigned.entry(n.outpoint).or_default() +=
+                        r.value_sat.saturating_sub(n.value_sat);
+                }
+            }
             let mut outputs = Vec::new();
             for r in ch.resolvers.values() {
                 let entry = self.entry(ch, r, tip, depth);
-                let v = entry.amount_sat;
-                match entry.status {
-                    OutputStatus::Timelocked { .. } => totals.timelocked_sat += v,
-                    OutputStatus::Contested => totals.contested_sat += v,
-                    OutputStatus::Claiming | OutputStatus::Confirming { .. } => {
-                        totals.claiming_sat += v
-                    }
-                    OutputStatus::Recovered { .. } => totals.recovered_sat += v,
-                    OutputStatus::TakenByPeer { .. } | OutputStatus::Expired => {
-                        totals.taken_by_peer_sat += v
-                    }
-                    OutputStatus::Uneconomical => totals.uneconomical_sat += v,
-                    // Counted once, as the second-level output it became.
-                    OutputStatus::SecondLevel { .. } => {}
-                }
-                totals.fees_sat += entry.fees_paid_sat;
+                let counted = entry
+                    .amount_sat
+                    .saturating_add(presigned.get(&r.outpoint).copied().unwrap_or(0));
+                totals.add(&entry.status, counted);
+                totals.fees_sat = totals.fees_sat.saturating_add(entry.fees_paid_sat);
                 outputs.push(entry);
             }
             channels.push(ChannelEntry {
@@ -177,48 +239,14 @@ impl ChainArbitrator {
     }
 
     fn entry(&self, ch: &ChannelArbitrator, r: &Resolver, tip: Height, depth: u32) -> OutputEntry {
-        // The second-level output this HTLC output became, if our second-level transaction
-        // spent it (recognised by the output it created, whatever attempt it was).
-        let spend_txid = match r.stage {
-            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } => Some(txid),
-            Stage::Active | Stage::Abandoned { .. } | Stage::Expired { .. } => None,
-        };
-        let became = ch
-            .resolvers
-            .values()
-            .find(|n| n.created_at.is_some() && Some(n.outpoint.txid) == spend_txid);
-        // A second-level transaction pays its own (pre-signed) fee out of the HTLC's value.
-        let second_level_fee = became.map_or(0, |n| r.value_sat.saturating_sub(n.value_sat));
-        // Under anchors the wallet paid it: the fee of the attempt that confirmed (or is out).
-        let funded = r.second_level.as_ref().and_then(|c| c.funded.as_ref());
-        let second_level_fee = second_level_fee
-            + match (funded, spend_txid) {
-                (Some(f), Some(t)) if f.is_ours(&t) => f.fee_paid(Some(&t)).unwrap_or(0),
-                (Some(f), None) => f.fee_paid(None).unwrap_or(0),
-                _ => 0,
-            };
-        let fees_paid_sat = self.sweeper.fees_paid(&r.outpoint).unwrap_or(0)
-            + second_level_fee
-            + ch.cpfp_fee(&r.outpoint).unwrap_or(0);
-        // Only we can spend our balance; a breach output is ours unless the peer outran us.
-        let only_ours = matches!(r.kind, ResolverKind::CommitSweep { .. });
-        let (status, next_step) = match &r.stage {
-            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } if became.is_some() => {
+        let fees_paid_sat = ch.fees_paid(r, &self.sweeper);
+        let became = ch.second_level_output(r).is_some();
+        let (status, next_step) = match (&r.stage, r.outcome()) {
+            // Counted as the second-level output it became, from its first confirmation.
+            (Stage::Spent { txid, .. } | Stage::Resolved { txid, .. }, _) if became => {
                 (OutputStatus::SecondLevel { txid: *txid }, None)
             }
-            Stage::Resolved { txid, by_us, .. } if *by_us || only_ours => {
-                (OutputStatus::Recovered { txid: *txid }, None)
-            }
-            Stage::Resolved { txid, .. } => (OutputStatus::TakenByPeer { txid: *txid }, None),
-            Stage::Abandoned { .. } => (OutputStatus::Uneconomical, None),
-            // A preimage arrived after it expired: claimed after all, while the peer lets us.
-            Stage::Expired { .. }
-                if self.sweeper.claim_for(&r.outpoint).is_some() || r.second_level.is_some() =>
-            {
-                (OutputStatus::Claiming, Some(tip.saturating_add(1)))
-            }
-            Stage::Expired { .. } => (OutputStatus::Expired, None),
-            Stage::Spent { txid, height, .. } => {
+            (Stage::Spent { txid, height, .. }, _) => {
                 let final_at = height.saturating_add(depth.saturating_sub(1));
                 (
                     OutputStatus::Confirming {
@@ -228,7 +256,29 @@ impl ChainArbitrator {
                     Some(final_at),
                 )
             }
-            Stage::Active => {
+            (Stage::Resolved { txid, .. }, Some(outcome)) => {
+                let txid = *txid;
+                let status = match outcome {
+                    Outcome::Claimed | Outcome::TimedOut => OutputStatus::Recovered { txid },
+                    Outcome::LostToPeer => OutputStatus::TakenByPeer { txid },
+                    Outcome::ThirdParty => OutputStatus::TakenByThirdParty { txid },
+                    Outcome::RevokedSecondLevel => OutputStatus::SecondLevel { txid },
+                    Outcome::UnknownSpend => OutputStatus::UnknownSpend { txid },
+                    Outcome::Uneconomical => OutputStatus::Uneconomical,
+                };
+                (status, None)
+            }
+            (Stage::Abandoned { .. }, _) | (Stage::Resolved { .. }, None) => {
+                (OutputStatus::Uneconomical, None)
+            }
+            // A preimage arrived after it expired: claimed after all, while the peer lets us.
+            (Stage::Expired { .. }, _)
+                if self.sweeper.claim_for(&r.outpoint).is_some() || r.second_level.is_some() =>
+            {
+                (OutputStatus::Claiming, Some(tip.saturating_add(1)))
+            }
+            (Stage::Expired { .. }, _) => (OutputStatus::Expired, None),
+            (Stage::Active, _) => {
                 let claim = self
                     .sweeper
                     .claim_for(&r.outpoint)

@@ -84,25 +84,39 @@ impl ChannelArbitrator {
                 Vec::new()
             };
         }
-        if !self.resolvers.contains_key(&outpoint) {
+        let Some(kind) = self.resolvers.get(&outpoint).map(|r| r.kind.clone()) else {
             return Vec::new();
-        }
+        };
         let txid = tx.compute_txid();
         // Our second-level transaction is recognised by its output (our `to_local` script), so
         // any attempt of ours counts, even one signed before a reorg re-planned the resolver.
         let hand_off = self.hand_off_second_level(outpoint, tx, height);
-        let by_us = pays_us || hand_off.is_some() || self.is_our_cpfp(&txid);
+        let known_ours = pays_us || hand_off.is_some() || self.is_our_cpfp(&txid);
         // The peer's second-level transaction on a revoked commitment: its output is ours too.
-        let breach_next = (!by_us)
+        let breach_next = (!known_ours)
             .then(|| self.breach_hand_off(outpoint, tx, height))
             .flatten();
+        // Who spent it, from the witness and the outputs: ours, the peer's, a third party's, or
+        // a witness of no known path (an alert; never a guess).
+        let (by_us, taken) = self.judge_spend(outpoint, tx, known_ours, breach_next.is_some());
+        let mut actions = Vec::new();
+        if let Some(crate::resolver::Taken::Unknown { input, witness }) = &taken {
+            actions.push(self.alert(
+                AlertKind::UnknownSpend,
+                format!(
+                    "{} ({}) spent by {txid} input {input} at height {height} with a witness of no known path: {witness}",
+                    outpoint,
+                    describe(&kind)
+                ),
+            ));
+        }
         if let Some(resolver) = self.resolvers.get_mut(&outpoint) {
-            resolver.on_spend(txid, height, by_us);
+            resolver.on_spend(txid, height, by_us, taken);
         }
         if let Some(next) = hand_off.or(breach_next) {
             self.resolvers.insert(next.outpoint, next);
         }
-        let actions = vec![Action::Report(Report::Timeline {
+        actions.push(Action::Report(Report::Timeline {
             channel: self.data.info.id,
             outpoint,
             height,
@@ -111,7 +125,7 @@ impl ChannelArbitrator {
                 height.saturating_add(cfg.reorg_safety_depth.saturating_sub(1))
             ),
             txid: Some(txid),
-        })];
+        }));
         // Preimages in its witness are learned by the caller (`learn_preimages`).
         actions
     }
@@ -394,62 +408,75 @@ impl ChannelArbitrator {
             }
         }
         let channel = self.data.info.id;
-        for r in self.resolvers.values_mut() {
-            if r.on_block(tip, cfg.reorg_safety_depth) {
-                let Stage::Resolved { txid, height, .. } = r.stage.clone() else {
-                    continue;
-                };
-                if let Some(f) = r.second_level.as_ref().and_then(|c| c.funded.as_ref()) {
-                    actions.push(Action::ReleaseInputs { claim: f.claim });
-                }
-                let ours = !matches!(
-                    r.kind,
-                    ResolverKind::OutgoingHtlc { .. } | ResolverKind::IncomingHtlc { .. }
-                );
-                let mut outcome = if ours {
-                    Outcome::Claimed
-                } else {
-                    Outcome::LostToPeer
-                };
-                if let ResolverKind::OutgoingHtlc {
-                    htlc, payment_hash, ..
-                } = r.kind
-                {
-                    // Settled upstream already if the spend revealed the preimage; otherwise the
-                    // HTLC timed out (or was taken some other way): fail its incoming leg.
-                    if node.preimage_for(&htlc, &payment_hash).is_none() {
-                        outcome = Outcome::TimedOut;
-                        if let Some(leg) = node.circuits.get(&htlc).copied() {
-                            actions.extend(node.fail_upstream(
-                                leg.htlc,
-                                &payment_hash,
-                                FailReason::OutgoingTimedOut { outgoing: htlc },
-                            ));
-                        }
+        let depth_safe = cfg.reorg_safety_depth;
+        let newly: Vec<OutPoint> = self
+            .resolvers
+            .values_mut()
+            .filter_map(|r| r.on_block(tip, depth_safe).then_some(r.outpoint))
+            .collect();
+        for outpoint in newly {
+            let Some(r) = self.resolvers.get(&outpoint) else {
+                continue;
+            };
+            let Stage::Resolved { txid, height, .. } = r.stage else {
+                continue;
+            };
+            if let Some(f) = r.second_level.as_ref().and_then(|c| c.funded.as_ref()) {
+                actions.push(Action::ReleaseInputs { claim: f.claim });
+            }
+            // The outcome comes from the spend itself (`Resolver::outcome`), as the ledger's.
+            let outcome = r.outcome().unwrap_or(Outcome::UnknownSpend);
+            if let ResolverKind::OutgoingHtlc {
+                htlc, payment_hash, ..
+            } = r.kind
+            {
+                // Settled upstream already if the spend revealed the preimage; otherwise the
+                // HTLC timed out (no other path of it spends without the preimage): fail its
+                // incoming leg.
+                if node.preimage_for(&htlc, &payment_hash).is_none() {
+                    if let Some(leg) = node.circuits.get(&htlc).copied() {
+                        actions.extend(node.fail_upstream(
+                            leg.htlc,
+                            &payment_hash,
+                            FailReason::OutgoingTimedOut { outgoing: htlc },
+                        ));
                     }
                 }
-                if let ResolverKind::IncomingHtlc {
-                    htlc, payment_hash, ..
-                } = r.kind
+            }
+            if let Some(fail) =
+                revoked_outgoing_lost(self.revoked.as_ref(), &close, r.outpoint, channel, node)
+            {
+                actions.push(fail);
+            }
+            actions.push(Action::Report(Report::Resolution(Resolution {
+                channel,
+                outpoint: r.outpoint,
+                outcome,
+                amount_sat: r.value_sat,
+                fees_sat: self.fees_paid(r, sweeper),
+                spending_txid: Some(txid),
+                height,
+            })));
+            // An incoming HTLC the peer timed out while we held its preimage: we lost the race.
+            if let ResolverKind::IncomingHtlc {
+                htlc, payment_hash, ..
+            } = r.kind
+            {
+                if outcome == Outcome::LostToPeer
+                    && node.preimage_for(&htlc, &payment_hash).is_some()
                 {
-                    if node.preimage_for(&htlc, &payment_hash).is_some() {
-                        outcome = Outcome::Claimed;
-                    }
+                    let amount_msat = self
+                        .htlc_amount_msat(&htlc)
+                        .unwrap_or(r.value_sat.saturating_mul(1000));
+                    actions.push(Action::Report(Report::Loss {
+                        htlc,
+                        amount_msat,
+                        detail: format!(
+                            "incoming htlc {} lost while we held its preimage: the peer's timeout {txid} confirmed first, at height {height}",
+                            htlc.htlc_id
+                        ),
+                    }));
                 }
-                if let Some(fail) =
-                    revoked_outgoing_lost(self.revoked.as_ref(), &close, r.outpoint, channel, node)
-                {
-                    actions.push(fail);
-                }
-                actions.push(Action::Report(Report::Resolution(Resolution {
-                    channel,
-                    outpoint: r.outpoint,
-                    outcome,
-                    amount_sat: r.value_sat,
-                    fees_sat: sweeper.fees_paid(&r.outpoint).unwrap_or(0),
-                    spending_txid: Some(txid),
-                    height,
-                })));
             }
         }
         if safe {

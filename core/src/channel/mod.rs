@@ -20,6 +20,7 @@ pub mod claims;
 pub mod close;
 pub mod deadline;
 pub mod force_close;
+pub mod outcome;
 mod preimages;
 mod second_level;
 pub mod state;

@@ -11,6 +11,7 @@
 use bitcoin::{OutPoint, Txid};
 use serde::{Deserialize, Serialize};
 
+use crate::action::Outcome;
 use crate::bolt3::PaymentHash;
 use crate::types::{Height, HtlcKey};
 
@@ -71,10 +72,14 @@ pub enum Stage {
         txid: Txid,
         /// Its height.
         height: Height,
-        /// Whether the spend was ours (a claim paying our sweep destination, or our second-level
-        /// transaction), judged from the transaction itself when it confirmed.
+        /// Whether the spend was ours (a claim paying our sweep destination, our second-level
+        /// transaction, our CPFP child, or a witness of one of our paths), judged from the
+        /// transaction itself when it confirmed.
         #[serde(default)]
         by_us: bool,
+        /// Who else took it, and how (read from the witness); `None` when it was ours.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        taken: Option<Taken>,
     },
     /// Left unclaimed, final: worth less than its claim would cost (an anchor once the close is
     /// reorg-safe).
@@ -99,6 +104,40 @@ pub enum Stage {
         /// Whether the spend was ours.
         #[serde(default)]
         by_us: bool,
+        /// Who else took it, and how; `None` when it was ours.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        taken: Option<Taken>,
+    },
+}
+
+/// Who took an output that we did not claim, and by which path — read from the spending input's
+/// witness and the spending transaction's outputs when the spend confirmed, never guessed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Taken {
+    /// The peer claimed an HTLC we offered with its preimage (directly from our commitment, or
+    /// with its HTLC-success transaction from its own).
+    PeerPreimage,
+    /// The peer timed out an HTLC it offered (directly from our commitment, or with its
+    /// HTLC-timeout transaction from its own).
+    PeerTimeout,
+    /// The peer's second-level HTLC transaction on its own revoked commitment: the output it
+    /// creates is still ours by revocation and is resolved as an output of its own.
+    PeerSecondLevelRevoked,
+    /// The peer swept, after its delay, an output of its revoked commitment (its `to_local`, or
+    /// the output of its second-level transaction) before our justice transaction confirmed.
+    PeerDelayed,
+    /// The peer spent it with the revocation key (an output of a commitment of ours it holds
+    /// the revocation secret of).
+    PeerRevocation,
+    /// Anyone: an anchor's anyone-can-spend path, open 16 blocks after the commitment.
+    ThirdParty,
+    /// A witness that fits no path of this output: reported by an `UnknownSpend` alert.
+    Unknown {
+        /// The spending input's index.
+        input: u32,
+        /// What the witness looked like.
+        witness: String,
     },
 }
 
@@ -166,14 +205,31 @@ impl Resolver {
         matches!(self.stage, Stage::Active | Stage::Expired { .. })
     }
 
-    /// Its output was spent by `txid` confirmed at `height`.
-    pub fn on_spend(&mut self, txid: Txid, height: Height, by_us: bool) {
+    /// Its output was spent by `txid` confirmed at `height`: by us, or `taken` by someone else.
+    pub fn on_spend(&mut self, txid: Txid, height: Height, by_us: bool, taken: Option<Taken>) {
         if self.claimable() {
             self.stage = Stage::Spent {
                 txid,
                 height,
                 by_us,
+                taken: if by_us { None } else { taken },
             };
+        }
+    }
+
+    /// What became of its output, from the spend recorded when it confirmed — the one source of
+    /// the resolution report's outcome and the ledger's status. `None` while nothing spent it and
+    /// it was not given up. For a spend not yet reorg-safe this is what it will be if it stays.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match &self.stage {
+            Stage::Active => None,
+            Stage::Abandoned { .. } => Some(Outcome::Uneconomical),
+            // Expired without a preimage, unspent: the peer's by timeout (reported as lost when
+            // it expired; a later spend reports the transaction).
+            Stage::Expired { .. } => Some(Outcome::LostToPeer),
+            Stage::Spent { by_us, taken, .. } | Stage::Resolved { by_us, taken, .. } => {
+                Some(spend_outcome(&self.kind, *by_us, taken.as_ref()))
+            }
         }
     }
 
@@ -197,13 +253,15 @@ impl Resolver {
             txid,
             height,
             by_us,
-        } = self.stage
+            taken,
+        } = &self.stage
         {
-            if depth(height, tip) >= safety_depth {
+            if depth(*height, tip) >= safety_depth {
                 self.stage = Stage::Resolved {
-                    txid,
-                    height,
-                    by_us,
+                    txid: *txid,
+                    height: *height,
+                    by_us: *by_us,
+                    taken: taken.clone(),
                 };
                 return true;
             }
@@ -222,6 +280,24 @@ impl Resolver {
             | Stage::Abandoned { .. }
             | Stage::Expired { .. } => None,
         }
+    }
+}
+
+/// The outcome of a spend of an output of `kind`: ours (a timeout for an HTLC we offered, a claim
+/// otherwise), or what `taken` says. A record from before `taken` was kept (`None`, not ours) is
+/// the peer's, except our balance, which only our key can spend.
+fn spend_outcome(kind: &ResolverKind, by_us: bool, taken: Option<&Taken>) -> Outcome {
+    match (by_us, taken) {
+        (true, _) => match kind {
+            ResolverKind::OutgoingHtlc { .. } => Outcome::TimedOut,
+            _ => Outcome::Claimed,
+        },
+        (false, None) if matches!(kind, ResolverKind::CommitSweep { .. }) => Outcome::Claimed,
+        (false, None) => Outcome::LostToPeer,
+        (false, Some(Taken::PeerSecondLevelRevoked)) => Outcome::RevokedSecondLevel,
+        (false, Some(Taken::ThirdParty)) => Outcome::ThirdParty,
+        (false, Some(Taken::Unknown { .. })) => Outcome::UnknownSpend,
+        (false, Some(_)) => Outcome::LostToPeer,
     }
 }
 

@@ -39,13 +39,14 @@ fn a_spend_is_final_exactly_at_the_safety_depth_and_wakes_the_resolver_then() {
         None,
         "an active resolver waits for events"
     );
-    r.on_spend(txid(), 200, true);
+    r.on_spend(txid(), 200, true, None);
     assert_eq!(
         r.stage,
         Stage::Spent {
             txid: txid(),
             height: 200,
-            by_us: true
+            by_us: true,
+            taken: None,
         }
     );
     assert!(!r.is_resolved());
@@ -65,14 +66,15 @@ fn a_spend_is_final_exactly_at_the_safety_depth_and_wakes_the_resolver_then() {
 #[test]
 fn a_later_spend_does_not_replace_the_first() {
     let mut r = resolver();
-    r.on_spend(txid(), 200, false);
-    r.on_spend(Txid::from_byte_array([3; 32]), 201, true);
+    r.on_spend(txid(), 200, false, None);
+    r.on_spend(Txid::from_byte_array([3; 32]), 201, true, None);
     assert_eq!(
         r.stage,
         Stage::Spent {
             txid: txid(),
             height: 200,
-            by_us: false
+            by_us: false,
+            taken: None,
         }
     );
 }
@@ -80,13 +82,13 @@ fn a_later_spend_does_not_replace_the_first() {
 #[test]
 fn a_disconnect_at_or_below_the_spend_undoes_it_and_one_above_does_not() {
     let mut r = resolver();
-    r.on_spend(txid(), 200, true);
+    r.on_spend(txid(), 200, true, None);
     r.on_disconnect(201);
     assert!(matches!(r.stage, Stage::Spent { height: 200, .. }));
     r.on_disconnect(200);
     assert_eq!(r.stage, Stage::Active);
     // Even a final spend is undone by a reorg that deep (beyond the safety depth).
-    r.on_spend(txid(), 200, true);
+    r.on_spend(txid(), 200, true, None);
     assert!(r.on_block(205, SAFETY));
     r.on_disconnect(199);
     assert_eq!(r.stage, Stage::Active);

@@ -57,6 +57,9 @@ enum Command {
     },
     /// Show a store's channels, their states, the per-output ledger and pending upstream
     /// decisions (read only).
+    ///
+    /// `--help` defines each ledger figure (recovered before fees, what each fee covers).
+    #[command(after_long_help = simulate::LEDGER_HELP)]
     Inspect {
         /// The store.
         #[arg(long, value_name = "PATH")]

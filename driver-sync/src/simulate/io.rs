@@ -421,6 +421,10 @@ impl SimNode {
                     Outcome::LostToPeer => "TAKEN BY THE PEER",
                     Outcome::Uneconomical => "left: uneconomical to claim",
                     Outcome::ThirdParty => "taken by a third party",
+                    Outcome::RevokedSecondLevel => {
+                        "spent by the peer's second-level transaction (its output is ours by revocation)"
+                    }
+                    Outcome::UnknownSpend => "SPENT BY AN UNKNOWN WITNESS",
                 };
                 log.push(
                     height,

@@ -57,7 +57,7 @@ use crate::signer::{BasepointSecrets, InMemorySigner, NodeSigner};
 use crate::store::SqliteStore;
 use contractcourt_core::action::Report;
 use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
-pub use output::{render_ledger, render_text, short_txid};
+pub use output::{render_ledger, render_text, short_txid, LEDGER_HELP};
 use scenario::{CloseKind, Closer, Direction, ScenarioChannelType};
 pub use scenario::{Scenario, ScenarioError};
 use state::Funding;

@@ -107,6 +107,12 @@ pub fn render_ledger(l: &Ledger) -> String {
                     format!("taken by peer in {}", short_txid(txid))
                 }
                 OutputStatus::Expired => "expired, the peer's".to_string(),
+                OutputStatus::TakenByThirdParty { txid } => {
+                    format!("taken by a third party in {}", short_txid(txid))
+                }
+                OutputStatus::UnknownSpend { txid } => {
+                    format!("SPENT BY AN UNKNOWN WITNESS in {}", short_txid(txid))
+                }
                 OutputStatus::Uneconomical => "left: worth less than claiming it".to_string(),
             };
             let next = out
@@ -123,8 +129,37 @@ pub fn render_ledger(l: &Ledger) -> String {
     let t = &l.totals;
     let _ = writeln!(
         s,
-        "  totals: recovered {} sat, taken by peer {} sat, fees {} sat, still claiming {} sat, contested {} sat, timelocked {} sat, left as uneconomical {} sat",
-        t.recovered_sat, t.taken_by_peer_sat, t.fees_sat, t.claiming_sat, t.contested_sat, t.timelocked_sat, t.uneconomical_sat
+        "  totals: recovered {} sat (before fees), fees {} sat, net to our wallet and destination {} sat; taken by peer {} sat, still claiming {} sat, contested {} sat, timelocked {} sat, left as uneconomical {} sat",
+        t.recovered_sat,
+        t.fees_sat,
+        t.recovered_sat as i64 - t.fees_sat as i64,
+        t.taken_by_peer_sat,
+        t.claiming_sat,
+        t.contested_sat,
+        t.timelocked_sat,
+        t.uneconomical_sat
     );
+    if t.third_party_sat > 0 || t.unknown_spend_sat > 0 {
+        let _ = writeln!(
+            s,
+            "  also: taken by third parties {} sat, spent by unknown witnesses {} sat",
+            t.third_party_sat, t.unknown_spend_sat
+        );
+    }
     s
 }
+
+/// What the ledger's figures mean (the same definitions as `contractcourt_core::chain::ledger`).
+pub const LEDGER_HELP: &str = "\
+Ledger figures, in satoshis:
+  amount     an output's value in the transaction that created it
+  fees       every fee we paid (or are paying, while a claim is out) to bring that output to our
+             wallet or sweep destination: its share of our sweep or justice transaction, the fee
+             of our second-level HTLC transaction that spent it (pre-signed and taken out of the
+             HTLC's value on legacy channels, paid by wallet inputs under anchors), and for our
+             anchor the CPFP child's fee; nothing for a spend of someone else's
+  recovered  the value on the close of the outputs that ended ours, BEFORE fees: an HTLC output
+             our own second-level transaction spent counts at its value on the commitment (its
+             second-level output's row shows the smaller amount left after a pre-signed fee)
+  net        recovered - fees: exactly what reached our wallet and sweep destination
+Every other total counts outputs of the close, before fees, where they stand now.";
