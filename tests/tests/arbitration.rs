@@ -739,12 +739,8 @@ fn a_funding_output_another_channel_watches_is_refused() {
     h.feed(event);
     let event = splice(&h, b);
     match h.try_feed(event) {
-        Err(StepError::FundingInUse {
-            channel,
-            outpoint,
-            by,
-        }) => {
-            assert_eq!((channel, outpoint, by), (b, shared.outpoint, a))
+        Err(StepError::FundingInUse { channel, outpoint }) => {
+            assert_eq!((channel, outpoint), (b, shared.outpoint))
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

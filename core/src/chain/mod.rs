@@ -101,10 +101,8 @@ pub enum StepError {
     FundingInUse {
         /// The channel updated.
         channel: ChannelId,
-        /// The funding output.
+        /// The funding output another channel watches.
         outpoint: OutPoint,
-        /// The channel that watches it.
-        by: ChannelId,
     },
 }
 
@@ -137,13 +135,9 @@ impl std::fmt::Display for StepError {
             }
             StepError::Update { channel, error } => write!(f, "channel {channel}: {error}"),
             StepError::UnknownChannel(c) => write!(f, "unknown channel {c}"),
-            StepError::FundingInUse {
-                channel,
-                outpoint,
-                by,
-            } => write!(
+            StepError::FundingInUse { channel, outpoint } => write!(
                 f,
-                "channel {channel}: funding output {outpoint} is already channel {by}'s"
+                "channel {channel}: funding output {outpoint} is already another channel's"
             ),
         }
     }
@@ -291,7 +285,6 @@ impl ChainArbitrator {
                             return Err(StepError::FundingInUse {
                                 channel: update.channel,
                                 outpoint: f.outpoint,
-                                by,
                             })
                         }
                         _ => {}
