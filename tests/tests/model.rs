@@ -53,6 +53,7 @@ use contractcourt_core::event::{
     PreimageSource,
 };
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
+use contractcourt_core::resolver::Stage;
 use contractcourt_core::sim::{SimChannel, SimHtlc, SimSetup};
 use contractcourt_core::sweeper::reserve::{exposures, fee_reserve};
 use contractcourt_core::sweeper::SweeperConfig;
@@ -1014,9 +1015,14 @@ impl Model {
                 .get(&r.outpoint)
                 .expect("every resolver has a ledger row");
             let outcome = r.outcome();
+            // Expired without a preimage: the peer's (reported lost when it expired), unless a
+            // preimage came later and we are claiming it while the output is still unspent.
+            let expired = matches!(r.stage, Stage::Expired { .. });
+            let late_claim = expired && row.status == OutputStatus::Claiming;
             let fits = match (&row.status, outcome) {
                 (OutputStatus::Recovered { .. }, Some(Outcome::Claimed | Outcome::TimedOut))
                 | (OutputStatus::TakenByPeer { .. }, Some(Outcome::LostToPeer))
+                | (OutputStatus::Expired, Some(Outcome::LostToPeer))
                 | (OutputStatus::TakenByThirdParty { .. }, Some(Outcome::ThirdParty))
                 | (OutputStatus::UnknownSpend { .. }, Some(Outcome::UnknownSpend))
                 | (OutputStatus::Uneconomical, Some(Outcome::Uneconomical))
@@ -1024,6 +1030,7 @@ impl Model {
                     OutputStatus::SecondLevel { .. },
                     Some(Outcome::Claimed | Outcome::TimedOut | Outcome::RevokedSecondLevel),
                 ) => true,
+                (OutputStatus::Claiming, Some(Outcome::LostToPeer)) => late_claim,
                 (OutputStatus::Confirming { .. }, Some(_)) => !r.is_resolved(),
                 (_, None) => !r.is_resolved(),
                 _ => false,
@@ -1033,7 +1040,7 @@ impl Model {
                 "{} ({}): ledger says {:?}, the resolver's outcome is {outcome:?} at {tip}",
                 r.outpoint, row.what, row.status
             );
-            if !r.is_resolved() {
+            if !r.is_resolved() || late_claim {
                 continue;
             }
             let rep = self.resolutions.get(&r.outpoint).unwrap_or_else(|| {
