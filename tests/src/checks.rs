@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{FeeRate, ScriptBuf, Transaction, TxOut, Txid};
+use contractcourt_core::action::{Action, FailReason};
 use contractcourt_core::chain::Config;
 use contractcourt_core::event::{Event, FeeConditions, FeeEstimate, PreimageSource};
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::sim::SimHtlc;
 use contractcourt_core::sweeper::SweeperConfig;
 use contractcourt_core::testkit::verify_with_bitcoin_core;
-use contractcourt_core::types::{ChannelId, HtlcDirection};
+use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey};
 
 use crate::Harness;
 
@@ -164,4 +165,26 @@ pub fn incoming_with_preimages(
         });
     }
     incoming
+}
+
+/// The incoming HTLCs `actions` settle upstream, in order.
+pub fn settles(actions: &[Action]) -> Vec<HtlcKey> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SettleUpstream { htlc, .. } => Some(*htlc),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The incoming HTLCs `actions` fail upstream, with why, in order.
+pub fn fails(actions: &[Action]) -> Vec<(HtlcKey, FailReason)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::FailUpstream { htlc, reason } => Some((*htlc, reason.clone())),
+            _ => None,
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use bitcoin::{OutPoint, Transaction};
-use contractcourt_core::action::{Action, FailReason, Report};
+use contractcourt_core::action::{FailReason, Report};
 use contractcourt_core::bolt3::witness::ClaimPath;
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
@@ -26,7 +26,7 @@ use contractcourt_core::policy::check_final;
 use contractcourt_core::resolver::{ResolverKind, Stage};
 use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RawTx};
-use contractcourt_tests::checks::{check_broadcasts, sweeping_config};
+use contractcourt_tests::checks::{check_broadcasts, fails, settles, sweeping_config};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 fn upstream(n: u64) -> HtlcKey {
@@ -35,26 +35,6 @@ fn upstream(n: u64) -> HtlcKey {
         htlc_id: n,
         direction: HtlcDirection::Incoming,
     }
-}
-
-fn settles(actions: &[Action]) -> Vec<HtlcKey> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::SettleUpstream { htlc, .. } => Some(*htlc),
-            _ => None,
-        })
-        .collect()
-}
-
-fn fails(actions: &[Action]) -> Vec<(HtlcKey, FailReason)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::FailUpstream { htlc, reason } => Some((*htlc, reason.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Mine a block with the latest of our broadcasts whose inputs are all unspent outputs of the

@@ -10,6 +10,7 @@ use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg, PreimageSo
 use contractcourt_core::resolver::ResolverKind;
 use contractcourt_core::sim::SimSetup;
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RawTx};
+use contractcourt_tests::checks::{fails, settles};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 fn upstream(n: u64) -> HtlcKey {
@@ -18,26 +19,6 @@ fn upstream(n: u64) -> HtlcKey {
         htlc_id: n,
         direction: HtlcDirection::Incoming,
     }
-}
-
-fn settles(actions: &[Action]) -> Vec<HtlcKey> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::SettleUpstream { htlc, .. } => Some(*htlc),
-            _ => None,
-        })
-        .collect()
-}
-
-fn fails(actions: &[Action]) -> Vec<(HtlcKey, FailReason)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::FailUpstream { htlc, reason } => Some((*htlc, reason.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A channel with one forwarded outgoing HTLC, closed by the peer's current commitment.
