@@ -1460,8 +1460,9 @@ impl Model {
                     x.key.htlc_id
                 );
                 if holder == Party::Remote || idle_peer {
-                    // Timed out by the peer, or — an idle peer — expired and the peer's.
-                    let expected = if idle_peer {
+                    // Timed out by the peer — an idle peer may have done so before it went
+                    // idle —, or, never spent with an idle peer, expired and the peer's.
+                    let expected = if idle_peer && spent.is_none() {
                         matches!(entry.status, OutputStatus::Expired)
                     } else {
                         matches!(entry.status, OutputStatus::TakenByPeer { .. })
