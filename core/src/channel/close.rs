@@ -708,14 +708,18 @@ impl ChannelArbitrator {
             return super::deadline::earliest_trigger(&self.data, node, deadlines)
                 .map(|t| t.fires_at);
         };
-        if let Some(at) = self.resolved_at {
-            return Some(at.saturating_add(cfg.archive_depth.saturating_sub(1)));
-        }
         let mut next: Vec<Height> = self
             .resolvers
             .values()
             .filter_map(|r| r.next_wakeup(cfg.reorg_safety_depth))
             .collect();
+        if let Some(at) = self.resolved_at {
+            // Fully resolved: archived at `archive_depth` — unless an output already final for
+            // us without a spend of ours (an expired incoming HTLC) is spent meanwhile, whose
+            // spend is followed until it is reorg-safe.
+            next.push(at.saturating_add(cfg.archive_depth.saturating_sub(1)));
+            return next.into_iter().min();
+        }
         if !close.settled_upstream {
             next.push(
                 close
