@@ -206,6 +206,25 @@ impl Harness {
         &self.sims[&id]
     }
 
+    /// Tell the engine `tx` appeared in the mempool (fee unknown: 0), as a node's mempool sync
+    /// would.
+    pub fn see_in_mempool(&mut self, tx: &Transaction) -> Vec<Action> {
+        self.feed(Event::MempoolTx {
+            tx: RawTx(tx.clone()),
+            fee_sat: 0,
+            vsize: tx.vsize() as u64,
+        })
+    }
+
+    /// `tx` seen in the mempool (`via_mempool`) or mined in the next block.
+    pub fn see_or_mine(&mut self, tx: &Transaction, via_mempool: bool) -> Vec<Action> {
+        if via_mempool {
+            self.see_in_mempool(tx)
+        } else {
+            self.mine(vec![tx.clone()])
+        }
+    }
+
     /// Connect a block with `txs` on the tip, then answer the engine like a node would.
     pub fn mine(&mut self, txs: Vec<Transaction>) -> Vec<Action> {
         self.mine_salted(txs, 0)

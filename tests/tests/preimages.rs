@@ -25,7 +25,7 @@ use contractcourt_core::event::{
 use contractcourt_core::policy::check_final;
 use contractcourt_core::resolver::{ResolverKind, Stage};
 use contractcourt_core::sim::{SimHtlc, SimSetup};
-use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RawTx};
+use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
 use contractcourt_tests::checks::{check_broadcasts, fails, settles, sweeping_config};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
@@ -105,15 +105,7 @@ fn settled_at_once_and_never_failed(
     via_mempool: bool,
     what: &str,
 ) {
-    let actions = if via_mempool {
-        h.feed(Event::MempoolTx {
-            tx: RawTx(claim.clone()),
-            fee_sat: 0,
-            vsize: claim.vsize() as u64,
-        })
-    } else {
-        h.mine(vec![claim.clone()])
-    };
+    let actions = h.see_or_mine(&claim, via_mempool);
     assert_eq!(
         settles(&actions),
         vec![upstream(1)],
@@ -410,15 +402,7 @@ fn a_preimage_learned_on_chain_claims_the_same_payment_on_another_channel_in_tha
         h.mine_empty(expiry - 2 - h.height());
         let success = h.sim(down_id).htlc_tx(Party::Remote, 1, out.key).unwrap();
         let from = h.broadcasts.len();
-        let actions = if via_mempool {
-            h.feed(Event::MempoolTx {
-                tx: RawTx(success.clone()),
-                fee_sat: 0,
-                vsize: success.vsize() as u64,
-            })
-        } else {
-            h.mine(vec![success.clone()])
-        };
+        let actions = h.see_or_mine(&success, via_mempool);
         let mut all = actions.clone();
         if via_mempool {
             all.extend(h.answer(&actions));

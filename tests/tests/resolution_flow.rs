@@ -9,7 +9,7 @@ use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{Event, ForceCloseReason, IncomingLeg, PreimageSource};
 use contractcourt_core::resolver::ResolverKind;
 use contractcourt_core::sim::SimSetup;
-use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RawTx};
+use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party};
 use contractcourt_tests::checks::{fails, settles};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
@@ -58,15 +58,7 @@ fn the_peers_preimage_claim_settles_upstream_at_once_from_the_mempool_or_a_block
         // The peer claims our outgoing HTLC from its own commitment with the preimage: that is
         // its second-level HTLC-success transaction.
         let claim = h.sim(id).htlc_tx(Party::Remote, 1, out.key).unwrap();
-        let actions = if via_mempool {
-            h.feed(Event::MempoolTx {
-                tx: RawTx(claim.clone()),
-                fee_sat: 0,
-                vsize: claim.vsize() as u64,
-            })
-        } else {
-            h.mine(vec![claim.clone()])
-        };
+        let actions = h.see_or_mine(&claim, via_mempool);
         assert_eq!(
             settles(&actions),
             vec![upstream(1)],
@@ -328,11 +320,7 @@ fn a_preimage_seen_in_the_mempool_ends_the_cut_loss_wakeup_in_memory_as_in_the_s
     let cut = config.close.cut_loss_blocks.unwrap();
     assert_eq!(h.arb.next_wakeup(&id), Some(expiry + 40 - cut));
     let claim = h.sim(id).htlc_tx(Party::Remote, 1, out.key).unwrap();
-    let actions = h.feed(Event::MempoolTx {
-        tx: RawTx(claim.clone()),
-        fee_sat: 0,
-        vsize: claim.vsize() as u64,
-    });
+    let actions = h.see_in_mempool(&claim);
     assert_eq!(settles(&actions), vec![upstream(1)]);
     assert_ne!(
         h.arb.next_wakeup(&id),
