@@ -12,7 +12,7 @@ use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, TxOut, Txid, WPubkeyHash};
 use contractcourt_core::action::{Action, Basepoint, KeyTweak, SigningKey, SweepRequest};
 use contractcourt_core::bolt3::scripts::to_local_script;
 use contractcourt_core::bolt3::witness::ClaimPath;
-use contractcourt_core::chain::node::NodeState;
+use contractcourt_core::node::NodeState;
 use contractcourt_core::sweeper::{Sweeper, SweeperConfig, SweeperPolicy};
 use contractcourt_core::types::ChannelId;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};

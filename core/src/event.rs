@@ -83,7 +83,7 @@ pub enum Event {
     FeeConditions(FeeConditions),
     /// The confirmed balance of the wallet that funds CPFP children and zero-fee HTLC
     /// transactions. The core alerts before it falls below the fee reserve the open channels'
-    /// exposure needs ([`crate::sweeper::reserve`]); not persisted (send it after a restart).
+    /// exposure needs ([`crate::chain::reserve`]); not persisted (send it after a restart).
     WalletBalance {
         /// Confirmed satoshis.
         confirmed_sat: u64,

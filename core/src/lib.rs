@@ -23,10 +23,13 @@ pub mod bolt3;
 pub mod chain;
 pub mod channel;
 pub mod close;
+pub mod commitments;
 pub mod event;
+pub mod fee;
 pub mod funded;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod node;
 pub mod policy;
 pub mod resolver;
 #[cfg(feature = "sim")]

@@ -45,6 +45,7 @@ use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use contractcourt_core::action::{Action, CloseSummary, FailReason, Outcome, Report, Resolution};
 use contractcourt_core::bolt3::commitment::BuiltCommitment;
 use contractcourt_core::bolt3::{scripts, ChannelType, PaymentHash};
+use contractcourt_core::chain::exposure::exposures;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::chain::{ChainArbitrator, Config};
 use contractcourt_core::channel::ArbState;
@@ -55,7 +56,7 @@ use contractcourt_core::event::{
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::resolver::Stage;
 use contractcourt_core::sim::{SimChannel, SimHtlc, SimSetup};
-use contractcourt_core::sweeper::reserve::{exposures, fee_reserve};
+use contractcourt_core::sweeper::reserve::fee_reserve;
 use contractcourt_core::sweeper::SweeperConfig;
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey, Party, RawTx};
@@ -1549,10 +1550,10 @@ impl Model {
             });
             let known = node.preimage_for(&up, &x.payment_hash()).is_some();
             match &d.decision {
-                contractcourt_core::chain::node::UpstreamDecision::Settle { .. } => {
+                contractcourt_core::node::UpstreamDecision::Settle { .. } => {
                     assert!(known, "settled without a preimage")
                 }
-                contractcourt_core::chain::node::UpstreamDecision::Fail { .. } => {
+                contractcourt_core::node::UpstreamDecision::Fail { .. } => {
                     let loss = self
                         .h
                         .reports()

@@ -505,7 +505,8 @@ fn our_preimage_claim_reorged_out_for_the_peers_timeout_ends_taken_by_the_peer_w
 #[test]
 fn the_fee_reserve_follows_the_htlcs_at_stake_and_alerts_before_the_wallet_falls_below_it() {
     use contractcourt_core::action::AlertKind;
-    use contractcourt_core::sweeper::reserve::{exposures, fee_reserve};
+    use contractcourt_core::chain::exposure::exposures;
+    use contractcourt_core::sweeper::reserve::fee_reserve;
     let mut h = Harness::new(config());
     let id = h.open(SimSetup::new(71, ChannelType::AnchorsZeroFeeHtlc));
     let reserve_alerts = |actions: &[Action]| {

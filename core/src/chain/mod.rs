@@ -6,8 +6,8 @@
 //! relevant transactions and the deadlines due, not with the number of channels. A channel's
 //! failure becomes an `Alert` and never stops another.
 
+pub mod exposure;
 pub mod ledger;
-pub mod node;
 mod outpoints;
 mod records;
 
@@ -28,7 +28,7 @@ use crate::sweeper::{Sweeper, SweeperConfig, SweeperPolicy};
 use crate::trace::Machine;
 use crate::types::{BlockRef, ChannelId, ClaimId, Height, HtlcDirection, HtlcKey};
 
-use node::NodeState;
+use crate::node::NodeState;
 
 /// What the channels' claims need to decide fees.
 fn fee_context<'a>(
@@ -173,7 +173,7 @@ struct Index {
     /// The outpoints each channel has a sweeper claim for (spent ones included).
     swept: BTreeMap<ChannelId, BTreeSet<OutPoint>>,
     /// What the open anchor channels may need from the fee wallet.
-    exposure: crate::sweeper::reserve::ExposureIndex,
+    exposure: exposure::ExposureIndex,
 }
 
 /// One channel's entries in the [`Index`].
@@ -1013,6 +1013,9 @@ impl ChainArbitrator {
                     }
                 }
             }
+        }
+        if let Some(ch) = self.channels.get_mut(&id) {
+            ch.refresh_confirmed_commitment();
         }
         self.index.exposure.refresh(id, self.channels.get(&id));
         self.index.every_block.remove(&id);

@@ -14,16 +14,16 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::action::{CommitmentSlot, Record, RecordKey, RecordOp};
 use crate::bolt3::shachain::SecretStore;
-use crate::channel::state::{ChannelInfo, CommitmentRecord, DataLoss, LocalCommitmentRecord};
 use crate::channel::updates::ChannelData;
 use crate::channel::{ChannelArbitrator, ConfirmedClose, ForceClose};
+use crate::commitments::{ChannelInfo, CommitmentRecord, DataLoss, LocalCommitmentRecord};
 use crate::event::{FeeConditions, IncomingLeg};
 use crate::resolver::Resolver;
 use crate::sweeper::{SweepClaim, Sweeper};
 use crate::types::{BlockRef, ChannelId, Height};
 
-use super::node::{KnownPreimage, Upstream};
 use super::{ChainArbitrator, Config};
+use crate::node::{KnownPreimage, Upstream};
 
 /// The version of every record this code writes and reads.
 pub const RECORD_VERSION: u32 = 1;

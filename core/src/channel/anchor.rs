@@ -22,13 +22,13 @@ use crate::action::{Action, Basepoint, KeyTweak, Outcome, Report, Resolution, Si
 use crate::bolt3::scripts;
 use crate::bolt3::weights::{claim_tx_weight, output_weight, P2WPKH_SCRIPT_PUBKEY_LEN};
 use crate::bolt3::witness::ClaimPath;
-use crate::chain::node::NodeState;
 use crate::close::{classify_close, Classification};
+use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
+use crate::fee::{fee_for_rate, min_relay};
 use crate::funded::{FundedClaim, OwnInput, OwnSpend, Parent, Template};
+use crate::node::NodeState;
 use crate::policy::dust_threshold;
 use crate::resolver::{Resolver, ResolverKind, Stage};
-use crate::sweeper::fee::{fee_for_rate, min_relay};
-use crate::sweeper::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::types::{Height, Party, RawTx};
 
 use super::{ChannelArbitrator, FeeContext};

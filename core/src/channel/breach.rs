@@ -24,7 +24,7 @@ use crate::bolt3::keys::per_commitment_point;
 use crate::bolt3::scripts;
 use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::CommitmentKeys;
-use crate::channel::state::CommitmentRecord;
+use crate::commitments::CommitmentRecord;
 use crate::resolver::{Resolver, ResolverKind, Stage};
 use crate::types::{Height, Party};
 

@@ -8,8 +8,6 @@
 //! commitment and breaches are claimed by their own resolvers; our anchor is asked for here only
 //! when it pays for itself (see `anchor.rs`).
 
-use std::sync::{Mutex, PoisonError};
-
 use bitcoin::{Amount, OutPoint, ScriptBuf, TxOut};
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +15,7 @@ use crate::action::{Basepoint, CloseKind, KeyTweak, SigningKey, SweepRequest};
 use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec};
 use crate::bolt3::scripts;
 use crate::bolt3::witness::ClaimPath;
-use crate::chain::node::NodeState;
+use crate::node::NodeState;
 use crate::resolver::ResolverKind;
 use crate::types::Party;
 
@@ -87,34 +85,30 @@ pub(super) type Confirmed = (Party, CommitmentSpec, BuiltCommitment);
 /// What rebuilding the confirmed commitment gives (`None`: not one we know).
 type Rebuilt = Option<Confirmed>;
 
-/// The confirmed commitment rebuilt, kept beside the close that confirmed it. Rebuilding it
+/// The confirmed commitment rebuilt, kept beside the close that confirmed it: an explicit cache,
+/// filled only by a `&mut` refresh ([`ChannelArbitrator::refresh_confirmed_commitment`], run when
+/// a close confirms and whenever the chain arbitrator re-indexes a changed channel). Rebuilding it
 /// derives the commitment's keys (several point multiplications) and the transaction, and a
 /// closing channel needs it many times a step (its claims, its second-level and zero-fee HTLC
 /// transactions, the dangling-HTLC rule). What it holds depends only on the close and the
-/// channel's data, which changes only by an update with a new `update_id`: it is valid while
-/// the `update_id` it was built at is the channel's. Never persisted; any two are equal, so a
-/// loaded channel equals the one that was stored.
-#[derive(Default)]
-pub struct RebuiltCommitment(Mutex<Option<(u64, Rebuilt)>>);
+/// channel's data, which changes only by an update with a new `update_id`: it is used only while
+/// the `update_id` it was built at is the channel's, and a stale or empty cache is rebuilt on
+/// the spot, so it never changes an answer. Never persisted; any two are equal, so a loaded
+/// channel equals the one that was stored.
+#[derive(Clone, Default)]
+pub struct RebuiltCommitment(Option<(u64, Rebuilt)>);
 
 impl RebuiltCommitment {
-    fn get(&self, update_id: u64) -> Option<Rebuilt> {
-        let memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        memo.as_ref()
+    fn get(&self, update_id: u64) -> Option<&Rebuilt> {
+        self.0
+            .as_ref()
             .filter(|(at, _)| *at == update_id)
-            .map(|(_, rebuilt)| rebuilt.clone())
+            .map(|(_, rebuilt)| rebuilt)
     }
 
     /// Keep `rebuilt` as the confirmed commitment at `update_id`.
-    pub(super) fn set(&self, update_id: u64, rebuilt: Rebuilt) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((update_id, rebuilt));
-    }
-}
-
-impl Clone for RebuiltCommitment {
-    fn clone(&self) -> Self {
-        let memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        RebuiltCommitment(Mutex::new(memo.clone()))
+    pub(super) fn set(&mut self, update_id: u64, rebuilt: Rebuilt) {
+        self.0 = Some((update_id, rebuilt));
     }
 }
 
@@ -133,17 +127,30 @@ impl PartialEq for RebuiltCommitment {
 impl Eq for RebuiltCommitment {}
 
 impl ChannelArbitrator {
-    /// The commitment that confirmed, rebuilt, with its holder — when it is one we know.
-    /// Rebuilt once per close and channel update (see [`RebuiltCommitment`]).
+    /// The commitment that confirmed, rebuilt, with its holder — when it is one we know. Read
+    /// from the cache while it is current (see [`RebuiltCommitment`]), rebuilt otherwise.
     pub(crate) fn confirmed_commitment(&self) -> Option<(Party, CommitmentSpec, BuiltCommitment)> {
         let close = self.close.as_ref()?;
+        match close.rebuilt.get(self.data.last_update_id) {
+            Some(rebuilt) => rebuilt.clone(),
+            None => self.rebuild_confirmed_commitment(),
+        }
+    }
+
+    /// Rebuild the cached confirmed commitment if the channel changed since it was built.
+    pub fn refresh_confirmed_commitment(&mut self) {
         let update_id = self.data.last_update_id;
-        if let Some(rebuilt) = close.rebuilt.get(update_id) {
-            return rebuilt;
+        if self
+            .close
+            .as_ref()
+            .is_none_or(|c| c.rebuilt.get(update_id).is_some())
+        {
+            return;
         }
         let rebuilt = self.rebuild_confirmed_commitment();
-        close.rebuilt.set(update_id, rebuilt.clone());
-        rebuilt
+        if let Some(close) = &mut self.close {
+            close.rebuilt.set(update_id, rebuilt);
+        }
     }
 
     /// [`Self::confirmed_commitment`] without the cache.

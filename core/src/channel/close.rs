@@ -9,16 +9,16 @@ use crate::action::{
 };
 use crate::bolt3::commitment::OutputKind;
 use crate::bolt3::scripts;
-use crate::chain::node::NodeState;
 use crate::close::{classify_close, Classification, Close};
 use crate::event::CommitmentHtlcInfo;
+use crate::node::NodeState;
 use crate::resolver::{depth, Resolver, ResolverKind, Stage};
 use crate::sweeper::Sweeper;
 use crate::types::{Height, HtlcDirection, HtlcKey, Party, RawTx};
 
 use super::claims::Confirmed;
-use super::state::CommitmentRecord;
 use super::{ChannelArbitrator, ConfirmedClose};
+use crate::commitments::CommitmentRecord;
 
 /// Planned resolvers, the commitment record they come from, and the commitment rebuilt to find
 /// them with the funding output it spends.
@@ -200,9 +200,10 @@ impl ChannelArbitrator {
         });
         // The commitment just rebuilt to plan is the confirmed one when it spends the same
         // funding output and has the close's txid: keep it rather than rebuild it.
-        if let (Some(c), Some((funding, rebuilt))) = (&self.close, rebuilt) {
+        let update_id = self.data.last_update_id;
+        if let (Some(c), Some((funding, rebuilt))) = (&mut self.close, rebuilt) {
             if funding == c.funding && rebuilt.2.tx.compute_txid() == c.txid {
-                c.rebuilt.set(self.data.last_update_id, Some(rebuilt));
+                c.rebuilt.set(update_id, Some(rebuilt));
             }
         }
         // A breach: read the revoked commitment's HTLC data back from the log.

@@ -21,8 +21,9 @@ use crate::bolt3::commitment::is_trimmed;
 use crate::event::CommitmentHtlcInfo;
 use crate::types::{Height, HtlcDirection, HtlcKey, Party};
 
-use super::state::{ChannelInfo, CommitmentRecord};
 use super::updates::ChannelData;
+use crate::commitments::{ChannelInfo, CommitmentRecord};
+pub use crate::node::HtlcContext;
 
 /// When to go to chain for HTLC deadlines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,14 +61,6 @@ pub struct ChainTrigger {
     pub deadline: Height,
     /// The height at which the rule fires.
     pub fires_at: Height,
-}
-
-/// What the deadline rule needs to know beyond the channel itself.
-pub trait HtlcContext {
-    /// The incoming leg's expiry for a forwarded outgoing HTLC.
-    fn incoming_expiry(&self, outgoing: &HtlcKey) -> Option<Height>;
-    /// Whether we can settle this incoming HTLC with a preimage we know.
-    fn preimage_known(&self, incoming: &HtlcKey, htlc: &CommitmentHtlcInfo) -> bool;
 }
 
 /// Every HTLC on a commitment that can still confirm, with whether it is untrimmed there.

@@ -8,8 +8,8 @@ use crate::action::{
 };
 use crate::bolt3::commitment::funding_witness;
 use crate::bolt3::{scripts, secp, sign};
-use crate::chain::node::NodeState;
 use crate::event::{BroadcastOutcome, SignOutcome};
+use crate::node::NodeState;
 use crate::policy::reject::is_already_known;
 use crate::types::{HtlcDirection, HtlcKey, Party, RawTx, RequestId};
 

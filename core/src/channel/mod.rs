@@ -23,7 +23,6 @@ pub mod force_close;
 pub mod outcome;
 mod preimages;
 mod second_level;
-pub mod state;
 pub mod updates;
 mod zero_fee_htlc;
 
@@ -126,7 +125,7 @@ pub struct ChannelArbitrator {
     /// Anchors: the peer's commitment seen in the mempool, the CPFP's parent.
     pub mempool_commitment: Option<anchor::MempoolCommitment>,
     /// Breach: the revoked commitment that confirmed, read back from the revoked log.
-    pub revoked: Option<state::CommitmentRecord>,
+    pub revoked: Option<crate::commitments::CommitmentRecord>,
 }
 
 impl ChannelArbitrator {

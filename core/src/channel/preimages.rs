@@ -12,8 +12,8 @@ use bitcoin::Transaction;
 use crate::action::Action;
 use crate::bolt3::classify::find_preimages;
 use crate::bolt3::PaymentHash;
-use crate::chain::node::NodeState;
 use crate::event::{CommitmentHtlcInfo, PreimageSource};
+use crate::node::NodeState;
 use crate::types::HtlcDirection;
 
 use super::ChannelArbitrator;

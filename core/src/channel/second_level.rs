@@ -15,8 +15,8 @@ use crate::action::{Action, AlertKind, Basepoint, KeyTweak, SignInput, SignReque
 use crate::bolt3::commitment::CommitmentHtlc;
 use crate::bolt3::htlc_tx::{htlc_tx_witness, htlc_txs_for_commitment, htlc_witness_script};
 use crate::bolt3::{scripts, secp, sign};
-use crate::chain::node::NodeState;
 use crate::event::SignOutcome;
+use crate::node::NodeState;
 use crate::resolver::{Resolver, ResolverKind, SecondLevelClaim, Stage};
 use crate::types::{Height, Party, RawTx, RequestId};
 

@@ -17,7 +17,7 @@ use crate::event::{
 };
 use crate::types::Party;
 
-use super::state::{
+use crate::commitments::{
     ChannelInfo, CommitmentRecord, Commitments, DataLoss, LocalCommitmentRecord, ShutdownScripts,
 };
 

@@ -7,9 +7,9 @@ use bitcoin::{Amount, TxOut};
 
 use crate::action::{Action, Basepoint, KeyTweak, SigningKey};
 use crate::bolt3::weights::htlc_tx_weight;
-use crate::chain::node::NodeState;
 use crate::event::{BroadcastOutcome, FundingOutcome, SignOutcome};
 use crate::funded::{FundedClaim, OwnInput, OwnSpend, Template};
+use crate::node::NodeState;
 use crate::resolver::{ResolverKind, SecondLevelClaim};
 use crate::types::{ClaimId, Height, RequestId};
 

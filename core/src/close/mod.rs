@@ -54,7 +54,7 @@ use crate::bolt3::commitment::decode_commitment_number;
 use crate::bolt3::keys::per_commitment_point;
 use crate::bolt3::scripts::{anchor_script, to_local_script, to_remote_script_pubkey};
 use crate::bolt3::CommitmentKeys;
-use crate::channel::state::{ChannelInfo, CommitmentRecord, Commitments};
+use crate::commitments::{ChannelInfo, CommitmentRecord, Commitments};
 use crate::event::FundingOutput;
 
 /// The funding output a transaction spends.

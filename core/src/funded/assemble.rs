@@ -13,10 +13,10 @@ use crate::bolt3::weights::{output_weight, INPUT_NON_WITNESS_WEIGHT};
 use crate::bolt3::witness::anchor_owner_witness;
 use crate::bolt3::{secp, sign};
 use crate::event::{BroadcastOutcome, FundingOutcome, SignOutcome, WalletInput};
+use crate::fee::fee_for_rate;
+use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::policy::dust_threshold;
 use crate::policy::reject::is_already_known;
-use crate::sweeper::fee::fee_for_rate;
-use crate::sweeper::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::types::{Height, RawTx, RequestId};
 
 use super::{Assembled, FundedAttempt, FundedClaim, OwnSpend};

@@ -37,7 +37,7 @@ use crate::action::{Action, AlertKind, FundingRequest, Report, SigningKey};
 use crate::bolt3::weights::{output_weight, INPUT_NON_WITNESS_WEIGHT, P2WPKH_SCRIPT_PUBKEY_LEN};
 use crate::bolt3::PaymentPreimage;
 use crate::event::FeeConditions;
-use crate::sweeper::fee::{
+use crate::fee::{
     budget_rate, estimate_for, fee_for_rate, incremental_relay, relay_floor, FeeFunction, FeePlan,
 };
 use crate::types::{ChannelId, ClaimId, Height, RawTx, RequestId};
@@ -349,7 +349,7 @@ impl FundedClaim {
         let weight = self.total_planned_weight();
         let parent_fee = self.template.parent.as_ref().map_or(0, |p| p.fee_sat);
         // Its whole budget cannot pay the minimum relay fee: never broadcast, reported once.
-        let relay = crate::sweeper::fee::min_relay(fees);
+        let relay = crate::fee::min_relay(fees);
         if fee_for_rate(relay, self.template.planned_weight()) > self.budget_sat {
             let outpoint = self.template.input.outpoint;
             let message = format!(

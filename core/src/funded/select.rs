@@ -6,9 +6,9 @@ use bitcoin::{Amount, Script, TxOut};
 use crate::action::FundingRequest;
 use crate::bolt3::weights::{output_weight, INPUT_NON_WITNESS_WEIGHT};
 use crate::event::{FundingOutcome, WalletInput};
+use crate::fee::fee_for_rate;
+use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::policy::dust_threshold;
-use crate::sweeper::fee::fee_for_rate;
-use crate::sweeper::DUST_RELAY_FEE_SAT_PER_KVB;
 
 /// Choose inputs among `available` (the inputs the request asks to reuse first, then the
 /// largest) until they pay the request's rate — for the transaction alone, or with its parent —

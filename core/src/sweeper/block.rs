@@ -13,12 +13,12 @@ use crate::policy::dust_threshold;
 use crate::types::{ChannelId, Height, RawTx};
 
 use super::claim::{build_tx, witness, Attempt, BroadcastStatus, ClaimState, SweepClaim};
-use super::fee::{
+use super::Ctx;
+use super::{SweeperConfig, SweeperPolicy, DUST_RELAY_FEE_SAT_PER_KVB};
+use crate::fee::{
     budget_rate, estimate_for, fee_for_rate, incremental_relay, min_relay, relay_floor, vsize,
     FeeFunction, FeePlan,
 };
-use super::plan::Ctx;
-use super::{SweeperConfig, SweeperPolicy, DUST_RELAY_FEE_SAT_PER_KVB};
 
 /// Whether a claim of `path` may be offered for block `tip + 1`: its CSV/CLTV maturity
 /// (`mature_at`) is reached, and a CLTV path's `cltv_expiry` is below `tip + 1`.

@@ -16,7 +16,7 @@ use crate::bolt3::{secp, sign, ChannelType};
 use crate::policy::finality::LOCKTIME_THRESHOLD;
 use crate::types::{ClaimId, Height, RawTx, RequestId};
 
-use super::fee::FeePlan;
+use crate::fee::FeePlan;
 
 /// Why a sweep request cannot be claimed as given. The claim is kept (so the request stays
 /// idempotent) but never built; the problem is reported once.

@@ -14,7 +14,7 @@ use super::block::{final_after, max_fee, outpoints, problem, rate_text, timeline
 use super::claim::{
     needs_signature, verify_signature, witness, BroadcastStatus, SignatureError, SweepClaim,
 };
-use super::fee::budget_rate;
+use crate::fee::budget_rate;
 
 pub use crate::policy::reject::is_fee_refusal;
 

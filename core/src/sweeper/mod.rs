@@ -43,14 +43,13 @@ use bitcoin::{FeeRate, OutPoint, ScriptBuf, Txid};
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, SweepRequest};
-use crate::chain::node::NodeState;
 use crate::event::{BroadcastOutcome, FeeConditions, SignOutcome};
+use crate::node::NodeState;
 use crate::types::{ClaimId, Height, RequestId};
 
 mod block;
 mod claim;
 mod events;
-pub mod fee;
 mod plan;
 mod policy;
 pub mod reserve;
@@ -65,9 +64,31 @@ pub use claim::{
 pub use events::{classify_rejection, is_fee_refusal, Rejection};
 pub use policy::SweeperPolicy;
 
-/// The dust relay fee rate the sweeper keeps its outputs above (Bitcoin Core's default
-/// `-dustrelayfee`, sat per 1000 virtual bytes).
-pub const DUST_RELAY_FEE_SAT_PER_KVB: u64 = 3000;
+pub use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
+
+/// What a block's planning needs to know.
+pub(super) struct Ctx<'a> {
+    /// The tip: transactions are offered for the next block.
+    pub tip: Height,
+    /// The fee conditions, if known.
+    pub fees: Option<&'a FeeConditions>,
+    /// Where sweeps pay to, and the fallback fee rate.
+    pub cfg: &'a SweeperConfig,
+    /// Batching, splitting and fee-curve settings.
+    pub policy: &'a SweeperPolicy,
+    /// What the fee wallet still lacks of its reserve, while it lacks any: the next attempt built
+    /// pays it up to that much.
+    pub topup: Option<TopUp<'a>>,
+}
+
+/// A top-up of the fee wallet a sweep may carry.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TopUp<'a> {
+    /// The fee wallet's script.
+    pub script: &'a ScriptBuf,
+    /// The most to pay it.
+    pub room: u64,
+}
 
 /// What the sweeper needs from the node's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,7 +288,7 @@ impl Sweeper {
         policy: &SweeperPolicy,
     ) -> Vec<Action> {
         self.tip = Some(tip);
-        let mut ctx = plan::Ctx {
+        let mut ctx = Ctx {
             tip,
             fees,
             cfg,
@@ -285,7 +306,7 @@ impl Sweeper {
                 .fee_wallet
                 .as_ref()
                 .filter(|_| available > 0)
-                .map(|script| plan::TopUp {
+                .map(|script| TopUp {
                     script,
                     room: available,
                 });
@@ -307,7 +328,7 @@ impl Sweeper {
         cfg: &SweeperConfig,
         policy: &SweeperPolicy,
     ) -> Vec<Action> {
-        let ctx = plan::Ctx {
+        let ctx = Ctx {
             tip,
             fees,
             cfg,

@@ -11,36 +11,11 @@ use std::collections::BTreeSet;
 use bitcoin::FeeRate;
 
 use crate::action::{Action, Report, SweepRequest};
-use crate::event::FeeConditions;
 use crate::types::{ClaimId, Height};
 
 use super::block::{self, input_budget, is_anchor};
 use super::claim::{BroadcastStatus, ClaimState, SweepClaim};
-use super::{Sweeper, SweeperConfig, SweeperPolicy};
-
-/// What a block's planning needs to know.
-pub(super) struct Ctx<'a> {
-    /// The tip: transactions are offered for the next block.
-    pub tip: Height,
-    /// The fee conditions, if known.
-    pub fees: Option<&'a FeeConditions>,
-    /// Where sweeps pay to, and the fallback fee rate.
-    pub cfg: &'a SweeperConfig,
-    /// Batching, splitting and fee-curve settings.
-    pub policy: &'a SweeperPolicy,
-    /// What the fee wallet still lacks of its reserve, while it lacks any: the next attempt built
-    /// pays it up to that much.
-    pub topup: Option<TopUp<'a>>,
-}
-
-/// A top-up of the fee wallet a sweep may carry.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct TopUp<'a> {
-    /// The fee wallet's script.
-    pub script: &'a bitcoin::ScriptBuf,
-    /// The most to pay it.
-    pub room: u64,
-}
+use super::{Ctx, Sweeper};
 
 /// Whether a claim is in a planned transaction: a member of a batch, or leading one that has
 /// been built.

@@ -4,7 +4,7 @@
 use bitcoin::FeeRate;
 use serde::{Deserialize, Serialize};
 
-use super::fee::FeeCurve;
+use crate::fee::FeeCurve;
 
 /// The sweeper's batching, splitting, fee-curve and fee-reserve settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

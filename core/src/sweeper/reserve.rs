@@ -15,14 +15,13 @@ use crate::bolt3::weights::{
     claim_input_weight, htlc_tx_weight, output_weight, tx_overhead_weight, P2WPKH_SCRIPT_PUBKEY_LEN,
 };
 use crate::bolt3::witness::ClaimPath;
-use crate::channel::ChannelArbitrator;
 use crate::event::FeeConditions;
 use crate::funded::P2WPKH_INPUT_WEIGHT;
 use crate::types::{ChannelId, HtlcDirection};
 
 use super::block::{alert_any, rate_text};
-use super::fee::{estimate_for, fee_for_rate};
 use super::SweeperPolicy;
+use crate::fee::{estimate_for, fee_for_rate};
 
 /// What one open anchor channel may need from the wallet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,72 +45,6 @@ pub struct FeeReserve {
     pub channels: usize,
     /// The HTLCs at stake.
     pub htlcs: usize,
-}
-
-/// The exposure of an open (not closed) anchor channel; `None` for any other.
-pub fn exposure(c: &ChannelArbitrator) -> Option<ChannelExposure> {
-    if c.close.is_some() || !c.data.info.channel_type.has_anchors() {
-        return None;
-    }
-    let htlcs = c
-        .data
-        .commitments
-        .local
-        .as_ref()
-        .map(|l| {
-            l.commitment
-                .htlcs
-                .iter()
-                .filter(|h| h.output_index.is_some())
-                .map(|h| (h.direction, h.cltv_expiry))
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(ChannelExposure {
-        channel: c.data.info.id,
-        htlcs,
-    })
-}
-
-/// The exposure of every open (not closed) anchor channel among `channels`.
-pub fn exposures<'a>(
-    channels: impl IntoIterator<Item = &'a ChannelArbitrator>,
-) -> Vec<ChannelExposure> {
-    channels.into_iter().filter_map(exposure).collect()
-}
-
-/// Every open anchor channel's exposure weight, kept up to date one channel at a time (refreshed
-/// whenever a channel changes), so pricing the reserve costs nothing per channel.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ExposureIndex {
-    /// Each exposed channel's (weight, HTLCs at stake).
-    of_channel: std::collections::BTreeMap<ChannelId, (u64, usize)>,
-    /// Their total weight.
-    weight: u64,
-    /// Their total HTLCs.
-    htlcs: usize,
-}
-
-impl ExposureIndex {
-    /// Refresh channel `id`'s entry from its arbitrator (`None`: it is gone).
-    pub fn refresh(&mut self, id: ChannelId, channel: Option<&ChannelArbitrator>) {
-        if let Some((weight, htlcs)) = self.of_channel.remove(&id) {
-            self.weight = self.weight.saturating_sub(weight);
-            self.htlcs = self.htlcs.saturating_sub(htlcs);
-        }
-        let Some(e) = channel.and_then(exposure) else {
-            return;
-        };
-        let entry = (exposure_weight(&e), e.htlcs.len());
-        self.weight = self.weight.saturating_add(entry.0);
-        self.htlcs = self.htlcs.saturating_add(entry.1);
-        self.of_channel.insert(id, entry);
-    }
-
-    /// The reserve of every indexed channel under `fees`: see [`fee_reserve`].
-    pub fn fee_reserve(&self, fees: Option<&FeeConditions>, policy: &SweeperPolicy) -> FeeReserve {
-        priced(self.weight, self.of_channel.len(), self.htlcs, fees, policy)
-    }
 }
 
 /// The weight the wallet pays for to close one channel and claim its HTLCs: the commitment and
@@ -153,7 +86,7 @@ pub fn fee_reserve(
 }
 
 /// `weight` for `channels` channels and `htlcs` HTLCs, priced as [`fee_reserve`] says.
-fn priced(
+pub fn priced(
     weight: u64,
     channels: usize,
     htlcs: usize,

@@ -367,8 +367,8 @@ impl Harness {
         // Each input's share of the fee is within its own budget — or, for a timeout claim forced
         // (by configuration) because its budget cannot pay the relay fee, within that fee.
         let allowed = |req: &SweepRequest| {
-            let relay = fee::fee_for_rate(
-                fee::DEFAULT_MIN_RELAY,
+            let relay = crate::fee::fee_for_rate(
+                crate::fee::DEFAULT_MIN_RELAY,
                 claim_tx_weight(&req.path, self.cfg.destination.len()),
             );
             if block::is_timeout_claim(&req.path) && self.policy.force_timeout_claims {

@@ -42,7 +42,8 @@ fn fee_rises_monotonically_to_the_budget_at_the_deadline_and_never_above() {
         assert!(new >= old + vsize, "BIP 125 rule 4: {old} -> {new}");
     }
     let weight = claim_tx_weight(&req.path, destination().len());
-    let at_budget = fee::fee_for_rate(fee::budget_rate(req.budget_sat, weight), weight);
+    let at_budget =
+        crate::fee::fee_for_rate(crate::fee::budget_rate(req.budget_sat, weight), weight);
     let (tip, last_fee, _) = *steps.last().unwrap();
     assert!(
         tip < req.deadline,
@@ -51,7 +52,7 @@ fn fee_rises_monotonically_to_the_budget_at_the_deadline_and_never_above() {
     assert_eq!(last_fee, at_budget);
     assert!(at_budget <= req.budget_sat && at_budget + 10 > req.budget_sat);
     // Starts at the estimate for the 20 blocks left (target 12: 3 sat/vB).
-    assert_eq!(steps[0].1, 3 * fee::vsize(weight));
+    assert_eq!(steps[0].1, 3 * crate::fee::vsize(weight));
     // After the deadline it stays at the budget: rebroadcasts only.
     let count = h.broadcasts_of(&req.outpoint).len();
     h.block(CONF + 25);
@@ -227,5 +228,8 @@ fn without_fee_conditions_the_fallback_rate_is_used() {
     let seen = h.broadcasts_of(&req.outpoint);
     let fee = h.fee_of(&seen[0].tx);
     let weight = claim_tx_weight(&req.path, destination().len());
-    assert_eq!(fee, fee::fee_for_rate(config().fallback_feerate, weight));
+    assert_eq!(
+        fee,
+        crate::fee::fee_for_rate(config().fallback_feerate, weight)
+    );
 }

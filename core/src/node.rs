@@ -7,9 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, FailReason, RecordKey, Report};
 use crate::bolt3::{PaymentHash, PaymentPreimage};
-use crate::channel::deadline::HtlcContext;
 use crate::event::{CommitmentHtlcInfo, IncomingLeg, PreimageSource};
 use crate::types::{Height, HtlcKey};
+
+/// What the deadline rule needs to know beyond the channel itself.
+pub trait HtlcContext {
+    /// The incoming leg's expiry for a forwarded outgoing HTLC.
+    fn incoming_expiry(&self, outgoing: &HtlcKey) -> Option<Height>;
+    /// Whether we can settle this incoming HTLC with a preimage we know.
+    fn preimage_known(&self, incoming: &HtlcKey, htlc: &CommitmentHtlcInfo) -> bool;
+}
 
 /// A preimage we know, and which HTLCs it may settle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

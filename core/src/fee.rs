@@ -1,6 +1,7 @@
-//! The sweeper's fee function: a curve (a straight line by default, [`FeeCurve`]) from the fee
-//! estimate at the first build toward the budget's fee rate at the deadline, never above the
-//! budget, never below the relay floor.
+//! Fee arithmetic, below every machine that pays fees (the sweeper, funded claims, anchors): the
+//! fee function — a curve (a straight line by default, [`FeeCurve`]) from the fee estimate at the
+//! first build toward the budget's fee rate at the deadline, never above the budget, never below
+//! the relay floor.
 //!
 //! Rates are [`FeeRate`]s (sat per 1000 weight units). Fees are computed on the virtual size
 //! (`ceil(weight / 4)`) the way Bitcoin Core computes a fee from a rate, so a claim paying
@@ -13,6 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::event::FeeConditions;
 use crate::policy::fee_for_vsize;
 use crate::types::Height;
+
+/// The dust relay fee rate claims keep their outputs above (Bitcoin Core's default
+/// `-dustrelayfee`, sat per 1000 virtual bytes).
+pub const DUST_RELAY_FEE_SAT_PER_KVB: u64 = 3000;
 
 /// Bitcoin Core's default minimum relay fee rate (1 sat/vB), used until fee conditions arrive.
 pub const DEFAULT_MIN_RELAY: FeeRate = FeeRate::from_sat_per_kwu(250);

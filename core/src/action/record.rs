@@ -1,0 +1,174 @@
+//! Persisted records: the atomic batch a step returns, its operations and the keys of the
+//! records it writes.
+
+use bitcoin::OutPoint;
+use serde::{Deserialize, Serialize};
+
+use crate::bolt3::PaymentHash;
+use crate::types::{ChannelId, ClaimId, Height, HtlcKey};
+
+/// An atomic batch of keyed records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The operations, applied in order.
+    pub ops: Vec<RecordOp>,
+}
+
+impl Batch {
+    /// Apply the batch, in order, to an in-memory store: `records` by key, and the
+    /// append-only per-channel `log` by (channel, sequence number).
+    pub fn apply_to(
+        &self,
+        records: &mut std::collections::BTreeMap<RecordKey, Record>,
+        log: &mut std::collections::BTreeMap<(ChannelId, u64), Record>,
+    ) {
+        for op in &self.ops {
+            match op {
+                RecordOp::Put { key, record } => {
+                    records.insert(key.clone(), record.clone());
+                }
+                RecordOp::Delete { key } => {
+                    records.remove(key);
+                }
+                RecordOp::Append {
+                    channel,
+                    seq,
+                    record,
+                } => {
+                    log.insert((*channel, *seq), record.clone());
+                }
+            }
+        }
+    }
+}
+
+/// One write in a [`Batch`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RecordOp {
+    /// Insert or replace the record at `key`.
+    Put {
+        /// Where.
+        key: RecordKey,
+        /// What.
+        record: Record,
+    },
+    /// Remove the record at `key` (absent is fine).
+    Delete {
+        /// Where.
+        key: RecordKey,
+    },
+    /// Append to an append-only per-channel log (revoked commitments' HTLC data, read on a
+    /// breach only).
+    Append {
+        /// The channel whose log it is.
+        channel: ChannelId,
+        /// The entry's sequence number in that log (the revoked commitment's number).
+        seq: u64,
+        /// The entry.
+        record: Record,
+    },
+}
+
+/// Where a record lives. Ordered, so an in-memory store iterates deterministically; its
+/// [`std::fmt::Display`] form is a stable path a database can use as its key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecordKey {
+    /// Node-wide state: counters, configuration, fee conditions.
+    Node,
+    /// A channel's header (static data and arbitrator state).
+    Channel {
+        /// The channel.
+        channel: ChannelId,
+    },
+    /// One of a channel's live commitments.
+    Commitment {
+        /// The channel.
+        channel: ChannelId,
+        /// Which one.
+        slot: CommitmentSlot,
+    },
+    /// A resolver's state.
+    Resolver {
+        /// The channel.
+        channel: ChannelId,
+        /// The output it resolves.
+        outpoint: OutPoint,
+    },
+    /// A claim with every transaction built for it.
+    Claim {
+        /// The claim.
+        claim: ClaimId,
+    },
+    /// A known preimage (never deleted).
+    Preimage {
+        /// Its payment hash.
+        payment_hash: PaymentHash,
+    },
+    /// A forwarding circuit.
+    Circuit {
+        /// The outgoing HTLC.
+        outgoing: HtlcKey,
+    },
+    /// An upstream settle/fail awaiting `UpstreamAcked`.
+    Upstream {
+        /// The incoming HTLC.
+        htlc: HtlcKey,
+    },
+    /// One of the recent blocks (the highest is the tip): one record each, so connecting a
+    /// block writes one record and deletes one, whatever the length of the locator.
+    Block {
+        /// Its height.
+        height: Height,
+    },
+}
+
+/// Which live commitment a [`RecordKey::Commitment`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitmentSlot {
+    /// Our latest commitment.
+    Local,
+    /// The peer's current commitment.
+    RemoteCurrent,
+    /// The peer's pending (signed, not yet current) commitment.
+    RemotePending,
+}
+
+impl std::fmt::Display for RecordKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordKey::Node => f.write_str("node"),
+            RecordKey::Channel { channel } => write!(f, "channel/{channel}"),
+            RecordKey::Commitment { channel, slot } => {
+                let slot = match slot {
+                    CommitmentSlot::Local => "local",
+                    CommitmentSlot::RemoteCurrent => "remote_current",
+                    CommitmentSlot::RemotePending => "remote_pending",
+                };
+                write!(f, "channel/{channel}/commitment/{slot}")
+            }
+            RecordKey::Resolver { channel, outpoint } => {
+                write!(f, "channel/{channel}/resolver/{outpoint}")
+            }
+            RecordKey::Claim { claim } => write!(f, "claim/{}", claim.0),
+            RecordKey::Preimage { payment_hash } => write!(f, "preimage/{payment_hash}"),
+            RecordKey::Circuit { outgoing } => {
+                write!(f, "circuit/{}/{}", outgoing.channel, outgoing.htlc_id)
+            }
+            RecordKey::Upstream { htlc } => write!(f, "upstream/{}/{}", htlc.channel, htlc.htlc_id),
+            RecordKey::Block { height } => write!(f, "block/{height}"),
+        }
+    }
+}
+
+/// A persisted record: a version and a JSON body. Loading a record whose version the code does
+/// not know is a clear error, never a guess.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The body's format version.
+    pub version: u32,
+    /// The body.
+    pub body: serde_json::Value,
+}
