@@ -23,6 +23,7 @@ pub mod force_close;
 pub mod outcome;
 mod preimages;
 mod second_level;
+pub mod step;
 pub mod updates;
 mod zero_fee_htlc;
 

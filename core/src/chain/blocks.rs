@@ -1,0 +1,292 @@
+//! Blocks and the mempool: connecting and disconnecting blocks, routing their transactions to
+//! the channels they concern, waking the channels that are due, and catching up after a restart.
+
+use crate::action::{Action, Report};
+use crate::bolt3::PaymentHash;
+use crate::channel::step::ChannelInput;
+use crate::event::{Block, PreimageSource};
+use crate::types::{BlockRef, ChannelId};
+use std::collections::BTreeSet;
+
+use super::{ChainArbitrator, StepError};
+
+impl ChainArbitrator {
+    pub(super) fn connect(
+        &mut self,
+        block: &Block,
+        touched: &mut BTreeSet<ChannelId>,
+    ) -> Result<Vec<Action>, StepError> {
+        if let Some(tip) = self.tip {
+            if block.prev_hash != tip.hash || block.height != tip.height.wrapping_add(1) {
+                return Err(StepError::BlockDoesNotConnect {
+                    tip,
+                    height: block.height,
+                    prev_hash: block.prev_hash,
+                });
+            }
+        }
+        let here = BlockRef {
+            height: block.height,
+            hash: block.hash,
+        };
+        self.tip = Some(here);
+        self.sweeper.set_tip(Some(here.height));
+        self.recent.push(here);
+        let keep = self.config.close.archive_depth.max(1) as usize;
+        if self.recent.len() > keep {
+            let drop = self.recent.len() - keep;
+            self.recent.drain(..drop);
+        }
+        let mut effects = Vec::new();
+        // Transactions in block order; a channel's index is refreshed after each spend so a
+        // spend of an output created earlier in the same block is seen.
+        let mut learned = Vec::new();
+        for tx in &block.txs {
+            // Whether the tx pays our sweep destination: looked at only for a relevant tx.
+            let mut pays_us = None;
+            // The channels whose outputs it spends: each searches its witnesses for preimages.
+            let mut spends_of: BTreeSet<ChannelId> = BTreeSet::new();
+            for input in &tx.input {
+                let prev = input.previous_output;
+                let Some(id) = self.index.outpoints.get(&prev) else {
+                    // An output of a close no resolver watches (a future commitment's HTLC):
+                    // only its preimages matter.
+                    if let Some(id) = self.index.closes.get(&prev.txid) {
+                        spends_of.insert(*id);
+                    }
+                    continue;
+                };
+                let pays_us = *pays_us.get_or_insert_with(|| {
+                    self.config
+                        .sweep_to
+                        .as_ref()
+                        .is_some_and(|c| tx.output.iter().any(|o| o.script_pubkey == c.destination))
+                });
+                let Some(ch) = self.channels.get(&id) else {
+                    continue;
+                };
+                let closing = ch.data.info.funding_output(&prev).is_some();
+                let input = ChannelInput::Spend {
+                    outpoint: prev,
+                    tx,
+                    height: block.height,
+                    pays_us,
+                };
+                effects.extend(self.step_channel(id, input));
+                if !closing {
+                    spends_of.insert(id);
+                }
+                if self.sweeper.claim_for(&prev).is_some() {
+                    self.sweeper
+                        .on_spent(&prev, tx.compute_txid(), block.height);
+                }
+                touched.insert(id);
+                self.reindex(id);
+            }
+            let source = PreimageSource::Chain {
+                txid: tx.compute_txid(),
+                height: block.height,
+            };
+            for id in spends_of {
+                let input = ChannelInput::Witnesses {
+                    tx,
+                    source: &source,
+                };
+                if let Some(stepped) = self.step_channel_full(id, input) {
+                    effects.extend(stepped.actions);
+                    learned.extend(stepped.learned);
+                }
+            }
+        }
+        // A preimage learned here is acted on in this block: every channel with an incoming
+        // HTLC of its hash claims it now (a closed one through its wakeup below).
+        let acting = self.on_preimages_learned(&learned, touched, &mut effects);
+        let mut due: BTreeSet<ChannelId> = self
+            .index
+            .wakeups
+            .range(..=(block.height, ChannelId([0xff; 32])))
+            .map(|(_, c)| *c)
+            .collect();
+        due.extend(self.index.every_block.iter().copied());
+        due.extend(
+            acting
+                .into_iter()
+                .filter(|id| self.channels.get(id).is_some_and(|c| c.close.is_some())),
+        );
+        for id in due {
+            touched.insert(id);
+            effects.extend(self.step_channel(
+                id,
+                ChannelInput::Block {
+                    height: block.height,
+                },
+            ));
+        }
+        // Claims follow the block's decisions: sync what the touched channels want, then let
+        // the sweeper build, bump and rebroadcast.
+        for id in touched.iter() {
+            self.sync_claims(*id);
+        }
+        if let Some(cfg) = &self.config.sweep_to {
+            if !self.sweeper.is_idle() {
+                effects.extend(self.sweeper.on_block(
+                    block.height,
+                    self.fees.as_ref(),
+                    cfg,
+                    &self.config.sweeper,
+                ));
+            }
+        }
+        let archivable: Vec<ChannelId> = touched
+            .iter()
+            .filter(|id| {
+                self.channels
+                    .get(id)
+                    .is_some_and(|c| c.archivable(block.height, &self.config.close))
+            })
+            .copied()
+            .collect();
+        for id in archivable {
+            self.channels.remove(&id);
+            self.reindex(id);
+        }
+        Ok(effects)
+    }
+
+    pub(super) fn disconnect(
+        &mut self,
+        block: &BlockRef,
+        touched: &mut BTreeSet<ChannelId>,
+    ) -> Result<Vec<Action>, StepError> {
+        if self.tip != Some(*block) {
+            return Err(StepError::NotTheTip {
+                tip: self.tip,
+                block: *block,
+            });
+        }
+        self.recent.pop();
+        self.tip = self.recent.last().copied();
+        let mut effects = Vec::new();
+        let affected = self
+            .index
+            .touched_at
+            .remove(&block.height)
+            .unwrap_or_default();
+        for id in affected {
+            let input = ChannelInput::Disconnected {
+                height: block.height,
+            };
+            if let Some(stepped) = self.step_channel_full(id, input) {
+                effects.extend(stepped.actions);
+                self.sweeper.on_disconnect(block.height);
+                touched.insert(id);
+            }
+        }
+        // The sweeper's tip is the chain's, whether or not a claim was affected.
+        self.sweeper.set_tip(self.tip.map(|t| t.height));
+        Ok(effects)
+    }
+
+    /// A mempool transaction: an early hint. A preimage revealed in it is acted on at once.
+    pub(super) fn mempool_tx(
+        &mut self,
+        tx: &bitcoin::Transaction,
+        touched: &mut BTreeSet<ChannelId>,
+    ) -> (Vec<Action>, Vec<PaymentHash>) {
+        let txid = tx.compute_txid();
+        let mut effects = Vec::new();
+        let mut learned = Vec::new();
+        for input in &tx.input {
+            let Some(id) = self
+                .index
+                .outpoints
+                .get(&input.previous_output)
+                .or_else(|| self.index.closes.get(&input.previous_output.txid).copied())
+            else {
+                continue;
+            };
+            let Some(ch) = self.channels.get(&id) else {
+                continue;
+            };
+            if ch.close.is_none()
+                && ch
+                    .data
+                    .info
+                    .funding_output(&input.previous_output)
+                    .is_some()
+            {
+                // An early hint of a close: reported now, acted on when it confirms.
+                if let Some(kind) =
+                    crate::close::classify_close(tx, &ch.data.info, &ch.data.commitments)
+                        .close_kind()
+                {
+                    effects.push(Action::Report(Report::Timeline {
+                        channel: id,
+                        outpoint: input.previous_output,
+                        height: self.tip.map_or(0, |t| t.height),
+                        stage: format!("closing transaction seen in the mempool: {kind:?}"),
+                        txid: Some(txid),
+                    }));
+                }
+                let input = ChannelInput::MempoolCommitment(tx);
+                if self.step_channel_full(id, input).is_some_and(|s| s.changed) {
+                    touched.insert(id);
+                }
+                continue;
+            }
+            if !ch.resolvers.contains_key(&input.previous_output)
+                && self.index.closes.get(&input.previous_output.txid) != Some(&id)
+            {
+                continue;
+            }
+            let source = PreimageSource::Mempool { txid };
+            let input = ChannelInput::Witnesses {
+                tx,
+                source: &source,
+            };
+            if let Some(stepped) = self.step_channel_full(id, input) {
+                effects.extend(stepped.actions);
+                learned.extend(stepped.learned);
+            }
+        }
+        (effects, learned)
+    }
+
+    /// After a restart: ask for the blocks we missed, and re-emit everything still pending.
+    pub(super) fn resumed(&mut self) -> Vec<Action> {
+        let mut effects = Vec::new();
+        if !self.recent.is_empty() {
+            effects.push(Action::SyncFrom {
+                locator: self.locator(),
+            });
+        }
+        effects.extend(self.node.pending_upstream());
+        let tip = self.tip.map(|t| t.height);
+        effects.extend(self.sweeper.pending_after_restart(tip));
+        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
+        for id in ids {
+            effects.extend(self.step_channel(id, ChannelInput::Resumed));
+        }
+        effects
+    }
+
+    /// Recent block hashes, newest first, dense near the tip then doubling back.
+    pub fn locator(&self) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        let mut step = 1usize;
+        let mut i = self.recent.len();
+        while i > 0 {
+            out.push(self.recent[i - 1]);
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            i = i.saturating_sub(step);
+        }
+        if let (Some(first), Some(last)) = (self.recent.first(), out.last()) {
+            if last != first {
+                out.push(*first);
+            }
+        }
+        out
+    }
+}

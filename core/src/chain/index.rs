@@ -1,0 +1,252 @@
+//! The indexes that route events to channels without scanning them: watched outpoints, closes,
+//! claims, payment hashes, wake-up heights; refreshed one channel at a time.
+
+use crate::bolt3::PaymentHash;
+use crate::types::{ChannelId, ClaimId, Height, HtlcDirection, HtlcKey};
+use bitcoin::OutPoint;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{exposure, fee_context, outpoints, ChainArbitrator};
+
+/// Indexes derived from the channels (rebuilt on load, never persisted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Index {
+    pub(super) outpoints: outpoints::OutpointIndex,
+    pub(super) wakeups: BTreeSet<(Height, ChannelId)>,
+    pub(super) wakeup_of: BTreeMap<ChannelId, Height>,
+    /// Channels that act on every block (rebroadcasting our commitment).
+    pub(super) every_block: BTreeSet<ChannelId>,
+    pub(super) claims: BTreeMap<ClaimId, ChannelId>,
+    /// Commitments seen in the mempool, by txid.
+    pub(super) mempool: BTreeMap<bitcoin::Txid, ChannelId>,
+    /// Confirmed closes, by txid: a spend of an output no resolver watches (an HTLC of a
+    /// future commitment) is still searched for preimages.
+    pub(super) closes: BTreeMap<bitcoin::Txid, ChannelId>,
+    /// Channels with an incoming HTLC of a payment hash, on a live commitment or on the
+    /// confirmed close: the channels a preimage concerns.
+    pub(super) hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
+    /// The outgoing HTLCs forwarded from each incoming HTLC (the circuits, reversed): the
+    /// channels an upstream decision concerns.
+    pub(super) forwarded: BTreeMap<HtlcKey, BTreeSet<HtlcKey>>,
+    /// The incoming HTLC of each circuit as indexed in `forwarded`.
+    pub(super) leg_of: BTreeMap<HtlcKey, HtlcKey>,
+    /// Channels that had a spend routed at a height (for disconnections).
+    pub(super) touched_at: BTreeMap<Height, BTreeSet<ChannelId>>,
+    /// What was indexed for each channel, so it can be removed without scanning.
+    pub(super) of_channel: BTreeMap<ChannelId, Indexed>,
+    /// The outpoints each channel has a sweeper claim for (spent ones included).
+    pub(super) swept: BTreeMap<ChannelId, BTreeSet<OutPoint>>,
+    /// What the open anchor channels may need from the fee wallet.
+    pub(super) exposure: exposure::ExposureIndex,
+}
+
+/// One channel's entries in the [`Index`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Indexed {
+    pub(super) outpoints: Vec<OutPoint>,
+    pub(super) mempool: Option<bitcoin::Txid>,
+    pub(super) close: Option<bitcoin::Txid>,
+    pub(super) claims: Vec<ClaimId>,
+    pub(super) hashes: Vec<PaymentHash>,
+    pub(super) heights: Vec<Height>,
+}
+
+impl ChainArbitrator {
+    /// Make the sweeper's requests for a channel match what the channel wants now: new or
+    /// changed requests registered, requests no longer wanted (a reorged close, an archived
+    /// channel) cancelled. Without a configured destination nothing is registered.
+    pub(super) fn sync_claims(&mut self, id: ChannelId) {
+        if self.config.sweep_to.is_none() {
+            return;
+        }
+        let wanted = self
+            .channels
+            .get(&id)
+            .map(|ch| ch.sweep_requests(&self.node, &fee_context(&self.config, self.fees.as_ref())))
+            .unwrap_or_default();
+        let had = self.index.swept.remove(&id).unwrap_or_default();
+        if wanted.is_empty() && had.is_empty() {
+            return;
+        }
+        let keep: BTreeSet<OutPoint> = wanted.iter().map(|r| r.outpoint).collect();
+        // The channel's claims no longer wanted, in claim order: found through the channel's
+        // own entries, not by scanning every claim of the node.
+        let mut stale: Vec<(ClaimId, OutPoint)> = had
+            .iter()
+            .filter(|o| !keep.contains(o))
+            .filter_map(|o| {
+                let claim = self.sweeper.claim_for(o)?;
+                let c = self.sweeper.claims().get(&claim)?;
+                let live = !matches!(c.state, crate::sweeper::ClaimState::Spent { .. });
+                (c.request.channel == id && live).then_some((claim, *o))
+            })
+            .collect();
+        stale.sort_unstable();
+        for (_, outpoint) in stale {
+            self.sweeper.cancel(&outpoint);
+        }
+        for request in wanted {
+            self.sweeper.request(request, &mut self.node);
+        }
+        let now: BTreeSet<OutPoint> = had
+            .into_iter()
+            .chain(keep)
+            .filter(|o| self.claim_of_channel(id, o))
+            .collect();
+        if !now.is_empty() {
+            self.index.swept.insert(id, now);
+        }
+    }
+
+    /// Whether the sweeper holds a claim of `outpoint` for channel `id`.
+    pub(super) fn claim_of_channel(&self, id: ChannelId, outpoint: &OutPoint) -> bool {
+        self.sweeper
+            .claim_for(outpoint)
+            .and_then(|claim| self.sweeper.claims().get(&claim))
+            .is_some_and(|c| c.request.channel == id)
+    }
+
+    /// Refresh a channel's entries in the indexes.
+    pub(super) fn reindex(&mut self, id: ChannelId) {
+        // Remove exactly what was indexed for this channel last time: the cost is the
+        // channel's own size, never the number of channels.
+        if let Some(old) = self.index.of_channel.remove(&id) {
+            for o in &old.outpoints {
+                if self.index.outpoints.get(o) == Some(id) {
+                    self.index.outpoints.remove(o);
+                }
+            }
+            for c in &old.claims {
+                self.index.claims.remove(c);
+            }
+            if let Some(t) = &old.mempool {
+                self.index.mempool.remove(t);
+            }
+            if let Some(t) = &old.close {
+                self.index.closes.remove(t);
+            }
+            for h in &old.hashes {
+                if let Some(set) = self.index.hashes.get_mut(h) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.index.hashes.remove(h);
+                    }
+                }
+            }
+            for h in &old.heights {
+                if let Some(set) = self.index.touched_at.get_mut(h) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.index.touched_at.remove(h);
+                    }
+                }
+            }
+        }
+        if let Some(ch) = self.channels.get_mut(&id) {
+            ch.refresh_confirmed_commitment();
+        }
+        self.index.exposure.refresh(id, self.channels.get(&id));
+        self.index.every_block.remove(&id);
+        if let Some(h) = self.index.wakeup_of.remove(&id) {
+            self.index.wakeups.remove(&(h, id));
+        }
+        let Some(ch) = self.channels.get(&id) else {
+            return;
+        };
+        let mut entry = Indexed::default();
+        for o in ch.watched_outpoints() {
+            self.index.outpoints.insert(o, id);
+            entry.outpoints.push(o);
+        }
+        let second_level = ch
+            .resolvers
+            .values()
+            .filter_map(|r| r.second_level.as_ref())
+            .map(|c| c.claim);
+        let claims = ch
+            .force_close
+            .iter()
+            .map(|fc| fc.claim)
+            .chain(second_level)
+            .chain(ch.cpfp.iter().map(|f| f.claim));
+        if let Some(c) = &ch.close {
+            self.index.closes.insert(c.txid, id);
+            entry.close = Some(c.txid);
+        }
+        if let Some(m) = &ch.mempool_commitment {
+            let txid = m.tx.compute_txid();
+            self.index.mempool.insert(txid, id);
+            entry.mempool = Some(txid);
+        }
+        for claim in claims {
+            self.index.claims.insert(claim, id);
+            entry.claims.push(claim);
+        }
+        let heights = ch
+            .close
+            .iter()
+            .map(|c| c.height)
+            .chain(ch.resolvers.values().filter_map(|r| match r.stage {
+                crate::resolver::Stage::Spent { height, .. }
+                | crate::resolver::Stage::Resolved { height, .. } => Some(height),
+                crate::resolver::Stage::Active
+                | crate::resolver::Stage::Abandoned { .. }
+                | crate::resolver::Stage::Expired { .. } => None,
+            }));
+        for h in heights {
+            self.index.touched_at.entry(h).or_default().insert(id);
+            entry.heights.push(h);
+        }
+        let c = &ch.data.commitments;
+        let records = c
+            .local
+            .iter()
+            .map(|l| &l.commitment)
+            .chain(c.remote_current.iter())
+            .chain(c.remote_pending.iter());
+        // Incoming HTLCs of the live commitments, and of the confirmed close (updates may
+        // have removed them from every live commitment since).
+        let on_close = ch.resolvers.values().filter_map(|r| match r.kind {
+            crate::resolver::ResolverKind::IncomingHtlc { payment_hash, .. } => Some(payment_hash),
+            _ => None,
+        });
+        let incoming: BTreeSet<PaymentHash> = records
+            .flat_map(|r| r.htlcs.iter())
+            .filter(|h| h.direction == HtlcDirection::Incoming)
+            .map(|h| h.payment_hash)
+            .chain(on_close)
+            .collect();
+        for hash in incoming {
+            self.index.hashes.entry(hash).or_default().insert(id);
+            entry.hashes.push(hash);
+        }
+        if ch.acts_every_block() {
+            self.index.every_block.insert(id);
+        }
+        if let Some(h) = ch.next_wakeup(&self.node, &self.config.close, &self.config.deadlines) {
+            self.index.wakeups.insert((h, id));
+            self.index.wakeup_of.insert(id, h);
+        }
+        self.index.of_channel.insert(id, entry);
+    }
+
+    /// Rebuild every index (after loading).
+    pub(super) fn reindex_all(&mut self) {
+        self.index = Index::default();
+        for c in self.sweeper.claims().values() {
+            self.index
+                .swept
+                .entry(c.request.channel)
+                .or_default()
+                .insert(c.request.outpoint);
+        }
+        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.reindex(id);
+        }
+        let circuits: Vec<HtlcKey> = self.node.circuits.keys().copied().collect();
+        for outgoing in circuits {
+            self.index_circuit(outgoing);
+        }
+    }
+}
