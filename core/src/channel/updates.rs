@@ -61,6 +61,13 @@ pub enum UpdateError {
     AlreadyRegistered,
     /// A funding set with no outputs.
     NoFunding,
+    /// A new funding set leaves out the funding output our latest commitment is signed on: that
+    /// commitment could no longer be broadcast (send a commitment signed on a remaining funding
+    /// output first).
+    SignedFundingRemoved {
+        /// The funding output our latest commitment spends.
+        outpoint: bitcoin::OutPoint,
+    },
     /// A commitment number out of sequence.
     UnexpectedCommitmentNumber {
         /// Whose commitment.
@@ -116,6 +123,10 @@ impl std::fmt::Display for UpdateError {
             UpdateError::NotRegistered => f.write_str("channel is not registered"),
             UpdateError::AlreadyRegistered => f.write_str("channel is already registered"),
             UpdateError::NoFunding => f.write_str("funding set is empty"),
+            UpdateError::SignedFundingRemoved { outpoint } => write!(
+                f,
+                "the new funding set leaves out {outpoint}, which our latest commitment spends"
+            ),
             UpdateError::UnexpectedCommitmentNumber { holder, expected, got } => {
                 let whose = if *holder == Party::Local { "local" } else { "remote" };
                 write!(f, "unexpected {whose} commitment number {got}, expected {expected}")
@@ -192,6 +203,18 @@ pub fn apply_update(
         ChannelChange::FundingChanged { funding } => {
             if funding.is_empty() {
                 return Err(UpdateError::NoFunding);
+            }
+            // Our latest commitment is signed on one funding output, kept by position: follow
+            // that output to its position in the new set.
+            if let Some(local) = next.commitments.local.as_mut() {
+                let signed_on = next.info.funding.get(local.funding_index).copied();
+                if let Some(signed_on) = signed_on {
+                    local.funding_index = funding.iter().position(|f| *f == signed_on).ok_or(
+                        UpdateError::SignedFundingRemoved {
+                            outpoint: signed_on.outpoint,
+                        },
+                    )?;
+                }
             }
             next.info.funding = funding.clone();
             refresh_txids(&mut next)?;

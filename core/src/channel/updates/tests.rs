@@ -170,3 +170,52 @@ fn updates_before_registration_are_refused() {
     let ups = updates(sim.commit().unwrap());
     assert_eq!(apply_update(None, &ups[0]), Err(UpdateError::NotRegistered));
 }
+
+/// A splice's funding set with a new (not yet confirmed) output listed before the one our latest
+/// commitment is signed on.
+fn splice(data: &ChannelData, funding: Vec<FundingOutput>) -> ChannelUpdate {
+    ChannelUpdate {
+        channel: data.info.id,
+        update_id: data.last_update_id + 1,
+        change: ChannelChange::FundingChanged { funding },
+    }
+}
+
+fn new_funding_output() -> FundingOutput {
+    use bitcoin::hashes::Hash as _;
+    FundingOutput {
+        outpoint: bitcoin::OutPoint {
+            txid: bitcoin::Txid::from_byte_array([0xa7; 32]),
+            vout: 0,
+        },
+        value_sat: 1_000_000,
+    }
+}
+
+#[test]
+fn a_splice_listing_a_new_funding_output_first_keeps_our_commitment_on_its_own_output() {
+    // Found by fuzzing (fuzz/artifacts-found/event_trace-splice-reorders-funding): the local
+    // commitment's funding output was kept as a position in the set, so a set listing a new
+    // output first made a force close sign and broadcast our commitment on an output that no
+    // transaction created.
+    let (sim, data) = busy_channel(ChannelType::AnchorsZeroFeeHtlc);
+    let data = data.unwrap();
+    let up = splice(&data, vec![new_funding_output(), sim.funding]);
+    let (next, _) = apply_update(Some(&data), &up).unwrap();
+    let next = next.unwrap();
+    let local = next.commitments.local.as_ref().unwrap();
+    assert_eq!(next.info.funding[local.funding_index], sim.funding);
+}
+
+#[test]
+fn a_splice_that_drops_the_output_our_commitment_is_signed_on_is_refused() {
+    let (sim, data) = busy_channel(ChannelType::StaticRemoteKey);
+    let data = data.unwrap();
+    let up = splice(&data, vec![new_funding_output()]);
+    assert_eq!(
+        apply_update(Some(&data), &up).unwrap_err(),
+        UpdateError::SignedFundingRemoved {
+            outpoint: sim.funding.outpoint
+        }
+    );
+}
