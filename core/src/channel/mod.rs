@@ -18,13 +18,17 @@ pub mod anchor;
 pub mod breach;
 pub mod claims;
 pub mod close;
+mod config;
 pub mod deadline;
 pub mod force_close;
 pub mod outcome;
+mod plan;
 mod preimages;
 mod second_level;
 pub mod step;
 pub mod updates;
+mod upstream;
+mod wakeup;
 mod zero_fee_htlc;
 
 use std::collections::BTreeMap;
