@@ -9,6 +9,7 @@ use crate::types::{BlockRef, ChannelId};
 use std::collections::BTreeSet;
 
 use super::{ChainArbitrator, StepError};
+use crate::sweeper::step::SweeperInput;
 
 impl ChainArbitrator {
     pub(super) fn connect(
@@ -30,7 +31,7 @@ impl ChainArbitrator {
             hash: block.hash,
         };
         self.tip = Some(here);
-        self.sweeper.set_tip(Some(here.height));
+        self.step_sweeper(SweeperInput::Tip(Some(here.height)));
         self.recent.push(here);
         let keep = self.config.close.archive_depth.max(1) as usize;
         if self.recent.len() > keep {
@@ -76,10 +77,11 @@ impl ChainArbitrator {
                 if !closing {
                     spends_of.insert(id);
                 }
-                if self.sweeper.claim_for(&prev).is_some() {
-                    self.sweeper
-                        .on_spent(&prev, tx.compute_txid(), block.height);
-                }
+                self.step_sweeper(SweeperInput::Spent {
+                    outpoint: &prev,
+                    txid: tx.compute_txid(),
+                    height: block.height,
+                });
                 touched.insert(id);
                 self.reindex(id);
             }
@@ -127,16 +129,9 @@ impl ChainArbitrator {
         for id in touched.iter() {
             self.sync_claims(*id);
         }
-        if let Some(cfg) = &self.config.sweep_to {
-            if !self.sweeper.is_idle() {
-                effects.extend(self.sweeper.on_block(
-                    block.height,
-                    self.fees.as_ref(),
-                    cfg,
-                    &self.config.sweeper,
-                ));
-            }
-        }
+        effects.extend(self.step_sweeper(SweeperInput::Block {
+            height: block.height,
+        }));
         let archivable: Vec<ChannelId> = touched
             .iter()
             .filter(|id| {
@@ -178,12 +173,14 @@ impl ChainArbitrator {
             };
             if let Some(stepped) = self.step_channel_full(id, input) {
                 effects.extend(stepped.actions);
-                self.sweeper.on_disconnect(block.height);
+                self.step_sweeper(SweeperInput::Disconnected {
+                    height: block.height,
+                });
                 touched.insert(id);
             }
         }
         // The sweeper's tip is the chain's, whether or not a claim was affected.
-        self.sweeper.set_tip(self.tip.map(|t| t.height));
+        self.step_sweeper(SweeperInput::Tip(self.tip.map(|t| t.height)));
         Ok(effects)
     }
 
@@ -262,7 +259,7 @@ impl ChainArbitrator {
         }
         effects.extend(self.node.pending_upstream());
         let tip = self.tip.map(|t| t.height);
-        effects.extend(self.sweeper.pending_after_restart(tip));
+        effects.extend(self.step_sweeper(SweeperInput::Resumed { tip }));
         let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
         for id in ids {
             effects.extend(self.step_channel(id, ChannelInput::Resumed));

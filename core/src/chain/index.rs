@@ -7,6 +7,7 @@ use bitcoin::OutPoint;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{exposure, fee_context, outpoints, ChainArbitrator};
+use crate::sweeper::step::SweeperInput;
 
 /// Indexes derived from the channels (rebuilt on load, never persisted).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -83,10 +84,10 @@ impl ChainArbitrator {
             .collect();
         stale.sort_unstable();
         for (_, outpoint) in stale {
-            self.sweeper.cancel(&outpoint);
+            self.step_sweeper(SweeperInput::Cancel(&outpoint));
         }
         for request in wanted {
-            self.sweeper.request(request, &mut self.node);
+            self.step_sweeper(SweeperInput::Request(request));
         }
         let now: BTreeSet<OutPoint> = had
             .into_iter()

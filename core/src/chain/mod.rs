@@ -30,6 +30,7 @@ use crate::channel::step::ChannelInput;
 use crate::channel::updates::{apply_update, Applied};
 use crate::channel::ChannelArbitrator;
 use crate::event::{Event, ForceCloseReason, UpstreamResolution};
+use crate::sweeper::step::SweeperInput;
 use crate::sweeper::{Sweeper, SweeperConfig, SweeperPolicy};
 use crate::trace::Machine;
 use crate::types::{BlockRef, ChannelId, Height};
@@ -260,7 +261,7 @@ impl ChainArbitrator {
             }
             Event::Tick { .. } => {}
             Event::WalletBalance { confirmed_sat } => {
-                self.sweeper.on_wallet_balance(*confirmed_sat);
+                self.step_sweeper(SweeperInput::WalletBalance(*confirmed_sat));
             }
             Event::BroadcastResult {
                 request,
@@ -268,7 +269,10 @@ impl ChainArbitrator {
                 outcome,
             } => {
                 if self.sweeper.owns(request.claim) {
-                    effects.extend(self.sweeper.on_broadcast_result(*request, outcome));
+                    effects.extend(self.step_sweeper(SweeperInput::BroadcastResult {
+                        request: *request,
+                        outcome,
+                    }));
                 } else if let Some(id) = self.index.claims.get(&request.claim).copied() {
                     let input = ChannelInput::BroadcastResult {
                         request: *request,
@@ -280,7 +284,10 @@ impl ChainArbitrator {
             }
             Event::Signed { request, outcome } => {
                 if self.sweeper.owns(request.claim) {
-                    effects.extend(self.sweeper.on_signed(*request, outcome));
+                    effects.extend(self.step_sweeper(SweeperInput::Signed {
+                        request: *request,
+                        outcome,
+                    }));
                 } else if let Some(id) = self.index.claims.get(&request.claim).copied() {
                     let input = ChannelInput::Signed {
                         request: *request,
@@ -318,11 +325,9 @@ impl ChainArbitrator {
             self.sync_claims(*id);
         }
         effects.extend(self.sweep_now(&acting));
-        if self.sweeper.wallet_balance().is_some() {
-            // The reserve follows the channels just reindexed: no scan of every channel.
-            let needed = self.fee_reserve();
-            effects.extend(self.sweeper.check_reserve(&needed));
-        }
+        // The reserve follows the channels just reindexed: no scan of every channel.
+        let needed = self.fee_reserve();
+        effects.extend(self.step_sweeper(SweeperInput::Reserve(&needed)));
         // A wallet too thin for every claim asking this step funds the nearest deadlines.
         crate::funded::fund_nearest_deadlines_first(&mut effects, |claim| {
             let channel = self.index.claims.get(&claim)?;

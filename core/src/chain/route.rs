@@ -10,6 +10,7 @@ use bitcoin::OutPoint;
 use std::collections::BTreeSet;
 
 use super::{fee_context, ChainArbitrator};
+use crate::sweeper::step::{SweeperContext, SweeperInput};
 
 impl ChainArbitrator {
     /// Step channel `id` with `input`, the node-wide facts passed in; `None` if it is unknown.
@@ -28,6 +29,17 @@ impl ChainArbitrator {
             tip: self.tip.map(|t| t.height),
         };
         Some(ch.step(input, &mut ctx))
+    }
+
+    /// Step the sweeper with `input`, the node-wide facts and settings passed in.
+    pub(super) fn step_sweeper(&mut self, input: SweeperInput<'_>) -> Vec<Action> {
+        let mut ctx = SweeperContext {
+            node: &mut self.node,
+            fees: self.fees.as_ref(),
+            cfg: self.config.sweep_to.as_ref(),
+            policy: &self.config.sweeper,
+        };
+        self.sweeper.step(input, &mut ctx)
     }
 
     /// [`Self::step_channel_full`]'s actions.
@@ -86,7 +98,7 @@ impl ChainArbitrator {
     /// Between blocks, the sweeper builds the new preimage claims of channels that learned a
     /// preimage now, for the next block, rather than at the next block.
     pub(super) fn sweep_now(&mut self, acting: &BTreeSet<ChannelId>) -> Vec<Action> {
-        let (Some(cfg), Some(tip)) = (&self.config.sweep_to, self.tip.map(|t| t.height)) else {
+        let (Some(_), Some(tip)) = (&self.config.sweep_to, self.tip.map(|t| t.height)) else {
             return Vec::new();
         };
         let fees = fee_context(&self.config, self.fees.as_ref());
@@ -97,13 +109,10 @@ impl ChainArbitrator {
             .filter(|r| r.preimage.is_some())
             .map(|r| r.outpoint)
             .collect();
-        self.sweeper.claim_now(
-            &outpoints,
+        self.step_sweeper(SweeperInput::ClaimNow {
+            outpoints: &outpoints,
             tip,
-            self.fees.as_ref(),
-            cfg,
-            &self.config.sweeper,
-        )
+        })
     }
 
     /// Touch the channels whose plans depend on node-wide state this step changed, whichever

@@ -53,6 +53,7 @@ mod events;
 mod plan;
 mod policy;
 pub mod reserve;
+pub mod step;
 #[cfg(test)]
 mod tests;
 
