@@ -5,7 +5,7 @@ use crate::action::{Action, Report};
 use crate::bolt3::PaymentHash;
 use crate::channel::step::ChannelInput;
 use crate::event::{Block, PreimageSource};
-use crate::types::{BlockRef, ChannelId};
+use crate::types::{BlockRef, ChannelId, Height};
 use std::collections::BTreeSet;
 
 use super::{ChainArbitrator, StepError};
@@ -26,6 +26,28 @@ impl ChainArbitrator {
                 });
             }
         }
+        self.advance_tip(block);
+        let mut effects = Vec::new();
+        let learned = self.route_block_txs(block, touched, &mut effects);
+        // A preimage learned here is acted on in this block: every channel with an incoming
+        // HTLC of its hash claims it now (a closed one through its wakeup below).
+        let acting = self.on_preimages_learned(&learned, touched, &mut effects);
+        effects.extend(self.wake_due(block.height, acting, touched));
+        // Claims follow the block's decisions: sync what the touched channels want, then let
+        // the sweeper build, bump and rebroadcast.
+        for id in touched.iter() {
+            self.sync_claims(*id);
+        }
+        effects.extend(self.step_sweeper(SweeperInput::Block {
+            height: block.height,
+        }));
+        self.archive(block.height, touched);
+        Ok(effects)
+    }
+
+    /// The block is the new tip: the sweeper's too, and the newest of the recent blocks kept
+    /// (`archive_depth` of them, for the locator).
+    fn advance_tip(&mut self, block: &Block) {
         let here = BlockRef {
             height: block.height,
             hash: block.hash,
@@ -38,9 +60,18 @@ impl ChainArbitrator {
             let drop = self.recent.len() - keep;
             self.recent.drain(..drop);
         }
-        let mut effects = Vec::new();
-        // Transactions in block order; a channel's index is refreshed after each spend so a
-        // spend of an output created earlier in the same block is seen.
+    }
+
+    /// Each transaction of the block, in block order, to the channels whose watched outputs it
+    /// spends (a channel's index is refreshed after each spend, so a spend of an output created
+    /// earlier in the same block is seen), and its witnesses to the channels whose close it
+    /// spends from. Returns the payment hashes whose preimages were learned.
+    fn route_block_txs(
+        &mut self,
+        block: &Block,
+        touched: &mut BTreeSet<ChannelId>,
+        effects: &mut Vec<Action>,
+    ) -> Vec<PaymentHash> {
         let mut learned = Vec::new();
         for tx in &block.txs {
             // Whether the tx pays our sweep destination: looked at only for a relevant tx.
@@ -100,13 +131,22 @@ impl ChainArbitrator {
                 }
             }
         }
-        // A preimage learned here is acted on in this block: every channel with an incoming
-        // HTLC of its hash claims it now (a closed one through its wakeup below).
-        let acting = self.on_preimages_learned(&learned, touched, &mut effects);
+        learned
+    }
+
+    /// Wake the channels due at `height`: by their wake-up height, every block, or because they
+    /// are closed and just learned a preimage.
+    fn wake_due(
+        &mut self,
+        height: Height,
+        acting: BTreeSet<ChannelId>,
+        touched: &mut BTreeSet<ChannelId>,
+    ) -> Vec<Action> {
+        let mut effects = Vec::new();
         let mut due: BTreeSet<ChannelId> = self
             .index
             .wakeups
-            .range(..=(block.height, ChannelId([0xff; 32])))
+            .range(..=(height, ChannelId([0xff; 32])))
             .map(|(_, c)| *c)
             .collect();
         due.extend(self.index.every_block.iter().copied());
@@ -117,27 +157,19 @@ impl ChainArbitrator {
         );
         for id in due {
             touched.insert(id);
-            effects.extend(self.step_channel(
-                id,
-                ChannelInput::Block {
-                    height: block.height,
-                },
-            ));
+            effects.extend(self.step_channel(id, ChannelInput::Block { height }));
         }
-        // Claims follow the block's decisions: sync what the touched channels want, then let
-        // the sweeper build, bump and rebroadcast.
-        for id in touched.iter() {
-            self.sync_claims(*id);
-        }
-        effects.extend(self.step_sweeper(SweeperInput::Block {
-            height: block.height,
-        }));
+        effects
+    }
+
+    /// Drop the touched channels that are fully resolved and `archive_depth` deep at `height`.
+    fn archive(&mut self, height: Height, touched: &BTreeSet<ChannelId>) {
         let archivable: Vec<ChannelId> = touched
             .iter()
             .filter(|id| {
                 self.channels
                     .get(id)
-                    .is_some_and(|c| c.archivable(block.height, &self.config.close))
+                    .is_some_and(|c| c.archivable(height, &self.config.close))
             })
             .copied()
             .collect();
@@ -145,7 +177,6 @@ impl ChainArbitrator {
             self.channels.remove(&id);
             self.reindex(id);
         }
-        Ok(effects)
     }
 
     pub(super) fn disconnect(

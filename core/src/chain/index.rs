@@ -7,6 +7,7 @@ use bitcoin::OutPoint;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{exposure, fee_context, outpoints, ChainArbitrator};
+use crate::channel::ChannelArbitrator;
 use crate::sweeper::step::SweeperInput;
 
 /// Indexes derived from the channels (rebuilt on load, never persisted).
@@ -50,6 +51,130 @@ pub(super) struct Indexed {
     pub(super) claims: Vec<ClaimId>,
     pub(super) hashes: Vec<PaymentHash>,
     pub(super) heights: Vec<Height>,
+}
+
+impl Index {
+    /// Remove exactly what was indexed for channel `id` last time: the cost is the channel's
+    /// own size, never the number of channels.
+    fn remove(&mut self, id: ChannelId) {
+        if let Some(old) = self.of_channel.remove(&id) {
+            for o in &old.outpoints {
+                if self.outpoints.get(o) == Some(id) {
+                    self.outpoints.remove(o);
+                }
+            }
+            for c in &old.claims {
+                self.claims.remove(c);
+            }
+            if let Some(t) = &old.mempool {
+                self.mempool.remove(t);
+            }
+            if let Some(t) = &old.close {
+                self.closes.remove(t);
+            }
+            for h in &old.hashes {
+                if let Some(set) = self.hashes.get_mut(h) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.hashes.remove(h);
+                    }
+                }
+            }
+            for h in &old.heights {
+                if let Some(set) = self.touched_at.get_mut(h) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.touched_at.remove(h);
+                    }
+                }
+            }
+        }
+        self.every_block.remove(&id);
+        if let Some(h) = self.wakeup_of.remove(&id) {
+            self.wakeups.remove(&(h, id));
+        }
+    }
+
+    /// Index channel `ch` (id `id`): its watched outputs, claims, close, mempool commitment,
+    /// heights a disconnection must revisit, the payment hashes of its incoming HTLCs, and its
+    /// wake-up.
+    fn add(&mut self, id: ChannelId, ch: &ChannelArbitrator, wakeup: Option<Height>) {
+        let mut entry = Indexed::default();
+        for o in ch.watched_outpoints() {
+            self.outpoints.insert(o, id);
+            entry.outpoints.push(o);
+        }
+        let second_level = ch
+            .resolvers
+            .values()
+            .filter_map(|r| r.second_level.as_ref())
+            .map(|c| c.claim);
+        let claims = ch
+            .force_close
+            .iter()
+            .map(|fc| fc.claim)
+            .chain(second_level)
+            .chain(ch.cpfp.iter().map(|f| f.claim));
+        if let Some(c) = &ch.close {
+            self.closes.insert(c.txid, id);
+            entry.close = Some(c.txid);
+        }
+        if let Some(m) = &ch.mempool_commitment {
+            let txid = m.tx.compute_txid();
+            self.mempool.insert(txid, id);
+            entry.mempool = Some(txid);
+        }
+        for claim in claims {
+            self.claims.insert(claim, id);
+            entry.claims.push(claim);
+        }
+        let heights = ch
+            .close
+            .iter()
+            .map(|c| c.height)
+            .chain(ch.resolvers.values().filter_map(|r| match r.stage {
+                crate::resolver::Stage::Spent { height, .. }
+                | crate::resolver::Stage::Resolved { height, .. } => Some(height),
+                crate::resolver::Stage::Active
+                | crate::resolver::Stage::Abandoned { .. }
+                | crate::resolver::Stage::Expired { .. } => None,
+            }));
+        for h in heights {
+            self.touched_at.entry(h).or_default().insert(id);
+            entry.heights.push(h);
+        }
+        let c = &ch.data.commitments;
+        let records = c
+            .local
+            .iter()
+            .map(|l| &l.commitment)
+            .chain(c.remote_current.iter())
+            .chain(c.remote_pending.iter());
+        // Incoming HTLCs of the live commitments, and of the confirmed close (updates may
+        // have removed them from every live commitment since).
+        let on_close = ch.resolvers.values().filter_map(|r| match r.kind {
+            crate::resolver::ResolverKind::IncomingHtlc { payment_hash, .. } => Some(payment_hash),
+            _ => None,
+        });
+        let incoming: BTreeSet<PaymentHash> = records
+            .flat_map(|r| r.htlcs.iter())
+            .filter(|h| h.direction == HtlcDirection::Incoming)
+            .map(|h| h.payment_hash)
+            .chain(on_close)
+            .collect();
+        for hash in incoming {
+            self.hashes.entry(hash).or_default().insert(id);
+            entry.hashes.push(hash);
+        }
+        if ch.acts_every_block() {
+            self.every_block.insert(id);
+        }
+        if let Some(h) = wakeup {
+            self.wakeups.insert((h, id));
+            self.wakeup_of.insert(id, h);
+        }
+        self.of_channel.insert(id, entry);
+    }
 }
 
 impl ChainArbitrator {
@@ -109,126 +234,16 @@ impl ChainArbitrator {
 
     /// Refresh a channel's entries in the indexes.
     pub(super) fn reindex(&mut self, id: ChannelId) {
-        // Remove exactly what was indexed for this channel last time: the cost is the
-        // channel's own size, never the number of channels.
-        if let Some(old) = self.index.of_channel.remove(&id) {
-            for o in &old.outpoints {
-                if self.index.outpoints.get(o) == Some(id) {
-                    self.index.outpoints.remove(o);
-                }
-            }
-            for c in &old.claims {
-                self.index.claims.remove(c);
-            }
-            if let Some(t) = &old.mempool {
-                self.index.mempool.remove(t);
-            }
-            if let Some(t) = &old.close {
-                self.index.closes.remove(t);
-            }
-            for h in &old.hashes {
-                if let Some(set) = self.index.hashes.get_mut(h) {
-                    set.remove(&id);
-                    if set.is_empty() {
-                        self.index.hashes.remove(h);
-                    }
-                }
-            }
-            for h in &old.heights {
-                if let Some(set) = self.index.touched_at.get_mut(h) {
-                    set.remove(&id);
-                    if set.is_empty() {
-                        self.index.touched_at.remove(h);
-                    }
-                }
-            }
-        }
+        self.index.remove(id);
         if let Some(ch) = self.channels.get_mut(&id) {
             ch.refresh_confirmed_commitment();
         }
         self.index.exposure.refresh(id, self.channels.get(&id));
-        self.index.every_block.remove(&id);
-        if let Some(h) = self.index.wakeup_of.remove(&id) {
-            self.index.wakeups.remove(&(h, id));
-        }
         let Some(ch) = self.channels.get(&id) else {
             return;
         };
-        let mut entry = Indexed::default();
-        for o in ch.watched_outpoints() {
-            self.index.outpoints.insert(o, id);
-            entry.outpoints.push(o);
-        }
-        let second_level = ch
-            .resolvers
-            .values()
-            .filter_map(|r| r.second_level.as_ref())
-            .map(|c| c.claim);
-        let claims = ch
-            .force_close
-            .iter()
-            .map(|fc| fc.claim)
-            .chain(second_level)
-            .chain(ch.cpfp.iter().map(|f| f.claim));
-        if let Some(c) = &ch.close {
-            self.index.closes.insert(c.txid, id);
-            entry.close = Some(c.txid);
-        }
-        if let Some(m) = &ch.mempool_commitment {
-            let txid = m.tx.compute_txid();
-            self.index.mempool.insert(txid, id);
-            entry.mempool = Some(txid);
-        }
-        for claim in claims {
-            self.index.claims.insert(claim, id);
-            entry.claims.push(claim);
-        }
-        let heights = ch
-            .close
-            .iter()
-            .map(|c| c.height)
-            .chain(ch.resolvers.values().filter_map(|r| match r.stage {
-                crate::resolver::Stage::Spent { height, .. }
-                | crate::resolver::Stage::Resolved { height, .. } => Some(height),
-                crate::resolver::Stage::Active
-                | crate::resolver::Stage::Abandoned { .. }
-                | crate::resolver::Stage::Expired { .. } => None,
-            }));
-        for h in heights {
-            self.index.touched_at.entry(h).or_default().insert(id);
-            entry.heights.push(h);
-        }
-        let c = &ch.data.commitments;
-        let records = c
-            .local
-            .iter()
-            .map(|l| &l.commitment)
-            .chain(c.remote_current.iter())
-            .chain(c.remote_pending.iter());
-        // Incoming HTLCs of the live commitments, and of the confirmed close (updates may
-        // have removed them from every live commitment since).
-        let on_close = ch.resolvers.values().filter_map(|r| match r.kind {
-            crate::resolver::ResolverKind::IncomingHtlc { payment_hash, .. } => Some(payment_hash),
-            _ => None,
-        });
-        let incoming: BTreeSet<PaymentHash> = records
-            .flat_map(|r| r.htlcs.iter())
-            .filter(|h| h.direction == HtlcDirection::Incoming)
-            .map(|h| h.payment_hash)
-            .chain(on_close)
-            .collect();
-        for hash in incoming {
-            self.index.hashes.entry(hash).or_default().insert(id);
-            entry.hashes.push(hash);
-        }
-        if ch.acts_every_block() {
-            self.index.every_block.insert(id);
-        }
-        if let Some(h) = ch.next_wakeup(&self.node, &self.config.close, &self.config.deadlines) {
-            self.index.wakeups.insert((h, id));
-            self.index.wakeup_of.insert(id, h);
-        }
-        self.index.of_channel.insert(id, entry);
+        let wakeup = ch.next_wakeup(&self.node, &self.config.close, &self.config.deadlines);
+        self.index.add(id, ch, wakeup);
     }
 
     /// Rebuild every index (after loading).

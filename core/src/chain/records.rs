@@ -397,22 +397,7 @@ impl ChainArbitrator {
                 }
                 RecordKey::Channel { channel } => {
                     let h: ChannelHeader = decode(&name, record)?;
-                    let mut data = ChannelData {
-                        info: h.info,
-                        commitments: Default::default(),
-                        last_update_id: h.last_update_id,
-                    };
-                    data.commitments.local_revoked_through = h.local_revoked_through;
-                    data.commitments.remote_secrets = h.remote_secrets;
-                    data.commitments.data_loss = h.data_loss;
-                    let mut ch = ChannelArbitrator::new(data);
-                    ch.force_close = h.force_close;
-                    ch.close = h.close;
-                    ch.resolved_at = h.resolved_at;
-                    ch.cpfp = h.cpfp;
-                    ch.mempool_commitment = h.mempool_commitment;
-                    ch.revoked = h.revoked;
-                    arb.channels.insert(*channel, ch);
+                    arb.channels.insert(*channel, h.into_channel());
                 }
                 RecordKey::Commitment { channel, slot } => commitments
                     .entry(*channel)
@@ -425,36 +410,8 @@ impl ChainArbitrator {
             }
             arb.persisted.insert(key.clone(), digest(&record.body));
         }
-        for (id, slots) in commitments {
-            let Some(ch) = arb.channels.get_mut(&id) else {
-                return Err(LoadError::Orphan {
-                    key: format!("channel/{id}/commitment"),
-                });
-            };
-            for (slot, record) in slots {
-                let name = RecordKey::Commitment { channel: id, slot }.to_string();
-                let c = &mut ch.data.commitments;
-                match slot {
-                    CommitmentSlot::Local => {
-                        c.local = Some(decode::<LocalCommitmentRecord>(&name, record)?)
-                    }
-                    CommitmentSlot::RemoteCurrent => {
-                        c.remote_current = Some(decode(&name, record)?)
-                    }
-                    CommitmentSlot::RemotePending => {
-                        c.remote_pending = Some(decode(&name, record)?)
-                    }
-                }
-            }
-        }
-        for (id, record, name) in resolvers {
-            let r: Resolver = decode(&name, record)?;
-            let ch = arb
-                .channels
-                .get_mut(&id)
-                .ok_or(LoadError::Orphan { key: name })?;
-            ch.resolvers.insert(r.outpoint, r);
-        }
+        attach_commitments(&mut arb.channels, commitments)?;
+        attach_resolvers(&mut arb.channels, resolvers)?;
         // Block records come in height order. A header of the older format still holds the
         // blocks: they are written as block records by the next step.
         if arb.recent.is_empty() {
@@ -479,4 +436,69 @@ fn decode<T: DeserializeOwned>(key: &str, record: &Record) -> Result<T, LoadErro
         key: key.to_string(),
         error: e.to_string(),
     })
+}
+
+impl ChannelHeader {
+    /// The arbitrator this header describes, without its commitments and resolvers (records of
+    /// their own).
+    fn into_channel(self) -> ChannelArbitrator {
+        let h = self;
+        let mut data = ChannelData {
+            info: h.info,
+            commitments: Default::default(),
+            last_update_id: h.last_update_id,
+        };
+        data.commitments.local_revoked_through = h.local_revoked_through;
+        data.commitments.remote_secrets = h.remote_secrets;
+        data.commitments.data_loss = h.data_loss;
+        let mut ch = ChannelArbitrator::new(data);
+        ch.force_close = h.force_close;
+        ch.close = h.close;
+        ch.resolved_at = h.resolved_at;
+        ch.cpfp = h.cpfp;
+        ch.mempool_commitment = h.mempool_commitment;
+        ch.revoked = h.revoked;
+        ch
+    }
+}
+
+/// Each channel's commitment records, into its channel (a commitment of no channel is an orphan).
+fn attach_commitments(
+    channels: &mut BTreeMap<ChannelId, ChannelArbitrator>,
+    commitments: BTreeMap<ChannelId, Vec<(CommitmentSlot, &Record)>>,
+) -> Result<(), LoadError> {
+    for (id, slots) in commitments {
+        let Some(ch) = channels.get_mut(&id) else {
+            return Err(LoadError::Orphan {
+                key: format!("channel/{id}/commitment"),
+            });
+        };
+        for (slot, record) in slots {
+            let name = RecordKey::Commitment { channel: id, slot }.to_string();
+            let c = &mut ch.data.commitments;
+            match slot {
+                CommitmentSlot::Local => {
+                    c.local = Some(decode::<LocalCommitmentRecord>(&name, record)?)
+                }
+                CommitmentSlot::RemoteCurrent => c.remote_current = Some(decode(&name, record)?),
+                CommitmentSlot::RemotePending => c.remote_pending = Some(decode(&name, record)?),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each channel's resolver records, into its channel (a resolver of no channel is an orphan).
+fn attach_resolvers(
+    channels: &mut BTreeMap<ChannelId, ChannelArbitrator>,
+    resolvers: Vec<(ChannelId, &Record, String)>,
+) -> Result<(), LoadError> {
+    for (id, record, name) in resolvers {
+        let r: Resolver = decode(&name, record)?;
+        let ch = channels
+            .get_mut(&id)
+            .ok_or(LoadError::Orphan { key: name })?;
+        ch.resolvers.insert(r.outpoint, r);
+    }
+    Ok(())
 }

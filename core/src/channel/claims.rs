@@ -16,8 +16,8 @@ use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec};
 use crate::bolt3::scripts;
 use crate::bolt3::witness::ClaimPath;
 use crate::node::NodeState;
-use crate::resolver::ResolverKind;
-use crate::types::Party;
+use crate::resolver::{Resolver, ResolverKind};
+use crate::types::{Height, Party};
 
 use super::{ChannelArbitrator, FeeContext};
 
@@ -169,12 +169,10 @@ impl ChannelArbitrator {
 
     /// Every claim this channel wants the sweeper to make now.
     pub fn sweep_requests(&self, node: &NodeState, ctx: &FeeContext<'_>) -> Vec<SweepRequest> {
-        let policy = ctx.policy;
         let Some(close) = &self.close else {
             return Vec::new();
         };
         let info = &self.data.info;
-        let channel = info.id;
         let confirmed = self.confirmed_commitment();
         // On our commitment, `to_local` and every second-level output pay the same script.
         let to_local = match &confirmed {
@@ -185,11 +183,13 @@ impl ChannelArbitrator {
             )),
             _ => None,
         };
+        let on = OnClose {
+            close,
+            confirmed: confirmed.as_ref(),
+            to_local: to_local.as_ref(),
+        };
         let mut out = self.breach_requests();
-        for r in self.resolvers.values() {
-            if !r.claimable() {
-                continue;
-            }
+        for r in self.resolvers.values().filter(|r| r.claimable()) {
             let txout = match (close.tx.output.get(r.outpoint.vout as usize), &to_local) {
                 (Some(o), _) if r.outpoint.txid == close.txid => o.clone(),
                 (_, Some(script)) => TxOut {
@@ -198,181 +198,232 @@ impl ChannelArbitrator {
                 },
                 _ => continue,
             };
-            let request = |path,
-                           script,
-                           key,
-                           preimage,
-                           witness_pubkey,
-                           mature_at,
-                           deadline,
-                           budget_sat,
-                           contestable| SweepRequest {
-                channel,
-                outpoint: r.outpoint,
-                txout: txout.clone(),
-                path,
-                script,
-                key,
-                preimage,
-                witness_pubkey,
-                deadline,
-                budget_sat,
-                contestable,
-                exclusive_group: None,
-                mature_at,
-            };
-            let htlc_key = |spec: &CommitmentSpec| SigningKey::Channel {
-                channel,
-                basepoint: Basepoint::Htlc,
-                tweak: KeyTweak::PerCommitmentPoint {
-                    point: spec.keys.per_commitment_point,
-                },
-            };
-            match (&r.kind, &confirmed) {
-                (ResolverKind::CommitSweep { mature_at }, Some((Party::Local, spec, _))) => {
-                    let Some(script) = to_local.clone() else {
-                        continue;
-                    };
-                    let key = SigningKey::Channel {
-                        channel,
-                        basepoint: Basepoint::DelayedPayment,
-                        tweak: KeyTweak::PerCommitmentPoint {
-                            point: spec.keys.per_commitment_point,
-                        },
-                    };
-                    let path = ClaimPath::ToLocalDelayed {
-                        to_self_delay: info.local_to_self_delay,
-                    };
-                    let deadline = mature_at.saturating_add(policy.balance_deadline_blocks);
-                    let budget = policy.balance_budget(r.value_sat);
-                    out.push(request(
-                        path, script, key, None, None, *mature_at, deadline, budget, false,
-                    ));
-                }
-                (ResolverKind::CommitSweep { mature_at }, _) => {
-                    // Our `to_remote` on any commitment of the peer's (current, pending, future
-                    // or revoked): found by script, spent with our untweaked payment key.
-                    let ours = info.local_basepoints.payment_basepoint;
-                    let (script, witness_pubkey) = if info.channel_type.has_anchors() {
-                        (scripts::to_remote_anchor_script(&ours), None)
-                    } else {
-                        (
-                            scripts::to_remote_script_pubkey(info.channel_type, &ours),
-                            Some(ours),
-                        )
-                    };
-                    let key = SigningKey::Channel {
-                        channel,
-                        basepoint: Basepoint::Payment,
-                        tweak: KeyTweak::None,
-                    };
-                    let path = ClaimPath::ToRemote {
-                        channel_type: info.channel_type,
-                    };
-                    let deadline = mature_at.saturating_add(policy.balance_deadline_blocks);
-                    let budget = policy.balance_budget(r.value_sat);
-                    out.push(request(
-                        path,
-                        script,
-                        key,
-                        None,
-                        witness_pubkey,
-                        *mature_at,
-                        deadline,
-                        budget,
-                        false,
-                    ));
-                }
-                (
-                    ResolverKind::OutgoingHtlc {
-                        cltv_expiry,
-                        deadline,
-                        ..
-                    },
-                    Some((Party::Remote, spec, built)),
-                ) => {
-                    let Some(script) = witness_script(built, r.outpoint) else {
-                        continue;
-                    };
-                    let path = ClaimPath::timeout_claim_on_remote_commitment(
-                        *cltv_expiry,
-                        info.channel_type,
-                    );
-                    // nLockTime = cltv_expiry is final from the next block on.
-                    let mature_at = cltv_expiry
-                        .saturating_add(1)
-                        .max(close.height.saturating_add(1));
-                    let budget = policy.htlc_budget(r.value_sat);
-                    out.push(request(
-                        path,
-                        script,
-                        htlc_key(spec),
-                        None,
-                        None,
-                        mature_at,
-                        (*deadline).max(mature_at),
-                        budget,
-                        true,
-                    ));
-                }
-                (
-                    ResolverKind::IncomingHtlc {
-                        htlc,
-                        payment_hash,
-                        cltv_expiry,
-                    },
-                    Some((Party::Remote, spec, built)),
-                ) => {
-                    let Some(preimage) = node.preimage_for(htlc, payment_hash) else {
-                        continue;
-                    };
-                    let Some(script) = witness_script(built, r.outpoint) else {
-                        continue;
-                    };
-                    let path = ClaimPath::preimage_claim_on_remote_commitment(info.channel_type);
-                    let mature_at = close.height.saturating_add(1);
-                    let budget = policy.htlc_budget(r.value_sat);
-                    out.push(request(
-                        path,
-                        script,
-                        htlc_key(spec),
-                        Some(preimage),
-                        None,
-                        mature_at,
-                        (*cltv_expiry).max(mature_at),
-                        budget,
-                        true,
-                    ));
-                }
-                (ResolverKind::Anchor, _) if Self::anchor_worth_sweeping(r.value_sat, ctx) => {
-                    // Our anchor, once it pays for itself: anyone may take it after 16 blocks —
-                    // a spend with nSequence 16 is final from block `close.height + 16` (BIP 68),
-                    // so ours must confirm by the block before.
-                    let key = SigningKey::Channel {
-                        channel,
-                        basepoint: Basepoint::Funding,
-                        tweak: KeyTweak::None,
-                    };
-                    let mature_at = close.height.saturating_add(1);
-                    let anyone_from = close
-                        .height
-                        .saturating_add(crate::bolt3::witness::ANCHOR_ANYONE_CSV.into());
-                    out.push(request(
-                        ClaimPath::AnchorOwner,
-                        scripts::anchor_script(&info.local_basepoints.funding_pubkey),
-                        key,
-                        None,
-                        None,
-                        mature_at,
-                        anyone_from.saturating_sub(1).max(mature_at),
-                        r.value_sat,
-                        true,
-                    ));
-                }
-                _ => {}
+            if let Some(claim) = self.claim_of(r, &on, node, ctx) {
+                out.push(claim.request(info.id, r.outpoint, txout));
             }
         }
         out
+    }
+
+    /// What to claim of one resolver's output, by its kind and the commitment that confirmed.
+    fn claim_of(
+        &self,
+        r: &Resolver,
+        on: &OnClose<'_>,
+        node: &NodeState,
+        ctx: &FeeContext<'_>,
+    ) -> Option<Claim> {
+        let policy = ctx.policy;
+        match (&r.kind, on.confirmed) {
+            (ResolverKind::CommitSweep { mature_at }, Some((Party::Local, spec, _))) => {
+                Some(self.to_local_claim(r, *mature_at, spec, on.to_local?.clone(), policy))
+            }
+            (ResolverKind::CommitSweep { mature_at }, _) => {
+                Some(self.to_remote_claim(r, *mature_at, policy))
+            }
+            (
+                ResolverKind::OutgoingHtlc {
+                    cltv_expiry,
+                    deadline,
+                    ..
+                },
+                Some((Party::Remote, spec, built)),
+            ) => {
+                // Ours by timeout on the peer's commitment; nLockTime = cltv_expiry is final from
+                // the next block on.
+                let mature_at = cltv_expiry
+                    .saturating_add(1)
+                    .max(on.close.height.saturating_add(1));
+                Some(Claim {
+                    path: ClaimPath::timeout_claim_on_remote_commitment(
+                        *cltv_expiry,
+                        self.data.info.channel_type,
+                    ),
+                    script: witness_script(built, r.outpoint)?,
+                    key: self.htlc_signing_key(spec),
+                    preimage: None,
+                    witness_pubkey: None,
+                    mature_at,
+                    deadline: (*deadline).max(mature_at),
+                    budget_sat: policy.htlc_budget(r.value_sat),
+                    contestable: true,
+                })
+            }
+            (
+                ResolverKind::IncomingHtlc {
+                    htlc,
+                    payment_hash,
+                    cltv_expiry,
+                },
+                Some((Party::Remote, spec, built)),
+            ) => {
+                // Ours with the preimage on the peer's commitment, until its expiry.
+                let preimage = node.preimage_for(htlc, payment_hash)?;
+                let mature_at = on.close.height.saturating_add(1);
+                Some(Claim {
+                    path: ClaimPath::preimage_claim_on_remote_commitment(
+                        self.data.info.channel_type,
+                    ),
+                    script: witness_script(built, r.outpoint)?,
+                    key: self.htlc_signing_key(spec),
+                    preimage: Some(preimage),
+                    witness_pubkey: None,
+                    mature_at,
+                    deadline: (*cltv_expiry).max(mature_at),
+                    budget_sat: policy.htlc_budget(r.value_sat),
+                    contestable: true,
+                })
+            }
+            (ResolverKind::Anchor, _) if Self::anchor_worth_sweeping(r.value_sat, ctx) => {
+                Some(self.anchor_claim(r, on.close.height))
+            }
+            _ => None,
+        }
+    }
+
+    /// Our `to_local` on our own commitment, after `to_self_delay`.
+    fn to_local_claim(
+        &self,
+        r: &Resolver,
+        mature_at: Height,
+        spec: &CommitmentSpec,
+        script: ScriptBuf,
+        policy: &SweepPolicy,
+    ) -> Claim {
+        let info = &self.data.info;
+        Claim {
+            path: ClaimPath::ToLocalDelayed {
+                to_self_delay: info.local_to_self_delay,
+            },
+            script,
+            key: SigningKey::Channel {
+                channel: info.id,
+                basepoint: Basepoint::DelayedPayment,
+                tweak: KeyTweak::PerCommitmentPoint {
+                    point: spec.keys.per_commitment_point,
+                },
+            },
+            preimage: None,
+            witness_pubkey: None,
+            mature_at,
+            deadline: mature_at.saturating_add(policy.balance_deadline_blocks),
+            budget_sat: policy.balance_budget(r.value_sat),
+            contestable: false,
+        }
+    }
+
+    /// Our `to_remote` on any commitment of the peer's (current, pending, future or revoked):
+    /// found by script, spent with our untweaked payment key.
+    fn to_remote_claim(&self, r: &Resolver, mature_at: Height, policy: &SweepPolicy) -> Claim {
+        let info = &self.data.info;
+        let ours = info.local_basepoints.payment_basepoint;
+        let (script, witness_pubkey) = if info.channel_type.has_anchors() {
+            (scripts::to_remote_anchor_script(&ours), None)
+        } else {
+            (
+                scripts::to_remote_script_pubkey(info.channel_type, &ours),
+                Some(ours),
+            )
+        };
+        Claim {
+            path: ClaimPath::ToRemote {
+                channel_type: info.channel_type,
+            },
+            script,
+            key: SigningKey::Channel {
+                channel: info.id,
+                basepoint: Basepoint::Payment,
+                tweak: KeyTweak::None,
+            },
+            preimage: None,
+            witness_pubkey,
+            mature_at,
+            deadline: mature_at.saturating_add(policy.balance_deadline_blocks),
+            budget_sat: policy.balance_budget(r.value_sat),
+            contestable: false,
+        }
+    }
+
+    /// Our anchor, once it pays for itself: anyone may take it after 16 blocks — a spend with
+    /// nSequence 16 is final from block `close_height + 16` (BIP 68), so ours must confirm by
+    /// the block before.
+    fn anchor_claim(&self, r: &Resolver, close_height: Height) -> Claim {
+        let info = &self.data.info;
+        let mature_at = close_height.saturating_add(1);
+        let anyone_from =
+            close_height.saturating_add(crate::bolt3::witness::ANCHOR_ANYONE_CSV.into());
+        Claim {
+            path: ClaimPath::AnchorOwner,
+            script: scripts::anchor_script(&info.local_basepoints.funding_pubkey),
+            key: SigningKey::Channel {
+                channel: info.id,
+                basepoint: Basepoint::Funding,
+                tweak: KeyTweak::None,
+            },
+            preimage: None,
+            witness_pubkey: None,
+            mature_at,
+            deadline: anyone_from.saturating_sub(1).max(mature_at),
+            budget_sat: r.value_sat,
+            contestable: true,
+        }
+    }
+
+    /// The HTLC key of a commitment, tweaked by its per-commitment point.
+    fn htlc_signing_key(&self, spec: &CommitmentSpec) -> SigningKey {
+        SigningKey::Channel {
+            channel: self.data.info.id,
+            basepoint: Basepoint::Htlc,
+            tweak: KeyTweak::PerCommitmentPoint {
+                point: spec.keys.per_commitment_point,
+            },
+        }
+    }
+}
+
+/// The confirmed close a channel claims from: its transaction, the commitment rebuilt (when we
+/// know it) and, on our own commitment, the `to_local` script every second-level output pays.
+struct OnClose<'a> {
+    close: &'a super::ConfirmedClose,
+    confirmed: Option<&'a Confirmed>,
+    to_local: Option<&'a ScriptBuf>,
+}
+
+/// One claim, before it is addressed to its output.
+struct Claim {
+    path: ClaimPath,
+    script: ScriptBuf,
+    key: SigningKey,
+    preimage: Option<crate::bolt3::PaymentPreimage>,
+    witness_pubkey: Option<bitcoin::secp256k1::PublicKey>,
+    mature_at: Height,
+    deadline: Height,
+    budget_sat: u64,
+    contestable: bool,
+}
+
+impl Claim {
+    fn request(
+        self,
+        channel: crate::types::ChannelId,
+        outpoint: OutPoint,
+        txout: TxOut,
+    ) -> SweepRequest {
+        SweepRequest {
+            channel,
+            outpoint,
+            txout,
+            path: self.path,
+            script: self.script,
+            key: self.key,
+            preimage: self.preimage,
+            witness_pubkey: self.witness_pubkey,
+            deadline: self.deadline,
+            budget_sat: self.budget_sat,
+            contestable: self.contestable,
+            exclusive_group: None,
+            mature_at: self.mature_at,
+        }
     }
 }
 

@@ -201,7 +201,6 @@ impl ChannelArbitrator {
                 c.settled_upstream = true;
             }
         }
-        let channel = self.data.info.id;
         let depth_safe = cfg.reorg_safety_depth;
         let newly: Vec<OutPoint> = self
             .resolvers
@@ -209,69 +208,7 @@ impl ChannelArbitrator {
             .filter_map(|r| r.on_block(tip, depth_safe).then_some(r.outpoint))
             .collect();
         for outpoint in newly {
-            let Some(r) = self.resolvers.get(&outpoint) else {
-                continue;
-            };
-            let Stage::Resolved { txid, height, .. } = r.stage else {
-                continue;
-            };
-            if let Some(f) = r.second_level.as_ref().and_then(|c| c.funded.as_ref()) {
-                actions.push(Action::ReleaseInputs { claim: f.claim });
-            }
-            // The outcome comes from the spend itself (`Resolver::outcome`), as the ledger's.
-            let outcome = r.outcome().unwrap_or(Outcome::UnknownSpend);
-            if let ResolverKind::OutgoingHtlc {
-                htlc, payment_hash, ..
-            } = r.kind
-            {
-                // Settled upstream already if the spend revealed the preimage; otherwise the
-                // HTLC timed out (no other path of it spends without the preimage): fail its
-                // incoming leg.
-                if node.preimage_for(&htlc, &payment_hash).is_none() {
-                    if let Some(leg) = node.circuits.get(&htlc).copied() {
-                        actions.extend(node.fail_upstream(
-                            leg.htlc,
-                            &payment_hash,
-                            FailReason::OutgoingTimedOut { outgoing: htlc },
-                        ));
-                    }
-                }
-            }
-            if let Some(fail) =
-                revoked_outgoing_lost(self.revoked.as_ref(), &close, r.outpoint, channel, node)
-            {
-                actions.push(fail);
-            }
-            actions.push(Action::Report(Report::Resolution(Resolution {
-                channel,
-                outpoint: r.outpoint,
-                outcome,
-                amount_sat: r.value_sat,
-                fees_sat: self.fees_paid(r, sweeper),
-                spending_txid: Some(txid),
-                height,
-            })));
-            // An incoming HTLC the peer timed out while we held its preimage: we lost the race.
-            if let ResolverKind::IncomingHtlc {
-                htlc, payment_hash, ..
-            } = r.kind
-            {
-                if outcome == Outcome::LostToPeer
-                    && node.preimage_for(&htlc, &payment_hash).is_some()
-                {
-                    let amount_msat = self
-                        .htlc_amount_msat(&htlc)
-                        .unwrap_or(r.value_sat.saturating_mul(1000));
-                    actions.push(Action::Report(Report::Loss {
-                        htlc,
-                        amount_msat,
-                        detail: format!(
-                            "incoming htlc {} lost while we held its preimage: the peer's timeout {txid} confirmed first, at height {height}",
-                            htlc.htlc_id
-                        ),
-                    }));
-                }
-            }
+            actions.extend(self.on_resolved(outpoint, &close, node, sweeper));
         }
         if safe {
             actions.extend(self.abandon_uneconomical_anchors(tip, fees));
@@ -282,6 +219,82 @@ impl ChannelArbitrator {
         if safe && self.resolved_at.is_none() && self.resolvers.values().all(Resolver::is_resolved)
         {
             self.resolved_at = Some(tip);
+        }
+        actions
+    }
+
+    /// A resolver's spend just became reorg-safe: release a zero-fee HTLC transaction's
+    /// inputs, fail upstream what the spend lost, and report the resolution (and a race lost
+    /// while we held the preimage).
+    fn on_resolved(
+        &self,
+        outpoint: OutPoint,
+        close: &ConfirmedClose,
+        node: &mut NodeState,
+        sweeper: &Sweeper,
+    ) -> Vec<Action> {
+        let channel = self.data.info.id;
+        let mut actions = Vec::new();
+        let Some(r) = self.resolvers.get(&outpoint) else {
+            return Vec::new();
+        };
+        let Stage::Resolved { txid, height, .. } = r.stage else {
+            return Vec::new();
+        };
+        if let Some(f) = r.second_level.as_ref().and_then(|c| c.funded.as_ref()) {
+            actions.push(Action::ReleaseInputs { claim: f.claim });
+        }
+        // The outcome comes from the spend itself (`Resolver::outcome`), as the ledger's.
+        let outcome = r.outcome().unwrap_or(Outcome::UnknownSpend);
+        if let ResolverKind::OutgoingHtlc {
+            htlc, payment_hash, ..
+        } = r.kind
+        {
+            // Settled upstream already if the spend revealed the preimage; otherwise the
+            // HTLC timed out (no other path of it spends without the preimage): fail its
+            // incoming leg.
+            if node.preimage_for(&htlc, &payment_hash).is_none() {
+                if let Some(leg) = node.circuits.get(&htlc).copied() {
+                    actions.extend(node.fail_upstream(
+                        leg.htlc,
+                        &payment_hash,
+                        FailReason::OutgoingTimedOut { outgoing: htlc },
+                    ));
+                }
+            }
+        }
+        if let Some(fail) =
+            revoked_outgoing_lost(self.revoked.as_ref(), &close, r.outpoint, channel, node)
+        {
+            actions.push(fail);
+        }
+        actions.push(Action::Report(Report::Resolution(Resolution {
+            channel,
+            outpoint: r.outpoint,
+            outcome,
+            amount_sat: r.value_sat,
+            fees_sat: self.fees_paid(r, sweeper),
+            spending_txid: Some(txid),
+            height,
+        })));
+        // An incoming HTLC the peer timed out while we held its preimage: we lost the race.
+        if let ResolverKind::IncomingHtlc {
+            htlc, payment_hash, ..
+        } = r.kind
+        {
+            if outcome == Outcome::LostToPeer && node.preimage_for(&htlc, &payment_hash).is_some() {
+                let amount_msat = self
+                    .htlc_amount_msat(&htlc)
+                    .unwrap_or(r.value_sat.saturating_mul(1000));
+                actions.push(Action::Report(Report::Loss {
+                    htlc,
+                    amount_msat,
+                    detail: format!(
+                        "incoming htlc {} lost while we held its preimage: the peer's timeout {txid} confirmed first, at height {height}",
+                        htlc.htlc_id
+                    ),
+                }));
+            }
         }
         actions
     }

@@ -425,22 +425,34 @@ pub(super) fn on_block(
             .and_then(|a| lead.sign_request(a, inputs));
         actions.extend(request.map(Action::Sign));
     }
-    if tip >= deadline && lead.deadline_reported != Some(deadline) {
-        lead.deadline_reported = Some(deadline);
-        let message =
-            format!(
-            "claim of {} did not confirm by its deadline {deadline}; still offered at its full \
-             budget of {} sat",
-            outpoints(inputs),
-            inputs.iter().fold(0u64, |a, r| a.saturating_add(r.budget_sat))
-        );
-        actions.push(alert(
-            lead.request.channel,
-            AlertKind::DeadlineAtRisk,
-            message,
-        ));
-    }
+    actions.extend(missed_deadline(lead, inputs, tip, deadline));
     actions
+}
+
+/// A claim still unconfirmed at its deadline: reported once per deadline.
+fn missed_deadline(
+    lead: &mut SweepClaim,
+    inputs: &[SweepRequest],
+    tip: Height,
+    deadline: Height,
+) -> Option<Action> {
+    if tip < deadline || lead.deadline_reported == Some(deadline) {
+        return None;
+    }
+    lead.deadline_reported = Some(deadline);
+    let message = format!(
+        "claim of {} did not confirm by its deadline {deadline}; still offered at its full \
+         budget of {} sat",
+        outpoints(inputs),
+        inputs
+            .iter()
+            .fold(0u64, |a, r| a.saturating_add(r.budget_sat))
+    );
+    Some(alert(
+        lead.request.channel,
+        AlertKind::DeadlineAtRisk,
+        message,
+    ))
 }
 
 /// The outpoints of `inputs`, for messages.

@@ -87,34 +87,7 @@ pub(super) fn on_signed(
     if tx.input.len() != inputs.len() {
         return Vec::new();
     }
-    let mut checked: Result<(), SignatureError> = Ok(());
-    for (index, (input, req)) in tx.input.iter_mut().zip(inputs).enumerate() {
-        let sig = if needs_signature(&req.path) {
-            let found = signatures
-                .iter()
-                .find(|s| s.input as usize == index)
-                .ok_or(SignatureError::Missing)
-                .and_then(|s| {
-                    verify_signature(req, &attempt.tx, index, &s.signature).map(|()| s.signature)
-                });
-            match found {
-                Ok(sig) => Some(sig),
-                Err(e) => {
-                    checked = Err(e);
-                    break;
-                }
-            }
-        } else {
-            None
-        };
-        match witness(req, sig.as_ref()) {
-            Some(w) => input.witness = w,
-            None => {
-                checked = Err(SignatureError::Missing);
-                break;
-            }
-        }
-    }
+    let checked = attach_witnesses(&mut tx, &attempt.tx, inputs, signatures);
     if let Err(e) = checked {
         if !is_current {
             return Vec::new();
@@ -167,6 +140,38 @@ pub(super) fn on_signed(
     }];
     actions.extend(timeline(claim, &stored, inputs));
     actions
+}
+
+/// Each input's witness from the signer's signatures (checked against the unsigned
+/// transaction) and the claim's path; the first signature missing or wrong stops it.
+fn attach_witnesses(
+    tx: &mut bitcoin::Transaction,
+    unsigned: &RawTx,
+    inputs: &[SweepRequest],
+    signatures: &[crate::event::InputSignature],
+) -> Result<(), SignatureError> {
+    for (index, (input, req)) in tx.input.iter_mut().zip(inputs).enumerate() {
+        let sig = if needs_signature(&req.path) {
+            let found = signatures
+                .iter()
+                .find(|s| s.input as usize == index)
+                .ok_or(SignatureError::Missing)
+                .and_then(|s| {
+                    verify_signature(req, unsigned, index, &s.signature).map(|()| s.signature)
+                });
+            match found {
+                Ok(sig) => Some(sig),
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        match witness(req, sig.as_ref()) {
+            Some(w) => input.witness = w,
+            None => return Err(SignatureError::Missing),
+        }
+    }
+    Ok(())
 }
 
 /// How a broadcast of attempt `request.attempt` went. "Already known" is success; a fee
