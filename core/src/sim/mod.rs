@@ -12,6 +12,7 @@
 
 mod keys;
 mod signer;
+mod trace_start;
 mod txs;
 mod wallet;
 
@@ -28,6 +29,7 @@ use crate::types::{ChannelId, Height, HtlcDirection, HtlcKey, Party};
 
 pub use keys::PartySecrets;
 pub use signer::sign_per_channel;
+pub use trace_start::{trace_start, SimTraceSetup, TraceStartError};
 pub use wallet::SimWallet;
 
 /// What a simulated channel looks like when it opens.
