@@ -311,3 +311,109 @@ fn simulate_with_a_chain_dir_resumes_only_its_own_runs_and_says_why_in_one_line(
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A scenario file of `value` in `dir`.
+fn write_scenario(dir: &Path, name: &str, value: &serde_json::Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, value.to_string()).expect("write the scenario");
+    path.to_str().expect("utf-8").to_owned()
+}
+
+fn scenario_json(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("scenarios").join(name)).expect("scenario");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The timeline of a `simulate --json` document: (height, event).
+fn timeline(doc: &serde_json::Value) -> Vec<(u64, String)> {
+    doc["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| {
+            (
+                e["height"].as_u64().expect("a height"),
+                e["event"].as_str().expect("an event").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn assert_height_order(lines: &[(u64, String)]) {
+    for pair in lines.windows(2) {
+        assert!(
+            pair[0].0 <= pair[1].0,
+            "out of height order: {:?} before {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+#[test]
+fn a_fee_rate_is_in_force_for_the_block_of_its_height() {
+    // anchors-force-close.json: 20 sat/vB from height 0, 5 sat/vB from height 40; our to_local
+    // (timelocked until 41 blocks after the start) is claimed when block 40 arrives.
+    let scenario = scenario_json("anchors-force-close.json");
+    assert_eq!(scenario["fee_rates"][1]["from_height"], 40);
+    assert_eq!(scenario["fee_rates"][1]["sat_per_vb"], 5);
+    let o = run(&["simulate", "--json", "scenarios/anchors-force-close.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let start = doc["start_height"].as_u64().expect("start height");
+    let lines = timeline(&doc);
+    let claim = lines
+        .iter()
+        .find(|(_, e)| e.starts_with("our to_local: claiming at"))
+        .expect("the to_local claim");
+    assert_eq!(claim.0, start + 40, "{claim:?}");
+    assert!(
+        claim.1.starts_with("our to_local: claiming at 5.0 sat/vB"),
+        "{claim:?}"
+    );
+    let rate_line = lines
+        .iter()
+        .position(|(_, e)| e == "fee rate 5 sat/vB")
+        .expect("the fee rate line");
+    let claim_line = lines.iter().position(|l| l == claim).expect("claim");
+    assert!(rate_line < claim_line);
+    assert_eq!(lines[rate_line].0, start + 40);
+}
+
+#[test]
+fn the_timeline_starts_with_the_channel_and_stays_in_height_order() {
+    // An incoming HTLC we hold the preimage of expires 5 blocks after the start: the engine
+    // goes to chain while the channel is being set up.
+    let dir = scratch("order");
+    let mut early = scenario_json("force-close-htlcs.json");
+    early["htlcs"][0]["cltv_expiry"] = 40.into();
+    early["htlcs"][1]["cltv_expiry"] = 5.into();
+    early["run_blocks"] = 30.into();
+    let early = write_scenario(&dir, "early.json", &early);
+    let o = run(&["simulate", "--json", &early]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let lines = timeline(&doc);
+    assert!(lines[0].1.starts_with("channel open"), "{lines:?}");
+    assert_eq!(lines[1].1, "fee rate 2 sat/vB", "{lines:?}");
+    assert!(
+        lines[2].1 == "broadcast our commitment",
+        "the close at once, priced with the scenario's rate: {lines:?}"
+    );
+    assert_height_order(&lines);
+    for name in [
+        "force-close-htlcs.json",
+        "anchors-force-close.json",
+        "peer-closes.json",
+        "peer-breach.json",
+        "peer-claims-with-preimage.json",
+    ] {
+        let o = run(&["simulate", "--json", &format!("scenarios/{name}")]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        let lines = timeline(&doc);
+        assert!(lines[0].1.starts_with("channel open"), "{name}: {lines:?}");
+        assert_height_order(&lines);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

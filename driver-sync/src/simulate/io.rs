@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bitcoin::{OutPoint, Transaction, Txid};
 use contractcourt_core::action::{
-    CloseKind, CloseTrigger, FailReason, Outcome, Report, WatchTarget,
+    CloseKind, CloseSummary, CloseTrigger, FailReason, Outcome, Report, WatchTarget,
 };
 use contractcourt_core::bolt3::PaymentPreimage;
 use contractcourt_core::event::{BroadcastOutcome, Event};
@@ -67,7 +67,8 @@ pub struct Log {
 }
 
 impl Log {
-    /// Add a timeline line.
+    /// Add a timeline line, after every line of its height or below: the timeline stays in
+    /// height order even when a line comes late (the engine catching up after a restart).
     pub fn push(
         &mut self,
         height: Height,
@@ -76,13 +77,17 @@ impl Log {
         fee_sat: Option<u64>,
         amount_sat: Option<u64>,
     ) {
-        self.timeline.push(TimelineEntry {
-            height,
-            event: event.into(),
-            txid,
-            fee_sat,
-            amount_sat,
-        });
+        let at = self.timeline.partition_point(|e| e.height <= height);
+        self.timeline.insert(
+            at,
+            TimelineEntry {
+                height,
+                event: event.into(),
+                txid,
+                fee_sat,
+                amount_sat,
+            },
+        );
     }
 
     /// Describe a transaction by the outputs it spends.
@@ -377,14 +382,9 @@ impl SimNode {
         let mut log = lock(&self.log);
         match report {
             Report::CloseSummary(s) => {
-                let line = format!(
-                    "close confirmed: {}; {}",
-                    describe_close(&s.close),
-                    describe_trigger(&s.trigger)
-                );
                 log.push(
                     height,
-                    line,
+                    close_line(s),
                     Some(s.closing_txid),
                     None,
                     Some(s.our_balance_sat),
@@ -459,6 +459,15 @@ impl SimNode {
         }
         log.reports.push(report.clone());
     }
+}
+
+/// The timeline line of a close summary.
+pub fn close_line(s: &CloseSummary) -> String {
+    format!(
+        "close confirmed: {}; {}",
+        describe_close(&s.close),
+        describe_trigger(&s.trigger)
+    )
 }
 
 /// A close kind in words.

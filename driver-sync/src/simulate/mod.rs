@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, Txid};
-use contractcourt_core::action::CloseSummary;
+use contractcourt_core::action::{Action, CloseSummary};
 use contractcourt_core::bolt3::commitment::OutputKind;
 use contractcourt_core::bolt3::scripts::funding_script;
 use contractcourt_core::bolt3::sign::sign_p2wsh;
@@ -52,11 +52,11 @@ use contractcourt_core::types::{ChannelId, Height, HtlcDirection, Party};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::embedded::{ChainWallet, EmbeddedChain, TestWallet};
-use crate::driver::{Driver, Io};
+use crate::driver::{replay_flight_recorder, Driver, Io};
 use crate::signer::{BasepointSecrets, InMemorySigner, NodeSigner};
 use crate::store::SqliteStore;
 use contractcourt_core::action::Report;
-use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
+use io::{close_line, lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
 pub use output::{render_ledger, render_text, short_txid, LEDGER_HELP};
 use scenario::{CloseKind, Closer, Direction, ScenarioChannelType};
 pub use scenario::{Scenario, ScenarioError};
@@ -233,7 +233,12 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
     // A temporary store's directory, kept until the end of the run.
     let mut temp = None;
     let mut sim = match (&options.db, &options.chain_dir) {
-        (Some(db), Some(dir)) => Sim::resumable(scenario, db, dir, steps)?,
+        (Some(db), Some(dir)) => {
+            if let Some(outcome) = resume::finished_outcome(scenario, db)? {
+                return Ok(outcome);
+            }
+            Sim::resumable(scenario, db, dir, steps)?
+        }
         (None, Some(dir)) => {
             return Err(SimError(format!(
                 "--chain-dir {}: needs --db (the engine's store of the same run)",
@@ -267,7 +272,11 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
             progress(rel + 1, total);
         }
     }
-    let outcome = sim.finish();
+    let finished = sim.persist.as_ref().map(|p| (p.path.clone(), p.restarts));
+    let outcome = sim.finish()?;
+    if let Some((path, restarts)) = finished {
+        resume::save_finished(&path, scenario, restarts, &outcome)?;
+    }
     drop(temp);
     Ok(outcome)
 }
@@ -385,18 +394,6 @@ impl<'a> Sim<'a> {
             .block_at(sim.start)
             .ok_or_else(|| SimError("the funding block is missing".into()))?;
         sim.feed(Event::BlockConnected(block))?;
-        for e in events {
-            sim.feed(e)?;
-        }
-        for (htlc, i) in sim.htlcs.clone() {
-            let spec = &scenario.htlcs[i];
-            if spec.direction == Direction::Incoming && spec.we_know_preimage {
-                sim.feed(Event::PreimageLearned {
-                    preimage: htlc.preimage,
-                    source: PreimageSource::Invoice { htlc: htlc.key },
-                })?;
-            }
-        }
         let incoming = scenario
             .htlcs
             .iter()
@@ -416,6 +413,21 @@ impl<'a> Sim<'a> {
             None,
             Some(scenario.capacity_sat),
         );
+        // The fee rate of height 0 before the channel: a close the engine decides at once
+        // is priced with it.
+        sim.apply_fee_rate(0, sim.start)?;
+        for e in events {
+            sim.feed(e)?;
+        }
+        for (htlc, i) in sim.htlcs.clone() {
+            let spec = &scenario.htlcs[i];
+            if spec.direction == Direction::Incoming && spec.we_know_preimage {
+                sim.feed(Event::PreimageLearned {
+                    preimage: htlc.preimage,
+                    source: PreimageSource::Invoice { htlc: htlc.key },
+                })?;
+            }
+        }
         Ok(sim)
     }
 
@@ -611,13 +623,8 @@ impl<'a> Sim<'a> {
     /// block, fed to the engine.
     fn block(&mut self, rel: u32) -> Result<(), SimError> {
         let tip = self.tip();
-        if let Some(rate) = self.scenario.fee_rate_at(rel) {
-            if self.fee_rate != Some(rate) {
-                self.fee_rate = Some(rate);
-                lock(&self.log).push(tip, format!("fee rate {rate} sat/vB"), None, None, None);
-                self.feed(fee_conditions(rate))?;
-            }
-        }
+        // A no-op unless a restart left the engine with another rate.
+        self.apply_fee_rate(rel, tip)?;
         let close = self.scenario.close;
         if close.at_height == Some(rel) && self.closing.is_none() {
             match close.by {
@@ -673,6 +680,8 @@ impl<'a> Sim<'a> {
                 .ok_or_else(|| SimError("no block mined".into()))?
         };
         self.steps.tick();
+        // The rate in force from the new block's height on is known before that block is fed.
+        self.apply_fee_rate(rel.saturating_add(1), block.height)?;
         self.log_confirmations(&block, &fees);
         if self.closing.is_none() {
             self.closing = self.confirmed_closing();
@@ -683,6 +692,20 @@ impl<'a> Sim<'a> {
             .sync_wallet()
             .map_err(|e| SimError(format!("engine: {e}")))?;
         Ok(())
+    }
+
+    /// Feed the scenario's fee rate for relative height `rel` (absolute `height`) if it is not
+    /// the one the engine has, with a timeline line.
+    fn apply_fee_rate(&mut self, rel: u32, height: Height) -> Result<(), SimError> {
+        let Some(rate) = self.scenario.fee_rate_at(rel) else {
+            return Ok(());
+        };
+        if self.fee_rate == Some(rate) {
+            return Ok(());
+        }
+        self.fee_rate = Some(rate);
+        lock(&self.log).push(height, format!("fee rate {rate} sat/vB"), None, None, None);
+        self.feed(fee_conditions(rate))
     }
 
     /// List the transactions `block` confirmed, with their fees if known (from `fees`, or the
@@ -911,17 +934,30 @@ impl<'a> Sim<'a> {
         Ok(tx)
     }
 
-    fn finish(mut self) -> SimOutcome {
+    fn finish(mut self) -> Result<SimOutcome, SimError> {
         let ledger = self.driver.engine().ledger();
+        let resumed = self.persist.as_ref().is_some_and(|p| p.restarts > 0);
+        let close_summaries = if resumed {
+            // The log of a resumed run may have lost a report made between its last save and
+            // the interruption; the flight recorder has every event the engine was fed.
+            let summaries = self.recorded_close_summaries()?;
+            let mut log = lock(&self.log);
+            for s in &summaries {
+                if !log.reports.contains(&Report::CloseSummary(s.clone())) {
+                    log.push(
+                        s.height,
+                        close_line(s),
+                        Some(s.closing_txid),
+                        None,
+                        Some(s.our_balance_sat),
+                    );
+                }
+            }
+            summaries
+        } else {
+            close_summaries(&lock(&self.log).reports)
+        };
         let log = lock(&self.log);
-        let close_summaries: Vec<CloseSummary> = log
-            .reports
-            .iter()
-            .filter_map(|r| match r {
-                Report::CloseSummary(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect();
         if self.closing.is_none() {
             self.notes
                 .push("no commitment confirmed during the run: the channel did not close".into());
@@ -934,7 +970,7 @@ impl<'a> Sim<'a> {
                 p.restarts
             ));
         }
-        SimOutcome {
+        Ok(SimOutcome {
             scenario: self.scenario.name.clone(),
             channel_type: format!("{:?}", self.scenario.channel_type),
             channel: self.sim.channel_id,
@@ -947,6 +983,35 @@ impl<'a> Sim<'a> {
             rebroadcasts: log.rebroadcasts,
             rejections: log.rejections,
             notes: self.notes.clone(),
-        }
+        })
     }
+
+    /// The close summaries the engine made, as replayed from the store's flight recorder (the
+    /// core is deterministic: the replay makes the reports the live engine made).
+    fn recorded_close_summaries(&self) -> Result<Vec<CloseSummary>, SimError> {
+        let replay = replay_flight_recorder(self.driver.config().clone(), self.driver.store())
+            .map_err(err("replaying the flight recorder"))?;
+        let reports: Vec<Report> = replay
+            .transcript
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Report(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let mut summaries = close_summaries(&reports);
+        summaries.dedup();
+        Ok(summaries)
+    }
+}
+
+/// The close summaries among `reports`, in order.
+fn close_summaries(reports: &[Report]) -> Vec<CloseSummary> {
+    reports
+        .iter()
+        .filter_map(|r| match r {
+            Report::CloseSummary(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
 }

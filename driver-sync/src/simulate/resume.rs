@@ -7,7 +7,7 @@ use contractcourt_core::types::Height;
 
 use super::io::{lock, Log, Steps};
 use super::state::{self, Funding, Phase, SimState};
-use super::{sim_channel, Persist, Scenario, Sim, SimError};
+use super::{sim_channel, Persist, Scenario, Sim, SimError, SimOutcome};
 use crate::chain::embedded::EmbeddedChain;
 
 /// Whether `dir` is absent or an empty directory.
@@ -26,6 +26,52 @@ fn remove_file_if_there(path: &Path) -> Result<(), SimError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(SimError(format!("{}: removing it: {e}", path.display()))),
     }
+}
+
+/// The outcome of the finished run kept with the store `db`, if the run is finished: starting
+/// it again prints that outcome and changes nothing. A run of another scenario is refused.
+pub(super) fn finished_outcome(
+    scenario: &Scenario,
+    db: &Path,
+) -> Result<Option<SimOutcome>, SimError> {
+    let path = state::state_path(db);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let previous = state::read(&path)?;
+    let Phase::Finished { outcome } = previous.phase else {
+        return Ok(None);
+    };
+    if previous.scenario != *scenario {
+        return Err(other_scenario(db));
+    }
+    Ok(Some(*outcome))
+}
+
+fn other_scenario(db: &Path) -> SimError {
+    SimError(format!(
+        "--db {}: it holds a run of another scenario (a run resumes with the scenario it was \
+         started with)",
+        db.display()
+    ))
+}
+
+/// Mark the resumable run of `scenario` finished with `outcome` (durably).
+pub(super) fn save_finished(
+    path: &Path,
+    scenario: &Scenario,
+    restarts: u32,
+    outcome: &SimOutcome,
+) -> Result<(), SimError> {
+    let state = SimState {
+        version: state::STATE_VERSION,
+        scenario: scenario.clone(),
+        restarts,
+        phase: Phase::Finished {
+            outcome: Box::new(outcome.clone()),
+        },
+    };
+    state::write(path, &state, true)
 }
 
 impl<'a> Sim<'a> {
@@ -71,26 +117,30 @@ impl<'a> Sim<'a> {
             }
             Some(previous) => {
                 if previous.scenario != *scenario {
-                    return Err(SimError(format!(
-                        "--db {}: it holds a run of another scenario (a run resumes with the \
-                         scenario it was started with)",
-                        db.display()
-                    )));
+                    return Err(other_scenario(db));
                 }
                 let restarts = previous.restarts.saturating_add(1);
-                if let Phase::Running {
-                    funding,
-                    saved_at,
-                    log,
-                } = previous.phase
-                {
-                    let persist = Persist {
-                        path,
-                        restarts,
+                match previous.phase {
+                    Phase::Running {
                         funding,
-                        saved: false,
-                    };
-                    return Sim::resume(scenario, db, dir, steps, persist, saved_at, *log);
+                        saved_at,
+                        log,
+                    } => {
+                        let persist = Persist {
+                            path,
+                            restarts,
+                            funding,
+                            saved: false,
+                        };
+                        return Sim::resume(scenario, db, dir, steps, persist, saved_at, *log);
+                    }
+                    Phase::Finished { .. } => {
+                        return Err(SimError(format!(
+                            "--db {}: the run is finished (its outcome is printed, not resumed)",
+                            db.display()
+                        )))
+                    }
+                    Phase::Setup => {}
                 }
                 // Killed during the setup: nothing of the scenario happened yet. Start over.
                 for f in ["", "-wal", "-shm", "-journal"] {
@@ -167,6 +217,13 @@ impl<'a> Sim<'a> {
         let mut sim = Sim::assemble(scenario, chain, db, steps, &funding, simc, htlcs)?;
         // The log as saved (with the names given to second-level outputs on the way).
         *lock(&sim.log) = log;
+        // The fee rate the engine has (kept in its store): not fed, nor listed, again.
+        sim.fee_rate = sim
+            .driver
+            .engine()
+            .fee_conditions()
+            .and_then(|f| f.estimates.first())
+            .and_then(|e| u32::try_from(e.feerate.to_sat_per_vb_floor()).ok());
         // The blocks mined after the log was saved, as the uninterrupted run lists them.
         let tip = sim.tip();
         for height in saved_at.saturating_add(1)..=tip {
