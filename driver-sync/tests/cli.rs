@@ -388,10 +388,11 @@ fn the_timeline_starts_with_the_channel_and_stays_in_height_order() {
     let mut early = scenario_json("force-close-htlcs.json");
     early["htlcs"][0]["cltv_expiry"] = 40.into();
     early["htlcs"][1]["cltv_expiry"] = 5.into();
-    early["run_blocks"] = 30.into();
+    early["run_blocks"] = 60.into();
     let early = write_scenario(&dir, "early.json", &early);
     let o = run(&["simulate", "--json", &early]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    // Done, or ended with a claim still out (exit code 3): either way a whole document.
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     let lines = timeline(&doc);
     assert!(lines[0].1.starts_with("channel open"), "{lines:?}");
@@ -415,5 +416,87 @@ fn the_timeline_starts_with_the_channel_and_stays_in_height_order() {
         assert!(lines[0].1.starts_with("channel open"), "{name}: {lines:?}");
         assert_height_order(&lines);
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_breach_scenario_claims_the_revoked_output_and_its_documentation_says_so() {
+    let o = run(&["simulate", "--json", "scenarios/peer-breach.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let outputs = doc["ledger"]["channels"][0]["outputs"]
+        .as_array()
+        .expect("outputs");
+    let revoked = outputs
+        .iter()
+        .find(|o| {
+            o["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("revoked commitment"))
+        })
+        .expect("the revoked commitment's output in the ledger");
+    assert_eq!(revoked["status"]["status"], "recovered", "{revoked}");
+    assert_eq!(doc["ledger"]["totals"]["contested_sat"], 0);
+    assert_eq!(doc["notes"], serde_json::json!([]));
+    // What the documentation and the scenario itself say about it.
+    let readme = std::fs::read_to_string(root().join("scenarios/README.md")).expect("readme");
+    let name = doc["scenario"].as_str().expect("the scenario's name");
+    for text in [readme.as_str(), name] {
+        assert!(!text.contains("does not yet claim"), "{text}");
+        assert!(
+            !text.contains("justice transactions are an open issue"),
+            "{text}"
+        );
+    }
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `peer-breach.json`"))
+        .expect("the scenario's row");
+    assert!(row.contains("justice transaction"), "{row}");
+}
+
+#[test]
+fn replay_of_a_store_lists_every_refused_event_with_its_reason() {
+    use contractcourt_sync::store::{SqliteStore, Store};
+    let dir = scratch("refused");
+    let db = dir.join("engine.sqlite");
+    let db_arg = db.to_str().expect("utf-8");
+    let o = run(&[
+        "simulate",
+        "--db",
+        db_arg,
+        "scenarios/force-close-htlcs.json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["replay", "--db", db_arg]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(", 0 refused"), "{}", stderr(&o));
+
+    // The recorder keeps what a driver fed, refused or not: the tip block fed once more.
+    let seq = {
+        let mut store = SqliteStore::open(&db).expect("the store");
+        let n = store.event_count().expect("count");
+        let events = store
+            .events(0, usize::try_from(n).expect("n"))
+            .expect("events");
+        let tip = events
+            .iter()
+            .rev()
+            .find(|(_, e)| matches!(e, contractcourt_core::event::Event::BlockConnected(_)))
+            .map(|(_, e)| e.clone())
+            .expect("a block");
+        store.append_event(&tip).expect("append")
+    };
+    let o = run(&["replay", "--db", db_arg]);
+    let err = stderr(&o);
+    assert!(err.contains(", 1 refused"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with(&format!("event {seq} ")))
+        .unwrap_or_else(|| panic!("no line for event {seq}: {err}"));
+    assert!(line.contains("block_connected"), "{line}");
+    assert!(line.contains("refused: "), "{line}");
+    // Exit code 4: something was refused (see --help).
+    assert_eq!(o.status.code(), Some(4), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -471,3 +471,50 @@ fn a_run_killed_around_its_close_reports_the_close_once_and_lists_nothing_twice(
     }
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn a_store_whose_flight_recorder_fails_its_checksums_is_refused_by_every_command() {
+    let scenario = "scenarios/force-close-htlcs.json";
+    let dir = scratch("corrupt");
+    kill_at(scenario, &dir, 30);
+    let db = dir.join("engine.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("the store");
+        let changed = conn
+            .execute(
+                "UPDATE events SET checksum = zeroblob(32) WHERE seq = 3",
+                [],
+            )
+            .expect("damage one event");
+        assert_eq!(changed, 1);
+    }
+    let cc = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+            .current_dir(root())
+            .args(args)
+            .env_remove(PAUSE_VAR)
+            .output()
+            .expect("the program runs")
+    };
+    let db_arg = db.as_os_str();
+    for (what, out) in [
+        ("replay", cc(&["replay".as_ref(), "--db".as_ref(), db_arg])),
+        (
+            "inspect",
+            cc(&["inspect".as_ref(), "--db".as_ref(), db_arg]),
+        ),
+        (
+            "simulate",
+            simulate(scenario, Some(&dir))
+                .output()
+                .expect("the program runs"),
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: "), "{what}: {stderr}");
+        assert!(last.contains("checksum mismatch"), "{what}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

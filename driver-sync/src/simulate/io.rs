@@ -16,7 +16,7 @@ use contractcourt_core::event::{BroadcastOutcome, Event};
 use contractcourt_core::types::{BlockRef, ChannelId, Height, HtlcKey};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::embedded::EmbeddedChain;
+use crate::chain::embedded::{EmbeddedChain, MempoolReject};
 use crate::driver::{Broadcaster, ChainSource, NodeHandle, SourceError};
 
 /// One line of the timeline.
@@ -64,6 +64,19 @@ pub struct Log {
     pub wallet_script: Option<bitcoin::ScriptBuf>,
     /// The amount of each transaction broadcast, as computed when it was offered.
     pub amounts: BTreeMap<Txid, u64>,
+    /// Told of every line as it is added (not saved).
+    #[serde(skip)]
+    pub sink: Option<LineSink>,
+}
+
+/// A receiver of timeline lines as they are added.
+#[derive(Clone)]
+pub struct LineSink(pub Arc<dyn Fn(&TimelineEntry) + Send + Sync>);
+
+impl std::fmt::Debug for LineSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineSink")
+    }
 }
 
 impl Log {
@@ -77,17 +90,26 @@ impl Log {
         fee_sat: Option<u64>,
         amount_sat: Option<u64>,
     ) {
+        let entry = TimelineEntry {
+            height,
+            event: event.into(),
+            txid,
+            fee_sat,
+            amount_sat,
+        };
+        if let Some(sink) = &self.sink {
+            (sink.0)(&entry);
+        }
         let at = self.timeline.partition_point(|e| e.height <= height);
-        self.timeline.insert(
-            at,
-            TimelineEntry {
-                height,
-                event: event.into(),
-                txid,
-                fee_sat,
-                amount_sat,
-            },
-        );
+        self.timeline.insert(at, entry);
+    }
+
+    /// Give every line to `sink` from now on, starting with the lines already there.
+    pub fn set_sink(&mut self, sink: LineSink) {
+        for entry in &self.timeline {
+            (sink.0)(entry);
+        }
+        self.sink = Some(sink);
     }
 
     /// Describe a transaction by the outputs it spends.
@@ -285,6 +307,12 @@ impl SimBroadcaster {
     }
 }
 
+/// A refusal as a node's RPC words it: Bitcoin Core's reject code first (what the core's
+/// table classifies: `txn-already-known` is a success), then the embedded chain's detail.
+fn reject_reason(e: &MempoolReject) -> String {
+    format!("{}: {e}", e.code())
+}
+
 impl Broadcaster for SimBroadcaster {
     fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
         let txid = tx.compute_txid();
@@ -294,7 +322,7 @@ impl Broadcaster for SimBroadcaster {
         let result = chain
             .submit(tx.clone())
             .map(|_| ())
-            .map_err(|e| e.to_string());
+            .map_err(|e| reject_reason(&e));
         drop(chain);
         let outcome = if known {
             // A rebroadcast of a transaction the mempool or the chain already has: the raw
@@ -315,7 +343,7 @@ impl Broadcaster for SimBroadcaster {
         let result = lock(&self.chain)
             .submit_package(parent.clone(), child.clone())
             .map(|_| ())
-            .map_err(|e| e.to_string());
+            .map_err(|e| reject_reason(&e));
         if result.is_ok() {
             self.record(parent, Ok(()));
         }

@@ -25,6 +25,7 @@ pub mod io;
 mod output;
 mod resume;
 pub mod scenario;
+pub mod settings;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -57,9 +58,12 @@ use crate::signer::{BasepointSecrets, InMemorySigner, NodeSigner};
 use crate::store::SqliteStore;
 use contractcourt_core::action::Report;
 use io::{close_line, lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
-pub use output::{render_ledger, render_text, short_txid, LEDGER_HELP};
+pub use output::{
+    render_head, render_ledger, render_line, render_tail, render_text, short_txid, LEDGER_HELP,
+};
 use scenario::{CloseKind, Closer, Direction, ScenarioChannelType};
 pub use scenario::{Scenario, ScenarioError};
+pub use settings::EngineSettings;
 use state::Funding;
 
 /// The wallet seed of the peer (where its claims pay).
@@ -92,6 +96,12 @@ pub struct SimOutcome {
     pub rebroadcasts: u64,
     /// Broadcasts the mempool refused.
     pub rejections: u64,
+    /// Alerts the engine raised.
+    #[serde(default)]
+    pub alerts: u64,
+    /// Losses the engine reported.
+    #[serde(default)]
+    pub losses: u64,
     /// Things the reader must know about this run.
     pub notes: Vec<String>,
 }
@@ -126,6 +136,13 @@ pub struct RunOptions<'a> {
     /// Called after every step with the number of steps so far in this process (see
     /// [`io::Steps`]).
     pub on_step: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// Called with each timeline line as it is added (the lines a resumed run saved first),
+    /// so a program can print them as the run goes. A line that comes late (the engine
+    /// catching up after a restart) is given when it comes, though the outcome's timeline
+    /// lists it at its height.
+    pub on_line: Option<io::LineSink>,
+    /// The engine's settings (a resumed run must be given the settings it started with).
+    pub engine: EngineSettings,
 }
 
 /// A temporary directory removed on drop.
@@ -191,6 +208,8 @@ struct Persist {
     path: PathBuf,
     restarts: u32,
     funding: Funding,
+    /// The engine's settings of the run.
+    settings: EngineSettings,
     /// Saved durably once in this process.
     saved: bool,
 }
@@ -229,15 +248,17 @@ struct Sim<'a> {
 /// re-emits its own broadcasts. A run killed during its setup starts over.
 pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcome, SimError> {
     scenario.check().map_err(|e| SimError(e.to_string()))?;
+    let settings = &options.engine;
+    settings.apply(Config::default())?;
     let steps = Steps::new(options.on_step.clone());
     // A temporary store's directory, kept until the end of the run.
     let mut temp = None;
     let mut sim = match (&options.db, &options.chain_dir) {
         (Some(db), Some(dir)) => {
-            if let Some(outcome) = resume::finished_outcome(scenario, db)? {
+            if let Some(outcome) = resume::finished_outcome(scenario, settings, db)? {
                 return Ok(outcome);
             }
-            Sim::resumable(scenario, db, dir, steps)?
+            Sim::resumable(scenario, settings, db, dir, steps)?
         }
         (None, Some(dir)) => {
             return Err(SimError(format!(
@@ -260,9 +281,12 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
                 None => temp.insert(TempDir::new()?).0.join("engine.sqlite"),
             };
             let chain = EmbeddedChain::new_temp().map_err(err("starting the embedded chain"))?;
-            Sim::fresh(scenario, chain, &db_path, steps)?
+            Sim::fresh(scenario, settings, chain, &db_path, steps)?
         }
     };
+    if let Some(sink) = options.on_line.clone() {
+        lock(&sim.log).set_sink(sink);
+    }
     let total = scenario.run_blocks;
     let first = sim.tip().saturating_sub(sim.start).min(total);
     for rel in first..total {
@@ -275,7 +299,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
     let finished = sim.persist.as_ref().map(|p| (p.path.clone(), p.restarts));
     let outcome = sim.finish()?;
     if let Some((path, restarts)) = finished {
-        resume::save_finished(&path, scenario, restarts, &outcome)?;
+        resume::save_finished(&path, scenario, settings, restarts, &outcome)?;
     }
     drop(temp);
     Ok(outcome)
@@ -380,6 +404,7 @@ impl<'a> Sim<'a> {
     /// A new run on `chain`: the setup, then the channel fed to a fresh engine.
     fn fresh(
         scenario: &'a Scenario,
+        settings: &EngineSettings,
         mut chain: EmbeddedChain,
         db_path: &Path,
         steps: Steps,
@@ -388,7 +413,15 @@ impl<'a> Sim<'a> {
         let funding = fund_channel(scenario, &mut chain, &wallet)?;
         steps.tick();
         let (simc, events, htlcs) = sim_channel(scenario, &funding)?;
-        let mut sim = Sim::assemble(scenario, chain, db_path, steps, &funding, simc, htlcs)?;
+        let mut sim = Sim::assemble(
+            scenario,
+            settings,
+            chain,
+            db_path,
+            steps,
+            &funding,
+            (simc, htlcs),
+        )?;
         // The funding block first: the engine's chain starts there.
         let block = lock(&sim.chain)
             .block_at(sim.start)
@@ -435,12 +468,12 @@ impl<'a> Sim<'a> {
     /// (loaded, nothing fed), the names of the outputs.
     fn assemble(
         scenario: &'a Scenario,
+        settings: &EngineSettings,
         chain: EmbeddedChain,
         db_path: &Path,
         steps: Steps,
         funding: &Funding,
-        simc: SimChannel,
-        htlcs: Vec<(SimHtlc, usize)>,
+        (simc, htlcs): (SimChannel, Vec<(SimHtlc, usize)>),
     ) -> Result<Sim<'a>, SimError> {
         let wallet = TestWallet::new(scenario.seed);
         let miner = wallet.script_pubkey().to_owned();
@@ -474,15 +507,18 @@ impl<'a> Sim<'a> {
             }),
         };
         let first_rate = scenario.fee_rate_at(0).unwrap_or(DEFAULT_SAT_PER_VB);
-        let config = Config {
+        let config = settings.apply(Config {
             sweep_to: Some(SweeperConfig {
                 destination: miner.clone(),
                 fallback_feerate: FeeRate::from_sat_per_vb_u32(first_rate),
                 fee_wallet: None,
             }),
             ..Config::default()
-        };
+        })?;
         let store = SqliteStore::open(db_path).map_err(err("opening the store"))?;
+        // Every record, log entry and recorded event checked before anything is added: a run
+        // never writes into a store whose flight recorder `replay` would refuse.
+        store.verify().map_err(err("checking the store"))?;
         let driver = Driver::load(config, store, io).map_err(err("loading the engine"))?;
         let mut sim = Sim {
             scenario,
@@ -680,6 +716,11 @@ impl<'a> Sim<'a> {
                 .ok_or_else(|| SimError("no block mined".into()))?
         };
         self.steps.tick();
+        tracing::info!(
+            height = block.height,
+            transactions = block.txs.len(),
+            "block mined"
+        );
         // The rate in force from the new block's height on is known before that block is fed.
         self.apply_fee_rate(rel.saturating_add(1), block.height)?;
         self.log_confirmations(&block, &fees);
@@ -937,26 +978,31 @@ impl<'a> Sim<'a> {
     fn finish(mut self) -> Result<SimOutcome, SimError> {
         let ledger = self.driver.engine().ledger();
         let resumed = self.persist.as_ref().is_some_and(|p| p.restarts > 0);
-        let close_summaries = if resumed {
+        let reports = if resumed {
             // The log of a resumed run may have lost a report made between its last save and
             // the interruption; the flight recorder has every event the engine was fed.
-            let summaries = self.recorded_close_summaries()?;
+            let reports = self.recorded_reports()?;
             let mut log = lock(&self.log);
-            for s in &summaries {
+            for s in close_summaries(&reports) {
                 if !log.reports.contains(&Report::CloseSummary(s.clone())) {
                     log.push(
                         s.height,
-                        close_line(s),
+                        close_line(&s),
                         Some(s.closing_txid),
                         None,
                         Some(s.our_balance_sat),
                     );
                 }
             }
-            summaries
+            reports
         } else {
-            close_summaries(&lock(&self.log).reports)
+            lock(&self.log).reports.clone()
         };
+        let mut close_summaries = close_summaries(&reports);
+        close_summaries.dedup();
+        let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count() as u64;
+        let alerts = count(|r| matches!(r, Report::Alert(_)));
+        let losses = count(|r| matches!(r, Report::Loss { .. }));
         let log = lock(&self.log);
         if self.closing.is_none() {
             self.notes
@@ -982,26 +1028,25 @@ impl<'a> Sim<'a> {
             broadcasts: log.broadcasts,
             rebroadcasts: log.rebroadcasts,
             rejections: log.rejections,
+            alerts,
+            losses,
             notes: self.notes.clone(),
         })
     }
 
-    /// The close summaries the engine made, as replayed from the store's flight recorder (the
-    /// core is deterministic: the replay makes the reports the live engine made).
-    fn recorded_close_summaries(&self) -> Result<Vec<CloseSummary>, SimError> {
+    /// The reports the engine made, as replayed from the store's flight recorder (the core is
+    /// deterministic: the replay makes the reports the live engine made).
+    fn recorded_reports(&self) -> Result<Vec<Report>, SimError> {
         let replay = replay_flight_recorder(self.driver.config().clone(), self.driver.store())
             .map_err(err("replaying the flight recorder"))?;
-        let reports: Vec<Report> = replay
+        Ok(replay
             .transcript
             .into_iter()
             .filter_map(|a| match a {
                 Action::Report(r) => Some(r),
                 _ => None,
             })
-            .collect();
-        let mut summaries = close_summaries(&reports);
-        summaries.dedup();
-        Ok(summaries)
+            .collect())
     }
 }
 

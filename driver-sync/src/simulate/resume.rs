@@ -7,7 +7,7 @@ use contractcourt_core::types::Height;
 
 use super::io::{lock, Log, Steps};
 use super::state::{self, Funding, Phase, SimState};
-use super::{sim_channel, Persist, Scenario, Sim, SimError, SimOutcome};
+use super::{sim_channel, EngineSettings, Persist, Scenario, Sim, SimError, SimOutcome};
 use crate::chain::embedded::EmbeddedChain;
 
 /// Whether `dir` is absent or an empty directory.
@@ -32,6 +32,7 @@ fn remove_file_if_there(path: &Path) -> Result<(), SimError> {
 /// it again prints that outcome and changes nothing. A run of another scenario is refused.
 pub(super) fn finished_outcome(
     scenario: &Scenario,
+    settings: &EngineSettings,
     db: &Path,
 ) -> Result<Option<SimOutcome>, SimError> {
     let path = state::state_path(db);
@@ -45,6 +46,9 @@ pub(super) fn finished_outcome(
     if previous.scenario != *scenario {
         return Err(other_scenario(db));
     }
+    if previous.settings != *settings {
+        return Err(other_settings(db));
+    }
     Ok(Some(*outcome))
 }
 
@@ -56,16 +60,26 @@ fn other_scenario(db: &Path) -> SimError {
     ))
 }
 
+fn other_settings(db: &Path) -> SimError {
+    SimError(format!(
+        "--db {}: it holds a run with other engine settings (a run resumes with the settings it \
+         was started with)",
+        db.display()
+    ))
+}
+
 /// Mark the resumable run of `scenario` finished with `outcome` (durably).
 pub(super) fn save_finished(
     path: &Path,
     scenario: &Scenario,
+    settings: &EngineSettings,
     restarts: u32,
     outcome: &SimOutcome,
 ) -> Result<(), SimError> {
     let state = SimState {
         version: state::STATE_VERSION,
         scenario: scenario.clone(),
+        settings: settings.clone(),
         restarts,
         phase: Phase::Finished {
             outcome: Box::new(outcome.clone()),
@@ -79,6 +93,7 @@ impl<'a> Sim<'a> {
     /// hold resumed.
     pub(super) fn resumable(
         scenario: &'a Scenario,
+        settings: &EngineSettings,
         db: &Path,
         dir: &Path,
         steps: Steps,
@@ -119,6 +134,9 @@ impl<'a> Sim<'a> {
                 if previous.scenario != *scenario {
                     return Err(other_scenario(db));
                 }
+                if previous.settings != *settings {
+                    return Err(other_settings(db));
+                }
                 let restarts = previous.restarts.saturating_add(1);
                 match previous.phase {
                     Phase::Running {
@@ -130,9 +148,17 @@ impl<'a> Sim<'a> {
                             path,
                             restarts,
                             funding,
+                            settings: settings.clone(),
                             saved: false,
                         };
-                        return Sim::resume(scenario, db, dir, steps, persist, saved_at, *log);
+                        return Sim::resume(
+                            scenario,
+                            settings,
+                            (db, dir),
+                            steps,
+                            persist,
+                            (saved_at, *log),
+                        );
                     }
                     Phase::Finished { .. } => {
                         return Err(SimError(format!(
@@ -160,6 +186,7 @@ impl<'a> Sim<'a> {
             &SimState {
                 version: state::STATE_VERSION,
                 scenario: scenario.clone(),
+                settings: settings.clone(),
                 restarts,
                 phase: Phase::Setup,
             },
@@ -167,10 +194,11 @@ impl<'a> Sim<'a> {
         )?;
         let chain = EmbeddedChain::new(dir)
             .map_err(|e| SimError(format!("--chain-dir {}: {e}", dir.display())))?;
-        let mut sim = Sim::fresh(scenario, chain, db, steps)?;
+        let mut sim = Sim::fresh(scenario, settings, chain, db, steps)?;
         sim.persist = Some(Persist {
             path,
             restarts,
+            settings: settings.clone(),
             funding: Funding {
                 outpoint: sim
                     .sim
@@ -189,12 +217,11 @@ impl<'a> Sim<'a> {
     /// from its store and resumed.
     fn resume(
         scenario: &'a Scenario,
-        db: &Path,
-        dir: &Path,
+        settings: &EngineSettings,
+        (db, dir): (&Path, &Path),
         steps: Steps,
         persist: Persist,
-        saved_at: Height,
-        log: Log,
+        (saved_at, log): (Height, Log),
     ) -> Result<Sim<'a>, SimError> {
         if !db.exists() {
             return Err(SimError(format!(
@@ -214,7 +241,15 @@ impl<'a> Sim<'a> {
             )));
         }
         let (simc, _events, htlcs) = sim_channel(scenario, &funding)?;
-        let mut sim = Sim::assemble(scenario, chain, db, steps, &funding, simc, htlcs)?;
+        let mut sim = Sim::assemble(
+            scenario,
+            settings,
+            chain,
+            db,
+            steps,
+            &funding,
+            (simc, htlcs),
+        )?;
         // The log as saved (with the names given to second-level outputs on the way).
         *lock(&sim.log) = log;
         // The fee rate the engine has (kept in its store): not fed, nor listed, again.
@@ -263,6 +298,7 @@ impl<'a> Sim<'a> {
         let state = SimState {
             version: state::STATE_VERSION,
             scenario: self.scenario.clone(),
+            settings: persist.settings.clone(),
             restarts: persist.restarts,
             phase: Phase::Running {
                 funding: persist.funding,

@@ -24,9 +24,8 @@
 //! Every height is relative to the start height: the block that confirms the channel's funding
 //! transaction (height 0 of the scenario).
 //!
-//! - `channel_type`: `static_remote_key` or `anchors_zero_fee_htlc`. The engine cannot fund
-//!   zero-fee HTLC transactions or CPFP anchors yet, so anchors scenarios stop short of claiming
-//!   HTLCs on our commitment; the shipped examples use `static_remote_key`.
+//! - `channel_type`: `static_remote_key` or `anchors_zero_fee_htlc` (the node's test wallet
+//!   funds the zero-fee HTLC transactions and CPFP children; see `anchors-force-close.json`).
 //! - `htlcs[]`: `direction` (`incoming`: the peer offered it; `outgoing`: we did), `amount_msat`,
 //!   `cltv_expiry`, `we_know_preimage` (incoming only: the preimage of our own invoice, fed as
 //!   `PreimageLearned { source: invoice }`), `peer_knows_preimage` (outgoing only: the peer can
@@ -37,7 +36,7 @@
 //! - `peer`: `claims_with_preimage` (claims outgoing HTLCs it knows the preimage of, as soon as
 //!   the close confirms), `times_out` (times out incoming HTLCs once their expiry passes).
 //! - `fee_rates[]`: from `from_height` on, the fee rate (sat/vB) fed as `Event::FeeConditions`
-//!   for every confirmation target.
+//!   for every confirmation target, before the block of that height.
 //! - `run_blocks`: how many blocks to mine after the start height.
 //! - optional: `seed` (keys and preimages; default 1), `commitment_feerate_per_kw` (default
 //!   2500), `dust_limit_sat` (default 354), `to_self_delay` (both ways; default 144).
@@ -114,7 +113,7 @@ fn default_feerate_per_kw() -> u32 {
 pub enum ScenarioChannelType {
     /// `option_static_remotekey`.
     StaticRemoteKey,
-    /// `option_anchors_zero_fee_htlc_tx` (the engine cannot fund its claims yet).
+    /// `option_anchors_zero_fee_htlc_tx` (the node's test wallet funds its claims).
     AnchorsZeroFeeHtlc,
 }
 

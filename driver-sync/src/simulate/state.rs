@@ -17,7 +17,7 @@ use contractcourt_core::types::Height;
 use serde::{Deserialize, Serialize};
 
 use super::io::Log;
-use super::{Scenario, SimError, SimOutcome};
+use super::{EngineSettings, Scenario, SimError, SimOutcome};
 
 /// The state file's format version.
 pub const STATE_VERSION: u32 = 1;
@@ -64,6 +64,9 @@ pub struct SimState {
     pub version: u32,
     /// The scenario this run plays (a restart must name the same).
     pub scenario: Scenario,
+    /// The engine's settings it runs with (a restart must give the same).
+    #[serde(default)]
+    pub settings: EngineSettings,
     /// How many times the run was resumed.
     pub restarts: u32,
     /// How far it got.
