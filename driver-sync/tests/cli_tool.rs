@@ -295,3 +295,54 @@ fn verbose_logs_go_to_stderr_and_only_when_asked() {
     // The same stdout either way.
     assert_eq!(quiet.stdout, v.stdout);
 }
+
+#[test]
+fn inspect_and_replay_read_a_store_while_a_run_holds_it() {
+    let dir = scratch("live");
+    let db = dir.join("engine.sqlite");
+    let db_arg = db.to_str().expect("utf-8");
+    // The run stops at its 80th step, store open, and waits.
+    let mut child = cc()
+        .args([
+            "simulate",
+            "--db",
+            db_arg,
+            "scenarios/force-close-htlcs.json",
+        ])
+        .env("CONTRACTCOURT_SIM_PAUSE_AT_STEP", "80")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let paused = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l == "contractcourt: paused at step 80");
+    assert!(paused, "the run paused");
+    let inspect = run(&["inspect", "--db", db_arg]);
+    let replay = run(&["replay", "--db", db_arg]);
+    // A second run on the same store is still refused.
+    let second = run(&[
+        "simulate",
+        "--db",
+        db_arg,
+        "--chain-dir",
+        dir.join("chain").to_str().expect("utf-8"),
+        "scenarios/force-close-htlcs.json",
+    ]);
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert_eq!(inspect.status.code(), Some(0), "{}", text(&inspect.stderr));
+    let shown = text(&inspect.stdout);
+    assert!(shown.contains("CHANNELS"), "{shown}");
+    assert!(
+        !shown.contains("(none)\n\nLEDGER"),
+        "the run's channel: {shown}"
+    );
+    assert_eq!(replay.status.code(), Some(0), "{}", text(&replay.stderr));
+    assert!(text(&replay.stderr).contains(", 0 refused"));
+    assert_eq!(second.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(dir);
+}
