@@ -182,8 +182,9 @@ fn inspect_and_replay_a_store_left_by_simulate() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("CHANNELS"), "{text}");
-    assert!(text.contains("FullyResolved"), "{text}");
-    assert!(text.contains("LEDGER"), "{text}");
+    assert!(text.contains("fully_resolved"), "{text}");
+    assert!(text.contains("OUTPUTS"), "{text}");
+    assert!(text.contains("totals: recovered"), "{text}");
 
     let a = run(&["replay", "--db", db]);
     assert!(a.status.success(), "{}", stderr(&a));

@@ -346,3 +346,121 @@ fn inspect_and_replay_read_a_store_while_a_run_holds_it() {
     assert_eq!(second.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Every field path of `v` (`a.b`, `a[].b`), the elements of `pending_upstream` excepted (the
+/// core's actions, documented as such).
+fn paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.insert(p.clone());
+                if p != "pending_upstream" {
+                    paths(child, &p, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A store left by a run of peer-closes.json stopped 12 blocks in: an HTLC we hold the
+/// preimage of claimed, one we do not contested, an outgoing one not yet timed out.
+fn short_peer_close_store(dir: &Path) -> (PathBuf, serde_json::Value) {
+    let mut short = scenario_json("peer-closes.json");
+    short["run_blocks"] = 12.into();
+    let scenario = dir.join("short.json");
+    std::fs::write(&scenario, short.to_string()).expect("write");
+    let db = dir.join("engine.sqlite");
+    let o = run(&[
+        "simulate",
+        "--db",
+        db.to_str().expect("utf-8"),
+        scenario.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "unresolved: {}", text(&o.stderr));
+    (db, short)
+}
+
+#[test]
+fn inspect_shows_each_outputs_maturity_htlc_and_preimage() {
+    let dir = scratch("inspect-details");
+    let (db, scenario) = short_peer_close_store(&dir);
+    let db = db.to_str().expect("utf-8");
+    let o = run(&["inspect", "--json", "--db", db]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let tip = doc["tip"]["height"].as_u64().expect("tip");
+    let start = tip - 12;
+    let outputs = doc["outputs"].as_array().expect("outputs");
+    let htlc = |dir: &str, id: u64| {
+        outputs
+            .iter()
+            .find(|o| o["direction"] == dir && o["htlc_id"] == id)
+            .unwrap_or_else(|| panic!("{dir} htlc {id}: {outputs:?}"))
+    };
+    // The scenario's HTLCs: outgoing 0 expires at 30; incoming 0 (preimage known) at 60;
+    // incoming 1 (no preimage) at 45.
+    assert_eq!(scenario["htlcs"][0]["cltv_expiry"], 30);
+    let out0 = htlc("outgoing", 0);
+    assert_eq!(out0["amount_sat"], 150_000);
+    assert_eq!(out0["maturity_height"], start + 30 + 1);
+    assert_eq!(out0["blocks_to_maturity"], start + 31 - tip);
+    assert_eq!(out0["status"], "contested");
+    assert_eq!(out0["preimage_known"], false);
+    assert_eq!(htlc("incoming", 0)["preimage_known"], true);
+    assert_eq!(htlc("incoming", 0)["amount_sat"], 80_000);
+    let in1 = htlc("incoming", 1);
+    assert_eq!(in1["preimage_known"], false);
+    assert_eq!(in1["amount_sat"], 25_000);
+    let hashes: std::collections::BTreeSet<&str> = outputs
+        .iter()
+        .filter_map(|o| o["payment_hash"].as_str())
+        .collect();
+    assert_eq!(hashes.len(), 3, "one hash per HTLC: {hashes:?}");
+    assert!(hashes.iter().all(|h| h.len() == 64));
+
+    let o = run(&["inspect", "--db", db]);
+    let shown = text(&o.stdout);
+    assert!(shown.contains("incoming htlc 1; payment hash "), "{shown}");
+    assert!(shown.contains("; no preimage"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "matures at {}, in {} block(s)",
+            start + 31,
+            start + 31 - tip
+        )),
+        "{shown}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn inspect_json_has_exactly_the_documented_fields_of_its_version() {
+    let dir = scratch("inspect-schema");
+    let (db, _) = short_peer_close_store(&dir);
+    let o = run(&["inspect", "--json", "--db", db.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let spec = std::fs::read_to_string(root().join("docs/inspect-json.md")).expect("the doc");
+    assert!(spec.contains("Current version: **1**."));
+    assert_eq!(doc["schema"], "contractcourt-inspect");
+    assert_eq!(doc["version"], 1);
+    let documented: std::collections::BTreeSet<String> = spec
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next().map(str::to_owned))
+        .collect();
+    let mut found = std::collections::BTreeSet::new();
+    paths(&doc, "", &mut found);
+    assert_eq!(found, documented);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -4,6 +4,7 @@
 
 mod exit;
 mod inspect;
+mod inspect_text;
 mod replay;
 mod simulate;
 
