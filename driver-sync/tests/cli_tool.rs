@@ -464,3 +464,37 @@ fn inspect_json_has_exactly_the_documented_fields_of_its_version() {
     assert_eq!(found, documented);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_alert_exits_5_and_a_loss_exits_6() {
+    // No fee budget for our balance: the engine alerts that it leaves it unclaimed.
+    let o = run(&[
+        "simulate",
+        "--balance-budget-percent",
+        "0",
+        "scenarios/anchors-force-close.json",
+    ]);
+    assert!(text(&o.stdout).contains("ALERT"), "{}", text(&o.stdout));
+    assert!(!text(&o.stdout).contains("LOSS"), "{}", text(&o.stdout));
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o.stderr));
+
+    // No fee budget for HTLC claims, and a run long enough for the peer to time out the
+    // incoming HTLC we hold the preimage of: a loss (and alerts, a lower code).
+    let dir = scratch("loss");
+    let mut long = scenario_json("peer-closes.json");
+    long["run_blocks"] = 80.into();
+    let path = dir.join("long.json");
+    std::fs::write(&path, long.to_string()).expect("write");
+    let o = run(&[
+        "simulate",
+        "--json",
+        "--htlc-budget-percent",
+        "0",
+        path.to_str().expect("utf-8"),
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert!(doc["losses"].as_u64() > Some(0), "{doc}");
+    assert!(doc["alerts"].as_u64() > Some(0), "{doc}");
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}

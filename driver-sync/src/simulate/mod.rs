@@ -21,49 +21,44 @@
 //! (a resumable run that was never interrupted too). A resumed run ends with the same ledger;
 //! its timeline may differ around an interruption.
 
+mod finish;
 pub mod io;
 mod output;
+mod peer;
 mod resume;
 pub mod scenario;
 pub mod settings;
+mod setup;
 pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bitcoin::sighash::EcdsaSighashType;
-use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, Txid};
-use contractcourt_core::action::{Action, CloseSummary};
-use contractcourt_core::bolt3::commitment::OutputKind;
-use contractcourt_core::bolt3::scripts::funding_script;
-use contractcourt_core::bolt3::sign::sign_p2wsh;
-use contractcourt_core::bolt3::witness::{
-    build_claim_tx, offered_htlc_preimage_witness, received_htlc_timeout_witness, ClaimPath,
-};
-use contractcourt_core::bolt3::ChannelType;
+use bitcoin::{FeeRate, ScriptBuf, Txid};
+use contractcourt_core::action::CloseSummary;
 use contractcourt_core::chain::ledger::Ledger;
 use contractcourt_core::chain::Config;
 use contractcourt_core::event::{
     Event, FeeConditions, FeeEstimate, ForceCloseReason, PreimageSource, UpstreamResolution,
 };
-use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc, SimSetup};
+use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc};
 use contractcourt_core::sweeper::SweeperConfig;
-use contractcourt_core::types::{ChannelId, Height, HtlcDirection, Party};
+use contractcourt_core::types::{ChannelId, Height, Party};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::embedded::{ChainWallet, EmbeddedChain, TestWallet};
-use crate::driver::{replay_flight_recorder, Driver, Io};
+use crate::driver::{Driver, Io};
 use crate::signer::{BasepointSecrets, InMemorySigner, NodeSigner};
 use crate::store::SqliteStore;
-use contractcourt_core::action::Report;
-use io::{close_line, lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
+use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
 pub use output::{
     render_head, render_ledger, render_line, render_tail, render_text, short_txid, LEDGER_HELP,
 };
-use scenario::{CloseKind, Closer, Direction, ScenarioChannelType};
+use scenario::{CloseKind, Closer, Direction};
 pub use scenario::{Scenario, ScenarioError};
 pub use settings::EngineSettings;
+use setup::{fund_channel, sim_channel};
 use state::Funding;
 
 /// The wallet seed of the peer (where its claims pay).
@@ -305,101 +300,6 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
     Ok(outcome)
 }
 
-/// The fund-channel part of the setup on `chain`: the wallet's coins, the funding
-/// transaction and the block that confirms it (the scenario's height 0).
-fn fund_channel(
-    scenario: &Scenario,
-    chain: &mut EmbeddedChain,
-    wallet: &TestWallet,
-) -> Result<Funding, SimError> {
-    let miner = wallet.script_pubkey().to_owned();
-    chain
-        .mine_blocks(101, &miner)
-        .map_err(err("mining the wallet's coins"))?;
-    let setup = sim_setup(scenario);
-    let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
-    let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
-    let funding_spk = funding_script(&local.funding_pubkey, &remote.funding_pubkey).to_p2wsh();
-    let funding_tx = wallet
-        .fund(
-            chain,
-            funding_spk.clone(),
-            Amount::from_sat(scenario.capacity_sat),
-            FeeRate::from_sat_per_vb_u32(2),
-        )
-        .map_err(err("funding the channel from the test wallet"))?;
-    let vout = funding_tx
-        .output
-        .iter()
-        .position(|o| o.script_pubkey == funding_spk)
-        .ok_or_else(|| SimError("the funding transaction has no funding output".into()))?;
-    let funding_txid = chain
-        .submit(funding_tx)
-        .map_err(err("the mempool refused the funding transaction"))?;
-    chain
-        .mine_blocks(1, &miner)
-        .map_err(err("mining the funding transaction"))?;
-    Ok(Funding {
-        outpoint: OutPoint {
-            txid: funding_txid,
-            vout: vout as u32,
-        },
-        start: chain.height(),
-    })
-}
-
-/// The `sim` channel's parameters (without the funding outpoint).
-fn sim_setup(scenario: &Scenario) -> SimSetup {
-    let channel_type = match scenario.channel_type {
-        ScenarioChannelType::StaticRemoteKey => ChannelType::StaticRemoteKey,
-        ScenarioChannelType::AnchorsZeroFeeHtlc => ChannelType::AnchorsZeroFeeHtlc,
-    };
-    let mut setup = SimSetup::new(scenario.seed, channel_type);
-    setup.funding_sat = scenario.capacity_sat;
-    setup.local_balance_msat = scenario.local_balance_sat.saturating_mul(1000);
-    setup.local_to_self_delay = scenario.to_self_delay;
-    setup.remote_to_self_delay = scenario.to_self_delay;
-    setup.local_dust_limit_sat = scenario.dust_limit_sat;
-    setup.remote_dust_limit_sat = scenario.dust_limit_sat;
-    setup.feerate_per_kw = scenario.commitment_feerate_per_kw;
-    setup
-}
-
-/// The `sim` channel on `funding`, its HTLCs added and committed, with the channel events a
-/// node would have sent the engine meanwhile, in order. Deterministic: a resumed run rebuilds
-/// the very same channel.
-type BuiltChannel = (SimChannel, Vec<Event>, Vec<(SimHtlc, usize)>);
-
-fn sim_channel(scenario: &Scenario, funding: &Funding) -> Result<BuiltChannel, SimError> {
-    let mut setup = sim_setup(scenario);
-    setup.funding_outpoint = Some(funding.outpoint);
-    let (mut simc, mut events) = SimChannel::open(setup).map_err(err("opening the channel"))?;
-    let mut htlcs = Vec::new();
-    for (i, h) in scenario.htlcs.iter().enumerate() {
-        let dir = match h.direction {
-            Direction::Incoming => HtlcDirection::Incoming,
-            Direction::Outgoing => HtlcDirection::Outgoing,
-        };
-        let expiry = funding.start.saturating_add(h.cltv_expiry);
-        if expiry >= scenario::LOCKTIME_THRESHOLD {
-            return Err(SimError(format!(
-                "htlc {i}: cltv_expiry {} from start height {} is {expiry}, at or above {}: a time, not a height",
-                h.cltv_expiry,
-                funding.start,
-                scenario::LOCKTIME_THRESHOLD
-            )));
-        }
-        let added = simc
-            .add_htlc(dir, h.amount_msat, expiry)
-            .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
-        htlcs.push((added, i));
-    }
-    if !scenario.htlcs.is_empty() {
-        events.extend(simc.commit().map_err(err("committing the htlcs"))?);
-    }
-    Ok((simc, events, htlcs))
-}
-
 impl<'a> Sim<'a> {
     /// A new run on `chain`: the setup, then the channel fed to a fresh engine.
     fn fresh(
@@ -551,71 +451,6 @@ impl<'a> Sim<'a> {
             .iter()
             .find(|(txid, _)| chain.tx_confirmation_height(txid).is_some())
             .map(|(_, c)| *c)
-    }
-
-    /// Name every output of every commitment that may close the channel, in our terms.
-    fn name_outputs(&mut self) -> Result<(), SimError> {
-        let mut commitments = vec![
-            (Party::Local, self.sim.local_commitment_number(), false),
-            (Party::Remote, self.sim.remote_commitment_number(), false),
-        ];
-        if self.sim.remote_commitment_number() > 0 {
-            commitments.push((Party::Remote, 0, true));
-        }
-        let mut log = lock(&self.log);
-        if let Some(f) = self.sim.setup().funding_outpoint {
-            log.names.insert(f, "funding output".to_string());
-        }
-        for (holder, number, revoked) in commitments {
-            let built = self
-                .sim
-                .built_commitment(holder, number)
-                .map_err(err("building a commitment"))?;
-            let txid = built.tx.compute_txid();
-            let whose = match (holder, revoked) {
-                (Party::Local, _) => "our commitment",
-                (Party::Remote, false) => "peer's commitment",
-                (Party::Remote, true) => "peer's REVOKED commitment",
-            };
-            log.labels.insert(txid, whose.to_string());
-            self.candidates.push((
-                txid,
-                Closing {
-                    holder,
-                    number,
-                    revoked,
-                },
-            ));
-            for o in &built.outputs {
-                // In our terms: the holder's offered HTLC is ours outgoing if we hold it.
-                let name = match (&o.kind, holder) {
-                    (OutputKind::ToLocal, Party::Local) => "our to_local".to_string(),
-                    (OutputKind::ToLocal, Party::Remote) => "peer's to_local".to_string(),
-                    (OutputKind::ToRemote, Party::Local) => "peer's to_remote".to_string(),
-                    (OutputKind::ToRemote, Party::Remote) => "our to_remote".to_string(),
-                    (OutputKind::LocalAnchor, Party::Local)
-                    | (OutputKind::RemoteAnchor, Party::Remote) => "our anchor".to_string(),
-                    (OutputKind::LocalAnchor, Party::Remote)
-                    | (OutputKind::RemoteAnchor, Party::Local) => "peer's anchor".to_string(),
-                    (OutputKind::OfferedHtlc { htlc_id }, Party::Local)
-                    | (OutputKind::ReceivedHtlc { htlc_id }, Party::Remote) => {
-                        format!("outgoing htlc {htlc_id}")
-                    }
-                    (OutputKind::OfferedHtlc { htlc_id }, Party::Remote)
-                    | (OutputKind::ReceivedHtlc { htlc_id }, Party::Local) => {
-                        format!("incoming htlc {htlc_id}")
-                    }
-                };
-                log.names.insert(
-                    OutPoint {
-                        txid,
-                        vout: o.index,
-                    },
-                    name,
-                );
-            }
-        }
-        Ok(())
     }
 
     fn feed(&mut self, event: Event) -> Result<(), SimError> {
@@ -785,278 +620,4 @@ impl<'a> Sim<'a> {
             );
         }
     }
-
-    /// Offer a transaction of the peer's to the mempool; the timeline shows it either way.
-    fn peer_submit(&mut self, tip: Height, what: String, tx: Transaction) {
-        let txid = tx.compute_txid();
-        let amount = tx.output.iter().map(|o| o.value.to_sat()).sum();
-        let result = lock(&self.chain).submit(tx);
-        {
-            let mut log = lock(&self.log);
-            match result {
-                Ok(_) => {
-                    let fee = lock(&self.chain).mempool_tx(&txid).map(|m| m.fee_sat);
-                    let label = what.trim_start_matches("peer ").to_string();
-                    log.labels.entry(txid).or_insert(format!("peer {label}"));
-                    log.push(tip, what, Some(txid), fee, Some(amount));
-                }
-                Err(e) => log.push(
-                    tip,
-                    format!("peer's transaction REFUSED by the mempool ({what}): {e}"),
-                    Some(txid),
-                    None,
-                    None,
-                ),
-            }
-        }
-        self.steps.tick();
-    }
-
-    /// The peer's HTLC claims on the commitment that confirmed.
-    fn peer_claims(&mut self, tip: Height) -> Result<(), SimError> {
-        let Some(closing) = self.closing else {
-            return Ok(());
-        };
-        if closing.revoked {
-            return Ok(());
-        }
-        if self.closing_built.is_none() {
-            let built = self
-                .sim
-                .built_commitment(closing.holder, closing.number)
-                .map_err(err("building the closing commitment"))?;
-            self.closing_built = Some(built);
-        }
-        let Some(built) = self.closing_built.take() else {
-            return Ok(());
-        };
-        let result = self.peer_claims_on(&built, closing, tip);
-        self.closing_built = Some(built);
-        result
-    }
-
-    fn peer_claims_on(
-        &mut self,
-        built: &contractcourt_core::bolt3::commitment::BuiltCommitment,
-        closing: Closing,
-        tip: Height,
-    ) -> Result<(), SimError> {
-        let peer = self.scenario.peer;
-        for (htlc, i) in self.htlcs.clone() {
-            if self.peer_done.contains(&i) {
-                continue;
-            }
-            let spec = &self.scenario.htlcs[i];
-            let claim = match spec.direction {
-                Direction::Outgoing => peer.claims_with_preimage && spec.peer_knows_preimage,
-                Direction::Incoming => peer.times_out && tip >= htlc.cltv_expiry,
-            };
-            if !claim {
-                continue;
-            }
-            // The HTLC's output on the closing commitment, if it is there and unspent.
-            let offered_by_holder = match (closing.holder, spec.direction) {
-                (Party::Local, Direction::Outgoing) | (Party::Remote, Direction::Incoming) => true,
-                (Party::Local, Direction::Incoming) | (Party::Remote, Direction::Outgoing) => false,
-            };
-            let Some(index) = built.htlc_output_index(offered_by_holder, htlc.key.htlc_id) else {
-                self.peer_done.insert(i);
-                continue;
-            };
-            let outpoint = OutPoint {
-                txid: built.tx.compute_txid(),
-                vout: index,
-            };
-            {
-                let chain = lock(&self.chain);
-                if chain.utxo(&outpoint).is_none() || chain.mempool_spender(&outpoint).is_some() {
-                    // Already spent (by us), or not yet confirmed.
-                    if chain.tx_confirmation_height(&outpoint.txid).is_some() {
-                        drop(chain);
-                        self.peer_done.insert(i);
-                    }
-                    continue;
-                }
-            }
-            self.peer_done.insert(i);
-            let (what, tx) = match closing.holder {
-                // On its own commitment the peer uses its pre-signed second-level transaction.
-                Party::Remote => {
-                    let tx = self
-                        .sim
-                        .htlc_tx(Party::Remote, closing.number, htlc.key)
-                        .map_err(err("the peer's htlc transaction"))?;
-                    let what = match spec.direction {
-                        Direction::Outgoing => format!(
-                            "peer claims outgoing htlc {} with the preimage (HTLC-success)",
-                            htlc.key.htlc_id
-                        ),
-                        Direction::Incoming => format!(
-                            "peer times out incoming htlc {} (HTLC-timeout)",
-                            htlc.key.htlc_id
-                        ),
-                    };
-                    (what, tx)
-                }
-                // On ours it spends the HTLC output directly.
-                Party::Local => {
-                    let tx = self.peer_direct_claim(built, index, &htlc, spec.direction)?;
-                    let what = match spec.direction {
-                        Direction::Outgoing => format!(
-                            "peer claims outgoing htlc {} with the preimage",
-                            htlc.key.htlc_id
-                        ),
-                        Direction::Incoming => {
-                            format!("peer times out incoming htlc {}", htlc.key.htlc_id)
-                        }
-                    };
-                    (what, tx)
-                }
-            };
-            self.peer_submit(tip, what, tx);
-        }
-        Ok(())
-    }
-
-    /// The peer's direct claim of an HTLC output of our commitment.
-    fn peer_direct_claim(
-        &self,
-        built: &contractcourt_core::bolt3::commitment::BuiltCommitment,
-        index: u32,
-        htlc: &SimHtlc,
-        direction: Direction,
-    ) -> Result<Transaction, SimError> {
-        let output = built
-            .outputs
-            .iter()
-            .find(|o| o.index == index)
-            .ok_or_else(|| SimError("htlc output missing".into()))?;
-        let script = output
-            .witness_script
-            .clone()
-            .ok_or_else(|| SimError("htlc output without a witness script".into()))?;
-        let channel_type = self.sim.channel_type();
-        let path = match direction {
-            Direction::Outgoing => ClaimPath::OfferedHtlcPreimage { channel_type },
-            Direction::Incoming => ClaimPath::ReceivedHtlcTimeout {
-                cltv_expiry: htlc.cltv_expiry,
-                channel_type,
-            },
-        };
-        let value = Amount::from_sat(output.value_sat);
-        let fee = Amount::from_sat(u64::from(self.current_rate()) * 200);
-        let mut tx = build_claim_tx(
-            OutPoint {
-                txid: built.tx.compute_txid(),
-                vout: index,
-            },
-            &path,
-            self.peer_script.clone(),
-            value.checked_sub(fee).unwrap_or(Amount::ZERO),
-        );
-        let number = self.sim.local_commitment_number();
-        let point = self
-            .sim
-            .commitment_spec(Party::Local, number)
-            .map_err(err("our commitment"))?
-            .keys
-            .per_commitment_point;
-        let key = self
-            .sim
-            .remote
-            .htlc_key(&point)
-            .map_err(err("the peer's htlc key"))?;
-        let sig = sign_p2wsh(&tx, 0, &script, value, EcdsaSighashType::All, &key)
-            .map_err(err("signing the peer's claim"))?;
-        tx.input[0].witness = match direction {
-            Direction::Outgoing => offered_htlc_preimage_witness(&sig, &htlc.preimage, &script),
-            Direction::Incoming => received_htlc_timeout_witness(&sig, &script),
-        };
-        Ok(tx)
-    }
-
-    fn finish(mut self) -> Result<SimOutcome, SimError> {
-        let ledger = self.driver.engine().ledger();
-        let resumed = self.persist.as_ref().is_some_and(|p| p.restarts > 0);
-        let reports = if resumed {
-            // The log of a resumed run may have lost a report made between its last save and
-            // the interruption; the flight recorder has every event the engine was fed.
-            let reports = self.recorded_reports()?;
-            let mut log = lock(&self.log);
-            for s in close_summaries(&reports) {
-                if !log.reports.contains(&Report::CloseSummary(s.clone())) {
-                    log.push(
-                        s.height,
-                        close_line(&s),
-                        Some(s.closing_txid),
-                        None,
-                        Some(s.our_balance_sat),
-                    );
-                }
-            }
-            reports
-        } else {
-            lock(&self.log).reports.clone()
-        };
-        let mut close_summaries = close_summaries(&reports);
-        close_summaries.dedup();
-        let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count() as u64;
-        let alerts = count(|r| matches!(r, Report::Alert(_)));
-        let losses = count(|r| matches!(r, Report::Loss { .. }));
-        let log = lock(&self.log);
-        if self.closing.is_none() {
-            self.notes
-                .push("no commitment confirmed during the run: the channel did not close".into());
-        }
-        if let Some(p) = self.persist.as_ref().filter(|p| p.restarts > 0) {
-            self.notes.push(format!(
-                "this run was interrupted and resumed {} time(s): the engine reloaded from its \
-                 store each time; timeline lines of what happened between the last saved block \
-                 and an interruption may be missing or repeated",
-                p.restarts
-            ));
-        }
-        Ok(SimOutcome {
-            scenario: self.scenario.name.clone(),
-            channel_type: format!("{:?}", self.scenario.channel_type),
-            channel: self.sim.channel_id,
-            start_height: self.start,
-            end_height: self.tip(),
-            timeline: log.timeline.clone(),
-            close_summaries,
-            ledger,
-            broadcasts: log.broadcasts,
-            rebroadcasts: log.rebroadcasts,
-            rejections: log.rejections,
-            alerts,
-            losses,
-            notes: self.notes.clone(),
-        })
-    }
-
-    /// The reports the engine made, as replayed from the store's flight recorder (the core is
-    /// deterministic: the replay makes the reports the live engine made).
-    fn recorded_reports(&self) -> Result<Vec<Report>, SimError> {
-        let replay = replay_flight_recorder(self.driver.config().clone(), self.driver.store())
-            .map_err(err("replaying the flight recorder"))?;
-        Ok(replay
-            .transcript
-            .into_iter()
-            .filter_map(|a| match a {
-                Action::Report(r) => Some(r),
-                _ => None,
-            })
-            .collect())
-    }
-}
-
-/// The close summaries among `reports`, in order.
-fn close_summaries(reports: &[Report]) -> Vec<CloseSummary> {
-    reports
-        .iter()
-        .filter_map(|r| match r {
-            Report::CloseSummary(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
 }
