@@ -498,3 +498,34 @@ fn an_alert_exits_5_and_a_loss_exits_6() {
     assert_eq!(o.status.code(), Some(6), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_progress_bar_is_drawn_on_a_terminal_only_and_never_into_the_output() {
+    // `script` (util-linux) runs the program with a pseudo-terminal as its stderr.
+    let dir = scratch("tty");
+    let out = dir.join("stdout.txt");
+    let log = dir.join("tty.log");
+    let command = format!(
+        "{} simulate scenarios/force-close-htlcs.json > {}",
+        env!("CARGO_BIN_EXE_contractcourt"),
+        out.display()
+    );
+    let status = Command::new("script")
+        .args(["-qec", &command])
+        .arg(&log)
+        .current_dir(root())
+        .env_remove("CONTRACTCOURT_SIM_PAUSE_AT_STEP")
+        .stdin(Stdio::null())
+        .status()
+        .expect("script (util-linux) runs");
+    assert!(status.success(), "{status}");
+    let terminal =
+        String::from_utf8_lossy(&std::fs::read(&log).expect("the terminal's log")).into_owned();
+    assert!(terminal.contains("simulating"), "{terminal}");
+    assert!(terminal.contains("block 30/60"), "{terminal}");
+    let printed = std::fs::read_to_string(&out).expect("stdout");
+    let piped = run(&["simulate", "scenarios/force-close-htlcs.json"]);
+    assert_eq!(printed, text(&piped.stdout), "the bar never reaches stdout");
+    assert!(!text(&piped.stderr).contains("simulating"));
+    let _ = std::fs::remove_dir_all(dir);
+}

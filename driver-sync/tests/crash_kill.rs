@@ -468,6 +468,16 @@ fn a_run_killed_around_its_close_reports_the_close_once_and_lists_nothing_twice(
         for pair in lines.windows(2) {
             assert!(pair[0].0 <= pair[1].0, "step {step}: {pair:?}");
         }
+        // The driver fed nothing the engine refused (no block fed twice on the resume).
+        let replay = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+            .current_dir(root())
+            .args(["replay", "--db"])
+            .arg(dir.join("engine.sqlite"))
+            .output()
+            .expect("replay runs");
+        let said = String::from_utf8_lossy(&replay.stderr).into_owned();
+        assert!(said.contains(", 0 refused"), "step {step}: {said}");
+        assert_eq!(replay.status.code(), Some(0), "step {step}: {said}");
     }
     let _ = std::fs::remove_dir_all(&base);
 }
