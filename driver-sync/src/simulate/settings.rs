@@ -163,6 +163,60 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_the_help_states_are_the_engines() {
+        use clap::Args;
+        let command = EngineSettings::augment_args(clap::Command::new("simulate"));
+        let c = Config::default();
+        let cap = |v: Option<u64>| v.map_or_else(|| "no cap".to_owned(), |v| v.to_string());
+        let expected = [
+            ("reorg_safety_depth", c.close.reorg_safety_depth.to_string()),
+            ("archive_depth", c.close.archive_depth.to_string()),
+            (
+                "cut_loss_blocks",
+                c.close.cut_loss_blocks.unwrap_or(0).to_string(),
+            ),
+            (
+                "outgoing_broadcast_delta",
+                c.deadlines.outgoing_broadcast_delta.to_string(),
+            ),
+            (
+                "incoming_broadcast_delta",
+                c.deadlines.incoming_broadcast_delta.to_string(),
+            ),
+            (
+                "htlc_budget_percent",
+                c.sweep.htlc_budget_percent.to_string(),
+            ),
+            (
+                "balance_budget_percent",
+                c.sweep.balance_budget_percent.to_string(),
+            ),
+            (
+                "balance_deadline_blocks",
+                c.sweep.balance_deadline_blocks.to_string(),
+            ),
+            ("htlc_budget_cap_sat", cap(c.sweep.htlc_budget_cap_sat)),
+            (
+                "balance_budget_cap_sat",
+                cap(c.sweep.balance_budget_cap_sat),
+            ),
+        ];
+        for (id, value) in &expected {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == *id)
+                .unwrap_or_else(|| panic!("no flag {id}"));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                help.ends_with(&format!("[engine default: {value}]")),
+                "{id}: {help}"
+            );
+        }
+        assert_eq!(command.get_arguments().count(), expected.len());
+    }
+
+    #[test]
     fn out_of_range_settings_are_refused_naming_the_flag() {
         let refused = |s: EngineSettings| s.apply(Config::default()).expect_err("refused").0;
         let e = refused(EngineSettings {
