@@ -490,12 +490,12 @@ impl<'a> Sim<'a> {
         self.fee_rate.unwrap_or(DEFAULT_SAT_PER_VB)
     }
 
-    /// One block: the scenario's actions at relative height `rel` (the tip), then the next
-    /// block, fed to the engine.
+    /// One block: the scenario's actions at relative height `rel` (the tip), the fee rate of
+    /// the next height, then the next block, mined and fed to the engine. (After a restart
+    /// the engine's rate, kept in its store, is the one of the height it was fed last, or of
+    /// the next: either way feeding the next height's is what an uninterrupted run does.)
     fn block(&mut self, rel: u32) -> Result<(), SimError> {
         let tip = self.tip();
-        // A no-op unless a restart left the engine with another rate.
-        self.apply_fee_rate(rel, tip)?;
         let close = self.scenario.close;
         if close.at_height == Some(rel) && self.closing.is_none() {
             match close.by {
@@ -532,6 +532,9 @@ impl<'a> Sim<'a> {
             }
         }
         self.peer_claims(tip)?;
+        // The fee market of the next block: the rate in force from its height on, known (and
+        // acted on) before it is mined, so the engine's reaction to that block is priced at it.
+        self.apply_fee_rate(rel.saturating_add(1), tip.saturating_add(1))?;
 
         // Mine the next block from the mempool and feed it.
         let fees: BTreeMap<Txid, u64> = {
@@ -556,8 +559,6 @@ impl<'a> Sim<'a> {
             transactions = block.txs.len(),
             "block mined"
         );
-        // The rate in force from the new block's height on is known before that block is fed.
-        self.apply_fee_rate(rel.saturating_add(1), block.height)?;
         self.log_confirmations(&block, &fees);
         if self.closing.is_none() {
             self.closing = self.confirmed_closing();

@@ -36,7 +36,7 @@
 //! - `peer`: `claims_with_preimage` (claims outgoing HTLCs it knows the preimage of, as soon as
 //!   the close confirms), `times_out` (times out incoming HTLCs once their expiry passes).
 //! - `fee_rates[]`: from `from_height` on, the fee rate (sat/vB) fed as `Event::FeeConditions`
-//!   for every confirmation target, before the block of that height.
+//!   for every confirmation target, before the block of that height is mined.
 //! - `run_blocks`: how many blocks to mine after the start height.
 //! - optional: `seed` (keys and preimages; default 1), `commitment_feerate_per_kw` (default
 //!   2500), `dust_limit_sat` (default 354), `to_self_delay` (both ways; default 144).
