@@ -148,6 +148,14 @@ pub fn engine_from_records(
     ChainArbitrator::from_records(config.clone(), records).map_err(DriverErrorKind::Records)
 }
 
+/// An event's kind, for logs (its serialised `type`).
+fn event_kind(event: &Event) -> String {
+    serde_json::to_value(event)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "event".to_owned())
+}
+
 /// Commit a step's batches: one commit for one batch, one atomic group for several, nothing for
 /// none.
 pub fn commit_batches<S: Store + ?Sized>(
@@ -324,20 +332,33 @@ impl<S: Store> Driver<S> {
         event: Event,
         first: bool,
     ) -> Result<(), DriverErrorKind> {
-        self.store
+        let seq = self
+            .store
             .append_event(&event)
             .map_err(DriverErrorKind::Recorder)?;
         let actions = match self.engine.step(&event) {
             Ok(actions) => actions,
-            Err(error) if first => return Err(DriverErrorKind::Refused(error)),
             Err(error) => {
+                tracing::warn!(seq, event = event_kind(&event), %error, "event refused");
+                if first {
+                    return Err(DriverErrorKind::Refused(error));
+                }
                 return Err(DriverErrorKind::EventRefused {
                     event: Box::new(event),
                     error,
-                })
+                });
             }
         };
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                seq,
+                event = event_kind(&event),
+                actions = actions.len(),
+                "event fed"
+            );
+        }
         if let Err(e) = commit_batches(&mut self.store, &agenda::batches(&actions)) {
+            tracing::warn!(seq, error = %e, "commit failed; engine reloaded");
             match load_engine(&self.config, &self.store) {
                 Ok(engine) => self.engine = engine,
                 Err(_) => self.stale = true,
@@ -350,6 +371,7 @@ impl<S: Store> Driver<S> {
 
     /// Run one effect; returns the events that answer it.
     fn execute(&mut self, action: &Action) -> Result<Vec<Event>, DriverErrorKind> {
+        tracing::trace!(?action, "effect");
         let io = &mut self.io;
         Ok(match action {
             // Committed before any effect of its step.

@@ -182,8 +182,9 @@ fn inspect_and_replay_a_store_left_by_simulate() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("CHANNELS"), "{text}");
-    assert!(text.contains("FullyResolved"), "{text}");
-    assert!(text.contains("LEDGER"), "{text}");
+    assert!(text.contains("fully_resolved"), "{text}");
+    assert!(text.contains("OUTPUTS"), "{text}");
+    assert!(text.contains("totals: recovered"), "{text}");
 
     let a = run(&["replay", "--db", db]);
     assert!(a.status.success(), "{}", stderr(&a));
@@ -309,5 +310,194 @@ fn simulate_with_a_chain_dir_resumes_only_its_own_runs_and_says_why_in_one_line(
         "{}",
         stderr(&o)
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A scenario file of `value` in `dir`.
+fn write_scenario(dir: &Path, name: &str, value: &serde_json::Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, value.to_string()).expect("write the scenario");
+    path.to_str().expect("utf-8").to_owned()
+}
+
+fn scenario_json(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("scenarios").join(name)).expect("scenario");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The timeline of a `simulate --json` document: (height, event).
+fn timeline(doc: &serde_json::Value) -> Vec<(u64, String)> {
+    doc["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| {
+            (
+                e["height"].as_u64().expect("a height"),
+                e["event"].as_str().expect("an event").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn assert_height_order(lines: &[(u64, String)]) {
+    for pair in lines.windows(2) {
+        assert!(
+            pair[0].0 <= pair[1].0,
+            "out of height order: {:?} before {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+#[test]
+fn a_fee_rate_is_in_force_for_the_block_of_its_height() {
+    // anchors-force-close.json: 20 sat/vB from height 0, 5 sat/vB from height 40; our to_local
+    // (timelocked until 41 blocks after the start) is claimed when block 40 arrives.
+    let scenario = scenario_json("anchors-force-close.json");
+    assert_eq!(scenario["fee_rates"][1]["from_height"], 40);
+    assert_eq!(scenario["fee_rates"][1]["sat_per_vb"], 5);
+    let o = run(&["simulate", "--json", "scenarios/anchors-force-close.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let start = doc["start_height"].as_u64().expect("start height");
+    let lines = timeline(&doc);
+    let claim = lines
+        .iter()
+        .find(|(_, e)| e.starts_with("our to_local: claiming at"))
+        .expect("the to_local claim");
+    assert_eq!(claim.0, start + 40, "{claim:?}");
+    assert!(
+        claim.1.starts_with("our to_local: claiming at 5.0 sat/vB"),
+        "{claim:?}"
+    );
+    let rate_line = lines
+        .iter()
+        .position(|(_, e)| e == "fee rate 5 sat/vB")
+        .expect("the fee rate line");
+    let claim_line = lines.iter().position(|l| l == claim).expect("claim");
+    assert!(rate_line < claim_line);
+    assert_eq!(lines[rate_line].0, start + 40);
+}
+
+#[test]
+fn the_timeline_starts_with_the_channel_and_stays_in_height_order() {
+    // An incoming HTLC we hold the preimage of expires 5 blocks after the start: the engine
+    // goes to chain while the channel is being set up.
+    let dir = scratch("order");
+    let mut early = scenario_json("force-close-htlcs.json");
+    early["htlcs"][0]["cltv_expiry"] = 40.into();
+    early["htlcs"][1]["cltv_expiry"] = 5.into();
+    early["run_blocks"] = 60.into();
+    let early = write_scenario(&dir, "early.json", &early);
+    let o = run(&["simulate", "--json", &early]);
+    // Done, or ended with a claim still out (exit code 3): either way a whole document.
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let lines = timeline(&doc);
+    assert!(lines[0].1.starts_with("channel open"), "{lines:?}");
+    assert_eq!(lines[1].1, "fee rate 2 sat/vB", "{lines:?}");
+    assert!(
+        lines[2].1 == "broadcast our commitment",
+        "the close at once, priced with the scenario's rate: {lines:?}"
+    );
+    assert_height_order(&lines);
+    for name in [
+        "force-close-htlcs.json",
+        "anchors-force-close.json",
+        "peer-closes.json",
+        "peer-breach.json",
+        "peer-claims-with-preimage.json",
+    ] {
+        let o = run(&["simulate", "--json", &format!("scenarios/{name}")]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        let lines = timeline(&doc);
+        assert!(lines[0].1.starts_with("channel open"), "{name}: {lines:?}");
+        assert_height_order(&lines);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_breach_scenario_claims_the_revoked_output_and_its_documentation_says_so() {
+    let o = run(&["simulate", "--json", "scenarios/peer-breach.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let outputs = doc["ledger"]["channels"][0]["outputs"]
+        .as_array()
+        .expect("outputs");
+    let revoked = outputs
+        .iter()
+        .find(|o| {
+            o["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("revoked commitment"))
+        })
+        .expect("the revoked commitment's output in the ledger");
+    assert_eq!(revoked["status"]["status"], "recovered", "{revoked}");
+    assert_eq!(doc["ledger"]["totals"]["contested_sat"], 0);
+    assert_eq!(doc["notes"], serde_json::json!([]));
+    // What the documentation and the scenario itself say about it.
+    let readme = std::fs::read_to_string(root().join("scenarios/README.md")).expect("readme");
+    let name = doc["scenario"].as_str().expect("the scenario's name");
+    for text in [readme.as_str(), name] {
+        assert!(!text.contains("does not yet claim"), "{text}");
+        assert!(
+            !text.contains("justice transactions are an open issue"),
+            "{text}"
+        );
+    }
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `peer-breach.json`"))
+        .expect("the scenario's row");
+    assert!(row.contains("justice transaction"), "{row}");
+}
+
+#[test]
+fn replay_of_a_store_lists_every_refused_event_with_its_reason() {
+    use contractcourt_sync::store::{SqliteStore, Store};
+    let dir = scratch("refused");
+    let db = dir.join("engine.sqlite");
+    let db_arg = db.to_str().expect("utf-8");
+    let o = run(&[
+        "simulate",
+        "--db",
+        db_arg,
+        "scenarios/force-close-htlcs.json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["replay", "--db", db_arg]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(", 0 refused"), "{}", stderr(&o));
+
+    // The recorder keeps what a driver fed, refused or not: the tip block fed once more.
+    let seq = {
+        let mut store = SqliteStore::open(&db).expect("the store");
+        let n = store.event_count().expect("count");
+        let events = store
+            .events(0, usize::try_from(n).expect("n"))
+            .expect("events");
+        let tip = events
+            .iter()
+            .rev()
+            .find(|(_, e)| matches!(e, contractcourt_core::event::Event::BlockConnected(_)))
+            .map(|(_, e)| e.clone())
+            .expect("a block");
+        store.append_event(&tip).expect("append")
+    };
+    let o = run(&["replay", "--db", db_arg]);
+    let err = stderr(&o);
+    assert!(err.contains(", 1 refused"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with(&format!("event {seq} ")))
+        .unwrap_or_else(|| panic!("no line for event {seq}: {err}"));
+    assert!(line.contains("block_connected"), "{line}");
+    assert!(line.contains("refused: "), "{line}");
+    // Exit code 4: something was refused (see --help).
+    assert_eq!(o.status.code(), Some(4), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

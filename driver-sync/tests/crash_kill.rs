@@ -281,15 +281,44 @@ fn sigkill_at_twenty_steps_of_each_scenario_then_restarts_end_with_the_uninterru
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// The bytes of every file of a run (the store, its WAL, the state file, the chain).
+fn files_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("a directory of the run") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("a file of the run");
+                files.insert(path, bytes);
+            }
+        }
+    }
+    files
+}
+
 #[test]
-fn a_finished_run_started_again_prints_its_outcome_without_mining() {
+fn a_finished_run_started_again_prints_its_outcome_and_changes_nothing() {
     let dir = scratch("finished");
     let scenario = "scenarios/force-close-htlcs.json";
     let (first, _) = run_to_end(simulate(scenario, Some(&dir)));
-    let (again, _) = run_to_end(simulate(scenario, Some(&dir)));
-    let closing = closing_txids(&first);
-    assert_eq!(outcome(&again, &closing), outcome(&first, &closing));
-    assert_eq!(again["end_height"], first["end_height"]);
+    let before = files_of(&dir);
+    for _ in 0..2 {
+        let (again, stderr) = run_to_end(simulate(scenario, Some(&dir)));
+        // The very same document: no "resumed" line, no note of a restart, no count raised.
+        assert_eq!(again, first, "{stderr}");
+        assert!(!again.to_string().contains("resumed"), "{again}");
+    }
+    let after = files_of(&dir);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &before {
+        assert!(after[path] == *bytes, "{} changed", path.display());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -388,5 +417,114 @@ fn the_embedded_chain_of_a_killed_process_reopens_at_its_tip() {
     assert_eq!(chain.height(), 7);
     assert_ne!(chain.block_hash_at(4), Some(fork_block));
     drop(chain);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The timeline of an outcome document: (height, event).
+fn timeline(doc: &Value) -> Vec<(u64, String)> {
+    doc["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| {
+            (
+                e["height"].as_u64().expect("a height"),
+                e["event"].as_str().expect("an event").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_killed_around_its_close_reports_the_close_once_and_lists_nothing_twice() {
+    // force-close-htlcs.json closes at the 122nd block; steps 50 to 64 are the blocks around
+    // its confirmation (the close summary is reported while block 123 is fed, before the
+    // run's log is saved).
+    let scenario = "scenarios/force-close-htlcs.json";
+    let base = scratch("around-close");
+    let (whole, _) = run_to_end(simulate(scenario, None));
+    let expected = whole["close_summaries"].clone();
+    assert_eq!(expected.as_array().map(Vec::len), Some(1), "{whole}");
+    for step in 50..=64 {
+        let dir = base.join(format!("step-{step}"));
+        kill_at(scenario, &dir, step);
+        let (doc, _) = run_to_end(simulate(scenario, Some(&dir)));
+        assert_eq!(
+            doc["close_summaries"], expected,
+            "killed at step {step}: {doc}"
+        );
+        let lines = timeline(&doc);
+        let closes = lines
+            .iter()
+            .filter(|(_, e)| e.starts_with("close confirmed"))
+            .count();
+        assert_eq!(closes, 1, "killed at step {step}: {lines:?}");
+        // The rate the engine has is not fed (nor listed) again after a restart.
+        let rates = lines
+            .iter()
+            .filter(|(_, e)| e == "fee rate 2 sat/vB")
+            .count();
+        assert_eq!(rates, 1, "killed at step {step}: {lines:?}");
+        for pair in lines.windows(2) {
+            assert!(pair[0].0 <= pair[1].0, "step {step}: {pair:?}");
+        }
+        // The driver fed nothing the engine refused (no block fed twice on the resume).
+        let replay = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+            .current_dir(root())
+            .args(["replay", "--db"])
+            .arg(dir.join("engine.sqlite"))
+            .output()
+            .expect("replay runs");
+        let said = String::from_utf8_lossy(&replay.stderr).into_owned();
+        assert!(said.contains(", 0 refused"), "step {step}: {said}");
+        assert_eq!(replay.status.code(), Some(0), "step {step}: {said}");
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn a_store_whose_flight_recorder_fails_its_checksums_is_refused_by_every_command() {
+    let scenario = "scenarios/force-close-htlcs.json";
+    let dir = scratch("corrupt");
+    kill_at(scenario, &dir, 30);
+    let db = dir.join("engine.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("the store");
+        let changed = conn
+            .execute(
+                "UPDATE events SET checksum = zeroblob(32) WHERE seq = 3",
+                [],
+            )
+            .expect("damage one event");
+        assert_eq!(changed, 1);
+    }
+    let cc = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+            .current_dir(root())
+            .args(args)
+            .env_remove(PAUSE_VAR)
+            .output()
+            .expect("the program runs")
+    };
+    let db_arg = db.as_os_str();
+    for (what, out) in [
+        ("replay", cc(&["replay".as_ref(), "--db".as_ref(), db_arg])),
+        (
+            "inspect",
+            cc(&["inspect".as_ref(), "--db".as_ref(), db_arg]),
+        ),
+        (
+            "simulate",
+            simulate(scenario, Some(&dir))
+                .output()
+                .expect("the program runs"),
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: "), "{what}: {stderr}");
+        assert!(last.contains("checksum mismatch"), "{what}: {stderr}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

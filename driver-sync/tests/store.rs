@@ -246,9 +246,10 @@ fn a_flipped_body_byte_is_refused_as_corrupt_and_changes_nothing() {
 fn a_flipped_byte_in_the_file_is_refused_as_corrupt() {
     let dir = TempDir::new("flip-file");
     populated(&dir);
+    let files: Vec<String> = dir.snapshot().into_keys().collect();
     assert_eq!(
-        dir.snapshot().len(),
-        1,
+        files,
+        ["store.sqlite", "store.sqlite.lock"],
         "closing checkpoints the WAL into the main file"
     );
     let mut bytes = std::fs::read(dir.db()).unwrap();
@@ -422,19 +423,23 @@ fn a_corrupt_event_is_refused_when_read() {
 }
 
 #[test]
-fn a_second_open_of_a_live_store_is_refused() {
+fn a_second_open_of_a_live_store_is_refused_and_a_reader_sees_its_commits() {
     let dir = TempDir::new("lock");
     // An existing store: opening it writes nothing, and still takes the lock.
     populated(&dir);
-    let first = SqliteStore::open(dir.db()).unwrap();
+    let mut first = SqliteStore::open(dir.db()).unwrap();
     assert!(matches!(
         SqliteStore::open(dir.db()),
         Err(StoreError::Locked { .. })
     ));
-    assert!(matches!(
-        SqliteStore::open_read_only(dir.db()),
-        Err(StoreError::Locked { .. })
-    ));
+    // A reader (inspect, replay) reads the live store, and sees each commit of its owner.
+    let reader = SqliteStore::open_read_only(dir.db()).unwrap();
+    let before = reader.event_count().unwrap();
+    let first_event = reader.events(0, 1).unwrap().remove(0).1;
+    first.append_event(&first_event).unwrap();
+    assert_eq!(reader.event_count().unwrap(), before + 1);
+    assert_eq!(reader.load().unwrap(), first.load().unwrap());
+    drop(reader);
     drop(first);
     SqliteStore::open(dir.db()).unwrap();
 }

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bitcoin::{OutPoint, Transaction, Txid};
 use contractcourt_core::action::{
-    CloseKind, CloseTrigger, FailReason, Outcome, Report, WatchTarget,
+    CloseKind, CloseSummary, CloseTrigger, FailReason, Outcome, Report, WatchTarget,
 };
 use contractcourt_core::bolt3::PaymentPreimage;
 use contractcourt_core::event::{BroadcastOutcome, Event};
 use contractcourt_core::types::{BlockRef, ChannelId, Height, HtlcKey};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::embedded::EmbeddedChain;
+use crate::chain::embedded::{EmbeddedChain, MempoolReject};
 use crate::driver::{Broadcaster, ChainSource, NodeHandle, SourceError};
 
 /// One line of the timeline.
@@ -64,10 +64,24 @@ pub struct Log {
     pub wallet_script: Option<bitcoin::ScriptBuf>,
     /// The amount of each transaction broadcast, as computed when it was offered.
     pub amounts: BTreeMap<Txid, u64>,
+    /// Told of every line as it is added (not saved).
+    #[serde(skip)]
+    pub sink: Option<LineSink>,
+}
+
+/// A receiver of timeline lines as they are added.
+#[derive(Clone)]
+pub struct LineSink(pub Arc<dyn Fn(&TimelineEntry) + Send + Sync>);
+
+impl std::fmt::Debug for LineSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineSink")
+    }
 }
 
 impl Log {
-    /// Add a timeline line.
+    /// Add a timeline line, after every line of its height or below: the timeline stays in
+    /// height order even when a line comes late (the engine catching up after a restart).
     pub fn push(
         &mut self,
         height: Height,
@@ -76,13 +90,26 @@ impl Log {
         fee_sat: Option<u64>,
         amount_sat: Option<u64>,
     ) {
-        self.timeline.push(TimelineEntry {
+        let entry = TimelineEntry {
             height,
             event: event.into(),
             txid,
             fee_sat,
             amount_sat,
-        });
+        };
+        if let Some(sink) = &self.sink {
+            (sink.0)(&entry);
+        }
+        let at = self.timeline.partition_point(|e| e.height <= height);
+        self.timeline.insert(at, entry);
+    }
+
+    /// Give every line to `sink` from now on, starting with the lines already there.
+    pub fn set_sink(&mut self, sink: LineSink) {
+        for entry in &self.timeline {
+            (sink.0)(entry);
+        }
+        self.sink = Some(sink);
     }
 
     /// Describe a transaction by the outputs it spends.
@@ -280,6 +307,12 @@ impl SimBroadcaster {
     }
 }
 
+/// A refusal as a node's RPC words it: Bitcoin Core's reject code first (what the core's
+/// table classifies: `txn-already-known` is a success), then the embedded chain's detail.
+fn reject_reason(e: &MempoolReject) -> String {
+    format!("{}: {e}", e.code())
+}
+
 impl Broadcaster for SimBroadcaster {
     fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
         let txid = tx.compute_txid();
@@ -289,7 +322,7 @@ impl Broadcaster for SimBroadcaster {
         let result = chain
             .submit(tx.clone())
             .map(|_| ())
-            .map_err(|e| e.to_string());
+            .map_err(|e| reject_reason(&e));
         drop(chain);
         let outcome = if known {
             // A rebroadcast of a transaction the mempool or the chain already has: the raw
@@ -310,7 +343,7 @@ impl Broadcaster for SimBroadcaster {
         let result = lock(&self.chain)
             .submit_package(parent.clone(), child.clone())
             .map(|_| ())
-            .map_err(|e| e.to_string());
+            .map_err(|e| reject_reason(&e));
         if result.is_ok() {
             self.record(parent, Ok(()));
         }
@@ -377,14 +410,9 @@ impl SimNode {
         let mut log = lock(&self.log);
         match report {
             Report::CloseSummary(s) => {
-                let line = format!(
-                    "close confirmed: {}; {}",
-                    describe_close(&s.close),
-                    describe_trigger(&s.trigger)
-                );
                 log.push(
                     height,
-                    line,
+                    close_line(s),
                     Some(s.closing_txid),
                     None,
                     Some(s.our_balance_sat),
@@ -459,6 +487,15 @@ impl SimNode {
         }
         log.reports.push(report.clone());
     }
+}
+
+/// The timeline line of a close summary.
+pub fn close_line(s: &CloseSummary) -> String {
+    format!(
+        "close confirmed: {}; {}",
+        describe_close(&s.close),
+        describe_trigger(&s.trigger)
+    )
 }
 
 /// A close kind in words.

@@ -21,45 +21,44 @@
 //! (a resumable run that was never interrupted too). A resumed run ends with the same ledger;
 //! its timeline may differ around an interruption.
 
+mod finish;
 pub mod io;
 mod output;
+mod peer;
 mod resume;
 pub mod scenario;
+pub mod settings;
+mod setup;
 pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bitcoin::sighash::EcdsaSighashType;
-use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, Txid};
+use bitcoin::{FeeRate, ScriptBuf, Txid};
 use contractcourt_core::action::CloseSummary;
-use contractcourt_core::bolt3::commitment::OutputKind;
-use contractcourt_core::bolt3::scripts::funding_script;
-use contractcourt_core::bolt3::sign::sign_p2wsh;
-use contractcourt_core::bolt3::witness::{
-    build_claim_tx, offered_htlc_preimage_witness, received_htlc_timeout_witness, ClaimPath,
-};
-use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::Ledger;
 use contractcourt_core::chain::Config;
 use contractcourt_core::event::{
     Event, FeeConditions, FeeEstimate, ForceCloseReason, PreimageSource, UpstreamResolution,
 };
-use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc, SimSetup};
+use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc};
 use contractcourt_core::sweeper::SweeperConfig;
-use contractcourt_core::types::{ChannelId, Height, HtlcDirection, Party};
+use contractcourt_core::types::{ChannelId, Height, Party};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::embedded::{ChainWallet, EmbeddedChain, TestWallet};
 use crate::driver::{Driver, Io};
 use crate::signer::{BasepointSecrets, InMemorySigner, NodeSigner};
 use crate::store::SqliteStore;
-use contractcourt_core::action::Report;
 use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
-pub use output::{render_ledger, render_text, short_txid, LEDGER_HELP};
-use scenario::{CloseKind, Closer, Direction, ScenarioChannelType};
+pub use output::{
+    render_head, render_ledger, render_line, render_tail, render_text, short_txid, LEDGER_HELP,
+};
+use scenario::{CloseKind, Closer, Direction};
 pub use scenario::{Scenario, ScenarioError};
+pub use settings::EngineSettings;
+use setup::{fund_channel, sim_channel};
 use state::Funding;
 
 /// The wallet seed of the peer (where its claims pay).
@@ -92,6 +91,12 @@ pub struct SimOutcome {
     pub rebroadcasts: u64,
     /// Broadcasts the mempool refused.
     pub rejections: u64,
+    /// Alerts the engine raised.
+    #[serde(default)]
+    pub alerts: u64,
+    /// Losses the engine reported.
+    #[serde(default)]
+    pub losses: u64,
     /// Things the reader must know about this run.
     pub notes: Vec<String>,
 }
@@ -126,6 +131,13 @@ pub struct RunOptions<'a> {
     /// Called after every step with the number of steps so far in this process (see
     /// [`io::Steps`]).
     pub on_step: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// Called with each timeline line as it is added (the lines a resumed run saved first),
+    /// so a program can print them as the run goes. A line that comes late (the engine
+    /// catching up after a restart) is given when it comes, though the outcome's timeline
+    /// lists it at its height.
+    pub on_line: Option<io::LineSink>,
+    /// The engine's settings (a resumed run must be given the settings it started with).
+    pub engine: EngineSettings,
 }
 
 /// A temporary directory removed on drop.
@@ -191,6 +203,8 @@ struct Persist {
     path: PathBuf,
     restarts: u32,
     funding: Funding,
+    /// The engine's settings of the run.
+    settings: EngineSettings,
     /// Saved durably once in this process.
     saved: bool,
 }
@@ -229,11 +243,18 @@ struct Sim<'a> {
 /// re-emits its own broadcasts. A run killed during its setup starts over.
 pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcome, SimError> {
     scenario.check().map_err(|e| SimError(e.to_string()))?;
+    let settings = &options.engine;
+    settings.apply(Config::default())?;
     let steps = Steps::new(options.on_step.clone());
     // A temporary store's directory, kept until the end of the run.
     let mut temp = None;
     let mut sim = match (&options.db, &options.chain_dir) {
-        (Some(db), Some(dir)) => Sim::resumable(scenario, db, dir, steps)?,
+        (Some(db), Some(dir)) => {
+            if let Some(outcome) = resume::finished_outcome(scenario, settings, db)? {
+                return Ok(outcome);
+            }
+            Sim::resumable(scenario, settings, db, dir, steps)?
+        }
         (None, Some(dir)) => {
             return Err(SimError(format!(
                 "--chain-dir {}: needs --db (the engine's store of the same run)",
@@ -255,9 +276,12 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
                 None => temp.insert(TempDir::new()?).0.join("engine.sqlite"),
             };
             let chain = EmbeddedChain::new_temp().map_err(err("starting the embedded chain"))?;
-            Sim::fresh(scenario, chain, &db_path, steps)?
+            Sim::fresh(scenario, settings, chain, &db_path, steps)?
         }
     };
+    if let Some(sink) = options.on_line.clone() {
+        lock(&sim.log).set_sink(sink);
+    }
     let total = scenario.run_blocks;
     let first = sim.tip().saturating_sub(sim.start).min(total);
     for rel in first..total {
@@ -267,110 +291,20 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
             progress(rel + 1, total);
         }
     }
-    let outcome = sim.finish();
+    let finished = sim.persist.as_ref().map(|p| (p.path.clone(), p.restarts));
+    let outcome = sim.finish()?;
+    if let Some((path, restarts)) = finished {
+        resume::save_finished(&path, scenario, settings, restarts, &outcome)?;
+    }
     drop(temp);
     Ok(outcome)
-}
-
-/// The fund-channel part of the setup on `chain`: the wallet's coins, the funding
-/// transaction and the block that confirms it (the scenario's height 0).
-fn fund_channel(
-    scenario: &Scenario,
-    chain: &mut EmbeddedChain,
-    wallet: &TestWallet,
-) -> Result<Funding, SimError> {
-    let miner = wallet.script_pubkey().to_owned();
-    chain
-        .mine_blocks(101, &miner)
-        .map_err(err("mining the wallet's coins"))?;
-    let setup = sim_setup(scenario);
-    let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
-    let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
-    let funding_spk = funding_script(&local.funding_pubkey, &remote.funding_pubkey).to_p2wsh();
-    let funding_tx = wallet
-        .fund(
-            chain,
-            funding_spk.clone(),
-            Amount::from_sat(scenario.capacity_sat),
-            FeeRate::from_sat_per_vb_u32(2),
-        )
-        .map_err(err("funding the channel from the test wallet"))?;
-    let vout = funding_tx
-        .output
-        .iter()
-        .position(|o| o.script_pubkey == funding_spk)
-        .ok_or_else(|| SimError("the funding transaction has no funding output".into()))?;
-    let funding_txid = chain
-        .submit(funding_tx)
-        .map_err(err("the mempool refused the funding transaction"))?;
-    chain
-        .mine_blocks(1, &miner)
-        .map_err(err("mining the funding transaction"))?;
-    Ok(Funding {
-        outpoint: OutPoint {
-            txid: funding_txid,
-            vout: vout as u32,
-        },
-        start: chain.height(),
-    })
-}
-
-/// The `sim` channel's parameters (without the funding outpoint).
-fn sim_setup(scenario: &Scenario) -> SimSetup {
-    let channel_type = match scenario.channel_type {
-        ScenarioChannelType::StaticRemoteKey => ChannelType::StaticRemoteKey,
-        ScenarioChannelType::AnchorsZeroFeeHtlc => ChannelType::AnchorsZeroFeeHtlc,
-    };
-    let mut setup = SimSetup::new(scenario.seed, channel_type);
-    setup.funding_sat = scenario.capacity_sat;
-    setup.local_balance_msat = scenario.local_balance_sat.saturating_mul(1000);
-    setup.local_to_self_delay = scenario.to_self_delay;
-    setup.remote_to_self_delay = scenario.to_self_delay;
-    setup.local_dust_limit_sat = scenario.dust_limit_sat;
-    setup.remote_dust_limit_sat = scenario.dust_limit_sat;
-    setup.feerate_per_kw = scenario.commitment_feerate_per_kw;
-    setup
-}
-
-/// The `sim` channel on `funding`, its HTLCs added and committed, with the channel events a
-/// node would have sent the engine meanwhile, in order. Deterministic: a resumed run rebuilds
-/// the very same channel.
-type BuiltChannel = (SimChannel, Vec<Event>, Vec<(SimHtlc, usize)>);
-
-fn sim_channel(scenario: &Scenario, funding: &Funding) -> Result<BuiltChannel, SimError> {
-    let mut setup = sim_setup(scenario);
-    setup.funding_outpoint = Some(funding.outpoint);
-    let (mut simc, mut events) = SimChannel::open(setup).map_err(err("opening the channel"))?;
-    let mut htlcs = Vec::new();
-    for (i, h) in scenario.htlcs.iter().enumerate() {
-        let dir = match h.direction {
-            Direction::Incoming => HtlcDirection::Incoming,
-            Direction::Outgoing => HtlcDirection::Outgoing,
-        };
-        let expiry = funding.start.saturating_add(h.cltv_expiry);
-        if expiry >= scenario::LOCKTIME_THRESHOLD {
-            return Err(SimError(format!(
-                "htlc {i}: cltv_expiry {} from start height {} is {expiry}, at or above {}: a time, not a height",
-                h.cltv_expiry,
-                funding.start,
-                scenario::LOCKTIME_THRESHOLD
-            )));
-        }
-        let added = simc
-            .add_htlc(dir, h.amount_msat, expiry)
-            .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
-        htlcs.push((added, i));
-    }
-    if !scenario.htlcs.is_empty() {
-        events.extend(simc.commit().map_err(err("committing the htlcs"))?);
-    }
-    Ok((simc, events, htlcs))
 }
 
 impl<'a> Sim<'a> {
     /// A new run on `chain`: the setup, then the channel fed to a fresh engine.
     fn fresh(
         scenario: &'a Scenario,
+        settings: &EngineSettings,
         mut chain: EmbeddedChain,
         db_path: &Path,
         steps: Steps,
@@ -379,24 +313,20 @@ impl<'a> Sim<'a> {
         let funding = fund_channel(scenario, &mut chain, &wallet)?;
         steps.tick();
         let (simc, events, htlcs) = sim_channel(scenario, &funding)?;
-        let mut sim = Sim::assemble(scenario, chain, db_path, steps, &funding, simc, htlcs)?;
+        let mut sim = Sim::assemble(
+            scenario,
+            settings,
+            chain,
+            db_path,
+            steps,
+            &funding,
+            (simc, htlcs),
+        )?;
         // The funding block first: the engine's chain starts there.
         let block = lock(&sim.chain)
             .block_at(sim.start)
             .ok_or_else(|| SimError("the funding block is missing".into()))?;
         sim.feed(Event::BlockConnected(block))?;
-        for e in events {
-            sim.feed(e)?;
-        }
-        for (htlc, i) in sim.htlcs.clone() {
-            let spec = &scenario.htlcs[i];
-            if spec.direction == Direction::Incoming && spec.we_know_preimage {
-                sim.feed(Event::PreimageLearned {
-                    preimage: htlc.preimage,
-                    source: PreimageSource::Invoice { htlc: htlc.key },
-                })?;
-            }
-        }
         let incoming = scenario
             .htlcs
             .iter()
@@ -416,6 +346,21 @@ impl<'a> Sim<'a> {
             None,
             Some(scenario.capacity_sat),
         );
+        // The fee rate of height 0 before the channel: a close the engine decides at once
+        // is priced with it.
+        sim.apply_fee_rate(0, sim.start)?;
+        for e in events {
+            sim.feed(e)?;
+        }
+        for (htlc, i) in sim.htlcs.clone() {
+            let spec = &scenario.htlcs[i];
+            if spec.direction == Direction::Incoming && spec.we_know_preimage {
+                sim.feed(Event::PreimageLearned {
+                    preimage: htlc.preimage,
+                    source: PreimageSource::Invoice { htlc: htlc.key },
+                })?;
+            }
+        }
         Ok(sim)
     }
 
@@ -423,12 +368,12 @@ impl<'a> Sim<'a> {
     /// (loaded, nothing fed), the names of the outputs.
     fn assemble(
         scenario: &'a Scenario,
+        settings: &EngineSettings,
         chain: EmbeddedChain,
         db_path: &Path,
         steps: Steps,
         funding: &Funding,
-        simc: SimChannel,
-        htlcs: Vec<(SimHtlc, usize)>,
+        (simc, htlcs): (SimChannel, Vec<(SimHtlc, usize)>),
     ) -> Result<Sim<'a>, SimError> {
         let wallet = TestWallet::new(scenario.seed);
         let miner = wallet.script_pubkey().to_owned();
@@ -462,15 +407,18 @@ impl<'a> Sim<'a> {
             }),
         };
         let first_rate = scenario.fee_rate_at(0).unwrap_or(DEFAULT_SAT_PER_VB);
-        let config = Config {
+        let config = settings.apply(Config {
             sweep_to: Some(SweeperConfig {
                 destination: miner.clone(),
                 fallback_feerate: FeeRate::from_sat_per_vb_u32(first_rate),
                 fee_wallet: None,
             }),
             ..Config::default()
-        };
+        })?;
         let store = SqliteStore::open(db_path).map_err(err("opening the store"))?;
+        // Every record, log entry and recorded event checked before anything is added: a run
+        // never writes into a store whose flight recorder `replay` would refuse.
+        store.verify().map_err(err("checking the store"))?;
         let driver = Driver::load(config, store, io).map_err(err("loading the engine"))?;
         let mut sim = Sim {
             scenario,
@@ -503,71 +451,6 @@ impl<'a> Sim<'a> {
             .iter()
             .find(|(txid, _)| chain.tx_confirmation_height(txid).is_some())
             .map(|(_, c)| *c)
-    }
-
-    /// Name every output of every commitment that may close the channel, in our terms.
-    fn name_outputs(&mut self) -> Result<(), SimError> {
-        let mut commitments = vec![
-            (Party::Local, self.sim.local_commitment_number(), false),
-            (Party::Remote, self.sim.remote_commitment_number(), false),
-        ];
-        if self.sim.remote_commitment_number() > 0 {
-            commitments.push((Party::Remote, 0, true));
-        }
-        let mut log = lock(&self.log);
-        if let Some(f) = self.sim.setup().funding_outpoint {
-            log.names.insert(f, "funding output".to_string());
-        }
-        for (holder, number, revoked) in commitments {
-            let built = self
-                .sim
-                .built_commitment(holder, number)
-                .map_err(err("building a commitment"))?;
-            let txid = built.tx.compute_txid();
-            let whose = match (holder, revoked) {
-                (Party::Local, _) => "our commitment",
-                (Party::Remote, false) => "peer's commitment",
-                (Party::Remote, true) => "peer's REVOKED commitment",
-            };
-            log.labels.insert(txid, whose.to_string());
-            self.candidates.push((
-                txid,
-                Closing {
-                    holder,
-                    number,
-                    revoked,
-                },
-            ));
-            for o in &built.outputs {
-                // In our terms: the holder's offered HTLC is ours outgoing if we hold it.
-                let name = match (&o.kind, holder) {
-                    (OutputKind::ToLocal, Party::Local) => "our to_local".to_string(),
-                    (OutputKind::ToLocal, Party::Remote) => "peer's to_local".to_string(),
-                    (OutputKind::ToRemote, Party::Local) => "peer's to_remote".to_string(),
-                    (OutputKind::ToRemote, Party::Remote) => "our to_remote".to_string(),
-                    (OutputKind::LocalAnchor, Party::Local)
-                    | (OutputKind::RemoteAnchor, Party::Remote) => "our anchor".to_string(),
-                    (OutputKind::LocalAnchor, Party::Remote)
-                    | (OutputKind::RemoteAnchor, Party::Local) => "peer's anchor".to_string(),
-                    (OutputKind::OfferedHtlc { htlc_id }, Party::Local)
-                    | (OutputKind::ReceivedHtlc { htlc_id }, Party::Remote) => {
-                        format!("outgoing htlc {htlc_id}")
-                    }
-                    (OutputKind::OfferedHtlc { htlc_id }, Party::Remote)
-                    | (OutputKind::ReceivedHtlc { htlc_id }, Party::Local) => {
-                        format!("incoming htlc {htlc_id}")
-                    }
-                };
-                log.names.insert(
-                    OutPoint {
-                        txid,
-                        vout: o.index,
-                    },
-                    name,
-                );
-            }
-        }
-        Ok(())
     }
 
     fn feed(&mut self, event: Event) -> Result<(), SimError> {
@@ -607,17 +490,12 @@ impl<'a> Sim<'a> {
         self.fee_rate.unwrap_or(DEFAULT_SAT_PER_VB)
     }
 
-    /// One block: the scenario's actions at relative height `rel` (the tip), then the next
-    /// block, fed to the engine.
+    /// One block: the scenario's actions at relative height `rel` (the tip), the fee rate of
+    /// the next height, then the next block, mined and fed to the engine. (After a restart
+    /// the engine's rate, kept in its store, is the one of the height it was fed last, or of
+    /// the next: either way feeding the next height's is what an uninterrupted run does.)
     fn block(&mut self, rel: u32) -> Result<(), SimError> {
         let tip = self.tip();
-        if let Some(rate) = self.scenario.fee_rate_at(rel) {
-            if self.fee_rate != Some(rate) {
-                self.fee_rate = Some(rate);
-                lock(&self.log).push(tip, format!("fee rate {rate} sat/vB"), None, None, None);
-                self.feed(fee_conditions(rate))?;
-            }
-        }
         let close = self.scenario.close;
         if close.at_height == Some(rel) && self.closing.is_none() {
             match close.by {
@@ -654,6 +532,9 @@ impl<'a> Sim<'a> {
             }
         }
         self.peer_claims(tip)?;
+        // The fee market of the next block: the rate in force from its height on, known (and
+        // acted on) before it is mined, so the engine's reaction to that block is priced at it.
+        self.apply_fee_rate(rel.saturating_add(1), tip.saturating_add(1))?;
 
         // Mine the next block from the mempool and feed it.
         let fees: BTreeMap<Txid, u64> = {
@@ -673,6 +554,11 @@ impl<'a> Sim<'a> {
                 .ok_or_else(|| SimError("no block mined".into()))?
         };
         self.steps.tick();
+        tracing::info!(
+            height = block.height,
+            transactions = block.txs.len(),
+            "block mined"
+        );
         self.log_confirmations(&block, &fees);
         if self.closing.is_none() {
             self.closing = self.confirmed_closing();
@@ -683,6 +569,20 @@ impl<'a> Sim<'a> {
             .sync_wallet()
             .map_err(|e| SimError(format!("engine: {e}")))?;
         Ok(())
+    }
+
+    /// Feed the scenario's fee rate for relative height `rel` (absolute `height`) if it is not
+    /// the one the engine has, with a timeline line.
+    fn apply_fee_rate(&mut self, rel: u32, height: Height) -> Result<(), SimError> {
+        let Some(rate) = self.scenario.fee_rate_at(rel) else {
+            return Ok(());
+        };
+        if self.fee_rate == Some(rate) {
+            return Ok(());
+        }
+        self.fee_rate = Some(rate);
+        lock(&self.log).push(height, format!("fee rate {rate} sat/vB"), None, None, None);
+        self.feed(fee_conditions(rate))
     }
 
     /// List the transactions `block` confirmed, with their fees if known (from `fees`, or the
@@ -719,234 +619,6 @@ impl<'a> Sim<'a> {
                 fee,
                 Some(amount),
             );
-        }
-    }
-
-    /// Offer a transaction of the peer's to the mempool; the timeline shows it either way.
-    fn peer_submit(&mut self, tip: Height, what: String, tx: Transaction) {
-        let txid = tx.compute_txid();
-        let amount = tx.output.iter().map(|o| o.value.to_sat()).sum();
-        let result = lock(&self.chain).submit(tx);
-        {
-            let mut log = lock(&self.log);
-            match result {
-                Ok(_) => {
-                    let fee = lock(&self.chain).mempool_tx(&txid).map(|m| m.fee_sat);
-                    let label = what.trim_start_matches("peer ").to_string();
-                    log.labels.entry(txid).or_insert(format!("peer {label}"));
-                    log.push(tip, what, Some(txid), fee, Some(amount));
-                }
-                Err(e) => log.push(
-                    tip,
-                    format!("peer's transaction REFUSED by the mempool ({what}): {e}"),
-                    Some(txid),
-                    None,
-                    None,
-                ),
-            }
-        }
-        self.steps.tick();
-    }
-
-    /// The peer's HTLC claims on the commitment that confirmed.
-    fn peer_claims(&mut self, tip: Height) -> Result<(), SimError> {
-        let Some(closing) = self.closing else {
-            return Ok(());
-        };
-        if closing.revoked {
-            return Ok(());
-        }
-        if self.closing_built.is_none() {
-            let built = self
-                .sim
-                .built_commitment(closing.holder, closing.number)
-                .map_err(err("building the closing commitment"))?;
-            self.closing_built = Some(built);
-        }
-        let Some(built) = self.closing_built.take() else {
-            return Ok(());
-        };
-        let result = self.peer_claims_on(&built, closing, tip);
-        self.closing_built = Some(built);
-        result
-    }
-
-    fn peer_claims_on(
-        &mut self,
-        built: &contractcourt_core::bolt3::commitment::BuiltCommitment,
-        closing: Closing,
-        tip: Height,
-    ) -> Result<(), SimError> {
-        let peer = self.scenario.peer;
-        for (htlc, i) in self.htlcs.clone() {
-            if self.peer_done.contains(&i) {
-                continue;
-            }
-            let spec = &self.scenario.htlcs[i];
-            let claim = match spec.direction {
-                Direction::Outgoing => peer.claims_with_preimage && spec.peer_knows_preimage,
-                Direction::Incoming => peer.times_out && tip >= htlc.cltv_expiry,
-            };
-            if !claim {
-                continue;
-            }
-            // The HTLC's output on the closing commitment, if it is there and unspent.
-            let offered_by_holder = match (closing.holder, spec.direction) {
-                (Party::Local, Direction::Outgoing) | (Party::Remote, Direction::Incoming) => true,
-                (Party::Local, Direction::Incoming) | (Party::Remote, Direction::Outgoing) => false,
-            };
-            let Some(index) = built.htlc_output_index(offered_by_holder, htlc.key.htlc_id) else {
-                self.peer_done.insert(i);
-                continue;
-            };
-            let outpoint = OutPoint {
-                txid: built.tx.compute_txid(),
-                vout: index,
-            };
-            {
-                let chain = lock(&self.chain);
-                if chain.utxo(&outpoint).is_none() || chain.mempool_spender(&outpoint).is_some() {
-                    // Already spent (by us), or not yet confirmed.
-                    if chain.tx_confirmation_height(&outpoint.txid).is_some() {
-                        drop(chain);
-                        self.peer_done.insert(i);
-                    }
-                    continue;
-                }
-            }
-            self.peer_done.insert(i);
-            let (what, tx) = match closing.holder {
-                // On its own commitment the peer uses its pre-signed second-level transaction.
-                Party::Remote => {
-                    let tx = self
-                        .sim
-                        .htlc_tx(Party::Remote, closing.number, htlc.key)
-                        .map_err(err("the peer's htlc transaction"))?;
-                    let what = match spec.direction {
-                        Direction::Outgoing => format!(
-                            "peer claims outgoing htlc {} with the preimage (HTLC-success)",
-                            htlc.key.htlc_id
-                        ),
-                        Direction::Incoming => format!(
-                            "peer times out incoming htlc {} (HTLC-timeout)",
-                            htlc.key.htlc_id
-                        ),
-                    };
-                    (what, tx)
-                }
-                // On ours it spends the HTLC output directly.
-                Party::Local => {
-                    let tx = self.peer_direct_claim(built, index, &htlc, spec.direction)?;
-                    let what = match spec.direction {
-                        Direction::Outgoing => format!(
-                            "peer claims outgoing htlc {} with the preimage",
-                            htlc.key.htlc_id
-                        ),
-                        Direction::Incoming => {
-                            format!("peer times out incoming htlc {}", htlc.key.htlc_id)
-                        }
-                    };
-                    (what, tx)
-                }
-            };
-            self.peer_submit(tip, what, tx);
-        }
-        Ok(())
-    }
-
-    /// The peer's direct claim of an HTLC output of our commitment.
-    fn peer_direct_claim(
-        &self,
-        built: &contractcourt_core::bolt3::commitment::BuiltCommitment,
-        index: u32,
-        htlc: &SimHtlc,
-        direction: Direction,
-    ) -> Result<Transaction, SimError> {
-        let output = built
-            .outputs
-            .iter()
-            .find(|o| o.index == index)
-            .ok_or_else(|| SimError("htlc output missing".into()))?;
-        let script = output
-            .witness_script
-            .clone()
-            .ok_or_else(|| SimError("htlc output without a witness script".into()))?;
-        let channel_type = self.sim.channel_type();
-        let path = match direction {
-            Direction::Outgoing => ClaimPath::OfferedHtlcPreimage { channel_type },
-            Direction::Incoming => ClaimPath::ReceivedHtlcTimeout {
-                cltv_expiry: htlc.cltv_expiry,
-                channel_type,
-            },
-        };
-        let value = Amount::from_sat(output.value_sat);
-        let fee = Amount::from_sat(u64::from(self.current_rate()) * 200);
-        let mut tx = build_claim_tx(
-            OutPoint {
-                txid: built.tx.compute_txid(),
-                vout: index,
-            },
-            &path,
-            self.peer_script.clone(),
-            value.checked_sub(fee).unwrap_or(Amount::ZERO),
-        );
-        let number = self.sim.local_commitment_number();
-        let point = self
-            .sim
-            .commitment_spec(Party::Local, number)
-            .map_err(err("our commitment"))?
-            .keys
-            .per_commitment_point;
-        let key = self
-            .sim
-            .remote
-            .htlc_key(&point)
-            .map_err(err("the peer's htlc key"))?;
-        let sig = sign_p2wsh(&tx, 0, &script, value, EcdsaSighashType::All, &key)
-            .map_err(err("signing the peer's claim"))?;
-        tx.input[0].witness = match direction {
-            Direction::Outgoing => offered_htlc_preimage_witness(&sig, &htlc.preimage, &script),
-            Direction::Incoming => received_htlc_timeout_witness(&sig, &script),
-        };
-        Ok(tx)
-    }
-
-    fn finish(mut self) -> SimOutcome {
-        let ledger = self.driver.engine().ledger();
-        let log = lock(&self.log);
-        let close_summaries: Vec<CloseSummary> = log
-            .reports
-            .iter()
-            .filter_map(|r| match r {
-                Report::CloseSummary(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect();
-        if self.closing.is_none() {
-            self.notes
-                .push("no commitment confirmed during the run: the channel did not close".into());
-        }
-        if let Some(p) = self.persist.as_ref().filter(|p| p.restarts > 0) {
-            self.notes.push(format!(
-                "this run was interrupted and resumed {} time(s): the engine reloaded from its \
-                 store each time; timeline lines of what happened between the last saved block \
-                 and an interruption may be missing or repeated",
-                p.restarts
-            ));
-        }
-        SimOutcome {
-            scenario: self.scenario.name.clone(),
-            channel_type: format!("{:?}", self.scenario.channel_type),
-            channel: self.sim.channel_id,
-            start_height: self.start,
-            end_height: self.tip(),
-            timeline: log.timeline.clone(),
-            close_summaries,
-            ledger,
-            broadcasts: log.broadcasts,
-            rebroadcasts: log.rebroadcasts,
-            rejections: log.rejections,
-            notes: self.notes.clone(),
         }
     }
 }

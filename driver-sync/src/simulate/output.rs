@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use contractcourt_core::chain::ledger::{Ledger, OutputStatus};
 
+use super::io::TimelineEntry;
 use super::SimOutcome;
 
 /// A txid shortened for a table: its first 8 and last 4 hex digits.
@@ -16,39 +17,56 @@ fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-/// Render a run for people. Deterministic.
+/// Render a run for people. Deterministic. The same text as [`render_head`], a
+/// [`render_line`] per timeline line, then [`render_tail`]: what a program streaming the lines
+/// as they come prints.
 pub fn render_text(o: &SimOutcome) -> String {
+    let mut s = render_head(&o.scenario);
+    for e in &o.timeline {
+        s.push_str(&render_line(e));
+    }
+    s.push_str(&render_tail(o));
+    s
+}
+
+/// The scenario's name and the timeline's column titles.
+pub fn render_head(scenario: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "scenario: {}\nchannel {} ({}), start height {} (scenario height 0), end height {}",
-        if o.scenario.is_empty() {
-            "(unnamed)"
-        } else {
-            &o.scenario
-        },
-        o.channel,
-        o.channel_type,
-        o.start_height,
-        o.end_height
-    );
-    let _ = writeln!(s, "\nTIMELINE");
+    let name = if scenario.is_empty() {
+        "(unnamed)"
+    } else {
+        scenario
+    };
+    let _ = writeln!(s, "scenario: {name}\n\nTIMELINE");
     let _ = writeln!(
         s,
         "{:>7}  {:<14}  {:>8}  {:>12}  event",
         "height", "txid", "fee", "amount"
     );
-    for e in &o.timeline {
-        let _ = writeln!(
-            s,
-            "{:>7}  {:<14}  {:>8}  {:>12}  {}",
-            e.height,
-            e.txid.as_ref().map_or_else(|| "-".to_string(), short_txid),
-            opt(e.fee_sat),
-            opt(e.amount_sat),
-            e.event
-        );
-    }
+    s
+}
+
+/// One timeline line.
+pub fn render_line(e: &TimelineEntry) -> String {
+    format!(
+        "{:>7}  {:<14}  {:>8}  {:>12}  {}\n",
+        e.height,
+        e.txid.as_ref().map_or_else(|| "-".to_string(), short_txid),
+        opt(e.fee_sat),
+        opt(e.amount_sat),
+        e.event
+    )
+}
+
+/// Everything after the timeline: the channel and heights, the close summary, the ledger, the
+/// broadcast counts and the notes.
+pub fn render_tail(o: &SimOutcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nchannel {} ({}), start height {} (scenario height 0), end height {}",
+        o.channel, o.channel_type, o.start_height, o.end_height
+    );
     let _ = writeln!(s, "\nCLOSE SUMMARY");
     if o.close_summaries.is_empty() {
         let _ = writeln!(s, "  (none: no close confirmed)");

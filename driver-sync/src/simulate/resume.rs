@@ -7,7 +7,7 @@ use contractcourt_core::types::Height;
 
 use super::io::{lock, Log, Steps};
 use super::state::{self, Funding, Phase, SimState};
-use super::{sim_channel, Persist, Scenario, Sim, SimError};
+use super::{sim_channel, EngineSettings, Persist, Scenario, Sim, SimError, SimOutcome};
 use crate::chain::embedded::EmbeddedChain;
 
 /// Whether `dir` is absent or an empty directory.
@@ -28,11 +28,72 @@ fn remove_file_if_there(path: &Path) -> Result<(), SimError> {
     }
 }
 
+/// The outcome of the finished run kept with the store `db`, if the run is finished: starting
+/// it again prints that outcome and changes nothing. A run of another scenario is refused.
+pub(super) fn finished_outcome(
+    scenario: &Scenario,
+    settings: &EngineSettings,
+    db: &Path,
+) -> Result<Option<SimOutcome>, SimError> {
+    let path = state::state_path(db);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let previous = state::read(&path)?;
+    let Phase::Finished { outcome } = previous.phase else {
+        return Ok(None);
+    };
+    if previous.scenario != *scenario {
+        return Err(other_scenario(db));
+    }
+    if previous.settings != *settings {
+        return Err(other_settings(db));
+    }
+    Ok(Some(*outcome))
+}
+
+fn other_scenario(db: &Path) -> SimError {
+    SimError(format!(
+        "--db {}: it holds a run of another scenario (a run resumes with the scenario it was \
+         started with)",
+        db.display()
+    ))
+}
+
+fn other_settings(db: &Path) -> SimError {
+    SimError(format!(
+        "--db {}: it holds a run with other engine settings (a run resumes with the settings it \
+         was started with)",
+        db.display()
+    ))
+}
+
+/// Mark the resumable run of `scenario` finished with `outcome` (durably).
+pub(super) fn save_finished(
+    path: &Path,
+    scenario: &Scenario,
+    settings: &EngineSettings,
+    restarts: u32,
+    outcome: &SimOutcome,
+) -> Result<(), SimError> {
+    let state = SimState {
+        version: state::STATE_VERSION,
+        scenario: scenario.clone(),
+        settings: settings.clone(),
+        restarts,
+        phase: Phase::Finished {
+            outcome: Box::new(outcome.clone()),
+        },
+    };
+    state::write(path, &state, true)
+}
+
 impl<'a> Sim<'a> {
     /// A resumable run on the store `db` and the chain in `dir`: a fresh one, or the one they
     /// hold resumed.
     pub(super) fn resumable(
         scenario: &'a Scenario,
+        settings: &EngineSettings,
         db: &Path,
         dir: &Path,
         steps: Steps,
@@ -71,26 +132,41 @@ impl<'a> Sim<'a> {
             }
             Some(previous) => {
                 if previous.scenario != *scenario {
-                    return Err(SimError(format!(
-                        "--db {}: it holds a run of another scenario (a run resumes with the \
-                         scenario it was started with)",
-                        db.display()
-                    )));
+                    return Err(other_scenario(db));
+                }
+                if previous.settings != *settings {
+                    return Err(other_settings(db));
                 }
                 let restarts = previous.restarts.saturating_add(1);
-                if let Phase::Running {
-                    funding,
-                    saved_at,
-                    log,
-                } = previous.phase
-                {
-                    let persist = Persist {
-                        path,
-                        restarts,
+                match previous.phase {
+                    Phase::Running {
                         funding,
-                        saved: false,
-                    };
-                    return Sim::resume(scenario, db, dir, steps, persist, saved_at, *log);
+                        saved_at,
+                        log,
+                    } => {
+                        let persist = Persist {
+                            path,
+                            restarts,
+                            funding,
+                            settings: settings.clone(),
+                            saved: false,
+                        };
+                        return Sim::resume(
+                            scenario,
+                            settings,
+                            (db, dir),
+                            steps,
+                            persist,
+                            (saved_at, *log),
+                        );
+                    }
+                    Phase::Finished { .. } => {
+                        return Err(SimError(format!(
+                            "--db {}: the run is finished (its outcome is printed, not resumed)",
+                            db.display()
+                        )))
+                    }
+                    Phase::Setup => {}
                 }
                 // Killed during the setup: nothing of the scenario happened yet. Start over.
                 for f in ["", "-wal", "-shm", "-journal"] {
@@ -110,6 +186,7 @@ impl<'a> Sim<'a> {
             &SimState {
                 version: state::STATE_VERSION,
                 scenario: scenario.clone(),
+                settings: settings.clone(),
                 restarts,
                 phase: Phase::Setup,
             },
@@ -117,10 +194,11 @@ impl<'a> Sim<'a> {
         )?;
         let chain = EmbeddedChain::new(dir)
             .map_err(|e| SimError(format!("--chain-dir {}: {e}", dir.display())))?;
-        let mut sim = Sim::fresh(scenario, chain, db, steps)?;
+        let mut sim = Sim::fresh(scenario, settings, chain, db, steps)?;
         sim.persist = Some(Persist {
             path,
             restarts,
+            settings: settings.clone(),
             funding: Funding {
                 outpoint: sim
                     .sim
@@ -139,12 +217,11 @@ impl<'a> Sim<'a> {
     /// from its store and resumed.
     fn resume(
         scenario: &'a Scenario,
-        db: &Path,
-        dir: &Path,
+        settings: &EngineSettings,
+        (db, dir): (&Path, &Path),
         steps: Steps,
         persist: Persist,
-        saved_at: Height,
-        log: Log,
+        (saved_at, log): (Height, Log),
     ) -> Result<Sim<'a>, SimError> {
         if !db.exists() {
             return Err(SimError(format!(
@@ -164,9 +241,24 @@ impl<'a> Sim<'a> {
             )));
         }
         let (simc, _events, htlcs) = sim_channel(scenario, &funding)?;
-        let mut sim = Sim::assemble(scenario, chain, db, steps, &funding, simc, htlcs)?;
+        let mut sim = Sim::assemble(
+            scenario,
+            settings,
+            chain,
+            db,
+            steps,
+            &funding,
+            (simc, htlcs),
+        )?;
         // The log as saved (with the names given to second-level outputs on the way).
         *lock(&sim.log) = log;
+        // The fee rate the engine has (kept in its store): not fed, nor listed, again.
+        sim.fee_rate = sim
+            .driver
+            .engine()
+            .fee_conditions()
+            .and_then(|f| f.estimates.first())
+            .and_then(|e| u32::try_from(e.feerate.to_sat_per_vb_floor()).ok());
         // The blocks mined after the log was saved, as the uninterrupted run lists them.
         let tip = sim.tip();
         for height in saved_at.saturating_add(1)..=tip {
@@ -206,6 +298,7 @@ impl<'a> Sim<'a> {
         let state = SimState {
             version: state::STATE_VERSION,
             scenario: self.scenario.clone(),
+            settings: persist.settings.clone(),
             restarts: persist.restarts,
             phase: Phase::Running {
                 funding: persist.funding,

@@ -24,9 +24,8 @@
 //! Every height is relative to the start height: the block that confirms the channel's funding
 //! transaction (height 0 of the scenario).
 //!
-//! - `channel_type`: `static_remote_key` or `anchors_zero_fee_htlc`. The engine cannot fund
-//!   zero-fee HTLC transactions or CPFP anchors yet, so anchors scenarios stop short of claiming
-//!   HTLCs on our commitment; the shipped examples use `static_remote_key`.
+//! - `channel_type`: `static_remote_key` or `anchors_zero_fee_htlc` (the node's test wallet
+//!   funds the zero-fee HTLC transactions and CPFP children; see `anchors-force-close.json`).
 //! - `htlcs[]`: `direction` (`incoming`: the peer offered it; `outgoing`: we did), `amount_msat`,
 //!   `cltv_expiry`, `we_know_preimage` (incoming only: the preimage of our own invoice, fed as
 //!   `PreimageLearned { source: invoice }`), `peer_knows_preimage` (outgoing only: the peer can
@@ -37,7 +36,7 @@
 //! - `peer`: `claims_with_preimage` (claims outgoing HTLCs it knows the preimage of, as soon as
 //!   the close confirms), `times_out` (times out incoming HTLCs once their expiry passes).
 //! - `fee_rates[]`: from `from_height` on, the fee rate (sat/vB) fed as `Event::FeeConditions`
-//!   for every confirmation target.
+//!   for every confirmation target, before the block of that height is mined.
 //! - `run_blocks`: how many blocks to mine after the start height.
 //! - optional: `seed` (keys and preimages; default 1), `commitment_feerate_per_kw` (default
 //!   2500), `dust_limit_sat` (default 354), `to_self_delay` (both ways; default 144).
@@ -46,8 +45,10 @@
 //! (BOLT 2): `commitment_feerate_per_kw` below 253, `dust_limit_sat` below 354, `to_self_delay`
 //! of 0 or above 2016, more than 483 HTLCs either way, an HTLC `cltv_expiry` of 0 or at or above
 //! 500,000,000 (a time, not a height — checked again with the start height added), HTLCs worth
-//! more than the side offering them has; and when it contradicts itself (`we_know_preimage` on an
-//! outgoing HTLC, `peer_knows_preimage` on an incoming one, a close after the last block).
+//! more than the side offering them has, a balance of ours (we fund) that cannot pay the
+//! commitment fee after the HTLCs we offered; and when it contradicts itself (`we_know_preimage`
+//! on an outgoing HTLC, `peer_knows_preimage` on an incoming one, a close after the last block,
+//! a fee rate of 0, two fee rates from one height).
 
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +115,7 @@ fn default_feerate_per_kw() -> u32 {
 pub enum ScenarioChannelType {
     /// `option_static_remotekey`.
     StaticRemoteKey,
-    /// `option_anchors_zero_fee_htlc_tx` (the engine cannot fund its claims yet).
+    /// `option_anchors_zero_fee_htlc_tx` (the node's test wallet funds its claims).
     AnchorsZeroFeeHtlc,
 }
 
@@ -215,6 +216,8 @@ pub const MAX_TO_SELF_DELAY: u16 = 2016;
 /// `nLockTime` and `cltv_expiry` values from here on are Unix times, not heights (BOLT 2: a
 /// receiver must fail the channel for an `update_add_htlc` with `cltv_expiry` at or above it).
 pub const LOCKTIME_THRESHOLD: u32 = 500_000_000;
+/// The value of each anchor output (BOLT 3), paid by the funder.
+pub const ANCHOR_OUTPUT_SAT: u64 = 330;
 /// The most HTLCs either side may have on a commitment (BOLT 2 `max_accepted_htlcs`).
 pub const MAX_ACCEPTED_HTLCS: usize = 483;
 
@@ -266,7 +269,78 @@ impl Scenario {
     pub fn check(&self) -> Result<(), ScenarioError> {
         self.check_channel()?;
         self.check_htlcs()?;
+        self.check_funder_fee()?;
         self.check_run()
+    }
+
+    /// We funded the channel: after the HTLCs we offered, our balance must pay the fee of both
+    /// parties' commitments (and, under anchors, the two anchor outputs). BOLT 2: a receiver
+    /// fails an `update_add_htlc` the sender cannot afford at the current fee rate.
+    fn check_funder_fee(&self) -> Result<(), ScenarioError> {
+        use contractcourt_core::bolt3::commitment::{commitment_fee_sat, is_trimmed};
+        let channel_type = self.core_channel_type();
+        let feerate = self.commitment_feerate_per_kw;
+        let untrimmed = |holder_offers: Direction| {
+            self.htlcs
+                .iter()
+                .filter(|h| {
+                    let offered = h.direction == holder_offers;
+                    !is_trimmed(
+                        offered,
+                        h.amount_msat,
+                        self.dust_limit_sat,
+                        feerate,
+                        channel_type,
+                    )
+                })
+                .count()
+        };
+        // Our commitment: our outgoing HTLCs are offered; the peer's: its incoming ones.
+        let fee = [Direction::Outgoing, Direction::Incoming]
+            .into_iter()
+            .map(|d| commitment_fee_sat(feerate, channel_type, untrimmed(d)))
+            .max()
+            .unwrap_or(0);
+        let anchors = if channel_type.has_anchors() {
+            2 * ANCHOR_OUTPUT_SAT
+        } else {
+            0
+        };
+        let outgoing: u128 = self
+            .htlcs
+            .iter()
+            .filter(|h| h.direction == Direction::Outgoing)
+            .map(|h| u128::from(h.amount_msat))
+            .sum();
+        let left_msat = (u128::from(self.local_balance_sat) * 1000).saturating_sub(outgoing);
+        let needed_msat = u128::from(fee + anchors) * 1000;
+        if left_msat < needed_msat {
+            return invalid(
+                "local_balance_sat",
+                format!(
+                    "{} sat, less its outgoing htlcs ({outgoing} msat), cannot pay the commitment fee of {fee} sat{} at {feerate} sat/kw (we funded the channel: BOLT 2 lets the peer refuse an htlc we cannot afford)",
+                    self.local_balance_sat,
+                    if anchors > 0 {
+                        format!(" and {anchors} sat of anchors")
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The core's channel type of the scenario's.
+    pub fn core_channel_type(&self) -> contractcourt_core::bolt3::ChannelType {
+        match self.channel_type {
+            ScenarioChannelType::StaticRemoteKey => {
+                contractcourt_core::bolt3::ChannelType::StaticRemoteKey
+            }
+            ScenarioChannelType::AnchorsZeroFeeHtlc => {
+                contractcourt_core::bolt3::ChannelType::AnchorsZeroFeeHtlc
+            }
+        }
     }
 
     fn check_channel(&self) -> Result<(), ScenarioError> {
@@ -406,6 +480,17 @@ impl Scenario {
         }
         if let Some(i) = self.fee_rates.iter().position(|f| f.sat_per_vb == 0) {
             return invalid(format!("fee_rates[{i}].sat_per_vb"), "must be above 0");
+        }
+        for (i, f) in self.fee_rates.iter().enumerate() {
+            if self.fee_rates[..i]
+                .iter()
+                .any(|g| g.from_height == f.from_height)
+            {
+                return invalid(
+                    format!("fee_rates[{i}].from_height"),
+                    format!("{} is given twice (which rate would apply?)", f.from_height),
+                );
+            }
         }
         Ok(())
     }

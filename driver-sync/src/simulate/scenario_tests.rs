@@ -139,3 +139,53 @@ fn the_error_names_the_field() {
         "{e}"
     );
 }
+
+#[test]
+fn a_fee_rate_of_0_sat_per_vb_and_a_height_given_twice_are_refused() {
+    assert_eq!(
+        refused_field(|v| {
+            v["fee_rates"] = serde_json::json!([
+                { "from_height": 0, "sat_per_vb": 2 },
+                { "from_height": 10, "sat_per_vb": 0 }
+            ])
+        }),
+        "fee_rates[1].sat_per_vb"
+    );
+    assert_eq!(
+        refused_field(|v| {
+            v["fee_rates"] = serde_json::json!([
+                { "from_height": 5, "sat_per_vb": 2 },
+                { "from_height": 5, "sat_per_vb": 9 }
+            ])
+        }),
+        "fee_rates[1].from_height"
+    );
+}
+
+#[test]
+fn a_funder_who_cannot_pay_the_commitment_fee_is_refused() {
+    // 2,500 sat/kw on a static_remote_key commitment with two HTLCs: (724 + 2 * 172) * 2.5 =
+    // 2,670 sat. We offer 90,000 sat of HTLCs, so 92,669 sat is one short.
+    assert_eq!(
+        refused_field(|v| {
+            v["capacity_sat"] = 200_000.into();
+            v["local_balance_sat"] = 92_669.into();
+            v["htlcs"][1]["amount_msat"] = 60_000_000.into();
+        }),
+        "local_balance_sat"
+    );
+    let mut v = base();
+    v["capacity_sat"] = 200_000.into();
+    v["local_balance_sat"] = 92_670.into();
+    Scenario::from_json(&v.to_string()).expect("92,670 sat pays the fee exactly");
+    // Under anchors the funder pays the two 330-sat anchors too: (1124 + 2 * 172) * 2.5 =
+    // 3,670 sat, plus 660.
+    let mut v = base();
+    v["channel_type"] = "anchors_zero_fee_htlc".into();
+    v["capacity_sat"] = 200_000.into();
+    v["local_balance_sat"] = (90_000 + 3_670 + 660).into();
+    Scenario::from_json(&v.to_string()).expect("pays fee and anchors exactly");
+    v["local_balance_sat"] = (90_000 + 3_670 + 659).into();
+    let e = Scenario::from_json(&v.to_string()).expect_err("one short");
+    assert!(e.to_string().contains("local_balance_sat"), "{e}");
+}

@@ -1,7 +1,8 @@
 //! What a resumable run (`--db PATH --chain-dir DIR`) keeps next to its store, in
 //! `PATH.sim.json`: the scenario it plays, how far its setup got, the channel's funding and
 //! start height (not derivable from the scenario), how often it was resumed, and the log as of
-//! the last block done (for the printed timeline). Everything else is derived on a restart:
+//! the last block done (for the printed timeline), and once the run is over its outcome.
+//! Everything else is derived on a restart:
 //! the scenario's progress from the chain's height, the `sim` channel from the scenario and
 //! the funding, the engine from its store.
 //!
@@ -16,7 +17,7 @@ use contractcourt_core::types::Height;
 use serde::{Deserialize, Serialize};
 
 use super::io::Log;
-use super::{Scenario, SimError};
+use super::{EngineSettings, Scenario, SimError, SimOutcome};
 
 /// The state file's format version.
 pub const STATE_VERSION: u32 = 1;
@@ -47,6 +48,12 @@ pub enum Phase {
         /// The log as of `saved_at`.
         log: Box<Log>,
     },
+    /// The scenario's last block was played: the run's outcome, as printed. Starting the run
+    /// again prints it and changes nothing (neither the store nor the chain is opened).
+    Finished {
+        /// The outcome.
+        outcome: Box<SimOutcome>,
+    },
 }
 
 /// The whole file.
@@ -57,6 +64,9 @@ pub struct SimState {
     pub version: u32,
     /// The scenario this run plays (a restart must name the same).
     pub scenario: Scenario,
+    /// The engine's settings it runs with (a restart must give the same).
+    #[serde(default)]
+    pub settings: EngineSettings,
     /// How many times the run was resumed.
     pub restarts: u32,
     /// How far it got.

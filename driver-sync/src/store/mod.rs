@@ -33,9 +33,11 @@ use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
 
 mod memory;
+mod owner;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use owner::lock_path;
 pub use sqlite::{SqliteStore, VerifyReport, APPLICATION_ID, SCHEMA_VERSION};
 
 #[cfg(test)]
@@ -191,6 +193,13 @@ pub enum StoreError {
         /// SQLite's message.
         reason: String,
     },
+    /// The store's lock file (`PATH.lock`) could not be opened or locked.
+    LockFile {
+        /// The lock file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The store was opened read-only.
     ReadOnly,
     /// A failure injected by [`MemoryStore::fail_next_commit`] (tests only).
@@ -233,6 +242,9 @@ impl fmt::Display for StoreError {
             StoreError::Locked { reason } => {
                 write!(f, "store is in use by another process: {reason}")
             }
+            StoreError::LockFile { path, source } => {
+                write!(f, "the store's lock file {path}: {source}")
+            }
             StoreError::ReadOnly => f.write_str("store is open read-only"),
             StoreError::Injected => f.write_str("injected commit failure"),
         }
@@ -243,6 +255,7 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Sqlite { source, .. } => Some(source),
+            StoreError::LockFile { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -31,11 +31,12 @@
 //!
 //! # Ownership
 //!
-//! A store opened read-write holds SQLite's exclusive lock for as long as it is open
-//! (`locking_mode=EXCLUSIVE`): one engine per store. A second open, from this or another process,
-//! fails with [`StoreError::Locked`]. [`SqliteStore::open_read_only`] can inspect a store (for
-//! example a copied field database, for replay) without changing a byte of it; it too needs the
-//! owner to have closed it.
+//! A store opened read-write holds the lock of `PATH.lock` for as long as it is open (see
+//! [`super::lock_path`]): one engine per store. A second read-write open, from this or another
+//! process, fails with [`StoreError::Locked`]. SQLite runs in its normal locking mode, so
+//! [`SqliteStore::open_read_only`] can read a store while its owner runs (WAL: it sees the
+//! owner's last commit and never blocks it; a checkpoint in progress is waited for, up to a
+//! busy timeout) or a copied field database, for replay, without changing a byte of it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -135,6 +136,8 @@ pub struct VerifyReport {
 pub struct SqliteStore {
     conn: Connection,
     read_only: bool,
+    /// The owner's lock (read-write stores on a file); dropped after the connection.
+    _owner: Option<super::owner::OwnerLock>,
 }
 
 impl SqliteStore {
@@ -145,19 +148,20 @@ impl SqliteStore {
     /// ([`StoreError::FutureVersion`]) and, for a store already at [`SCHEMA_VERSION`], that every
     /// keyed record passes its checksum ([`StoreError::Corrupt`]); any of these leaves the file
     /// untouched. Then it switches the file to WAL and migrates an older schema in one
-    /// transaction. The store holds the database's exclusive lock until dropped.
+    /// transaction. The store holds its owner's lock (`PATH.lock`) until dropped.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(sql("opening the database"))?;
-        Self::start(conn, true)
+        let conn = Connection::open_with_flags(path.as_ref(), flags)
+            .map_err(sql("opening the database"))?;
+        Self::start(conn, Some(path.as_ref()))
     }
 
     /// A fresh store in memory (for tests; nothing is durable).
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory().map_err(sql("opening an in-memory database"))?;
-        Self::start(conn, false)
+        Self::start(conn, None)
     }
 
     /// Open an existing store without writing to it, e.g. to replay a recorded history or to
@@ -170,8 +174,7 @@ impl SqliteStore {
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sql("opening the database"))?;
-        // (Exclusive locking needs a writable file descriptor, so this connection shares.)
-        configure(&conn, false)?;
+        configure(&conn)?;
         conn.pragma_update(None, "query_only", "ON")
             .map_err(sql("configuring the connection"))?;
         match inspect(&conn)? {
@@ -191,13 +194,17 @@ impl SqliteStore {
                 Ok(SqliteStore {
                     conn,
                     read_only: true,
+                    _owner: None,
                 })
             }
         }
     }
 
-    fn start(mut conn: Connection, file: bool) -> Result<Self, StoreError> {
-        configure(&conn, file)?;
+    /// Check, lock (a store on a file: its owner's lock, taken before the first write, so a
+    /// file that is not a store gets no lock file beside it), switch to WAL, migrate.
+    fn start(mut conn: Connection, path: Option<&Path>) -> Result<Self, StoreError> {
+        let file = path.is_some();
+        configure(&conn)?;
         // Everything up to the journal mode switch only reads.
         let found = inspect(&conn)?;
         if found > SCHEMA_VERSION {
@@ -209,6 +216,7 @@ impl SqliteStore {
         if found == SCHEMA_VERSION {
             for_each_record(&conn, |_, _| ())?;
         }
+        let owner = path.map(super::owner::OwnerLock::take).transpose()?;
         // Writes from here on: a no-op when the file is already in WAL mode.
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -226,15 +234,10 @@ impl SqliteStore {
             migrate(&mut conn, MIGRATIONS)?;
             for_each_record(&conn, |_, _| ())?;
         }
-        if file {
-            // Take the exclusive lock now, not at the first write: a second engine on the same
-            // file is refused at open. In `locking_mode=EXCLUSIVE` it is kept until close.
-            conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
-                .map_err(sql("locking the database"))?;
-        }
         Ok(SqliteStore {
             conn,
             read_only: false,
+            _owner: owner,
         })
     }
 
@@ -391,7 +394,7 @@ impl Store for SqliteStore {
 }
 
 /// Per-connection settings (none of them writes to the file).
-fn configure(conn: &Connection, exclusive: bool) -> Result<(), StoreError> {
+fn configure(conn: &Connection) -> Result<(), StoreError> {
     let err = sql("configuring the connection");
     conn.set_prepared_statement_cache_capacity(32);
     conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
@@ -405,11 +408,6 @@ fn configure(conn: &Connection, exclusive: bool) -> Result<(), StoreError> {
         .map_err(&err)?;
     conn.pragma_update(None, "trusted_schema", "OFF")
         .map_err(&err)?;
-    if exclusive {
-        let _: String = conn
-            .pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |row| row.get(0))
-            .map_err(&err)?;
-    }
     Ok(())
 }
 

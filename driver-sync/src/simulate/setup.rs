@@ -1,0 +1,107 @@
+//! The setup of a simulation: the wallet's coins and the channel's funding on the chain, the
+//! `sim` channel on that funding with the scenario's HTLCs.
+
+use bitcoin::{Amount, FeeRate, OutPoint};
+use contractcourt_core::bolt3::scripts::funding_script;
+use contractcourt_core::event::Event;
+use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc, SimSetup};
+use contractcourt_core::types::HtlcDirection;
+
+use super::scenario::{self, Direction};
+use super::state::Funding;
+use super::{err, Scenario, SimError};
+use crate::chain::embedded::{EmbeddedChain, TestWallet};
+
+/// The fund-channel part of the setup on `chain`: the wallet's coins, the funding
+/// transaction and the block that confirms it (the scenario's height 0).
+pub(super) fn fund_channel(
+    scenario: &Scenario,
+    chain: &mut EmbeddedChain,
+    wallet: &TestWallet,
+) -> Result<Funding, SimError> {
+    let miner = wallet.script_pubkey().to_owned();
+    chain
+        .mine_blocks(101, &miner)
+        .map_err(err("mining the wallet's coins"))?;
+    let setup = sim_setup(scenario);
+    let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
+    let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
+    let funding_spk = funding_script(&local.funding_pubkey, &remote.funding_pubkey).to_p2wsh();
+    let funding_tx = wallet
+        .fund(
+            chain,
+            funding_spk.clone(),
+            Amount::from_sat(scenario.capacity_sat),
+            FeeRate::from_sat_per_vb_u32(2),
+        )
+        .map_err(err("funding the channel from the test wallet"))?;
+    let vout = funding_tx
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == funding_spk)
+        .ok_or_else(|| SimError("the funding transaction has no funding output".into()))?;
+    let funding_txid = chain
+        .submit(funding_tx)
+        .map_err(err("the mempool refused the funding transaction"))?;
+    chain
+        .mine_blocks(1, &miner)
+        .map_err(err("mining the funding transaction"))?;
+    Ok(Funding {
+        outpoint: OutPoint {
+            txid: funding_txid,
+            vout: vout as u32,
+        },
+        start: chain.height(),
+    })
+}
+
+/// The `sim` channel's parameters (without the funding outpoint).
+pub(super) fn sim_setup(scenario: &Scenario) -> SimSetup {
+    let mut setup = SimSetup::new(scenario.seed, scenario.core_channel_type());
+    setup.funding_sat = scenario.capacity_sat;
+    setup.local_balance_msat = scenario.local_balance_sat.saturating_mul(1000);
+    setup.local_to_self_delay = scenario.to_self_delay;
+    setup.remote_to_self_delay = scenario.to_self_delay;
+    setup.local_dust_limit_sat = scenario.dust_limit_sat;
+    setup.remote_dust_limit_sat = scenario.dust_limit_sat;
+    setup.feerate_per_kw = scenario.commitment_feerate_per_kw;
+    setup
+}
+
+/// The `sim` channel on `funding`, its HTLCs added and committed, with the channel events a
+/// node would have sent the engine meanwhile, in order. Deterministic: a resumed run rebuilds
+/// the very same channel.
+pub(super) type BuiltChannel = (SimChannel, Vec<Event>, Vec<(SimHtlc, usize)>);
+
+pub(super) fn sim_channel(
+    scenario: &Scenario,
+    funding: &Funding,
+) -> Result<BuiltChannel, SimError> {
+    let mut setup = sim_setup(scenario);
+    setup.funding_outpoint = Some(funding.outpoint);
+    let (mut simc, mut events) = SimChannel::open(setup).map_err(err("opening the channel"))?;
+    let mut htlcs = Vec::new();
+    for (i, h) in scenario.htlcs.iter().enumerate() {
+        let dir = match h.direction {
+            Direction::Incoming => HtlcDirection::Incoming,
+            Direction::Outgoing => HtlcDirection::Outgoing,
+        };
+        let expiry = funding.start.saturating_add(h.cltv_expiry);
+        if expiry >= scenario::LOCKTIME_THRESHOLD {
+            return Err(SimError(format!(
+                "htlc {i}: cltv_expiry {} from start height {} is {expiry}, at or above {}: a time, not a height",
+                h.cltv_expiry,
+                funding.start,
+                scenario::LOCKTIME_THRESHOLD
+            )));
+        }
+        let added = simc
+            .add_htlc(dir, h.amount_msat, expiry)
+            .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
+        htlcs.push((added, i));
+    }
+    if !scenario.htlcs.is_empty() {
+        events.extend(simc.commit().map_err(err("committing the htlcs"))?);
+    }
+    Ok((simc, events, htlcs))
+}
