@@ -171,6 +171,40 @@ fn replay_of_a_tampered_trace_fails_with_one_line() {
 }
 
 #[test]
+fn replay_of_a_trace_with_a_sim_setup_starts_from_its_channels() {
+    use contractcourt_core::bolt3::ChannelType;
+    use contractcourt_core::event::{Event, ForceCloseReason};
+    use contractcourt_core::sim::{trace_start, SimChannel, SimSetup};
+    use contractcourt_core::trace::{Trace, TraceSetup};
+    let channel = SimSetup::new(11, ChannelType::StaticRemoteKey);
+    let (sim, _) = SimChannel::open(channel.clone()).expect("sim channel");
+    let setup = TraceSetup::Sim {
+        setup: serde_json::json!({ "channels": [channel] }),
+    };
+    let mut engine = trace_start(&setup).expect("engine");
+    let mut trace = Trace::new("a force close of a sim channel", setup);
+    trace.record(
+        &mut engine,
+        Event::ForceCloseRequested {
+            channel: sim.channel_id,
+            reason: ForceCloseReason::User,
+        },
+    );
+    let dir = scratch("sim-setup");
+    let path = dir.join("sim.json");
+    std::fs::write(&path, trace.to_json()).expect("write");
+    let o = run(&["replay", path.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    // The same trace's events without its channels: the force close names an unknown channel.
+    let mut bare: serde_json::Value = serde_json::from_str(&trace.to_json()).expect("json");
+    bare["setup"] = serde_json::json!({ "kind": "empty" });
+    std::fs::write(&path, serde_json::to_string(&bare).expect("json")).expect("write");
+    assert_one_line_error(&run(&["replay", path.to_str().expect("utf-8")]));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn inspect_and_replay_a_store_left_by_simulate() {
     let dir = scratch("inspect");
     let db = dir.join("engine.sqlite");

@@ -212,7 +212,7 @@ impl ChainArbitrator {
             self.step_sweeper(SweeperInput::Cancel(&outpoint));
         }
         for request in wanted {
-            self.step_sweeper(SweeperInput::Request(request));
+            self.step_sweeper(SweeperInput::Request(Box::new(request)));
         }
         let now: BTreeSet<OutPoint> = had
             .into_iter()

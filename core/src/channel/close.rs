@@ -264,7 +264,7 @@ impl ChannelArbitrator {
             }
         }
         if let Some(fail) =
-            revoked_outgoing_lost(self.revoked.as_ref(), &close, r.outpoint, channel, node)
+            revoked_outgoing_lost(self.revoked.as_ref(), close, r.outpoint, channel, node)
         {
             actions.push(fail);
         }

@@ -21,7 +21,7 @@ use super::{Sweeper, SweeperConfig, SweeperPolicy};
 #[derive(Clone, Debug)]
 pub enum SweeperInput<'a> {
     /// A channel wants this output claimed (a repeat with the same terms changes nothing).
-    Request(SweepRequest),
+    Request(Box<SweepRequest>),
     /// A channel no longer wants this output claimed.
     Cancel(&'a OutPoint),
     /// The chain's tip moved (a block connected or disconnected).
@@ -94,7 +94,7 @@ impl Sweeper {
     pub fn step(&mut self, input: SweeperInput<'_>, ctx: &mut SweeperContext<'_>) -> Vec<Action> {
         match input {
             SweeperInput::Request(request) => {
-                self.request(request, ctx.node);
+                self.request(*request, ctx.node);
                 Vec::new()
             }
             SweeperInput::Cancel(outpoint) => {

@@ -3,9 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use contractcourt_core::chain::{ChainArbitrator, Config};
 use contractcourt_core::event::Event;
-use contractcourt_core::trace::{line_diff, Expected, Trace, TraceSetup};
+use contractcourt_core::trace::{line_diff, Expected, Trace};
 use contractcourt_sync::driver::replay_flight_recorder;
 use contractcourt_sync::store::Store;
 use serde::Serialize;
@@ -28,18 +27,9 @@ fn write_err(e: std::io::Error) -> String {
 /// Replay a trace file; a step that differs from the trace's expectation is an error.
 pub fn trace(path: &Path) -> Result<Findings, String> {
     let trace = Trace::from_json(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
-    let config: Config = match &trace.setup {
-        TraceSetup::Empty => Config::default(),
-        TraceSetup::State { state } => serde_json::from_value(state.clone())
-            .map_err(|e| format!("{}: the setup is not a configuration: {e}", path.display()))?,
-        TraceSetup::Sim { .. } => {
-            return Err(format!(
-                "{}: traces with a sim setup cannot be replayed by this command",
-                path.display()
-            ))
-        }
-    };
-    let mut engine = ChainArbitrator::new(config);
+    // A fresh engine, a configuration, or sim channels opened (`TraceSetup::Sim`).
+    let mut engine = contractcourt_core::sim::trace_start(&trace.setup)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = std::io::stdout().lock();
     for (i, step) in trace.steps.iter().enumerate() {
         let actual = match engine.step(&step.event) {
