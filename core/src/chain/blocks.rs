@@ -121,17 +121,25 @@ impl ChainArbitrator {
                 height: block.height,
             };
             for id in spends_of {
-                let input = ChannelInput::Witnesses {
-                    tx,
-                    source: &source,
-                };
-                if let Some(stepped) = self.step_channel_full(id, input) {
-                    effects.extend(stepped.actions);
-                    learned.extend(stepped.learned);
-                }
+                self.read_witnesses(id, tx, &source, effects, &mut learned);
             }
         }
         learned
+    }
+
+    /// Channel `id` reads the preimages in `tx`'s witnesses (seen at `source`).
+    fn read_witnesses(
+        &mut self,
+        id: ChannelId,
+        tx: &bitcoin::Transaction,
+        source: &PreimageSource,
+        effects: &mut Vec<Action>,
+        learned: &mut Vec<PaymentHash>,
+    ) {
+        if let Some(stepped) = self.step_channel_full(id, ChannelInput::Witnesses { tx, source }) {
+            effects.extend(stepped.actions);
+            learned.extend(stepped.learned);
+        }
     }
 
     /// Wake the channels due at `height`: by their wake-up height, every block, or because they
@@ -268,14 +276,7 @@ impl ChainArbitrator {
                 continue;
             }
             let source = PreimageSource::Mempool { txid };
-            let input = ChannelInput::Witnesses {
-                tx,
-                source: &source,
-            };
-            if let Some(stepped) = self.step_channel_full(id, input) {
-                effects.extend(stepped.actions);
-                learned.extend(stepped.learned);
-            }
+            self.read_witnesses(id, tx, &source, &mut effects, &mut learned);
         }
         (effects, learned)
     }
