@@ -199,6 +199,15 @@ impl ChannelArbitrator {
         if !current {
             return Some(Vec::new()); // superseded or already signed: dropped
         }
+        // A signature that arrives after the HTLC output was spent (by the peer, or by an
+        // earlier transaction of ours) is dropped: the transaction would spend a spent output.
+        if !self
+            .resolvers
+            .get(&outpoint)
+            .is_some_and(Resolver::claimable)
+        {
+            return Some(Vec::new());
+        }
         let due = self
             .second_level_candidates()
             .into_iter()
