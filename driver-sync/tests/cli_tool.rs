@@ -522,7 +522,9 @@ fn a_progress_bar_is_drawn_on_a_terminal_only_and_never_into_the_output() {
     let terminal =
         String::from_utf8_lossy(&std::fs::read(&log).expect("the terminal's log")).into_owned();
     assert!(terminal.contains("simulating"), "{terminal}");
-    assert!(terminal.contains("block 30/60"), "{terminal}");
+    // The bar is redrawn at most a few times a second, so which blocks it shows depends on the
+    // machine's speed: any block of the 60 will do.
+    assert!(terminal.contains("/60"), "{terminal}");
     let printed = std::fs::read_to_string(&out).expect("stdout");
     let piped = run(&["simulate", "scenarios/force-close-htlcs.json"]);
     assert_eq!(printed, text(&piped.stdout), "the bar never reaches stdout");
