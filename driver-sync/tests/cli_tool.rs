@@ -25,6 +25,26 @@ fn run(args: &[&str]) -> Output {
     cc().args(args).output().expect("the binary runs")
 }
 
+/// Start the program with `args`, told to stop at step `step` and wait; returns the child and
+/// whether it said it paused there.
+fn paused_run(args: &[&str], step: u32, stdout: Stdio) -> (std::process::Child, bool) {
+    let mut child = cc()
+        .args(args)
+        .env("CONTRACTCOURT_SIM_PAUSE_AT_STEP", step.to_string())
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let expected = format!("contractcourt: paused at step {step}");
+    let paused = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l == expected);
+    (child, paused)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -134,19 +154,11 @@ fn version_names_the_commit_and_the_bitcoin_core_kernel() {
 #[test]
 fn the_text_output_is_printed_as_the_run_goes() {
     // Stopped at its 60th step (about 20 blocks in), the run has printed its first lines.
-    let mut child = cc()
-        .args(["simulate", "scenarios/force-close-htlcs.json"])
-        .env("CONTRACTCOURT_SIM_PAUSE_AT_STEP", "60")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let paused = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l == "contractcourt: paused at step 60");
+    let (mut child, paused) = paused_run(
+        &["simulate", "scenarios/force-close-htlcs.json"],
+        60,
+        Stdio::piped(),
+    );
     assert!(paused, "the run paused");
     child.kill().expect("kill");
     let _ = child.wait();
@@ -302,24 +314,16 @@ fn inspect_and_replay_read_a_store_while_a_run_holds_it() {
     let db = dir.join("engine.sqlite");
     let db_arg = db.to_str().expect("utf-8");
     // The run stops at its 80th step, store open, and waits.
-    let mut child = cc()
-        .args([
+    let (mut child, paused) = paused_run(
+        &[
             "simulate",
             "--db",
             db_arg,
             "scenarios/force-close-htlcs.json",
-        ])
-        .env("CONTRACTCOURT_SIM_PAUSE_AT_STEP", "80")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let paused = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l == "contractcourt: paused at step 80");
+        ],
+        80,
+        Stdio::null(),
+    );
     assert!(paused, "the run paused");
     let inspect = run(&["inspect", "--db", db_arg]);
     let replay = run(&["replay", "--db", db_arg]);
