@@ -567,7 +567,7 @@ fn requests_under(
     h.arb
         .channel(&id)
         .unwrap()
-        .sweep_requests(h.arb.node(), &ctx)
+        .sweep_requests(h.arb.node(), &ctx, &h.config.close)
 }
 
 /// A spend of `outpoint` with a relative lock of `blocks` (as the peer's delayed spend or the

@@ -188,7 +188,13 @@ impl ChainArbitrator {
         let wanted = self
             .channels
             .get(&id)
-            .map(|ch| ch.sweep_requests(&self.node, &fee_context(&self.config, self.fees.as_ref())))
+            .map(|ch| {
+                ch.sweep_requests(
+                    &self.node,
+                    &fee_context(&self.config, self.fees.as_ref()),
+                    &self.config.close,
+                )
+            })
             .unwrap_or_default();
         let had = self.index.swept.remove(&id).unwrap_or_default();
         if wanted.is_empty() && had.is_empty() {

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Alert, AlertKind, RecordKey, Report};
-use crate::channel::claims::SweepPolicy;
+use crate::resolver::SweepPolicy;
 use crate::channel::close::CloseConfig;
 use crate::channel::deadline::DeadlineConfig;
 use crate::channel::ChannelArbitrator;
@@ -39,8 +39,8 @@ use crate::node::NodeState;
 fn fee_context<'a>(
     config: &'a Config,
     fees: Option<&'a crate::event::FeeConditions>,
-) -> crate::channel::FeeContext<'a> {
-    crate::channel::FeeContext {
+) -> crate::resolver::FeeContext<'a> {
+    crate::resolver::FeeContext {
         fees,
         policy: &config.sweep,
         fallback: config

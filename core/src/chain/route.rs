@@ -105,7 +105,7 @@ impl ChainArbitrator {
         let outpoints: BTreeSet<OutPoint> = acting
             .iter()
             .filter_map(|id| self.channels.get(id))
-            .flat_map(|ch| ch.sweep_requests(&self.node, &fees))
+            .flat_map(|ch| ch.sweep_requests(&self.node, &fees, &self.config.close))
             .filter(|r| r.preimage.is_some())
             .map(|r| r.outpoint)
             .collect();

@@ -18,16 +18,13 @@
 use bitcoin::{OutPoint, Sequence, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, Basepoint, KeyTweak, Outcome, Report, Resolution, SigningKey};
+use crate::action::{Action, Basepoint, KeyTweak, SigningKey};
 use crate::bolt3::scripts;
 use crate::bolt3::weights::{claim_tx_weight, output_weight, P2WPKH_SCRIPT_PUBKEY_LEN};
 use crate::bolt3::witness::ClaimPath;
 use crate::close::{classify_close, Classification};
-use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
-use crate::fee::{fee_for_rate, min_relay};
 use crate::funded::{FundedClaim, OwnInput, OwnSpend, Parent, Template};
 use crate::node::NodeState;
-use crate::policy::dust_threshold;
 use crate::resolver::{Resolver, ResolverKind, Stage};
 use crate::types::{Height, Party, RawTx};
 
@@ -244,47 +241,6 @@ impl ChannelArbitrator {
             return true;
         }
         false
-    }
-
-    /// Whether our anchor pays for its own sweep at the minimum relay fee, leaving an output
-    /// above dust at the sweep destination.
-    pub(crate) fn anchor_worth_sweeping(value_sat: u64, fees: &FeeContext<'_>) -> bool {
-        let Some(destination) = fees.destination else {
-            return false;
-        };
-        let weight = claim_tx_weight(&ClaimPath::AnchorOwner, destination.len());
-        let fee = fee_for_rate(min_relay(fees.fees), weight);
-        value_sat.saturating_sub(fee) >= dust_threshold(destination, DUST_RELAY_FEE_SAT_PER_KVB)
-    }
-
-    /// Once the close is reorg-safe: an anchor still unspent that does not pay for itself is
-    /// left, and reported as uneconomical.
-    pub(crate) fn abandon_uneconomical_anchors(
-        &mut self,
-        tip: Height,
-        fees: &FeeContext<'_>,
-    ) -> Vec<Action> {
-        let channel = self.data.info.id;
-        let mut actions = Vec::new();
-        for r in self.resolvers.values_mut() {
-            if !matches!(r.kind, ResolverKind::Anchor)
-                || !matches!(r.stage, Stage::Active)
-                || Self::anchor_worth_sweeping(r.value_sat, fees)
-            {
-                continue;
-            }
-            r.stage = Stage::Abandoned { height: tip };
-            actions.push(Action::Report(Report::Resolution(Resolution {
-                channel,
-                outpoint: r.outpoint,
-                outcome: Outcome::Uneconomical,
-                amount_sat: r.value_sat,
-                fees_sat: 0,
-                spending_txid: None,
-                height: tip,
-            })));
-        }
-        actions
     }
 
     /// Whether `txid` is one of our CPFP children (a spend of our anchor by us).

@@ -14,19 +14,17 @@
 //! it stays unconfirmed for `SweeperPolicy::split_after_blocks`, so a pinned input cannot hold
 //! back the others; an input the peer spends first is dropped and the rest re-planned.
 
-use bitcoin::{OutPoint, ScriptBuf, Transaction, TxOut};
+use bitcoin::ScriptBuf;
 
 use crate::action::{
-    Action, AlertKind, Basepoint, CloseKind, KeyTweak, Record, SigningKey, SweepRequest,
+    Action, AlertKind, CloseKind, Record,
 };
-use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec, OutputKind};
+use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec};
 use crate::bolt3::keys::per_commitment_point;
 use crate::bolt3::scripts;
-use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::CommitmentKeys;
 use crate::commitments::CommitmentRecord;
-use crate::resolver::{Resolver, ResolverKind, Stage};
-use crate::types::{Height, Party};
+use crate::types::Party;
 
 use super::ChannelArbitrator;
 
@@ -99,7 +97,7 @@ impl ChannelArbitrator {
     }
 
     /// The peer's revealed secret for the revoked commitment that confirmed.
-    fn breach_secret(&self) -> Option<[u8; 32]> {
+    pub(super) fn breach_secret(&self) -> Option<[u8; 32]> {
         self.data
             .commitments
             .remote_secrets
@@ -109,7 +107,7 @@ impl ChannelArbitrator {
     /// The script every revocable `to_local`-style output of the revoked commitment pays — their
     /// `to_local`, and each of their second-level transactions' outputs — and its revocation
     /// key. Derived from the revealed secret alone: no HTLC data needed.
-    fn revoked_to_local(&self) -> Option<(ScriptBuf, bitcoin::secp256k1::PublicKey)> {
+    pub(super) fn revoked_to_local(&self) -> Option<(ScriptBuf, bitcoin::secp256k1::PublicKey)> {
         let info = &self.data.info;
         let point = per_commitment_point(&self.breach_secret()?).ok()?;
         let keys =
@@ -123,151 +121,4 @@ impl ChannelArbitrator {
             keys.revocation_pubkey,
         ))
     }
-
-    /// The peer's second-level transaction spent an HTLC output of the revoked commitment: its
-    /// output at the same index (HTLC input i pays output i, even batched under anchors) is ours
-    /// by revocation until its CSV delay runs out.
-    pub(crate) fn breach_hand_off(
-        &self,
-        spent: OutPoint,
-        tx: &Transaction,
-        height: Height,
-    ) -> Option<Resolver> {
-        let r = self.resolvers.get(&spent)?;
-        let ResolverKind::Breach { commitment_number } = r.kind else {
-            return None;
-        };
-        if spent.txid != self.close.as_ref()?.txid {
-            return None; // already a second-level output: its spend ends it
-        }
-        let (to_local, _) = self.revoked_to_local()?;
-        let index = tx.input.iter().position(|i| i.previous_output == spent)?;
-        let output = tx.output.get(index)?;
-        if output.script_pubkey != to_local.to_p2wsh() {
-            return None;
-        }
-        let mut next = Resolver::new(
-            OutPoint {
-                txid: tx.compute_txid(),
-                vout: u32::try_from(index).ok()?,
-            },
-            output.value.to_sat(),
-            ResolverKind::Breach { commitment_number },
-        );
-        next.created_at = Some(height);
-        Some(next)
-    }
-
-    /// The justice claims: every active breach resolver by its revocation path. `to_local`-style
-    /// outputs need only the revealed secret; HTLC outputs need the revoked log's entry.
-    pub(crate) fn breach_requests(&self) -> Vec<SweepRequest> {
-        let (Some(close), Some(secret), Some((to_local, revocation_pubkey))) =
-            (&self.close, self.breach_secret(), self.revoked_to_local())
-        else {
-            return Vec::new();
-        };
-        let rebuilt = self.revoked_commitment();
-        let channel = self.data.info.id;
-        let key = SigningKey::Channel {
-            channel,
-            basepoint: Basepoint::Revocation,
-            tweak: KeyTweak::Revocation {
-                per_commitment_secret: secret,
-            },
-        };
-        let to_self_delay = self.data.info.remote_to_self_delay;
-        let revocable = ClaimPath::ToLocalRevocation { to_self_delay };
-        let mut out = Vec::new();
-        for r in self.resolvers.values() {
-            if !matches!(r.kind, ResolverKind::Breach { .. }) || !matches!(r.stage, Stage::Active) {
-                continue;
-            }
-            let on_commitment = r.outpoint.txid == close.txid;
-            let txout = if on_commitment {
-                close.tx.output.get(r.outpoint.vout as usize).cloned()
-            } else {
-                Some(TxOut {
-                    value: bitcoin::Amount::from_sat(r.value_sat),
-                    script_pubkey: to_local.to_p2wsh(),
-                })
-            };
-            let Some(txout) = txout else {
-                continue;
-            };
-            let (path, script) = if txout.script_pubkey == to_local.to_p2wsh() {
-                (revocable, to_local.clone())
-            } else {
-                let Some((spec, built)) = &rebuilt else {
-                    continue; // an HTLC output: waiting for the revoked log
-                };
-                match htlc_revocation(self.revoked.as_ref(), spec, built, r.outpoint.vout) {
-                    Some(x) => x,
-                    None => continue,
-                }
-            };
-            let witness_pubkey = matches!(
-                path,
-                ClaimPath::OfferedHtlcRevocation { .. } | ClaimPath::ReceivedHtlcRevocation { .. }
-            )
-            .then_some(revocation_pubkey);
-            let since = if on_commitment {
-                close.height
-            } else {
-                r.created_at.unwrap_or(close.height)
-            };
-            let mature_at = since.saturating_add(1);
-            out.push(SweepRequest {
-                channel,
-                outpoint: r.outpoint,
-                txout,
-                path,
-                script,
-                key: key.clone(),
-                preimage: None,
-                witness_pubkey,
-                // The peer's delay is our deadline: its own spend (nSequence = its delay) is
-                // final from block `since + to_self_delay` (BIP 68), so ours must confirm by the
-                // block before. The whole output is worth spending on it.
-                deadline: since
-                    .saturating_add(u32::from(to_self_delay))
-                    .saturating_sub(1)
-                    .max(mature_at),
-                budget_sat: r.value_sat,
-                contestable: true,
-                exclusive_group: None,
-                mature_at,
-            });
-        }
-        out
-    }
-}
-
-/// The revocation path and witness script of HTLC output `vout` of the rebuilt revoked
-/// commitment.
-fn htlc_revocation(
-    record: Option<&CommitmentRecord>,
-    spec: &CommitmentSpec,
-    built: &BuiltCommitment,
-    vout: u32,
-) -> Option<(ClaimPath, ScriptBuf)> {
-    let o = built.outputs.iter().find(|o| o.index == vout)?;
-    let script = o.witness_script.clone()?;
-    let path = match o.kind {
-        OutputKind::OfferedHtlc { .. } => ClaimPath::OfferedHtlcRevocation {
-            channel_type: spec.channel_type,
-        },
-        OutputKind::ReceivedHtlc { htlc_id } => {
-            let cltv_expiry = record?
-                .htlcs
-                .iter()
-                .find(|h| h.htlc_id == htlc_id && !h.as_commitment_htlc(Party::Remote).offered)?
-                .cltv_expiry;
-            ClaimPath::ReceivedHtlcRevocation {
-                channel_type: spec.channel_type,
-                cltv_expiry,
-            }
-        }
-        _ => return None,
-    };
-    Some((path, script))
 }

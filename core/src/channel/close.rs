@@ -10,7 +10,9 @@ use crate::action::{
 use crate::close::{classify_close, Classification, Close};
 use crate::event::CommitmentHtlcInfo;
 use crate::node::NodeState;
-use crate::resolver::{depth, Resolver, ResolverKind, Stage};
+use crate::resolver::{
+    depth, FeeContext, Resolver, ResolverAction, ResolverInput, ResolverKind, Stage,
+};
 use crate::sweeper::Sweeper;
 use crate::types::{Height, HtlcKey, RawTx};
 
@@ -30,6 +32,9 @@ impl ChannelArbitrator {
 
     /// A transaction spending `outpoint` (one we watch) confirmed at `height`. `pays_us`: it pays
     /// our sweep destination (the caller knows it), so it is one of our claims whatever attempt.
+    /// The resolver of `outpoint` judges the spend and hands off; preimages in its witness are
+    /// learned by the caller (`learn_preimages`).
+    #[allow(clippy::too_many_arguments)]
     pub fn on_spend(
         &mut self,
         outpoint: OutPoint,
@@ -37,6 +42,7 @@ impl ChannelArbitrator {
         height: Height,
         node: &mut NodeState,
         cfg: &CloseConfig,
+        fees: &FeeContext<'_>,
         pays_us: bool,
     ) -> Vec<Action> {
         if self.data.info.funding_output(&outpoint).is_some() {
@@ -50,33 +56,24 @@ impl ChannelArbitrator {
             return Vec::new();
         };
         let txid = tx.compute_txid();
-        // Our second-level transaction is recognised by its output (our `to_local` script), so
-        // any attempt of ours counts, even one signed before a reorg re-planned the resolver.
-        let hand_off = self.hand_off_second_level(outpoint, tx, height);
-        let known_ours = pays_us || hand_off.is_some() || self.is_our_cpfp(&txid);
-        // The peer's second-level transaction on a revoked commitment: its output is ours too.
-        let breach_next = (!known_ours)
-            .then(|| self.breach_hand_off(outpoint, tx, height))
-            .flatten();
-        // Who spent it, from the witness and the outputs: ours, the peer's, a third party's, or
-        // a witness of no known path (an alert; never a guess).
-        let (by_us, taken) = self.judge_spend(outpoint, tx, known_ours, breach_next.is_some());
+        let input = ResolverInput::Spend {
+            tx,
+            height,
+            known_ours: pays_us || self.is_our_cpfp(&txid),
+        };
+        let answers = self.step_resolvers(input, Some(outpoint), node, fees, cfg);
         let mut actions = Vec::new();
-        if let Some(crate::resolver::Taken::Unknown { input, witness }) = &taken {
-            actions.push(self.alert(
-                AlertKind::UnknownSpend,
-                format!(
-                    "{} ({}) spent by {txid} input {input} at height {height} with a witness of no known path: {witness}",
-                    outpoint,
-                    describe(&kind)
-                ),
-            ));
-        }
-        if let Some(resolver) = self.resolvers.get_mut(&outpoint) {
-            resolver.on_spend(txid, height, by_us, taken);
-        }
-        if let Some(next) = hand_off.or(breach_next) {
-            self.resolvers.insert(next.outpoint, next);
+        for action in answers.into_iter().flat_map(|(_, step)| step.actions) {
+            if let ResolverAction::UnknownSpend { input, witness } = action {
+                actions.push(self.alert(
+                    AlertKind::UnknownSpend,
+                    format!(
+                        "{} ({}) spent by {txid} input {input} at height {height} with a witness of no known path: {witness}",
+                        outpoint,
+                        describe(&kind)
+                    ),
+                ));
+            }
         }
         actions.push(Action::Report(Report::Timeline {
             channel: self.data.info.id,
@@ -88,7 +85,6 @@ impl ChannelArbitrator {
             ),
             txid: Some(txid),
         }));
-        // Preimages in its witness are learned by the caller (`learn_preimages`).
         actions
     }
 
@@ -181,7 +177,7 @@ impl ChannelArbitrator {
         node: &mut NodeState,
         cfg: &CloseConfig,
         sweeper: &Sweeper,
-        fees: &super::FeeContext<'_>,
+        fees: &FeeContext<'_>,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(close) = self.close.clone() else {
@@ -201,26 +197,44 @@ impl ChannelArbitrator {
                 c.settled_upstream = true;
             }
         }
-        let depth_safe = cfg.reorg_safety_depth;
-        let newly: Vec<OutPoint> = self
-            .resolvers
-            .values_mut()
-            .filter_map(|r| r.on_block(tip, depth_safe).then_some(r.outpoint))
-            .collect();
-        for outpoint in newly {
+        let stepped = self.step_resolvers_block(tip, node, fees, cfg);
+        for outpoint in stepped.finals {
             actions.extend(self.on_resolved(outpoint, &close, node, sweeper));
         }
-        if safe {
-            actions.extend(self.abandon_uneconomical_anchors(tip, fees));
-            actions.extend(self.expire_incoming(tip, node, cfg));
+        // Anchors left first, then incoming HTLCs expired.
+        let (anchors, expired): (Vec<OutPoint>, Vec<OutPoint>) =
+            stepped.settled.into_iter().partition(|o| {
+                self.resolvers
+                    .get(o)
+                    .is_some_and(|r| matches!(r.kind, ResolverKind::Anchor))
+            });
+        for outpoint in anchors.into_iter().chain(expired) {
+            actions.extend(self.settled_unspent(outpoint, tip));
         }
         actions.extend(self.cut_losses(tip, node, cfg));
-        actions.extend(self.second_level_actions(tip, node, fees));
+        actions.extend(self.second_level_actions(tip, node, fees, &stepped.second_level_due));
         if safe && self.resolved_at.is_none() && self.resolvers.values().all(Resolver::is_resolved)
         {
             self.resolved_at = Some(tip);
         }
         actions
+    }
+
+    /// A resolver became final at `tip` without a spend (an anchor left, an incoming HTLC
+    /// expired): report it.
+    fn settled_unspent(&self, outpoint: OutPoint, tip: Height) -> Vec<Action> {
+        let Some(r) = self.resolvers.get(&outpoint) else {
+            return Vec::new();
+        };
+        vec![Action::Report(Report::Resolution(Resolution {
+            channel: self.data.info.id,
+            outpoint,
+            outcome: r.outcome().unwrap_or(Outcome::UnknownSpend),
+            amount_sat: r.value_sat,
+            fees_sat: 0,
+            spending_txid: None,
+            height: tip,
+        }))]
     }
 
     /// A resolver's spend just became reorg-safe: release a zero-fee HTLC transaction's
@@ -299,8 +313,16 @@ impl ChannelArbitrator {
         actions
     }
 
-    /// The block at `height` was disconnected.
-    pub fn on_disconnect(&mut self, height: Height) -> Vec<Action> {
+    /// The block at `height` was disconnected: a close confirmed at or above it is undone with
+    /// every resolver; otherwise each resolver undoes what the block did to it (a spend, an
+    /// expiry, the hand-off that created it).
+    pub fn on_disconnect(
+        &mut self,
+        height: Height,
+        node: &NodeState,
+        cfg: &CloseConfig,
+        fees: &FeeContext<'_>,
+    ) -> Vec<Action> {
         let mut actions = Vec::new();
         if self.resolved_at.is_some_and(|h| h >= height) {
             self.resolved_at = None;
@@ -318,11 +340,7 @@ impl ChannelArbitrator {
             self.resolvers.clear();
             self.resolved_at = None;
         }
-        self.resolvers
-            .retain(|_, r| r.created_at.is_none_or(|h| h < height));
-        for r in self.resolvers.values_mut() {
-            r.on_disconnect(height);
-        }
+        self.step_resolvers(ResolverInput::Disconnect { height }, None, node, fees, cfg);
         actions
     }
 }

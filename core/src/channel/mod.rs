@@ -17,6 +17,7 @@
 pub mod anchor;
 pub mod breach;
 pub mod claims;
+pub use crate::resolver::{FeeContext, SweepPolicy};
 pub mod close;
 mod config;
 pub mod deadline;
@@ -24,6 +25,7 @@ pub mod force_close;
 pub mod outcome;
 mod plan;
 mod preimages;
+mod resolvers;
 mod second_level;
 pub mod step;
 pub mod updates;
@@ -59,20 +61,6 @@ pub enum ArbState {
     WaitingFullResolution,
     /// Everything resolved.
     FullyResolved,
-}
-
-/// What claims need to decide fees: the node's fee conditions, its budgets and deadlines, the
-/// rate to start from while no estimate is known, and the sweep destination.
-#[derive(Clone, Copy, Debug)]
-pub struct FeeContext<'a> {
-    /// The latest fee conditions.
-    pub fees: Option<&'a crate::event::FeeConditions>,
-    /// Budgets and deadlines.
-    pub policy: &'a claims::SweepPolicy,
-    /// The rate to start from without an estimate.
-    pub fallback: bitcoin::FeeRate,
-    /// Where the sweeper pays claims, if one is configured.
-    pub destination: Option<&'a bitcoin::ScriptBuf>,
 }
 
 /// Our decision to force close.

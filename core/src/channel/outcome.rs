@@ -1,102 +1,16 @@
-//! Who took each output of a close, read from the transaction that spent it, and what we paid to
-//! claim it: the one source of the resolution reports' outcomes and fees and of the ledger's
-//! statuses and fees (`chain/ledger.rs`), so the two cannot disagree.
+//! What we paid to claim each output of a close, and the second-level output its spend created:
+//! with the outcome each resolver read from its spend (`resolver/`), the one source of the
+//! resolution reports' outcomes and fees and of the ledger's statuses and fees
+//! (`chain/ledger.rs`), so the two cannot disagree.
 
-use bitcoin::{OutPoint, Transaction};
-
-use crate::action::{CloseKind, Outcome};
-use crate::bolt3::classify::{
-    classify_anchor_spend, classify_htlc_spend, classify_to_local_spend, describe_witness,
-    AnchorSpend, HtlcOutputKind, HtlcSpend, ToLocalSpend,
-};
-use crate::bolt3::PaymentHash;
-use crate::resolver::{Resolver, ResolverKind, Stage, Taken};
+use crate::action::Outcome;
+use crate::resolver::{Resolver, Stage};
 use crate::sweeper::Sweeper;
-use crate::types::{HtlcKey, Party};
+use crate::types::HtlcKey;
 
 use super::ChannelArbitrator;
 
-/// Whose path a witness took, seen from us.
-enum Path {
-    Ours,
-    Theirs(Taken),
-}
-
 impl ChannelArbitrator {
-    /// Judge a confirmed spend of `outpoint` (one of our resolvers' outputs) by `tx`: ours when
-    /// `known_ours` (it pays our sweep destination, is our second-level transaction or our CPFP
-    /// child) or when its witness is one of our paths; otherwise who took it and how.
-    /// `peer_second_level`: it is the peer's second-level transaction on its revoked commitment
-    /// (recognised by its output). Returns (ours, taken).
-    pub(super) fn judge_spend(
-        &self,
-        outpoint: OutPoint,
-        tx: &Transaction,
-        known_ours: bool,
-        peer_second_level: bool,
-    ) -> (bool, Option<Taken>) {
-        if known_ours {
-            return (true, None);
-        }
-        let Some(r) = self.resolvers.get(&outpoint) else {
-            return (false, None);
-        };
-        let Some((index, input)) = tx
-            .input
-            .iter()
-            .enumerate()
-            .find(|(_, i)| i.previous_output == outpoint)
-        else {
-            return (false, None);
-        };
-        let w = &input.witness;
-        let unknown = || Taken::Unknown {
-            input: u32::try_from(index).unwrap_or(u32::MAX),
-            witness: describe_witness(w),
-        };
-        let holder = match self.close.as_ref().map(|c| &c.kind) {
-            Some(CloseKind::Local { .. }) => Party::Local,
-            _ => Party::Remote,
-        };
-        let path = match &r.kind {
-            // Only our key spends it, except the revocation path of a `to_local`-style output.
-            ResolverKind::CommitSweep { .. } => match classify_to_local_spend(w) {
-                ToLocalSpend::Revocation => Path::Theirs(Taken::PeerRevocation),
-                _ => Path::Ours,
-            },
-            ResolverKind::Anchor => match classify_anchor_spend(w) {
-                AnchorSpend::Owner => Path::Ours,
-                AnchorSpend::Anyone => Path::Theirs(Taken::ThirdParty),
-                AnchorSpend::Unknown => Path::Theirs(unknown()),
-            },
-            ResolverKind::OutgoingHtlc { payment_hash, .. } => {
-                outgoing_path(holder, w, payment_hash).unwrap_or_else(|| Path::Theirs(unknown()))
-            }
-            ResolverKind::IncomingHtlc { payment_hash, .. } => {
-                incoming_path(holder, w, payment_hash).unwrap_or_else(|| Path::Theirs(unknown()))
-            }
-            ResolverKind::Breach { .. } => {
-                // Any hash: the revocation path is recognised before the hash is looked at.
-                let htlc = classify_htlc_spend(w, HtlcOutputKind::Offered, &PaymentHash([0; 32]));
-                if peer_second_level {
-                    Path::Theirs(Taken::PeerSecondLevelRevoked)
-                } else if htlc == HtlcSpend::Revocation
-                    || classify_to_local_spend(w) == ToLocalSpend::Revocation
-                {
-                    Path::Ours
-                } else if classify_to_local_spend(w) == ToLocalSpend::Delayed {
-                    Path::Theirs(Taken::PeerDelayed)
-                } else {
-                    Path::Theirs(unknown())
-                }
-            }
-        };
-        match path {
-            Path::Ours => (true, None),
-            Path::Theirs(t) => (false, Some(t)),
-        }
-    }
-
     /// The output of our own second-level transaction (or of the peer's, on its revoked
     /// commitment) that the spend of `r` created, if any: listed and counted as an output of
     /// its own.
@@ -151,42 +65,4 @@ impl ChannelArbitrator {
             .find(|h| h.htlc_id == htlc.htlc_id && h.direction == htlc.direction)
             .map(|h| h.amount_msat)
     }
-}
-
-/// An HTLC we offered. On our commitment it is an offered HTLC: ours by our HTLC-timeout
-/// transaction, the peer's with the preimage directly, or by revocation. On the peer's it is a
-/// received HTLC: ours by timeout directly, the peer's by its HTLC-success transaction.
-fn outgoing_path(holder: Party, w: &bitcoin::Witness, hash: &PaymentHash) -> Option<Path> {
-    Some(match holder {
-        Party::Local => match classify_htlc_spend(w, HtlcOutputKind::Offered, hash) {
-            HtlcSpend::SecondLevelTimeout => Path::Ours,
-            HtlcSpend::Preimage(_) => Path::Theirs(Taken::PeerPreimage),
-            HtlcSpend::Revocation => Path::Theirs(Taken::PeerRevocation),
-            _ => return None,
-        },
-        Party::Remote => match classify_htlc_spend(w, HtlcOutputKind::Received, hash) {
-            HtlcSpend::Timeout | HtlcSpend::Revocation => Path::Ours,
-            HtlcSpend::SecondLevelSuccess(_) => Path::Theirs(Taken::PeerPreimage),
-            _ => return None,
-        },
-    })
-}
-
-/// An HTLC the peer offered. On our commitment it is a received HTLC: ours by our HTLC-success
-/// transaction, the peer's by timeout directly, or by revocation. On the peer's it is an offered
-/// HTLC: ours with the preimage directly, the peer's by its HTLC-timeout transaction.
-fn incoming_path(holder: Party, w: &bitcoin::Witness, hash: &PaymentHash) -> Option<Path> {
-    Some(match holder {
-        Party::Local => match classify_htlc_spend(w, HtlcOutputKind::Received, hash) {
-            HtlcSpend::SecondLevelSuccess(_) => Path::Ours,
-            HtlcSpend::Timeout => Path::Theirs(Taken::PeerTimeout),
-            HtlcSpend::Revocation => Path::Theirs(Taken::PeerRevocation),
-            _ => return None,
-        },
-        Party::Remote => match classify_htlc_spend(w, HtlcOutputKind::Offered, hash) {
-            HtlcSpend::Preimage(_) | HtlcSpend::Revocation => Path::Ours,
-            HtlcSpend::SecondLevelTimeout => Path::Theirs(Taken::PeerTimeout),
-            _ => return None,
-        },
-    })
 }

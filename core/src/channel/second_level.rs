@@ -9,17 +9,20 @@
 //! Under anchors these transactions carry no fee: they are funded with wallet inputs
 //! (`zero_fee_htlc.rs`).
 
+use std::collections::BTreeSet;
+
 use bitcoin::{Amount, OutPoint, Transaction};
 
 use crate::action::{Action, AlertKind, Basepoint, KeyTweak, SignInput, SignRequest, SigningKey};
 use crate::bolt3::commitment::CommitmentHtlc;
 use crate::bolt3::htlc_tx::{htlc_tx_witness, htlc_txs_for_commitment, htlc_witness_script};
-use crate::bolt3::{scripts, secp, sign};
+use crate::bolt3::{secp, sign};
 use crate::event::SignOutcome;
 use crate::node::NodeState;
 use crate::resolver::{Resolver, ResolverKind, SecondLevelClaim, Stage};
 use crate::types::{Height, Party, RawTx, RequestId};
 
+use super::config::CloseConfig;
 use super::{ChannelArbitrator, FeeContext};
 
 /// One HTLC output of our confirmed commitment with its unsigned second-level transaction and
@@ -79,60 +82,23 @@ impl ChannelArbitrator {
         })
     }
 
-    /// Whether an HTLC of our commitment can be claimed in block `tip + 1`.
-    fn second_level_ready(&self, r: &Resolver, tip: Height, node: &NodeState) -> bool {
-        match &r.kind {
-            ResolverKind::OutgoingHtlc { cltv_expiry, .. } => tip >= *cltv_expiry,
-            ResolverKind::IncomingHtlc {
-                htlc, payment_hash, ..
-            } => node.preimage_for(htlc, payment_hash).is_some(),
-            _ => false,
-        }
-    }
-
-    /// Per block once our commitment confirmed: start, re-sign or rebroadcast second-level claims.
+    /// Per block once our commitment confirmed: start, re-sign or rebroadcast the second-level
+    /// claims of the HTLCs whose resolvers said they are `due`.
     pub(crate) fn second_level_actions(
         &mut self,
         tip: Height,
         node: &mut NodeState,
         fees: &FeeContext<'_>,
-    ) -> Vec<Action> {
-        self.second_level_step(tip, node, fees, false)
-    }
-
-    /// Between blocks, when a preimage was just learned: start the second-level claims that are
-    /// due and not started yet (an HTLC-success), for block `tip + 1`. Claims already out are
-    /// left to the next block.
-    pub(crate) fn start_second_level(
-        &mut self,
-        tip: Height,
-        node: &mut NodeState,
-        fees: &FeeContext<'_>,
-    ) -> Vec<Action> {
-        self.second_level_step(tip, node, fees, true)
-    }
-
-    fn second_level_step(
-        &mut self,
-        tip: Height,
-        node: &mut NodeState,
-        fees: &FeeContext<'_>,
-        only_new: bool,
+        due_now: &BTreeSet<OutPoint>,
     ) -> Vec<Action> {
         let candidates = self.second_level_candidates();
         let mut actions = Vec::new();
-        for due in candidates {
+        for due in candidates.iter().filter(|c| due_now.contains(&c.outpoint)) {
             let Some(r) = self.resolvers.get(&due.outpoint) else {
                 continue;
             };
-            if !r.claimable() || !self.second_level_ready(r, tip, node) {
-                continue;
-            }
-            if only_new && r.second_level.is_some() {
-                continue;
-            }
             if self.data.info.channel_type.has_anchors() {
-                actions.extend(self.zero_fee_htlc_actions(&due, tip, node, fees));
+                actions.extend(self.zero_fee_htlc_actions(due, tip, node, fees));
                 continue;
             }
             match &r.second_level {
@@ -146,7 +112,7 @@ impl ChannelArbitrator {
                             request,
                             tx: tx.clone(),
                         }),
-                        None => actions.push(self.sign_second_level(&due, request)),
+                        None => actions.push(self.sign_second_level(due, request)),
                     }
                 }
                 None => {
@@ -159,11 +125,25 @@ impl ChannelArbitrator {
                             funded: None,
                         });
                     }
-                    actions.push(self.sign_second_level(&due, RequestId { claim, attempt: 0 }));
+                    actions.push(self.sign_second_level(due, RequestId { claim, attempt: 0 }));
                 }
             }
         }
         actions
+    }
+
+    /// Between blocks, when a preimage was just learned: start the second-level claims it made
+    /// due and that are not started yet (an HTLC-success), for block `tip + 1`. Claims already
+    /// out are left to the next block.
+    pub(crate) fn start_second_level(
+        &mut self,
+        tip: Height,
+        node: &mut NodeState,
+        cfg: &CloseConfig,
+        fees: &FeeContext<'_>,
+    ) -> Vec<Action> {
+        let due = self.second_level_due_on_preimage(tip, node, fees, cfg);
+        self.second_level_actions(tip, node, fees, &due)
     }
 
     /// Our signature for a second-level transaction arrived. `None`: the request is not one of
@@ -271,46 +251,6 @@ impl ChannelArbitrator {
             c.signed = Some(tx.clone());
         }
         Some(vec![Action::Broadcast { request, tx }])
-    }
-
-    /// A second-level transaction of ours confirmed: its output (our `to_local` script) becomes
-    /// a balance to sweep after `to_self_delay`.
-    pub(crate) fn hand_off_second_level(
-        &mut self,
-        spent: OutPoint,
-        tx: &Transaction,
-        height: Height,
-    ) -> Option<Resolver> {
-        let (Party::Local, spec, _) = self.confirmed_commitment()? else {
-            return None;
-        };
-        let r = self.resolvers.get(&spent)?;
-        if !matches!(
-            r.kind,
-            ResolverKind::OutgoingHtlc { .. } | ResolverKind::IncomingHtlc { .. }
-        ) {
-            return None;
-        }
-        let delay = self.data.info.local_to_self_delay;
-        let to_local = scripts::to_local_script(
-            &spec.keys.revocation_pubkey,
-            delay,
-            &spec.keys.local_delayed_pubkey,
-        )
-        .to_p2wsh();
-        let output = tx.output.first().filter(|o| o.script_pubkey == to_local)?;
-        let mut next = Resolver::new(
-            OutPoint {
-                txid: tx.compute_txid(),
-                vout: 0,
-            },
-            output.value.to_sat(),
-            ResolverKind::CommitSweep {
-                mature_at: height.saturating_add(u32::from(delay)),
-            },
-        );
-        next.created_at = Some(height);
-        Some(next)
     }
 
     /// Whether a second-level claim is out and must be rebroadcast every block.

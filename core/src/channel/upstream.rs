@@ -4,56 +4,15 @@
 
 use super::config::CloseConfig;
 use super::{ChannelArbitrator, ConfirmedClose};
-use crate::action::{Action, CloseKind, FailReason, Outcome, Report, Resolution};
+use crate::action::{Action, CloseKind, FailReason, Report};
 use crate::commitments::CommitmentRecord;
 use crate::event::CommitmentHtlcInfo;
 use crate::node::NodeState;
-use crate::resolver::{depth, ResolverKind, Stage};
+use crate::resolver::{ResolverKind, Stage};
 use crate::types::{Height, HtlcDirection, HtlcKey, Party};
 use bitcoin::OutPoint;
 
 impl ChannelArbitrator {
-    /// Incoming HTLCs without a preimage whose expiry is reorg-safe — the block `cltv_expiry + 1`,
-    /// the first in which the peer's timeout is final, `reorg_safety_depth` deep — are the peer's
-    /// to take and count as resolved (BOLT 5 B05-LRO-05, B05-RRO-03), so a peer that never
-    /// sweeps them cannot keep the channel open. Their outputs stay watched until archive.
-    pub(super) fn expire_incoming(
-        &mut self,
-        tip: Height,
-        node: &NodeState,
-        cfg: &CloseConfig,
-    ) -> Vec<Action> {
-        let channel = self.data.info.id;
-        let mut actions = Vec::new();
-        for r in self.resolvers.values_mut() {
-            let ResolverKind::IncomingHtlc {
-                htlc,
-                payment_hash,
-                cltv_expiry,
-            } = r.kind
-            else {
-                continue;
-            };
-            if !matches!(r.stage, Stage::Active)
-                || depth(cltv_expiry.saturating_add(1), tip) < cfg.reorg_safety_depth
-                || node.preimage_for(&htlc, &payment_hash).is_some()
-            {
-                continue;
-            }
-            r.stage = Stage::Expired { height: tip };
-            actions.push(Action::Report(Report::Resolution(Resolution {
-                channel,
-                outpoint: r.outpoint,
-                outcome: Outcome::LostToPeer,
-                amount_sat: r.value_sat,
-                fees_sat: 0,
-                spending_txid: None,
-                height: tip,
-            })));
-        }
-        actions
-    }
-
     /// Outgoing HTLCs that will never be resolved on this chain — dust on the confirmed
     /// commitment, or not on it at all — have their incoming legs failed, unless a preimage is
     /// known (preimage first, always).

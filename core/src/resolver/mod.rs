@@ -1,307 +1,266 @@
-//! Contract resolvers: one per output of a confirmed close that matters to us.
+//! Contract resolvers: one per output of a confirmed close that matters to us — lnd's set, each a
+//! machine of its own file:
+//!
+//! | machine | output | hands off to |
+//! |---|---|---|
+//! | [`commit_sweep`] | our balance; our second-level outputs | — |
+//! | [`outgoing_contest`] | an HTLC we offered, before its expiry | HTLC timeout, at the expiry |
+//! | [`htlc_timeout`] | an HTLC we offered, from its expiry | commitment sweep of our second-level output |
+//! | [`incoming_contest`] | an HTLC the peer offered, no preimage | HTLC success, once the preimage is known |
+//! | [`htlc_success`] | an HTLC the peer offered, with the preimage | commitment sweep of our second-level output |
+//! | [`anchor`] | our anchor | — |
+//! | [`justice`] | an output of the peer's revoked commitment | justice on the peer's second-level output |
+//!
+//! A resolver is a persisted value ([`Resolver`], `record.rs`) with one transition function,
+//! [`Resolver::step`]: an input (a block, a spend of its output with the transaction, a preimage,
+//! a disconnect) and a read-only [`ResolverContext`] give its next state, what it asks of its
+//! channel ([`ResolverAction`]) and its successor, if any. Its claims are what
+//! [`Resolver::sweep_request`] says now: derived from the record and the context every time, never
+//! stored apart from them.
+//!
+//! Two hand-offs create a new output's resolver (our second-level transaction's output, the
+//! peer's on a revoked commitment): the successor is a record of its own, created at its
+//! transaction's height, and a disconnection of that block removes it. The other two
+//! (contest → timeout, contest → success) keep the output and the record: which machine runs is
+//! read from facts that are themselves durable and reorg-aware — the height, and the node's
+//! preimage oracle — so a record persisted before the hand-off resumes in the right machine, and a
+//! reorg below an HTLC's expiry hands the timeout back to the contest.
 //!
 //! Every resolver resolves **by outpoint**: any confirmed spend of its output ends its stage,
 //! whoever made it, and the stage is final once that spend is `reorg_safety_depth` deep. An
 //! incoming HTLC without a preimage is final without a spend once its expiry is reorg-safe
-//! ([`Stage::Expired`]: the peer's to take), so an idle peer cannot keep a channel open. The
-//! arbitrator creates each resolver with everything it needs (value, scripts' timelocks, the HTLC
-//! and its deadline). Claiming — sweep requests to the sweeper, second-level transactions — is
-//! layered on this contract by the resolvers issue without changing it.
+//! ([`Stage::Expired`]: the peer's to take), so an idle peer cannot keep a channel open.
 
-use bitcoin::{OutPoint, Txid};
-use serde::{Deserialize, Serialize};
+use bitcoin::Transaction;
 
-use crate::action::Outcome;
-use crate::bolt3::PaymentHash;
-use crate::types::{Height, HtlcKey};
+use crate::action::SweepRequest;
+use crate::node::NodeState;
+use crate::types::Height;
+
+pub mod anchor;
+mod budget;
+mod claim;
+pub mod commit_sweep;
+mod context;
+pub mod htlc_success;
+pub mod htlc_timeout;
+pub mod incoming_contest;
+pub mod justice;
+pub mod outgoing_contest;
+mod record;
+pub mod second_level;
+
+pub use budget::SweepPolicy;
+pub use context::{
+    CloseView, Confirmed, FeeContext, Justice, ResolverAction, ResolverContext, ResolverInput,
+    ResolverStep,
+};
+pub use record::{depth, Resolver, ResolverKind, SecondLevelClaim, Stage, Taken};
+
+use context::Path;
 
 #[cfg(test)]
 mod tests;
 
-/// What a resolver resolves.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ResolverKind {
-    /// Our balance: `to_local` on our commitment (after `to_self_delay`), or `to_remote` on the
-    /// peer's (at once, or after 1 block with anchors).
-    CommitSweep {
-        /// The earliest height at which a spend by us can confirm.
-        mature_at: Height,
-    },
-    /// An HTLC we offered: claimable by timeout from its `cltv_expiry` (via the pre-signed
-    /// HTLC-timeout transaction on our commitment, directly on theirs); until then the peer may
-    /// claim it with the preimage (the outgoing contest).
-    OutgoingHtlc {
-        /// The HTLC.
-        htlc: HtlcKey,
-        /// Its payment hash (a peer's preimage claim reveals the preimage).
-        payment_hash: PaymentHash,
-        /// Its expiry.
-        cltv_expiry: Height,
-        /// The height by which our claim must confirm (the incoming leg's expiry).
-        deadline: Height,
-    },
-    /// An HTLC the peer offered: ours with the preimage until its `cltv_expiry`, the peer's by
-    /// timeout after it (the incoming contest).
-    IncomingHtlc {
-        /// The HTLC.
-        htlc: HtlcKey,
-        /// Its payment hash.
-        payment_hash: PaymentHash,
-        /// Its expiry: our claim must confirm before it.
-        cltv_expiry: Height,
-    },
-    /// Our anchor (anchors channels): used for CPFP, swept only when it pays for itself.
+/// The machine a resolver runs now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// Our balance, or the output of our second-level transaction.
+    CommitSweep,
+    /// An HTLC we offered, before its expiry.
+    OutgoingContest,
+    /// An HTLC we offered, from its expiry.
+    HtlcTimeout,
+    /// An HTLC the peer offered, while its preimage is unknown.
+    IncomingContest,
+    /// An HTLC the peer offered, with its preimage.
+    HtlcSuccess,
+    /// Our anchor.
     Anchor,
-    /// An output of the peer's revoked commitment, claimable by revocation.
-    Breach {
-        /// The revoked commitment's number.
-        commitment_number: u64,
-    },
-}
-
-/// Where a resolver stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "stage", rename_all = "snake_case")]
-pub enum Stage {
-    /// Waiting: for maturity, for a preimage, for a spend.
-    Active,
-    /// Its output was spent in a confirmed transaction, not yet reorg-safe.
-    Spent {
-        /// The spending transaction.
-        txid: Txid,
-        /// Its height.
-        height: Height,
-        /// Whether the spend was ours (a claim paying our sweep destination, our second-level
-        /// transaction, our CPFP child, or a witness of one of our paths), judged from the
-        /// transaction itself when it confirmed.
-        #[serde(default)]
-        by_us: bool,
-        /// Who else took it, and how (read from the witness); `None` when it was ours.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        taken: Option<Taken>,
-    },
-    /// Left unclaimed, final: worth less than its claim would cost (an anchor once the close is
-    /// reorg-safe).
-    Abandoned {
-        /// The height it was given up at.
-        height: Height,
-    },
-    /// An incoming HTLC expired without a preimage, and its expiry is reorg-safe: the peer's to
-    /// take, final for us without a spend (BOLT 5 B05-LRO-05, B05-RRO-03). Its output is still
-    /// watched until the channel is archived: a preimage that arrives while it is unspent is
-    /// still claimed, and any spend of it is still recorded.
-    Expired {
-        /// The height it was counted resolved at.
-        height: Height,
-    },
-    /// Final.
-    Resolved {
-        /// The spending transaction.
-        txid: Txid,
-        /// Its height.
-        height: Height,
-        /// Whether the spend was ours.
-        #[serde(default)]
-        by_us: bool,
-        /// Who else took it, and how; `None` when it was ours.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        taken: Option<Taken>,
-    },
-}
-
-/// Who took an output that we did not claim, and by which path — read from the spending input's
-/// witness and the spending transaction's outputs when the spend confirmed, never guessed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "by", rename_all = "snake_case")]
-pub enum Taken {
-    /// The peer claimed an HTLC we offered with its preimage (directly from our commitment, or
-    /// with its HTLC-success transaction from its own).
-    PeerPreimage,
-    /// The peer timed out an HTLC it offered (directly from our commitment, or with its
-    /// HTLC-timeout transaction from its own).
-    PeerTimeout,
-    /// The peer's second-level HTLC transaction on its own revoked commitment: the output it
-    /// creates is still ours by revocation and is resolved as an output of its own.
-    PeerSecondLevelRevoked,
-    /// The peer swept, after its delay, an output of its revoked commitment (its `to_local`, or
-    /// the output of its second-level transaction) before our justice transaction confirmed.
-    PeerDelayed,
-    /// The peer spent it with the revocation key (an output of a commitment of ours it holds
-    /// the revocation secret of).
-    PeerRevocation,
-    /// Anyone: an anchor's anyone-can-spend path, open 16 blocks after the commitment.
-    ThirdParty,
-    /// A witness that fits no path of this output: reported by an `UnknownSpend` alert.
-    Unknown {
-        /// The spending input's index.
-        input: u32,
-        /// What the witness looked like.
-        witness: String,
-    },
-}
-
-/// One output being resolved.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resolver {
-    /// The output.
-    pub outpoint: OutPoint,
-    /// Its value.
-    pub value_sat: u64,
-    /// What it is.
-    pub kind: ResolverKind,
-    /// Where it stands.
-    pub stage: Stage,
-    /// The pre-signed second-level transaction claiming it, for an HTLC on our own commitment.
-    #[serde(default)]
-    pub second_level: Option<SecondLevelClaim>,
-    /// For an output created after the close (a second-level transaction's), the height of the
-    /// transaction that created it: a disconnection of that block removes the resolver.
-    #[serde(default)]
-    pub created_at: Option<Height>,
-}
-
-/// Our HTLC-timeout or HTLC-success transaction for an HTLC output of our own commitment: the
-/// peer signed it with the commitment; we add our signature (and the preimage) and broadcast it,
-/// every block until it confirms.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecondLevelClaim {
-    /// The claim.
-    pub claim: crate::types::ClaimId,
-    /// Its attempt (a new attempt after a signer failure).
-    pub attempt: u32,
-    /// The signed transaction, once our signature arrived (legacy channels).
-    pub signed: Option<crate::types::RawTx>,
-    /// Under anchors: the zero-fee transaction funded with wallet inputs, bumped as its
-    /// deadline nears.
-    #[serde(default)]
-    pub funded: Option<crate::funded::FundedClaim>,
+    /// An output of the peer's revoked commitment.
+    Justice,
 }
 
 impl Resolver {
-    /// A new, active resolver.
-    pub fn new(outpoint: OutPoint, value_sat: u64, kind: ResolverKind) -> Resolver {
-        Resolver {
-            outpoint,
-            value_sat,
-            kind,
-            stage: Stage::Active,
-            second_level: None,
-            created_at: None,
+    /// The machine it runs with the tip at `tip` and the preimages `node` knows.
+    pub fn machine(&self, tip: Height, node: &NodeState) -> Machine {
+        match &self.kind {
+            ResolverKind::CommitSweep { .. } => Machine::CommitSweep,
+            ResolverKind::OutgoingHtlc { cltv_expiry, .. } => {
+                if outgoing_contest::timed_out(*cltv_expiry, tip) {
+                    Machine::HtlcTimeout
+                } else {
+                    Machine::OutgoingContest
+                }
+            }
+            ResolverKind::IncomingHtlc {
+                htlc, payment_hash, ..
+            } => match node.preimage_for(htlc, payment_hash) {
+                Some(_) => Machine::HtlcSuccess,
+                None => Machine::IncomingContest,
+            },
+            ResolverKind::Anchor => Machine::Anchor,
+            ResolverKind::Breach { .. } => Machine::Justice,
         }
     }
 
-    /// Whether it has reached its end.
-    pub fn is_resolved(&self) -> bool {
-        matches!(
-            self.stage,
-            Stage::Resolved { .. } | Stage::Abandoned { .. } | Stage::Expired { .. }
-        )
-    }
-
-    /// Whether its output is unspent and ours to claim when we can: active, or expired (the
-    /// peer's by timeout, still ours with a preimage until the peer spends it).
-    pub fn claimable(&self) -> bool {
-        matches!(self.stage, Stage::Active | Stage::Expired { .. })
-    }
-
-    /// Its output was spent by `txid` confirmed at `height`: by us, or `taken` by someone else.
-    pub fn on_spend(&mut self, txid: Txid, height: Height, by_us: bool, taken: Option<Taken>) {
-        if self.claimable() {
-            self.stage = Stage::Spent {
-                txid,
+    /// The transition function: `input` with `ctx` moves it, and says what it asks of its
+    /// channel and what it hands off to.
+    pub fn step(&mut self, input: ResolverInput<'_>, ctx: &ResolverContext<'_>) -> ResolverStep {
+        match input {
+            ResolverInput::Block { tip } => self.on_block_step(tip, ctx),
+            ResolverInput::Spend {
+                tx,
                 height,
-                by_us,
-                taken: if by_us { None } else { taken },
-            };
-        }
-    }
-
-    /// What became of its output, from the spend recorded when it confirmed — the one source of
-    /// the resolution report's outcome and the ledger's status. `None` while nothing spent it and
-    /// it was not given up. For a spend not yet reorg-safe this is what it will be if it stays.
-    pub fn outcome(&self) -> Option<Outcome> {
-        match &self.stage {
-            Stage::Active => None,
-            Stage::Abandoned { .. } => Some(Outcome::Uneconomical),
-            // Expired without a preimage, unspent: the peer's by timeout (reported as lost when
-            // it expired; a later spend reports the transaction).
-            Stage::Expired { .. } => Some(Outcome::LostToPeer),
-            Stage::Spent { by_us, taken, .. } | Stage::Resolved { by_us, taken, .. } => {
-                Some(spend_outcome(&self.kind, *by_us, taken.as_ref()))
+                known_ours,
+            } => self.on_spend_step(tx, height, known_ours, ctx),
+            ResolverInput::Preimage { tip } => {
+                // Only a claim not started yet: one already out is rebroadcast at the next block.
+                if self.second_level.is_none() && self.second_level_due(tip, ctx) {
+                    ResolverStep::act(ResolverAction::SecondLevelDue)
+                } else {
+                    ResolverStep::default()
+                }
+            }
+            ResolverInput::Disconnect { height } => {
+                if self.created_at.is_some_and(|h| h >= height) {
+                    return ResolverStep {
+                        gone: true,
+                        ..ResolverStep::default()
+                    };
+                }
+                self.on_disconnect(height);
+                ResolverStep::default()
             }
         }
     }
 
-    /// The block at `height` was disconnected: a spend confirmed at or above it is undone.
-    pub fn on_disconnect(&mut self, height: Height) {
-        match self.stage {
-            Stage::Spent { height: h, .. }
-            | Stage::Resolved { height: h, .. }
-            | Stage::Expired { height: h }
-                if h >= height =>
-            {
-                self.stage = Stage::Active;
+    /// A block: a spend reorg-safe now is final; then what its machine does at this height.
+    fn on_block_step(&mut self, tip: Height, ctx: &ResolverContext<'_>) -> ResolverStep {
+        if self.on_block(tip, ctx.safety_depth) {
+            return ResolverStep::act(ResolverAction::Final);
+        }
+        let step = match (self.machine(tip, ctx.node), &self.kind) {
+            (Machine::IncomingContest, ResolverKind::IncomingHtlc { cltv_expiry, .. }) => {
+                incoming_contest::on_block(self, *cltv_expiry, tip, ctx)
             }
-            _ => {}
+            (Machine::Anchor, _) => anchor::on_block(self, tip, ctx),
+            _ => ResolverStep::default(),
+        };
+        if step.actions.is_empty() && self.second_level_due(tip, ctx) {
+            return ResolverStep::act(ResolverAction::SecondLevelDue);
+        }
+        step
+    }
+
+    /// Whether our second-level transaction for it may confirm in the block after `tip`: an
+    /// HTLC of our own commitment, unspent, in its timeout or success machine.
+    fn second_level_due(&self, tip: Height, ctx: &ResolverContext<'_>) -> bool {
+        ctx.close.on_our_commitment()
+            && self.claimable()
+            && matches!(
+                self.machine(tip, ctx.node),
+                Machine::HtlcTimeout | Machine::HtlcSuccess
+            )
+    }
+
+    /// A confirmed spend of its output: the hand-off it makes (our second-level transaction, the
+    /// peer's on a revoked commitment), and who took it, read from the witness.
+    fn on_spend_step(
+        &mut self,
+        tx: &Transaction,
+        height: Height,
+        known_ours: bool,
+        ctx: &ResolverContext<'_>,
+    ) -> ResolverStep {
+        let ours_next = match self.kind {
+            ResolverKind::OutgoingHtlc { .. } | ResolverKind::IncomingHtlc { .. } => {
+                second_level::hand_off(tx, height, ctx)
+            }
+            _ => None,
+        };
+        let known_ours = known_ours || ours_next.is_some();
+        let theirs_next = match self.kind {
+            ResolverKind::Breach { commitment_number } if !known_ours => {
+                justice::hand_off(self, commitment_number, tx, height, ctx)
+            }
+            _ => None,
+        };
+        let judged = if known_ours {
+            Some(Path::Ours)
+        } else {
+            self.judge(tx, ctx, theirs_next.is_some())
+        };
+        let (by_us, taken) = match judged {
+            Some(Path::Ours) => (true, None),
+            Some(Path::Theirs(taken)) => (false, Some(taken)),
+            // Not a spend of this output at all: recorded as not ours, with nothing read.
+            None => (false, None),
+        };
+        let mut step = ResolverStep::default();
+        if let Some(Taken::Unknown { input, witness }) = &taken {
+            step.actions.push(ResolverAction::UnknownSpend {
+                input: *input,
+                witness: witness.clone(),
+            });
+        }
+        self.on_spend(tx.compute_txid(), height, by_us, taken);
+        step.hand_off = ours_next.or(theirs_next);
+        step
+    }
+
+    /// Whose path the spending input's witness took (`None`: `tx` does not spend its output).
+    fn judge(
+        &self,
+        tx: &Transaction,
+        ctx: &ResolverContext<'_>,
+        peer_second_level: bool,
+    ) -> Option<Path> {
+        let (index, input) = tx
+            .input
+            .iter()
+            .enumerate()
+            .find(|(_, i)| i.previous_output == self.outpoint)?;
+        let w = &input.witness;
+        let holder = ctx.close.holder();
+        let htlc_path = match &self.kind {
+            ResolverKind::CommitSweep { .. } => return Some(commit_sweep::judge(w)),
+            ResolverKind::Anchor => return Some(anchor::judge(index, w)),
+            ResolverKind::Breach { .. } => {
+                return Some(justice::judge(index, w, peer_second_level))
+            }
+            ResolverKind::OutgoingHtlc { payment_hash, .. } => {
+                outgoing_contest::judge(holder, w, payment_hash)
+            }
+            ResolverKind::IncomingHtlc { payment_hash, .. } => {
+                incoming_contest::judge(holder, w, payment_hash)
+            }
+        };
+        Some(htlc_path.unwrap_or_else(|| Path::unknown(index, w)))
+    }
+
+    /// The claim it asks the sweeper for now, if any.
+    pub fn sweep_request(&self, ctx: &ResolverContext<'_>) -> Option<SweepRequest> {
+        match &self.kind {
+            ResolverKind::Breach { .. } => justice::sweep_request(self, ctx),
+            _ if !self.claimable() => None,
+            ResolverKind::CommitSweep { mature_at } => {
+                commit_sweep::sweep_request(self, *mature_at, ctx)
+            }
+            ResolverKind::OutgoingHtlc {
+                cltv_expiry,
+                deadline,
+                ..
+            } => htlc_timeout::sweep_request(self, *cltv_expiry, *deadline, ctx),
+            ResolverKind::IncomingHtlc {
+                htlc,
+                payment_hash,
+                cltv_expiry,
+            } => {
+                let preimage = ctx.node.preimage_for(htlc, payment_hash)?;
+                htlc_success::sweep_request(self, preimage, *cltv_expiry, ctx)
+            }
+            ResolverKind::Anchor => anchor::sweep_request(self, ctx),
         }
     }
-
-    /// The tip is at `tip`: a spend `safety_depth` deep becomes final. Returns whether it did now.
-    pub fn on_block(&mut self, tip: Height, safety_depth: u32) -> bool {
-        if let Stage::Spent {
-            txid,
-            height,
-            by_us,
-            taken,
-        } = &self.stage
-        {
-            if depth(*height, tip) >= safety_depth {
-                self.stage = Stage::Resolved {
-                    txid: *txid,
-                    height: *height,
-                    by_us: *by_us,
-                    taken: taken.clone(),
-                };
-                return true;
-            }
-        }
-        false
-    }
-
-    /// The next height at which this resolver has something to do, if any.
-    pub fn next_wakeup(&self, safety_depth: u32) -> Option<Height> {
-        match self.stage {
-            Stage::Spent { height, .. } => {
-                Some(height.saturating_add(safety_depth.saturating_sub(1)))
-            }
-            Stage::Active
-            | Stage::Resolved { .. }
-            | Stage::Abandoned { .. }
-            | Stage::Expired { .. } => None,
-        }
-    }
-}
-
-/// The outcome of a spend of an output of `kind`: ours (a timeout for an HTLC we offered, a claim
-/// otherwise), or what `taken` says. A record from before `taken` was kept (`None`, not ours) is
-/// the peer's, except our balance, which only our key can spend.
-fn spend_outcome(kind: &ResolverKind, by_us: bool, taken: Option<&Taken>) -> Outcome {
-    match (by_us, taken) {
-        (true, _) => match kind {
-            ResolverKind::OutgoingHtlc { .. } => Outcome::TimedOut,
-            _ => Outcome::Claimed,
-        },
-        (false, None) if matches!(kind, ResolverKind::CommitSweep { .. }) => Outcome::Claimed,
-        (false, None) => Outcome::LostToPeer,
-        (false, Some(Taken::PeerSecondLevelRevoked)) => Outcome::RevokedSecondLevel,
-        (false, Some(Taken::ThirdParty)) => Outcome::ThirdParty,
-        (false, Some(Taken::Unknown { .. })) => Outcome::UnknownSpend,
-        (false, Some(_)) => Outcome::LostToPeer,
-    }
-}
-
-/// Confirmations of a transaction confirmed at `height` when the tip is `tip` (1 in its own block).
-pub fn depth(height: Height, tip: Height) -> u32 {
-    tip.checked_sub(height).map_or(0, |d| d + 1)
 }
