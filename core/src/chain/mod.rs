@@ -24,11 +24,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Alert, AlertKind, RecordKey, Report};
-use crate::resolver::SweepPolicy;
 use crate::channel::close::CloseConfig;
 use crate::channel::deadline::DeadlineConfig;
 use crate::channel::ChannelArbitrator;
 use crate::event::Event;
+use crate::resolver::SweepPolicy;
 use crate::sweeper::{Sweeper, SweeperConfig, SweeperPolicy};
 use crate::trace::Machine;
 use crate::types::{BlockRef, ChannelId, Height};

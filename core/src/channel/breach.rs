@@ -16,9 +16,7 @@
 
 use bitcoin::ScriptBuf;
 
-use crate::action::{
-    Action, AlertKind, CloseKind, Record,
-};
+use crate::action::{Action, AlertKind, CloseKind, Record};
 use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec};
 use crate::bolt3::keys::per_commitment_point;
 use crate::bolt3::scripts;

@@ -67,7 +67,11 @@ impl ChannelArbitrator {
 
     /// [`Self::confirmed_commitment`], borrowed from the cache while it is current.
     pub(crate) fn confirmed_commitment_ref(&self) -> Cow<'_, Rebuilt> {
-        match self.close.as_ref().and_then(|c| c.rebuilt.get(self.data.last_update_id)) {
+        match self
+            .close
+            .as_ref()
+            .and_then(|c| c.rebuilt.get(self.data.last_update_id))
+        {
             Some(rebuilt) => Cow::Borrowed(rebuilt),
             None => Cow::Owned(self.rebuild_confirmed_commitment()),
         }

@@ -181,7 +181,10 @@ impl ChannelArbitrator {
         fees: &FeeContext<'_>,
         cfg: &CloseConfig,
     ) -> BTreeSet<OutPoint> {
-        if !matches!(self.close.as_ref().map(|c| &c.kind), Some(CloseKind::Local { .. })) {
+        if !matches!(
+            self.close.as_ref().map(|c| &c.kind),
+            Some(CloseKind::Local { .. })
+        ) {
             return BTreeSet::new();
         }
         self.step_resolvers(ResolverInput::Preimage { tip }, None, node, fees, cfg)
@@ -193,7 +196,10 @@ impl ChannelArbitrator {
 }
 
 /// Insert the successors the answers hand off to, and remove the resolvers that are gone.
-fn apply_answers(resolvers: &mut BTreeMap<OutPoint, Resolver>, answers: &[(OutPoint, ResolverStep)]) {
+fn apply_answers(
+    resolvers: &mut BTreeMap<OutPoint, Resolver>,
+    answers: &[(OutPoint, ResolverStep)],
+) {
     for (outpoint, step) in answers {
         if step.gone {
             resolvers.remove(outpoint);

@@ -147,11 +147,9 @@ impl ChannelArbitrator {
                 tx,
                 height,
                 pays_us,
-            } => {
-                Stepped::changed(self.on_spend(
+            } => Stepped::changed(self.on_spend(
                 outpoint, tx, height, ctx.node, ctx.close, &ctx.fees, pays_us,
-            ))
-            }
+            )),
             ChannelInput::Witnesses { tx, source } => {
                 let (actions, learned) = self.learn_preimages(tx, source, ctx.node);
                 Stepped {
@@ -161,9 +159,9 @@ impl ChannelArbitrator {
                 }
             }
             ChannelInput::Block { height } => Stepped::changed(self.on_block(height, ctx)),
-            ChannelInput::Disconnected { height } => Stepped::changed(self.on_disconnect(
-                height, ctx.node, ctx.close, &ctx.fees,
-            )),
+            ChannelInput::Disconnected { height } => {
+                Stepped::changed(self.on_disconnect(height, ctx.node, ctx.close, &ctx.fees))
+            }
             ChannelInput::MempoolCommitment(tx) => Stepped {
                 changed: self.on_mempool_commitment(tx),
                 ..Stepped::default()
@@ -188,7 +186,9 @@ impl ChannelArbitrator {
                 record,
             } => Stepped::changed(self.on_revoked_log_read(commitment_number, record)),
             ChannelInput::PreimageKnown => Stepped::changed(match (&self.close, ctx.tip) {
-                (Some(_), Some(tip)) => self.start_second_level(tip, ctx.node, ctx.close, &ctx.fees),
+                (Some(_), Some(tip)) => {
+                    self.start_second_level(tip, ctx.node, ctx.close, &ctx.fees)
+                }
                 _ => Vec::new(),
             }),
             ChannelInput::Resumed => Stepped {

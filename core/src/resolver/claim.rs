@@ -27,7 +27,12 @@ pub(super) struct Claim {
 
 impl Claim {
     /// The sweep request for `outpoint`, worth `txout`.
-    pub(super) fn request(self, channel: ChannelId, outpoint: OutPoint, txout: TxOut) -> SweepRequest {
+    pub(super) fn request(
+        self,
+        channel: ChannelId,
+        outpoint: OutPoint,
+        txout: TxOut,
+    ) -> SweepRequest {
         SweepRequest {
             channel,
             outpoint,

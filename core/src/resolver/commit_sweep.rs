@@ -32,7 +32,10 @@ pub(super) fn sweep_request(
     ctx: &ResolverContext<'_>,
 ) -> Option<SweepRequest> {
     let close = &ctx.close;
-    let txout = match (close.tx.output.get(r.outpoint.vout as usize), close.to_local) {
+    let txout = match (
+        close.tx.output.get(r.outpoint.vout as usize),
+        close.to_local,
+    ) {
         (Some(o), _) if r.outpoint.txid == close.txid => o.clone(),
         // A second-level output: it pays our `to_local` script.
         (_, Some(script)) => TxOut {

@@ -30,7 +30,8 @@ pub(super) fn judge(input: usize, w: &Witness, peer_second_level: bool) -> Path 
     let htlc = classify_htlc_spend(w, HtlcOutputKind::Offered, &PaymentHash([0; 32]));
     if peer_second_level {
         Path::Theirs(Taken::PeerSecondLevelRevoked)
-    } else if htlc == HtlcSpend::Revocation || classify_to_local_spend(w) == ToLocalSpend::Revocation
+    } else if htlc == HtlcSpend::Revocation
+        || classify_to_local_spend(w) == ToLocalSpend::Revocation
     {
         Path::Ours
     } else if classify_to_local_spend(w) == ToLocalSpend::Delayed {

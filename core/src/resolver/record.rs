@@ -10,7 +10,6 @@ use crate::action::Outcome;
 use crate::bolt3::PaymentHash;
 use crate::types::{Height, HtlcKey};
 
-
 /// What a resolver resolves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -1,4 +1,12 @@
-//! The resolver's own life cycle: spent, reorg-safe, undone by a disconnect.
+//! The resolver's own life cycle: spent, reorg-safe, undone by a disconnect; and each machine
+//! driven through its step alone (one file per machine, `tests/`).
+
+mod anchor;
+mod commit_sweep;
+mod fixture;
+mod htlc_success;
+mod htlc_timeout;
+mod justice;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{OutPoint, Txid};
