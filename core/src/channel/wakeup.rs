@@ -44,39 +44,13 @@ impl ChannelArbitrator {
                     .saturating_add(cfg.reorg_safety_depth.saturating_sub(1)),
             );
         }
-        // An incoming HTLC without a preimage counts as the peer's once its expiry is
-        // reorg-safe (see `expire_incoming`).
-        for r in self.resolvers.values() {
-            if let (
-                ResolverKind::IncomingHtlc {
-                    htlc,
-                    payment_hash,
-                    cltv_expiry,
-                },
-                Stage::Active,
-            ) = (&r.kind, &r.stage)
-            {
-                if node.preimage_for(htlc, payment_hash).is_none() {
-                    next.push(cltv_expiry.saturating_add(cfg.reorg_safety_depth));
-                }
-            }
-        }
-        if matches!(close.kind, CloseKind::Local { .. }) {
-            // Second-level claims start at an HTLC's expiry, or at once with its preimage.
-            for r in self
-                .resolvers
-                .values()
-                .filter(|r| r.claimable() && r.second_level.is_none())
-            {
-                match &r.kind {
-                    ResolverKind::OutgoingHtlc { cltv_expiry, .. } => next.push(*cltv_expiry),
-                    ResolverKind::IncomingHtlc {
-                        htlc, payment_hash, ..
-                    } if node.preimage_for(htlc, payment_hash).is_some() => next.push(close.height),
-                    _ => {}
-                }
-            }
-        }
+        // What each resolver's machine does next: an incoming contest's end, a second-level
+        // claim's start.
+        let ours = matches!(close.kind, CloseKind::Local { .. });
+        next.extend(self.resolvers.values().filter_map(|r| {
+            r.machine_wakeup(node, ours, close.height, cfg.reorg_safety_depth)
+        }));
+        // The cut-loss rule (an upstream decision, not the resolver's).
         if let Some(n) = cfg.cut_loss_blocks {
             for r in self.resolvers.values() {
                 if let (ResolverKind::OutgoingHtlc { htlc, .. }, Stage::Active) =

@@ -239,6 +239,47 @@ impl Resolver {
         Some(htlc_path.unwrap_or_else(|| Path::unknown(index, w)))
     }
 
+    /// The next height at which its machine acts, beside the finality of a spend
+    /// ([`Resolver::next_wakeup`]): an incoming contest's end once its expiry is reorg-safe; on
+    /// our own commitment (closed at `close_height`), the hand-off to a second-level claim not
+    /// started yet — the timeout at the expiry, the success at once with the preimage.
+    pub fn machine_wakeup(
+        &self,
+        node: &NodeState,
+        on_our_commitment: bool,
+        close_height: Height,
+        safety_depth: u32,
+    ) -> Option<Height> {
+        let contest_ends = match (&self.kind, &self.stage) {
+            (
+                ResolverKind::IncomingHtlc {
+                    htlc,
+                    payment_hash,
+                    cltv_expiry,
+                },
+                Stage::Active,
+            ) if node.preimage_for(htlc, payment_hash).is_none() => {
+                Some(cltv_expiry.saturating_add(safety_depth))
+            }
+            _ => None,
+        };
+        let second_level_starts = if on_our_commitment
+            && self.claimable()
+            && self.second_level.is_none()
+        {
+            match &self.kind {
+                ResolverKind::OutgoingHtlc { cltv_expiry, .. } => Some(*cltv_expiry),
+                ResolverKind::IncomingHtlc {
+                    htlc, payment_hash, ..
+                } if node.preimage_for(htlc, payment_hash).is_some() => Some(close_height),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        contest_ends.into_iter().chain(second_level_starts).min()
+    }
+
     /// The claim it asks the sweeper for now, if any.
     pub fn sweep_request(&self, ctx: &ResolverContext<'_>) -> Option<SweepRequest> {
         match &self.kind {
