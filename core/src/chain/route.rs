@@ -38,6 +38,7 @@ impl ChainArbitrator {
             fees: self.fees.as_ref(),
             cfg: self.config.sweep_to.as_ref(),
             policy: &self.config.sweeper,
+            finality_depth: self.config.close.reorg_safety_depth,
         };
         self.sweeper.step(input, &mut ctx)
     }

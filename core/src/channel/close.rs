@@ -199,6 +199,14 @@ impl ChannelArbitrator {
         }
         let stepped = self.step_resolvers_block(tip, node, fees, cfg);
         for outpoint in stepped.finals {
+            // Fixed now: the sweeper drops the finished claim at the end of this block.
+            let fees = self
+                .resolvers
+                .get(&outpoint)
+                .map(|r| self.fees_paid(r, sweeper));
+            if let Some(r) = self.resolvers.get_mut(&outpoint) {
+                r.fees_sat = fees;
+            }
             actions.extend(self.on_resolved(outpoint, &close, node, sweeper));
         }
         // Anchors left first, then incoming HTLCs expired.

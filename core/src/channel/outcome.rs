@@ -29,7 +29,11 @@ impl ChannelArbitrator {
     /// second-level transaction (pre-signed, out of the HTLC's value, or paid by wallet inputs
     /// under anchors); the CPFP child's fee paid through our anchor. Nothing for a spend of
     /// someone else's, whatever its fee.
+    /// Once final, the fee fixed then.
     pub fn fees_paid(&self, r: &Resolver, sweeper: &Sweeper) -> u64 {
+        if let Some(fees) = r.fees_sat {
+            return fees;
+        }
         let spend_txid = match r.stage {
             Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } => Some(txid),
             Stage::Active | Stage::Abandoned { .. } | Stage::Expired { .. } => None,

@@ -47,9 +47,11 @@ impl ChannelArbitrator {
         // What each resolver's machine does next: an incoming contest's end, a second-level
         // claim's start.
         let ours = matches!(close.kind, CloseKind::Local { .. });
-        next.extend(self.resolvers.values().filter_map(|r| {
-            r.machine_wakeup(node, ours, close.height, cfg.reorg_safety_depth)
-        }));
+        next.extend(
+            self.resolvers
+                .values()
+                .filter_map(|r| r.machine_wakeup(node, ours, close.height, cfg.reorg_safety_depth)),
+        );
         // The cut-loss rule (an upstream decision, not the resolver's).
         if let Some(n) = cfg.cut_loss_blocks {
             for r in self.resolvers.values() {

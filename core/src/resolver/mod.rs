@@ -263,20 +263,18 @@ impl Resolver {
             }
             _ => None,
         };
-        let second_level_starts = if on_our_commitment
-            && self.claimable()
-            && self.second_level.is_none()
-        {
-            match &self.kind {
-                ResolverKind::OutgoingHtlc { cltv_expiry, .. } => Some(*cltv_expiry),
-                ResolverKind::IncomingHtlc {
-                    htlc, payment_hash, ..
-                } if node.preimage_for(htlc, payment_hash).is_some() => Some(close_height),
-                _ => None,
-            }
-        } else {
-            None
-        };
+        let second_level_starts =
+            if on_our_commitment && self.claimable() && self.second_level.is_none() {
+                match &self.kind {
+                    ResolverKind::OutgoingHtlc { cltv_expiry, .. } => Some(*cltv_expiry),
+                    ResolverKind::IncomingHtlc {
+                        htlc, payment_hash, ..
+                    } if node.preimage_for(htlc, payment_hash).is_some() => Some(close_height),
+                    _ => None,
+                }
+            } else {
+                None
+            };
         contest_ends.into_iter().chain(second_level_starts).min()
     }
 

@@ -151,6 +151,10 @@ pub struct Resolver {
     /// transaction that created it: a disconnection of that block removes the resolver.
     #[serde(default)]
     pub created_at: Option<Height>,
+    /// What claiming it cost us, fixed when it became final (the sweeper drops a finished claim,
+    /// and with it the transactions the fee is read from). `None` until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fees_sat: Option<u64>,
 }
 
 /// Our HTLC-timeout or HTLC-success transaction for an HTLC output of our own commitment: the
@@ -180,6 +184,7 @@ impl Resolver {
             stage: Stage::Active,
             second_level: None,
             created_at: None,
+            fees_sat: None,
         }
     }
 
@@ -234,6 +239,7 @@ impl Resolver {
                 if h >= height =>
             {
                 self.stage = Stage::Active;
+                self.fees_sat = None;
             }
             _ => {}
         }

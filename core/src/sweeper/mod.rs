@@ -48,11 +48,13 @@ use crate::node::NodeState;
 use crate::types::{ClaimId, Height, RequestId};
 
 mod block;
+mod chain;
 mod claim;
 mod events;
 mod plan;
 mod policy;
 pub mod reserve;
+mod schedule;
 pub mod step;
 #[cfg(test)]
 mod tests;
@@ -118,6 +120,8 @@ pub struct Sweeper {
     by_outpoint: BTreeMap<OutPoint, ClaimId>,
     /// Derived from `claims`: the claim holding each transaction we built.
     by_txid: BTreeMap<Txid, ClaimId>,
+    /// Derived from `claims`: which claims a block examines, and when a spent one leaves.
+    schedule: schedule::Schedule,
     /// Claims changed (or removed) since [`Sweeper::take_changed`]; not persisted.
     changed: BTreeSet<ClaimId>,
     /// The chain's tip (kept by the chain arbitrator, restored with it on load): nothing is
@@ -172,10 +176,15 @@ impl Sweeper {
             .iter()
             .flat_map(|(id, c)| c.attempts.iter().map(move |a| (a.txid, *id)))
             .collect();
+        let mut schedule = schedule::Schedule::default();
+        for (id, claim) in &claims {
+            schedule.place(*id, claim, None);
+        }
         Sweeper {
             claims,
             by_outpoint,
             by_txid,
+            schedule,
             changed: BTreeSet::new(),
             tip: None,
             wallet_balance: None,
@@ -243,6 +252,7 @@ impl Sweeper {
                 (_, Ok(())) => {}
             }
             self.changed.insert(id);
+            self.schedule.place(id, claim, self.tip);
             if envelope {
                 // Its transactions spend by the old path: the batch is re-planned.
                 self.dissolve_batch_of(id, false);
@@ -253,8 +263,10 @@ impl Sweeper {
             return true;
         }
         let id = node.new_claim();
-        self.by_outpoint.insert(req.outpoint, id);
-        self.claims.insert(id, SweepClaim::new(id, req));
+        let claim = SweepClaim::new(id, req);
+        self.schedule.place(id, &claim, self.tip);
+        self.by_outpoint.insert(claim.request.outpoint, id);
+        self.claims.insert(id, claim);
         self.changed.insert(id);
         true
     }
@@ -268,6 +280,7 @@ impl Sweeper {
         };
         self.dissolve_batch_of(id, false);
         self.by_outpoint.remove(outpoint);
+        self.schedule.remove(id);
         if let Some(claim) = self.claims.remove(&id) {
             for a in &claim.attempts {
                 if self.by_txid.get(&a.txid) == Some(&id) {
@@ -402,52 +415,6 @@ impl Sweeper {
         actions
     }
 
-    /// `outpoint` was spent by the confirmed transaction `txid` at `height` — one of our attempts,
-    /// or someone else's transaction: either way the claim stops. Someone else's spend of a
-    /// batched input re-plans the rest of its batch.
-    pub fn on_spent(&mut self, outpoint: &OutPoint, txid: Txid, height: Height) {
-        let Some(id) = self.claim_for(outpoint) else {
-            return;
-        };
-        let ours = self.by_txid.contains_key(&txid);
-        let spent = ClaimState::Spent { txid, height, ours };
-        if self.claims.get(&id).is_some_and(|c| c.state == spent) {
-            return;
-        }
-        if self.by_txid.get(&txid) == Some(&id) {
-            // Our transaction, counted once (by the claim whose attempt it is): its top-up has
-            // reached the fee wallet, whose balance shows it only once told again.
-            let topup = self.claims.get(&id).map_or(0, |c| {
-                c.attempts
-                    .iter()
-                    .filter(|a| a.txid == txid)
-                    .fold(0u64, |s, a| s.saturating_add(a.topup_sat))
-            });
-            self.topup_landed = self.topup_landed.saturating_add(topup);
-        }
-        if !ours {
-            self.dissolve_batch_of(id, true);
-        }
-        if let Some(claim) = self.claims.get_mut(&id) {
-            claim.state = spent;
-            self.changed.insert(id);
-        }
-    }
-
-    /// The block at `height` was disconnected: spends confirmed at or above it are undone and
-    /// their claims resume at the next block.
-    pub fn on_disconnect(&mut self, height: Height) {
-        self.tip = Some(height.saturating_sub(1));
-        for (id, claim) in self.claims.iter_mut() {
-            if let ClaimState::Spent { height: h, .. } = claim.state {
-                if h >= height {
-                    claim.state = ClaimState::Active;
-                    self.changed.insert(*id);
-                }
-            }
-        }
-    }
-
     /// The fee we paid (or are paying) for `outpoint`: its share of the confirmed attempt, zero if
     /// someone else's transaction spent it, otherwise its share of the latest signed attempt
     /// spending it.
@@ -508,15 +475,18 @@ impl Sweeper {
     }
 
     /// Whether no block can make the sweeper act: every claim is spent, or is invalid or
-    /// uneconomical and was reported. A claim waiting for maturity is not idle.
+    /// uneconomical and was reported. A claim waiting for maturity is not idle. Reads the
+    /// schedule's awake claims only.
     pub fn is_idle(&self) -> bool {
-        self.claims.values().all(|c| match c.state {
-            ClaimState::Spent { .. } => true,
-            ClaimState::Invalid { reported, .. } | ClaimState::Uneconomical { reported } => {
-                reported
-            }
-            ClaimState::Active => false,
-        })
+        !self.schedule.any_maturing()
+            && self.schedule.awake().iter().all(|id| {
+                self.claims.get(id).is_none_or(|c| match c.state {
+                    ClaimState::Spent { .. } => true,
+                    ClaimState::Invalid { reported, .. }
+                    | ClaimState::Uneconomical { reported } => reported,
+                    ClaimState::Active => false,
+                })
+            })
     }
 
     /// The CPFP wallet's confirmed balance, as the wallet tells it (it now shows every top-up

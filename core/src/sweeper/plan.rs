@@ -25,18 +25,32 @@ pub(super) fn planned(c: &SweepClaim) -> bool {
 
 impl Sweeper {
     /// Every input at the block: reports, and the set that may be claimed in the next block.
+    /// Only the schedule's awake claims are visited: an active claim not mature yet goes back to
+    /// sleep until its maturity, and a reported invalid one until its request changes.
     pub(super) fn examine(&mut self, ctx: &Ctx<'_>) -> (Vec<Action>, BTreeSet<ClaimId>) {
         let mut actions = Vec::new();
         let mut eligible = BTreeSet::new();
-        for (id, claim) in self.claims.iter_mut() {
+        self.schedule.wake(ctx.tip);
+        for id in self.schedule.awake() {
+            let Some(claim) = self.claims.get_mut(&id) else {
+                self.schedule.remove(id);
+                continue;
+            };
             let (state, problem) = (claim.state.clone(), claim.last_problem.clone());
             let (reports, ok) = block::examine(claim, ctx);
             if claim.state != state || claim.last_problem != problem {
-                self.changed.insert(*id);
+                self.changed.insert(id);
             }
             actions.extend(reports);
             if ok {
-                eligible.insert(*id);
+                eligible.insert(id);
+            }
+            let asleep = matches!(claim.state, ClaimState::Active)
+                && !block::is_mature(&claim.request, ctx.tip);
+            let reported_invalid =
+                matches!(claim.state, ClaimState::Invalid { reported: true, .. });
+            if asleep || reported_invalid {
+                self.schedule.place(id, claim, Some(ctx.tip));
             }
         }
         (actions, eligible)

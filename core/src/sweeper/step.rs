@@ -87,6 +87,8 @@ pub struct SweeperContext<'a> {
     pub cfg: Option<&'a SweeperConfig>,
     /// Batching, splitting and fee-curve settings.
     pub policy: &'a SweeperPolicy,
+    /// Confirmations after which a spend is final: a spent claim leaves the sweeper then.
+    pub finality_depth: u32,
 }
 
 impl Sweeper {
@@ -105,10 +107,16 @@ impl Sweeper {
                 self.set_tip(tip);
                 Vec::new()
             }
-            SweeperInput::Block { height } => match ctx.cfg {
-                Some(cfg) if !self.is_idle() => self.on_block(height, ctx.fees, cfg, ctx.policy),
-                _ => Vec::new(),
-            },
+            SweeperInput::Block { height } => {
+                let actions = match ctx.cfg {
+                    Some(cfg) if !self.is_idle() => {
+                        self.on_block(height, ctx.fees, cfg, ctx.policy)
+                    }
+                    _ => Vec::new(),
+                };
+                self.drop_finished(height, ctx.finality_depth);
+                actions
+            }
             SweeperInput::ClaimNow { outpoints, tip } => match ctx.cfg {
                 Some(cfg) => self.claim_now(outpoints, tip, ctx.fees, cfg, ctx.policy),
                 None => Vec::new(),

@@ -20,6 +20,7 @@ use crate::testkit::verify_with_bitcoin_core;
 use crate::types::{HtlcDirection, Party, RawTx};
 
 mod batch;
+mod bounded;
 mod claims;
 mod fees;
 mod lifecycle;
