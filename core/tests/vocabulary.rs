@@ -359,12 +359,6 @@ fn every_action() -> Vec<Action> {
             parent: tx(),
             child: tx(),
         },
-        Action::Watch(WatchTarget::Outpoint {
-            outpoint: outpoint(),
-        }),
-        Action::Unwatch(WatchTarget::Txid {
-            txid: tx().compute_txid(),
-        }),
         Action::SyncFrom {
             locator: vec![block_ref()],
         },
@@ -421,8 +415,6 @@ fn every_action() -> Vec<Action> {
             | Action::ReadRevokedLog { .. }
             | Action::Broadcast { .. }
             | Action::BroadcastPackage { .. }
-            | Action::Watch(_)
-            | Action::Unwatch(_)
             | Action::SyncFrom { .. }
             | Action::SettleUpstream { .. }
             | Action::FailUpstream { .. }

@@ -415,14 +415,6 @@ impl<S: Store> Driver<S> {
                 child,
                 io.broadcaster.broadcast_package(parent, child),
             )],
-            Action::Watch(target) => {
-                io.chain.watch(target);
-                Vec::new()
-            }
-            Action::Unwatch(target) => {
-                io.chain.unwatch(target);
-                Vec::new()
-            }
             Action::SyncFrom { locator } => io
                 .chain
                 .blocks_after(locator)

@@ -1,6 +1,6 @@
 //! Blocking driver for contractcourt.
 //!
-//! It executes the core's actions (persist, broadcast, sign, watch) against real I/O, one step at
+//! It executes the core's actions (persist, broadcast, sign, fund, report) against real I/O, one step at
 //! a time, exactly as `DESIGN.md` "Driver contract" says. It makes no decisions: every decision
 //! lives in [`contractcourt_core`].
 //!

@@ -256,8 +256,6 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::ReadRevokedLog { .. } => "read_revoked_log",
             Action::Broadcast { .. } => "broadcast",
             Action::BroadcastPackage { .. } => "broadcast_package",
-            Action::Watch(_) => "watch",
-            Action::Unwatch(_) => "unwatch",
             Action::SyncFrom { .. } => "sync_from",
             Action::SettleUpstream { .. } => "settle",
             Action::FailUpstream { .. } => "fail",

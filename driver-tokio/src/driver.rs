@@ -305,14 +305,6 @@ impl<S: Store + 'static> AsyncDriver<S> {
                 child,
                 io.broadcaster.broadcast_package(parent, child).await,
             )],
-            Action::Watch(target) => {
-                io.chain.watch(target).await;
-                Vec::new()
-            }
-            Action::Unwatch(target) => {
-                io.chain.unwatch(target).await;
-                Vec::new()
-            }
             Action::SyncFrom { locator } => io
                 .chain
                 .blocks_after(locator)

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bitcoin::Transaction;
-use contractcourt_core::action::{FailReason, FundingRequest, Report, SignRequest, WatchTarget};
+use contractcourt_core::action::{FailReason, FundingRequest, Report, SignRequest};
 use contractcourt_core::bolt3::PaymentPreimage;
 use contractcourt_core::event::{BroadcastOutcome, Event, FundingOutcome, SignOutcome};
 use contractcourt_core::types::{BlockRef, ChannelId, ClaimId, HtlcKey};
@@ -51,7 +51,7 @@ pub trait AsyncWallet: Send {
     }
 }
 
-/// Serves blocks and watches (see [`contractcourt_sync::driver::io::ChainSource`]: the same
+/// Serves blocks (see [`contractcourt_sync::driver::io::ChainSource`]: the same
 /// fork-point rule on the core's locator).
 pub trait AsyncChainSource: Send {
     /// The best chain's tip.
@@ -61,10 +61,6 @@ pub trait AsyncChainSource: Send {
         &'a mut self,
         locator: &'a [BlockRef],
     ) -> BoxFuture<'a, Result<Vec<Event>, SourceError>>;
-    /// Start watching `target`.
-    fn watch<'a>(&'a mut self, target: &'a WatchTarget) -> BoxFuture<'a, ()>;
-    /// Stop watching `target`.
-    fn unwatch<'a>(&'a mut self, target: &'a WatchTarget) -> BoxFuture<'a, ()>;
     /// The mempool's changes since the last call (none for sources that follow no mempool).
     fn mempool_events(&mut self) -> BoxFuture<'_, Result<Vec<Event>, SourceError>> {
         Box::pin(async { Ok(Vec::new()) })
@@ -91,7 +87,7 @@ pub struct AsyncIo {
     pub broadcaster: Box<dyn AsyncBroadcaster>,
     /// Funds claims.
     pub wallet: Box<dyn AsyncWallet>,
-    /// Serves blocks and watches.
+    /// Serves blocks.
     pub chain: Box<dyn AsyncChainSource>,
     /// The Lightning node.
     pub node: Box<dyn AsyncNodeHandle>,
@@ -236,18 +232,6 @@ impl<T: ChainSource + 'static> AsyncChainSource for Blocking<T> {
     ) -> BoxFuture<'a, Result<Vec<Event>, SourceError>> {
         let locator = locator.to_vec();
         Box::pin(async move { self.call(move |c| c.blocks_after(&locator)).await? })
-    }
-    fn watch<'a>(&'a mut self, target: &'a WatchTarget) -> BoxFuture<'a, ()> {
-        let target = target.clone();
-        Box::pin(async move {
-            let _ = self.call(move |c| c.watch(&target)).await;
-        })
-    }
-    fn unwatch<'a>(&'a mut self, target: &'a WatchTarget) -> BoxFuture<'a, ()> {
-        let target = target.clone();
-        Box::pin(async move {
-            let _ = self.call(move |c| c.unwatch(&target)).await;
-        })
     }
     fn mempool_events(&mut self) -> BoxFuture<'_, Result<Vec<Event>, SourceError>> {
         Box::pin(async move { self.call(|c| c.mempool_events()).await? })

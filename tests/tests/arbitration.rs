@@ -750,3 +750,34 @@ fn a_funding_output_another_channel_watches_is_refused() {
     let b_funding = h.arb.channel(&b).unwrap().data.info.funding.clone();
     assert!(!b_funding.contains(&shared));
 }
+
+#[test]
+fn a_restart_whose_chain_source_is_behind_the_engine_is_reported_and_one_at_the_tip_is_not() {
+    let mut h = Harness::new(Config::default());
+    h.open(SimSetup::new(12, ChannelType::StaticRemoteKey));
+    h.mine_empty(20);
+    let behind = |actions: &[Action]| {
+        actions.iter().any(|a| {
+            matches!(a, Action::Report(Report::Alert(al))
+                if al.kind == contractcourt_core::action::AlertKind::ChainSourceBehind)
+        })
+    };
+    let tip = h.arb.tip();
+    assert!(
+        !behind(&h.feed(Event::Resumed { tip })),
+        "the source is at our tip"
+    );
+    assert!(
+        !behind(&h.feed(Event::Resumed { tip: None })),
+        "a source with no tip yet"
+    );
+    let older = h.blocks[h.blocks.len() - 6].clone();
+    let source = Some(contractcourt_core::types::BlockRef {
+        height: older.height,
+        hash: older.hash,
+    });
+    let actions = h.feed(Event::Resumed { tip: source });
+    assert!(behind(&actions), "{actions:?}");
+    // The engine still asks for what it missed from its own locator.
+    assert!(actions.iter().any(|a| matches!(a, Action::SyncFrom { .. })));
+}

@@ -72,11 +72,6 @@ pub enum Action {
         /// The revoked commitment's number (the log entry's sequence number).
         commitment_number: u64,
     },
-    /// Start watching for something (for chain sources that need registration; block delivery
-    /// is unaffected — the core filters full blocks itself).
-    Watch(WatchTarget),
-    /// Stop watching.
-    Unwatch(WatchTarget),
     /// Replay blocks after the last of these (newest first) that is still on the best chain.
     SyncFrom {
         /// Recent block hashes, newest first, denser near the tip.
@@ -214,27 +209,6 @@ pub struct FundingRequest {
     pub reuse: Vec<OutPoint>,
     /// Where change goes, if the wallet does not choose.
     pub change_script: Option<ScriptBuf>,
-}
-
-/// Something a chain source may need to be told to watch.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum WatchTarget {
-    /// Spends of an outpoint.
-    Outpoint {
-        /// The outpoint.
-        outpoint: OutPoint,
-    },
-    /// Confirmations of a transaction.
-    Txid {
-        /// The txid.
-        txid: Txid,
-    },
-    /// Outputs paying a script.
-    Script {
-        /// The scriptPubKey.
-        script: ScriptBuf,
-    },
 }
 
 /// Why an incoming HTLC is failed upstream.

@@ -203,4 +203,6 @@ pub enum AlertKind {
     DeadlineAtRisk,
     /// An internal failure isolated to one channel.
     ChannelFailure,
+    /// After a restart, the chain source's tip is below the engine's.
+    ChainSourceBehind,
 }

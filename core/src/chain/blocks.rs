@@ -281,9 +281,25 @@ impl ChainArbitrator {
         (effects, learned)
     }
 
-    /// After a restart: ask for the blocks we missed, and re-emit everything still pending.
-    pub(super) fn resumed(&mut self) -> Vec<Action> {
+    /// After a restart: ask for the blocks we missed, and re-emit everything still pending. The
+    /// engine acts on its own stored tip; a chain source whose tip (`source`) is below it is
+    /// reported: it lost blocks or follows another chain, and nothing new is seen until it
+    /// catches up.
+    pub(super) fn resumed(&mut self, source: Option<BlockRef>) -> Vec<Action> {
         let mut effects = Vec::new();
+        if let (Some(ours), Some(theirs)) = (self.tip, source) {
+            if theirs.height < ours.height {
+                effects.push(Action::Report(Report::Alert(crate::action::Alert {
+                    channel: None,
+                    kind: crate::action::AlertKind::ChainSourceBehind,
+                    message: format!(
+                        "the chain source's tip {} ({}) is below the engine's {} ({}): it lost \
+                         blocks or follows another chain; nothing new is seen until it catches up",
+                        theirs.height, theirs.hash, ours.height, ours.hash
+                    ),
+                })));
+            }
+        }
         if !self.recent.is_empty() {
             effects.push(Action::SyncFrom {
                 locator: self.locator(),

@@ -104,7 +104,7 @@ impl ChainArbitrator {
             Event::WalletBalance { confirmed_sat } => {
                 self.step_sweeper(SweeperInput::WalletBalance(*confirmed_sat));
             }
-            Event::Resumed { .. } => s.effects.extend(self.resumed()),
+            Event::Resumed { tip } => s.effects.extend(self.resumed(*tip)),
             Event::BroadcastResult { .. }
             | Event::Signed { .. }
             | Event::WalletFunded { .. }

@@ -24,7 +24,6 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Amount, BlockHash, Transaction, Txid};
 use bitcoincore_rpc::jsonrpc;
 use bitcoincore_rpc::{Auth, Client, RpcApi};
-use contractcourt_core::action::WatchTarget;
 use contractcourt_core::event::{BroadcastOutcome, Event, MempoolRemovalReason};
 use contractcourt_core::types::{BlockRef, Height, RawTx};
 use serde::Deserialize;
@@ -209,10 +208,6 @@ impl ChainSource for BitcoindSource {
         }
         Ok(events)
     }
-
-    fn watch(&mut self, _target: &WatchTarget) {}
-
-    fn unwatch(&mut self, _target: &WatchTarget) {}
 
     /// The mempool's changes since the last call: a `MempoolRemoved` for each transaction
     /// delivered before and no longer there (reason `Confirmed` if this source connected a

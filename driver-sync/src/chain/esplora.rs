@@ -18,7 +18,6 @@
 
 use bitcoin::block::Header;
 use bitcoin::{BlockHash, Transaction};
-use contractcourt_core::action::WatchTarget;
 use contractcourt_core::event::{BroadcastOutcome, Event};
 use contractcourt_core::types::{BlockRef, Height};
 use esplora_client::{BlockingClient, Builder};
@@ -126,10 +125,6 @@ impl ChainSource for EsploraSource {
             &mut self.delivered,
         )?)
     }
-
-    fn watch(&mut self, _target: &WatchTarget) {}
-
-    fn unwatch(&mut self, _target: &WatchTarget) {}
 }
 
 impl Broadcaster for EsploraSource {

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bitcoin::Transaction;
-use contractcourt_core::action::{FailReason, FundingRequest, Report, WatchTarget};
+use contractcourt_core::action::{FailReason, FundingRequest, Report};
 use contractcourt_core::bolt3::PaymentPreimage;
 use contractcourt_core::event::{BroadcastOutcome, Event, FundingOutcome};
 use contractcourt_core::types::{BlockRef, ChannelId, ClaimId, HtlcKey};
@@ -52,11 +52,6 @@ pub trait ChainSource: Send {
     /// chain — from the tip down, then a `BlockConnected` for each best-chain block above it,
     /// oldest first. An empty locator asks for the whole chain the source serves.
     fn blocks_after(&mut self, locator: &[BlockRef]) -> Result<Vec<Event>, SourceError>;
-    /// Start watching `target` (for sources that need registration; block delivery does not
-    /// depend on it).
-    fn watch(&mut self, target: &WatchTarget);
-    /// Stop watching `target`.
-    fn unwatch(&mut self, target: &WatchTarget);
     /// The mempool's changes since the last call, as `MempoolTx` (a transaction entered, with
     /// its fee and virtual size) and `MempoolRemoved` events, for sources that follow a mempool.
     /// The default follows none: no events.
@@ -87,7 +82,7 @@ pub struct Io {
     pub broadcaster: Box<dyn Broadcaster>,
     /// Funds claims.
     pub wallet: Box<dyn Wallet>,
-    /// Serves blocks and watches.
+    /// Serves blocks.
     pub chain: Box<dyn ChainSource>,
     /// The Lightning node.
     pub node: Box<dyn NodeHandle>,
@@ -130,12 +125,6 @@ impl<T: ChainSource + ?Sized> ChainSource for Arc<Mutex<T>> {
     }
     fn blocks_after(&mut self, locator: &[BlockRef]) -> Result<Vec<Event>, SourceError> {
         lock(self).blocks_after(locator)
-    }
-    fn watch(&mut self, target: &WatchTarget) {
-        lock(self).watch(target)
-    }
-    fn unwatch(&mut self, target: &WatchTarget) {
-        lock(self).unwatch(target)
     }
     fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {
         lock(self).mempool_events()

@@ -4,11 +4,11 @@
 //!
 //! Wrap one in `Arc<Mutex<_>>` to keep a handle on it after handing it to a driver.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
 use bitcoin::{BlockHash, Transaction};
-use contractcourt_core::action::{Action, FailReason, FundingRequest, Report, WatchTarget};
+use contractcourt_core::action::{Action, FailReason, FundingRequest, Report};
 use contractcourt_core::bolt3::PaymentPreimage;
 use contractcourt_core::event::{Block, BroadcastOutcome, Event, FundingOutcome};
 use contractcourt_core::types::{BlockRef, ChannelId, ClaimId, Height, HtlcKey, RawTx};
@@ -23,7 +23,6 @@ pub struct MemoryChain {
     best: Vec<Block>,
     /// Every block this chain ever had: hash → (height, parent hash).
     known: BTreeMap<BlockHash, (Height, BlockHash)>,
-    watched: BTreeSet<WatchTarget>,
     branch: u32,
 }
 
@@ -34,7 +33,6 @@ impl MemoryChain {
             first_height,
             best: Vec::new(),
             known: BTreeMap::new(),
-            watched: BTreeSet::new(),
             branch: 0,
         }
     }
@@ -50,11 +48,6 @@ impl MemoryChain {
             height: b.height,
             hash: b.hash,
         })
-    }
-
-    /// What the driver asked to watch and has not unwatched.
-    pub fn watched(&self) -> &BTreeSet<WatchTarget> {
-        &self.watched
     }
 
     /// Mine a block holding `txs` on the tip; returns it.
@@ -150,14 +143,6 @@ impl ChainSource for MemoryChain {
                 .map(Event::BlockConnected),
         );
         Ok(events)
-    }
-
-    fn watch(&mut self, target: &WatchTarget) {
-        self.watched.insert(target.clone());
-    }
-
-    fn unwatch(&mut self, target: &WatchTarget) {
-        self.watched.remove(target);
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bitcoin::{OutPoint, Transaction, Txid};
 use contractcourt_core::action::{
-    CloseKind, CloseSummary, CloseTrigger, FailReason, Outcome, Report, WatchTarget,
+    CloseKind, CloseSummary, CloseTrigger, FailReason, Outcome, Report,
 };
 use contractcourt_core::bolt3::PaymentPreimage;
 use contractcourt_core::event::{BroadcastOutcome, Event};
@@ -234,10 +234,6 @@ impl ChainSource for SimChainSource {
             .map(Event::BlockConnected)
             .collect())
     }
-
-    fn watch(&mut self, _target: &WatchTarget) {}
-
-    fn unwatch(&mut self, _target: &WatchTarget) {}
 }
 
 /// The embedded chain's mempool as the driver's broadcaster; every attempt is logged.
