@@ -198,25 +198,7 @@ impl ChannelArbitrator {
                 format!("signer refused the htlc transaction for {outpoint}; retrying next block"),
             )]);
         };
-        let ours = signatures
-            .iter()
-            .find(|s| s.input == 0)
-            .map(|s| s.signature);
-        let expected = self
-            .confirmed_commitment()
-            .map(|(_, spec, _)| spec.keys.local_htlc_pubkey);
-        let valid = match (ours, expected) {
-            (Some(sig), Some(pk)) => sign::p2wsh_sighash(
-                &due.tx,
-                0,
-                &due.script,
-                Amount::from_sat(due.htlc.amount_msat / 1000),
-                sig.sighash_type,
-            )
-            .is_ok_and(|msg| secp().verify_ecdsa(&msg, &sig.signature, &pk).is_ok()),
-            _ => false,
-        };
-        let Some(our_sig) = ours.filter(|_| valid) else {
+        let Some(our_sig) = self.our_valid_signature(&due, signatures) else {
             return Some(vec![self.alert(
                 AlertKind::ChannelFailure,
                 format!(
@@ -251,6 +233,29 @@ impl ChannelArbitrator {
             c.signed = Some(tx.clone());
         }
         Some(vec![Action::Broadcast { request, tx }])
+    }
+
+    /// Our signature of input 0 of `due`'s transaction among `signatures`, if it verifies
+    /// against our HTLC key of the confirmed commitment.
+    fn our_valid_signature(
+        &self,
+        due: &Due,
+        signatures: &[crate::event::InputSignature],
+    ) -> Option<bitcoin::ecdsa::Signature> {
+        let sig = signatures.iter().find(|s| s.input == 0)?.signature;
+        let (_, spec, _) = self.confirmed_commitment()?;
+        let msg = sign::p2wsh_sighash(
+            &due.tx,
+            0,
+            &due.script,
+            Amount::from_sat(due.htlc.amount_msat / 1000),
+            sig.sighash_type,
+        )
+        .ok()?;
+        secp()
+            .verify_ecdsa(&msg, &sig.signature, &spec.keys.local_htlc_pubkey)
+            .is_ok()
+            .then_some(sig)
     }
 
     /// Whether a second-level claim is out and must be rebroadcast every block.

@@ -103,6 +103,34 @@ fn the_peers_second_level_transaction_hands_off_to_justice_on_its_output_until_i
     assert_eq!(req.budget_sat, value - 600, "the whole output");
     assert_eq!(req.script, justice.to_local);
 
+    // A reorg of the second-level transaction's block undoes the hand-off.
+    assert!(
+        next.step(ResolverInput::Disconnect { height: at }, &ctx)
+            .gone
+    );
+    r.step(ResolverInput::Disconnect { height: at }, &ctx);
+    assert_eq!(r.stage, Stage::Active);
+}
+
+#[test]
+fn on_the_peers_second_level_output_our_revocation_spend_is_ours_and_its_delayed_spend_theirs() {
+    let f = breach();
+    let ctx = f.ctx(Party::Remote);
+    let justice = f.justice.as_ref().expect("justice facts");
+    let (_, value, _) = f.htlc_output(Party::Remote, HtlcDirection::Incoming);
+    let at = CLOSE_AT + 4;
+    let mut next = Resolver::new(
+        bitcoin::OutPoint {
+            txid: bitcoin::hashes::Hash::all_zeros(),
+            vout: 0,
+        },
+        value - 600,
+        ResolverKind::Breach {
+            commitment_number: 1,
+        },
+    );
+    next.created_at = Some(at);
+    let delay = u32::from(f.data.info.remote_to_self_delay);
     // The peer's delayed sweep of it, after its CSV, is the peer's; our revocation spend is ours.
     let theirs = spend(
         next.outpoint,
@@ -150,14 +178,6 @@ fn the_peers_second_level_transaction_hands_off_to_justice_on_its_output_until_i
         .actions,
         vec![ResolverAction::Final]
     );
-
-    // A reorg of the second-level transaction's block undoes the hand-off.
-    assert!(
-        next.step(ResolverInput::Disconnect { height: at }, &ctx)
-            .gone
-    );
-    r.step(ResolverInput::Disconnect { height: at }, &ctx);
-    assert_eq!(r.stage, Stage::Active);
 }
 
 #[test]
