@@ -22,9 +22,10 @@
 //! peer's on a revoked commitment): the successor is a record of its own, created at its
 //! transaction's height, and a disconnection of that block removes it. The other two
 //! (contest → timeout, contest → success) keep the output and the record: which machine runs is
-//! read from facts that are themselves durable and reorg-aware — the height, and the node's
-//! preimage oracle — so a record persisted before the hand-off resumes in the right machine, and a
-//! reorg below an HTLC's expiry hands the timeout back to the contest.
+//! read from facts that are themselves durable — the height, and the node's preimage oracle — so
+//! a record persisted before the hand-off resumes in the right machine, and a reorg below an
+//! HTLC's expiry hands the timeout back to the contest. A preimage once learned stays known, even
+//! if the transaction that revealed it is reorged out: the success hand-off is not undone.
 //!
 //! Every resolver resolves **by outpoint**: any confirmed spend of its output ends its stage,
 //! whoever made it, and the stage is final once that spend is `reorg_safety_depth` deep. An
