@@ -6,20 +6,46 @@ use contractcourt_core::action::{Action, CloseSummary, Report};
 use contractcourt_core::bolt3::commitment::OutputKind;
 use contractcourt_core::types::Party;
 
+use super::close::revoked_number;
 use super::io::{close_line, lock};
+use super::scenario::CloseKind;
 use super::{err, Closing, Sim, SimError, SimOutcome};
 use crate::driver::replay_flight_recorder;
 
 impl Sim<'_> {
     /// Name every output of every commitment that may close the channel, in our terms.
     pub(super) fn name_outputs(&mut self) -> Result<(), SimError> {
+        let current = self.sim.remote_commitment_number();
         let mut commitments = vec![
             (Party::Local, self.sim.local_commitment_number(), false),
-            (Party::Remote, self.sim.remote_commitment_number(), false),
+            (Party::Remote, current, false),
         ];
-        if self.sim.remote_commitment_number() > 0 {
-            commitments.push((Party::Remote, 0, true));
+        if let Some(n) = self.sim.remote_pending_number() {
+            commitments.push((Party::Remote, n, false));
         }
+        for kind in [CloseKind::Revoked, CloseKind::RevokedWithHtlcs] {
+            if let Some(n) = revoked_number(kind, current) {
+                if !commitments.contains(&(Party::Remote, n, true)) {
+                    commitments.push((Party::Remote, n, true));
+                }
+            }
+        }
+        if self.scenario.close.kind == CloseKind::Cooperative {
+            let txid = self.cooperative_close_tx()?.compute_txid();
+            lock(&self.log)
+                .labels
+                .insert(txid, "cooperative close".to_string());
+            self.candidates.push((
+                txid,
+                Closing {
+                    holder: Party::Local,
+                    number: 0,
+                    revoked: false,
+                    cooperative: true,
+                },
+            ));
+        }
+        let pending = self.sim.remote_pending_number();
         let mut log = lock(&self.log);
         if let Some(f) = self.sim.setup().funding_outpoint {
             log.names.insert(f, "funding output".to_string());
@@ -32,6 +58,7 @@ impl Sim<'_> {
             let txid = built.tx.compute_txid();
             let whose = match (holder, revoked) {
                 (Party::Local, _) => "our commitment",
+                (Party::Remote, false) if pending == Some(number) => "peer's pending commitment",
                 (Party::Remote, false) => "peer's commitment",
                 (Party::Remote, true) => "peer's REVOKED commitment",
             };
@@ -42,6 +69,7 @@ impl Sim<'_> {
                     holder,
                     number,
                     revoked,
+                    cooperative: false,
                 },
             ));
             for o in &built.outputs {

@@ -21,6 +21,7 @@
 //! (a resumable run that was never interrupted too). A resumed run ends with the same ledger;
 //! its timeline may differ around an interruption.
 
+mod close;
 mod finish;
 pub mod io;
 mod output;
@@ -40,7 +41,7 @@ use contractcourt_core::action::CloseSummary;
 use contractcourt_core::chain::ledger::Ledger;
 use contractcourt_core::chain::Config;
 use contractcourt_core::event::{
-    Event, FeeConditions, FeeEstimate, ForceCloseReason, PreimageSource, UpstreamResolution,
+    Event, FeeConditions, FeeEstimate, PreimageSource, UpstreamResolution,
 };
 use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc};
 use contractcourt_core::sweeper::SweeperConfig;
@@ -55,7 +56,7 @@ use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntr
 pub use output::{
     render_head, render_ledger, render_line, render_tail, render_text, short_txid, LEDGER_HELP,
 };
-use scenario::{CloseKind, Closer, Direction};
+use scenario::Direction;
 pub use scenario::{Scenario, ScenarioError};
 pub use settings::EngineSettings;
 use setup::{fund_channel, sim_channel};
@@ -196,6 +197,8 @@ struct Closing {
     holder: Party,
     number: u64,
     revoked: bool,
+    /// A cooperative close (no commitment: the peer has nothing to claim).
+    cooperative: bool,
 }
 
 /// A resumable run's state file and what it says.
@@ -496,40 +499,9 @@ impl<'a> Sim<'a> {
     /// the next: either way feeding the next height's is what an uninterrupted run does.)
     fn block(&mut self, rel: u32) -> Result<(), SimError> {
         let tip = self.tip();
-        let close = self.scenario.close;
-        if close.at_height == Some(rel) && self.closing.is_none() {
-            match close.by {
-                Closer::Us => {
-                    lock(&self.log).push(tip, "we force close", None, None, None);
-                    self.feed(Event::ForceCloseRequested {
-                        channel: self.sim.channel_id,
-                        reason: ForceCloseReason::User,
-                    })?;
-                }
-                Closer::Peer => {
-                    let (number, what) = match close.kind {
-                        CloseKind::Current => (
-                            self.sim.remote_commitment_number(),
-                            "its current commitment",
-                        ),
-                        CloseKind::Revoked => {
-                            if self.sim.remote_commitment_number() == 0 {
-                                return Err(SimError(
-                                    "close.kind revoked: the peer has no revoked commitment \
-                                     (add an htlc so the channel has an update)"
-                                        .into(),
-                                ));
-                            }
-                            (0, "a REVOKED commitment (a breach)")
-                        }
-                    };
-                    let tx = self
-                        .sim
-                        .commitment_tx(Party::Remote, number)
-                        .map_err(err("the peer's commitment"))?;
-                    self.peer_submit(tip, format!("peer broadcasts {what}"), tx);
-                }
-            }
+        self.learn_preimages_at(rel)?;
+        if self.scenario.close.at_height == Some(rel) && self.closing.is_none() {
+            self.close_now(tip)?;
         }
         self.peer_claims(tip)?;
         // The fee market of the next block: the rate in force from its height on, known (and

@@ -46,7 +46,7 @@ impl Sim<'_> {
         let Some(closing) = self.closing else {
             return Ok(());
         };
-        if closing.revoked {
+        if closing.revoked || closing.cooperative {
             return Ok(());
         }
         if self.closing_built.is_none() {

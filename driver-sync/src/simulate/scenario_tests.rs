@@ -189,3 +189,79 @@ fn a_funder_who_cannot_pay_the_commitment_fee_is_refused() {
     let e = Scenario::from_json(&v.to_string()).expect_err("one short");
     assert!(e.to_string().contains("local_balance_sat"), "{e}");
 }
+
+#[test]
+fn each_kind_of_close_is_refused_where_it_cannot_happen_naming_the_field() {
+    use serde_json::json;
+    // A commitment of the peer's: only the peer broadcasts it.
+    for kind in ["revoked_with_htlcs", "pending", "data_loss"] {
+        assert_eq!(
+            refused_field(|v| v["close"] = json!({ "by": "us", "at_height": 5, "kind": kind })),
+            "close.kind",
+            "{kind}"
+        );
+        // They are about the update that added HTLCs: none, nothing to show.
+        assert_eq!(
+            refused_field(|v| {
+                v["close"] = json!({ "by": "peer", "at_height": 5, "kind": kind });
+                v["htlcs"] = json!([]);
+            }),
+            "htlcs",
+            "{kind}"
+        );
+    }
+    // A cooperative close is negotiated at a height, with no HTLC left.
+    assert_eq!(
+        refused_field(|v| v["close"] = json!({ "by": "us", "kind": "cooperative" })),
+        "close.at_height"
+    );
+    assert_eq!(
+        refused_field(
+            |v| v["close"] = json!({ "by": "peer", "at_height": 5, "kind": "cooperative" })
+        ),
+        "htlcs"
+    );
+    let mut ok = base();
+    ok["htlcs"] = json!([]);
+    ok["close"] = json!({ "by": "us", "at_height": 5, "kind": "cooperative" });
+    Scenario::from_json(&ok.to_string()).expect("a cooperative close without htlcs");
+}
+
+#[test]
+fn a_preimage_learned_during_the_run_is_checked_naming_the_field() {
+    use serde_json::json;
+    let learn = json!({ "at_height": 10, "from": "downstream" });
+    // Outgoing: its preimage is the peer's to reveal.
+    assert_eq!(
+        refused_field(|v| v["htlcs"][0]["learns_preimage"] = learn.clone()),
+        "htlcs[0].learns_preimage"
+    );
+    // Known from the start already.
+    assert_eq!(
+        refused_field(|v| v["htlcs"][1]["learns_preimage"] = learn.clone()),
+        "htlcs[1].learns_preimage"
+    );
+    // After the last block.
+    assert_eq!(
+        refused_field(|v| {
+            v["htlcs"][1]["we_know_preimage"] = false.into();
+            v["htlcs"][1]["learns_preimage"] = json!({ "at_height": 80, "from": "invoice" });
+        }),
+        "htlcs[1].learns_preimage.at_height"
+    );
+    let mut ok = base();
+    ok["htlcs"][1]["we_know_preimage"] = false.into();
+    ok["htlcs"][1]["learns_preimage"] = learn;
+    let s = Scenario::from_json(&ok.to_string()).expect("valid");
+    assert_eq!(
+        s.htlcs[1].learns_preimage.map(|l| l.from),
+        Some(PreimageFrom::Downstream)
+    );
+    // An unknown source is a JSON error, not a silently ignored value.
+    let mut bad = base();
+    bad["htlcs"][1]["learns_preimage"] = json!({ "at_height": 10, "from": "the moon" });
+    assert!(matches!(
+        Scenario::from_json(&bad.to_string()),
+        Err(ScenarioError::Json(_))
+    ));
+}

@@ -55,6 +55,16 @@ pub(super) fn fund_channel(
     })
 }
 
+/// Our and the peer's shutdown scripts: the test wallet's and the peer's wallet's.
+pub(super) fn shutdown_scripts(scenario: &Scenario) -> (bitcoin::ScriptBuf, bitcoin::ScriptBuf) {
+    (
+        TestWallet::new(scenario.seed).script_pubkey().to_owned(),
+        TestWallet::new(super::PEER_WALLET_SEED)
+            .script_pubkey()
+            .to_owned(),
+    )
+}
+
 /// The `sim` channel's parameters (without the funding outpoint).
 pub(super) fn sim_setup(scenario: &Scenario) -> SimSetup {
     let mut setup = SimSetup::new(scenario.seed, scenario.core_channel_type());
@@ -101,7 +111,40 @@ pub(super) fn sim_channel(
         htlcs.push((added, i));
     }
     if !scenario.htlcs.is_empty() {
-        events.extend(simc.commit().map_err(err("committing the htlcs"))?);
+        events.extend(updates_of_close_kind(scenario, &mut simc)?);
+    }
+    if scenario.close.kind == scenario::CloseKind::Cooperative {
+        let (local, remote) = shutdown_scripts(scenario);
+        events.push(simc.shutdown(local, remote));
     }
     Ok((simc, events, htlcs))
+}
+
+/// Commit the scenario's HTLCs as its kind of close needs, returning the events the engine is
+/// given: every update (current, revoked), the HTLCs only on the peer's pending commitment
+/// (pending), one more update after them so the commitment with HTLCs is revoked
+/// (revoked_with_htlcs), or none of them (data loss: the engine lost that update).
+fn updates_of_close_kind(
+    scenario: &Scenario,
+    simc: &mut SimChannel,
+) -> Result<Vec<Event>, SimError> {
+    use scenario::CloseKind;
+    match scenario.close.kind {
+        CloseKind::Current | CloseKind::Revoked | CloseKind::Cooperative => {
+            simc.commit().map_err(err("committing the htlcs"))
+        }
+        CloseKind::Pending => simc.propose().map_err(err("proposing the htlcs")),
+        CloseKind::RevokedWithHtlcs => {
+            let mut events = simc.commit().map_err(err("committing the htlcs"))?;
+            simc.update_fee(scenario.commitment_feerate_per_kw);
+            events.extend(simc.commit().map_err(err("committing a fee update"))?);
+            Ok(events)
+        }
+        CloseKind::DataLoss => {
+            let backup = simc.next_update_id();
+            simc.commit().map_err(err("committing the htlcs"))?;
+            simc.restore_update_numbering(backup);
+            Ok(Vec::new())
+        }
+    }
 }

@@ -1,0 +1,282 @@
+//! Every kind of close the scenario format has, each a shipped scenario in `scenarios/`, run
+//! through the program; each test checks what BOLT 5 (and BOLT 2/3) demands of the outcome,
+//! from the scenario's own numbers, not what the program printed before.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// The scenario file and the `simulate --json` document of it.
+fn simulate(name: &str) -> (Value, Value) {
+    let path = format!("scenarios/{name}");
+    let o = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+        .args(["simulate", "--json", &path])
+        .current_dir(root())
+        .output()
+        .expect("the binary runs");
+    assert!(
+        o.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    let text = std::fs::read_to_string(root().join(&path)).expect("the scenario");
+    let scenario: Value = serde_json::from_str(&text).expect("scenario JSON");
+    assert_eq!(doc["rejections"], 0, "{name}: a broadcast was refused");
+    (scenario, doc)
+}
+
+fn outputs(doc: &Value) -> &Vec<Value> {
+    doc["ledger"]["channels"][0]["outputs"]
+        .as_array()
+        .expect("the channel's outputs")
+}
+
+fn status(o: &Value) -> &str {
+    o["status"]["status"].as_str().unwrap_or_default()
+}
+
+fn summary(doc: &Value) -> &Value {
+    let all = doc["close_summaries"].as_array().expect("close summaries");
+    assert_eq!(all.len(), 1, "one close: {all:?}");
+    &all[0]
+}
+
+/// The first timeline entry whose event starts with `prefix`: (absolute height, entry).
+fn first_event<'a>(doc: &'a Value, prefix: &str) -> Option<(u64, &'a Value)> {
+    doc["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .find(|e| e["event"].as_str().is_some_and(|t| t.starts_with(prefix)))
+        .map(|e| (e["height"].as_u64().expect("height"), e))
+}
+
+fn start(doc: &Value) -> u64 {
+    doc["start_height"].as_u64().expect("start height")
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().expect("a number")
+}
+
+#[test]
+fn a_revoked_commitment_with_htlcs_has_every_output_taken_by_justice() {
+    let (scenario, doc) = simulate("breach-with-htlcs.json");
+    let s = summary(&doc);
+    assert_eq!(s["close"]["kind"], "breach", "{s}");
+    // BOLT 5: on a revoked commitment every output but ours (to_remote) is claimed through
+    // the revocation key: the peer's to_local and each HTLC output, offered and received.
+    let n_htlcs = scenario["htlcs"].as_array().expect("htlcs").len();
+    let revoked: Vec<&Value> = outputs(&doc)
+        .iter()
+        .filter(|o| {
+            o["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("revoked commitment"))
+        })
+        .collect();
+    assert_eq!(revoked.len(), n_htlcs + 1, "to_local and each htlc");
+    for o in &revoked {
+        assert_eq!(status(o), "recovered", "{o}");
+    }
+    // The HTLC outputs' amounts are the scenario's HTLCs (none trimmed at this fee rate).
+    let mut htlc_sats: Vec<u64> = scenario["htlcs"]
+        .as_array()
+        .expect("htlcs")
+        .iter()
+        .map(|h| u(&h["amount_msat"]) / 1000)
+        .collect();
+    let mut claimed: Vec<u64> = revoked.iter().map(|o| u(&o["amount_sat"])).collect();
+    htlc_sats.sort_unstable();
+    claimed.sort_unstable();
+    for sat in &htlc_sats {
+        let i = claimed
+            .iter()
+            .position(|c| c == sat)
+            .unwrap_or_else(|| panic!("htlc of {sat} sat claimed by justice: {claimed:?}"));
+        claimed.remove(i);
+    }
+    // Justice must land before the peer's CSV delay lets it take its to_local.
+    let confirmed = u(&s["height"]);
+    let delay = u(&scenario["to_self_delay"]);
+    let last_spend = doc["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| {
+            e["event"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("confirmed: claim of"))
+        })
+        .map(|e| u(&e["height"]))
+        .max()
+        .expect("justice claims confirmed");
+    assert!(
+        last_spend < confirmed + delay,
+        "{last_spend} vs {confirmed}+{delay}"
+    );
+    assert_eq!(doc["ledger"]["totals"]["taken_by_peer_sat"], 0);
+}
+
+#[test]
+fn the_peers_pending_commitment_is_resolved_as_its_commitment() {
+    let (scenario, doc) = simulate("peer-pending-commitment.json");
+    let s = summary(&doc);
+    // The commitment that confirmed is the pending one (only it has the HTLCs).
+    assert_eq!(s["close"]["kind"], "remote", "{s}");
+    assert_eq!(s["close"]["pending"], true, "{s}");
+    let (_, confirmed) =
+        first_event(&doc, "confirmed: peer's pending commitment").expect("the pending one");
+    assert_eq!(confirmed["txid"], s["closing_txid"]);
+    let htlcs = scenario["htlcs"].as_array().expect("htlcs");
+    let base = start(&doc);
+    for (what, spec) in [
+        ("outgoing htlc 0", &htlcs[0]),
+        ("incoming htlc 0", &htlcs[1]),
+        ("incoming htlc 1", &htlcs[2]),
+    ] {
+        let row = outputs(&doc)
+            .iter()
+            .find(|o| o["what"] == what)
+            .unwrap_or_else(|| panic!("{what} in the ledger"));
+        let expiry = base + u(&spec["cltv_expiry"]);
+        match what {
+            // BOLT 5: an HTLC we offered is timed out once its expiry is reached — not before.
+            "outgoing htlc 0" => {
+                assert_eq!(status(row), "recovered", "{row}");
+                let (h, _) =
+                    first_event(&doc, "broadcast claim of outgoing htlc 0").expect("claim");
+                assert!(h >= expiry, "timed out at {h}, before its expiry {expiry}");
+            }
+            // One we received and know the preimage of is claimed with it.
+            "incoming htlc 0" => {
+                assert_eq!(spec["we_know_preimage"], true);
+                assert_eq!(status(row), "recovered", "{row}");
+                let (h, _) =
+                    first_event(&doc, "broadcast claim of incoming htlc 0").expect("claim");
+                assert!(h < expiry, "claimed at {h}, after its expiry {expiry}");
+            }
+            // Without the preimage it is the peer's once it times out.
+            _ => assert_eq!(status(row), "taken_by_peer", "{row}"),
+        }
+    }
+}
+
+#[test]
+fn a_cooperative_close_leaves_the_engine_nothing_to_claim() {
+    let (_, doc) = simulate("cooperative-close.json");
+    let s = summary(&doc);
+    assert_eq!(s["close"]["kind"], "cooperative", "{s}");
+    let (_, confirmed) = first_event(&doc, "confirmed: cooperative close").expect("confirmed");
+    assert_eq!(confirmed["txid"], s["closing_txid"]);
+    // Both balances went straight to the shutdown scripts: no commitment, no claim.
+    assert_eq!(doc["broadcasts"], 0);
+    assert!(outputs(&doc).is_empty(), "{:?}", outputs(&doc));
+    assert_eq!(doc["ledger"]["channels"][0]["state"], "fully_resolved");
+    assert!(first_event(&doc, "broadcast our commitment").is_none());
+}
+
+#[test]
+fn after_data_loss_we_never_broadcast_our_commitment_and_sweep_our_balance() {
+    let (scenario, doc) = simulate("data-loss.json");
+    let s = summary(&doc);
+    // The peer's commitment is newer than any the engine has: a future commitment.
+    assert_eq!(s["close"]["kind"], "future_remote", "{s}");
+    assert_eq!(s["trigger"]["kind"], "data_loss", "{s}");
+    // Our commitment is revoked for all we know: broadcasting it would hand the peer
+    // everything (BOLT 2, option_data_loss_protect).
+    assert!(first_event(&doc, "broadcast our commitment").is_none());
+    // static_remotekey: our balance on their commitment pays our own key, claimable though we
+    // lost the per-commitment point.
+    assert_eq!(scenario["channel_type"], "static_remote_key");
+    let ours = outputs(&doc)
+        .iter()
+        .find(|o| o["what"] == "our balance")
+        .expect("our balance");
+    assert_eq!(status(ours), "recovered", "{ours}");
+    // The HTLC the lost update added is not ours to claim: the engine does not claim it.
+    assert!(first_event(&doc, "broadcast claim of incoming htlc").is_none());
+    assert!(first_event(&doc, "broadcast claim of our to_remote").is_some());
+}
+
+#[test]
+fn a_preimage_learned_at_a_height_is_claimed_from_then_on_if_before_expiry() {
+    let (scenario, doc) = simulate("preimage-learned.json");
+    let base = start(&doc);
+    let htlcs = scenario["htlcs"].as_array().expect("htlcs");
+    for (i, h) in htlcs.iter().enumerate() {
+        let learned = base + u(&h["learns_preimage"]["at_height"]);
+        let expiry = base + u(&h["cltv_expiry"]);
+        let what = format!("incoming htlc {i}");
+        let row = outputs(&doc)
+            .iter()
+            .find(|o| o["what"] == what.as_str())
+            .unwrap_or_else(|| panic!("{what} in the ledger"));
+        let claim = first_event(&doc, &format!("broadcast claim of {what}"));
+        if learned < expiry {
+            // BOLT 5: claimed with HTLC-success once known — not before (no preimage) — and
+            // before the peer may time it out.
+            let (h_claim, _) = claim.unwrap_or_else(|| panic!("{what} claimed"));
+            assert!(
+                h_claim >= learned,
+                "{what} claimed at {h_claim} before {learned}"
+            );
+            assert!(
+                h_claim < expiry,
+                "{what} claimed at {h_claim}, expiry {expiry}"
+            );
+            assert_eq!(status(row), "second_level", "{row}");
+        } else {
+            // Learned after its expiry, when the peer has timed it out: lost, never claimed.
+            assert!(claim.is_none(), "{what}: {claim:?}");
+            assert_eq!(status(row), "taken_by_peer", "{row}");
+        }
+    }
+}
+
+#[test]
+fn claims_made_during_a_fee_spike_are_priced_for_it_and_pre_signed_ones_are_not() {
+    let (scenario, doc) = simulate("fee-spike.json");
+    let rates = scenario["fee_rates"].as_array().expect("fee rates");
+    let (spike_from, spike) = (u(&rates[1]["from_height"]), u(&rates[1]["sat_per_vb"]));
+    let spike_to = u(&rates[2]["from_height"]);
+    let base = start(&doc);
+    let feerate_per_kw = 2500; // the scenario's default commitment fee rate
+    let mut during_spike = 0;
+    for e in doc["timeline"].as_array().expect("timeline") {
+        let text = e["event"].as_str().unwrap_or_default();
+        if !text.starts_with("broadcast claim of") {
+            continue;
+        }
+        let (h, fee) = (u(&e["height"]), u(&e["fee_sat"]));
+        if text.ends_with("(second level)") || text.contains("to_local") {
+            // Our own sweeps: one P2WSH input (over 100 vB with its output) during the spike
+            // pay at least the spike's rate.
+            if (base + spike_from..base + spike_to).contains(&h) {
+                assert!(fee >= spike * 100, "{text} at {h}: {fee} sat");
+                during_spike += 1;
+            }
+        } else if text.starts_with("broadcast claim of outgoing htlc") {
+            // BOLT 3: an HTLC-timeout of a non-anchor channel pays its pre-signed fee,
+            // feerate_per_kw * 663 / 1000, whatever the market.
+            assert_eq!(fee, feerate_per_kw * 663 / 1000, "{text}");
+        } else if text.starts_with("broadcast claim of incoming htlc") {
+            // HTLC-success: feerate_per_kw * 703 / 1000.
+            assert_eq!(fee, feerate_per_kw * 703 / 1000, "{text}");
+        }
+    }
+    assert!(during_spike > 0, "a sweep was made during the spike");
+    for o in outputs(&doc) {
+        let s = status(o);
+        assert!(s == "recovered" || s == "second_level", "{o}");
+    }
+}
