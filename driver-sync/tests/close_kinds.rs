@@ -280,3 +280,97 @@ fn claims_made_during_a_fee_spike_are_priced_for_it_and_pre_signed_ones_are_not(
         assert!(s == "recovered" || s == "second_level", "{o}");
     }
 }
+
+/// The ledger rows of the channel `id`.
+fn channel<'a>(doc: &'a Value, id: &Value) -> &'a Value {
+    doc["ledger"]["channels"]
+        .as_array()
+        .expect("ledger channels")
+        .iter()
+        .find(|c| c["channel"] == *id)
+        .unwrap_or_else(|| panic!("channel {id} in the ledger"))
+}
+
+fn summary_of<'a>(doc: &'a Value, id: &Value) -> &'a Value {
+    doc["close_summaries"]
+        .as_array()
+        .expect("close summaries")
+        .iter()
+        .find(|s| s["channel"] == *id)
+        .unwrap_or_else(|| panic!("the close of {id}"))
+}
+
+#[test]
+fn several_channels_in_one_scenario_each_close_on_their_own_terms() {
+    let (scenario, doc) = simulate("multi-channel.json");
+    let ids: Vec<Value> = std::iter::once(doc["channel"].clone())
+        .chain(doc["extra_channels"].as_array().expect("extra").clone())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(doc["ledger"]["channels"].as_array().map(Vec::len), Some(3));
+    for id in &ids {
+        assert_eq!(channel(&doc, id)["state"], "fully_resolved", "{id}");
+    }
+    let base = start(&doc);
+    // Channel 0: our force close. BOLT 5: to_local only after to_self_delay; the outgoing HTLC
+    // timed out only from its expiry; the incoming one claimed with its preimage.
+    let s0 = summary_of(&doc, &ids[0]);
+    assert_eq!(s0["close"]["kind"], "local", "{s0}");
+    let confirmed = u(&s0["height"]);
+    let delay = u(&scenario["to_self_delay"]);
+    let (to_local, _) =
+        first_event(&doc, "confirmed: claim of ch0: our to_local").expect("to_local swept");
+    assert!(
+        to_local >= confirmed + delay,
+        "{to_local} < {confirmed}+{delay}"
+    );
+    let expiry = base + u(&scenario["htlcs"][0]["cltv_expiry"]);
+    let (timeout, _) =
+        first_event(&doc, "confirmed: claim of ch0: outgoing htlc 0").expect("timed out");
+    assert!(timeout >= expiry, "{timeout} < {expiry}");
+    for row in channel(&doc, &ids[0])["outputs"].as_array().expect("rows") {
+        let s = status(row);
+        assert!(s == "recovered" || s == "second_level", "{row}");
+    }
+    // Channel 1: a breach with HTLCs: every output of the revoked commitment is ours.
+    let s1 = summary_of(&doc, &ids[1]);
+    assert_eq!(s1["close"]["kind"], "breach", "{s1}");
+    let rows = channel(&doc, &ids[1])["outputs"].as_array().expect("rows");
+    let revoked = rows
+        .iter()
+        .filter(|o| o["what"].as_str().is_some_and(|w| w.starts_with("revoked")))
+        .count();
+    let n_htlcs = scenario["extra_channels"][0]["htlcs"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(revoked, n_htlcs + 1);
+    assert!(rows.iter().all(|o| status(o) == "recovered"), "{rows:?}");
+    // Channel 2: cooperative: nothing to claim.
+    let s2 = summary_of(&doc, &ids[2]);
+    assert_eq!(s2["close"]["kind"], "cooperative", "{s2}");
+    assert_eq!(channel(&doc, &ids[2])["outputs"], serde_json::json!([]));
+    assert_eq!(doc["ledger"]["totals"]["taken_by_peer_sat"], 0);
+}
+
+#[test]
+fn a_resumable_run_of_several_channels_is_refused_in_one_line() {
+    let dir = std::env::temp_dir().join(format!("cc-close-kinds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let db = dir.join("run.sqlite");
+    let chain = dir.join("chain");
+    let o = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+        .args(["simulate", "--db"])
+        .arg(&db)
+        .arg("--chain-dir")
+        .arg(&chain)
+        .arg("scenarios/multi-channel.json")
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("extra_channels"), "{err}");
+    assert!(!db.exists(), "nothing written");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,10 +16,10 @@ const COOP_CLOSE_VBYTES: u64 = 225;
 impl Sim<'_> {
     /// Feed the preimages the scenario has the node learn at relative height `rel` (a repeat
     /// after a restart is harmless: the engine never forgets a preimage and ignores a known one).
-    pub(super) fn learn_preimages_at(&mut self, rel: u32) -> Result<(), SimError> {
+    pub(super) fn learn_preimages_at(&mut self, l: usize, rel: u32) -> Result<(), SimError> {
         let tip = self.tip();
-        for (htlc, i) in self.htlcs.clone() {
-            let Some(learn) = self.scenario.htlcs[i].learns_preimage else {
+        for (htlc, i) in self.lanes[l].htlcs.clone() {
+            let Some(learn) = self.lanes[l].spec.htlcs[i].learns_preimage else {
                 continue;
             };
             if learn.at_height != rel {
@@ -44,7 +44,10 @@ impl Sim<'_> {
             };
             lock(&self.log).push(
                 tip,
-                format!("node learns {what} of incoming htlc {}", htlc.key.htlc_id),
+                format!(
+                    "{}node learns {what} of incoming htlc {}",
+                    self.lanes[l].tag, htlc.key.htlc_id
+                ),
                 None,
                 None,
                 None,
@@ -58,54 +61,56 @@ impl Sim<'_> {
     }
 
     /// The scenario's close, at the tip.
-    pub(super) fn close_now(&mut self, tip: Height) -> Result<(), SimError> {
-        let close = self.scenario.close;
+    pub(super) fn close_now(&mut self, l: usize, tip: Height) -> Result<(), SimError> {
+        let close = self.lanes[l].spec.close;
+        let tag = self.lanes[l].tag.clone();
         match (close.by, close.kind) {
             (_, CloseKind::Cooperative) => {
-                let tx = self.cooperative_close_tx()?;
+                let tx = self.cooperative_close_tx(l)?;
                 let who = match close.by {
                     Closer::Us => "we",
                     Closer::Peer => "the peer",
                 };
                 self.peer_submit(
                     tip,
-                    format!("cooperative close (both signed; {who} broadcast it)"),
+                    format!("{tag}cooperative close (both signed; {who} broadcast it)"),
                     tx,
                 );
             }
             (Closer::Us, _) => {
-                lock(&self.log).push(tip, "we force close", None, None, None);
+                lock(&self.log).push(tip, format!("{tag}we force close"), None, None, None);
                 self.feed(Event::ForceCloseRequested {
-                    channel: self.sim.channel_id,
+                    channel: self.lanes[l].sim.channel_id,
                     reason: ForceCloseReason::User,
                 })?;
             }
             (Closer::Peer, kind) => {
                 if kind == CloseKind::DataLoss {
-                    self.detect_data_loss(tip)?;
+                    self.detect_data_loss(l, tip)?;
                 }
-                let (number, what) = self.peer_closing_commitment(kind)?;
-                let tx = self
+                let (number, what) = self.peer_closing_commitment(l, kind)?;
+                let tx = self.lanes[l]
                     .sim
                     .commitment_tx(Party::Remote, number)
                     .map_err(err("the peer's commitment"))?;
-                self.peer_submit(tip, format!("peer broadcasts {what}"), tx);
+                self.peer_submit(tip, format!("{tag}peer broadcasts {what}"), tx);
             }
         }
         Ok(())
     }
 
     /// `channel_reestablish` shows the peer is ahead of us: the engine is told so.
-    fn detect_data_loss(&mut self, tip: Height) -> Result<(), SimError> {
-        let current = self.sim.remote_commitment_number();
-        let event = self
+    fn detect_data_loss(&mut self, l: usize, tip: Height) -> Result<(), SimError> {
+        let current = self.lanes[l].sim.remote_commitment_number();
+        let event = self.lanes[l]
             .sim
             .data_loss_detected()
             .map_err(err("the peer's channel_reestablish"))?;
         lock(&self.log).push(
             tip,
             format!(
-                "channel_reestablish: the peer is at commitment {current}, newer than our state (DATA LOSS)"
+                "{}channel_reestablish: the peer is at commitment {current}, newer than our state (DATA LOSS)",
+                self.lanes[l].tag
             ),
             None,
             None,
@@ -115,8 +120,12 @@ impl Sim<'_> {
     }
 
     /// The number of the peer's commitment a close of `kind` broadcasts, and its description.
-    fn peer_closing_commitment(&self, kind: CloseKind) -> Result<(u64, &'static str), SimError> {
-        let current = self.sim.remote_commitment_number();
+    fn peer_closing_commitment(
+        &self,
+        l: usize,
+        kind: CloseKind,
+    ) -> Result<(u64, &'static str), SimError> {
+        let current = self.lanes[l].sim.remote_commitment_number();
         Ok(match kind {
             CloseKind::Current | CloseKind::Cooperative => (current, "its current commitment"),
             CloseKind::DataLoss => (
@@ -133,7 +142,7 @@ impl Sim<'_> {
                 };
                 (number, "a REVOKED commitment (a breach)")
             }
-            CloseKind::Pending => match self.sim.remote_pending_number() {
+            CloseKind::Pending => match self.lanes[l].sim.remote_pending_number() {
                 Some(n) => (
                     n,
                     "its PENDING commitment (signed by us, not yet revoked its last)",
@@ -145,15 +154,17 @@ impl Sim<'_> {
 
     /// The cooperative close of the scenario: both balances to the shutdown scripts, the fee
     /// (we funded, we pay it) at the fee rate in force at the close height.
-    pub(super) fn cooperative_close_tx(&self) -> Result<Transaction, SimError> {
-        let (local, remote) = shutdown_scripts(self.scenario);
-        let at = self.scenario.close.at_height.unwrap_or(0);
+    pub(super) fn cooperative_close_tx(&self, l: usize) -> Result<Transaction, SimError> {
+        let spec = &self.lanes[l].spec;
+        let (local, remote) = shutdown_scripts(spec);
+        let at = spec.close.at_height.unwrap_or(0);
         let rate = u64::from(
             self.scenario
                 .fee_rate_at(at)
                 .unwrap_or(super::DEFAULT_SAT_PER_VB),
         );
-        self.sim
+        self.lanes[l]
+            .sim
             .cooperative_close_tx(local, remote, rate * COOP_CLOSE_VBYTES)
             .map_err(err("the cooperative close"))
     }

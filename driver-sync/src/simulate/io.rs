@@ -430,8 +430,13 @@ impl SimNode {
                     .get(outpoint)
                     .cloned()
                     .unwrap_or_else(|| format!("output {outpoint}"));
+                // The engine's stage may start with the output's name (without a channel tag
+                // of a scenario of several channels: `ch1: `).
+                let bare = name.split_once(": ").map_or(name.as_str(), |(_, n)| n);
                 let event = if stage.starts_with(&name) {
                     stage.clone()
+                } else if name.starts_with("ch") && stage.starts_with(bare) {
+                    format!("{}{stage}", &name[..name.len() - bare.len()])
                 } else {
                     format!("{name}: {stage}")
                 };

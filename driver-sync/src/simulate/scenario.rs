@@ -51,6 +51,10 @@ use serde::{Deserialize, Serialize};
 #[path = "scenario_tests.rs"]
 mod tests;
 
+#[path = "scenario_channels.rs"]
+mod channels;
+pub use channels::ExtraChannel;
+
 /// A whole scenario. See the [module documentation](self).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +93,10 @@ pub struct Scenario {
     pub fee_rates: Vec<FeeRateStep>,
     /// Blocks to mine after the start height.
     pub run_blocks: u32,
+    /// More channels with the same peer behaviour model, closing on their own terms, watched
+    /// by the same engine on the same chain (see [`ExtraChannel`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_channels: Vec<ExtraChannel>,
 }
 
 fn default_seed() -> u64 {
@@ -302,6 +310,12 @@ impl Scenario {
     /// node would refuse such a channel, so a dry run of it shows nothing real), and the
     /// scenario's own consistency. The first violation is returned, naming its field.
     pub fn check(&self) -> Result<(), ScenarioError> {
+        self.check_one()?;
+        self.check_extra_channels()
+    }
+
+    /// The checks of one channel's scenario.
+    fn check_one(&self) -> Result<(), ScenarioError> {
         self.check_channel()?;
         self.check_htlcs()?;
         self.check_funder_fee()?;

@@ -265,3 +265,40 @@ fn a_preimage_learned_during_the_run_is_checked_naming_the_field() {
         Err(ScenarioError::Json(_))
     ));
 }
+
+#[test]
+fn an_extra_channel_is_checked_as_a_channel_naming_its_field() {
+    use serde_json::json;
+    let extra = json!({ "seed": 9, "channel_type": "static_remote_key",
+        "capacity_sat": 500_000, "local_balance_sat": 200_000,
+        "close": { "by": "peer", "at_height": 5 } });
+    let mut ok = base();
+    ok["extra_channels"] = json!([extra.clone()]);
+    let s = Scenario::from_json(&ok.to_string()).expect("valid");
+    assert_eq!(s.channel_views().len(), 2);
+    assert_eq!(s.channel_views()[1].capacity_sat, 500_000);
+    assert_eq!(
+        refused_field(|v| {
+            let mut e = extra.clone();
+            e["dust_limit_sat"] = 100.into();
+            v["extra_channels"] = json!([e]);
+        }),
+        "extra_channels[0].dust_limit_sat"
+    );
+    assert_eq!(
+        refused_field(|v| {
+            let mut e = extra.clone();
+            e["seed"] = 1.into();
+            v["extra_channels"] = json!([e]);
+        }),
+        "extra_channels[0].seed"
+    );
+    assert_eq!(
+        refused_field(|v| {
+            let mut e = extra.clone();
+            e["close"] = json!({ "by": "us", "kind": "pending", "at_height": 3 });
+            v["extra_channels"] = json!([e]);
+        }),
+        "extra_channels[0].close.kind"
+    );
+}

@@ -1,7 +1,7 @@
 //! The setup of a simulation: the wallet's coins and the channel's funding on the chain, the
 //! `sim` channel on that funding with the scenario's HTLCs.
 
-use bitcoin::{Amount, FeeRate, OutPoint};
+use bitcoin::{Amount, FeeRate, OutPoint, TxOut};
 use contractcourt_core::bolt3::scripts::funding_script;
 use contractcourt_core::event::Event;
 use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc, SimSetup};
@@ -12,47 +12,60 @@ use super::state::Funding;
 use super::{err, Scenario, SimError};
 use crate::chain::embedded::{EmbeddedChain, TestWallet};
 
-/// The fund-channel part of the setup on `chain`: the wallet's coins, the funding
-/// transaction and the block that confirms it (the scenario's height 0).
-pub(super) fn fund_channel(
-    scenario: &Scenario,
+/// The fund-channel part of the setup on `chain`: the wallet's coins, one funding transaction
+/// paying every channel's 2-of-2 output (in the order of `views`), and the block that confirms
+/// it (the scenario's height 0).
+pub(super) fn fund_channels(
+    views: &[Scenario],
     chain: &mut EmbeddedChain,
     wallet: &TestWallet,
-) -> Result<Funding, SimError> {
+) -> Result<Vec<Funding>, SimError> {
     let miner = wallet.script_pubkey().to_owned();
     chain
         .mine_blocks(101, &miner)
         .map_err(err("mining the wallet's coins"))?;
-    let setup = sim_setup(scenario);
-    let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
-    let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
-    let funding_spk = funding_script(&local.funding_pubkey, &remote.funding_pubkey).to_p2wsh();
-    let funding_tx = wallet
-        .fund(
-            chain,
-            funding_spk.clone(),
-            Amount::from_sat(scenario.capacity_sat),
-            FeeRate::from_sat_per_vb_u32(2),
-        )
-        .map_err(err("funding the channel from the test wallet"))?;
-    let vout = funding_tx
-        .output
+    let outputs: Vec<TxOut> = views
         .iter()
-        .position(|o| o.script_pubkey == funding_spk)
-        .ok_or_else(|| SimError("the funding transaction has no funding output".into()))?;
+        .map(|view| {
+            let setup = sim_setup(view);
+            let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
+            let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
+            TxOut {
+                value: Amount::from_sat(view.capacity_sat),
+                script_pubkey: funding_script(&local.funding_pubkey, &remote.funding_pubkey)
+                    .to_p2wsh(),
+            }
+        })
+        .collect();
+    let funding_tx = wallet
+        .send(chain, outputs.clone(), FeeRate::from_sat_per_vb_u32(2))
+        .map_err(err("funding the channel from the test wallet"))?;
     let funding_txid = chain
-        .submit(funding_tx)
+        .submit(funding_tx.clone())
         .map_err(err("the mempool refused the funding transaction"))?;
     chain
         .mine_blocks(1, &miner)
         .map_err(err("mining the funding transaction"))?;
-    Ok(Funding {
-        outpoint: OutPoint {
-            txid: funding_txid,
-            vout: vout as u32,
-        },
-        start: chain.height(),
-    })
+    let start = chain.height();
+    outputs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| {
+            // `send` keeps the outputs in order (change last).
+            match funding_tx.output.get(i) {
+                Some(o) if o == out => Ok(Funding {
+                    outpoint: OutPoint {
+                        txid: funding_txid,
+                        vout: i as u32,
+                    },
+                    start,
+                }),
+                _ => Err(SimError(
+                    "the funding transaction has no funding output".into(),
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Our and the peer's shutdown scripts: the test wallet's and the peer's wallet's.
