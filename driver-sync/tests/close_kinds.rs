@@ -14,16 +14,22 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The scenario file and the `simulate --json` document of it.
+/// The scenario file and the `simulate --json` document of it (a run that exits 0).
 fn simulate(name: &str) -> (Value, Value) {
+    simulate_exiting(name, 0)
+}
+
+/// The same, of a run that exits with `code` (the documented exit codes).
+fn simulate_exiting(name: &str, code: i32) -> (Value, Value) {
     let path = format!("scenarios/{name}");
     let o = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
         .args(["simulate", "--json", &path])
         .current_dir(root())
         .output()
         .expect("the binary runs");
-    assert!(
-        o.status.success(),
+    assert_eq!(
+        o.status.code(),
+        Some(code),
         "{name}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -373,4 +379,44 @@ fn a_resumable_run_of_several_channels_is_refused_in_one_line() {
     assert!(err.contains("extra_channels"), "{err}");
     assert!(!db.exists(), "nothing written");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn after_a_reorg_the_commitment_that_confirms_instead_is_the_one_resolved() {
+    // A close reorged out is an alert for the operator: exit code 5.
+    let (scenario, doc) = simulate_exiting("reorg.json", 5);
+    assert!(u(&doc["alerts"]) >= 1);
+    let base = start(&doc);
+    let all = doc["close_summaries"].as_array().expect("summaries");
+    // Our commitment confirmed first; the reorg replaced it with the peer's.
+    assert_eq!(
+        all.first().map(|s| &s["close"]["kind"]),
+        Some(&"local".into())
+    );
+    let last = all.last().expect("a close");
+    assert_eq!(last["close"]["kind"], "remote", "{last}");
+    let (_, peer) = first_event(&doc, "confirmed: peer's commitment").expect("confirmed");
+    assert_eq!(peer["txid"], last["closing_txid"]);
+    let ours = all[0]["closing_txid"].as_str().expect("txid");
+    let reorg = &scenario["reorg"];
+    let fork = base + u(&reorg["at_height"]) - u(&reorg["depth"]);
+    assert_eq!(u(&last["height"]), fork + 1, "in the fork's first block");
+    // Nothing of ours is left on our (reorged-out) commitment: every row is an output of the
+    // peer's commitment, resolved as BOLT 5 says for the remote commitment.
+    let rows = outputs(&doc);
+    assert!(!rows.is_empty());
+    for row in rows {
+        let outpoint = row["outpoint"].as_str().expect("outpoint");
+        assert!(!outpoint.starts_with(ours), "{row}");
+        assert!(
+            outpoint.starts_with(last["closing_txid"].as_str().expect("txid")),
+            "{row}"
+        );
+        // On their commitment there is no second level: each HTLC output is claimed directly.
+        assert_eq!(status(row), "recovered", "{row}");
+    }
+    let expiry = base + u(&scenario["htlcs"][0]["cltv_expiry"]);
+    let (timeout, _) = first_event(&doc, "confirmed: claim of outgoing htlc 0").expect("timeout");
+    assert!(timeout >= expiry, "{timeout} < {expiry}");
+    assert!(rows.iter().any(|r| r["what"] == "our balance"), "to_remote");
 }

@@ -26,6 +26,7 @@ mod finish;
 pub mod io;
 mod output;
 mod peer;
+mod reorg;
 mod resume;
 pub mod scenario;
 pub mod settings;
@@ -382,6 +383,13 @@ impl<'a> Sim<'a> {
         // acted on) before it is mined, so the engine's reaction to that block is priced at it.
         self.apply_fee_rate(rel.saturating_add(1), tip.saturating_add(1))?;
 
+        if let Some(reorg) = self.scenario.reorg.filter(|r| r.at_height == rel) {
+            self.reorg(reorg)?;
+            self.driver
+                .sync_wallet()
+                .map_err(|e| SimError(format!("engine: {e}")))?;
+            return Ok(());
+        }
         // Mine the next block from the mempool and feed it.
         let fees: BTreeMap<Txid, u64> = {
             let chain = lock(&self.chain);

@@ -54,6 +54,9 @@ mod tests;
 #[path = "scenario_channels.rs"]
 mod channels;
 pub use channels::ExtraChannel;
+#[path = "scenario_close.rs"]
+mod close_checks;
+pub use close_checks::{Reorg, ReorgConfirms};
 
 /// A whole scenario. See the [module documentation](self).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +100,9 @@ pub struct Scenario {
     /// by the same engine on the same chain (see [`ExtraChannel`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_channels: Vec<ExtraChannel>,
+    /// A reorganisation of the chain during the run (see [`Reorg`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorg: Option<Reorg>,
 }
 
 fn default_seed() -> u64 {
@@ -542,6 +548,7 @@ impl Scenario {
             return invalid("close.at_height", "required when the peer closes");
         }
         self.check_close_kind()?;
+        self.check_reorg()?;
         if self.close.at_height.is_some_and(|h| h >= self.run_blocks) {
             return invalid("close.at_height", "must be below run_blocks");
         }
@@ -558,45 +565,6 @@ impl Scenario {
                     format!("{} is given twice (which rate would apply?)", f.from_height),
                 );
             }
-        }
-        Ok(())
-    }
-
-    /// What each kind of close needs of the rest of the scenario.
-    fn check_close_kind(&self) -> Result<(), ScenarioError> {
-        let kind = self.close.kind;
-        let name = match kind {
-            CloseKind::Current => return Ok(()),
-            CloseKind::Revoked => "revoked",
-            CloseKind::RevokedWithHtlcs => "revoked_with_htlcs",
-            CloseKind::Pending => "pending",
-            CloseKind::Cooperative => "cooperative",
-            CloseKind::DataLoss => "data_loss",
-        };
-        if kind != CloseKind::Cooperative && self.close.by != Closer::Peer {
-            return invalid(
-                "close.kind",
-                format!("{name} needs close.by peer (it is a commitment of the peer's)"),
-            );
-        }
-        if self.close.at_height.is_none() {
-            return invalid("close.at_height", format!("required for close.kind {name}"));
-        }
-        let needs_htlcs = matches!(
-            kind,
-            CloseKind::RevokedWithHtlcs | CloseKind::Pending | CloseKind::DataLoss
-        );
-        if needs_htlcs && self.htlcs.is_empty() {
-            return invalid(
-                "htlcs",
-                format!("close.kind {name} needs at least one htlc (the update it is about)"),
-            );
-        }
-        if kind == CloseKind::Cooperative && !self.htlcs.is_empty() {
-            return invalid(
-                "htlcs",
-                "a cooperative close needs every htlc resolved first (BOLT 2: closing_signed only once no htlcs are left)",
-            );
         }
         Ok(())
     }

@@ -302,3 +302,23 @@ fn an_extra_channel_is_checked_as_a_channel_naming_its_field() {
         "extra_channels[0].close.kind"
     );
 }
+
+#[test]
+fn a_reorg_is_checked_naming_its_field() {
+    use serde_json::json;
+    let mut ok = base();
+    ok["reorg"] = json!({ "at_height": 8, "depth": 3, "confirms_instead": "peer_commitment" });
+    Scenario::from_json(&ok.to_string()).expect("valid");
+    for (reorg, field) in [
+        (json!({ "at_height": 0, "depth": 1 }), "reorg.at_height"),
+        (json!({ "at_height": 80, "depth": 1 }), "reorg.at_height"),
+        (json!({ "at_height": 8, "depth": 0 }), "reorg.depth"),
+        (json!({ "at_height": 8, "depth": 9 }), "reorg.depth"),
+    ] {
+        assert_eq!(
+            refused_field(|v| v["reorg"] = reorg.clone()),
+            field,
+            "{reorg}"
+        );
+    }
+}
