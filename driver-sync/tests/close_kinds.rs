@@ -420,3 +420,60 @@ fn after_a_reorg_the_commitment_that_confirms_instead_is_the_one_resolved() {
     assert!(timeout >= expiry, "{timeout} < {expiry}");
     assert!(rows.iter().any(|r| r["what"] == "our balance"), "to_remote");
 }
+
+#[test]
+fn an_idle_peer_cannot_keep_the_channel_open_and_its_unspent_htlc_is_not_called_spent() {
+    let (scenario, doc) = simulate("peer-idle.json");
+    let base = start(&doc);
+    let htlc = &scenario["htlcs"][0];
+    assert_eq!(htlc["direction"], "incoming");
+    let expiry = base + u(&htlc["cltv_expiry"]);
+    let idle = base + u(&scenario["peer"]["idle_from"]);
+    assert!(
+        idle < expiry,
+        "the peer went idle before it could time the htlc out"
+    );
+    // Nobody spent the incoming HTLC's output: no transaction of the peer's for it.
+    assert!(first_event(&doc, "peer times out").is_none());
+    // Without its preimage we can never claim it; once expired it is the peer's (BOLT 5: the
+    // offerer may time it out), and the channel does not wait forever for the peer.
+    assert_eq!(doc["ledger"]["channels"][0]["state"], "fully_resolved");
+    let row = outputs(&doc)
+        .iter()
+        .find(|o| o["what"] == "incoming htlc 0")
+        .expect("the incoming htlc");
+    assert_ne!(status(row), "recovered", "{row}");
+    assert!(first_event(&doc, "broadcast claim of incoming htlc 0").is_none());
+    // The timeline says it stayed unspent (it said "spent at", naming no transaction).
+    let (h, line) = first_event(&doc, "final: incoming htlc 0").expect("its final line");
+    assert!(h >= expiry);
+    let text = line["event"].as_str().expect("text");
+    assert!(line["txid"].is_null(), "{line}");
+    assert!(!text.contains("spent at"), "{text}");
+    assert!(text.contains("unspent"), "{text}");
+}
+
+#[test]
+fn a_third_party_spending_the_anchors_leaves_our_claims_untouched() {
+    let (scenario, doc) = simulate("third-party-anchor.json");
+    assert_eq!(scenario["channel_type"], "anchors_zero_fee_htlc");
+    let s = summary(&doc);
+    let confirmed = u(&s["height"]);
+    // BOLT 3: anyone may spend an anchor once its commitment has 16 confirmations; Bitcoin
+    // Core's script interpreter accepted it no earlier.
+    let (spent, _) =
+        first_event(&doc, "confirmed: third party's anchor spend").expect("the anchors spent");
+    assert!(spent >= confirmed + 15, "{spent} vs {confirmed}");
+    // Our to_remote is ours all the same; the anchor's 330 sat are not counted as recovered.
+    let ours = outputs(&doc)
+        .iter()
+        .find(|o| o["what"] == "our balance")
+        .expect("to_remote");
+    assert_eq!(status(ours), "recovered", "{ours}");
+    for row in outputs(&doc).iter().filter(|o| o["what"] == "anchor") {
+        assert_ne!(status(row), "recovered", "{row}");
+        assert_eq!(u(&row["amount_sat"]), 330);
+    }
+    assert_eq!(doc["ledger"]["channels"][0]["state"], "fully_resolved");
+    assert_eq!(doc["alerts"], 0);
+}

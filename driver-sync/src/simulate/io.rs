@@ -459,9 +459,15 @@ impl SimNode {
                     }
                     Outcome::UnknownSpend => "SPENT BY AN UNKNOWN WITNESS",
                 };
+                // An output no transaction spent (an expired HTLC an idle peer never took, an
+                // anchor left) is final without a spend.
+                let when = match r.spending_txid {
+                    Some(_) => format!("spent at {}", r.height),
+                    None => format!("unspent, final at {}", r.height),
+                };
                 log.push(
                     height,
-                    format!("final: {name} {outcome} (spent at {})", r.height),
+                    format!("final: {name} {outcome} ({when})"),
                     r.spending_txid,
                     Some(r.fees_sat),
                     Some(r.amount_sat),

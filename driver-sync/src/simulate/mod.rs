@@ -33,6 +33,7 @@ pub mod settings;
 mod setup;
 mod start;
 pub mod state;
+mod third_party;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -379,6 +380,7 @@ impl<'a> Sim<'a> {
         for l in 0..self.lanes.len() {
             self.peer_claims(l, tip)?;
         }
+        self.third_party_spends(tip)?;
         // The fee market of the next block: the rate in force from its height on, known (and
         // acted on) before it is mined, so the engine's reaction to that block is priced at it.
         self.apply_fee_rate(rel.saturating_add(1), tip.saturating_add(1))?;

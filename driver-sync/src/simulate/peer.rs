@@ -46,6 +46,10 @@ impl Sim<'_> {
         let Some(closing) = self.lanes[l].closing else {
             return Ok(());
         };
+        let idle_from = self.lanes[l].spec.peer.idle_from;
+        if idle_from.is_some_and(|h| tip >= self.start.saturating_add(h)) {
+            return Ok(());
+        }
         if closing.revoked || closing.cooperative {
             return Ok(());
         }

@@ -56,7 +56,7 @@ mod channels;
 pub use channels::ExtraChannel;
 #[path = "scenario_close.rs"]
 mod close_checks;
-pub use close_checks::{Reorg, ReorgConfirms};
+pub use close_checks::{Reorg, ReorgConfirms, ThirdParty};
 
 /// A whole scenario. See the [module documentation](self).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +103,9 @@ pub struct Scenario {
     /// A reorganisation of the chain during the run (see [`Reorg`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorg: Option<Reorg>,
+    /// Someone else on the network (see [`ThirdParty`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub third_party: Option<ThirdParty>,
 }
 
 fn default_seed() -> u64 {
@@ -242,6 +245,10 @@ pub struct PeerBehaviour {
     /// Times out our incoming HTLCs once they expire.
     #[serde(default)]
     pub times_out: bool,
+    /// From this height (relative) on the peer does nothing on chain any more: no claim, no
+    /// timeout (it went offline, or gave up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_from: Option<u32>,
 }
 
 /// A fee rate from a height on.
@@ -549,6 +556,7 @@ impl Scenario {
         }
         self.check_close_kind()?;
         self.check_reorg()?;
+        self.check_third_party()?;
         if self.close.at_height.is_some_and(|h| h >= self.run_blocks) {
             return invalid("close.at_height", "must be below run_blocks");
         }

@@ -37,10 +37,31 @@ pub enum ReorgConfirms {
     PeerCommitment,
 }
 
+/// Someone who is neither party: BOLT 3 lets anyone spend an anchor output 16 blocks after
+/// its commitment confirmed (to clean the UTXO set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThirdParty {
+    /// From this height (relative) on, it spends every anchor output of the closing commitment
+    /// of the scenario's (first) channel that is unspent and 16 blocks deep (an anchors channel
+    /// only).
+    pub spends_anchors_from: u32,
+}
+
 impl Scenario {
     /// What each kind of close needs of the rest of the scenario.
     pub(super) fn check_close_kind(&self) -> Result<(), ScenarioError> {
         let kind = self.close.kind;
+        if let (Closer::Peer, Some(at), Some(idle)) =
+            (self.close.by, self.close.at_height, self.peer.idle_from)
+        {
+            if at >= idle {
+                return invalid(
+                    "peer.idle_from",
+                    format!("{idle}: the peer closes at {at}, after it went idle"),
+                );
+            }
+        }
         let name = match kind {
             CloseKind::Current => return Ok(()),
             CloseKind::Revoked => "revoked",
@@ -95,6 +116,26 @@ impl Scenario {
                     "{} is out of range (1..=at_height, at most {MAX_REORG_DEPTH}: the fork starts at or above height 0)",
                     r.depth
                 ),
+            );
+        }
+        Ok(())
+    }
+
+    /// A third party's anchor spends need anchors and a height within the run.
+    pub(super) fn check_third_party(&self) -> Result<(), ScenarioError> {
+        let Some(t) = self.third_party else {
+            return Ok(());
+        };
+        if !self.core_channel_type().has_anchors() {
+            return invalid(
+                "third_party.spends_anchors_from",
+                "the channel has no anchor outputs (channel_type anchors_zero_fee_htlc has)",
+            );
+        }
+        if t.spends_anchors_from >= self.run_blocks {
+            return invalid(
+                "third_party.spends_anchors_from",
+                format!("{} must be below run_blocks", t.spends_anchors_from),
             );
         }
         Ok(())

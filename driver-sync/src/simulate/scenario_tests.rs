@@ -322,3 +322,25 @@ fn a_reorg_is_checked_naming_its_field() {
         );
     }
 }
+
+#[test]
+fn a_third_party_and_an_idle_peer_are_checked_naming_their_field() {
+    use serde_json::json;
+    // Anchor spends need anchor outputs.
+    assert_eq!(
+        refused_field(|v| v["third_party"] = json!({ "spends_anchors_from": 10 })),
+        "third_party.spends_anchors_from"
+    );
+    let mut ok = base();
+    ok["channel_type"] = "anchors_zero_fee_htlc".into();
+    ok["third_party"] = json!({ "spends_anchors_from": 10 });
+    Scenario::from_json(&ok.to_string()).expect("valid under anchors");
+    // A peer idle before it closes cannot close.
+    assert_eq!(
+        refused_field(|v| {
+            v["close"] = json!({ "by": "peer", "at_height": 10 });
+            v["peer"] = json!({ "idle_from": 5 });
+        }),
+        "peer.idle_from"
+    );
+}
