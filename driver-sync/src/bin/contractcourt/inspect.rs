@@ -231,7 +231,7 @@ fn inspection(engine: &ChainArbitrator, recorded_events: u64) -> Inspection {
 }
 
 /// Inspect the store at `path`.
-pub fn inspect(path: &Path, json: bool) -> Result<Findings, String> {
+pub fn inspect(path: &Path, json: bool, svg: Option<&Path>) -> Result<Findings, String> {
     let store = open_store(path)?;
     // Everything checked, the flight recorder included, as `replay` reads it.
     let verified = store
@@ -245,6 +245,9 @@ pub fn inspect(path: &Path, json: bool) -> Result<Findings, String> {
         print_out(&format!("{text}\n"))?;
     } else {
         print_out(&crate::inspect_text::render(&doc)?)?;
+    }
+    if let Some(out) = svg {
+        crate::draw::write_svg(&format!("store {}", path.display()), path, out)?;
     }
     Ok(Findings::default())
 }

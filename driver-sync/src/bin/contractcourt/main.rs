@@ -2,6 +2,7 @@
 //! flight recorder, inspect a store. Argument parsing and printing only: the work is done by
 //! `contractcourt_sync::simulate`, the core's trace replay and the driver.
 
+mod draw;
 mod exit;
 mod inspect;
 mod inspect_text;
@@ -60,6 +61,10 @@ enum Command {
         /// chain is (state kept in PATH.sim.json); a finished run prints its outcome again.
         #[arg(long, value_name = "DIR", requires = "db")]
         chain_dir: Option<PathBuf>,
+        /// Also draw the resolution as SVG into FILE: one lane per output over block height
+        /// (timelocks, broadcasts, confirmations, deadlines, outcome) and the fee rate.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
         #[command(flatten, next_help_heading = "Engine settings")]
         engine: EngineSettings,
     },
@@ -86,6 +91,9 @@ enum Command {
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Also draw the resolution as SVG into FILE (see simulate --svg).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -125,14 +133,15 @@ fn main() -> ExitCode {
             json,
             db,
             chain_dir,
+            svg,
             engine,
-        } => simulate::run(&scenario, json, db, chain_dir, engine),
+        } => simulate::run(&scenario, json, (db, chain_dir), svg, engine),
         Command::Replay { trace, db } => match (trace, db) {
             (_, Some(db)) => replay::db(&db),
             (Some(trace), None) => replay::trace(&trace),
             (None, None) => Err("replay needs a trace or --db".to_string()),
         },
-        Command::Inspect { db, json } => inspect::inspect(&db, json),
+        Command::Inspect { db, json, svg } => inspect::inspect(&db, json, svg.as_deref()),
     };
     match result {
         Ok(findings) => ExitCode::from(findings.code()),
