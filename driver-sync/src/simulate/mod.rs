@@ -22,6 +22,7 @@
 //! its timeline may differ around an interruption.
 
 mod close;
+pub mod config_file;
 mod finish;
 pub mod io;
 mod output;

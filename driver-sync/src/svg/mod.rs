@@ -146,7 +146,11 @@ fn draw_lane(
     x: &dyn Fn(u32) -> f64,
 ) {
     let top = LANES_TOP + LANE_HEIGHT * i as f64;
-    let band = if i.is_multiple_of(2) { "#f4f6f8" } else { "#ffffff" };
+    let band = if i.is_multiple_of(2) {
+        "#f4f6f8"
+    } else {
+        "#ffffff"
+    };
     let mid = top + LANE_HEIGHT / 2.0;
     let end = lane.end.as_ref().map_or(hi, |(h, _)| *h);
     // With several channels, each label starts with the end of its channel id.

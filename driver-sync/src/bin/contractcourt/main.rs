@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use contractcourt_core::action::RecordKey;
 use contractcourt_core::chain::Config;
 use contractcourt_sync::simulate::{EngineSettings, LEDGER_HELP};
@@ -65,6 +65,10 @@ enum Command {
         /// (timelocks, broadcasts, confirmations, deadlines, outcome) and the fee rate.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        /// Read engine settings from a TOML file (keys: the settings' flag names with `_`
+        /// for `-`, e.g. `reorg_safety_depth = 3`); a flag given here overrides the file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[command(flatten, next_help_heading = "Engine settings")]
         engine: EngineSettings,
     },
@@ -94,6 +98,12 @@ enum Command {
         /// Also draw the resolution as SVG into FILE (see simulate --svg).
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout, e.g.
+    /// `contractcourt completions bash > /etc/bash_completion.d/contractcourt`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -134,14 +144,21 @@ fn main() -> ExitCode {
             db,
             chain_dir,
             svg,
+            config,
             engine,
-        } => simulate::run(&scenario, json, (db, chain_dir), svg, engine),
+        } => settings(config.as_deref(), engine)
+            .and_then(|engine| simulate::run(&scenario, json, (db, chain_dir), svg, engine)),
         Command::Replay { trace, db } => match (trace, db) {
             (_, Some(db)) => replay::db(&db),
             (Some(trace), None) => replay::trace(&trace),
             (None, None) => Err("replay needs a trace or --db".to_string()),
         },
         Command::Inspect { db, json, svg } => inspect::inspect(&db, json, svg.as_deref()),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "contractcourt", &mut out);
+            print_out(&String::from_utf8_lossy(&out)).map(|()| exit::Findings::default())
+        }
     };
     match result {
         Ok(findings) => ExitCode::from(findings.code()),
@@ -152,6 +169,16 @@ fn main() -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// The engine settings of the flags over those of the `--config` file, if any.
+fn settings(file: Option<&Path>, flags: EngineSettings) -> Result<EngineSettings, String> {
+    let Some(path) = file else {
+        return Ok(flags);
+    };
+    let from_file = EngineSettings::from_toml(&read(path)?)
+        .map_err(|e| format!("--config {}: {e}", path.display()))?;
+    Ok(flags.over(from_file))
 }
 
 fn read(path: &Path) -> Result<String, String> {
