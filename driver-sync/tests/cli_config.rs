@@ -1,4 +1,5 @@
-//! `contractcourt completions SHELL` and `simulate --config FILE`, run as a user runs them.
+//! `contractcourt completions SHELL`, `simulate --config FILE` and `inspect` of a channel still
+//! open, run as a user runs them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,6 +24,23 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch");
     dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A store whose channel never closed (tests/data/open-channel.json, five blocks run).
+fn open_channel_store(dir: &Path) -> PathBuf {
+    let db = dir.join("open.sqlite");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/open-channel.json");
+    let (db_arg, path) = (
+        db.to_str().expect("utf-8"),
+        scenario.to_str().expect("utf-8"),
+    );
+    let o = run(&["simulate", "--db", db_arg, path]);
+    assert_eq!(o.status.code(), Some(3), "not closed: {}", text(&o.stderr));
+    db
 }
 
 const SUBCOMMANDS: [&str; 4] = ["simulate", "replay", "inspect", "completions"];
@@ -159,4 +177,47 @@ fn a_bad_key_in_the_config_file_is_one_line_naming_it() {
         assert!(o.stdout.is_empty(), "nothing ran");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn inspect_shows_what_a_close_of_an_open_channel_would_give_us() {
+    let dir = scratch("inspect-open");
+    let db = open_channel_store(&dir);
+    let o = run(&["inspect", "--json", "--db", db.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let open = doc["open_channels"].as_array().expect("open channels");
+    assert_eq!(open.len(), 1);
+    let c = &open[0];
+    assert_eq!(c["we_fund"], true);
+    // BOLT 3: a static_remotekey commitment with 2 HTLC outputs weighs 724 + 2 * 172 = 1068;
+    // at the default 2500 sat/kw its fee is 2500 * 1068 / 1000 = 2670 sat, paid by us (the
+    // funder). Our balance: 600,000 less the 90,000 we offered, less the fee.
+    assert_eq!(c["commitment_fee_sat"], 2670);
+    assert_eq!(c["claimable_on_close_sat"], 600_000 - 90_000 - 2670);
+    assert_eq!(c["to_self_delay"], 20);
+    let htlcs = c["htlcs"].as_array().expect("htlcs");
+    assert_eq!(htlcs.len(), 2);
+    let out = htlcs
+        .iter()
+        .find(|h| h["direction"] == "outgoing")
+        .expect("out");
+    assert_eq!(out["amount_sat"], 90_000);
+    assert_eq!(out["claimable"], "maybe_timeout_claimable");
+    let inc = htlcs
+        .iter()
+        .find(|h| h["direction"] == "incoming")
+        .expect("in");
+    assert_eq!(inc["amount_sat"], 60_000);
+    assert_eq!(inc["claimable"], "maybe_preimage_claimable");
+    assert_eq!(inc["preimage_known"], true);
+    // Nothing closed: no output of a close.
+    assert_eq!(doc["outputs"], serde_json::json!([]));
+    let o = run(&["inspect", "--db", db.to_str().expect("utf-8")]);
+    let shown = text(&o.stdout);
+    assert!(
+        shown.contains("our balance 507330 sat after a commitment fee of 2670 sat"),
+        "{shown}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -31,6 +31,8 @@ pub struct Inspection {
     pub(crate) known_preimages: usize,
     pub(crate) circuits: usize,
     pub(crate) channels: Vec<ChannelLine>,
+    /// Channels no close confirmed for, with what a close of ours would give us.
+    pub(crate) open_channels: Vec<crate::inspect_open::OpenChannel>,
     pub(crate) outputs: Vec<OutputLine>,
     pub(crate) totals: Totals,
     pub(crate) pending_upstream: Vec<Action>,
@@ -203,6 +205,7 @@ fn inspection(engine: &ChainArbitrator, recorded_events: u64) -> Inspection {
                 last_update_id: c.data.last_update_id,
             })
             .collect(),
+        open_channels: crate::inspect_open::open_channels(engine),
         outputs: ledger
             .channels
             .iter()

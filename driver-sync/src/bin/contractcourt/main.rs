@@ -5,6 +5,7 @@
 mod draw;
 mod exit;
 mod inspect;
+mod inspect_open;
 mod inspect_text;
 mod replay;
 mod simulate;
