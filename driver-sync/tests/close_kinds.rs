@@ -477,3 +477,51 @@ fn a_third_party_spending_the_anchors_leaves_our_claims_untouched() {
     assert_eq!(doc["ledger"]["channels"][0]["state"], "fully_resolved");
     assert_eq!(doc["alerts"], 0);
 }
+
+#[test]
+fn a_preimage_learned_from_the_chain_claims_the_incoming_leg_before_its_expiry() {
+    let (scenario, doc) = simulate("preimage-from-chain.json");
+    let base = start(&doc);
+    let incoming = &scenario["htlcs"][0];
+    let outgoing = &scenario["extra_channels"][0]["htlcs"][0];
+    assert_eq!(
+        outgoing["forwarded_from"],
+        serde_json::json!({ "channel": 0, "htlc": 0 })
+    );
+    // The peer of channel 1 claims the forwarded HTLC with its preimage, on chain.
+    let (revealed, _) = first_event(
+        &doc,
+        "confirmed: ch1: peer claims outgoing htlc 0 with the preimage",
+    )
+    .expect("the peer's preimage claim confirmed");
+    // Without any other source of the preimage, the engine claims the incoming leg on
+    // channel 0 only once it has read it there — and before that leg expires (BOLT 5: an
+    // HTLC-success must confirm before the offerer can time it out).
+    let (claimed, _) =
+        first_event(&doc, "broadcast claim of ch0: incoming htlc 0").expect("the incoming leg");
+    let expiry = base + u(&incoming["cltv_expiry"]);
+    assert!(
+        claimed >= revealed,
+        "claimed at {claimed} before {revealed}"
+    );
+    assert!(claimed < expiry, "claimed at {claimed}, expiry {expiry}");
+    let ids = [doc["channel"].clone(), doc["extra_channels"][0].clone()];
+    let in_row = channel(&doc, &ids[0])["outputs"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|o| o["what"] == "incoming htlc 0")
+        .cloned()
+        .expect("the incoming leg");
+    assert_eq!(status(&in_row), "second_level", "{in_row}");
+    let out_row = channel(&doc, &ids[1])["outputs"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|o| o["what"] == "outgoing htlc 0")
+        .cloned()
+        .expect("the outgoing leg");
+    assert_eq!(status(&out_row), "taken_by_peer", "{out_row}");
+    // What the peer took downstream we got upstream: more, by our forwarding fee.
+    assert!(u(&in_row["amount_sat"]) >= u(&out_row["amount_sat"]));
+}

@@ -25,8 +25,18 @@ impl Sim<'_> {
             match result {
                 Ok(_) => {
                     let fee = lock(&self.chain).mempool_tx(&txid).map(|m| m.fee_sat);
-                    let label = what.trim_start_matches("peer ").to_string();
-                    log.labels.entry(txid).or_insert(format!("peer {label}"));
+                    // A line of a channel of several (`ch1: peer claims ...`) names the peer
+                    // already.
+                    let tagged = what.split_once(": ").is_some_and(|(tag, _)| {
+                        tag.strip_prefix("ch")
+                            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    });
+                    let label = if tagged {
+                        what.clone()
+                    } else {
+                        format!("peer {}", what.trim_start_matches("peer "))
+                    };
+                    log.labels.entry(txid).or_insert(label);
                     log.push(tip, what, Some(txid), fee, Some(amount));
                 }
                 Err(e) => log.push(

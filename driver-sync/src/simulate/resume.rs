@@ -248,7 +248,7 @@ impl<'a> Sim<'a> {
                 funding.start
             )));
         }
-        let built = sim_channel(scenario, &funding)?;
+        let built = sim_channel(scenario, &funding, &[])?;
         let lanes = vec![lane(scenario.clone(), built, String::new())];
         let mut sim = Sim::assemble(scenario, settings, chain, db, steps, &funding, lanes)?;
         // The log as saved (with the names given to second-level outputs on the way).

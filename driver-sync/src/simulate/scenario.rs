@@ -53,7 +53,7 @@ mod tests;
 
 #[path = "scenario_channels.rs"]
 mod channels;
-pub use channels::ExtraChannel;
+pub use channels::{ExtraChannel, ForwardedFrom};
 #[path = "scenario_close.rs"]
 mod close_checks;
 pub use close_checks::{Reorg, ReorgConfirms, ThirdParty};
@@ -160,6 +160,10 @@ pub struct ScenarioHtlc {
     /// Incoming only: the node learns the preimage at a height (from downstream or an invoice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learns_preimage: Option<LearnPreimage>,
+    /// Outgoing only: the incoming HTLC of an earlier channel it was forwarded from (same
+    /// payment hash; a circuit the engine is told of).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<ForwardedFrom>,
 }
 
 /// Who closes.

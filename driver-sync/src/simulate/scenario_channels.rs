@@ -41,6 +41,17 @@ pub struct ExtraChannel {
     pub peer: PeerBehaviour,
 }
 
+/// Where an outgoing HTLC was forwarded from: `htlcs[htlc]` of channel `channel` (0: the
+/// scenario's own, `i + 1`: `extra_channels[i]`), an earlier channel than its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedFrom {
+    /// The channel's position (0: the scenario's own).
+    pub channel: usize,
+    /// The incoming HTLC's position in that channel's `htlcs`.
+    pub htlc: usize,
+}
+
 impl Scenario {
     /// One single-channel scenario per channel, in order (the scenario's own channel first),
     /// each with the scenario's name, fee rates and length.
@@ -68,10 +79,12 @@ impl Scenario {
         views
     }
 
-    /// Each extra channel checked as a channel of its own (a field is named
+    /// Each extra channel checked as a channel of its own (a forwarded HTLC against the one it
+    /// was forwarded from) (a field is named
     /// `extra_channels[i].field`), with a seed of its own.
     pub(super) fn check_extra_channels(&self) -> Result<(), ScenarioError> {
         let views = self.channel_views();
+        check_forwards(&views, 0, "")?;
         for (i, view) in views.iter().enumerate().skip(1) {
             let prefix = format!("extra_channels[{}]", i - 1);
             if views[..i].iter().any(|v| v.seed == view.seed) {
@@ -83,6 +96,7 @@ impl Scenario {
                     ),
                 });
             }
+            check_forwards(&views, i, &prefix)?;
             view.check_one().map_err(|e| match e {
                 ScenarioError::Invalid { field, reason } => ScenarioError::Invalid {
                     field: format!("{prefix}.{field}"),
@@ -93,4 +107,51 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// The forwarded HTLCs of channel `i` (named under `prefix`): each outgoing, from an incoming
+/// HTLC of an earlier channel worth at least as much (the difference is our fee) and expiring
+/// later (the difference is our CLTV delta: BOLT 2 lets us time out the outgoing leg first).
+fn check_forwards(views: &[Scenario], i: usize, prefix: &str) -> Result<(), ScenarioError> {
+    for (j, h) in views[i].htlcs.iter().enumerate() {
+        let Some(from) = h.forwarded_from else {
+            continue;
+        };
+        let field = if prefix.is_empty() {
+            format!("htlcs[{j}].forwarded_from")
+        } else {
+            format!("{prefix}.htlcs[{j}].forwarded_from")
+        };
+        let refuse = |reason: String| {
+            Err(ScenarioError::Invalid {
+                field: field.clone(),
+                reason,
+            })
+        };
+        if h.direction != super::Direction::Outgoing {
+            return refuse("applies to outgoing htlcs only".into());
+        }
+        if from.channel >= i {
+            return refuse(format!(
+                "channel {} is not an earlier channel than this one ({i})",
+                from.channel
+            ));
+        }
+        let Some(incoming) = views[from.channel].htlcs.get(from.htlc) else {
+            return refuse(format!(
+                "channel {} has no htlc {}",
+                from.channel, from.htlc
+            ));
+        };
+        if incoming.direction != super::Direction::Incoming {
+            return refuse("must name an incoming htlc".into());
+        }
+        if h.amount_msat > incoming.amount_msat || h.cltv_expiry >= incoming.cltv_expiry {
+            return refuse(
+                "the outgoing leg must be worth no more and expire earlier than the incoming one"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
 }

@@ -344,3 +344,40 @@ fn a_third_party_and_an_idle_peer_are_checked_naming_their_field() {
         "peer.idle_from"
     );
 }
+
+#[test]
+fn a_forwarded_htlc_names_an_earlier_incoming_htlc_worth_more_and_expiring_later() {
+    use serde_json::json;
+    let extra = |htlc: serde_json::Value| {
+        json!([{ "seed": 9, "channel_type": "static_remote_key",
+            "capacity_sat": 500_000, "local_balance_sat": 300_000,
+            "htlcs": [htlc], "close": { "by": "peer", "at_height": 5 } }])
+    };
+    // base(): htlcs[1] is incoming, 60,000 sat, expiry 120.
+    let ok = |amount: u64, expiry: u32, from: serde_json::Value| {
+        json!({ "direction": "outgoing", "amount_msat": amount, "cltv_expiry": expiry,
+            "forwarded_from": from })
+    };
+    let mut v = base();
+    v["extra_channels"] = extra(ok(59_000_000, 100, json!({ "channel": 0, "htlc": 1 })));
+    Scenario::from_json(&v.to_string()).expect("valid");
+    let field = "extra_channels[0].htlcs[0].forwarded_from";
+    for bad in [
+        ok(59_000_000, 100, json!({ "channel": 0, "htlc": 0 })), // an outgoing one
+        ok(59_000_000, 100, json!({ "channel": 0, "htlc": 7 })), // none
+        ok(59_000_000, 100, json!({ "channel": 1, "htlc": 0 })), // not earlier
+        ok(61_000_000, 100, json!({ "channel": 0, "htlc": 1 })), // worth more
+        ok(59_000_000, 120, json!({ "channel": 0, "htlc": 1 })), // not earlier expiry
+    ] {
+        assert_eq!(
+            refused_field(|v| v["extra_channels"] = extra(bad.clone())),
+            field,
+            "{bad}"
+        );
+    }
+    // The scenario's own channel has no earlier one.
+    assert_eq!(
+        refused_field(|v| v["htlcs"][0]["forwarded_from"] = json!({ "channel": 0, "htlc": 1 })),
+        "htlcs[0].forwarded_from"
+    );
+}

@@ -5,7 +5,7 @@ use bitcoin::{Amount, FeeRate, OutPoint, TxOut};
 use contractcourt_core::bolt3::scripts::funding_script;
 use contractcourt_core::event::Event;
 use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc, SimSetup};
-use contractcourt_core::types::HtlcDirection;
+use contractcourt_core::types::{HtlcDirection, HtlcKey};
 
 use super::scenario::{self, Direction};
 use super::state::Funding;
@@ -99,6 +99,7 @@ pub(super) type BuiltChannel = (SimChannel, Vec<Event>, Vec<(SimHtlc, usize)>);
 pub(super) fn sim_channel(
     scenario: &Scenario,
     funding: &Funding,
+    earlier: &[Vec<(SimHtlc, usize)>],
 ) -> Result<BuiltChannel, SimError> {
     let mut setup = sim_setup(scenario);
     setup.funding_outpoint = Some(funding.outpoint);
@@ -118,9 +119,29 @@ pub(super) fn sim_channel(
                 scenario::LOCKTIME_THRESHOLD
             )));
         }
-        let added = simc
-            .add_htlc(dir, h.amount_msat, expiry)
-            .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
+        // A forwarded HTLC shares the preimage of the incoming one it came from.
+        let from = h.forwarded_from.and_then(|f| {
+            earlier
+                .get(f.channel)?
+                .iter()
+                .find(|(_, j)| *j == f.htlc)
+                .map(|(htlc, _)| htlc.preimage)
+        });
+        let added = match from {
+            Some(preimage) => {
+                let key = HtlcKey {
+                    channel: simc.channel_id,
+                    htlc_id: htlcs
+                        .iter()
+                        .filter(|(x, _): &&(SimHtlc, usize)| x.key.direction == dir)
+                        .count() as u64,
+                    direction: dir,
+                };
+                simc.add_htlc_with_preimage(key, h.amount_msat, expiry, preimage)
+            }
+            None => simc.add_htlc(dir, h.amount_msat, expiry),
+        }
+        .map_err(|e| SimError(format!("htlc {i}: {e}")))?;
         htlcs.push((added, i));
     }
     if !scenario.htlcs.is_empty() {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::FeeRate;
 use contractcourt_core::chain::Config;
-use contractcourt_core::event::{Event, PreimageSource};
+use contractcourt_core::event::{Event, IncomingLeg, PreimageSource};
 use contractcourt_core::sweeper::SweeperConfig;
 
 use super::io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps};
@@ -62,7 +62,8 @@ impl<'a> Sim<'a> {
         let mut lanes = Vec::new();
         let mut events = Vec::new();
         for (i, (view, funding)) in views.into_iter().zip(&fundings).enumerate() {
-            let mut built = sim_channel(&view, funding)?;
+            let earlier: Vec<_> = lanes.iter().map(|l: &Lane| l.htlcs.clone()).collect();
+            let mut built = sim_channel(&view, funding, &earlier)?;
             events.push(std::mem::take(&mut built.1));
             lanes.push(lane(view, built, tag(i, n)));
         }
@@ -91,6 +92,9 @@ impl<'a> Sim<'a> {
                 sim.feed(e)?;
             }
         }
+        for e in sim.circuits() {
+            sim.feed(e)?;
+        }
         for l in 0..sim.lanes.len() {
             for (htlc, i) in sim.lanes[l].htlcs.clone() {
                 let spec = &sim.lanes[l].spec.htlcs[i];
@@ -103,6 +107,34 @@ impl<'a> Sim<'a> {
             }
         }
         Ok(sim)
+    }
+
+    /// `CircuitAdded` of every forwarded HTLC: its outgoing leg and the incoming one it came
+    /// from.
+    fn circuits(&self) -> Vec<Event> {
+        let mut events = Vec::new();
+        for lane in &self.lanes {
+            for (htlc, i) in &lane.htlcs {
+                let Some(from) = lane.spec.htlcs[*i].forwarded_from else {
+                    continue;
+                };
+                let incoming = self
+                    .lanes
+                    .get(from.channel)
+                    .and_then(|l| l.htlcs.iter().find(|(_, j)| *j == from.htlc));
+                if let Some((inc, _)) = incoming {
+                    events.push(Event::CircuitAdded {
+                        outgoing: htlc.key,
+                        incoming: IncomingLeg {
+                            htlc: inc.key,
+                            cltv_expiry: inc.cltv_expiry,
+                            amount_msat: inc.amount_msat,
+                        },
+                    });
+                }
+            }
+        }
+        events
     }
 
     /// The timeline's line of lane `l`'s opening.
