@@ -20,5 +20,6 @@ pub mod driver;
 pub mod signer;
 pub mod simulate;
 pub mod store;
+pub mod svg;
 
 pub use contractcourt_core as core;

@@ -465,8 +465,27 @@ fn inspect_json_has_exactly_the_documented_fields_of_its_version() {
         .collect();
     let mut found = std::collections::BTreeSet::new();
     paths(&doc, "", &mut found);
+    // And a store whose channel is still open (its open_channels entry).
+    let open = open_channel_store(&dir);
+    let o = run(&["inspect", "--json", "--db", open.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    paths(&doc, "", &mut found);
     assert_eq!(found, documented);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A store whose channel never closed (tests/data/open-channel.json, five blocks run).
+fn open_channel_store(dir: &Path) -> PathBuf {
+    let db = dir.join("open.sqlite");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/open-channel.json");
+    let (db_arg, path) = (
+        db.to_str().expect("utf-8"),
+        scenario.to_str().expect("utf-8"),
+    );
+    let o = run(&["simulate", "--db", db_arg, path]);
+    assert_eq!(o.status.code(), Some(3), "not closed: {}", text(&o.stderr));
+    db
 }
 
 #[test]

@@ -220,3 +220,59 @@ fn the_same_seed_gives_the_same_channel_and_another_seed_another() {
     assert_eq!(a, b);
     assert_ne!(a.0.channel_id, c.0.channel_id);
 }
+
+#[test]
+fn a_node_restored_from_a_backup_numbers_its_next_update_after_the_backup() {
+    let (mut c, opening) = channel(ChannelType::StaticRemoteKey);
+    let backup = c.next_update_id();
+    assert_eq!(update_ids(&opening).last().copied(), backup.checked_sub(1));
+    c.add_htlc(HtlcDirection::Incoming, 10_000_000, 500)
+        .unwrap();
+    let lost = c.commit().unwrap();
+    assert!(!lost.is_empty());
+    c.restore_update_numbering(backup);
+    // The restored node's next event follows its backup's last, not the lost updates.
+    let event = c.data_loss_detected().unwrap();
+    assert_eq!(update_ids(std::slice::from_ref(&event)), vec![backup]);
+    // And it carries the peer's real state: its next number and its current point.
+    let current = c.remote_commitment_number();
+    assert_eq!(current, 1);
+    match event {
+        Event::ChannelUpdate(ChannelUpdate {
+            change:
+                ChannelChange::DataLossDetected {
+                    remote_next_commitment_number,
+                    remote_per_commitment_point,
+                },
+            ..
+        }) => {
+            assert_eq!(remote_next_commitment_number, current + 1);
+            assert_eq!(
+                remote_per_commitment_point,
+                Some(c.remote.per_commitment_point(current).unwrap())
+            );
+        }
+        other => panic!("not a data loss: {other:?}"),
+    }
+}
+
+#[test]
+fn shutdown_emits_both_scripts_as_the_next_update() {
+    let (mut c, opening) = channel(ChannelType::StaticRemoteKey);
+    let local = ScriptBuf::from_bytes(vec![0x00, 0x14, 1]);
+    let remote = ScriptBuf::from_bytes(vec![0x00, 0x14, 2]);
+    let event = c.shutdown(local.clone(), remote.clone());
+    let next = update_ids(&opening).last().copied().unwrap() + 1;
+    assert_eq!(update_ids(std::slice::from_ref(&event)), vec![next]);
+    match event {
+        Event::ChannelUpdate(ChannelUpdate {
+            change:
+                ChannelChange::ShutdownScripts {
+                    local: l,
+                    remote: r,
+                },
+            ..
+        }) => assert_eq!((l, r), (local, remote)),
+        other => panic!("not shutdown scripts: {other:?}"),
+    }
+}

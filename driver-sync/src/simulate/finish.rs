@@ -6,42 +6,75 @@ use contractcourt_core::action::{Action, CloseSummary, Report};
 use contractcourt_core::bolt3::commitment::OutputKind;
 use contractcourt_core::types::Party;
 
+use super::close::revoked_number;
 use super::io::{close_line, lock};
+use super::scenario::CloseKind;
 use super::{err, Closing, Sim, SimError, SimOutcome};
 use crate::driver::replay_flight_recorder;
 
 impl Sim<'_> {
     /// Name every output of every commitment that may close the channel, in our terms.
-    pub(super) fn name_outputs(&mut self) -> Result<(), SimError> {
+    pub(super) fn name_outputs(&mut self, l: usize) -> Result<(), SimError> {
+        let tag = self.lanes[l].tag.clone();
+        let current = self.lanes[l].sim.remote_commitment_number();
         let mut commitments = vec![
-            (Party::Local, self.sim.local_commitment_number(), false),
-            (Party::Remote, self.sim.remote_commitment_number(), false),
+            (
+                Party::Local,
+                self.lanes[l].sim.local_commitment_number(),
+                false,
+            ),
+            (Party::Remote, current, false),
         ];
-        if self.sim.remote_commitment_number() > 0 {
-            commitments.push((Party::Remote, 0, true));
+        if let Some(n) = self.lanes[l].sim.remote_pending_number() {
+            commitments.push((Party::Remote, n, false));
         }
+        for kind in [CloseKind::Revoked, CloseKind::RevokedWithHtlcs] {
+            if let Some(n) = revoked_number(kind, current) {
+                if !commitments.contains(&(Party::Remote, n, true)) {
+                    commitments.push((Party::Remote, n, true));
+                }
+            }
+        }
+        if self.lanes[l].spec.close.kind == CloseKind::Cooperative {
+            let txid = self.cooperative_close_tx(l)?.compute_txid();
+            lock(&self.log)
+                .labels
+                .insert(txid, format!("{tag}cooperative close"));
+            self.lanes[l].candidates.push((
+                txid,
+                Closing {
+                    holder: Party::Local,
+                    number: 0,
+                    revoked: false,
+                    cooperative: true,
+                },
+            ));
+        }
+        let pending = self.lanes[l].sim.remote_pending_number();
         let mut log = lock(&self.log);
-        if let Some(f) = self.sim.setup().funding_outpoint {
-            log.names.insert(f, "funding output".to_string());
+        if let Some(f) = self.lanes[l].sim.setup().funding_outpoint {
+            log.names.insert(f, format!("{tag}funding output"));
         }
         for (holder, number, revoked) in commitments {
-            let built = self
+            let built = self.lanes[l]
                 .sim
                 .built_commitment(holder, number)
                 .map_err(err("building a commitment"))?;
             let txid = built.tx.compute_txid();
             let whose = match (holder, revoked) {
                 (Party::Local, _) => "our commitment",
+                (Party::Remote, false) if pending == Some(number) => "peer's pending commitment",
                 (Party::Remote, false) => "peer's commitment",
                 (Party::Remote, true) => "peer's REVOKED commitment",
             };
-            log.labels.insert(txid, whose.to_string());
-            self.candidates.push((
+            log.labels.insert(txid, format!("{tag}{whose}"));
+            self.lanes[l].candidates.push((
                 txid,
                 Closing {
                     holder,
                     number,
                     revoked,
+                    cooperative: false,
                 },
             ));
             for o in &built.outputs {
@@ -69,7 +102,7 @@ impl Sim<'_> {
                         txid,
                         vout: o.index,
                     },
-                    name,
+                    format!("{tag}{name}"),
                 );
             }
         }
@@ -105,9 +138,13 @@ impl Sim<'_> {
         let alerts = count(|r| matches!(r, Report::Alert(_)));
         let losses = count(|r| matches!(r, Report::Loss { .. }));
         let log = lock(&self.log);
-        if self.closing.is_none() {
-            self.notes
-                .push("no commitment confirmed during the run: the channel did not close".into());
+        for lane in &self.lanes {
+            if lane.closing.is_none() {
+                self.notes.push(format!(
+                    "{}no commitment confirmed during the run: the channel did not close",
+                    lane.tag
+                ));
+            }
         }
         if let Some(p) = self.persist.as_ref().filter(|p| p.restarts > 0) {
             self.notes.push(format!(
@@ -120,7 +157,8 @@ impl Sim<'_> {
         Ok(SimOutcome {
             scenario: self.scenario.name.clone(),
             channel_type: format!("{:?}", self.scenario.channel_type),
-            channel: self.sim.channel_id,
+            channel: self.lanes[0].sim.channel_id,
+            extra_channels: self.lanes[1..].iter().map(|l| l.sim.channel_id).collect(),
             start_height: self.start,
             end_height: self.tip(),
             timeline: log.timeline.clone(),

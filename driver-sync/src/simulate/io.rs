@@ -426,8 +426,13 @@ impl SimNode {
                     .get(outpoint)
                     .cloned()
                     .unwrap_or_else(|| format!("output {outpoint}"));
+                // The engine's stage may start with the output's name (without a channel tag
+                // of a scenario of several channels: `ch1: `).
+                let bare = name.split_once(": ").map_or(name.as_str(), |(_, n)| n);
                 let event = if stage.starts_with(&name) {
                     stage.clone()
+                } else if name.starts_with("ch") && stage.starts_with(bare) {
+                    format!("{}{stage}", &name[..name.len() - bare.len()])
                 } else {
                     format!("{name}: {stage}")
                 };
@@ -450,9 +455,15 @@ impl SimNode {
                     }
                     Outcome::UnknownSpend => "SPENT BY AN UNKNOWN WITNESS",
                 };
+                // An output no transaction spent (an expired HTLC an idle peer never took, an
+                // anchor left) is final without a spend.
+                let when = match r.spending_txid {
+                    Some(_) => format!("spent at {}", r.height),
+                    None => format!("unspent, final at {}", r.height),
+                };
                 log.push(
                     height,
-                    format!("final: {name} {outcome} (spent at {})", r.height),
+                    format!("final: {name} {outcome} ({when})"),
                     r.spending_txid,
                     Some(r.fees_sat),
                     Some(r.amount_sat),

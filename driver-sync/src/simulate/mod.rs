@@ -21,44 +21,45 @@
 //! (a resumable run that was never interrupted too). A resumed run ends with the same ledger;
 //! its timeline may differ around an interruption.
 
+mod close;
+pub mod config_file;
 mod finish;
 pub mod io;
 mod output;
 mod peer;
+mod reorg;
 mod resume;
 pub mod scenario;
 pub mod settings;
 mod setup;
+mod start;
 pub mod state;
+mod third_party;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bitcoin::{FeeRate, ScriptBuf, Txid};
 use contractcourt_core::action::CloseSummary;
 use contractcourt_core::chain::ledger::Ledger;
 use contractcourt_core::chain::Config;
-use contractcourt_core::event::{
-    Event, FeeConditions, FeeEstimate, ForceCloseReason, PreimageSource, UpstreamResolution,
-};
+use contractcourt_core::event::{Event, FeeConditions, FeeEstimate, UpstreamResolution};
 use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc};
-use contractcourt_core::sweeper::SweeperConfig;
 use contractcourt_core::types::{ChannelId, Height, Party};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::embedded::{ChainWallet, EmbeddedChain, TestWallet};
-use crate::driver::{Driver, Io};
-use crate::signer::{BasepointSecrets, InMemorySigner, NodeSigner};
+use crate::chain::embedded::EmbeddedChain;
+use crate::driver::Driver;
+use crate::signer::BasepointSecrets;
 use crate::store::SqliteStore;
-use io::{lock, Log, SimBroadcaster, SimChainSource, SimNode, Steps, TimelineEntry};
+use io::{lock, Log, Steps, TimelineEntry};
 pub use output::{
     render_head, render_ledger, render_line, render_tail, render_text, short_txid, LEDGER_HELP,
 };
-use scenario::{CloseKind, Closer, Direction};
 pub use scenario::{Scenario, ScenarioError};
 pub use settings::EngineSettings;
-use setup::{fund_channel, sim_channel};
+use setup::sim_channel;
 use state::Funding;
 
 /// The wallet seed of the peer (where its claims pay).
@@ -75,6 +76,9 @@ pub struct SimOutcome {
     pub channel_type: String,
     /// The channel.
     pub channel: ChannelId,
+    /// The scenario's `extra_channels`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_channels: Vec<ChannelId>,
     /// The absolute height of the scenario's height 0 (the funding confirmation).
     pub start_height: Height,
     /// The tip at the end.
@@ -196,6 +200,23 @@ struct Closing {
     holder: Party,
     number: u64,
     revoked: bool,
+    /// A cooperative close (no commitment: the peer has nothing to claim).
+    cooperative: bool,
+}
+
+/// One channel of a run: its scenario (a single-channel view), its `sim` model, and how its
+/// close went.
+struct Lane {
+    spec: Scenario,
+    sim: SimChannel,
+    htlcs: Vec<(SimHtlc, usize)>,
+    candidates: Vec<(Txid, Closing)>,
+    closing: Option<Closing>,
+    closing_built: Option<contractcourt_core::bolt3::commitment::BuiltCommitment>,
+    peer_done: std::collections::BTreeSet<usize>,
+    /// What the timeline puts before this channel's lines: nothing with one channel, `ch1: `
+    /// and so on with several.
+    tag: String,
 }
 
 /// A resumable run's state file and what it says.
@@ -215,15 +236,11 @@ struct Sim<'a> {
     chain: Arc<Mutex<EmbeddedChain>>,
     log: Arc<Mutex<Log>>,
     driver: Driver<SqliteStore>,
-    sim: SimChannel,
-    htlcs: Vec<(SimHtlc, usize)>,
+    /// The channels, the scenario's own first.
+    lanes: Vec<Lane>,
     start: Height,
     miner: ScriptBuf,
     peer_script: ScriptBuf,
-    candidates: Vec<(Txid, Closing)>,
-    closing: Option<Closing>,
-    closing_built: Option<contractcourt_core::bolt3::commitment::BuiltCommitment>,
-    peer_done: std::collections::BTreeSet<usize>,
     fee_rate: Option<u32>,
     notes: Vec<String>,
     steps: Steps,
@@ -301,153 +318,11 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
 }
 
 impl<'a> Sim<'a> {
-    /// A new run on `chain`: the setup, then the channel fed to a fresh engine.
-    fn fresh(
-        scenario: &'a Scenario,
-        settings: &EngineSettings,
-        mut chain: EmbeddedChain,
-        db_path: &Path,
-        steps: Steps,
-    ) -> Result<Sim<'a>, SimError> {
-        let wallet = TestWallet::new(scenario.seed);
-        let funding = fund_channel(scenario, &mut chain, &wallet)?;
-        steps.tick();
-        let (simc, events, htlcs) = sim_channel(scenario, &funding)?;
-        let mut sim = Sim::assemble(
-            scenario,
-            settings,
-            chain,
-            db_path,
-            steps,
-            &funding,
-            (simc, htlcs),
-        )?;
-        // The funding block first: the engine's chain starts there.
-        let block = lock(&sim.chain)
-            .block_at(sim.start)
-            .ok_or_else(|| SimError("the funding block is missing".into()))?;
-        sim.feed(Event::BlockConnected(block))?;
-        let incoming = scenario
-            .htlcs
-            .iter()
-            .filter(|h| h.direction == Direction::Incoming)
-            .count();
-        let line = format!(
-            "channel open: {} sat, ours {} sat, {} incoming and {} outgoing htlc(s)",
-            scenario.capacity_sat,
-            scenario.local_balance_sat,
-            incoming,
-            scenario.htlcs.len() - incoming
-        );
-        lock(&sim.log).push(
-            sim.start,
-            line,
-            Some(funding.outpoint.txid),
-            None,
-            Some(scenario.capacity_sat),
-        );
-        // The fee rate of height 0 before the channel: a close the engine decides at once
-        // is priced with it.
-        sim.apply_fee_rate(0, sim.start)?;
-        for e in events {
-            sim.feed(e)?;
-        }
-        for (htlc, i) in sim.htlcs.clone() {
-            let spec = &scenario.htlcs[i];
-            if spec.direction == Direction::Incoming && spec.we_know_preimage {
-                sim.feed(Event::PreimageLearned {
-                    preimage: htlc.preimage,
-                    source: PreimageSource::Invoice { htlc: htlc.key },
-                })?;
-            }
-        }
-        Ok(sim)
-    }
-
-    /// The parts of a run around `chain` and `simc`: the driver over the store at `db_path`
-    /// (loaded, nothing fed), the names of the outputs.
-    fn assemble(
-        scenario: &'a Scenario,
-        settings: &EngineSettings,
-        chain: EmbeddedChain,
-        db_path: &Path,
-        steps: Steps,
-        funding: &Funding,
-        (simc, htlcs): (SimChannel, Vec<(SimHtlc, usize)>),
-    ) -> Result<Sim<'a>, SimError> {
-        let wallet = TestWallet::new(scenario.seed);
-        let miner = wallet.script_pubkey().to_owned();
-        let peer_script = TestWallet::new(PEER_WALLET_SEED).script_pubkey().to_owned();
-        let chain = Arc::new(Mutex::new(chain));
-        let log = Arc::new(Mutex::new(Log::default()));
-        let mut signer = InMemorySigner::new();
-        signer.add_channel(simc.channel_id, basepoint_secrets(&simc.local));
-        // The node's wallet funds zero-fee HTLC transactions and CPFP children, and signs its
-        // own inputs of them.
-        let node_wallet = Arc::new(Mutex::new(ChainWallet::new(wallet, chain.clone())));
-        let io = Io {
-            signer: Box::new(NodeSigner {
-                channels: signer,
-                wallet: node_wallet.clone(),
-            }),
-            broadcaster: Box::new(SimBroadcaster {
-                chain: chain.clone(),
-                log: log.clone(),
-                steps: steps.clone(),
-            }),
-            wallet: Box::new(node_wallet),
-            chain: Box::new(SimChainSource {
-                chain: chain.clone(),
-                first_height: funding.start,
-            }),
-            node: Box::new(SimNode {
-                chain: chain.clone(),
-                log: log.clone(),
-                steps: steps.clone(),
-            }),
-        };
-        let first_rate = scenario.fee_rate_at(0).unwrap_or(DEFAULT_SAT_PER_VB);
-        let config = settings.apply(Config {
-            sweep_to: Some(SweeperConfig {
-                destination: miner.clone(),
-                fallback_feerate: FeeRate::from_sat_per_vb_u32(first_rate),
-                fee_wallet: None,
-            }),
-            ..Config::default()
-        })?;
-        let store = SqliteStore::open(db_path).map_err(err("opening the store"))?;
-        // Every record, log entry and recorded event checked before anything is added: a run
-        // never writes into a store whose flight recorder `replay` would refuse.
-        store.verify().map_err(err("checking the store"))?;
-        let driver = Driver::load(config, store, io).map_err(err("loading the engine"))?;
-        let mut sim = Sim {
-            scenario,
-            chain,
-            log,
-            driver,
-            sim: simc,
-            htlcs,
-            start: funding.start,
-            miner: miner.clone(),
-            peer_script,
-            candidates: Vec::new(),
-            closing: None,
-            closing_built: None,
-            peer_done: Default::default(),
-            fee_rate: None,
-            notes: Vec::new(),
-            steps,
-            persist: None,
-        };
-        lock(&sim.log).wallet_script = Some(miner);
-        sim.name_outputs()?;
-        Ok(sim)
-    }
-
-    /// The candidate commitment that confirmed, if any.
-    fn confirmed_closing(&self) -> Option<Closing> {
+    /// The candidate commitment of lane `l` that confirmed, if any.
+    fn confirmed_closing(&self, l: usize) -> Option<Closing> {
         let chain = lock(&self.chain);
-        self.candidates
+        self.lanes[l]
+            .candidates
             .iter()
             .find(|(txid, _)| chain.tx_confirmation_height(txid).is_some())
             .map(|(_, c)| *c)
@@ -496,46 +371,28 @@ impl<'a> Sim<'a> {
     /// the next: either way feeding the next height's is what an uninterrupted run does.)
     fn block(&mut self, rel: u32) -> Result<(), SimError> {
         let tip = self.tip();
-        let close = self.scenario.close;
-        if close.at_height == Some(rel) && self.closing.is_none() {
-            match close.by {
-                Closer::Us => {
-                    lock(&self.log).push(tip, "we force close", None, None, None);
-                    self.feed(Event::ForceCloseRequested {
-                        channel: self.sim.channel_id,
-                        reason: ForceCloseReason::User,
-                    })?;
-                }
-                Closer::Peer => {
-                    let (number, what) = match close.kind {
-                        CloseKind::Current => (
-                            self.sim.remote_commitment_number(),
-                            "its current commitment",
-                        ),
-                        CloseKind::Revoked => {
-                            if self.sim.remote_commitment_number() == 0 {
-                                return Err(SimError(
-                                    "close.kind revoked: the peer has no revoked commitment \
-                                     (add an htlc so the channel has an update)"
-                                        .into(),
-                                ));
-                            }
-                            (0, "a REVOKED commitment (a breach)")
-                        }
-                    };
-                    let tx = self
-                        .sim
-                        .commitment_tx(Party::Remote, number)
-                        .map_err(err("the peer's commitment"))?;
-                    self.peer_submit(tip, format!("peer broadcasts {what}"), tx);
-                }
+        for l in 0..self.lanes.len() {
+            self.learn_preimages_at(l, rel)?;
+            let lane = &self.lanes[l];
+            if lane.spec.close.at_height == Some(rel) && lane.closing.is_none() {
+                self.close_now(l, tip)?;
             }
         }
-        self.peer_claims(tip)?;
+        for l in 0..self.lanes.len() {
+            self.peer_claims(l, tip)?;
+        }
+        self.third_party_spends(tip)?;
         // The fee market of the next block: the rate in force from its height on, known (and
         // acted on) before it is mined, so the engine's reaction to that block is priced at it.
         self.apply_fee_rate(rel.saturating_add(1), tip.saturating_add(1))?;
 
+        if let Some(reorg) = self.scenario.reorg.filter(|r| r.at_height == rel) {
+            self.reorg(reorg)?;
+            self.driver
+                .sync_wallet()
+                .map_err(|e| SimError(format!("engine: {e}")))?;
+            return Ok(());
+        }
         // Mine the next block from the mempool and feed it.
         let fees: BTreeMap<Txid, u64> = {
             let chain = lock(&self.chain);
@@ -560,8 +417,10 @@ impl<'a> Sim<'a> {
             "block mined"
         );
         self.log_confirmations(&block, &fees);
-        if self.closing.is_none() {
-            self.closing = self.confirmed_closing();
+        for l in 0..self.lanes.len() {
+            if self.lanes[l].closing.is_none() {
+                self.lanes[l].closing = self.confirmed_closing(l);
+            }
         }
         self.feed(Event::BlockConnected(block))?;
         // The wallet's balance after the block, for the engine's fee-reserve check.

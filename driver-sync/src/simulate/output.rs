@@ -72,6 +72,9 @@ pub fn render_tail(o: &SimOutcome) -> String {
         let _ = writeln!(s, "  (none: no close confirmed)");
     }
     for c in &o.close_summaries {
+        if o.close_summaries.len() > 1 {
+            let _ = writeln!(s, "  channel:      {}", c.channel);
+        }
         let _ = writeln!(s, "  close:        {}", super::io::describe_close(&c.close));
         let _ = writeln!(
             s,

@@ -25,8 +25,18 @@ impl Sim<'_> {
             match result {
                 Ok(_) => {
                     let fee = lock(&self.chain).mempool_tx(&txid).map(|m| m.fee_sat);
-                    let label = what.trim_start_matches("peer ").to_string();
-                    log.labels.entry(txid).or_insert(format!("peer {label}"));
+                    // A line of a channel of several (`ch1: peer claims ...`) names the peer
+                    // already.
+                    let tagged = what.split_once(": ").is_some_and(|(tag, _)| {
+                        tag.strip_prefix("ch")
+                            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    });
+                    let label = if tagged {
+                        what.clone()
+                    } else {
+                        format!("peer {}", what.trim_start_matches("peer "))
+                    };
+                    log.labels.entry(txid).or_insert(label);
                     log.push(tip, what, Some(txid), fee, Some(amount));
                 }
                 Err(e) => log.push(
@@ -42,40 +52,46 @@ impl Sim<'_> {
     }
 
     /// The peer's HTLC claims on the commitment that confirmed.
-    pub(super) fn peer_claims(&mut self, tip: Height) -> Result<(), SimError> {
-        let Some(closing) = self.closing else {
+    pub(super) fn peer_claims(&mut self, l: usize, tip: Height) -> Result<(), SimError> {
+        let Some(closing) = self.lanes[l].closing else {
             return Ok(());
         };
-        if closing.revoked {
+        let idle_from = self.lanes[l].spec.peer.idle_from;
+        if idle_from.is_some_and(|h| tip >= self.start.saturating_add(h)) {
             return Ok(());
         }
-        if self.closing_built.is_none() {
-            let built = self
+        if closing.revoked || closing.cooperative {
+            return Ok(());
+        }
+        if self.lanes[l].closing_built.is_none() {
+            let built = self.lanes[l]
                 .sim
                 .built_commitment(closing.holder, closing.number)
                 .map_err(err("building the closing commitment"))?;
-            self.closing_built = Some(built);
+            self.lanes[l].closing_built = Some(built);
         }
-        let Some(built) = self.closing_built.take() else {
+        let Some(built) = self.lanes[l].closing_built.take() else {
             return Ok(());
         };
-        let result = self.peer_claims_on(&built, closing, tip);
-        self.closing_built = Some(built);
+        let result = self.peer_claims_on(l, &built, closing, tip);
+        self.lanes[l].closing_built = Some(built);
         result
     }
 
     fn peer_claims_on(
         &mut self,
+        l: usize,
         built: &contractcourt_core::bolt3::commitment::BuiltCommitment,
         closing: Closing,
         tip: Height,
     ) -> Result<(), SimError> {
-        let peer = self.scenario.peer;
-        for (htlc, i) in self.htlcs.clone() {
-            if self.peer_done.contains(&i) {
+        let peer = self.lanes[l].spec.peer;
+        let tag = self.lanes[l].tag.clone();
+        for (htlc, i) in self.lanes[l].htlcs.clone() {
+            if self.lanes[l].peer_done.contains(&i) {
                 continue;
             }
-            let spec = &self.scenario.htlcs[i];
+            let spec = self.lanes[l].spec.htlcs[i].clone();
             let claim = match spec.direction {
                 Direction::Outgoing => peer.claims_with_preimage && spec.peer_knows_preimage,
                 Direction::Incoming => peer.times_out && tip >= htlc.cltv_expiry,
@@ -89,7 +105,7 @@ impl Sim<'_> {
                 (Party::Local, Direction::Incoming) | (Party::Remote, Direction::Outgoing) => false,
             };
             let Some(index) = built.htlc_output_index(offered_by_holder, htlc.key.htlc_id) else {
-                self.peer_done.insert(i);
+                self.lanes[l].peer_done.insert(i);
                 continue;
             };
             let outpoint = OutPoint {
@@ -102,16 +118,16 @@ impl Sim<'_> {
                     // Already spent (by us), or not yet confirmed.
                     if chain.tx_confirmation_height(&outpoint.txid).is_some() {
                         drop(chain);
-                        self.peer_done.insert(i);
+                        self.lanes[l].peer_done.insert(i);
                     }
                     continue;
                 }
             }
-            self.peer_done.insert(i);
+            self.lanes[l].peer_done.insert(i);
             let (what, tx) = match closing.holder {
                 // On its own commitment the peer uses its pre-signed second-level transaction.
                 Party::Remote => {
-                    let tx = self
+                    let tx = self.lanes[l]
                         .sim
                         .htlc_tx(Party::Remote, closing.number, htlc.key)
                         .map_err(err("the peer's htlc transaction"))?;
@@ -129,7 +145,7 @@ impl Sim<'_> {
                 }
                 // On ours it spends the HTLC output directly.
                 Party::Local => {
-                    let tx = self.peer_direct_claim(built, index, &htlc, spec.direction)?;
+                    let tx = self.peer_direct_claim(l, built, index, &htlc, spec.direction)?;
                     let what = match spec.direction {
                         Direction::Outgoing => format!(
                             "peer claims outgoing htlc {} with the preimage",
@@ -142,7 +158,7 @@ impl Sim<'_> {
                     (what, tx)
                 }
             };
-            self.peer_submit(tip, what, tx);
+            self.peer_submit(tip, format!("{tag}{what}"), tx);
         }
         Ok(())
     }
@@ -150,6 +166,7 @@ impl Sim<'_> {
     /// The peer's direct claim of an HTLC output of our commitment.
     fn peer_direct_claim(
         &self,
+        l: usize,
         built: &contractcourt_core::bolt3::commitment::BuiltCommitment,
         index: u32,
         htlc: &SimHtlc,
@@ -164,7 +181,8 @@ impl Sim<'_> {
             .witness_script
             .clone()
             .ok_or_else(|| SimError("htlc output without a witness script".into()))?;
-        let channel_type = self.sim.channel_type();
+        let sim = &self.lanes[l].sim;
+        let channel_type = sim.channel_type();
         let path = match direction {
             Direction::Outgoing => ClaimPath::OfferedHtlcPreimage { channel_type },
             Direction::Incoming => ClaimPath::ReceivedHtlcTimeout {
@@ -183,15 +201,13 @@ impl Sim<'_> {
             self.peer_script.clone(),
             value.checked_sub(fee).unwrap_or(Amount::ZERO),
         );
-        let number = self.sim.local_commitment_number();
-        let point = self
-            .sim
+        let number = sim.local_commitment_number();
+        let point = sim
             .commitment_spec(Party::Local, number)
             .map_err(err("our commitment"))?
             .keys
             .per_commitment_point;
-        let key = self
-            .sim
+        let key = sim
             .remote
             .htlc_key(&point)
             .map_err(err("the peer's htlc key"))?;

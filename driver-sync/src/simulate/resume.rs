@@ -6,6 +6,7 @@ use std::path::Path;
 use contractcourt_core::types::Height;
 
 use super::io::{lock, Log, Steps};
+use super::start::lane;
 use super::state::{self, Funding, Phase, SimState};
 use super::{sim_channel, EngineSettings, Persist, Scenario, Sim, SimError, SimOutcome};
 use crate::chain::embedded::EmbeddedChain;
@@ -98,6 +99,13 @@ impl<'a> Sim<'a> {
         dir: &Path,
         steps: Steps,
     ) -> Result<Sim<'a>, SimError> {
+        if !scenario.extra_channels.is_empty() {
+            return Err(SimError(format!(
+                "--chain-dir {}: a resumable run plays a scenario of one channel (this one has \
+                 extra_channels); run it without --chain-dir",
+                dir.display()
+            )));
+        }
         let path = state::state_path(db);
         if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.is_dir() {
@@ -200,7 +208,7 @@ impl<'a> Sim<'a> {
             restarts,
             settings: settings.clone(),
             funding: Funding {
-                outpoint: sim
+                outpoint: sim.lanes[0]
                     .sim
                     .setup()
                     .funding_outpoint
@@ -240,16 +248,9 @@ impl<'a> Sim<'a> {
                 funding.start
             )));
         }
-        let (simc, _events, htlcs) = sim_channel(scenario, &funding)?;
-        let mut sim = Sim::assemble(
-            scenario,
-            settings,
-            chain,
-            db,
-            steps,
-            &funding,
-            (simc, htlcs),
-        )?;
+        let built = sim_channel(scenario, &funding, &[])?;
+        let lanes = vec![lane(scenario.clone(), built, String::new())];
+        let mut sim = Sim::assemble(scenario, settings, chain, db, steps, &funding, lanes)?;
         // The log as saved (with the names given to second-level outputs on the way).
         *lock(&sim.log) = log;
         // The fee rate the engine has (kept in its store): not fed, nor listed, again.
@@ -281,7 +282,7 @@ impl<'a> Sim<'a> {
             .map_err(|e| SimError(format!("engine: {e}")))?;
         sim.steps.tick();
         sim.ack_upstream()?;
-        sim.closing = sim.confirmed_closing();
+        sim.lanes[0].closing = sim.confirmed_closing(0);
         Ok(sim)
     }
 

@@ -31,8 +31,9 @@
 //!   `PreimageLearned { source: invoice }`), `peer_knows_preimage` (outgoing only: the peer can
 //!   claim it on chain with the preimage).
 //! - `close`: `by` `us` or `peer`; `at_height` (for `us`, optional: absent lets the engine decide
-//!   when an HTLC deadline forces the close); `kind` `current` or `revoked` (the peer broadcasts
-//!   its oldest revoked commitment — a breach; `revoked` needs `by: peer`).
+//!   when an HTLC deadline forces the close); `kind` (see [`CloseKind`]): `current`, `revoked`,
+//!   `revoked_with_htlcs`, `pending`, `data_loss` (the peer's commitments) or `cooperative`.
+//! - `htlcs[].learns_preimage` (incoming only): `{ "at_height": 30, "from": "downstream" }`.
 //! - `peer`: `claims_with_preimage` (claims outgoing HTLCs it knows the preimage of, as soon as
 //!   the close confirms), `times_out` (times out incoming HTLCs once their expiry passes).
 //! - `fee_rates[]`: from `from_height` on, the fee rate (sat/vB) fed as `Event::FeeConditions`
@@ -42,19 +43,20 @@
 //!   2500), `dust_limit_sat` (default 354), `to_self_delay` (both ways; default 144).
 //!
 //! A scenario is refused, with an error naming the field, when a node would refuse its channel
-//! (BOLT 2): `commitment_feerate_per_kw` below 253, `dust_limit_sat` below 354, `to_self_delay`
-//! of 0 or above 2016, more than 483 HTLCs either way, an HTLC `cltv_expiry` of 0 or at or above
-//! 500,000,000 (a time, not a height — checked again with the start height added), HTLCs worth
-//! more than the side offering them has, a balance of ours (we fund) that cannot pay the
-//! commitment fee after the HTLCs we offered; and when it contradicts itself (`we_know_preimage`
-//! on an outgoing HTLC, `peer_knows_preimage` on an incoming one, a close after the last block,
-//! a fee rate of 0, two fee rates from one height).
+//! (BOLT 2) or when it contradicts itself: see [`Scenario::check`] and `scenarios/README.md`.
 
 use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
 #[path = "scenario_tests.rs"]
 mod tests;
+
+#[path = "scenario_channels.rs"]
+mod channels;
+pub use channels::{ExtraChannel, ForwardedFrom};
+#[path = "scenario_close.rs"]
+mod close_checks;
+pub use close_checks::{Reorg, ReorgConfirms, ThirdParty};
 
 /// A whole scenario. See the [module documentation](self).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +96,16 @@ pub struct Scenario {
     pub fee_rates: Vec<FeeRateStep>,
     /// Blocks to mine after the start height.
     pub run_blocks: u32,
+    /// More channels with the same peer behaviour model, closing on their own terms, watched
+    /// by the same engine on the same chain (see [`ExtraChannel`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_channels: Vec<ExtraChannel>,
+    /// A reorganisation of the chain during the run (see [`Reorg`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorg: Option<Reorg>,
+    /// Someone else on the network (see [`ThirdParty`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub third_party: Option<ThirdParty>,
 }
 
 fn default_seed() -> u64 {
@@ -145,6 +157,13 @@ pub struct ScenarioHtlc {
     /// Outgoing only: the peer holds the preimage and may claim on chain.
     #[serde(default)]
     pub peer_knows_preimage: bool,
+    /// Incoming only: the node learns the preimage at a height (from downstream or an invoice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learns_preimage: Option<LearnPreimage>,
+    /// Outgoing only: the incoming HTLC of an earlier channel it was forwarded from (same
+    /// payment hash; a circuit the engine is told of).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<ForwardedFrom>,
 }
 
 /// Who closes.
@@ -166,6 +185,43 @@ pub enum CloseKind {
     Current,
     /// The peer's oldest revoked commitment (a breach).
     Revoked,
+    /// A revoked commitment of the peer's that carries the scenario's HTLCs (a breach with
+    /// HTLC outputs): after the HTLCs are committed, one more update (a fee update at the same
+    /// rate) revokes the commitment that has them, and the peer broadcasts that one.
+    RevokedWithHtlcs,
+    /// The peer's *pending* commitment: the scenario's HTLCs are on a commitment of the peer's
+    /// that we signed but whose predecessor the peer has not revoked yet (our commitment does
+    /// not have them); the peer broadcasts the pending one.
+    Pending,
+    /// A cooperative close: the closing transaction both signed pays each side's balance to its
+    /// shutdown script (no HTLCs may be live).
+    Cooperative,
+    /// We lost state: the engine knows the channel only as it was opened (the HTLCs' update is
+    /// lost), learns at the close height that the peer has a newer state
+    /// (`DataLossDetected`, as `channel_reestablish` would show it), and the peer broadcasts its
+    /// current commitment, one the engine has never seen.
+    DataLoss,
+}
+
+/// Where a preimage learned during the run comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreimageFrom {
+    /// Our own invoice (settles only this HTLC).
+    Invoice,
+    /// The next hop fulfilled the HTLC we forwarded this one to (on another channel).
+    Downstream,
+}
+
+/// A preimage the node learns at a height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnPreimage {
+    /// The height (relative) at which the node learns it, before the block of that height is
+    /// mined.
+    pub at_height: u32,
+    /// Where it comes from.
+    pub from: PreimageFrom,
 }
 
 /// Who closes, when, and how.
@@ -193,6 +249,10 @@ pub struct PeerBehaviour {
     /// Times out our incoming HTLCs once they expire.
     #[serde(default)]
     pub times_out: bool,
+    /// From this height (relative) on the peer does nothing on chain any more: no claim, no
+    /// timeout (it went offline, or gave up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_from: Option<u32>,
 }
 
 /// A fee rate from a height on.
@@ -267,6 +327,12 @@ impl Scenario {
     /// node would refuse such a channel, so a dry run of it shows nothing real), and the
     /// scenario's own consistency. The first violation is returned, naming its field.
     pub fn check(&self) -> Result<(), ScenarioError> {
+        self.check_one()?;
+        self.check_extra_channels()
+    }
+
+    /// The checks of one channel's scenario.
+    fn check_one(&self) -> Result<(), ScenarioError> {
         self.check_channel()?;
         self.check_htlcs()?;
         self.check_funder_fee()?;
@@ -423,6 +489,26 @@ impl Scenario {
                     "applies to incoming htlcs only (an outgoing htlc's preimage comes from downstream or the peer)",
                 );
             }
+            if let Some(learn) = h.learns_preimage {
+                if h.direction == Direction::Outgoing {
+                    return invalid(
+                        field("learns_preimage"),
+                        "applies to incoming htlcs only (an outgoing htlc's preimage comes from the peer's claim on chain)",
+                    );
+                }
+                if h.we_know_preimage {
+                    return invalid(
+                        field("learns_preimage"),
+                        "contradicts we_know_preimage (the preimage is known from the start)",
+                    );
+                }
+                if learn.at_height >= self.run_blocks {
+                    return invalid(
+                        field("learns_preimage.at_height"),
+                        format!("{} must be below run_blocks", learn.at_height),
+                    );
+                }
+            }
             if h.peer_knows_preimage && h.direction == Direction::Incoming {
                 return invalid(
                     field("peer_knows_preimage"),
@@ -472,9 +558,9 @@ impl Scenario {
         if self.close.by == Closer::Peer && self.close.at_height.is_none() {
             return invalid("close.at_height", "required when the peer closes");
         }
-        if self.close.kind == CloseKind::Revoked && self.close.by != Closer::Peer {
-            return invalid("close.kind", "revoked needs close.by peer");
-        }
+        self.check_close_kind()?;
+        self.check_reorg()?;
+        self.check_third_party()?;
         if self.close.at_height.is_some_and(|h| h >= self.run_blocks) {
             return invalid("close.at_height", "must be below run_blocks");
         }

@@ -189,3 +189,195 @@ fn a_funder_who_cannot_pay_the_commitment_fee_is_refused() {
     let e = Scenario::from_json(&v.to_string()).expect_err("one short");
     assert!(e.to_string().contains("local_balance_sat"), "{e}");
 }
+
+#[test]
+fn each_kind_of_close_is_refused_where_it_cannot_happen_naming_the_field() {
+    use serde_json::json;
+    // A commitment of the peer's: only the peer broadcasts it.
+    for kind in ["revoked_with_htlcs", "pending", "data_loss"] {
+        assert_eq!(
+            refused_field(|v| v["close"] = json!({ "by": "us", "at_height": 5, "kind": kind })),
+            "close.kind",
+            "{kind}"
+        );
+        // They are about the update that added HTLCs: none, nothing to show.
+        assert_eq!(
+            refused_field(|v| {
+                v["close"] = json!({ "by": "peer", "at_height": 5, "kind": kind });
+                v["htlcs"] = json!([]);
+            }),
+            "htlcs",
+            "{kind}"
+        );
+    }
+    // A cooperative close is negotiated at a height, with no HTLC left.
+    assert_eq!(
+        refused_field(|v| v["close"] = json!({ "by": "us", "kind": "cooperative" })),
+        "close.at_height"
+    );
+    assert_eq!(
+        refused_field(
+            |v| v["close"] = json!({ "by": "peer", "at_height": 5, "kind": "cooperative" })
+        ),
+        "htlcs"
+    );
+    let mut ok = base();
+    ok["htlcs"] = json!([]);
+    ok["close"] = json!({ "by": "us", "at_height": 5, "kind": "cooperative" });
+    Scenario::from_json(&ok.to_string()).expect("a cooperative close without htlcs");
+}
+
+#[test]
+fn a_preimage_learned_during_the_run_is_checked_naming_the_field() {
+    use serde_json::json;
+    let learn = json!({ "at_height": 10, "from": "downstream" });
+    // Outgoing: its preimage is the peer's to reveal.
+    assert_eq!(
+        refused_field(|v| v["htlcs"][0]["learns_preimage"] = learn.clone()),
+        "htlcs[0].learns_preimage"
+    );
+    // Known from the start already.
+    assert_eq!(
+        refused_field(|v| v["htlcs"][1]["learns_preimage"] = learn.clone()),
+        "htlcs[1].learns_preimage"
+    );
+    // After the last block.
+    assert_eq!(
+        refused_field(|v| {
+            v["htlcs"][1]["we_know_preimage"] = false.into();
+            v["htlcs"][1]["learns_preimage"] = json!({ "at_height": 80, "from": "invoice" });
+        }),
+        "htlcs[1].learns_preimage.at_height"
+    );
+    let mut ok = base();
+    ok["htlcs"][1]["we_know_preimage"] = false.into();
+    ok["htlcs"][1]["learns_preimage"] = learn;
+    let s = Scenario::from_json(&ok.to_string()).expect("valid");
+    assert_eq!(
+        s.htlcs[1].learns_preimage.map(|l| l.from),
+        Some(PreimageFrom::Downstream)
+    );
+    // An unknown source is a JSON error, not a silently ignored value.
+    let mut bad = base();
+    bad["htlcs"][1]["learns_preimage"] = json!({ "at_height": 10, "from": "the moon" });
+    assert!(matches!(
+        Scenario::from_json(&bad.to_string()),
+        Err(ScenarioError::Json(_))
+    ));
+}
+
+#[test]
+fn an_extra_channel_is_checked_as_a_channel_naming_its_field() {
+    use serde_json::json;
+    let extra = json!({ "seed": 9, "channel_type": "static_remote_key",
+        "capacity_sat": 500_000, "local_balance_sat": 200_000,
+        "close": { "by": "peer", "at_height": 5 } });
+    let mut ok = base();
+    ok["extra_channels"] = json!([extra.clone()]);
+    let s = Scenario::from_json(&ok.to_string()).expect("valid");
+    assert_eq!(s.channel_views().len(), 2);
+    assert_eq!(s.channel_views()[1].capacity_sat, 500_000);
+    assert_eq!(
+        refused_field(|v| {
+            let mut e = extra.clone();
+            e["dust_limit_sat"] = 100.into();
+            v["extra_channels"] = json!([e]);
+        }),
+        "extra_channels[0].dust_limit_sat"
+    );
+    assert_eq!(
+        refused_field(|v| {
+            let mut e = extra.clone();
+            e["seed"] = 1.into();
+            v["extra_channels"] = json!([e]);
+        }),
+        "extra_channels[0].seed"
+    );
+    assert_eq!(
+        refused_field(|v| {
+            let mut e = extra.clone();
+            e["close"] = json!({ "by": "us", "kind": "pending", "at_height": 3 });
+            v["extra_channels"] = json!([e]);
+        }),
+        "extra_channels[0].close.kind"
+    );
+}
+
+#[test]
+fn a_reorg_is_checked_naming_its_field() {
+    use serde_json::json;
+    let mut ok = base();
+    ok["reorg"] = json!({ "at_height": 8, "depth": 3, "confirms_instead": "peer_commitment" });
+    Scenario::from_json(&ok.to_string()).expect("valid");
+    for (reorg, field) in [
+        (json!({ "at_height": 0, "depth": 1 }), "reorg.at_height"),
+        (json!({ "at_height": 80, "depth": 1 }), "reorg.at_height"),
+        (json!({ "at_height": 8, "depth": 0 }), "reorg.depth"),
+        (json!({ "at_height": 8, "depth": 9 }), "reorg.depth"),
+    ] {
+        assert_eq!(
+            refused_field(|v| v["reorg"] = reorg.clone()),
+            field,
+            "{reorg}"
+        );
+    }
+}
+
+#[test]
+fn a_third_party_and_an_idle_peer_are_checked_naming_their_field() {
+    use serde_json::json;
+    // Anchor spends need anchor outputs.
+    assert_eq!(
+        refused_field(|v| v["third_party"] = json!({ "spends_anchors_from": 10 })),
+        "third_party.spends_anchors_from"
+    );
+    let mut ok = base();
+    ok["channel_type"] = "anchors_zero_fee_htlc".into();
+    ok["third_party"] = json!({ "spends_anchors_from": 10 });
+    Scenario::from_json(&ok.to_string()).expect("valid under anchors");
+    // A peer idle before it closes cannot close.
+    assert_eq!(
+        refused_field(|v| {
+            v["close"] = json!({ "by": "peer", "at_height": 10 });
+            v["peer"] = json!({ "idle_from": 5 });
+        }),
+        "peer.idle_from"
+    );
+}
+
+#[test]
+fn a_forwarded_htlc_names_an_earlier_incoming_htlc_worth_more_and_expiring_later() {
+    use serde_json::json;
+    let extra = |htlc: serde_json::Value| {
+        json!([{ "seed": 9, "channel_type": "static_remote_key",
+            "capacity_sat": 500_000, "local_balance_sat": 300_000,
+            "htlcs": [htlc], "close": { "by": "peer", "at_height": 5 } }])
+    };
+    // base(): htlcs[1] is incoming, 60,000 sat, expiry 120.
+    let ok = |amount: u64, expiry: u32, from: serde_json::Value| {
+        json!({ "direction": "outgoing", "amount_msat": amount, "cltv_expiry": expiry,
+            "forwarded_from": from })
+    };
+    let mut v = base();
+    v["extra_channels"] = extra(ok(59_000_000, 100, json!({ "channel": 0, "htlc": 1 })));
+    Scenario::from_json(&v.to_string()).expect("valid");
+    let field = "extra_channels[0].htlcs[0].forwarded_from";
+    for bad in [
+        ok(59_000_000, 100, json!({ "channel": 0, "htlc": 0 })), // an outgoing one
+        ok(59_000_000, 100, json!({ "channel": 0, "htlc": 7 })), // none
+        ok(59_000_000, 100, json!({ "channel": 1, "htlc": 0 })), // not earlier
+        ok(61_000_000, 100, json!({ "channel": 0, "htlc": 1 })), // worth more
+        ok(59_000_000, 120, json!({ "channel": 0, "htlc": 1 })), // not earlier expiry
+    ] {
+        assert_eq!(
+            refused_field(|v| v["extra_channels"] = extra(bad.clone())),
+            field,
+            "{bad}"
+        );
+    }
+    // The scenario's own channel has no earlier one.
+    assert_eq!(
+        refused_field(|v| v["htlcs"][0]["forwarded_from"] = json!({ "channel": 0, "htlc": 1 })),
+        "htlcs[0].forwarded_from"
+    );
+}

@@ -31,6 +31,8 @@ pub struct Inspection {
     pub(crate) known_preimages: usize,
     pub(crate) circuits: usize,
     pub(crate) channels: Vec<ChannelLine>,
+    /// Channels no close confirmed for, with what a close of ours would give us.
+    pub(crate) open_channels: Vec<crate::inspect_open::OpenChannel>,
     pub(crate) outputs: Vec<OutputLine>,
     pub(crate) totals: Totals,
     pub(crate) pending_upstream: Vec<Action>,
@@ -203,6 +205,7 @@ fn inspection(engine: &ChainArbitrator, recorded_events: u64) -> Inspection {
                 last_update_id: c.data.last_update_id,
             })
             .collect(),
+        open_channels: crate::inspect_open::open_channels(engine),
         outputs: ledger
             .channels
             .iter()
@@ -231,7 +234,7 @@ fn inspection(engine: &ChainArbitrator, recorded_events: u64) -> Inspection {
 }
 
 /// Inspect the store at `path`.
-pub fn inspect(path: &Path, json: bool) -> Result<Findings, String> {
+pub fn inspect(path: &Path, json: bool, svg: Option<&Path>) -> Result<Findings, String> {
     let store = open_store(path)?;
     // Everything checked, the flight recorder included, as `replay` reads it.
     let verified = store
@@ -245,6 +248,9 @@ pub fn inspect(path: &Path, json: bool) -> Result<Findings, String> {
         print_out(&format!("{text}\n"))?;
     } else {
         print_out(&crate::inspect_text::render(&doc)?)?;
+    }
+    if let Some(out) = svg {
+        crate::draw::write_svg(&format!("store {}", path.display()), path, out)?;
     }
     Ok(Findings::default())
 }

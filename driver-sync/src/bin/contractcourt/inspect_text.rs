@@ -76,6 +76,7 @@ pub fn render(d: &Inspection) -> Result<String, String> {
             funding.join(", ")
         );
     }
+    open_channels(&mut s, d);
     s.push_str("\nOUTPUTS\n");
     if d.outputs.is_empty() {
         s.push_str("  (none: no close confirmed)\n");
@@ -119,4 +120,41 @@ pub fn render(d: &Inspection) -> Result<String, String> {
         let _ = writeln!(s, "  {line}");
     }
     Ok(s)
+}
+
+/// The channels not closed yet, with what a close of ours would give us now.
+fn open_channels(s: &mut String, d: &Inspection) {
+    s.push_str("\nOPEN CHANNELS (what a close of ours would give us now)\n");
+    if d.open_channels.is_empty() {
+        s.push_str("  (none)\n");
+    }
+    for c in &d.open_channels {
+        let _ = writeln!(
+            s,
+            "  {}  commitment {}: our balance {} sat after a commitment fee of {} sat{}, claimable {} blocks after it confirms",
+            c.channel,
+            c.commitment_number
+                .map_or_else(|| "none".to_owned(), |n| n.to_string()),
+            c.claimable_on_close_sat,
+            c.commitment_fee_sat,
+            if c.we_fund { " (we pay it)" } else { " (the peer pays it)" },
+            c.to_self_delay
+        );
+        for h in &c.htlcs {
+            let _ = writeln!(
+                s,
+                "      {} htlc {} {} sat, expiry {}: {}{}",
+                h.direction,
+                h.htlc_id,
+                h.amount_sat,
+                h.cltv_expiry,
+                h.claimable.replace('_', " "),
+                if h.direction == "incoming" && !h.preimage_known {
+                    " (no preimage)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
 }

@@ -2,8 +2,10 @@
 //! flight recorder, inspect a store. Argument parsing and printing only: the work is done by
 //! `contractcourt_sync::simulate`, the core's trace replay and the driver.
 
+mod draw;
 mod exit;
 mod inspect;
+mod inspect_open;
 mod inspect_text;
 mod replay;
 mod simulate;
@@ -12,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use contractcourt_core::action::RecordKey;
 use contractcourt_core::chain::Config;
 use contractcourt_sync::simulate::{EngineSettings, LEDGER_HELP};
@@ -60,6 +62,14 @@ enum Command {
         /// chain is (state kept in PATH.sim.json); a finished run prints its outcome again.
         #[arg(long, value_name = "DIR", requires = "db")]
         chain_dir: Option<PathBuf>,
+        /// Also draw the resolution as SVG into FILE: one lane per output over block height
+        /// (timelocks, broadcasts, confirmations, deadlines, outcome) and the fee rate.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Read engine settings from a TOML file (keys: the settings' flag names with `_`
+        /// for `-`, e.g. `reorg_safety_depth = 3`); a flag given here overrides the file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[command(flatten, next_help_heading = "Engine settings")]
         engine: EngineSettings,
     },
@@ -86,6 +96,15 @@ enum Command {
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Also draw the resolution as SVG into FILE (see simulate --svg).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout, e.g.
+    /// `contractcourt completions bash > /etc/bash_completion.d/contractcourt`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -125,14 +144,22 @@ fn main() -> ExitCode {
             json,
             db,
             chain_dir,
+            svg,
+            config,
             engine,
-        } => simulate::run(&scenario, json, db, chain_dir, engine),
+        } => settings(config.as_deref(), engine)
+            .and_then(|engine| simulate::run(&scenario, json, (db, chain_dir), svg, engine)),
         Command::Replay { trace, db } => match (trace, db) {
             (_, Some(db)) => replay::db(&db),
             (Some(trace), None) => replay::trace(&trace),
             (None, None) => Err("replay needs a trace or --db".to_string()),
         },
-        Command::Inspect { db, json } => inspect::inspect(&db, json),
+        Command::Inspect { db, json, svg } => inspect::inspect(&db, json, svg.as_deref()),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "contractcourt", &mut out);
+            print_out(&String::from_utf8_lossy(&out)).map(|()| exit::Findings::default())
+        }
     };
     match result {
         Ok(findings) => ExitCode::from(findings.code()),
@@ -143,6 +170,16 @@ fn main() -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// The engine settings of the flags over those of the `--config` file, if any.
+fn settings(file: Option<&Path>, flags: EngineSettings) -> Result<EngineSettings, String> {
+    let Some(path) = file else {
+        return Ok(flags);
+    };
+    let from_file = EngineSettings::from_toml(&read(path)?)
+        .map_err(|e| format!("--config {}: {e}", path.display()))?;
+    Ok(flags.over(from_file))
 }
 
 fn read(path: &Path) -> Result<String, String> {

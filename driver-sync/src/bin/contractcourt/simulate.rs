@@ -87,8 +87,8 @@ fn line_printer(scenario: &str, bar: Option<ProgressBar>, started: Arc<AtomicBoo
 pub fn run(
     path: &Path,
     json: bool,
-    db: Option<PathBuf>,
-    chain_dir: Option<PathBuf>,
+    (db, chain_dir): (Option<PathBuf>, Option<PathBuf>),
+    svg: Option<PathBuf>,
     engine: EngineSettings,
 ) -> Result<Findings, String> {
     let scenario =
@@ -104,10 +104,16 @@ pub fn run(
             bar.set_position(u64::from(done));
         }
     };
+    // A drawing is made from the run's store: a temporary one without --db.
+    let temp = match (&svg, &db) {
+        (Some(_), None) => Some(crate::draw::TempStore::new()?),
+        _ => None,
+    };
+    let db = db.or_else(|| temp.as_ref().map(|t| t.db()));
     let result = simulate::run(
         &scenario,
         RunOptions {
-            db,
+            db: db.clone(),
             chain_dir,
             progress: Some(&mut progress),
             on_step,
@@ -131,5 +137,9 @@ pub fn run(
         // A finished run printed again: nothing was streamed.
         print_out(&simulate::render_text(&outcome))?;
     }
+    if let (Some(out), Some(db)) = (&svg, &db) {
+        crate::draw::write_svg(&scenario.name, db, out)?;
+    }
+    drop(temp);
     Ok(Findings::of_simulation(&outcome))
 }
