@@ -261,11 +261,23 @@ fn cooperative_close_resolves_after_reorg_safety_depth_and_is_archived_later() {
             remote: remote.clone(),
         },
     }));
-    let coop = h.sim(id).cooperative_close_tx(local, remote, 500).unwrap();
+    let coop = h
+        .sim(id)
+        .cooperative_close_tx(local.clone(), remote, 500)
+        .unwrap();
+    let paid_to_us: u64 = coop
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == local)
+        .map(|o| o.value.to_sat())
+        .sum();
+    assert!(paid_to_us > 0, "the sim channel has a balance of ours");
     h.mine(vec![coop]);
+    let summary = close_summaries(&h).pop().unwrap();
+    assert_eq!(summary.close, CloseKind::Cooperative);
     assert_eq!(
-        close_summaries(&h).pop().unwrap().close,
-        CloseKind::Cooperative
+        summary.our_balance_sat, paid_to_us,
+        "our balance is what the close paid our shutdown script"
     );
     assert_eq!(state(&h, id), ArbState::ContractClosed);
     h.mine_empty(config.close.reorg_safety_depth - 2);

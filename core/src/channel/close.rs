@@ -116,12 +116,22 @@ impl ChannelArbitrator {
             })
             .unwrap_or_default();
         self.resolvers = resolvers.into_iter().map(|r| (r.outpoint, r)).collect();
-        let our_balance_sat = self
-            .resolvers
-            .values()
-            .filter(|r| matches!(r.kind, ResolverKind::CommitSweep { .. }))
-            .map(|r| r.value_sat)
-            .sum();
+        // Our balance: what our resolvers sweep; on a cooperative close, what it paid our
+        // shutdown script (nothing is left to claim, but the balance is ours).
+        let our_balance_sat = match (&close, &info.shutdown) {
+            (Close::Cooperative, Some(shutdown)) => tx
+                .output
+                .iter()
+                .filter(|o| o.script_pubkey == shutdown.local)
+                .map(|o| o.value.to_sat())
+                .sum(),
+            _ => self
+                .resolvers
+                .values()
+                .filter(|r| matches!(r.kind, ResolverKind::CommitSweep { .. }))
+                .map(|r| r.value_sat)
+                .sum(),
+        };
         actions.push(Action::Report(Report::CloseSummary(CloseSummary {
             channel: info.id,
             close: kind.clone(),
