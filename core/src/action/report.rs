@@ -146,7 +146,9 @@ pub struct Resolution {
     pub fees_sat: u64,
     /// The transaction that resolved it.
     pub spending_txid: Option<Txid>,
-    /// The height it became final (reorg-safe) at.
+    /// The height of the transaction that resolved it (the report comes once that spend is
+    /// reorg-safe); for an output final without a spend (an incoming HTLC expired, an anchor
+    /// left), the height it was counted final at.
     pub height: Height,
 }
 
