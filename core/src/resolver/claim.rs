@@ -7,9 +7,9 @@ use crate::action::{Basepoint, KeyTweak, SigningKey, SweepRequest};
 use crate::bolt3::commitment::{BuiltCommitment, CommitmentSpec};
 use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::PaymentPreimage;
-use crate::types::{ChannelId, Height};
+use crate::types::{ChannelId, Height, Party};
 
-use super::context::CloseView;
+use super::context::{CloseView, ResolverContext};
 use super::record::Resolver;
 
 /// One claim, before it is addressed to its output.
@@ -51,8 +51,28 @@ impl Claim {
     }
 }
 
+/// An HTLC output of the peer's confirmed commitment: what a claim of it spends and with which
+/// script and key (`None` on any other close).
+pub(super) struct PeerHtlc {
+    pub(super) txout: TxOut,
+    pub(super) script: ScriptBuf,
+    pub(super) key: SigningKey,
+}
+
+/// [`PeerHtlc`] of resolver `r`, when the close is the peer's commitment we rebuilt.
+pub(super) fn peer_htlc(r: &Resolver, ctx: &ResolverContext<'_>) -> Option<PeerHtlc> {
+    let Some((Party::Remote, spec, built)) = ctx.close.confirmed else {
+        return None;
+    };
+    Some(PeerHtlc {
+        txout: close_output(r, &ctx.close)?,
+        script: witness_script(built, r.outpoint)?,
+        key: htlc_signing_key(ctx.channel.id, spec),
+    })
+}
+
 /// The witness script of output `outpoint.vout` of a rebuilt commitment.
-pub(super) fn witness_script(built: &BuiltCommitment, outpoint: OutPoint) -> Option<ScriptBuf> {
+fn witness_script(built: &BuiltCommitment, outpoint: OutPoint) -> Option<ScriptBuf> {
     built
         .outputs
         .iter()
@@ -61,7 +81,7 @@ pub(super) fn witness_script(built: &BuiltCommitment, outpoint: OutPoint) -> Opt
 }
 
 /// The HTLC key of a commitment, tweaked by its per-commitment point.
-pub(super) fn htlc_signing_key(channel: ChannelId, spec: &CommitmentSpec) -> SigningKey {
+fn htlc_signing_key(channel: ChannelId, spec: &CommitmentSpec) -> SigningKey {
     SigningKey::Channel {
         channel,
         basepoint: Basepoint::Htlc,

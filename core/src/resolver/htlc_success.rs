@@ -11,9 +11,9 @@
 use crate::action::SweepRequest;
 use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::PaymentPreimage;
-use crate::types::{Height, Party};
+use crate::types::Height;
 
-use super::claim::{close_output, htlc_signing_key, witness_script, Claim};
+use super::claim::{peer_htlc, Claim};
 use super::context::ResolverContext;
 use super::record::Resolver;
 
@@ -25,16 +25,12 @@ pub(super) fn sweep_request(
     cltv_expiry: Height,
     ctx: &ResolverContext<'_>,
 ) -> Option<SweepRequest> {
-    let close = &ctx.close;
-    let Some((Party::Remote, spec, built)) = close.confirmed else {
-        return None;
-    };
-    let txout = close_output(r, close)?;
-    let mature_at = close.height.saturating_add(1);
+    let htlc = peer_htlc(r, ctx)?;
+    let mature_at = ctx.close.height.saturating_add(1);
     let claim = Claim {
         path: ClaimPath::preimage_claim_on_remote_commitment(ctx.channel.channel_type),
-        script: witness_script(built, r.outpoint)?,
-        key: htlc_signing_key(ctx.channel.id, spec),
+        script: htlc.script,
+        key: htlc.key,
         preimage: Some(preimage),
         witness_pubkey: None,
         mature_at,
@@ -42,5 +38,5 @@ pub(super) fn sweep_request(
         budget_sat: ctx.fees.policy.htlc_budget(r.value_sat),
         contestable: true,
     };
-    Some(claim.request(ctx.channel.id, r.outpoint, txout))
+    Some(claim.request(ctx.channel.id, r.outpoint, htlc.txout))
 }

@@ -10,9 +10,9 @@
 
 use crate::action::SweepRequest;
 use crate::bolt3::witness::ClaimPath;
-use crate::types::{Height, Party};
+use crate::types::Height;
 
-use super::claim::{close_output, htlc_signing_key, witness_script, Claim};
+use super::claim::{peer_htlc, Claim};
 use super::context::ResolverContext;
 use super::record::Resolver;
 
@@ -24,18 +24,14 @@ pub(super) fn sweep_request(
     deadline: Height,
     ctx: &ResolverContext<'_>,
 ) -> Option<SweepRequest> {
-    let close = &ctx.close;
-    let Some((Party::Remote, spec, built)) = close.confirmed else {
-        return None;
-    };
-    let txout = close_output(r, close)?;
+    let htlc = peer_htlc(r, ctx)?;
     let mature_at = cltv_expiry
         .saturating_add(1)
-        .max(close.height.saturating_add(1));
+        .max(ctx.close.height.saturating_add(1));
     let claim = Claim {
         path: ClaimPath::timeout_claim_on_remote_commitment(cltv_expiry, ctx.channel.channel_type),
-        script: witness_script(built, r.outpoint)?,
-        key: htlc_signing_key(ctx.channel.id, spec),
+        script: htlc.script,
+        key: htlc.key,
         preimage: None,
         witness_pubkey: None,
         mature_at,
@@ -43,5 +39,5 @@ pub(super) fn sweep_request(
         budget_sat: ctx.fees.policy.htlc_budget(r.value_sat),
         contestable: true,
     };
-    Some(claim.request(ctx.channel.id, r.outpoint, txout))
+    Some(claim.request(ctx.channel.id, r.outpoint, htlc.txout))
 }
