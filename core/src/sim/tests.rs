@@ -1,6 +1,7 @@
 use super::*;
 use crate::bolt3::commitment::{decode_commitment_number, OutputKind};
 use crate::bolt3::keys;
+use bitcoin::ScriptBuf;
 
 fn channel(channel_type: ChannelType) -> (SimChannel, Vec<Event>) {
     SimChannel::open(SimSetup::new(1, channel_type)).unwrap()
