@@ -340,6 +340,11 @@ impl FundedClaim {
             BroadcastOutcome::Accepted => Vec::new(),
             BroadcastOutcome::Rejected { reason } if is_already_known(reason) => Vec::new(),
             BroadcastOutcome::Rejected { reason } => {
+                if crate::policy::reject::classify_reject(reason)
+                    == crate::policy::reject::RejectClass::InputsMissingOrSpent
+                {
+                    self.inputs_gone = true;
+                }
                 let outpoint = self.template.input.outpoint;
                 let message = format!(
                     "broadcast of the claim of {outpoint} rejected: {reason}; rebroadcasting every block"

@@ -193,6 +193,12 @@ pub struct FundedClaim {
     pub attempts: Vec<FundedAttempt>,
     /// The last problem reported, so a repeat is not re-reported.
     pub last_problem: Option<String>,
+    /// The newest attempt's broadcast was refused for missing or spent inputs — a wallet coin
+    /// whose creating transaction a reorg dropped, or one spent elsewhere: the next block funds
+    /// a new attempt from the wallet afresh (reusing none of the old inputs), whatever its price,
+    /// since there is nothing valid in flight to outbid.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inputs_gone: bool,
 }
 
 impl FundedClaim {
@@ -213,6 +219,7 @@ impl FundedClaim {
             plan: None,
             attempts: Vec::new(),
             last_problem: None,
+            inputs_gone: false,
         }
     }
 
@@ -376,6 +383,7 @@ impl FundedClaim {
         };
         let bump = match self.current() {
             None => true,
+            Some(_) if self.inputs_gone => true,
             // The wallet has not funded the current attempt (it could not, or has not answered):
             // ask again at today's price when the price moved — down as well as up — as long as
             // it still outbids what is in flight, if anything is.
@@ -396,7 +404,11 @@ impl FundedClaim {
                 assembled: None,
                 signed: None,
             };
-            actions.push(Action::FundFromWallet(self.funding_request(&attempt)));
+            let mut request = self.funding_request(&attempt);
+            if std::mem::take(&mut self.inputs_gone) {
+                request.reuse.clear();
+            }
+            actions.push(Action::FundFromWallet(request));
             self.attempts.push(attempt);
             return actions;
         }

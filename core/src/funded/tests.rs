@@ -363,3 +363,30 @@ fn funding_requests_are_put_in_order_of_their_deadlines_nearest_first_in_the_pla
         .collect();
     assert_eq!(funded, vec![2, 4, 1, 3, 9]);
 }
+
+#[test]
+fn a_broadcast_refused_for_missing_inputs_is_funded_afresh_at_the_next_block_even_at_the_same_price(
+) {
+    let mut claim = anchor_claim(50_000);
+    let a0 = claim.on_block(100, Some(&fees(5)), FeeRate::from_sat_per_kwu(500));
+    let r0 = funding_request(&a0);
+    let outcome = select_inputs(&r0, &[coin(1, 100_000, 90)], &wallet_script());
+    claim.on_funded(r0.request, &outcome, 100);
+    // Unchanged conditions: nothing to outbid, no new attempt.
+    let same = claim.on_block(101, Some(&fees(5)), FeeRate::from_sat_per_kwu(500));
+    assert!(same.iter().all(|a| !matches!(a, Action::FundFromWallet(_))));
+    // Its wallet coin is gone (a reorg dropped the transaction that made it).
+    claim.on_broadcast_result(&crate::event::BroadcastOutcome::Rejected {
+        reason: "bad-txns-inputs-missingorspent".into(),
+    });
+    let a1 = claim.on_block(102, Some(&fees(5)), FeeRate::from_sat_per_kwu(500));
+    let r1 = funding_request(&a1);
+    assert_eq!(r1.request.attempt, 1, "a new attempt");
+    assert!(r1.reuse.is_empty(), "none of the vanished inputs reused");
+    // Once asked, the next block does not start yet another attempt.
+    let a2 = claim.on_block(103, Some(&fees(5)), FeeRate::from_sat_per_kwu(500));
+    assert!(a2.iter().all(|a| !matches!(
+        a,
+        Action::FundFromWallet(r) if r.request.attempt > 1
+    )));
+}

@@ -74,7 +74,8 @@ pub enum Stage {
         taken: Option<Taken>,
     },
     /// Left unclaimed, final: worth less than its claim would cost (an anchor once the close is
-    /// reorg-safe).
+    /// reorg-safe). Its output is still watched until the channel is archived: a later spend
+    /// (anyone's, 16 blocks after the commitment) is recorded as what it is.
     Abandoned {
         /// The height it was given up at.
         height: Height,
@@ -203,8 +204,9 @@ impl Resolver {
     }
 
     /// Its output was spent by `txid` confirmed at `height`: by us, or `taken` by someone else.
+    /// An output left as uneconomical is still followed: whoever takes it later is recorded.
     pub fn on_spend(&mut self, txid: Txid, height: Height, by_us: bool, taken: Option<Taken>) {
-        if self.claimable() {
+        if self.claimable() || matches!(self.stage, Stage::Abandoned { .. }) {
             self.stage = Stage::Spent {
                 txid,
                 height,

@@ -97,3 +97,36 @@ fn a_witness_of_no_known_path_is_reported_as_an_unknown_spend() {
     ));
     assert_eq!(r.outcome(), Some(Outcome::UnknownSpend));
 }
+
+#[test]
+fn an_anchor_left_as_uneconomical_and_later_taken_by_a_third_party_is_recorded_as_theirs() {
+    let mut f = Fixture::new(ChannelType::AnchorsZeroFeeHtlc);
+    f.destination = None;
+    let ctx = f.ctx(Party::Local);
+    let mut r = our_anchor(&f);
+    let safe = CLOSE_AT + SAFETY - 1;
+    r.step(ResolverInput::Block { tip: safe }, &ctx);
+    assert_eq!(r.outcome(), Some(Outcome::Uneconomical));
+    let script = scripts::anchor_script(&f.data.info.local_basepoints.funding_pubkey);
+    let tx = spend(r.outpoint, vec![vec![], script.to_bytes()], vec![]);
+    let at = CLOSE_AT + 16;
+    r.step(
+        ResolverInput::Spend {
+            tx: &tx,
+            height: at,
+            known_ours: false,
+        },
+        &ctx,
+    );
+    assert_eq!(r.outcome(), Some(Outcome::ThirdParty));
+    assert_eq!(
+        r.step(
+            ResolverInput::Block {
+                tip: at + SAFETY - 1
+            },
+            &ctx
+        )
+        .actions,
+        vec![ResolverAction::Final]
+    );
+}
