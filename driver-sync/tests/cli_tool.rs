@@ -7,12 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use contractcourt_sync::simulate::{render_text, SimOutcome};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
+mod program;
+use program::root;
 
 fn cc() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_contractcourt"));

@@ -2,17 +2,12 @@
 //! through the program; each test checks what BOLT 5 (and BOLT 2/3) demands of the outcome,
 //! from the scenario's own numbers, not what the program printed before.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
+mod program;
+use program::root;
 
 /// The scenario file and the `simulate --json` document of it (a run that exits 0).
 fn simulate(name: &str) -> (Value, Value) {

@@ -20,15 +20,11 @@ use bitcoin::BlockHash;
 use contractcourt_sync::chain::embedded::{EmbeddedChain, TestWallet};
 use serde_json::Value;
 
+mod program;
+use program::root;
+
 const PAUSE_VAR: &str = "CONTRACTCOURT_SIM_PAUSE_AT_STEP";
 const SIGKILL: i32 = 9;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
 
 /// A fresh scratch directory.
 fn scratch(name: &str) -> PathBuf {
