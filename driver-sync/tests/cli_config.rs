@@ -1,11 +1,11 @@
 //! `contractcourt completions SHELL`, `simulate --config FILE` and `inspect` of a channel still
 //! open, run as a user runs them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 mod program;
-use program::run;
+use program::{open_channel_store, run};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cc-cfg-{name}-{}", std::process::id()));
@@ -16,19 +16,6 @@ fn scratch(name: &str) -> PathBuf {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A store whose channel never closed (tests/data/open-channel.json, five blocks run).
-fn open_channel_store(dir: &Path) -> PathBuf {
-    let db = dir.join("open.sqlite");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/open-channel.json");
-    let (db_arg, path) = (
-        db.to_str().expect("utf-8"),
-        scenario.to_str().expect("utf-8"),
-    );
-    let o = run(&["simulate", "--db", db_arg, path]);
-    assert_eq!(o.status.code(), Some(3), "not closed: {}", text(&o.stderr));
-    db
 }
 
 const SUBCOMMANDS: [&str; 4] = ["simulate", "replay", "inspect", "completions"];

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use contractcourt_sync::simulate::{render_text, SimOutcome};
 
 mod program;
-use program::root;
+use program::{open_channel_store, root};
 
 fn cc() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_contractcourt"));
@@ -469,19 +469,6 @@ fn inspect_json_has_exactly_the_documented_fields_of_its_version() {
     paths(&doc, "", &mut found);
     assert_eq!(found, documented);
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A store whose channel never closed (tests/data/open-channel.json, five blocks run).
-fn open_channel_store(dir: &Path) -> PathBuf {
-    let db = dir.join("open.sqlite");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/open-channel.json");
-    let (db_arg, path) = (
-        db.to_str().expect("utf-8"),
-        scenario.to_str().expect("utf-8"),
-    );
-    let o = run(&["simulate", "--db", db_arg, path]);
-    assert_eq!(o.status.code(), Some(3), "not closed: {}", text(&o.stderr));
-    db
 }
 
 #[test]

@@ -20,3 +20,21 @@ pub fn run(args: &[&str]) -> Output {
         .output()
         .expect("the binary runs")
 }
+
+/// A store whose channel never closed (tests/data/open-channel.json, five blocks run).
+pub fn open_channel_store(dir: &Path) -> PathBuf {
+    let db = dir.join("open.sqlite");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/open-channel.json");
+    let (db_arg, path) = (
+        db.to_str().expect("utf-8"),
+        scenario.to_str().expect("utf-8"),
+    );
+    let o = run(&["simulate", "--db", db_arg, path]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "not closed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    db
+}

@@ -1,7 +1,7 @@
 //! The anchor after the close: swept only when it pays for itself, otherwise left once the close
 //! is reorg-safe; anyone's after 16 blocks — driven through `Resolver::step` alone.
 
-use super::fixture::{spend, Fixture, CLOSE_AT, SAFETY};
+use super::fixture::{spend, spent, Fixture, CLOSE_AT, SAFETY};
 use crate::action::Outcome;
 use crate::bolt3::commitment::OutputKind;
 use crate::bolt3::scripts;
@@ -58,14 +58,7 @@ fn an_anchor_spent_by_the_anyone_can_spend_path_is_a_third_partys() {
     let mut r = our_anchor(&f);
     let script = scripts::anchor_script(&f.data.info.local_basepoints.funding_pubkey);
     let tx = spend(r.outpoint, vec![vec![], script.to_bytes()], vec![]);
-    r.step(
-        ResolverInput::Spend {
-            tx: &tx,
-            height: CLOSE_AT + 16,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    spent(&mut r, &tx, CLOSE_AT + 16, &ctx);
     assert!(matches!(
         r.stage,
         Stage::Spent {
@@ -83,14 +76,7 @@ fn a_witness_of_no_known_path_is_reported_as_an_unknown_spend() {
     let ctx = f.ctx(Party::Local);
     let mut r = our_anchor(&f);
     let tx = spend(r.outpoint, vec![vec![7; 3]], vec![]);
-    let step = r.step(
-        ResolverInput::Spend {
-            tx: &tx,
-            height: CLOSE_AT + 2,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    let step = spent(&mut r, &tx, CLOSE_AT + 2, &ctx);
     assert!(matches!(
         step.actions.as_slice(),
         [ResolverAction::UnknownSpend { input: 0, .. }]
@@ -110,14 +96,7 @@ fn an_anchor_left_as_uneconomical_and_later_taken_by_a_third_party_is_recorded_a
     let script = scripts::anchor_script(&f.data.info.local_basepoints.funding_pubkey);
     let tx = spend(r.outpoint, vec![vec![], script.to_bytes()], vec![]);
     let at = CLOSE_AT + 16;
-    r.step(
-        ResolverInput::Spend {
-            tx: &tx,
-            height: at,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    spent(&mut r, &tx, at, &ctx);
     assert_eq!(r.outcome(), Some(Outcome::ThirdParty));
     assert_eq!(
         r.step(

@@ -1,7 +1,7 @@
 //! The commitment sweep: our balance, claimed by our key alone, judged from the spend's witness,
 //! final at the safety depth, undone by a reorg — driven through `Resolver::step` alone.
 
-use super::fixture::{sig, spend, Fixture, CLOSE_AT, SAFETY};
+use super::fixture::{sig, spend, spent, Fixture, CLOSE_AT, SAFETY};
 use crate::action::Outcome;
 use crate::bolt3::commitment::OutputKind;
 use crate::bolt3::witness::ClaimPath;
@@ -77,14 +77,7 @@ fn a_delayed_spend_is_ours_a_revocation_spend_the_peers_and_a_disconnect_undoes_
             vec![],
         );
         let at = CLOSE_AT + u32::from(delay);
-        let step = r.step(
-            ResolverInput::Spend {
-                tx: &tx,
-                height: at,
-                known_ours: false,
-            },
-            &ctx,
-        );
+        let step = spent(&mut r, &tx, at, &ctx);
         assert_eq!(step.hand_off, None, "a balance never hands off");
         let want = if ours {
             Outcome::Claimed

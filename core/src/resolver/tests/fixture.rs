@@ -13,7 +13,8 @@ use crate::channel::updates::{apply_update, ChannelData};
 use crate::event::Event;
 use crate::node::NodeState;
 use crate::resolver::{
-    CloseView, Confirmed, FeeContext, Justice, Resolver, ResolverContext, ResolverKind, SweepPolicy,
+    CloseView, Confirmed, FeeContext, Justice, Resolver, ResolverContext, ResolverInput,
+    ResolverKind, ResolverStep, SweepPolicy,
 };
 use crate::sim::{SimChannel, SimHtlc, SimSetup};
 use crate::types::{Height, HtlcDirection, Party};
@@ -239,4 +240,21 @@ pub(super) fn pays(script: &ScriptBuf, sat: u64) -> TxOut {
         value: Amount::from_sat(sat),
         script_pubkey: script.to_p2wsh(),
     }
+}
+
+/// Step `r` with a confirmed spend `tx` at `height` that the channel does not know for ours.
+pub(super) fn spent(
+    r: &mut Resolver,
+    tx: &Transaction,
+    height: Height,
+    ctx: &ResolverContext<'_>,
+) -> ResolverStep {
+    r.step(
+        ResolverInput::Spend {
+            tx,
+            height,
+            known_ours: false,
+        },
+        ctx,
+    )
 }

@@ -1,7 +1,7 @@
 //! Incoming contest → HTLC success (a preimage), the contest's end without a spend (the expiry,
 //! reorg-safe), and their undo — each driven through `Resolver::step` alone.
 
-use super::fixture::{pays, sig, spend, Fixture, CLOSE_AT, IN_EXPIRY, SAFETY};
+use super::fixture::{pays, sig, spend, spent, Fixture, CLOSE_AT, IN_EXPIRY, SAFETY};
 use crate::bolt3::ChannelType;
 use crate::event::PreimageSource;
 use crate::resolver::{Machine, ResolverAction, ResolverInput, SecondLevelClaim, Stage, Taken};
@@ -127,28 +127,14 @@ fn our_confirmed_htlc_success_is_ours_and_hands_off_while_the_peers_timeout_is_t
         vec![pays(&f.to_local, value - 800)],
     );
     let mut r = f.htlc_resolver(Party::Local, HtlcDirection::Incoming);
-    let step = r.step(
-        ResolverInput::Spend {
-            tx: &ours,
-            height: CLOSE_AT + 2,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    let step = spent(&mut r, &ours, CLOSE_AT + 2, &ctx);
     assert!(step.hand_off.is_some());
     assert!(matches!(r.stage, Stage::Spent { by_us: true, .. }));
 
     // The peer's timeout of the same output: <remotehtlcsig> <> <script> after the expiry.
     let theirs = spend(outpoint, vec![sig(), vec![], script.to_bytes()], vec![]);
     let mut r = f.htlc_resolver(Party::Local, HtlcDirection::Incoming);
-    let step = r.step(
-        ResolverInput::Spend {
-            tx: &theirs,
-            height: IN_EXPIRY + 1,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    let step = spent(&mut r, &theirs, IN_EXPIRY + 1, &ctx);
     assert_eq!(step.hand_off, None);
     assert!(matches!(
         r.stage,

@@ -3,7 +3,9 @@
 
 use bitcoin::OutPoint;
 
-use super::fixture::{pays, sig, spend, Fixture, CLOSE_AT, OUT_DEADLINE, OUT_EXPIRY, SAFETY};
+use super::fixture::{
+    pays, sig, spend, spent, Fixture, CLOSE_AT, OUT_DEADLINE, OUT_EXPIRY, SAFETY,
+};
 use crate::action::SweepRequest;
 use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::ChannelType;
@@ -57,14 +59,7 @@ fn our_confirmed_htlc_timeout_hands_off_to_a_sweep_after_our_delay_and_its_disco
         vec![pays(&f.to_local, value - 700)],
     );
     let at = OUT_EXPIRY + 1;
-    let step = r.step(
-        ResolverInput::Spend {
-            tx: &tx,
-            height: at,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    let step = spent(&mut r, &tx, at, &ctx);
     let next = step.hand_off.expect("a successor");
     let delay = u32::from(f.data.info.local_to_self_delay);
     assert_eq!(
@@ -121,14 +116,7 @@ fn the_peers_preimage_claim_on_our_commitment_is_judged_the_peers_and_final_at_t
         vec![],
     );
     let at = CLOSE_AT + 3;
-    let step = r.step(
-        ResolverInput::Spend {
-            tx: &tx,
-            height: at,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    let step = spent(&mut r, &tx, at, &ctx);
     assert_eq!(step.hand_off, None);
     assert!(matches!(
         r.stage,

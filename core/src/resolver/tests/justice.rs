@@ -4,7 +4,7 @@
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 
-use super::fixture::{pays, sig, spend, Fixture, CLOSE_AT, SAFETY};
+use super::fixture::{pays, sig, spend, spent, Fixture, CLOSE_AT, SAFETY};
 use crate::bolt3::scripts;
 use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::ChannelType;
@@ -67,14 +67,7 @@ fn the_peers_second_level_transaction_hands_off_to_justice_on_its_output_until_i
         vec![pays(&justice.to_local, value - 600)],
     );
     let at = CLOSE_AT + 4;
-    let step = r.step(
-        ResolverInput::Spend {
-            tx: &tx,
-            height: at,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    let step = spent(&mut r, &tx, at, &ctx);
     assert!(matches!(
         r.stage,
         Stage::Spent {
@@ -138,14 +131,7 @@ fn on_the_peers_second_level_output_our_revocation_spend_is_ours_and_its_delayed
         vec![],
     );
     let mut lost = next.clone();
-    lost.step(
-        ResolverInput::Spend {
-            tx: &theirs,
-            height: at + delay,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    spent(&mut lost, &theirs, at + delay, &ctx);
     assert!(matches!(
         lost.stage,
         Stage::Spent {
@@ -159,14 +145,7 @@ fn on_the_peers_second_level_output_our_revocation_spend_is_ours_and_its_delayed
         vec![],
     );
     let mut won = next.clone();
-    won.step(
-        ResolverInput::Spend {
-            tx: &ours,
-            height: at + 2,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    spent(&mut won, &ours, at + 2, &ctx);
     assert!(matches!(won.stage, Stage::Spent { by_us: true, .. }));
     assert_eq!(
         won.step(
@@ -202,14 +181,7 @@ fn a_second_level_output_spent_again_does_not_hand_off_twice() {
         vec![sig(), vec![], justice.to_local.to_bytes()],
         vec![pays(&justice.to_local, value - 600)],
     );
-    let step = second.step(
-        ResolverInput::Spend {
-            tx: &tx,
-            height: CLOSE_AT + 3,
-            known_ours: false,
-        },
-        &ctx,
-    );
+    let step = spent(&mut second, &tx, CLOSE_AT + 3, &ctx);
     assert_eq!(
         step.hand_off, None,
         "already a second-level output: its spend ends it"
