@@ -404,12 +404,39 @@ impl Harness {
             .iter()
             .flat_map(|t| &t.input)
             .find_map(|i| self.answers.reject_spending.get(&i.previous_output));
-        match self.answers.reject_broadcasts.as_ref().or(spends) {
-            Some(reason) => contractcourt_core::event::BroadcastOutcome::Rejected {
-                reason: reason.clone(),
-            },
+        let reason = match self.answers.reject_broadcasts.as_ref().or(spends) {
+            Some(reason) => Some(reason.clone()),
+            None if self.spends_a_spent_output(txs) => {
+                Some("bad-txns-inputs-missingorspent".to_string())
+            }
+            None => None,
+        };
+        match reason {
+            Some(reason) => contractcourt_core::event::BroadcastOutcome::Rejected { reason },
             None => contractcourt_core::event::BroadcastOutcome::Accepted,
         }
+    }
+
+    /// Whether one of `txs` spends an output that another transaction on the chain already
+    /// spent — a node refuses it (`bad-txns-inputs-missingorspent`), as it would a double spend
+    /// of a wallet coin or of an output the peer claimed. A transaction that is itself on the
+    /// chain is not refused here (a rebroadcast of a confirmed transaction).
+    fn spends_a_spent_output(&self, txs: &[&Transaction]) -> bool {
+        let mut spent_by = BTreeMap::new();
+        for tx in self.blocks.iter().flat_map(|b| &b.txs) {
+            let txid = tx.compute_txid();
+            for i in &tx.input {
+                spent_by.insert(i.previous_output, txid);
+            }
+        }
+        txs.iter().any(|tx| {
+            let txid = tx.compute_txid();
+            tx.input.iter().any(|i| {
+                spent_by
+                    .get(&i.previous_output)
+                    .is_some_and(|by| *by != txid)
+            })
+        })
     }
 
     /// Every report of one kind in the transcript.
