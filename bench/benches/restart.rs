@@ -15,7 +15,14 @@ use contractcourt_core::event::Event;
 use contractcourt_sync::store::{SqliteStore, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-const SIZES: [u64; 2] = [10_000, 100_000];
+/// The channel counts measured: 10k and 100k; `CONTRACTCOURT_RESTART_SIZES=1000,10000` picks
+/// others (a quick profile, a scaling curve).
+fn sizes() -> Vec<u64> {
+    std::env::var("CONTRACTCOURT_RESTART_SIZES")
+        .ok()
+        .and_then(|v| v.split(',').map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000])
+}
 
 fn remove(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
@@ -114,7 +121,7 @@ fn bench_restart(c: &mut Criterion) {
     group.sampling_mode(criterion::SamplingMode::Flat);
     group.warm_up_time(Duration::from_millis(1));
     group.measurement_time(Duration::from_secs(1));
-    for n in SIZES {
+    for n in sizes() {
         let path = dir.join(format!("{n}.sqlite"));
         let start = Instant::now();
         write_store(&template, n, &path);

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
 use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
-use contractcourt_core::action::{Action, Record, RecordKey};
+use contractcourt_core::action::{Action, Record, RecordBody, RecordKey};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::{ChainArbitrator, Config, LoadError};
 use contractcourt_core::event::{Block, Event};
@@ -273,8 +273,7 @@ impl Template {
             if channel_of(key) != Some(id) {
                 continue;
             }
-            let text = serde_json::to_string(&record.body)
-                .map_err(|e| FixtureError::Template(e.to_string()))?;
+            let text = record.body.as_str().to_string();
             let mut spots = Vec::new();
             for (needle, slot) in &needles {
                 spots.extend(
@@ -347,8 +346,10 @@ impl Template {
                 };
                 bytes[*at..*at + 64].copy_from_slice(with.as_bytes());
             }
-            let body = serde_json::from_slice(&bytes)
+            // Through a value: a patched identifier may change the order of a map's keys.
+            let value: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| FixtureError::Template(e.to_string()))?;
+            let body = RecordBody::from_value(&value);
             out.push((
                 rekey(&p.key, copy.id),
                 Record {

@@ -252,7 +252,7 @@ fn every_event() -> Vec<Event> {
             commitment_number: 7,
             record: Some(Record {
                 version: 1,
-                body: serde_json::json!({"number": 7}),
+                body: RecordBody::from_value(&serde_json::json!({"number": 7})),
             }),
         },
         Event::Resumed {
@@ -288,7 +288,7 @@ fn every_event() -> Vec<Event> {
 fn every_action() -> Vec<Action> {
     let record = Record {
         version: 1,
-        body: serde_json::json!({"state": "closed"}),
+        body: RecordBody::from_value(&serde_json::json!({"state": "closed"})),
     };
     let actions = vec![
         Action::Persist(Batch {

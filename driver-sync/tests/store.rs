@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bitcoin::hashes::{sha256, Hash};
-use contractcourt_core::action::{Batch, CommitmentSlot, Record, RecordKey, RecordOp};
+use contractcourt_core::action::{Batch, CommitmentSlot, Record, RecordBody, RecordKey, RecordOp};
 use contractcourt_core::event::{Event, ForceCloseReason};
 use contractcourt_core::types::{BlockRef, ChannelId, ClaimId};
 use contractcourt_sync::store::{MemoryStore, SqliteStore, Store, StoreError, SCHEMA_VERSION};
@@ -62,7 +62,10 @@ fn chan(n: u8) -> ChannelId {
 }
 
 fn rec(version: u32, body: serde_json::Value) -> Record {
-    Record { version, body }
+    Record {
+        version,
+        body: RecordBody::from_value(&body),
+    }
 }
 
 fn put(key: RecordKey, record: Record) -> RecordOp {
@@ -525,7 +528,7 @@ fn stored_step(store: &SqliteStore) -> Option<u64> {
         .load()
         .unwrap()
         .get(&RecordKey::Node)
-        .map(|r| r.body["step"].as_u64().unwrap())
+        .map(|r| r.body.to_value()["step"].as_u64().unwrap())
 }
 
 /// Not a test on its own: the writer process of
@@ -602,7 +605,7 @@ fn a_killed_writer_leaves_exactly_a_committed_prefix() {
         assert_eq!(claims, (k.saturating_sub(2)..=k).collect::<Vec<_>>());
         for seq in [0, k / 2, k] {
             let entry = store.read_log(chan(1), seq).unwrap().unwrap();
-            assert_eq!(entry.body["step"], json!(seq));
+            assert_eq!(entry.body.to_value()["step"], json!(seq));
         }
         assert_eq!(store.read_log(chan(1), k + 1).unwrap(), None);
         // The event of step i is recorded after its commit.

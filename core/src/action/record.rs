@@ -2,6 +2,7 @@
 //! records it writes.
 
 use bitcoin::OutPoint;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::bolt3::PaymentHash;
@@ -170,5 +171,104 @@ pub struct Record {
     /// The body's format version.
     pub version: u32,
     /// The body.
-    pub body: serde_json::Value,
+    pub body: RecordBody,
+}
+
+/// A record's body: one JSON value, kept as its canonical text — compact, object keys in
+/// sorted order (`serde_json::Value`'s own form) — so that a store writes and reads it without
+/// building a tree of values, a loader decodes the typed state straight from the text, and two
+/// bodies are equal exactly when their values are.
+///
+/// In a trace (and any other serde output) it is the JSON value itself, not a string.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RecordBody(String);
+
+impl RecordBody {
+    /// The body of `value`'s JSON form. Plain data with string keys cannot fail to serialise; a
+    /// value that does (a map with non-string keys) is a programming error and becomes `null`,
+    /// which no loader accepts.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> RecordBody {
+        RecordBody::from_value(&serde_json::to_value(value).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The body of a JSON value.
+    pub fn from_value(value: &serde_json::Value) -> RecordBody {
+        RecordBody(value.to_string())
+    }
+
+    /// A body from stored text, which must be one JSON value in canonical form (as
+    /// [`RecordBody::as_str`] gave it). The text is not parsed here: a store checks it against
+    /// its checksum, and the loader that decodes it refuses text that does not decode. Text in
+    /// another form still decodes, but compares unequal to the canonical body of its value.
+    pub fn from_canonical_text(text: String) -> RecordBody {
+        RecordBody(text)
+    }
+
+    /// The typed value the body holds.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// The body as a JSON value (for tools and tests; loaders use [`RecordBody::decode`]).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The canonical text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for RecordBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let value: serde_json::Value =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        value.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(|v| RecordBody::from_value(&v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_body_is_its_value_in_serde_output_and_back() {
+        let body = RecordBody::encode(&json!({"b": [1, 2], "a": "x"}));
+        assert_eq!(
+            body.as_str(),
+            r#"{"a":"x","b":[1,2]}"#,
+            "canonical: compact, keys sorted"
+        );
+        let record = Record { version: 1, body };
+        let text = serde_json::to_string(&record).unwrap();
+        assert_eq!(text, r#"{"version":1,"body":{"a":"x","b":[1,2]}}"#);
+        let back: Record =
+            serde_json::from_str(r#"{"version":1,"body":{"b":[1,2],"a":"x"}}"#).unwrap();
+        assert_eq!(
+            back, record,
+            "read back in canonical form whatever the key order"
+        );
+    }
+
+    #[test]
+    fn a_body_decodes_the_typed_value_it_encoded() {
+        let key = RecordKey::Block { height: 7 };
+        let body = RecordBody::encode(&key);
+        assert_eq!(body.decode::<RecordKey>().unwrap(), key);
+        assert!(
+            body.decode::<u32>().is_err(),
+            "a body of another type is refused"
+        );
+        assert!(RecordBody::from_canonical_text("{\"kind\":".into())
+            .decode::<RecordKey>()
+            .is_err());
+    }
 }

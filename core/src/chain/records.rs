@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bitcoin::hashes::{sha256, Hash};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::action::{CommitmentSlot, Record, RecordKey, RecordOp};
+use crate::action::{CommitmentSlot, Record, RecordBody, RecordKey, RecordOp};
 use crate::bolt3::shachain::SecretStore;
 use crate::channel::updates::ChannelData;
 use crate::channel::{ChannelArbitrator, ConfirmedClose, ForceClose};
@@ -101,17 +101,16 @@ struct ChannelHeader {
     revoked: Option<CommitmentRecord>,
 }
 
-fn body<T: Serialize>(value: &T) -> serde_json::Value {
-    // Plain data with string keys: serialising cannot fail.
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+fn body<T: Serialize>(value: &T) -> RecordBody {
+    RecordBody::encode(value)
 }
 
-fn digest(value: &serde_json::Value) -> [u8; 32] {
-    sha256::Hash::hash(value.to_string().as_bytes()).to_byte_array()
+fn digest(body: &RecordBody) -> [u8; 32] {
+    sha256::Hash::hash(body.as_str().as_bytes()).to_byte_array()
 }
 
 /// Every record of one channel.
-fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, serde_json::Value)> {
+fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, RecordBody)> {
     let id = ch.data.info.id;
     let c = &ch.data.commitments;
     let header = ChannelHeader {
@@ -172,7 +171,7 @@ pub(super) fn revoked_log_entry(channel: ChannelId, revoked: &CommitmentRecord) 
 }
 
 impl ChainArbitrator {
-    fn node_header(&self) -> serde_json::Value {
+    fn node_header(&self) -> RecordBody {
         body(&NodeHeader {
             tip: None,
             recent: Vec::new(),
@@ -182,7 +181,7 @@ impl ChainArbitrator {
         })
     }
 
-    fn node_record(&self, key: &RecordKey) -> Option<serde_json::Value> {
+    fn node_record(&self, key: &RecordKey) -> Option<RecordBody> {
         match key {
             RecordKey::Node => Some(self.node_header()),
             RecordKey::Preimage { payment_hash } => self.node.preimages.get(payment_hash).map(body),
@@ -196,12 +195,7 @@ impl ChainArbitrator {
         }
     }
 
-    fn put_if_changed(
-        &mut self,
-        key: RecordKey,
-        value: serde_json::Value,
-        ops: &mut Vec<RecordOp>,
-    ) {
+    fn put_if_changed(&mut self, key: RecordKey, value: RecordBody, ops: &mut Vec<RecordOp>) {
         let d = digest(&value);
         if self.persisted.get(&key) != Some(&d) {
             self.persisted.insert(key.clone(), d);
@@ -432,7 +426,7 @@ impl ChainArbitrator {
 }
 
 fn decode<T: DeserializeOwned>(key: &str, record: &Record) -> Result<T, LoadError> {
-    T::deserialize(&record.body).map_err(|e| LoadError::Malformed {
+    record.body.decode().map_err(|e| LoadError::Malformed {
         key: key.to_string(),
         error: e.to_string(),
     })

@@ -69,8 +69,7 @@ impl ChannelArbitrator {
         if self.breach_number() != Some(commitment_number) || self.revoked.is_some() {
             return Vec::new();
         }
-        let decoded = record
-            .and_then(|r| <CommitmentRecord as serde::Deserialize>::deserialize(&r.body).ok());
+        let decoded = record.and_then(|r| r.body.decode::<CommitmentRecord>().ok());
         let Some(decoded) = decoded.filter(|c| c.number == commitment_number) else {
             return vec![self.alert(
                 AlertKind::ChannelFailure,

@@ -2,7 +2,7 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::{OutPoint, Txid};
-use contractcourt_core::action::{Batch, CommitmentSlot, Record, RecordKey, RecordOp};
+use contractcourt_core::action::{Batch, CommitmentSlot, Record, RecordBody, RecordKey, RecordOp};
 use contractcourt_core::bolt3::PaymentHash;
 use contractcourt_core::event::{Event, ForceCloseReason};
 use contractcourt_core::types::{ChannelId, ClaimId, HtlcDirection, HtlcKey};
@@ -15,7 +15,10 @@ pub(crate) fn chan(n: u8) -> ChannelId {
 }
 
 pub(crate) fn rec(version: u32, body: serde_json::Value) -> Record {
-    Record { version, body }
+    Record {
+        version,
+        body: RecordBody::from_value(&body),
+    }
 }
 
 pub(crate) fn put(key: RecordKey, record: Record) -> RecordOp {
@@ -122,8 +125,8 @@ pub(crate) fn round_trip_put_delete_append(mut store: impl Store) {
     assert_eq!(loaded.len(), keys.len(), "every key kind is distinct");
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(loaded[k].version, i as u32 + 1);
-        assert_eq!(loaded[k].body["nested"]["s"], json!("é\"\n"));
-        assert_eq!(loaded[k].body["big"], json!(u64::MAX));
+        assert_eq!(loaded[k].body.to_value()["nested"]["s"], json!("é\"\n"));
+        assert_eq!(loaded[k].body.to_value()["big"], json!(u64::MAX));
     }
     assert_eq!(
         store.read_log(chan(1), 0).unwrap(),

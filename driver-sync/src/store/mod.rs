@@ -270,14 +270,6 @@ pub(crate) fn encode_key(key: &RecordKey) -> Result<String, StoreError> {
     })
 }
 
-/// The stored form of a record body.
-pub(crate) fn encode_body(body: &serde_json::Value) -> Result<String, StoreError> {
-    serde_json::to_string(body).map_err(|e| StoreError::Encode {
-        what: "record body",
-        reason: e.to_string(),
-    })
-}
-
 /// The stored form of an event.
 pub(crate) fn encode_event(event: &Event) -> Result<String, StoreError> {
     serde_json::to_string(event).map_err(|e| StoreError::Encode {

@@ -9,7 +9,8 @@
 //!   version can read another's version number.
 //! - `records(key, path, version, body, checksum)`: the keyed records. `key` (the primary key) is
 //!   the record key's canonical JSON, which decodes back to the [`RecordKey`]; `path` is its
-//!   `Display` form, for people; `body` is the JSON body.
+//!   `Display` form, for people; `body` is the body's canonical JSON text, stored and read back
+//!   as it is (the engine decodes it; the store does not parse it).
 //! - `log(channel, seq, version, body, checksum)`, primary key `(channel, seq)`: the append-only
 //!   per-channel logs. `seq` holds the `u64` sequence number's bits as a signed integer.
 //! - `events(seq, event, checksum)`: the flight recorder, `seq` dense from 0.
@@ -17,7 +18,9 @@
 //! Every row's `checksum` is SHA256 over its other columns as stored (length-prefixed, with a
 //! per-table domain tag), so a flipped byte, a truncated value or a row whose content was moved
 //! to another key is detected. It is verified on every read. [`SqliteStore::open`] reads and
-//! verifies every keyed record before it returns; log entries and events are verified when read
+//! verifies every keyed record before it returns, and keeps them for the first [`Store::load`]
+//! (unless a write comes between), so a restart reads and verifies each record once; log
+//! entries and events are verified when read
 //! (they can be large and are not all read at start), and [`SqliteStore::verify`] checks
 //! everything.
 //!
@@ -38,17 +41,18 @@
 //! owner's last commit and never blocks it; a checkpoint in progress is waited for, up to a
 //! busy timeout) or a copied field database, for replay, without changing a byte of it.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
-use contractcourt_core::action::{Batch, Record, RecordKey, RecordOp};
+use contractcourt_core::action::{Batch, Record, RecordBody, RecordKey, RecordOp};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
 
-use super::{decode_event, encode_body, encode_event, encode_key, Records, Store, StoreError};
+use super::{decode_event, encode_event, encode_key, Records, Store, StoreError};
 
 /// The schema version this code writes; older stores are migrated to it at open, newer ones are
 /// refused ([`StoreError::FutureVersion`]).
@@ -136,6 +140,10 @@ pub struct VerifyReport {
 pub struct SqliteStore {
     conn: Connection,
     read_only: bool,
+    /// The records `open` verified, handed to the first `load` (taken, so they are held only
+    /// until then) unless a write came between: each record is read and verified once on a
+    /// restart, not twice.
+    verified: RefCell<Option<Records>>,
     /// The owner's lock (read-write stores on a file); dropped after the connection.
     _owner: Option<super::owner::OwnerLock>,
 }
@@ -190,10 +198,11 @@ impl SqliteStore {
                 supported: SCHEMA_VERSION,
             }),
             _ => {
-                for_each_record(&conn, |_, _| ())?;
+                let records = read_records(&conn)?;
                 Ok(SqliteStore {
                     conn,
                     read_only: true,
+                    verified: RefCell::new(Some(records)),
                     _owner: None,
                 })
             }
@@ -213,8 +222,9 @@ impl SqliteStore {
                 supported: SCHEMA_VERSION,
             });
         }
+        let mut verified = None;
         if found == SCHEMA_VERSION {
-            for_each_record(&conn, |_, _| ())?;
+            verified = Some(read_records(&conn)?);
         }
         let owner = path.map(super::owner::OwnerLock::take).transpose()?;
         // Writes from here on: a no-op when the file is already in WAL mode.
@@ -232,11 +242,12 @@ impl SqliteStore {
         }
         if found < SCHEMA_VERSION {
             migrate(&mut conn, MIGRATIONS)?;
-            for_each_record(&conn, |_, _| ())?;
+            verified = Some(read_records(&conn)?);
         }
         Ok(SqliteStore {
             conn,
             read_only: false,
+            verified: RefCell::new(verified),
             _owner: owner,
         })
     }
@@ -304,11 +315,10 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn load(&self) -> Result<Records, StoreError> {
-        let mut records = Records::new();
-        for_each_record(&self.conn, |key, record| {
-            records.insert(key, record);
-        })?;
-        Ok(records)
+        match self.verified.borrow_mut().take() {
+            Some(records) => Ok(records),
+            None => read_records(&self.conn),
+        }
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
@@ -318,6 +328,7 @@ impl Store for SqliteStore {
     /// All batches in one SQLite transaction: one sync for the whole group.
     fn commit_many(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
         self.writable()?;
+        *self.verified.get_mut() = None;
         if batches.iter().all(|b| b.ops.is_empty()) {
             return Ok(());
         }
@@ -511,8 +522,8 @@ fn apply(conn: &Connection, op: &RecordOp) -> Result<(), StoreError> {
             let key_json = encode_key(key)?;
             let path = key.to_string();
             let version = i64::from(record.version);
-            let body = encode_body(&record.body)?;
-            let sum = record_checksum(&key_json, &path, version, &body);
+            let body = record.body.as_str();
+            let sum = record_checksum(&key_json, &path, version, body);
             conn.prepare_cached(PUT_RECORD)
                 .and_then(|mut s| s.execute(params![key_json, path, version, body, &sum[..]]))
                 .map_err(sql("writing a record"))?;
@@ -538,8 +549,8 @@ fn apply(conn: &Connection, op: &RecordOp) -> Result<(), StoreError> {
             None => {
                 let seq_sql = to_sql_seq(*seq);
                 let version = i64::from(record.version);
-                let body = encode_body(&record.body)?;
-                let sum = log_checksum(&channel.0, seq_sql, version, &body);
+                let body = record.body.as_str();
+                let sum = log_checksum(&channel.0, seq_sql, version, body);
                 conn.prepare_cached(INSERT_LOG)
                     .and_then(|mut s| {
                         s.execute(params![&channel.0[..], seq_sql, version, body, &sum[..]])
@@ -549,6 +560,15 @@ fn apply(conn: &Connection, op: &RecordOp) -> Result<(), StoreError> {
         },
     }
     Ok(())
+}
+
+/// Every keyed record, read and verified.
+fn read_records(conn: &Connection) -> Result<Records, StoreError> {
+    let mut records = Records::new();
+    for_each_record(conn, |key, record| {
+        records.insert(key, record);
+    })?;
+    Ok(records)
 }
 
 /// Read and verify every keyed record, handing each to `f`; returns how many there were.
@@ -589,8 +609,10 @@ fn decode_record_row(row: &Row<'_>) -> Result<(RecordKey, Record), StoreError> {
 
 fn decode_record(version: i64, body: &str) -> Result<Record, String> {
     let version = u32::try_from(version).map_err(|_| format!("invalid version {version}"))?;
-    let body = serde_json::from_str(body).map_err(|e| format!("undecodable body: {e}"))?;
-    Ok(Record { version, body })
+    Ok(Record {
+        version,
+        body: RecordBody::from_canonical_text(body.to_string()),
+    })
 }
 
 /// One verified log entry (a point lookup on the primary key).

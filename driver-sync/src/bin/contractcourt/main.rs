@@ -205,7 +205,7 @@ fn stored_config(store: &SqliteStore) -> Result<Config, String> {
     let records = store.load().map_err(|e| e.to_string())?;
     Ok(records
         .get(&RecordKey::Node)
-        .and_then(|r| r.body.get("config"))
-        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .and_then(|r| r.body.to_value().get("config").cloned())
+        .and_then(|c| serde_json::from_value(c).ok())
         .unwrap_or_default())
 }
