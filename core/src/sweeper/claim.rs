@@ -483,7 +483,9 @@ pub fn witness(req: &SweepRequest, sig: Option<&Signature>) -> Option<Witness> {
         ClaimPath::ToLocalDelayed { .. } => w::to_local_delayed_witness(sig, script),
         ClaimPath::ToLocalRevocation { .. } => w::to_local_revocation_witness(sig, script),
         ClaimPath::ToRemote { channel_type } => match channel_type {
-            ChannelType::StaticRemoteKey => w::to_remote_p2wpkh_witness(sig, &req.witness_pubkey?),
+            ChannelType::StaticRemoteKey | ChannelType::ZeroFeeCommitments => {
+                w::to_remote_p2wpkh_witness(sig, &req.witness_pubkey?)
+            }
             ChannelType::AnchorsZeroFeeHtlc => w::to_remote_anchor_witness(sig, script),
         },
         ClaimPath::OfferedHtlcPreimage { .. } => {
