@@ -47,7 +47,29 @@ pub enum ChannelType {
     ZeroFeeCommitments,
 }
 
+/// The anchor outputs a commitment carries, generically: keyed (`option_anchors`: one 330-sat
+/// P2WSH anchor per party, spent with its funding key, by anyone after 16 blocks) or
+/// pay-to-anchor (`zero_fee_commitments`: one unkeyed `OP_1 <0x4e73>` output of 0–240 sat, spent
+/// by anyone at any time with an empty witness).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorKind {
+    /// `to_local_anchor` / `to_remote_anchor`.
+    Keyed,
+    /// `shared_anchor`.
+    PayToAnchor,
+}
+
 impl ChannelType {
+    /// The kind of anchor this type's commitments carry, `None` without anchors.
+    pub fn anchor_kind(self) -> Option<AnchorKind> {
+        match self {
+            ChannelType::StaticRemoteKey => None,
+            ChannelType::AnchorsZeroFeeHtlc => Some(AnchorKind::Keyed),
+            ChannelType::ZeroFeeCommitments => Some(AnchorKind::PayToAnchor),
+        }
+    }
+
     /// Whether commitments of this type carry the two *keyed* 330-sat anchors and the `1 OP_CSV`
     /// variants of `to_remote` and the HTLC scripts (`option_anchors`). False for
     /// [`ChannelType::ZeroFeeCommitments`], whose one anchor is unkeyed

@@ -144,6 +144,7 @@ pub fn claim_witness_weight(path: &ClaimPath) -> u64 {
         ]),
         ClaimPath::AnchorOwner => witness_len(&[sig, ANCHOR_SCRIPT_LEN]),
         ClaimPath::AnchorAnyone => witness_len(&[0, ANCHOR_SCRIPT_LEN]),
+        ClaimPath::PayToAnchor => witness_len(&[]),
     }
 }
 
