@@ -17,6 +17,7 @@ use crate::fee::fee_for_rate;
 use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::policy::dust_threshold;
 use crate::policy::reject::is_already_known;
+use crate::policy::truc::{TRUC_CHILD_MAX_VSIZE, TRUC_VERSION};
 use crate::types::{Height, RawTx, RequestId};
 
 use super::{Assembled, FundedAttempt, FundedClaim, OwnSpend};
@@ -49,6 +50,11 @@ pub enum FundingError {
     DustChange,
     /// The transaction would have no output.
     NoOutput,
+    /// A version-3 child of an unconfirmed parent would exceed TRUC's 1,000 vB.
+    TrucChildTooBig {
+        /// Its weight.
+        weight: u64,
+    },
 }
 
 impl std::fmt::Display for FundingError {
@@ -73,6 +79,10 @@ impl std::fmt::Display for FundingError {
             ),
             FundingError::DustChange => f.write_str("the change output is dust"),
             FundingError::NoOutput => f.write_str("the transaction would have no output"),
+            FundingError::TrucChildTooBig { weight } => write!(
+                f,
+                "a version-3 child of weight {weight} exceeds {TRUC_CHILD_MAX_VSIZE} vB"
+            ),
         }
     }
 }
@@ -122,6 +132,10 @@ fn assemble(
     }
     // Input and output counts above 252 take more varint bytes than the template counted.
     weight = weight.saturating_add(4 * 4);
+    if t.version == TRUC_VERSION && t.parent.is_some() && weight.div_ceil(4) > TRUC_CHILD_MAX_VSIZE
+    {
+        return Err(FundingError::TrucChildTooBig { weight });
+    }
     let value_in = inputs.iter().fold(t.input.txout.value.to_sat(), |s, w| {
         s.saturating_add(w.txout.value.to_sat())
     });
