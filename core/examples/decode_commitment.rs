@@ -162,6 +162,7 @@ fn run() -> Result<(), String> {
             OutputKind::ToLocal => ("to_local".to_string(), format!("holder after {to_self_delay} blocks (CSV); peer at once with the revocation key if revoked")),
             OutputKind::ToRemote => ("to_remote".to_string(), "peer at once (P2WPKH to its payment basepoint)".to_string()),
             OutputKind::LocalAnchor | OutputKind::RemoteAnchor => ("anchor".to_string(), "its owner at once; anyone after 16 blocks".to_string()),
+            OutputKind::SharedAnchor => ("shared anchor (pay-to-anchor)".to_string(), "anyone, at once".to_string()),
             OutputKind::OfferedHtlc { htlc_id } => {
                 let h = spec.htlcs.iter().find(|h| h.offered && h.id == htlc_id);
                 let expiry = h.map(|h| h.cltv_expiry).unwrap_or(0);

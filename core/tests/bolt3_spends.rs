@@ -427,6 +427,7 @@ fn vector_commitment_txs_accepted_by_bitcoin_core() {
     let all = vector_commitments();
     assert!(all.iter().any(|v| v.channel_type == STATIC));
     assert!(all.iter().any(|v| v.channel_type == ANCHORS));
+    assert!(all.iter().any(|v| v.channel_type == ZERO_FEE));
     for v in &all {
         verify_with_bitcoin_core(&v.commit, std::slice::from_ref(&v.funding)).unwrap();
     }

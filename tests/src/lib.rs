@@ -309,7 +309,8 @@ impl Harness {
                 Action::Sign(req) => {
                     // Each input is signed with the keys of its own channel: a sweep may batch
                     // outputs of several channels. A request naming a channel the node does not
-                    // know (or none) is left unanswered.
+                    // know is left unanswered; one naming none (a CPFP child through a
+                    // pay-to-anchor output: wallet inputs only) is the wallet's alone.
                     let channels: Vec<ChannelId> = req
                         .inputs
                         .iter()
@@ -320,7 +321,7 @@ impl Harness {
                             _ => None,
                         })
                         .collect();
-                    if channels.is_empty() || channels.iter().any(|c| !self.sims.contains_key(c)) {
+                    if channels.iter().any(|c| !self.sims.contains_key(c)) {
                         continue;
                     }
                     let signed = sign_per_channel(req, |c| self.sims.get(c).map(|s| &s.local));

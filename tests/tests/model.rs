@@ -1,5 +1,5 @@
-//! Model check (issue 8 §1): random channels of both types (static-remote-key, and anchors with
-//! a funded wallet — ample, or thin: 3–6 coins of 30,000–60,000 sat, whose spikes always end)
+//! Model check (issue 8 §1): random channels of every type (static-remote-key, and anchors or
+//! zero-fee commitments with a funded wallet — ample, or thin: 3–6 coins of 30,000–60,000 sat, whose spikes always end)
 //! with 0–12 HTLCs each way (dust and not, expiries over the next ~40 blocks,
 //! some forwarded, some with the preimage learned at a random height; the outgoing HTLCs and the
 //! incoming ones are committed in two updates, so the peer's revoked commitment carries HTLCs;
@@ -26,7 +26,8 @@
 //! anchors is ours), and every upstream failure the final chain contradicts was reported as a
 //! loss (5, deep range).
 //!
-//! CI runs 24 cases, and one case of a channel with 100–150 HTLCs each way (`MODEL_LARGE_CASES`;
+//! CI runs 24 cases (static remote key and anchors), 12 of zero-fee commitments
+//! (`MODEL_ZERO_FEE_CASES`), and one case of a channel with 100–150 HTLCs each way (`MODEL_LARGE_CASES`;
 //! `MODEL_LARGE_MAX=483` for the protocol maximum).
 //! A longer run:
 //!
@@ -53,7 +54,9 @@ use contractcourt_core::event::{
     Event, FeeConditions, FeeEstimate, ForceCloseReason, IncomingLeg, MempoolRemovalReason,
     PreimageSource,
 };
-use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
+use contractcourt_core::policy::{
+    check_final, check_package_fee, check_standard, PolicyConfig, PolicyError,
+};
 use contractcourt_core::resolver::Stage;
 use contractcourt_core::sim::{SimChannel, SimHtlc, SimSetup};
 use contractcourt_core::sweeper::reserve::fee_reserve;
@@ -146,6 +149,8 @@ enum Op {
 struct Case {
     seed: u64,
     anchors: bool,
+    /// Zero-fee commitments (with `anchors`: the same wallet and HTLC amounts).
+    zero_fee: bool,
     /// The fee wallet's confirmed coins (anchors): how many, and the value of each.
     wallet: (u32, u64),
     htlcs: Vec<HtlcSpec>,
@@ -270,7 +275,21 @@ fn wallet(max: usize) -> BoxedStrategy<(u32, u64)> {
 /// wallet every fee spike ends (a spike that never ends can leave a thin wallet unable to pay
 /// for a claim at all: a loss, but no defect).
 fn case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
-    any::<bool>().prop_flat_map(move |anchors| {
+    case_of(max, ops, any::<bool>().prop_map(|anchors| (anchors, false)))
+}
+
+/// [`case`] for zero-fee commitment channels only.
+fn zero_fee_case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
+    case_of(max, ops, Just((true, true)))
+}
+
+/// A case whose channel type (`anchors`, `zero_fee`) comes from `types`.
+fn case_of(
+    max: usize,
+    ops: Range<usize>,
+    types: impl Strategy<Value = (bool, bool)>,
+) -> impl Strategy<Value = Case> {
+    types.prop_flat_map(move |(anchors, zero_fee)| {
         (
             any::<u64>(),
             wallet(max),
@@ -291,6 +310,7 @@ fn case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
                 Case {
                     seed,
                     anchors,
+                    zero_fee,
                     wallet,
                     htlcs: out,
                     pending,
@@ -348,7 +368,11 @@ impl Model {
         let channel_type = if case.anchors {
             // The wallet funds zero-fee HTLC transactions and CPFP children.
             h.fund_wallet(case.wallet.0, case.wallet.1);
-            ChannelType::AnchorsZeroFeeHtlc
+            if case.zero_fee {
+                ChannelType::ZeroFeeCommitments
+            } else {
+                ChannelType::AnchorsZeroFeeHtlc
+            }
         } else {
             ChannelType::StaticRemoteKey
         };
@@ -1231,7 +1255,7 @@ impl Model {
         let next = tip + 1;
         // Justice transactions may spend up to the whole penalty on fees near the deadline.
         let breach = self.breach();
-        for tx in &self.h.broadcasts[from..] {
+        for (i, tx) in self.h.broadcasts.iter().enumerate().skip(from) {
             let txid = tx.compute_txid();
             let (outs, heights): (Vec<TxOut>, Vec<Option<u32>>) = tx
                 .input
@@ -1246,8 +1270,26 @@ impl Model {
                 })
                 .unzip();
             verify_with_bitcoin_core(tx, &outs).unwrap_or_else(|e| panic!("{txid}: {e:?}"));
-            check_standard(tx, &outs, &PolicyConfig::default())
-                .unwrap_or_else(|e| panic!("{txid}: {e}"));
+            // A zero-fee commitment is relayed only as a package with its child, next.
+            let child = (tx.version.0 == 3)
+                .then(|| self.h.broadcasts.get(i + 1))
+                .flatten()
+                .filter(|c| c.input.iter().any(|i| i.previous_output.txid == txid));
+            match (check_standard(tx, &outs, &PolicyConfig::default()), child) {
+                (Err(PolicyError::FeeBelowMinRelay { .. }), Some(child)) => {
+                    let child_outs: Vec<TxOut> = child
+                        .input
+                        .iter()
+                        .map(|i| prevouts[&i.previous_output].0.clone())
+                        .collect();
+                    check_package_fee(
+                        &[(tx, &outs[..]), (child, &child_outs[..])],
+                        &PolicyConfig::default(),
+                    )
+                    .unwrap_or_else(|e| panic!("{txid} with its child: {e}"));
+                }
+                (r, _) => r.unwrap_or_else(|e| panic!("{txid}: {e}")),
+            }
             check_final(tx, next, &heights)
                 .unwrap_or_else(|e| panic!("{txid} broadcast for block {next} not final: {e}"));
             if tx.output.iter().any(|o| o.script_pubkey == destination()) {
@@ -1604,7 +1646,9 @@ fn run_case(case: &Case) {
     eprintln!(
         "model: case {} ({}, {} htlcs) ops {} events {} (mean events {}; closes {:?})",
         s.0,
-        if case.anchors && case.wallet.1 < 200_000 {
+        if case.zero_fee {
+            "zero-fee commitments"
+        } else if case.anchors && case.wallet.1 < 200_000 {
             "anchors, thin wallet"
         } else if case.anchors {
             "anchors"
@@ -1628,6 +1672,16 @@ proptest! {
 
     #[test]
     fn random_traces_keep_the_invariants(case in case(12, 5..40)) {
+        run_case(&case);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases("MODEL_ZERO_FEE_CASES", 12), max_shrink_iters: 256, failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model-zero-fee.txt"))), ..ProptestConfig::default() })]
+
+    /// Zero-fee commitment channels, as many cases as each of the two other types above.
+    #[test]
+    fn random_zero_fee_traces_keep_the_invariants(case in zero_fee_case(12, 5..40)) {
         run_case(&case);
     }
 }

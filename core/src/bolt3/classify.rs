@@ -211,6 +211,13 @@ pub fn classify_anchor_spend(witness: &Witness) -> AnchorSpend {
     }
 }
 
+/// Which path a spend of a pay-to-anchor output took: anyone's, whatever the witness (the output
+/// is anyone-can-spend under consensus, so no witness tells us from a third party; our own
+/// spends are known by their txid).
+pub fn classify_pay_to_anchor_spend(_witness: &Witness) -> AnchorSpend {
+    AnchorSpend::Anyone
+}
+
 /// What a witness looks like, for an operator reading an alert: how many elements, each one's
 /// length, and the first bytes of the last (the witness script, when there is one). Bounded:
 /// at most 8 lengths are listed, whatever the witness.

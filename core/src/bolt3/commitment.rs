@@ -9,27 +9,13 @@ use bitcoin::ecdsa::Signature;
 use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use bitcoin::sighash::EcdsaSighashType;
-use bitcoin::transaction::Version;
 use bitcoin::{Amount, OutPoint, Script, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 use serde::{Deserialize, Serialize};
 
+pub use super::fees::*;
 use super::scripts;
 use super::sign::{self, SighashError};
 use super::{ChannelType, CommitmentKeys, PaymentHash};
-
-/// The value of each anchor output, in satoshis.
-pub const ANCHOR_OUTPUT_SAT: u64 = 330;
-
-/// Expected commitment weight without HTLC outputs (static remote key).
-pub const COMMITMENT_BASE_WEIGHT: u64 = 724;
-/// Expected commitment weight without HTLC outputs (anchors).
-pub const COMMITMENT_BASE_WEIGHT_ANCHORS: u64 = 1124;
-/// Weight each untrimmed HTLC output adds to a commitment.
-pub const COMMITMENT_WEIGHT_PER_HTLC: u64 = 172;
-/// Expected weight of an HTLC-timeout transaction (used for its fee).
-pub const HTLC_TIMEOUT_WEIGHT: u64 = 663;
-/// Expected weight of an HTLC-success transaction (used for its fee).
-pub const HTLC_SUCCESS_WEIGHT: u64 = 703;
 
 /// Commitment numbers are 48 bits wide.
 pub const MAX_COMMITMENT_NUMBER: u64 = (1 << 48) - 1;
@@ -83,70 +69,6 @@ pub fn decode_commitment_number(tx: &Transaction, factor: u64) -> Option<u64> {
     let obscured =
         ((u64::from(sequence) & LOW_24_BITS) << 24) | (u64::from(locktime) & LOW_24_BITS);
     Some((obscured ^ factor) & MAX_COMMITMENT_NUMBER)
-}
-
-/// The expected weight of a commitment with `untrimmed_htlcs` HTLC outputs (BOLT 3 "Fee
-/// Calculation": 724, or 1124 with anchors, plus 172 per HTLC).
-pub fn commitment_weight(channel_type: ChannelType, untrimmed_htlcs: usize) -> u64 {
-    let base = if channel_type.has_anchors() {
-        COMMITMENT_BASE_WEIGHT_ANCHORS
-    } else {
-        COMMITMENT_BASE_WEIGHT
-    };
-    let htlcs = u64::try_from(untrimmed_htlcs).unwrap_or(u64::MAX);
-    base.saturating_add(COMMITMENT_WEIGHT_PER_HTLC.saturating_mul(htlcs))
-}
-
-fn fee_for_weight(feerate_per_kw: u32, weight: u64) -> u64 {
-    u64::from(feerate_per_kw).saturating_mul(weight) / 1000
-}
-
-/// The base commitment fee: `feerate_per_kw * commitment_weight / 1000`, rounded down.
-pub fn commitment_fee_sat(
-    feerate_per_kw: u32,
-    channel_type: ChannelType,
-    untrimmed_htlcs: usize,
-) -> u64 {
-    fee_for_weight(
-        feerate_per_kw,
-        commitment_weight(channel_type, untrimmed_htlcs),
-    )
-}
-
-/// The fee an HTLC-timeout transaction pays: `feerate_per_kw * 663 / 1000`, zero with anchors.
-pub fn htlc_timeout_fee_sat(feerate_per_kw: u32, channel_type: ChannelType) -> u64 {
-    if channel_type.has_anchors() {
-        0
-    } else {
-        fee_for_weight(feerate_per_kw, HTLC_TIMEOUT_WEIGHT)
-    }
-}
-
-/// The fee an HTLC-success transaction pays: `feerate_per_kw * 703 / 1000`, zero with anchors.
-pub fn htlc_success_fee_sat(feerate_per_kw: u32, channel_type: ChannelType) -> u64 {
-    if channel_type.has_anchors() {
-        0
-    } else {
-        fee_for_weight(feerate_per_kw, HTLC_SUCCESS_WEIGHT)
-    }
-}
-
-/// Whether an HTLC is trimmed from the commitment: its amount (rounded down to satoshis) minus
-/// the fee of the second-level transaction that would claim it (HTLC-timeout if `offered` by the
-/// holder, HTLC-success otherwise) is below the holder's `dust_limit_sat`.
-pub fn is_trimmed(
-    offered: bool,
-    amount_msat: u64,
-    dust_limit_sat: u64,
-    feerate_per_kw: u32,
-    channel_type: ChannelType,
-) -> bool {
-    let fee = if offered {
-        htlc_timeout_fee_sat(feerate_per_kw, channel_type)
-    } else {
-        htlc_success_fee_sat(feerate_per_kw, channel_type)
-    };
-    amount_msat / 1000 < dust_limit_sat.saturating_add(fee)
 }
 
 /// An HTLC as it stands on one commitment transaction.
@@ -213,6 +135,9 @@ pub enum OutputKind {
     LocalAnchor,
     /// The counterparty's anchor.
     RemoteAnchor,
+    /// The one unkeyed pay-to-anchor output of a zero-fee commitment (`shared_anchor`): anyone
+    /// may spend it, at once, with an empty witness.
+    SharedAnchor,
     /// An HTLC the holder offered.
     OfferedHtlc {
         /// Its id.
@@ -234,7 +159,8 @@ pub struct CommitmentOutput {
     pub value_sat: u64,
     /// What it is.
     pub kind: OutputKind,
-    /// The P2WSH witness script, `None` for the P2WPKH `to_remote` of static remote key.
+    /// The P2WSH witness script, `None` for the P2WPKH `to_remote` (static remote key, zero-fee
+    /// commitments) and for the pay-to-anchor `shared_anchor`.
     pub witness_script: Option<ScriptBuf>,
 }
 
@@ -249,7 +175,8 @@ pub struct BuiltCommitment {
     /// [`CommitmentSpec::htlcs`].
     pub trimmed_htlcs: Vec<CommitmentHtlc>,
     /// The fee actually paid: funding value minus the outputs (base fee, trimmed HTLCs, dust
-    /// balances and rounding).
+    /// balances and rounding; with zero-fee commitments, what the shared anchor could not take
+    /// above 240 sat).
     pub fee_sat: u64,
     /// The base fee taken from the funder (see [`commitment_fee_sat`]).
     pub base_fee_sat: u64,
@@ -303,6 +230,11 @@ pub enum CommitmentError {
         /// The funding value.
         funding_sat: u64,
     },
+    /// A zero-fee commitment with a non-zero `feerate_per_kw` (BOLT 2: it MUST be 0).
+    NonZeroFeerate {
+        /// The feerate given.
+        feerate_per_kw: u32,
+    },
 }
 
 impl std::fmt::Display for CommitmentError {
@@ -332,6 +264,10 @@ impl std::fmt::Display for CommitmentError {
                 f,
                 "outputs total {outputs_sat} sat, more than the funding {funding_sat} sat"
             ),
+            CommitmentError::NonZeroFeerate { feerate_per_kw } => write!(
+                f,
+                "zero-fee commitment with feerate_per_kw {feerate_per_kw}, which must be 0"
+            ),
         }
     }
 }
@@ -351,6 +287,11 @@ fn check_spec(spec: &CommitmentSpec) -> Result<(), CommitmentError> {
     if spec.commitment_number > MAX_COMMITMENT_NUMBER {
         return Err(CommitmentError::CommitmentNumberTooLarge {
             commitment_number: spec.commitment_number,
+        });
+    }
+    if spec.channel_type.zero_fee_commitment() && spec.feerate_per_kw != 0 {
+        return Err(CommitmentError::NonZeroFeerate {
+            feerate_per_kw: spec.feerate_per_kw,
         });
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -379,10 +320,32 @@ fn check_spec(spec: &CommitmentSpec) -> Result<(), CommitmentError> {
     Ok(())
 }
 
+/// The `shared_anchor` output of a zero-fee commitment: what the funding value leaves over the
+/// other outputs (trimmed outputs and msat rounding), capped at [`SHARED_ANCHOR_MAX_SAT`]; the
+/// rest, if any, is the commitment's fee (BOLT 3 "`shared_anchor` Output"). If the other outputs
+/// exceed the funding value the anchor is 0 and the build fails later on the sum.
+fn shared_anchor(funding_sat: u64, others: &[Candidate]) -> Candidate {
+    let others_sat = others
+        .iter()
+        .try_fold(0u64, |acc, c| acc.checked_add(c.value_sat))
+        .unwrap_or(u64::MAX);
+    Candidate {
+        value_sat: funding_sat
+            .saturating_sub(others_sat)
+            .min(SHARED_ANCHOR_MAX_SAT),
+        script_pubkey: scripts::pay_to_anchor_script_pubkey(),
+        cltv_expiry: None,
+        kind: OutputKind::SharedAnchor,
+        witness_script: None,
+    }
+}
+
 /// Build the holder's commitment transaction described by `spec` (BOLT 3 "Commitment Transaction
 /// Construction"): trim HTLCs, take the base fee (and both anchors) from the funder, add the
-/// untrimmed HTLC outputs, the balances at or above the dust limit and the anchors, and sort the
-/// outputs by value, scriptPubKey and then `cltv_expiry`.
+/// untrimmed HTLC outputs, the balances at or above the dust limit and the anchors (the two keyed
+/// anchors, or the one shared pay-to-anchor of a zero-fee commitment, which pays no base fee and
+/// must have `feerate_per_kw` 0), and sort the outputs by value, scriptPubKey and then
+/// `cltv_expiry`.
 ///
 /// A funder balance that cannot cover the fee is omitted (its value goes to fees), not an error.
 pub fn build_commitment(spec: &CommitmentSpec) -> Result<BuiltCommitment, CommitmentError> {
@@ -511,6 +474,10 @@ pub fn build_commitment(spec: &CommitmentSpec) -> Result<BuiltCommitment, Commit
         }
     }
 
+    if channel_type.has_shared_anchor() {
+        candidates.push(shared_anchor(spec.funding_sat, &candidates));
+    }
+
     // BIP 69 with the BOLT 3 cltv tie-break; the kind (and with it the HTLC id) makes the
     // order total, so identical HTLC outputs still come out in one deterministic order.
     candidates.sort_by(|a, b| {
@@ -536,7 +503,7 @@ pub fn build_commitment(spec: &CommitmentSpec) -> Result<BuiltCommitment, Commit
     let (lock_time, sequence) =
         encode_commitment_number(spec.commitment_number, spec.obscuring_factor);
     let mut tx = Transaction {
-        version: Version::TWO,
+        version: channel_type.tx_version(),
         lock_time,
         input: vec![TxIn {
             previous_output: spec.funding_outpoint,

@@ -5,7 +5,6 @@
 use bitcoin::absolute::LockTime;
 use bitcoin::ecdsa::Signature;
 use bitcoin::sighash::EcdsaSighashType;
-use bitcoin::transaction::Version;
 use bitcoin::{
     Amount, OutPoint, Script, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
 };
@@ -63,10 +62,11 @@ impl std::fmt::Display for HtlcTxError {
 impl std::error::Error for HtlcTxError {}
 
 /// The sighash type of the counterparty's signature on the holder's HTLC transactions:
-/// `SIGHASH_ALL`, or `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY` with anchors (so the holder can add
-/// fee inputs and outputs). The holder's own signature is always `SIGHASH_ALL`.
+/// `SIGHASH_ALL`, or `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY` with anchors or zero-fee commitments
+/// (so the holder can add fee inputs and outputs). The holder's own signature is always
+/// `SIGHASH_ALL`.
 pub fn remote_htlc_sighash_type(channel_type: ChannelType) -> EcdsaSighashType {
-    if channel_type.has_anchors() {
+    if channel_type.zero_fee_htlc_txs() {
         EcdsaSighashType::SinglePlusAnyoneCanPay
     } else {
         EcdsaSighashType::All
@@ -91,7 +91,7 @@ struct SecondLevel {
     htlc_output_index: u32,
     value_sat: u64,
     lock_time: LockTime,
-    sequence: Sequence,
+    channel_type: ChannelType,
 }
 
 fn second_level_tx(level: SecondLevel, keys: &CommitmentKeys, to_self_delay: u16) -> Transaction {
@@ -101,7 +101,7 @@ fn second_level_tx(level: SecondLevel, keys: &CommitmentKeys, to_self_delay: u16
         &keys.local_delayed_pubkey,
     );
     Transaction {
-        version: Version::TWO,
+        version: level.channel_type.tx_version(),
         lock_time: level.lock_time,
         input: vec![TxIn {
             previous_output: OutPoint {
@@ -109,7 +109,7 @@ fn second_level_tx(level: SecondLevel, keys: &CommitmentKeys, to_self_delay: u16
                 vout: level.htlc_output_index,
             },
             script_sig: ScriptBuf::new(),
-            sequence: level.sequence,
+            sequence: input_sequence(level.channel_type),
             witness: Witness::new(),
         }],
         output: vec![TxOut {
@@ -119,6 +119,8 @@ fn second_level_tx(level: SecondLevel, keys: &CommitmentKeys, to_self_delay: u16
     }
 }
 
+/// nSequence 1 with `option_anchors` (the HTLC outputs carry `1 OP_CSV`), 0 otherwise — zero-fee
+/// commitments included (BOLT 3 "HTLC-Timeout and HTLC-Success Transactions").
 fn input_sequence(channel_type: ChannelType) -> Sequence {
     if channel_type.has_anchors() {
         Sequence(1)
@@ -138,8 +140,8 @@ fn value_after_fee(htlc: &CommitmentHtlc, fee_sat: u64) -> Result<u64, HtlcTxErr
         })
 }
 
-/// The unsigned HTLC-timeout transaction for an HTLC the holder offered: version 2, nLockTime
-/// `cltv_expiry`, nSequence 0 (1 with anchors), one output of the HTLC amount minus the
+/// The unsigned HTLC-timeout transaction for an HTLC the holder offered: version 2 (3 with
+/// zero-fee commitments), nLockTime `cltv_expiry`, nSequence 0 (1 with anchors), one output of the HTLC amount minus the
 /// HTLC-timeout fee to P2WSH of the holder's `to_local` script.
 pub fn build_htlc_timeout(
     commitment_txid: Txid,
@@ -162,13 +164,13 @@ pub fn build_htlc_timeout(
         htlc_output_index,
         value_sat,
         lock_time: LockTime::from_consensus(htlc.cltv_expiry),
-        sequence: input_sequence(channel_type),
+        channel_type,
     };
     Ok(second_level_tx(level, keys, to_self_delay))
 }
 
-/// The unsigned HTLC-success transaction for an HTLC the holder received: version 2, nLockTime
-/// 0, nSequence 0 (1 with anchors), one output of the HTLC amount minus the HTLC-success fee to
+/// The unsigned HTLC-success transaction for an HTLC the holder received: version 2 (3 with
+/// zero-fee commitments), nLockTime 0, nSequence 0 (1 with anchors), one output of the HTLC amount minus the HTLC-success fee to
 /// P2WSH of the holder's `to_local` script.
 pub fn build_htlc_success(
     commitment_txid: Txid,
@@ -191,7 +193,7 @@ pub fn build_htlc_success(
         htlc_output_index,
         value_sat,
         lock_time: LockTime::ZERO,
-        sequence: input_sequence(channel_type),
+        channel_type,
     };
     Ok(second_level_tx(level, keys, to_self_delay))
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod classify;
 pub mod commitment;
+pub mod fees;
 pub mod htlc_tx;
 pub mod keys;
 pub mod scripts;
@@ -38,12 +39,83 @@ pub enum ChannelType {
     /// `1 OP_CSV`, zero-fee HTLC transactions with the remote signature under
     /// `SIGHASH_SINGLE|ANYONECANPAY`.
     AnchorsZeroFeeHtlc,
+    /// `zero_fee_commitments` (feature 40/41, BOLT PR 1228): version-3 (TRUC) commitment and HTLC
+    /// transactions, a commitment that pays no fee, one unkeyed pay-to-anchor output (the
+    /// "shared anchor") carrying the trimmed amounts up to 240 sat, `to_remote` P2WPKH and HTLC
+    /// scripts without `1 OP_CSV` (as static remote key), zero-fee HTLC transactions with the
+    /// remote signature under `SIGHASH_SINGLE|ANYONECANPAY` and nSequence 0.
+    ZeroFeeCommitments,
+}
+
+/// The anchor outputs a commitment carries, generically: keyed (`option_anchors`: one 330-sat
+/// P2WSH anchor per party, spent with its funding key, by anyone after 16 blocks) or
+/// pay-to-anchor (`zero_fee_commitments`: one unkeyed `OP_1 <0x4e73>` output of 0–240 sat, spent
+/// by anyone at any time with an empty witness).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorKind {
+    /// `to_local_anchor` / `to_remote_anchor`.
+    Keyed,
+    /// `shared_anchor`.
+    PayToAnchor,
 }
 
 impl ChannelType {
-    /// Whether commitments of this type carry anchor outputs (and the `1 OP_CSV` variants).
+    /// The kind of anchor this type's commitments carry, `None` without anchors.
+    pub fn anchor_kind(self) -> Option<AnchorKind> {
+        match self {
+            ChannelType::StaticRemoteKey => None,
+            ChannelType::AnchorsZeroFeeHtlc => Some(AnchorKind::Keyed),
+            ChannelType::ZeroFeeCommitments => Some(AnchorKind::PayToAnchor),
+        }
+    }
+
+    /// Whether commitments of this type carry the two *keyed* 330-sat anchors and the `1 OP_CSV`
+    /// variants of `to_remote` and the HTLC scripts (`option_anchors`). False for
+    /// [`ChannelType::ZeroFeeCommitments`], whose one anchor is unkeyed
+    /// (see [`ChannelType::has_shared_anchor`]).
     pub fn has_anchors(self) -> bool {
         matches!(self, ChannelType::AnchorsZeroFeeHtlc)
+    }
+
+    /// Whether commitments of this type carry the one unkeyed pay-to-anchor output
+    /// (`shared_anchor`, `zero_fee_commitments`).
+    pub fn has_shared_anchor(self) -> bool {
+        matches!(self, ChannelType::ZeroFeeCommitments)
+    }
+
+    /// Whether commitments of this type carry an anchor of either kind (keyed or pay-to-anchor),
+    /// through which a child pays for the commitment.
+    pub fn has_any_anchor(self) -> bool {
+        self.has_anchors() || self.has_shared_anchor()
+    }
+
+    /// Whether the HTLC transactions pay no fee and carry the counterparty's signature under
+    /// `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`, so their fee comes from added wallet inputs
+    /// (`option_anchors` or `zero_fee_commitments`; BOLT 3 "Fee Calculation", BOLT 5 "Generation
+    /// of HTLC Transactions").
+    pub fn zero_fee_htlc_txs(self) -> bool {
+        matches!(
+            self,
+            ChannelType::AnchorsZeroFeeHtlc | ChannelType::ZeroFeeCommitments
+        )
+    }
+
+    /// Whether the commitment itself pays no fee (`feerate_per_kw` is 0; a child pays for it
+    /// through the shared anchor, relayed as a package).
+    pub fn zero_fee_commitment(self) -> bool {
+        matches!(self, ChannelType::ZeroFeeCommitments)
+    }
+
+    /// The nVersion of this type's commitment and HTLC transactions: 3 (TRUC, BIP 431) with
+    /// `zero_fee_commitments`, 2 otherwise (BOLT 3 "Commitment Transaction", "HTLC-Timeout and
+    /// HTLC-Success Transactions").
+    pub fn tx_version(self) -> bitcoin::transaction::Version {
+        if self.zero_fee_commitment() {
+            bitcoin::transaction::Version(3)
+        } else {
+            bitcoin::transaction::Version::TWO
+        }
     }
 }
 

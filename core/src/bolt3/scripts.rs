@@ -57,14 +57,14 @@ pub fn to_remote_anchor_script(remote_payment_pubkey: &PublicKey) -> ScriptBuf {
         .into_script()
 }
 
-/// The `to_remote` output's scriptPubKey: P2WPKH of `remotepubkey` (static remote key), or
-/// P2WSH of [`to_remote_anchor_script`] (anchors).
+/// The `to_remote` output's scriptPubKey: P2WPKH of `remotepubkey` (static remote key and
+/// zero-fee commitments), or P2WSH of [`to_remote_anchor_script`] (anchors).
 pub fn to_remote_script_pubkey(
     channel_type: ChannelType,
     remote_payment_pubkey: &PublicKey,
 ) -> ScriptBuf {
     match channel_type {
-        ChannelType::StaticRemoteKey => {
+        ChannelType::StaticRemoteKey | ChannelType::ZeroFeeCommitments => {
             let key = bitcoin::CompressedPublicKey(*remote_payment_pubkey);
             ScriptBuf::new_p2wpkh(&key.wpubkey_hash())
         }
@@ -187,4 +187,14 @@ pub fn anchor_script(funding_pubkey: &PublicKey) -> ScriptBuf {
         .push_opcode(OP_CSV)
         .push_opcode(OP_ENDIF)
         .into_script()
+}
+
+/// The pay-to-anchor scriptPubKey of the `shared_anchor` output (`zero_fee_commitments`): the
+/// segwit v1 program `OP_1 <0x4e73>`, spent by anyone with an empty witness (BOLT 3
+/// "`shared_anchor` Output").
+pub const PAY_TO_ANCHOR_SCRIPT: [u8; 4] = [0x51, 0x02, 0x4e, 0x73];
+
+/// [`PAY_TO_ANCHOR_SCRIPT`] as a script.
+pub fn pay_to_anchor_script_pubkey() -> ScriptBuf {
+    ScriptBuf::from_bytes(PAY_TO_ANCHOR_SCRIPT.to_vec())
 }

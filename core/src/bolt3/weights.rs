@@ -119,7 +119,9 @@ pub fn claim_witness_weight(path: &ClaimPath) -> u64 {
             witness_len(&[sig, 1, to_local_script_len(to_self_delay)])
         }
         ClaimPath::ToRemote { channel_type } => match channel_type {
-            ChannelType::StaticRemoteKey => witness_len(&[sig, PUBKEY_LEN]),
+            ChannelType::StaticRemoteKey | ChannelType::ZeroFeeCommitments => {
+                witness_len(&[sig, PUBKEY_LEN])
+            }
             ChannelType::AnchorsZeroFeeHtlc => witness_len(&[sig, TO_REMOTE_ANCHOR_SCRIPT_LEN]),
         },
         ClaimPath::OfferedHtlcPreimage { channel_type } => {
@@ -142,6 +144,7 @@ pub fn claim_witness_weight(path: &ClaimPath) -> u64 {
         ]),
         ClaimPath::AnchorOwner => witness_len(&[sig, ANCHOR_SCRIPT_LEN]),
         ClaimPath::AnchorAnyone => witness_len(&[0, ANCHOR_SCRIPT_LEN]),
+        ClaimPath::PayToAnchor => witness_len(&[]),
     }
 }
 
@@ -228,9 +231,10 @@ mod tests {
         }
     }
 
-    const TYPES: [ChannelType; 2] = [
+    const TYPES: [ChannelType; 3] = [
         ChannelType::StaticRemoteKey,
         ChannelType::AnchorsZeroFeeHtlc,
+        ChannelType::ZeroFeeCommitments,
     ];
 
     #[test]

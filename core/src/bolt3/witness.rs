@@ -134,6 +134,11 @@ pub fn anchor_anyone_witness(anchor_script: &Script) -> Witness {
     witness
 }
 
+/// A pay-to-anchor output by anyone: the empty witness (BOLT 3 "`shared_anchor` Output").
+pub fn pay_to_anchor_witness() -> Witness {
+    Witness::new()
+}
+
 /// One spend path of one output, with what decides its transaction envelope (`nSequence`,
 /// `nLockTime`) and its weight.
 ///
@@ -191,6 +196,9 @@ pub enum ClaimPath {
     AnchorOwner,
     /// An anchor by anyone, 16 blocks after the commitment confirmed (`nSequence = 16`).
     AnchorAnyone,
+    /// The shared pay-to-anchor output of a zero-fee commitment, by anyone (us included) at any
+    /// time: an empty witness, no signature.
+    PayToAnchor,
 }
 
 /// The relative delay of the anchors `1 OP_CSV` paths.
@@ -228,7 +236,8 @@ impl ClaimPath {
             ClaimPath::ToLocalRevocation { .. }
             | ClaimPath::OfferedHtlcRevocation { .. }
             | ClaimPath::ReceivedHtlcRevocation { .. }
-            | ClaimPath::AnchorOwner => None,
+            | ClaimPath::AnchorOwner
+            | ClaimPath::PayToAnchor => None,
         }
     }
 

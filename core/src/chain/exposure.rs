@@ -8,9 +8,10 @@ use crate::sweeper::reserve::{exposure_weight, priced, ChannelExposure, FeeReser
 use crate::sweeper::SweeperPolicy;
 use crate::types::ChannelId;
 
-/// The exposure of an open (not closed) anchor channel; `None` for any other.
+/// The exposure of an open (not closed) channel with anchors (keyed, or a zero-fee commitment's
+/// pay-to-anchor output, priced as keyed: a little heavier); `None` for any other.
 pub fn exposure(c: &ChannelArbitrator) -> Option<ChannelExposure> {
-    if c.close.is_some() || !c.data.info.channel_type.has_anchors() {
+    if c.close.is_some() || !c.data.info.channel_type.has_any_anchor() {
         return None;
     }
     let htlcs = c

@@ -81,7 +81,8 @@ pub enum OutputStatus {
     /// preimage: the peer may take it by timeout whenever it wants (BOLT 5 counts it irrevocably
     /// resolved); counted with what the peer took.
     Expired,
-    /// Final: taken by a third party (our anchor, by its anyone-can-spend path after 16 blocks).
+    /// Final: taken by a third party (our keyed anchor by its anyone-can-spend path after 16
+    /// blocks, or a shared pay-to-anchor output at any time).
     TakenByThirdParty {
         /// The spending transaction.
         txid: Txid,

@@ -1,5 +1,7 @@
-//! Anchors (BOLT 3 `option_anchors`): CPFP of an unconfirmed commitment through our anchor, and
-//! the anchor itself after the close.
+//! Anchors (BOLT 3 `option_anchors`, or the shared pay-to-anchor output of `zero_fee_commitments`):
+//! CPFP of an unconfirmed commitment through our anchor, and the anchor itself after the close.
+//! A zero-fee commitment pays nothing itself: it confirms only with a version-3 child spending its
+//! pay-to-anchor output, broadcast with it as a package.
 //!
 //! Before a close confirms, the commitment in flight — the peer's current or pending one seen in
 //! the mempool (through our anchor on it), else ours once signed — is paid for by a child that
@@ -15,13 +17,15 @@
 //! relay fee; otherwise, once the close is reorg-safe, it is left (after 16 blocks anyone may
 //! spend it) and reported as uneconomical.
 
-use bitcoin::{OutPoint, Sequence, Transaction, Txid};
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::{OutPoint, ScriptBuf, Sequence, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Basepoint, KeyTweak, SigningKey};
 use crate::bolt3::scripts;
 use crate::bolt3::weights::{claim_tx_weight, output_weight, P2WPKH_SCRIPT_PUBKEY_LEN};
 use crate::bolt3::witness::ClaimPath;
+use crate::bolt3::AnchorKind;
 use crate::close::{classify_close, Classification};
 use crate::funded::{FundedClaim, OwnInput, OwnSpend, Parent, Template};
 use crate::node::NodeState;
@@ -45,10 +49,32 @@ struct AtStake {
     budget_sat: u64,
 }
 
-/// The weight of an anchor spend's own part: the claim of the anchor alone, less its output.
-fn anchor_template_weight() -> u64 {
-    claim_tx_weight(&ClaimPath::AnchorOwner, P2WPKH_SCRIPT_PUBKEY_LEN)
+/// The weight of an anchor spend's own part: the claim of the anchor alone (by `path`), less its
+/// output.
+fn anchor_template_weight(path: &ClaimPath) -> u64 {
+    claim_tx_weight(path, P2WPKH_SCRIPT_PUBKEY_LEN)
         .saturating_sub(output_weight(P2WPKH_SCRIPT_PUBKEY_LEN))
+}
+
+/// How a CPFP child spends an anchor of `kind`: its script, witness, version and own weight. A
+/// keyed anchor: our funding key, version 2. The shared pay-to-anchor output of a zero-fee
+/// commitment: no script, an empty witness, and version 3 (TRUC: a version-3 parent's
+/// unconfirmed child must be version 3, at most 1,000 vB).
+fn anchor_spend(kind: AnchorKind, funding_pubkey: &PublicKey) -> (ScriptBuf, OwnSpend, i32, u64) {
+    match kind {
+        AnchorKind::Keyed => (
+            scripts::anchor_script(funding_pubkey),
+            OwnSpend::Anchor,
+            2,
+            anchor_template_weight(&ClaimPath::AnchorOwner),
+        ),
+        AnchorKind::PayToAnchor => (
+            ScriptBuf::new(),
+            OwnSpend::PayToAnchor,
+            3,
+            anchor_template_weight(&ClaimPath::PayToAnchor),
+        ),
+    }
 }
 
 impl ChannelArbitrator {
@@ -130,24 +156,26 @@ impl ChannelArbitrator {
         let info = &self.data.info;
         let funding_pubkey = info.local_basepoints.funding_pubkey;
         let txout = parent.output.get(anchor.outpoint.vout as usize)?.clone();
+        let kind = info.channel_type.anchor_kind()?;
+        let (script, spend, version, weight) = anchor_spend(kind, &funding_pubkey);
         let template = Template {
             input: OwnInput {
                 outpoint: anchor.outpoint,
                 txout,
                 sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                script: scripts::anchor_script(&funding_pubkey),
+                script,
                 key: SigningKey::Channel {
                     channel: info.id,
                     basepoint: Basepoint::Funding,
                     tweak: KeyTweak::None,
                 },
                 pubkey: funding_pubkey,
-                spend: OwnSpend::Anchor,
+                spend,
             },
             outputs: Vec::new(),
-            version: 2,
+            version,
             lock_time: 0,
-            weight: anchor_template_weight(),
+            weight,
             parent: Some(Parent {
                 tx: RawTx(parent.clone()),
                 fee_sat: funding.value_sat.saturating_sub(out_sat),
@@ -173,7 +201,7 @@ impl ChannelArbitrator {
         node: &mut NodeState,
         fees: &FeeContext<'_>,
     ) -> Vec<Action> {
-        if !self.data.info.channel_type.has_anchors() || self.close.is_some() {
+        if !self.data.info.channel_type.has_any_anchor() || self.close.is_some() {
             return Vec::new();
         }
         let parent = self.cpfp_parent();
@@ -204,7 +232,7 @@ impl ChannelArbitrator {
     /// A commitment of this channel entered the mempool: remembered as the CPFP parent (the
     /// peer's; ours is known already). Returns whether anything changed.
     pub fn on_mempool_commitment(&mut self, tx: &Transaction) -> bool {
-        if !self.data.info.channel_type.has_anchors() || self.close.is_some() {
+        if !self.data.info.channel_type.has_any_anchor() || self.close.is_some() {
             return false;
         }
         let Classification::FundingSpent { close, .. } =

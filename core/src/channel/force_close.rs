@@ -196,7 +196,17 @@ impl ChannelArbitrator {
         if let Some(fc) = self.force_close.as_mut() {
             fc.signed = Some(tx.clone());
         }
+        if !self.commitment_relays_alone() {
+            return Vec::new(); // its CPFP child broadcasts it, as a package
+        }
         vec![Action::Broadcast { request, tx }]
+    }
+
+    /// Whether our commitment is broadcast on its own: not a zero-fee commitment, which no
+    /// mempool takes without the child that pays for it (BOLT 5: "MUST spend any
+    /// `shared_anchor` output"); the CPFP claim broadcasts the two as a package.
+    fn commitment_relays_alone(&self) -> bool {
+        !self.data.info.channel_type.zero_fee_commitment()
     }
 
     /// Called every block while we wait for a close: re-sign after a failure, or rebroadcast.
@@ -214,6 +224,7 @@ impl ChannelArbitrator {
             return Vec::new();
         };
         match &fc.signed {
+            Some(_) if !self.commitment_relays_alone() => Vec::new(),
             Some(tx) => vec![Action::Broadcast {
                 request: RequestId {
                     claim: fc.claim,

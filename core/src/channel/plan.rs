@@ -84,7 +84,8 @@ impl ChannelArbitrator {
                     mature_at: height.saturating_add(1),
                 },
                 (Party::Local, OutputKind::LocalAnchor)
-                | (Party::Remote, OutputKind::RemoteAnchor) => ResolverKind::Anchor,
+                | (Party::Remote, OutputKind::RemoteAnchor)
+                | (_, OutputKind::SharedAnchor) => ResolverKind::Anchor,
                 (_, OutputKind::OfferedHtlc { htlc_id })
                 | (_, OutputKind::ReceivedHtlc { htlc_id }) => {
                     let offered = matches!(o.kind, OutputKind::OfferedHtlc { .. });
@@ -122,8 +123,8 @@ impl ChannelArbitrator {
             .find_map(|i| self.data.info.funding_output(&i.previous_output).copied())
     }
 
-    /// Our `to_remote` and our anchor, found by script (what we can claim without the
-    /// commitment's details).
+    /// Our `to_remote` and our anchor (keyed, or the shared pay-to-anchor output), found by
+    /// script (what we can claim without the commitment's details).
     pub(super) fn own_outputs_by_script(
         &self,
         tx: &Transaction,
@@ -144,7 +145,10 @@ impl ChannelArbitrator {
                     ResolverKind::CommitSweep {
                         mature_at: height.saturating_add(1),
                     }
-                } else if info.channel_type.has_anchors() && o.script_pubkey == anchor {
+                } else if (info.channel_type.has_anchors() && o.script_pubkey == anchor)
+                    || (info.channel_type.has_shared_anchor()
+                        && o.script_pubkey.as_bytes() == scripts::PAY_TO_ANCHOR_SCRIPT)
+                {
                     ResolverKind::Anchor
                 } else {
                     return None;

@@ -97,7 +97,7 @@ impl ChannelArbitrator {
             let Some(r) = self.resolvers.get(&due.outpoint) else {
                 continue;
             };
-            if self.data.info.channel_type.has_anchors() {
+            if self.data.info.channel_type.zero_fee_htlc_txs() {
                 actions.extend(self.zero_fee_htlc_actions(due, tip, node, fees));
                 continue;
             }

@@ -52,7 +52,9 @@ use serde::{Deserialize, Serialize};
 use crate::action::CloseKind;
 use crate::bolt3::commitment::decode_commitment_number;
 use crate::bolt3::keys::per_commitment_point;
-use crate::bolt3::scripts::{anchor_script, to_local_script, to_remote_script_pubkey};
+use crate::bolt3::scripts::{
+    anchor_script, to_local_script, to_remote_script_pubkey, PAY_TO_ANCHOR_SCRIPT,
+};
 use crate::bolt3::CommitmentKeys;
 use crate::commitments::{ChannelInfo, CommitmentRecord, Commitments};
 use crate::event::FundingOutput;
@@ -449,7 +451,8 @@ impl Outputs<'_> {
     }
 
     /// Every output is P2WSH (an HTLC or an anchor) and at least one is not an anchor: what a
-    /// commitment whose balances are both dust looks like.
+    /// commitment whose balances are both dust looks like. A zero-fee commitment's shared
+    /// pay-to-anchor output is left aside.
     fn only_htlc_candidates(&self, info: &ChannelInfo) -> bool {
         let anchors = if info.channel_type.has_anchors() {
             vec![
@@ -459,7 +462,13 @@ impl Outputs<'_> {
         } else {
             Vec::new()
         };
-        let outputs = &self.0.output;
+        let shared = info.channel_type.has_shared_anchor();
+        let outputs: Vec<_> = self
+            .0
+            .output
+            .iter()
+            .filter(|o| !(shared && o.script_pubkey.as_bytes() == PAY_TO_ANCHOR_SCRIPT))
+            .collect();
         outputs.iter().all(|o| o.script_pubkey.is_p2wsh())
             && outputs.iter().any(|o| !anchors.contains(&o.script_pubkey))
     }

@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use crate::action::{Action, AlertKind, SignInput, SignRequest, SigningKey};
 use crate::bolt3::htlc_tx::htlc_tx_witness;
 use crate::bolt3::weights::{output_weight, INPUT_NON_WITNESS_WEIGHT};
-use crate::bolt3::witness::anchor_owner_witness;
+use crate::bolt3::witness::{anchor_owner_witness, pay_to_anchor_witness};
 use crate::bolt3::{secp, sign};
-use crate::event::{BroadcastOutcome, FundingOutcome, SignOutcome, WalletInput};
+use crate::event::{BroadcastOutcome, FundingOutcome, InputSignature, SignOutcome, WalletInput};
 use crate::fee::fee_for_rate;
 use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::policy::dust_threshold;
 use crate::policy::reject::is_already_known;
+use crate::policy::truc::{TRUC_CHILD_MAX_VSIZE, TRUC_VERSION};
 use crate::types::{Height, RawTx, RequestId};
 
 use super::{Assembled, FundedAttempt, FundedClaim, OwnSpend};
@@ -49,6 +50,11 @@ pub enum FundingError {
     DustChange,
     /// The transaction would have no output.
     NoOutput,
+    /// A version-3 child of an unconfirmed parent would exceed TRUC's 1,000 vB.
+    TrucChildTooBig {
+        /// Its weight.
+        weight: u64,
+    },
 }
 
 impl std::fmt::Display for FundingError {
@@ -73,6 +79,10 @@ impl std::fmt::Display for FundingError {
             ),
             FundingError::DustChange => f.write_str("the change output is dust"),
             FundingError::NoOutput => f.write_str("the transaction would have no output"),
+            FundingError::TrucChildTooBig { weight } => write!(
+                f,
+                "a version-3 child of weight {weight} exceeds {TRUC_CHILD_MAX_VSIZE} vB"
+            ),
         }
     }
 }
@@ -122,6 +132,10 @@ fn assemble(
     }
     // Input and output counts above 252 take more varint bytes than the template counted.
     weight = weight.saturating_add(4 * 4);
+    if t.version == TRUC_VERSION && t.parent.is_some() && weight.div_ceil(4) > TRUC_CHILD_MAX_VSIZE
+    {
+        return Err(FundingError::TrucChildTooBig { weight });
+    }
     let value_in = inputs.iter().fold(t.input.txout.value.to_sat(), |s, w| {
         s.saturating_add(w.txout.value.to_sat())
     });
@@ -161,14 +175,17 @@ impl FundedClaim {
     /// (`SIGHASH_ALL`, over the whole transaction), the wallet's on its inputs.
     pub(super) fn sign_request(&self, a: &FundedAttempt, x: &Assembled) -> SignRequest {
         let own = &self.template.input;
-        let mut inputs = vec![SignInput {
-            input: 0,
-            prevout: own.outpoint,
-            value_sat: own.txout.value.to_sat(),
-            script: own.script.clone(),
-            sighash: EcdsaSighashType::All,
-            key: own.key.clone(),
-        }];
+        let mut inputs = Vec::new();
+        if own.spend != OwnSpend::PayToAnchor {
+            inputs.push(SignInput {
+                input: 0,
+                prevout: own.outpoint,
+                value_sat: own.txout.value.to_sat(),
+                script: own.script.clone(),
+                sighash: EcdsaSighashType::All,
+                key: own.key.clone(),
+            });
+        }
         for (i, w) in x.wallet.iter().enumerate() {
             inputs.push(SignInput {
                 input: u32::try_from(i + 1).unwrap_or(u32::MAX),
@@ -235,6 +252,31 @@ impl FundedClaim {
         }
     }
 
+    /// The own input's witness from our signature in `signatures` (input 0, `SIGHASH_ALL`,
+    /// verified against the own key); `None` if it is missing or does not verify.
+    fn own_witness(&self, tx: &RawTx, signatures: &[InputSignature]) -> Option<Witness> {
+        let own = &self.template.input;
+        let our_sig = signatures.iter().find(|s| s.input == 0)?.signature;
+        let valid = our_sig.sighash_type == EcdsaSighashType::All
+            && sign::p2wsh_sighash(tx, 0, &own.script, own.txout.value, our_sig.sighash_type)
+                .is_ok_and(|msg| {
+                    secp()
+                        .verify_ecdsa(&msg, &our_sig.signature, &own.pubkey)
+                        .is_ok()
+                });
+        if !valid {
+            return None;
+        }
+        Some(match &own.spend {
+            OwnSpend::SecondLevel {
+                remote_sig,
+                preimage,
+            } => htlc_tx_witness(remote_sig, &our_sig, preimage.as_ref(), &own.script),
+            OwnSpend::Anchor => anchor_owner_witness(&our_sig, &own.script),
+            OwnSpend::PayToAnchor => pay_to_anchor_witness(),
+        })
+    }
+
     /// The signatures of attempt `request.attempt` arrived: check ours, put the witnesses in,
     /// keep the signed transaction and broadcast it.
     pub fn on_signed(&mut self, request: RequestId, outcome: &SignOutcome) -> Vec<Action> {
@@ -266,31 +308,19 @@ impl FundedClaim {
             }
         };
         let own = &self.template.input;
-        let ours = signatures
-            .iter()
-            .find(|s| s.input == 0)
-            .map(|s| s.signature);
-        let valid = ours.is_some_and(|sig| {
-            sig.sighash_type == EcdsaSighashType::All
-                && sign::p2wsh_sighash(&x.tx, 0, &own.script, own.txout.value, sig.sighash_type)
-                    .is_ok_and(|msg| {
-                        secp()
-                            .verify_ecdsa(&msg, &sig.signature, &own.pubkey)
-                            .is_ok()
-                    })
-        });
-        let Some(our_sig) = ours.filter(|_| valid) else {
-            let message = format!("signer returned no valid signature for the claim of {outpoint}");
-            return self.problem(AlertKind::ChannelFailure, "signature".into(), message);
+        let own_witness = if own.spend == OwnSpend::PayToAnchor {
+            pay_to_anchor_witness()
+        } else {
+            match self.own_witness(&x.tx, signatures) {
+                Some(w) => w,
+                None => {
+                    let message =
+                        format!("signer returned no valid signature for the claim of {outpoint}");
+                    return self.problem(AlertKind::ChannelFailure, "signature".into(), message);
+                }
+            }
         };
         let mut tx = x.tx.0.clone();
-        let own_witness = match &own.spend {
-            OwnSpend::SecondLevel {
-                remote_sig,
-                preimage,
-            } => htlc_tx_witness(remote_sig, &our_sig, preimage.as_ref(), &own.script),
-            OwnSpend::Anchor => anchor_owner_witness(&our_sig, &own.script),
-        };
         if let Some(input) = tx.input.first_mut() {
             input.witness = own_witness;
         }

@@ -64,6 +64,9 @@ pub enum OwnSpend {
     },
     /// Our anchor, spent with our funding key.
     Anchor,
+    /// The shared pay-to-anchor output of a zero-fee commitment: an empty witness, no signature
+    /// of ours.
+    PayToAnchor,
 }
 
 /// The input a funded claim exists to spend.

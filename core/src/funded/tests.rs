@@ -390,3 +390,53 @@ fn a_broadcast_refused_for_missing_inputs_is_funded_afresh_at_the_next_block_eve
         Action::FundFromWallet(r) if r.request.attempt > 1
     )));
 }
+
+/// [`anchor_claim`] turned into a CPFP child through a zero-fee commitment's pay-to-anchor
+/// output: version 3, no own signature.
+fn pay_to_anchor_claim(budget: u64) -> FundedClaim {
+    let mut claim = anchor_claim(budget);
+    let t = &mut claim.template;
+    t.version = 3;
+    t.input.script = ScriptBuf::new();
+    t.input.txout = TxOut {
+        value: Amount::ZERO,
+        script_pubkey: crate::bolt3::scripts::pay_to_anchor_script_pubkey(),
+    };
+    t.input.spend = OwnSpend::PayToAnchor;
+    t.weight = 200;
+    claim
+}
+
+#[test]
+fn a_pay_to_anchor_child_asks_only_the_wallet_to_sign_and_stays_within_truc_limits() {
+    let mut claim = pay_to_anchor_claim(100_000);
+    let actions = claim.on_block(100, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
+    let request = funding_request(&actions);
+    let outcome = select_inputs(&request, &[coin(1, 100_000, 90)], &wallet_script());
+    let signed = claim.on_funded(request.request, &outcome, 100);
+    let Some(Action::Sign(sign)) = signed.first() else {
+        panic!("sign request expected: {signed:?}");
+    };
+    assert_eq!(sign.inputs.len(), 1, "the wallet's input only");
+    assert_eq!(sign.inputs[0].key, SigningKey::Wallet);
+
+    // Sixteen wallet coins make a child over 1,000 vB: refused before anything is signed.
+    let mut claim = pay_to_anchor_claim(100_000);
+    let actions = claim.on_block(100, Some(&fees(20)), FeeRate::from_sat_per_kwu(500));
+    let request = funding_request(&actions);
+    let coins: Vec<WalletInput> = (0..16).map(|i| coin(i, 2_000, 90)).collect();
+    let outcome = FundingOutcome::Funded {
+        inputs: coins,
+        change: Some(TxOut {
+            value: Amount::from_sat(10_000),
+            script_pubkey: wallet_script(),
+        }),
+    };
+    let refused = claim.on_funded(request.request, &outcome, 100);
+    assert!(
+        !refused.iter().any(|a| matches!(a, Action::Sign(_))),
+        "{refused:?}"
+    );
+    let reported = format!("{refused:?}");
+    assert!(reported.contains("version-3 child"), "{reported}");
+}

@@ -1,5 +1,7 @@
 //! [`PolicyError`]: why a transaction would not be relayed or mined at a given height.
 
+use super::truc::TrucViolation;
+
 /// Why a transaction fails a finality or standardness rule. Every variant names the input,
 /// output or witness item concerned and the numbers involved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,6 +200,11 @@ pub enum PolicyError {
         /// The rule it fails.
         error: Box<PolicyError>,
     },
+    /// A TRUC (version 3) rule broken (Core: `TRUC-violation`).
+    Truc(TrucViolation),
+    /// A transaction of a package leaves a dust output of an in-package parent unspent (Core:
+    /// `missing-ephemeral-spends`).
+    MissingEphemeralSpends,
     /// The transactions that could not enter the mempool alone do not pay the minimum relay fee
     /// together.
     PackageFeeBelowMinRelay {
@@ -343,6 +350,10 @@ impl std::fmt::Display for PolicyError {
                 f,
                 "fee {fee_sat} sat is below the minimum relay fee {min_fee_sat} sat for {vsize} vB"
             ),
+            E::Truc(v) => write!(f, "truc-violation: {v}"),
+            E::MissingEphemeralSpends => {
+                f.write_str("missing-ephemeral-spends: tx did not spend parent's ephemeral dust")
+            }
             E::PackageEmpty => f.write_str("empty package"),
             E::PackageTooManyTransactions { count, max } => {
                 write!(f, "package of {count} transactions exceeds {max}")

@@ -1,6 +1,7 @@
 //! The mempool rules that Bitcoin Core's script interpreter does not check: finality at a height
 //! (`nLockTime`, BIP 68), MINIMALIF on witnesses, and standardness (version, weight, dust,
-//! minimum relay fee, witness limits), plus package (CPFP) fee evaluation.
+//! minimum relay fee, witness limits), plus package (CPFP) fee evaluation with the TRUC
+//! (version 3) and ephemeral dust rules.
 //!
 //! Every function is pure: a transaction, the outputs it spends and the numbers of a chain go
 //! in, and `Ok(())` or the first [`PolicyError`] found comes out. Tests use them beside a
@@ -17,6 +18,7 @@ pub mod reject;
 pub mod standard;
 #[cfg(test)]
 mod testutil;
+pub mod truc;
 
 pub use error::PolicyError;
 pub use finality::check_final;
@@ -24,6 +26,7 @@ pub use minimalif::{check_minimalif, check_minimalif_with_prevouts};
 pub use package::check_package_fee;
 pub use reject::{classify_reject, is_already_known, is_fee_refusal, RejectClass};
 pub use standard::{check_standard, dust_threshold, fee_for_vsize};
+pub use truc::{check_ephemeral_spends, check_package_truc, TrucViolation};
 
 /// The relay settings, with Bitcoin Core's defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +123,9 @@ mod tests {
             PolicyError::VersionNonStandard { version: 4 },
             PolicyError::ValueOutOfRange,
             PolicyError::PackageEmpty,
+            PolicyError::MissingEphemeralSpends,
+            PolicyError::Truc(TrucViolation::TooManyAncestors),
+            PolicyError::Truc(TrucViolation::TooBig { vsize: 10_001 }),
             PolicyError::PackageMember {
                 index: 0,
                 error: Box::new(PolicyError::ValueOutOfRange),

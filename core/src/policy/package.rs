@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use bitcoin::{Transaction, TxOut, Txid};
 
 use super::standard::{check_fee_rate, check_standard_except_fee_rate, fee_for_vsize};
+use super::truc::{check_ephemeral_spends, check_package_truc};
 use super::{PolicyConfig, PolicyError};
 
 /// The most transactions in a package.
@@ -20,7 +21,11 @@ pub const MAX_PACKAGE_WEIGHT: u64 = 404_000;
 /// The package must be a child with its parents: every transaction before the last is spent by
 /// the last, no parent spends another, no transaction appears twice (a single transaction is a
 /// package of one). At most [`MAX_PACKAGE_COUNT`] transactions weighing at most
-/// [`MAX_PACKAGE_WEIGHT`] together.
+/// [`MAX_PACKAGE_WEIGHT`] together. The TRUC rules hold within the package
+/// ([`check_package_truc`]: a version-3 child of at most 1,000 vB with one version-3 parent, no
+/// sibling, no version mixing) and every dust output of a parent (ephemeral dust, allowed only
+/// in a parent paying no fee) is spent by the child ([`check_ephemeral_spends`]); breaking one
+/// is a [`PolicyError::PackageMember`] naming the transaction.
 ///
 /// Fees are evaluated as Bitcoin Core does: each transaction, in order, is first tried alone —
 /// it enters the mempool if it pays the minimum relay fee for its own size and all its parents in
@@ -65,6 +70,12 @@ pub fn check_package_fee(
         }
     }
 
+    let members: Vec<&Transaction> = txs.iter().map(|(tx, _)| *tx).collect();
+    check_package_truc(&members).map_err(|(index, v)| PolicyError::PackageMember {
+        index,
+        error: Box::new(PolicyError::Truc(v)),
+    })?;
+
     // Each transaction alone first; a low-fee one (and the child of one) is deferred.
     let mut deferred_fee = 0u64;
     let mut deferred_vsize = 0u64;
@@ -85,6 +96,12 @@ pub fn check_package_fee(
             deferred_vsize += vsize;
         }
     }
+    check_ephemeral_spends(&members, config.dust_relay_fee_sat_per_kvb).map_err(|index| {
+        PolicyError::PackageMember {
+            index,
+            error: Box::new(PolicyError::MissingEphemeralSpends),
+        }
+    })?;
     if deferred_vsize > 0 {
         let min_fee_sat = fee_for_vsize(deferred_vsize, config.min_relay_fee_sat_per_kvb);
         if deferred_fee < min_fee_sat {

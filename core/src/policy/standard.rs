@@ -4,12 +4,14 @@
 //! Where Core is more permissive than needed this module is stricter (and says so): bare
 //! multisig and P2PK outputs are refused, and P2SH redeem scripts' sigop counts are not checked.
 //! The relay fee is computed on `ceil(weight / 4)`, ignoring Core's sigop-adjusted size (which
-//! only matters for sigop-heavy transactions). TRUC (version 3) topology and size limits are not
-//! checked.
+//! only matters for sigop-heavy transactions). A version-3 transaction's own size limit is checked
+//! here; the TRUC topology and ephemeral dust spends, which need the unconfirmed parents, are
+//! checked on packages ([`super::truc`], [`super::check_package_fee`]).
 
 use bitcoin::{Script, Transaction, TxOut};
 
 use super::minimalif::{check_minimalif_with_prevouts, nested_program};
+use super::truc::{check_truc_size, MAX_DUST_OUTPUTS_PER_TX};
 use super::{PolicyConfig, PolicyError};
 
 /// The highest standard `nVersion` (3: TRUC).
@@ -27,7 +29,7 @@ pub const MAX_STANDARD_STACK_ITEM_SIZE: usize = 80;
 /// The largest standard `OP_RETURN` output script (bytes; Bitcoin Core before 30.0).
 pub const MAX_OP_RETURN_RELAY: usize = 83;
 /// The pay-to-anchor script: `OP_1 <0x4e73>`.
-pub const P2A_SCRIPT: [u8; 4] = [0x51, 0x02, 0x4e, 0x73];
+pub const P2A_SCRIPT: [u8; 4] = crate::bolt3::scripts::PAY_TO_ANCHOR_SCRIPT;
 /// The largest amount (sat).
 const MAX_MONEY_SAT: u64 = 21_000_000 * 100_000_000;
 
@@ -113,8 +115,10 @@ pub fn dust_threshold(script_pubkey: &Script, dust_relay_fee_sat_per_kvb: u64) -
 ///
 /// `prevouts[i]` is the output input `i` spends. The rules: `nVersion` 1..=3; weight at most
 /// `max_standard_weight`; at least 65 bytes without witness; push-only `scriptSig`s of at most
-/// 1650 bytes; standard output types (at most one `OP_RETURN`, of at most 83 bytes); no dust;
-/// standard prevout types; witnesses only on witness prevouts (none on pay-to-anchor); P2WSH
+/// 1650 bytes; standard output types (at most one `OP_RETURN`, of at most 83 bytes);
+/// standard prevout types; (Core 29) one dust output allowed only in a transaction that pays no
+/// fee — ephemeral dust, which its child must spend ([`super::truc::check_ephemeral_spends`]);
+/// a version-3 transaction at most 10,000 vB; witnesses only on witness prevouts (none on pay-to-anchor); P2WSH
 /// witness script at most 3600 bytes with at most 100 other items of at most 80 bytes; no
 /// taproot annex and tapscript items of at most 80 bytes; MINIMALIF
 /// ([`check_minimalif_with_prevouts`]); outputs not worth more than the inputs.
@@ -167,6 +171,7 @@ pub(crate) fn check_standard_except_fee_rate(
             max: config.max_standard_weight,
         });
     }
+    check_truc_size(tx).map_err(PolicyError::Truc)?;
     let non_witness_size = tx.base_size();
     if non_witness_size < MIN_STANDARD_NON_WITNESS_SIZE {
         return Err(PolicyError::TooSmall { non_witness_size });
@@ -177,7 +182,7 @@ pub(crate) fn check_standard_except_fee_rate(
             return Err(PolicyError::ScriptSigNonStandard { input, size });
         }
     }
-    check_outputs(tx, config)?;
+    check_outputs(tx, prevouts, config)?;
     for (input, (txin, prevout)) in tx.input.iter().zip(prevouts).enumerate() {
         check_input(input, txin, prevout)?;
     }
@@ -185,8 +190,15 @@ pub(crate) fn check_standard_except_fee_rate(
     fee(tx, prevouts)
 }
 
-fn check_outputs(tx: &Transaction, config: &PolicyConfig) -> Result<(), PolicyError> {
+/// Output types, `OP_RETURN` count and dust: one dust output passes only in a transaction that
+/// pays no fee (Core 29 `IsStandardTx` and `PreCheckEphemeralTx`, both reason "dust").
+fn check_outputs(
+    tx: &Transaction,
+    prevouts: &[TxOut],
+    config: &PolicyConfig,
+) -> Result<(), PolicyError> {
     let mut data_outputs = 0;
+    let mut dust = Vec::new();
     for (output, txout) in tx.output.iter().enumerate() {
         match classify(&txout.script_pubkey) {
             None => return Err(PolicyError::OutputNonStandard { output }),
@@ -201,12 +213,16 @@ fn check_outputs(tx: &Transaction, config: &PolicyConfig) -> Result<(), PolicyEr
         let threshold_sat = dust_threshold(&txout.script_pubkey, config.dust_relay_fee_sat_per_kvb);
         let value_sat = txout.value.to_sat();
         if value_sat < threshold_sat {
-            return Err(PolicyError::Dust {
+            dust.push(PolicyError::Dust {
                 output,
                 value_sat,
                 threshold_sat,
             });
         }
+    }
+    let ephemeral = dust.len() <= MAX_DUST_OUTPUTS_PER_TX && fee(tx, prevouts) == Ok(0);
+    if let (Some(first), false) = (dust.into_iter().next(), ephemeral) {
+        return Err(first);
     }
     if data_outputs > 1 {
         return Err(PolicyError::MultipleDataOutputs {

@@ -226,7 +226,7 @@ impl Resolver {
         let holder = ctx.close.holder();
         let htlc_path = match &self.kind {
             ResolverKind::CommitSweep { .. } => return Some(commit_sweep::judge(w)),
-            ResolverKind::Anchor => return Some(anchor::judge(index, w)),
+            ResolverKind::Anchor => return Some(anchor::judge(index, w, ctx)),
             ResolverKind::Breach { .. } => {
                 return Some(justice::judge(index, w, peer_second_level))
             }

@@ -65,7 +65,7 @@ pub struct SimSetup {
 
 impl SimSetup {
     /// A typical channel: 1,000,000 sat, we funded it and hold 60%, 144/144 blocks of delay,
-    /// 354-sat dust limits, 2,500 sat/kw.
+    /// 354-sat dust limits, 2,500 sat/kw (0 for zero-fee commitments, as BOLT 2 requires).
     pub fn new(seed: u64, channel_type: ChannelType) -> SimSetup {
         let mut bytes = [0u8; 32];
         bytes[..8].copy_from_slice(&seed.to_be_bytes());
@@ -79,7 +79,11 @@ impl SimSetup {
             remote_to_self_delay: 144,
             local_dust_limit_sat: 354,
             remote_dust_limit_sat: 354,
-            feerate_per_kw: 2_500,
+            feerate_per_kw: if channel_type.zero_fee_commitment() {
+                0
+            } else {
+                2_500
+            },
             funding_outpoint: None,
             initial_commitment_number: 0,
         }
@@ -414,8 +418,12 @@ impl SimChannel {
         Ok(())
     }
 
-    /// Queue a fee-rate change.
+    /// Queue a fee-rate change. Ignored on a zero-fee commitment channel, whose feerate stays 0
+    /// (BOLT 2: `update_fee` is not sent, and ignored if received).
     pub fn update_fee(&mut self, feerate_per_kw: u32) {
+        if self.setup.channel_type.zero_fee_commitment() {
+            return;
+        }
         self.pending.push(Change::Fee(feerate_per_kw));
     }
 

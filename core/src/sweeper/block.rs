@@ -210,7 +210,10 @@ pub(super) fn is_timeout_claim(path: &ClaimPath) -> bool {
 
 /// Whether `path` spends an anchor (never batched).
 pub(super) fn is_anchor(path: &ClaimPath) -> bool {
-    matches!(path, ClaimPath::AnchorOwner | ClaimPath::AnchorAnyone)
+    matches!(
+        path,
+        ClaimPath::AnchorOwner | ClaimPath::AnchorAnyone | ClaimPath::PayToAnchor
+    )
 }
 
 /// One input at the block `tip`: report an invalid request once, wait for maturity, judge its

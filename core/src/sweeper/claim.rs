@@ -315,14 +315,14 @@ pub fn envelope_changed(a: &SweepRequest, b: &SweepRequest) -> bool {
 
 /// Whether spending by `path` needs our signature.
 pub fn needs_signature(path: &ClaimPath) -> bool {
-    !matches!(path, ClaimPath::AnchorAnyone)
+    !matches!(path, ClaimPath::AnchorAnyone | ClaimPath::PayToAnchor)
 }
 
 fn is_p2wpkh_path(path: &ClaimPath) -> bool {
     matches!(
         path,
         ClaimPath::ToRemote {
-            channel_type: ChannelType::StaticRemoteKey
+            channel_type: ChannelType::StaticRemoteKey | ChannelType::ZeroFeeCommitments
         }
     )
 }
@@ -381,7 +381,7 @@ pub fn signing_pubkey(req: &SweepRequest) -> Option<PublicKey> {
         .collect();
     match req.path {
         ClaimPath::ToRemote {
-            channel_type: ChannelType::StaticRemoteKey,
+            channel_type: ChannelType::StaticRemoteKey | ChannelType::ZeroFeeCommitments,
         }
         | ClaimPath::OfferedHtlcRevocation { .. }
         | ClaimPath::ReceivedHtlcRevocation { .. } => req.witness_pubkey,
@@ -391,7 +391,7 @@ pub fn signing_pubkey(req: &SweepRequest) -> Option<PublicKey> {
         | ClaimPath::OfferedHtlcPreimage { .. }
         | ClaimPath::ReceivedHtlcTimeout { .. }
         | ClaimPath::AnchorOwner => keys.first().copied(),
-        ClaimPath::AnchorAnyone => None,
+        ClaimPath::AnchorAnyone | ClaimPath::PayToAnchor => None,
     }
 }
 
@@ -478,12 +478,17 @@ pub fn witness(req: &SweepRequest, sig: Option<&Signature>) -> Option<Witness> {
     if let ClaimPath::AnchorAnyone = req.path {
         return Some(w::anchor_anyone_witness(script));
     }
+    if let ClaimPath::PayToAnchor = req.path {
+        return Some(w::pay_to_anchor_witness());
+    }
     let sig = sig?;
     Some(match req.path {
         ClaimPath::ToLocalDelayed { .. } => w::to_local_delayed_witness(sig, script),
         ClaimPath::ToLocalRevocation { .. } => w::to_local_revocation_witness(sig, script),
         ClaimPath::ToRemote { channel_type } => match channel_type {
-            ChannelType::StaticRemoteKey => w::to_remote_p2wpkh_witness(sig, &req.witness_pubkey?),
+            ChannelType::StaticRemoteKey | ChannelType::ZeroFeeCommitments => {
+                w::to_remote_p2wpkh_witness(sig, &req.witness_pubkey?)
+            }
             ChannelType::AnchorsZeroFeeHtlc => w::to_remote_anchor_witness(sig, script),
         },
         ClaimPath::OfferedHtlcPreimage { .. } => {
@@ -495,5 +500,6 @@ pub fn witness(req: &SweepRequest, sig: Option<&Signature>) -> Option<Witness> {
         ClaimPath::ReceivedHtlcTimeout { .. } => w::received_htlc_timeout_witness(sig, script),
         ClaimPath::AnchorOwner => w::anchor_owner_witness(sig, script),
         ClaimPath::AnchorAnyone => w::anchor_anyone_witness(script),
+        ClaimPath::PayToAnchor => w::pay_to_anchor_witness(),
     })
 }

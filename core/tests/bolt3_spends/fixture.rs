@@ -20,6 +20,7 @@ use crate::common::{self, hex_bytes, pubkey, secret, tx, vector};
 
 pub const STATIC: ChannelType = ChannelType::StaticRemoteKey;
 pub const ANCHORS: ChannelType = ChannelType::AnchorsZeroFeeHtlc;
+pub const ZERO_FEE: ChannelType = ChannelType::ZeroFeeCommitments;
 /// The height the vector commitments confirm at here: below every vector HTLC expiry.
 pub const COMMIT_HEIGHT: u32 = 400;
 /// The height the vector HTLC transactions confirm at here.
@@ -379,7 +380,7 @@ pub fn to_local_revocation(f: &Fixture, prevout: Prevout) -> Case {
 pub fn to_remote(f: &Fixture) -> Case {
     let remote_payment = PublicKey::from_secret_key(secp(), &f.keys.remote_payment);
     let witness: WitnessFn = match f.channel_type {
-        STATIC => Box::new(move |sig, _| to_remote_p2wpkh_witness(sig, &remote_payment)),
+        STATIC | ZERO_FEE => Box::new(move |sig, _| to_remote_p2wpkh_witness(sig, &remote_payment)),
         ANCHORS => Box::new(|sig, p| to_remote_anchor_witness(sig, &p.script)),
     };
     Case {
@@ -530,6 +531,7 @@ pub fn vector_commitments() -> Vec<VectorCommitment> {
                         .map(|h| (tx(&h["ResolutionTxHex"]), expiry(&h["derived"]["htlc"])))
                         .collect(),
                 ),
+                ZERO_FEE => unreachable!("appendix H is read below"),
             };
             all.push(VectorCommitment {
                 commit,
@@ -539,5 +541,56 @@ pub fn vector_commitments() -> Vec<VectorCommitment> {
             });
         }
     }
+    all.extend(appendix_h_commitments());
     all
+}
+
+/// Every commitment of Appendix H (zero-fee commitments), each HTLC transaction with the expiry
+/// of the HTLC it resolves (the vector HTLC of its direction and amount, whose expiry is the
+/// timeout's nLockTime or whose hash the success reveals).
+fn appendix_h_commitments() -> Vec<VectorCommitment> {
+    use common::appendix_h::{cases, fixture};
+    let f = fixture();
+    cases()
+        .into_iter()
+        .map(|case| {
+            let expiry = |htlc_tx: &Transaction, offered: bool| {
+                let value = case.commit_tx.output[htlc_tx.input[0].previous_output.vout as usize]
+                    .value
+                    .to_sat();
+                let found: Vec<u32> = case
+                    .htlcs
+                    .iter()
+                    .filter(|h| h.offered == offered && h.amount_msat / 1000 == value)
+                    .filter(|h| {
+                        if offered {
+                            htlc_tx.lock_time.to_consensus_u32() == h.cltv_expiry
+                        } else {
+                            htlc_tx.input[0].witness.nth(3)
+                                == Some(&f.preimage(&h.payment_hash).0[..])
+                        }
+                    })
+                    .map(|h| h.cltv_expiry)
+                    .collect();
+                assert!(!found.is_empty() && found.iter().all(|e| *e == found[0]));
+                found[0]
+            };
+            let mut htlc_txs: Vec<(Transaction, u32)> = case
+                .success_txs
+                .iter()
+                .map(|t| (t.clone(), expiry(t, false)))
+                .collect();
+            htlc_txs.extend(
+                case.timeout_txs
+                    .iter()
+                    .map(|t| (t.clone(), expiry(t, true))),
+            );
+            VectorCommitment {
+                commit: case.commit_tx,
+                funding: f.funding_txout(),
+                channel_type: ZERO_FEE,
+                htlc_txs,
+            }
+        })
+        .collect()
 }

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+pub mod appendix_h;
+
 /// Load one of the BOLT 3 vector files (`vectors/<name>`) as JSON.
 pub fn vector(name: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -88,6 +88,7 @@ impl Sim<'_> {
                     | (OutputKind::RemoteAnchor, Party::Remote) => "our anchor".to_string(),
                     (OutputKind::LocalAnchor, Party::Remote)
                     | (OutputKind::RemoteAnchor, Party::Local) => "peer's anchor".to_string(),
+                    (OutputKind::SharedAnchor, _) => "shared anchor".to_string(),
                     (OutputKind::OfferedHtlc { htlc_id }, Party::Local)
                     | (OutputKind::ReceivedHtlc { htlc_id }, Party::Remote) => {
                         format!("outgoing htlc {htlc_id}")

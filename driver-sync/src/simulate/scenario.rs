@@ -24,8 +24,9 @@
 //! Every height is relative to the start height: the block that confirms the channel's funding
 //! transaction (height 0 of the scenario).
 //!
-//! - `channel_type`: `static_remote_key` or `anchors_zero_fee_htlc` (the node's test wallet
-//!   funds the zero-fee HTLC transactions and CPFP children; see `anchors-force-close.json`).
+//! - `channel_type`: `static_remote_key`, `anchors_zero_fee_htlc` or `zero_fee_commitments` (the
+//!   node's test wallet funds the zero-fee HTLC transactions and CPFP children; see
+//!   `anchors-force-close.json` and `zero-fee-commitments.json`).
 //! - `htlcs[]`: `direction` (`incoming`: the peer offered it; `outgoing`: we did), `amount_msat`,
 //!   `cltv_expiry`, `we_know_preimage` (incoming only: the preimage of our own invoice, fed as
 //!   `PreimageLearned { source: invoice }`), `peer_knows_preimage` (outgoing only: the peer can
@@ -129,6 +130,9 @@ pub enum ScenarioChannelType {
     StaticRemoteKey,
     /// `option_anchors_zero_fee_htlc_tx` (the node's test wallet funds its claims).
     AnchorsZeroFeeHtlc,
+    /// `zero_fee_commitments` (BOLT PR 1228; `commitment_feerate_per_kw` must be 0; the node's
+    /// test wallet funds the CPFP child and the HTLC transactions).
+    ZeroFeeCommitments,
 }
 
 /// Which way an HTLC goes.
@@ -406,6 +410,9 @@ impl Scenario {
             ScenarioChannelType::AnchorsZeroFeeHtlc => {
                 contractcourt_core::bolt3::ChannelType::AnchorsZeroFeeHtlc
             }
+            ScenarioChannelType::ZeroFeeCommitments => {
+                contractcourt_core::bolt3::ChannelType::ZeroFeeCommitments
+            }
         }
     }
 
@@ -446,7 +453,17 @@ impl Scenario {
                 ),
             );
         }
-        if self.commitment_feerate_per_kw < MIN_FEERATE_PER_KW {
+        let zero_fee = self.channel_type == ScenarioChannelType::ZeroFeeCommitments;
+        if zero_fee && self.commitment_feerate_per_kw != 0 {
+            return invalid(
+                "commitment_feerate_per_kw",
+                format!(
+                    "{} must be 0 with zero_fee_commitments (BOLT 2)",
+                    self.commitment_feerate_per_kw
+                ),
+            );
+        }
+        if !zero_fee && self.commitment_feerate_per_kw < MIN_FEERATE_PER_KW {
             return invalid(
                 "commitment_feerate_per_kw",
                 format!(
