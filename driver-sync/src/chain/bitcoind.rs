@@ -86,9 +86,20 @@ impl BitcoindSource {
         self
     }
 
+    /// Answer an empty locator from `height` on from now on (see [`BitcoindSource::starting_at`]).
+    pub fn set_first_height(&mut self, height: Height) {
+        self.first_height = height;
+    }
+
     /// The RPC client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Use another client from now on (the same node with fresh credentials, after bitcoind
+    /// rewrote its cookie file), keeping what this source delivered (blocks, mempool).
+    pub fn replace_client(&mut self, client: Client) {
+        self.client = client;
     }
 }
 

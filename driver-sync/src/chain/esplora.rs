@@ -60,6 +60,11 @@ impl EsploraSource {
         self
     }
 
+    /// Answer an empty locator from `height` on from now on (see [`EsploraSource::starting_at`]).
+    pub fn set_first_height(&mut self, height: Height) {
+        self.first_height = height;
+    }
+
     /// The HTTP client.
     pub fn client(&self) -> &BlockingClient {
         &self.client
