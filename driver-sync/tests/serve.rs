@@ -1,0 +1,557 @@
+//! `contractcourt serve` end to end, as real processes: against the loopback bitcoind server
+//! (answering from an embedded chain, checking HTTP basic authentication), driven over its Unix
+//! socket by the reference node client (`contractcourt_sync::serve::client`).
+//!
+//! - every kind of node message gets its reply, and a malformed or out-of-order one a typed
+//!   error that changes nothing; the socket is owner-only;
+//! - the chain is followed; a rewritten cookie is re-read after the 401; an unreachable node is
+//!   retried (the process never exits) and alerted after the configured outage; nothing is
+//!   followed while bitcoind is in initial block download; fee conditions are asked for;
+//! - a force close with two HTLCs reaches full resolution, with `serve` killed by SIGKILL in the
+//!   middle and started again: nothing lost, no HTLC decided twice.
+
+// Each test binary uses part of the loopback servers.
+#[allow(dead_code)]
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bitcoin::{Amount, FeeRate, OutPoint};
+use contractcourt_core::action::{FundingRequest, SignRequest};
+use contractcourt_core::bolt3::scripts::funding_script;
+use contractcourt_core::bolt3::ChannelType;
+use contractcourt_core::event::{
+    Event, ForceCloseReason, FundingOutcome, IncomingLeg, PreimageSource, SignOutcome,
+    UpstreamResolution,
+};
+use contractcourt_core::sim::{PartySecrets, SimChannel, SimSetup};
+use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey};
+use contractcourt_sync::chain::embedded::{EmbeddedChain, TestWallet};
+use contractcourt_sync::serve::client::{Answerer, NodeClient};
+use contractcourt_sync::serve::protocol::{ErrorCode, Inbound, Outbound};
+use serde_json::Value;
+use support::{basic_auth, lock, LoopbackServer, Protocol};
+
+type Shared = Arc<Mutex<EmbeddedChain>>;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cc-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// `contractcourt serve` on `dir/engine.sqlite` and `dir/node.sock`, following `url` with the
+/// cookie in `dir/cookie`; its log in `dir/serve.log` (appended).
+fn spawn_serve(dir: &Path, url: &str, extra: &[&str]) -> Child {
+    let cookie = dir.join("cookie");
+    let cookie = cookie.to_str().expect("utf-8");
+    spawn(
+        dir,
+        &["--bitcoind", url, "--bitcoind-cookie", cookie],
+        extra,
+    )
+}
+
+/// `contractcourt serve` with these source flags.
+fn spawn(dir: &Path, source: &[&str], extra: &[&str]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .expect("log file");
+    // A socket left by a killed run is replaced by the new one: wait for that one.
+    let _ = std::fs::remove_file(dir.join("node.sock"));
+    let child = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+        .arg("serve")
+        .arg("--db")
+        .arg(dir.join("engine.sqlite"))
+        .arg("--socket")
+        .arg(dir.join("node.sock"))
+        .args(source)
+        .args(["--poll-ms", "30", "--max-backoff-ms", "100"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("serve starts");
+    let socket = dir.join("node.sock");
+    let deadline = Instant::now() + TIMEOUT;
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "no socket: {}", log_of(dir));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+}
+
+fn write_cookie(dir: &Path, server: &LoopbackServer, password: &str) {
+    std::fs::write(dir.join("cookie"), format!("__cookie__:{password}")).expect("cookie");
+    *lock(&server.backend.auth) = Some(basic_auth("__cookie__", password));
+}
+
+/// The node's signer: the sim's own keys; no wallet.
+struct SimNode<'a>(&'a SimChannel);
+
+impl Answerer for SimNode<'_> {
+    fn sign(&mut self, request: &SignRequest) -> SignOutcome {
+        self.0.local.sign(request)
+    }
+    fn fund(&mut self, _: &FundingRequest) -> FundingOutcome {
+        FundingOutcome::Failed {
+            reason: "no wallet".into(),
+        }
+    }
+}
+
+/// Answers nothing (for tests with no channel).
+struct NoKeys;
+
+impl Answerer for NoKeys {
+    fn sign(&mut self, _: &SignRequest) -> SignOutcome {
+        SignOutcome::Failed {
+            reason: "no keys".into(),
+        }
+    }
+    fn fund(&mut self, _: &FundingRequest) -> FundingOutcome {
+        FundingOutcome::Failed {
+            reason: "no wallet".into(),
+        }
+    }
+}
+
+fn connect(dir: &Path, answerer: &mut dyn Answerer) -> NodeClient {
+    let mut client = NodeClient::connect(&dir.join("node.sock"), TIMEOUT).expect("connects");
+    let reply = client
+        .send(
+            &Inbound::Hello {
+                node: Some("test".into()),
+            },
+            answerer,
+        )
+        .expect("welcome");
+    assert!(matches!(reply, Outbound::Welcome { .. }), "{reply:?}");
+    client
+}
+
+/// The engine's tip height, by `ping`.
+fn engine_height(client: &mut NodeClient, answerer: &mut dyn Answerer) -> Option<u32> {
+    match client.send(&Inbound::Ping, answerer).expect("pong") {
+        Outbound::Pong { tip, .. } => tip.map(|t| t.height),
+        other => panic!("not a pong: {other:?}"),
+    }
+}
+
+/// Wait until the engine's tip is the chain's (or `timeout`); whether it got there.
+fn follows(
+    client: &mut NodeClient,
+    chain: &Shared,
+    answerer: &mut dyn Answerer,
+    timeout: Duration,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let want = lock(chain).height();
+        if engine_height(client, answerer) == Some(want) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        client
+            .pump(Duration::from_millis(20), answerer)
+            .expect("the engine stays connected");
+    }
+}
+
+fn mine(chain: &Shared, n: u32, wallet: &TestWallet) {
+    lock(chain)
+        .mine_blocks(n, wallet.script_pubkey())
+        .expect("blocks mined");
+}
+
+fn chain_with(blocks: u32, wallet: &TestWallet) -> Shared {
+    let chain = Arc::new(Mutex::new(
+        EmbeddedChain::new_temp().expect("the kernel starts"),
+    ));
+    mine(&chain, blocks, wallet);
+    chain
+}
+
+fn error_code(reply: &Outbound) -> Option<ErrorCode> {
+    match reply {
+        Outbound::Error { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+#[test]
+fn serve_answers_every_node_message_and_rides_out_cookie_rotation_outages_and_ibd() {
+    let dir = scratch("protocol");
+    let wallet = TestWallet::new(5);
+    let chain = chain_with(101, &wallet);
+    let server = LoopbackServer::start(Protocol::Bitcoind, chain.clone());
+    write_cookie(&dir, &server, "first");
+    let mut serve = spawn_serve(&dir, &server.url(), &["--outage-alert-secs", "1"]);
+    let mode = std::fs::metadata(dir.join("node.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the socket is owner-only");
+
+    // Before hello: typed errors, nothing else.
+    let mut client = NodeClient::connect(&dir.join("node.sock"), TIMEOUT).unwrap();
+    let a = &mut NoKeys;
+    assert_eq!(
+        error_code(&client.send_raw("not json", a).unwrap()),
+        Some(ErrorCode::Malformed)
+    );
+    assert_eq!(
+        error_code(&client.send(&Inbound::Ping, a).unwrap()),
+        Some(ErrorCode::HelloFirst)
+    );
+    assert_eq!(
+        error_code(
+            &client
+                .send_raw(r#"{"v":2,"id":50,"type":"hello"}"#, a)
+                .unwrap()
+        ),
+        Some(ErrorCode::UnsupportedVersion)
+    );
+    let welcome = client.send(&Inbound::Hello { node: None }, a).unwrap();
+    assert!(matches!(welcome, Outbound::Welcome { .. }), "{welcome:?}");
+    assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
+
+    // Events the node may not send, out-of-order updates, answers to nothing.
+    let tick = Inbound::Event {
+        event: Event::Tick { unix_secs: 1 },
+    };
+    assert_eq!(
+        error_code(&client.send(&tick, a).unwrap()),
+        Some(ErrorCode::NotAllowed)
+    );
+    let (sim, mut events) =
+        SimChannel::open(SimSetup::new(3, ChannelType::StaticRemoteKey)).unwrap();
+    let second = events.remove(1);
+    assert_eq!(
+        error_code(&client.send(&Inbound::Event { event: second }, a).unwrap()),
+        Some(ErrorCode::Refused),
+        "update 1 before update 0"
+    );
+    let stray = Inbound::Signed {
+        request: contractcourt_core::types::RequestId {
+            claim: contractcourt_core::types::ClaimId(9),
+            attempt: 0,
+        },
+        outcome: SignOutcome::Failed { reason: "x".into() },
+    };
+    assert_eq!(
+        error_code(&client.send(&stray, a).unwrap()),
+        Some(ErrorCode::Unexpected)
+    );
+    // None of that changed anything: update 0 is still the next one.
+    let first = Inbound::Event {
+        event: events.remove(0),
+    };
+    assert!(matches!(
+        client.send(&first, a).unwrap(),
+        Outbound::Ok { .. }
+    ));
+    client.pump(Duration::from_millis(100), a).unwrap();
+    assert!(client.received.iter().any(|m| matches!(
+        m,
+        Outbound::UpdatePersisted { channel, update_id: 0 } if *channel == sim.channel_id
+    )));
+
+    // bitcoind restarts with a new cookie: the next call gets a 401, the cookie is re-read.
+    write_cookie(&dir, &server, "second");
+    mine(&chain, 1, &wallet);
+    assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
+    assert!(
+        server.calls().iter().any(|c| c == "401"),
+        "a 401 was answered"
+    );
+    assert!(log_of(&dir).contains("cookie file re-read"));
+    let calls = server.calls();
+    assert!(
+        calls.iter().any(|c| c == "estimatesmartfee"),
+        "fee estimates asked for"
+    );
+    assert!(
+        calls.iter().any(|c| c == "getmempoolinfo"),
+        "relay floors asked for"
+    );
+
+    // bitcoind unreachable for longer than the alert threshold: retried, alerted, still running.
+    server.backend.up.store(false, Ordering::SeqCst);
+    let alerted = Instant::now() + TIMEOUT;
+    while !client
+        .received
+        .iter()
+        .any(|m| matches!(m, Outbound::Alert { kind, .. } if kind == "chain_source_outage"))
+    {
+        assert!(
+            Instant::now() < alerted,
+            "no outage alert: {}",
+            log_of(&dir)
+        );
+        client.pump(Duration::from_millis(50), a).unwrap();
+    }
+    assert!(
+        serve.try_wait().unwrap().is_none(),
+        "serve never exits for an outage"
+    );
+    server.backend.up.store(true, Ordering::SeqCst);
+    mine(&chain, 1, &wallet);
+    assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
+
+    // Initial block download: nothing is followed until it ends.
+    server.backend.in_download.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(100));
+    mine(&chain, 1, &wallet);
+    assert!(!follows(&mut client, &chain, a, Duration::from_millis(400)));
+    assert!(log_of(&dir).contains("initial block download: waiting"));
+    server.backend.in_download.store(false, Ordering::SeqCst);
+    assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
+
+    serve.kill().unwrap();
+    let _ = serve.wait();
+}
+
+#[test]
+fn serve_follows_an_esplora_server_and_reads_its_fee_estimates() {
+    let dir = scratch("esplora");
+    let wallet = TestWallet::new(8);
+    let chain = chain_with(101, &wallet);
+    let server = LoopbackServer::start(Protocol::Esplora, chain.clone());
+    let mut serve = spawn(&dir, &["--esplora", &server.url()], &[]);
+    let a = &mut NoKeys;
+    let mut client = connect(&dir, a);
+    assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
+    mine(&chain, 2, &wallet);
+    assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
+    assert!(
+        server.calls().iter().any(|c| c == "GET /fee-estimates"),
+        "{:?}",
+        server.calls()
+    );
+    serve.kill().unwrap();
+    let _ = serve.wait();
+}
+
+/// A funded `StaticRemoteKey` channel on `chain` with short delays, and its open events.
+fn funded_channel(chain: &Shared, wallet: &TestWallet) -> (SimChannel, Vec<Event>, u32) {
+    let mut setup = SimSetup::new(21, ChannelType::StaticRemoteKey);
+    setup.local_to_self_delay = 6;
+    setup.remote_to_self_delay = 6;
+    let local = PartySecrets::from_seed(&setup.seed, "local").basepoints();
+    let remote = PartySecrets::from_seed(&setup.seed, "remote").basepoints();
+    let spk = funding_script(&local.funding_pubkey, &remote.funding_pubkey).to_p2wsh();
+    let tx = wallet
+        .fund(
+            &lock(chain),
+            spk.clone(),
+            Amount::from_sat(setup.funding_sat),
+            FeeRate::from_sat_per_vb_u32(2),
+        )
+        .unwrap();
+    let vout = tx
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == spk)
+        .unwrap() as u32;
+    let txid = lock(chain).submit(tx).unwrap();
+    mine(chain, 1, wallet);
+    let start = lock(chain).height();
+    setup.funding_outpoint = Some(OutPoint { txid, vout });
+    let (sim, events) = SimChannel::open(setup).unwrap();
+    (sim, events, start)
+}
+
+/// `contractcourt inspect --db PATH --json` (read only, while serve holds the store).
+fn inspect(dir: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+        .arg("inspect")
+        .arg("--db")
+        .arg(dir.join("engine.sqlite"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Acknowledge every upstream decision received and not yet acknowledged; count them per HTLC.
+fn ack_upstream(
+    client: &mut NodeClient,
+    node: &mut SimNode<'_>,
+    decided: &mut BTreeMap<HtlcKey, (&'static str, u32)>,
+    acked: &mut usize,
+) {
+    let decisions: Vec<(HtlcKey, &'static str)> = client.received[*acked..]
+        .iter()
+        .filter_map(|m| match m {
+            Outbound::SettleUpstream { htlc, .. } => Some((*htlc, "settle")),
+            Outbound::FailUpstream { htlc, .. } => Some((*htlc, "fail")),
+            _ => None,
+        })
+        .collect();
+    *acked = client.received.len();
+    for (htlc, kind) in decisions {
+        let entry = decided.entry(htlc).or_insert((kind, 0));
+        assert_eq!(entry.0, kind, "an HTLC both settled and failed");
+        entry.1 += 1;
+        let resolution = if kind == "settle" {
+            UpstreamResolution::Settled
+        } else {
+            UpstreamResolution::Failed
+        };
+        let ack = Inbound::Event {
+            event: Event::UpstreamAcked { htlc, resolution },
+        };
+        assert!(matches!(
+            client.send(&ack, node).unwrap(),
+            Outbound::Ok { .. }
+        ));
+    }
+}
+
+#[test]
+fn a_node_client_drives_a_force_close_with_htlcs_to_full_resolution_across_a_sigkill() {
+    let dir = scratch("close");
+    let wallet = TestWallet::new(6);
+    let chain = chain_with(101, &wallet);
+    let server = LoopbackServer::start(Protocol::Bitcoind, chain.clone());
+    write_cookie(&dir, &server, "c");
+    let (mut sim, mut events, start) = funded_channel(&chain, &wallet);
+    let incoming = sim
+        .add_htlc(HtlcDirection::Incoming, 40_000_000, start + 30)
+        .unwrap();
+    let outgoing = sim
+        .add_htlc(HtlcDirection::Outgoing, 30_000_000, start + 20)
+        .unwrap();
+    events.extend(sim.commit().unwrap());
+    let sweep = TestWallet::new(77).script_pubkey().to_hex_string();
+    let start_arg = start.to_string();
+    let args = [
+        "--sweep-script",
+        sweep.as_str(),
+        "--start-height",
+        start_arg.as_str(),
+    ];
+    let mut serve = spawn_serve(&dir, &server.url(), &args);
+    let node = &mut SimNode(&sim);
+    let mut client = connect(&dir, node);
+    assert!(
+        follows(&mut client, &chain, node, TIMEOUT),
+        "{}",
+        log_of(&dir)
+    );
+
+    let upstream = HtlcKey {
+        channel: ChannelId([9; 32]),
+        htlc_id: 0,
+        direction: HtlcDirection::Incoming,
+    };
+    let mut node_events = events.clone();
+    node_events.push(Event::CircuitAdded {
+        outgoing: outgoing.key,
+        incoming: IncomingLeg {
+            htlc: upstream,
+            cltv_expiry: start + 80,
+            amount_msat: 31_000_000,
+        },
+    });
+    node_events.push(Event::PreimageLearned {
+        preimage: incoming.preimage,
+        source: PreimageSource::Invoice { htlc: incoming.key },
+    });
+    node_events.push(Event::ForceCloseRequested {
+        channel: sim.channel_id,
+        reason: ForceCloseReason::User,
+    });
+    for event in node_events {
+        let reply = client.send(&Inbound::Event { event }, node).unwrap();
+        assert!(matches!(reply, Outbound::Ok { .. }), "{reply:?}");
+    }
+    let persisted = client
+        .received
+        .iter()
+        .filter(|m| matches!(m, Outbound::UpdatePersisted { .. }))
+        .count();
+    assert_eq!(persisted, events.len(), "every channel update acknowledged");
+    let commitment = sim
+        .commitment_tx(
+            contractcourt_core::types::Party::Local,
+            sim.local_commitment_number(),
+        )
+        .unwrap();
+    assert!(
+        lock(&chain)
+            .mempool_tx(&commitment.compute_txid())
+            .is_some(),
+        "{}",
+        log_of(&dir)
+    );
+
+    let mut decided = BTreeMap::new();
+    let mut acked = 0;
+    let mut resolved = false;
+    for block in 0..80 {
+        mine(&chain, 1, &wallet);
+        assert!(
+            follows(&mut client, &chain, node, TIMEOUT),
+            "{}",
+            log_of(&dir)
+        );
+        ack_upstream(&mut client, node, &mut decided, &mut acked);
+        if block == 12 {
+            // SIGKILL between two polls, with HTLC claims in flight; start again.
+            serve.kill().unwrap();
+            let _ = serve.wait();
+            mine(&chain, 1, &wallet);
+            serve = spawn_serve(&dir, &server.url(), &args);
+            client = connect(&dir, node);
+            acked = 0;
+            assert!(
+                follows(&mut client, &chain, node, TIMEOUT),
+                "{}",
+                log_of(&dir)
+            );
+        }
+        let state = inspect(&dir);
+        if state["channels"][0]["state"] == "fully_resolved"
+            && state["pending_upstream"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+        {
+            resolved = true;
+            break;
+        }
+    }
+    assert!(
+        resolved,
+        "not resolved: {}\n{}",
+        inspect(&dir),
+        log_of(&dir)
+    );
+    ack_upstream(&mut client, node, &mut decided, &mut acked);
+    assert_eq!(
+        decided.get(&upstream).map(|(kind, _)| *kind),
+        Some("fail"),
+        "the timed-out outgoing HTLC failed its incoming leg upstream: {decided:?}"
+    );
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    serve.kill().unwrap();
+    let _ = serve.wait();
+}
