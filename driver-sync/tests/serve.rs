@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, FeeRate, OutPoint};
-use contractcourt_core::action::{FundingRequest, SignRequest};
+use contractcourt_core::action::{FundingRequest, Report, SignRequest};
 use contractcourt_core::bolt3::scripts::funding_script;
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::event::{
@@ -504,6 +504,24 @@ fn a_node_client_drives_a_force_close_with_htlcs_to_full_resolution_across_a_sig
         log_of(&dir)
     );
 
+    // The node goes away before the commitment confirms; what the engine says meanwhile (the
+    // close summary, at least) is kept and sent after the next hello.
+    drop(client);
+    mine(&chain, 1, &wallet);
+    let confirmed_at = lock(&chain).height();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut client = connect(&dir, node);
+    client.pump(Duration::from_millis(200), node).unwrap();
+    assert!(
+        client.received.iter().any(|m| matches!(
+            m,
+            Outbound::Report { report: Report::CloseSummary(c) }
+                if c.closing_txid == commitment.compute_txid() && c.height == confirmed_at
+        )),
+        "the close summary made while no node was connected: {:?}",
+        client.received
+    );
+
     let mut decided = BTreeMap::new();
     let mut acked = 0;
     let mut resolved = false;
@@ -552,6 +570,10 @@ fn a_node_client_drives_a_force_close_with_htlcs_to_full_resolution_across_a_sig
         "the timed-out outgoing HTLC failed its incoming leg upstream: {decided:?}"
     );
     assert_eq!(decided.len(), 1, "{decided:?}");
+    assert_eq!(
+        decided[&upstream].1, 1,
+        "acknowledged at once, never sent again, across the restart"
+    );
     serve.kill().unwrap();
     let _ = serve.wait();
 }
