@@ -515,7 +515,7 @@ fn a_node_client_drives_a_force_close_with_htlcs_to_full_resolution_across_a_sig
     assert!(
         client.received.iter().any(|m| matches!(
             m,
-            Outbound::Report { report: Report::CloseSummary(c) }
+            Outbound::Report(Report::CloseSummary(c))
                 if c.closing_txid == commitment.compute_txid() && c.height == confirmed_at
         )),
         "the close summary made while no node was connected: {:?}",

@@ -154,11 +154,11 @@ impl NodeClient {
     /// Keep a message; answer it first if it is a request.
     fn take(&mut self, message: Outbound, answerer: &mut dyn Answerer) -> Result<(), ClientError> {
         let answer = match &message {
-            Outbound::SignRequest { request } => Some(Inbound::Signed {
+            Outbound::SignRequest(request) => Some(Inbound::Signed {
                 request: request.request,
                 outcome: answerer.sign(request),
             }),
-            Outbound::FundRequest { request } => Some(Inbound::Funded {
+            Outbound::FundRequest(request) => Some(Inbound::Funded {
                 request: request.request,
                 outcome: answerer.fund(request),
             }),

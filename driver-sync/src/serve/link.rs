@@ -244,9 +244,7 @@ impl NodeHandle for NodeLink {
         });
     }
     fn report(&mut self, report: &Report) {
-        self.notify(&Outbound::Report {
-            report: report.clone(),
-        });
+        self.notify(&Outbound::Report(report.clone()));
     }
 }
 
@@ -263,9 +261,7 @@ fn answers(request: RequestId) -> impl Fn(&Inbound) -> Option<Inbound> {
 
 impl Signer for NodeLink {
     fn sign(&mut self, request: &SignRequest) -> SignOutcome {
-        let message = Outbound::SignRequest {
-            request: request.clone(),
-        };
+        let message = Outbound::SignRequest(request.clone());
         match self.ask(&message, answers(request.request)) {
             Some(Inbound::Signed { outcome, .. }) => outcome,
             _ => SignOutcome::Failed {
@@ -277,9 +273,7 @@ impl Signer for NodeLink {
 
 impl Wallet for NodeLink {
     fn fund(&mut self, request: &FundingRequest) -> FundingOutcome {
-        let message = Outbound::FundRequest {
-            request: request.clone(),
-        };
+        let message = Outbound::FundRequest(request.clone());
         match self.ask(&message, answers(request.request)) {
             Some(Inbound::Funded { outcome, .. }) => outcome,
             _ => FundingOutcome::Failed {

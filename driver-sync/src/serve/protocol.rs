@@ -123,21 +123,12 @@ pub enum Outbound {
         /// Why.
         reason: FailReason,
     },
-    /// A report for the operator.
-    Report {
-        /// The report.
-        report: Report,
-    },
-    /// Sign these inputs; answer with `signed`.
-    SignRequest {
-        /// The request.
-        request: SignRequest,
-    },
-    /// Offer wallet inputs for this claim; answer with `funded`.
-    FundRequest {
-        /// The request.
-        request: FundingRequest,
-    },
+    /// A report for the operator (the report's own fields, its kind in `"report"`).
+    Report(Report),
+    /// Sign these inputs; answer with `signed` (the request's own fields).
+    SignRequest(SignRequest),
+    /// Offer wallet inputs for this claim; answer with `funded` (the request's own fields).
+    FundRequest(FundingRequest),
     /// The inputs lent to this claim may be used again.
     ReleaseInputs {
         /// The claim.
