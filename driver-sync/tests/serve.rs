@@ -202,8 +202,12 @@ fn serve_answers_every_node_message_and_rides_out_cookie_rotation_outages_and_ib
     let wallet = TestWallet::new(5);
     let chain = chain_with(101, &wallet);
     let server = LoopbackServer::start(Protocol::Bitcoind, chain.clone());
-    write_cookie(&dir, &server, "first");
+    // bitcoind has not written its cookie yet when serve starts: serve waits for it.
+    *lock(&server.backend.auth) = Some(basic_auth("__cookie__", "first"));
     let mut serve = spawn_serve(&dir, &server.url(), &["--outage-alert-secs", "1"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(serve.try_wait().unwrap().is_none(), "{}", log_of(&dir));
+    write_cookie(&dir, &server, "first");
     let mode = std::fs::metadata(dir.join("node.sock"))
         .unwrap()
         .permissions()

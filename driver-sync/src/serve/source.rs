@@ -124,9 +124,18 @@ fn rejected_unauthorized(outcome: &BroadcastOutcome) -> bool {
 }
 
 impl Bitcoind {
-    /// A source for the node at `url`; reads the cookie file now if there is one.
+    /// A source for the node at `url`. A cookie file that cannot be read yet (bitcoind not
+    /// started) is not an error: the first call goes without credentials, bitcoind answers 401,
+    /// and the cookie is read then.
     pub fn new(url: String, auth: RpcAuth) -> Result<Bitcoind, SourceBuildError> {
-        let client = Client::new(&url, rpc_auth(&auth)).map_err(SourceBuildError::Bitcoind)?;
+        let client = match Client::new(&url, rpc_auth(&auth)) {
+            Ok(client) => client,
+            Err(e) if matches!(auth, RpcAuth::Cookie(_)) => {
+                tracing::warn!(error = %e, "bitcoind's cookie file cannot be read yet");
+                Client::new(&url, Auth::None).map_err(SourceBuildError::Bitcoind)?
+            }
+            Err(e) => return Err(SourceBuildError::Bitcoind(e)),
+        };
         Ok(Bitcoind {
             source: BitcoindSource::from_client(client),
             url,
