@@ -5,13 +5,13 @@
 //! core's locator by asking `getblockhash` at the locator's heights, disconnects the engine's
 //! blocks above it from the tip down (following parents with `getblockheader` where the locator
 //! is sparse) and connects the best chain's full blocks (`getblock` at verbosity 0) oldest
-//! first; see [`super::sync`]. [`ChainSource::mempool_events`] diffs `getrawmempool` (verbose,
-//! for each transaction's fee and virtual size) against what it delivered before and fetches
-//! new transactions with `getrawtransaction`. Broadcasts go through `sendrawtransaction` and
+//! first; see [`super::sync`]. [`ChainSource::mempool_events`] diffs `getrawmempool` (txids)
+//! against what it delivered before and fetches a bounded number of new transactions per call
+//! (`getmempoolentry` for the fee and virtual size, then `getrawtransaction`). Broadcasts go through `sendrawtransaction` and
 //! `submitpackage`; a rejection carries bitcoind's own message.
 //!
 //! RPC methods used: `getblockchaininfo`, `getblockhash`, `getblockheader` (raw), `getblock`
-//! (raw), `getrawmempool` (verbose), `getrawtransaction` (raw), `sendrawtransaction`,
+//! (raw), `getrawmempool`, `getmempoolentry`, `getrawtransaction` (raw), `sendrawtransaction`,
 //! `submitpackage`.
 //!
 //! Every error it returns through [`ChainSource`] is a [`BitcoindSyncError`] (downcast the
@@ -48,7 +48,17 @@ pub struct BitcoindSource {
     mempool: BTreeSet<Txid>,
     /// Those of them seen in a block this source connected since.
     confirmed: BTreeSet<Txid>,
+    /// The most new mempool transactions fetched per call.
+    mempool_batch: usize,
 }
+
+/// The most new mempool transactions [`BitcoindSource`] fetches per call, by default (two RPC
+/// calls each; the rest wait for the next poll).
+pub const MEMPOOL_BATCH: usize = 200;
+
+/// Bitcoin Core's default limit on in-mempool ancestors (`-limitancestorcount`): the most
+/// undelivered parents a fetched transaction can need.
+pub const MEMPOOL_ANCESTORS: usize = 25;
 
 impl std::fmt::Debug for BitcoindSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,6 +86,7 @@ impl BitcoindSource {
             delivered: Delivered::default(),
             mempool: BTreeSet::new(),
             confirmed: BTreeSet::new(),
+            mempool_batch: MEMPOOL_BATCH,
         }
     }
 
@@ -89,6 +100,12 @@ impl BitcoindSource {
     /// Answer an empty locator from `height` on from now on (see [`BitcoindSource::starting_at`]).
     pub fn set_first_height(&mut self, height: Height) {
         self.first_height = height;
+    }
+
+    /// Fetch at most `n` (at least 1) new mempool transactions per call.
+    pub fn with_mempool_batch(mut self, n: usize) -> BitcoindSource {
+        self.mempool_batch = n.max(1);
+        self
     }
 
     /// The RPC client.
@@ -110,7 +127,7 @@ struct ChainInfo {
     bestblockhash: BlockHash,
 }
 
-/// The part of a verbose `getrawmempool` entry used.
+/// The part of a `getmempoolentry` answer used.
 #[derive(Deserialize)]
 struct MempoolEntry {
     vsize: u64,
@@ -118,6 +135,9 @@ struct MempoolEntry {
     /// In-mempool ancestors, itself included: sorting by it puts parents before children.
     #[serde(default)]
     ancestorcount: u64,
+    /// Its parents in the mempool.
+    #[serde(default)]
+    depends: Vec<Txid>,
 }
 
 #[derive(Deserialize)]
@@ -223,21 +243,22 @@ impl ChainSource for BitcoindSource {
     /// The mempool's changes since the last call: a `MempoolRemoved` for each transaction
     /// delivered before and no longer there (reason `Confirmed` if this source connected a
     /// block holding it since, `Unknown` otherwise; in txid order), then a `MempoolTx` for each
-    /// new one, parents before children. A transaction that leaves between `getrawmempool` and
-    /// `getrawtransaction` is skipped. The first call delivers the whole mempool.
+    /// new one, parents before children. `getrawmempool` (txids only) is diffed against what
+    /// was delivered; of the new transactions at most [`BitcoindSource::with_mempool_batch`]
+    /// (default [`MEMPOOL_BATCH`]) are fetched per call (`getmempoolentry`, then
+    /// `getrawtransaction`), lowest txid first, with the in-mempool parents they need that were
+    /// not delivered yet; the rest come in later calls. A transaction that
+    /// leaves before it is fetched is skipped.
     fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {
         let client = |e| -> SourceError { Box::new(BitcoindSyncError::Client(e)) };
-        let entries: HashMap<Txid, MempoolEntry> = self
+        let txids: BTreeSet<Txid> = self
             .client
-            .call("getrawmempool", &[serde_json::Value::Bool(true)])
-            .map_err(client)?;
-        // Nothing is changed until every call succeeded: a failed call loses no event.
-        let gone: Vec<Txid> = self
-            .mempool
-            .iter()
-            .filter(|txid| !entries.contains_key(*txid))
-            .copied()
+            .call::<Vec<Txid>>("getrawmempool", &[serde_json::Value::Bool(false)])
+            .map_err(client)?
+            .into_iter()
             .collect();
+        // Nothing is changed until every call succeeded: a failed call loses no event.
+        let gone: Vec<Txid> = self.mempool.difference(&txids).copied().collect();
         let mut events: Vec<Event> = gone
             .iter()
             .map(|txid| Event::MempoolRemoved {
@@ -249,15 +270,38 @@ impl ChainSource for BitcoindSource {
                 },
             })
             .collect();
-
-        let mut new: Vec<(u64, Txid, &MempoolEntry)> = entries
-            .iter()
-            .filter(|(txid, _)| !self.mempool.contains(*txid))
-            .map(|(txid, entry)| (entry.ancestorcount, *txid, entry))
+        // The batch, and the in-mempool parents it needs that were not delivered yet (a
+        // mempool chain is at most [`MEMPOOL_ANCESTORS`] long, so this stays bounded).
+        let mut queue: Vec<Txid> = txids
+            .difference(&self.mempool)
+            .take(self.mempool_batch)
+            .copied()
             .collect();
-        new.sort_by_key(|(ancestors, txid, _)| (*ancestors, *txid));
+        queue.reverse();
+        let limit = self.mempool_batch.saturating_add(MEMPOOL_ANCESTORS);
+        let mut entries: Vec<(Txid, MempoolEntry)> = Vec::new();
+        let mut asked: BTreeSet<Txid> = BTreeSet::new();
+        while let Some(txid) = queue.pop() {
+            if asked.len() >= limit || !asked.insert(txid) {
+                continue;
+            }
+            let entry: Option<MempoolEntry> = none_on(
+                self.client.call(
+                    "getmempoolentry",
+                    &[serde_json::Value::String(txid.to_string())],
+                ),
+                RPC_INVALID_ADDRESS_OR_KEY,
+            )
+            .map_err(client)?;
+            let Some(entry) = entry else { continue };
+            queue.extend(entry.depends.iter().filter(|p| {
+                txids.contains(*p) && !self.mempool.contains(*p) && !asked.contains(*p)
+            }));
+            entries.push((txid, entry));
+        }
+        let ready = ready_in_order(entries, &self.mempool);
         let mut fetched = Vec::new();
-        for (_, txid, entry) in new {
+        for (txid, entry) in ready {
             let tx = none_on(
                 self.client.get_raw_transaction(&txid, None),
                 RPC_INVALID_ADDRESS_OR_KEY,
@@ -281,6 +325,31 @@ impl ChainSource for BitcoindSource {
         self.confirmed.clear();
         Ok(events)
     }
+}
+
+/// Of the fetched entries, those whose in-mempool parents are delivered or fetched with them,
+/// parents before children (a parent has fewer in-mempool ancestors than its child).
+fn ready_in_order(
+    mut pending: Vec<(Txid, MempoolEntry)>,
+    delivered: &BTreeSet<Txid>,
+) -> Vec<(Txid, MempoolEntry)> {
+    let mut ready = Vec::new();
+    let mut known: BTreeSet<Txid> = BTreeSet::new();
+    loop {
+        let (now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, e)| {
+            e.depends
+                .iter()
+                .all(|p| delivered.contains(p) || known.contains(p))
+        });
+        pending = later;
+        if now.is_empty() {
+            break;
+        }
+        known.extend(now.iter().map(|(txid, _)| *txid));
+        ready.extend(now);
+    }
+    ready.sort_by_key(|(txid, e)| (e.ancestorcount, *txid));
+    ready
 }
 
 impl Broadcaster for BitcoindSource {

@@ -333,6 +333,14 @@ impl Backend {
                     .map(|b| json!(serialize_hex(b)))
                     .ok_or((-5, "Block not found".to_owned()))
             }
+            "getmempoolentry" => {
+                let txid = txid_param(params, 0)?;
+                let entries = self.rpc_call("getrawmempool", &[json!(true)])?;
+                entries
+                    .get(txid.to_string())
+                    .cloned()
+                    .ok_or((-5, "Transaction not in mempool".to_owned()))
+            }
             "getrawmempool" => {
                 let verbose = params.first().and_then(Value::as_bool).unwrap_or(false);
                 let chain = lock(&self.chain);
