@@ -352,28 +352,37 @@ fn ready_in_order(
     ready
 }
 
-impl Broadcaster for BitcoindSource {
-    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+impl BitcoindSource {
+    /// `sendrawtransaction`: bitcoind's verdict, or the error of a call that never got one
+    /// (transport, an HTTP error without a JSON-RPC answer): see [`judged`].
+    pub fn submit(&mut self, tx: &Transaction) -> Result<BroadcastOutcome, bitcoincore_rpc::Error> {
         match self.client.send_raw_transaction(tx) {
-            Ok(_) => BroadcastOutcome::Accepted,
-            Err(e) => BroadcastOutcome::Rejected { reason: reason(&e) },
+            Ok(_) => Ok(BroadcastOutcome::Accepted),
+            Err(e) if !judged(&e) => Err(e),
+            Err(e) => Ok(BroadcastOutcome::Rejected { reason: reason(&e) }),
         }
     }
 
     /// `submitpackage [parent, child]`. Accepted when bitcoind's `package_msg` is `success`;
     /// otherwise the reason is `package_msg` followed by each member's error, in package order
-    /// (`"<package_msg>; <txid>: <error>"`), all as bitcoind wrote them.
-    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+    /// (`"<package_msg>; <txid>: <error>"`), all as bitcoind wrote them. A call that got no
+    /// verdict is an error, as for [`BitcoindSource::submit`].
+    pub fn submit_package(
+        &mut self,
+        parent: &Transaction,
+        child: &Transaction,
+    ) -> Result<BroadcastOutcome, bitcoincore_rpc::Error> {
         let package = serde_json::Value::Array(vec![
             serde_json::Value::String(serialize_hex(parent)),
             serde_json::Value::String(serialize_hex(child)),
         ]);
         let result: PackageResult = match self.client.call("submitpackage", &[package]) {
             Ok(result) => result,
-            Err(e) => return BroadcastOutcome::Rejected { reason: reason(&e) },
+            Err(e) if !judged(&e) => return Err(e),
+            Err(e) => return Ok(BroadcastOutcome::Rejected { reason: reason(&e) }),
         };
         if result.package_msg == "success" {
-            return BroadcastOutcome::Accepted;
+            return Ok(BroadcastOutcome::Accepted);
         }
         let errors = [parent, child].map(|tx| {
             let wtxid = tx.compute_wtxid().to_string();
@@ -384,6 +393,27 @@ impl Broadcaster for BitcoindSource {
             (tx.compute_txid(), error)
         });
         let reason = sync::package_rejection(&result.package_msg, errors);
-        BroadcastOutcome::Rejected { reason }
+        Ok(BroadcastOutcome::Rejected { reason })
+    }
+}
+
+/// Whether a failed call carries bitcoind's own answer (a JSON-RPC error): a verdict on the
+/// transaction. Anything else (no connection, an HTTP error, an undecodable reply) is not.
+pub fn judged(e: &bitcoincore_rpc::Error) -> bool {
+    matches!(e, bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(_)))
+}
+
+impl Broadcaster for BitcoindSource {
+    /// [`BitcoindSource::submit`]; a call that got no verdict is a rejection with the client's
+    /// error as its reason.
+    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+        self.submit(tx)
+            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(&e) })
+    }
+
+    /// [`BitcoindSource::submit_package`], as [`Broadcaster::broadcast`].
+    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+        self.submit_package(parent, child)
+            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(&e) })
     }
 }

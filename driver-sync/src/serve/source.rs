@@ -4,8 +4,14 @@
 //! bitcoind with a cookie file: the cookie is read at start and again after any answer with
 //! HTTP status 401 (bitcoind writes a new cookie each time it starts), and the call is made once
 //! more with the new credentials.
+//!
+//! A broadcast that gets no verdict from the node (no connection, an HTTP error without the
+//! node's answer) is tried again, [`DELIVERY_ATTEMPTS`] times in all with doubling waits, before
+//! it goes to the core as a rejection carrying the client's error (which the core's table does
+//! not know, so it counts as invalid: a longer outage during a broadcast is not yet told apart).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bitcoin::Transaction;
 use bitcoincore_rpc::{jsonrpc, Auth, Client};
@@ -66,7 +72,7 @@ pub fn build(config: &SourceConfig) -> Result<SharedSource, SourceBuildError> {
         SourceConfig::Bitcoind { url, auth } => {
             Arc::new(Mutex::new(Bitcoind::new(url.clone(), auth.clone())?))
         }
-        SourceConfig::Esplora { url } => Arc::new(Mutex::new(EsploraSource::new(url))),
+        SourceConfig::Esplora { url } => Arc::new(Mutex::new(Esplora(EsploraSource::new(url)))),
         SourceConfig::Regtest { dir } => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| SourceBuildError::Regtest(format!("{}: {e}", dir.display())))?;
@@ -114,13 +120,36 @@ fn source_unauthorized(e: &SourceError) -> bool {
         .is_some_and(|e| matches!(e, BitcoindSyncError::Client(c) if is_unauthorized(c)))
 }
 
-/// Whether a broadcast's rejection is the transport's 401 (the client's error text).
-fn rejected_unauthorized(outcome: &BroadcastOutcome) -> bool {
-    matches!(
-        outcome,
-        BroadcastOutcome::Rejected { reason }
-            if reason.contains("HTTP code: 401") || reason.contains("status: 401")
-    )
+/// How many times a broadcast that got no verdict (the node unreachable) is tried, waiting
+/// [`DELIVERY_FIRST_WAIT`] and then twice as long each time, before it is given to the core as
+/// a rejection with the client's error.
+pub const DELIVERY_ATTEMPTS: u32 = 5;
+/// The first wait between two tries of a broadcast.
+pub const DELIVERY_FIRST_WAIT: Duration = Duration::from_millis(100);
+
+/// Try `attempt` until it gets a verdict, at most [`DELIVERY_ATTEMPTS`] times.
+fn deliver<E: std::fmt::Display>(
+    mut attempt: impl FnMut() -> Result<BroadcastOutcome, E>,
+) -> BroadcastOutcome {
+    let mut wait = DELIVERY_FIRST_WAIT;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt() {
+            Ok(outcome) => return outcome,
+            Err(e) if tries >= DELIVERY_ATTEMPTS => {
+                tracing::error!(error = %e, tries, "broadcast got no verdict from the node");
+                return BroadcastOutcome::Rejected {
+                    reason: e.to_string(),
+                };
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "broadcast got no verdict; retrying");
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+        }
+    }
 }
 
 impl Bitcoind {
@@ -188,18 +217,24 @@ impl ChainSource for Bitcoind {
 
 impl Broadcaster for Bitcoind {
     fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
-        let outcome = self.source.broadcast(tx);
-        if rejected_unauthorized(&outcome) && self.refresh() {
-            return self.source.broadcast(tx);
-        }
-        outcome
+        deliver(|| {
+            let result = self.source.submit(tx);
+            match result {
+                Err(e) if is_unauthorized(&e) && self.refresh() => self.source.submit(tx),
+                other => other,
+            }
+        })
     }
     fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
-        let outcome = self.source.broadcast_package(parent, child);
-        if rejected_unauthorized(&outcome) && self.refresh() {
-            return self.source.broadcast_package(parent, child);
-        }
-        outcome
+        deliver(|| {
+            let result = self.source.submit_package(parent, child);
+            match result {
+                Err(e) if is_unauthorized(&e) && self.refresh() => {
+                    self.source.submit_package(parent, child)
+                }
+                other => other,
+            }
+        })
     }
 }
 
@@ -212,5 +247,35 @@ impl LiveSource for Bitcoind {
     }
     fn start_at(&mut self, height: Height) {
         self.source.start_at(height)
+    }
+}
+
+/// An Esplora server, its broadcasts tried again while they get no verdict.
+pub struct Esplora(pub EsploraSource);
+
+impl ChainSource for Esplora {
+    fn tip(&mut self) -> Result<Option<BlockRef>, SourceError> {
+        self.0.tip()
+    }
+    fn blocks_after(&mut self, locator: &[BlockRef]) -> Result<Vec<Event>, SourceError> {
+        self.0.blocks_after(locator)
+    }
+}
+
+impl Broadcaster for Esplora {
+    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+        deliver(|| self.0.submit(tx))
+    }
+    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+        deliver(|| self.0.submit_package(parent, child))
+    }
+}
+
+impl LiveSource for Esplora {
+    fn fee_conditions(&mut self) -> Result<Option<FeeConditions>, SourceError> {
+        self.0.fee_conditions()
+    }
+    fn start_at(&mut self, height: Height) {
+        self.0.start_at(height)
     }
 }

@@ -178,7 +178,10 @@ fn serve(server: &tiny_http::Server, backend: &Backend, protocol: Protocol) {
         let mut body = Vec::new();
         let (status, content) = match request.as_reader().read_to_end(&mut body) {
             Err(e) => (400, format!("cannot read the request: {e}").into_bytes()),
-            Ok(_) if !backend.up.load(Ordering::SeqCst) => (503, b"down".to_vec()),
+            Ok(_) if !backend.up.load(Ordering::SeqCst) => {
+                backend.record("503".to_owned());
+                (503, b"down".to_vec())
+            }
             Ok(_) if !authorized(backend, &request) => {
                 backend.record("401".to_owned());
                 (401, Vec::new())
