@@ -197,7 +197,7 @@ fn error_code(reply: &Outbound) -> Option<ErrorCode> {
 }
 
 #[test]
-fn serve_answers_every_node_message_and_rides_out_cookie_rotation_outages_and_ibd() {
+fn serve_answers_every_node_message_and_rides_out_cookie_rotation_outages_reorgs_and_ibd() {
     let dir = scratch("protocol");
     let wallet = TestWallet::new(5);
     let chain = chain_with(101, &wallet);
@@ -319,6 +319,19 @@ fn serve_answers_every_node_message_and_rides_out_cookie_rotation_outages_and_ib
     server.backend.up.store(true, Ordering::SeqCst);
     mine(&chain, 1, &wallet);
     assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
+
+    // A reorg of depth 2: the engine's tip is the new chain's, hash and all.
+    let tip = lock(&chain).height();
+    server.note_chain();
+    lock(&chain)
+        .reorg(tip - 2, vec![Vec::new(); 3], wallet.script_pubkey())
+        .expect("a heavier fork");
+    assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
+    let engine_tip = match client.send(&Inbound::Ping, a).unwrap() {
+        Outbound::Pong { tip, .. } => tip,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(engine_tip, Some(lock(&chain).tip()), "on the new chain");
 
     // Initial block download: nothing is followed until it ends.
     server.backend.in_download.store(true, Ordering::SeqCst);
