@@ -32,6 +32,8 @@ pub enum ServeError {
     Source(String),
     /// The socket cannot be made.
     Socket(String),
+    /// An engine setting is out of range.
+    Settings(String),
 }
 
 impl std::fmt::Display for ServeError {
@@ -40,6 +42,7 @@ impl std::fmt::Display for ServeError {
             ServeError::Store(e) => write!(f, "store: {e}"),
             ServeError::Source(e) => write!(f, "chain source: {e}"),
             ServeError::Socket(e) => write!(f, "socket: {e}"),
+            ServeError::Settings(e) => write!(f, "settings: {e}"),
         }
     }
 }

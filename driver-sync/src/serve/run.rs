@@ -60,7 +60,10 @@ fn stored_config(store: &SqliteStore) -> Result<Config, ServeError> {
 pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
     let store = SqliteStore::open(&config.db)
         .map_err(|e| ServeError::Store(format!("{}: {e}", config.db.display())))?;
-    let mut engine_config = stored_config(&store)?;
+    let mut engine_config = config
+        .engine
+        .apply(stored_config(&store)?)
+        .map_err(|e| ServeError::Settings(e.to_string()))?;
     if let Some((destination, fallback_feerate)) = &config.sweep {
         engine_config.sweep_to = Some(SweeperConfig {
             destination: destination.clone(),

@@ -1,11 +1,14 @@
 //! `serve`'s settings: from flags, a TOML file (`--config`; keys are the flags' names with `_`
-//! for `-`, e.g. `poll_ms = 500`), or both — a flag overrides the file — resolved into a
+//! for `-`, e.g. `poll_ms = 500`, and the engine's settings in an `[engine]` table, e.g.
+//! `reorg_safety_depth = 3`), or both — a flag overrides the file — resolved into a
 //! [`ServeConfig`] with typed errors.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::simulate::EngineSettings;
 
 /// `serve`'s settings as given; `None` is unset.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, clap::Args)]
@@ -60,6 +63,11 @@ pub struct ServeSettings {
     /// [default: 2].
     #[arg(long, value_name = "SAT_PER_VB")]
     pub fallback_sat_per_vb: Option<u32>,
+    /// The engine's settings (`simulate`'s: `--reorg-safety-depth`, the budgets, ...); in the
+    /// TOML file, an `[engine]` table. Unset ones keep the store's (or the core's defaults).
+    #[command(flatten, next_help_heading = "Engine settings")]
+    #[serde(default)]
+    pub engine: EngineSettings,
 }
 
 /// Where the chain comes from.
@@ -116,6 +124,8 @@ pub struct ServeConfig {
     pub start_height: Option<u32>,
     /// Where claims pay to, and the fee rate before fee conditions arrive.
     pub sweep: Option<(bitcoin::ScriptBuf, bitcoin::FeeRate)>,
+    /// The engine's settings, over the store's configuration.
+    pub engine: EngineSettings,
 }
 
 /// Why the settings do not make a configuration.
@@ -168,6 +178,7 @@ impl ServeSettings {
             start_height: self.start_height.or(base.start_height),
             sweep_script: self.sweep_script.or(base.sweep_script),
             fallback_sat_per_vb: self.fallback_sat_per_vb.or(base.fallback_sat_per_vb),
+            engine: self.engine.over(base.engine),
         }
     }
 
@@ -231,6 +242,7 @@ impl ServeSettings {
             node_timeout: Duration::from_secs(self.node_timeout_secs.unwrap_or(30)),
             start_height: self.start_height,
             sweep,
+            engine: self.engine,
         })
     }
 }
@@ -242,15 +254,21 @@ mod tests {
     #[test]
     fn a_flag_overrides_the_file_and_the_default_source_is_the_embedded_chain_beside_the_db() {
         let file = ServeSettings::from_toml(
-            "db = \"/var/cc.db\"\nsocket = \"/run/cc.sock\"\npoll_ms = 500\n",
+            "db = \"/var/cc.db\"\nsocket = \"/run/cc.sock\"\npoll_ms = 500\n\n[engine]\nreorg_safety_depth = 3\narchive_depth = 50\n",
         )
         .unwrap();
         let flags = ServeSettings {
             poll_ms: Some(100),
+            engine: EngineSettings {
+                archive_depth: Some(80),
+                ..EngineSettings::default()
+            },
             ..ServeSettings::default()
         };
         let config = flags.over(file).resolve().unwrap();
         assert_eq!(config.poll, Duration::from_millis(100));
+        assert_eq!(config.engine.reorg_safety_depth, Some(3));
+        assert_eq!(config.engine.archive_depth, Some(80));
         assert_eq!(
             config.source,
             SourceConfig::Regtest {

@@ -106,7 +106,8 @@ enum Command {
     /// step to the store. Runs until killed.
     Serve {
         /// Read the settings from a TOML file (keys: the flags' names with `_` for `-`, e.g.
-        /// `poll_ms = 500`); a flag given here overrides the file.
+        /// `poll_ms = 500`; the engine settings in an `[engine]` table); a flag given here
+        /// overrides the file.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Log level on stderr: error, warn, info, debug or trace.
