@@ -43,6 +43,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant (serve's settings) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Dry-run a channel close on the embedded regtest chain and print the timeline (as it
