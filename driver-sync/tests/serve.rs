@@ -44,6 +44,24 @@ fn serve_answers_every_node_message_and_rides_out_cookie_rotation_outages_reorgs
     let mut serve = spawn_serve(&dir, &server.url(), &["--outage-alert-secs", "1"]);
     std::thread::sleep(Duration::from_millis(200));
     assert!(serve.try_wait().unwrap().is_none(), "{}", log_of(&dir));
+    // Meanwhile a node is answered: welcome and pong, and its events refused until the engine
+    // has resumed (nothing changes).
+    {
+        let a = &mut NoKeys;
+        let mut early = NodeClient::connect(&dir.join("node.sock"), TIMEOUT).unwrap();
+        let welcome = early.send(&Inbound::Hello { node: None }, a).unwrap();
+        assert!(
+            matches!(welcome, Outbound::Welcome { tip: None, .. }),
+            "{welcome:?}"
+        );
+        let tick = Inbound::Event {
+            event: Event::WalletBalance { confirmed_sat: 1 },
+        };
+        assert_eq!(
+            error_code(&early.send(&tick, a).unwrap()),
+            Some(ErrorCode::Unavailable)
+        );
+    }
     write_cookie(&dir, &server, "first");
     let mode = std::fs::metadata(dir.join("node.sock"))
         .unwrap()

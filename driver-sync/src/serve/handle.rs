@@ -16,8 +16,10 @@ fn error(link: &Link, id: Option<u64>, code: ErrorCode, message: String) {
     crate::driver::io::lock(link).reply(&Outbound::Error { id, code, message });
 }
 
-/// Handle one line from the node.
-pub fn line(driver: &mut Driver<SqliteStore>, link: &Link, text: &str) {
+/// Handle one line from the node. `starting`: the engine has not resumed yet (its chain source
+/// was unreachable so far): `hello` and `ping` are answered, anything else is refused as
+/// `unavailable` (and changes nothing).
+pub fn line(driver: &mut Driver<SqliteStore>, link: &Link, text: &str, starting: bool) {
     let (id, parsed) = protocol::parse(text);
     let message = match parsed {
         Ok(message) => message,
@@ -28,7 +30,7 @@ pub fn line(driver: &mut Driver<SqliteStore>, link: &Link, text: &str) {
     };
     let greeted = crate::driver::io::lock(link).greeted();
     match message {
-        Inbound::Hello { node } => hello(driver, link, id, node),
+        Inbound::Hello { node } => hello(driver, link, id, node, starting),
         _ if !greeted => error(
             link,
             Some(id),
@@ -39,6 +41,12 @@ pub fn line(driver: &mut Driver<SqliteStore>, link: &Link, text: &str) {
             id,
             tip: driver.engine().tip(),
         }),
+        _ if starting => error(
+            link,
+            Some(id),
+            ErrorCode::Unavailable,
+            "the engine is starting: its chain source is not reachable yet".into(),
+        ),
         Inbound::Event { event } => feed(driver, link, id, event),
         Inbound::Signed { request, .. } | Inbound::Funded { request, .. } => error(
             link,
@@ -54,7 +62,13 @@ pub fn line(driver: &mut Driver<SqliteStore>, link: &Link, text: &str) {
 
 /// `hello`: welcome, then everything pending — the outbox, and what the engine re-emits after
 /// `Resumed` (settle and fail decisions not yet acknowledged, broadcasts).
-fn hello(driver: &mut Driver<SqliteStore>, link: &Link, id: u64, node: Option<String>) {
+fn hello(
+    driver: &mut Driver<SqliteStore>,
+    link: &Link,
+    id: u64,
+    node: Option<String>,
+    starting: bool,
+) {
     tracing::info!(node = node.as_deref().unwrap_or("?"), "node said hello");
     {
         let mut link = crate::driver::io::lock(link);
@@ -63,6 +77,10 @@ fn hello(driver: &mut Driver<SqliteStore>, link: &Link, id: u64, node: Option<St
             tip: driver.engine().tip(),
         });
         link.greet();
+    }
+    // A starting engine resumes once its source answers, and re-sends then.
+    if starting {
+        return;
     }
     if let Err(e) = driver.resume() {
         tracing::warn!(error = %e, "resuming for the node");

@@ -97,6 +97,7 @@ pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
     let mut resumed = false;
     while !stop.load(Ordering::SeqCst) {
         if !resumed {
+            state.node_lines(&mut driver, true);
             resumed = state.start(&mut driver)?;
         } else {
             state.poll(&mut driver)?;
@@ -146,12 +147,17 @@ impl Loop {
         self.chain_call(driver.resume())
     }
 
-    /// One poll: node messages, then the chain, mempool, fees and tick.
-    fn poll(&mut self, driver: &mut Driver<SqliteStore>) -> Result<(), ServeError> {
+    /// The node's messages received since the last call.
+    fn node_lines(&mut self, driver: &mut Driver<SqliteStore>, starting: bool) {
         let lines = lock(&self.link).poll();
         for text in lines {
-            handle::line(driver, &self.link, &text);
+            handle::line(driver, &self.link, &text, starting);
         }
+    }
+
+    /// One poll: node messages, then the chain, mempool, fees and tick.
+    fn poll(&mut self, driver: &mut Driver<SqliteStore>) -> Result<(), ServeError> {
+        self.node_lines(driver, false);
         let mut source = self.source.clone();
         let download = source.in_initial_download();
         let Some(download) = self.source_call(download) else {
