@@ -218,6 +218,25 @@ fn serve_follows_an_esplora_server_and_reads_its_fee_estimates() {
         "{:?}",
         server.calls()
     );
+    // A second engine on the same socket is refused; the first keeps its node.
+    let second = output_within_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_contractcourt"))
+            .arg("serve")
+            .arg("--db")
+            .arg(dir.join("other.sqlite"))
+            .arg("--socket")
+            .arg(dir.join("node.sock"))
+            .args(["--esplora", &server.url()]),
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("socket of a running engine"), "{stderr}");
+    // A second node while one is connected: `busy`, and the first one stays.
+    let mut other = NodeClient::connect(&dir.join("node.sock"), TIMEOUT).unwrap();
+    let reply = other.send(&Inbound::Hello { node: None }, a).unwrap();
+    assert_eq!(error_code(&reply), Some(ErrorCode::Busy), "{reply:?}");
+    mine(&chain, 1, &wallet);
+    assert!(follows(&mut client, &chain, a, TIMEOUT), "{}", log_of(&dir));
     serve.kill().unwrap();
     let _ = serve.wait();
 }

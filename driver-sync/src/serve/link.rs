@@ -1,5 +1,6 @@
-//! The node's end of `serve`: a Unix socket (owner-only, 0600; no TCP), at most one connected
-//! node at a time (a new connection replaces the old one), newline-delimited JSON.
+//! The node's end of `serve`: a Unix socket (owner-only, 0600; no TCP), one connected node at a
+//! time (another connection gets a `busy` error and is closed until that one goes away),
+//! newline-delimited JSON.
 //!
 //! [`NodeLink`] is the driver's [`NodeHandle`], [`Signer`] and [`Wallet`]: notifications are
 //! written to the node, or kept in an outbox while none is connected and written after its next
@@ -58,13 +59,19 @@ impl std::fmt::Debug for NodeLink {
 
 /// Bind `path` owner-only: the socket is made in a fresh 0700 directory beside it, set to 0600,
 /// then moved into place, so it is never reachable with wider permissions. A stale socket at
-/// `path` (not any other file) is replaced.
+/// `path` (one nothing listens on; not any other file) is replaced.
 fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(std::io::Error::new(
                 ErrorKind::AlreadyExists,
                 format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                ErrorKind::AddrInUse,
+                format!("{} is the socket of a running engine", path.display()),
             ));
         }
         std::fs::remove_file(path)?;
@@ -83,6 +90,18 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     let listener = result?;
     listener.set_nonblocking(true)?;
     Ok(listener)
+}
+
+/// Turn a second connection down: one `busy` error line, then close it.
+fn refuse(mut stream: UnixStream) {
+    tracing::warn!("a second node connection refused: one is connected");
+    let line = protocol::line(&Outbound::Error {
+        id: None,
+        code: protocol::ErrorCode::Busy,
+        message: "another node is connected".into(),
+    });
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(line.as_bytes());
 }
 
 impl NodeLink {
@@ -119,7 +138,10 @@ impl NodeLink {
     /// Accept a waiting connection (replacing the current one) and read what the node sent;
     /// returns the complete lines received, oldest first (kept ones first).
     pub fn poll(&mut self) -> Vec<Line> {
+        // Read first: a node that went away is noticed before a new one is turned down.
+        self.read_available();
         match self.listener.accept() {
+            Ok((stream, _)) if self.connection.is_some() => refuse(stream),
             Ok((stream, _)) => {
                 if stream.set_nonblocking(true).is_ok() {
                     tracing::info!("node connected");
@@ -128,12 +150,12 @@ impl NodeLink {
                         buffer: Vec::new(),
                         greeted: false,
                     });
+                    self.read_available();
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => tracing::warn!(error = %e, "accepting a node connection"),
         }
-        self.read_available();
         self.inbox.drain(..).collect()
     }
 

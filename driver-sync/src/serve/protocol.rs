@@ -66,8 +66,10 @@ pub enum ErrorCode {
     Unexpected,
     /// The engine refused the event (an `update_id` gap, an unknown channel, …).
     Refused,
-    /// The engine could not process it now (its store failed); send it again.
+    /// The engine could not process it now (starting, or its store failed); send it again.
     Unavailable,
+    /// Another node is connected: this connection is closed.
+    Busy,
 }
 
 /// A message from the engine.

@@ -24,6 +24,48 @@ use serde_json::Value;
 
 use crate::support::{basic_auth, lock, LoopbackServer};
 
+/// A `serve` child process, killed when dropped (a failed test leaves no process behind).
+pub struct ServeProcess(pub Child);
+
+impl std::ops::Deref for ServeProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServeProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Run `command` to its end, or kill it and fail after `TIMEOUT`.
+pub fn output_within_timeout(command: &mut Command) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the program starts");
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().expect("waitable").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("its output")
+}
+
 pub type Shared = Arc<Mutex<EmbeddedChain>>;
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -37,7 +79,7 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// `contractcourt serve` on `dir/engine.sqlite` and `dir/node.sock`, following `url` with the
 /// cookie in `dir/cookie`; its log in `dir/serve.log` (appended).
-pub fn spawn_serve(dir: &Path, url: &str, extra: &[&str]) -> Child {
+pub fn spawn_serve(dir: &Path, url: &str, extra: &[&str]) -> ServeProcess {
     let cookie = dir.join("cookie");
     let cookie = cookie.to_str().expect("utf-8");
     spawn(
@@ -48,7 +90,7 @@ pub fn spawn_serve(dir: &Path, url: &str, extra: &[&str]) -> Child {
 }
 
 /// `contractcourt serve` with these source flags.
-pub fn spawn(dir: &Path, source: &[&str], extra: &[&str]) -> Child {
+pub fn spawn(dir: &Path, source: &[&str], extra: &[&str]) -> ServeProcess {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -75,7 +117,7 @@ pub fn spawn(dir: &Path, source: &[&str], extra: &[&str]) -> Child {
         assert!(Instant::now() < deadline, "no socket: {}", log_of(dir));
         std::thread::sleep(Duration::from_millis(10));
     }
-    child
+    ServeProcess(child)
 }
 
 pub fn log_of(dir: &Path) -> String {
