@@ -60,7 +60,7 @@ pub struct ServeSettings {
     #[arg(long, value_name = "HEX")]
     pub sweep_script: Option<String>,
     /// The fee rate claims are priced at until the source gives fee conditions, in sat/vB
-    /// [default: 2].
+    /// [default: the engine's, 2].
     #[arg(long, value_name = "SAT_PER_VB")]
     pub fallback_sat_per_vb: Option<u32>,
     /// The engine's settings (`simulate`'s: `--reorg-safety-depth`, the budgets, ...); in the
@@ -221,13 +221,12 @@ impl ServeSettings {
             Some(hex) => {
                 let script = bitcoin::ScriptBuf::from_hex(&hex)
                     .map_err(|e| SettingsError::Invalid("sweep-script", e.to_string()))?;
-                let rate = bitcoin::FeeRate::from_sat_per_vb(u64::from(
-                    self.fallback_sat_per_vb.unwrap_or(2),
-                ))
-                .ok_or(SettingsError::Invalid(
-                    "fallback-sat-per-vb",
-                    "too large".into(),
-                ))?;
+                let rate = match self.fallback_sat_per_vb {
+                    Some(rate) => bitcoin::FeeRate::from_sat_per_vb(u64::from(rate)).ok_or(
+                        SettingsError::Invalid("fallback-sat-per-vb", "too large".into()),
+                    )?,
+                    None => contractcourt_core::chain::DEFAULT_FALLBACK_FEERATE,
+                };
                 Some((script, rate))
             }
             None => None,
