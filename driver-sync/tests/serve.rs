@@ -31,6 +31,7 @@ use contractcourt_core::types::{ChannelId, HtlcDirection, HtlcKey};
 use contractcourt_sync::chain::embedded::TestWallet;
 use contractcourt_sync::serve::client::NodeClient;
 use contractcourt_sync::serve::protocol::{ErrorCode, Inbound, Outbound};
+use contractcourt_sync::store::{SqliteStore, Store};
 use support::{basic_auth, lock, LoopbackServer, Protocol};
 
 #[test]
@@ -150,6 +151,33 @@ fn serve_answers_every_node_message_and_rides_out_cookie_rotation_outages_reorgs
     assert!(
         calls.iter().any(|c| c == "getmempoolinfo"),
         "relay floors asked for"
+    );
+    // ... and fed to the engine as the loopback server gives them: 2 sat/vB up to 6 blocks,
+    // 1 sat/vB beyond, 1 sat/vB floors (in sat per 1000 weight units: 500 and 250).
+    let store = SqliteStore::open_read_only(dir.join("engine.sqlite")).unwrap();
+    let events = store.events(0, 100_000).unwrap();
+    let fees = events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::FeeConditions(f) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("fee conditions fed");
+    let rate = bitcoin::FeeRate::from_sat_per_kwu;
+    let estimates: Vec<(u16, bitcoin::FeeRate)> = fees
+        .estimates
+        .iter()
+        .map(|e| (e.target_blocks, e.feerate))
+        .collect();
+    assert_eq!(
+        estimates,
+        [1, 2, 3, 6, 12, 24, 48, 144, 1008]
+            .map(|t| (t, rate(if t <= 6 { 500 } else { 250 })))
+            .to_vec()
+    );
+    assert_eq!(
+        (fees.mempool_min, fees.min_relay, fees.incremental_relay),
+        (rate(250), rate(250), rate(250))
     );
 
     // bitcoind unreachable for longer than the alert threshold: retried, alerted, still running.

@@ -1,6 +1,7 @@
 //! The serve loop: start the driver on the store (waiting out an unreachable source), then
 //! forever: the node's messages, the chain (unless the source is in initial block download),
-//! the mempool, the fee conditions, a tick; sleep until the next poll. Every step the driver
+//! the mempool, the fee conditions (at most every 30 s, fed when they changed), a tick (every
+//! minute); sleep until the next poll. Every step the driver
 //! runs is committed before its effects. A chain source error never ends the loop: it is
 //! retried with exponential backoff (up to `max_backoff`), and an outage longer than
 //! `outage_alert` is logged at error level and sent to the node as an `alert`.
@@ -27,6 +28,9 @@ use crate::store::{SqliteStore, Store};
 
 /// Seconds between two `Tick` events.
 const TICK_SECS: u64 = 60;
+/// The shortest wait between two reads of the fee conditions (nine `estimatesmartfee` calls and
+/// a `getmempoolinfo` on bitcoind).
+const FEE_POLL: Duration = Duration::from_secs(30);
 
 /// An unreachable source: since when, how long to wait next, whether it was alerted.
 struct Outage {
@@ -42,6 +46,7 @@ struct Loop {
     link: Link,
     outage: Option<Outage>,
     fees: Option<FeeConditions>,
+    fees_read: Option<Instant>,
     last_tick: u64,
     in_download: bool,
 }
@@ -91,6 +96,7 @@ pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
         link,
         outage: None,
         fees: None,
+        fees_read: None,
         last_tick: 0,
         in_download: false,
     };
@@ -177,11 +183,14 @@ impl Loop {
         if !self.chain_call(driver.sync())? || !self.chain_call(driver.sync_mempool())? {
             return Ok(());
         }
-        let fees = source.fee_conditions();
-        if let Some(Some(fees)) = self.source_call(fees) {
-            if self.fees.as_ref() != Some(&fees) {
-                self.fees = Some(fees.clone());
-                self.chain_call(driver.feed(Event::FeeConditions(fees)))?;
+        if self.fees_read.is_none_or(|at| at.elapsed() >= FEE_POLL) {
+            let fees = source.fee_conditions();
+            if let Some(fees) = self.source_call(fees) {
+                self.fees_read = Some(Instant::now());
+                if let Some(fees) = fees.filter(|f| self.fees.as_ref() != Some(f)) {
+                    self.fees = Some(fees.clone());
+                    self.chain_call(driver.feed(Event::FeeConditions(fees)))?;
+                }
             }
         }
         let now = unix_now();
