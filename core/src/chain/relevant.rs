@@ -119,8 +119,17 @@ mod tests {
         let commitment = sim
             .commitment_tx(Party::Remote, sim.remote_commitment_number())
             .unwrap();
-        // Spends an output of the commitment, and its child: relevant only through the block.
-        let child = spending(out(&commitment), 1_000);
+        // Spends every output of the commitment, and its child: relevant only through the block.
+        let mut child = spending(out(&commitment), 1_000);
+        child.input = (0..commitment.output.len() as u32)
+            .map(|vout| TxIn {
+                previous_output: OutPoint {
+                    txid: commitment.compute_txid(),
+                    vout,
+                },
+                ..child.input[0].clone()
+            })
+            .collect();
         let grandchild = spending(out(&child), 500);
         let noise = spending(
             OutPoint {
@@ -140,6 +149,13 @@ mod tests {
         };
 
         let kept = arb.relevant_block(&block);
+        let mut full = arb.clone();
+        let mut reduced = arb.clone();
+        let a = full.step(&Event::BlockConnected(block.clone())).unwrap();
+        let b = reduced.step(&Event::BlockConnected(kept.clone())).unwrap();
+        assert!(!a.is_empty(), "the close must make the engine act");
+        assert_eq!(a, b);
+        assert_eq!(full, reduced);
         let kept_ids: Vec<_> = kept.txs.iter().map(|t| t.compute_txid()).collect();
         let want: Vec<_> = [&commitment, &child, &grandchild]
             .iter()
@@ -154,14 +170,6 @@ mod tests {
             arb.recordable(&Event::BlockConnected(block.clone())),
             Event::BlockConnected(kept.clone())
         );
-
-        let mut full = arb.clone();
-        let mut reduced = arb.clone();
-        let a = full.step(&Event::BlockConnected(block)).unwrap();
-        let b = reduced.step(&Event::BlockConnected(kept)).unwrap();
-        assert!(!a.is_empty(), "the close must make the engine act");
-        assert_eq!(a, b);
-        assert_eq!(full, reduced);
     }
 
     #[test]
