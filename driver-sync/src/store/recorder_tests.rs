@@ -40,6 +40,7 @@ fn a_tampered_digest_or_replay_start_is_corrupt() {
         .execute("UPDATE step_digests SET digest = zeroblob(32)", [])
         .unwrap();
     assert!(store.step_digests(0, 10).is_err());
+    assert!(store.verify().is_err());
     store
         .conn
         .execute("UPDATE recorder_start SET seq = 0", [])

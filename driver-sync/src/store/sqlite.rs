@@ -12,7 +12,9 @@
 //!   `Display` form, for people; `body` is the JSON body.
 //! - `log(channel, seq, version, body, checksum)`, primary key `(channel, seq)`: the append-only
 //!   per-channel logs. `seq` holds the `u64` sequence number's bits as a signed integer.
-//! - `events(seq, event, checksum)`: the flight recorder, `seq` dense from 0.
+//! - `events(seq, event, checksum)`: the flight recorder, `seq` dense from 0, or from the replay
+//!   start after a prune; `step_digests` and `recorder_start` beside it (schema version 2; see
+//!   the `recorder` module, `store/recorder.rs`).
 //!
 //! Every row's `checksum` is SHA256 over its other columns as stored (length-prefixed, with a
 //! per-table domain tag), so a flipped byte, a truncated value or a row whose content was moved
@@ -24,8 +26,10 @@
 //! # Durability
 //!
 //! WAL journal with `synchronous=FULL`: a write transaction is on disk (WAL synced) before its
-//! `COMMIT` returns, so each successful [`Store::commit`] and [`Store::append_event`] survives a
-//! process crash and a power loss on a disk that honours `fsync`. A crash mid-transaction leaves
+//! `COMMIT` returns, so each successful [`Store::commit`], [`Store::append_event`],
+//! [`Store::commit_step`] (a step's event, digest and batches: one transaction, one sync) and
+//! [`Store::prune_recorder`] survives a process crash and a power loss on a disk that honours
+//! `fsync`. A crash mid-transaction leaves
 //! the previous state (SQLite discards uncommitted WAL frames at the next open). One commit costs
 //! one sync; see [`Store::commit_many`] for grouping.
 //!
@@ -317,6 +321,9 @@ impl SqliteStore {
             decode_event_row(row, first + report.events)?;
             report.events += 1;
         }
+        // The recorder's digests (32 bytes each, a window of them) and its replay start.
+        recorder::read_digests(&self.conn, 0, usize::MAX)?;
+        recorder::read_start(&self.conn)?;
         Ok(report)
     }
 
