@@ -24,6 +24,12 @@ pub const DEFAULT_MIN_RELAY: FeeRate = FeeRate::from_sat_per_kwu(250);
 /// Bitcoin Core's default incremental relay fee rate (1 sat/vB, BIP 125 rule 4).
 pub const DEFAULT_INCREMENTAL_RELAY: FeeRate = FeeRate::from_sat_per_kwu(250);
 
+/// The confirmation targets, in blocks, at which a driver asks its fee source for estimates
+/// (bitcoind's `estimatesmartfee` accepts 1 to 1008). [`estimate_for`] reads the estimate of the
+/// largest target not above a claim's blocks to its deadline, so these cover deadlines from the
+/// next block to a week out.
+pub const ESTIMATE_TARGETS: [u16; 9] = [1, 2, 3, 6, 12, 24, 48, 144, 1008];
+
 /// The virtual size of a transaction of `weight` weight units.
 pub fn vsize(weight: u64) -> u64 {
     weight.div_ceil(4)

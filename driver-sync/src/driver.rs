@@ -23,6 +23,7 @@
 pub mod agenda;
 pub mod io;
 pub mod memory;
+mod prune;
 mod replay;
 
 use contractcourt_core::action::{Action, Batch};
@@ -32,7 +33,7 @@ use contractcourt_core::event::Event;
 use crate::store::{Store, StoreError};
 use agenda::{Agenda, Next};
 pub use io::{Broadcaster, ChainSource, Io, NodeHandle, Signer, SourceError, Wallet};
-pub use replay::{replay_flight_recorder, Replay, ReplayError};
+pub use replay::{actions_digest, replay_flight_recorder, Divergence, Replay, ReplayError};
 
 /// Why a driver call failed, with the transcript of what was done before it failed.
 #[derive(Debug)]
@@ -180,6 +181,8 @@ pub struct Driver<S: Store> {
     io: Io,
     /// A reload after a failed commit failed too: reload before the next call.
     stale: bool,
+    /// The flight recorder's window.
+    pruner: prune::Pruner,
 }
 
 impl<S: Store> std::fmt::Debug for Driver<S> {
@@ -202,6 +205,7 @@ impl<S: Store> Driver<S> {
             store,
             io,
             stale: false,
+            pruner: prune::Pruner::default(),
         })
     }
 
@@ -325,20 +329,23 @@ impl<S: Store> Driver<S> {
         Ok(agenda.into_transcript())
     }
 
-    /// Record, step, commit.
+    /// Step, then commit the step: the event as the recorder keeps it (taken before the step,
+    /// from the engine's index then), the digest of its actions and its batches, in one write.
     fn step(
         &mut self,
         agenda: &mut Agenda,
         event: Event,
         first: bool,
     ) -> Result<(), DriverErrorKind> {
-        let seq = self
-            .store
-            .append_event(&event)
-            .map_err(DriverErrorKind::Recorder)?;
+        let recorded = self.engine.recordable(&event);
         let actions = match self.engine.step(&event) {
             Ok(actions) => actions,
             Err(error) => {
+                // A refusal changed nothing: recorded with the digest of no actions.
+                let seq = self
+                    .store
+                    .commit_step(&recorded, &actions_digest(&[]), &[])
+                    .map_err(DriverErrorKind::Recorder)?;
                 tracing::warn!(seq, event = event_kind(&event), %error, "event refused");
                 if first {
                     return Err(DriverErrorKind::Refused(error));
@@ -349,21 +356,34 @@ impl<S: Store> Driver<S> {
                 });
             }
         };
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            tracing::debug!(
-                seq,
-                event = event_kind(&event),
-                actions = actions.len(),
-                "event fed"
-            );
-        }
-        if let Err(e) = commit_batches(&mut self.store, &agenda::batches(&actions)) {
-            tracing::warn!(seq, error = %e, "commit failed; engine reloaded");
-            match load_engine(&self.config, &self.store) {
-                Ok(engine) => self.engine = engine,
-                Err(_) => self.stale = true,
+        let batches = agenda::batches(&actions);
+        match self
+            .store
+            .commit_step(&recorded, &actions_digest(&actions), &batches)
+        {
+            Ok(seq) => {
+                let window = self.config.close.archive_depth;
+                if let Err(e) = self.pruner.committed(&mut self.store, seq, &event, window) {
+                    // The step is committed; only the recorder's window waits for a later try.
+                    tracing::warn!(seq, error = %e, "pruning the flight recorder failed");
+                }
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    tracing::debug!(
+                        seq,
+                        event = event_kind(&event),
+                        actions = actions.len(),
+                        "event fed"
+                    );
+                }
             }
-            return Err(DriverErrorKind::Commit(e));
+            Err(e) => {
+                tracing::warn!(error = %e, "commit failed; engine reloaded");
+                match load_engine(&self.config, &self.store) {
+                    Ok(engine) => self.engine = engine,
+                    Err(_) => self.stale = true,
+                }
+                return Err(DriverErrorKind::Commit(e));
+            }
         }
         agenda.stepped(actions);
         Ok(())

@@ -12,11 +12,13 @@
 //! - [`signer`]: an in-memory BOLT 3 signer, and [`signer::NodeSigner`] pairing it with a wallet
 //!   for wallet inputs.
 //! - [`simulate`]: the `contractcourt simulate` dry run of a close on the embedded chain.
+//! - [`serve`]: `contractcourt serve`, the engine as a service for a node over a Unix socket.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod chain;
 pub mod driver;
+pub mod serve;
 pub mod signer;
 pub mod simulate;
 pub mod store;

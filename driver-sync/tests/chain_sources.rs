@@ -343,6 +343,92 @@ fn pay_elsewhere(wallet: &TestWallet, chain: &Shared, sat: u64, rate: u32) -> Tr
         .expect("the wallet has coins")
 }
 
+/// A source over a chain whose mempool holds a parent and its CPFP child.
+fn parent_and_child(seed: u64) -> (LoopbackServer, Transaction, Transaction) {
+    let (wallet, chain) = funded(seed);
+    let rpc = LoopbackServer::start(Protocol::Bitcoind, chain.clone());
+    let parent = pay_elsewhere(&wallet, &chain, 50_000, 2);
+    let change = parent
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == *wallet.script_pubkey())
+        .expect("change to the wallet") as u32;
+    lock(&chain).submit(parent.clone()).unwrap();
+    let child = wallet
+        .cpfp(
+            &lock(&chain),
+            &parent,
+            change,
+            FeeRate::from_sat_per_vb_u32(4),
+        )
+        .unwrap();
+    lock(&chain).submit(child.clone()).unwrap();
+    (rpc, parent, child)
+}
+
+#[test]
+fn mempool_sync_fetches_a_bounded_batch_per_poll_each_with_the_parents_it_needs() {
+    let txid_of = |e: &Event| match e {
+        Event::MempoolTx { tx, .. } => tx.0.compute_txid(),
+        other => panic!("{other:?}"),
+    };
+    let mut seen_child_first = false;
+    let mut seen_parent_first = false;
+    for seed in 16..40 {
+        let (rpc, parent, child) = parent_and_child(seed);
+        let (parent_id, child_id) = (parent.compute_txid(), child.compute_txid());
+        let child_first = child_id < parent_id;
+        if (child_first && seen_child_first) || (!child_first && seen_parent_first) {
+            continue;
+        }
+        let mut source = bitcoind(&rpc).starting_at(103).with_mempool_batch(1);
+        // One new transaction per poll, the lowest txid first; a child comes with the parent
+        // it needs, parent first.
+        let first: Vec<_> = source
+            .mempool_events()
+            .unwrap()
+            .iter()
+            .map(txid_of)
+            .collect();
+        let second: Vec<_> = source
+            .mempool_events()
+            .unwrap()
+            .iter()
+            .map(txid_of)
+            .collect();
+        if child_first {
+            assert_eq!(first, vec![parent_id, child_id]);
+            assert!(second.is_empty());
+            seen_child_first = true;
+        } else {
+            assert_eq!(first, vec![parent_id]);
+            assert_eq!(second, vec![child_id]);
+            seen_parent_first = true;
+        }
+        assert!(
+            source.mempool_events().unwrap().is_empty(),
+            "delivered once"
+        );
+        let calls = rpc.calls();
+        let count = |m: &str| calls.iter().filter(|c| *c == m).count();
+        assert_eq!(
+            count("getrawmempool"),
+            3,
+            "one txid list per poll: {calls:?}"
+        );
+        assert_eq!(
+            count("getmempoolentry"),
+            2,
+            "an entry per new transaction: {calls:?}"
+        );
+        assert_eq!(count("getrawtransaction"), 2, "{calls:?}");
+        if seen_child_first && seen_parent_first {
+            return;
+        }
+    }
+    panic!("no seed gave both orders of txids");
+}
+
 #[test]
 fn a_mempool_tx_appears_once_then_is_removed_as_confirmed_when_mined() {
     let (wallet, chain) = funded(6);

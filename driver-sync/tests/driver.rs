@@ -436,6 +436,38 @@ impl Store for FailingStore {
     fn event_count(&self) -> Result<u64, StoreError> {
         self.inner.event_count()
     }
+    /// A step with records counts as one commit (a step without makes none, as before).
+    fn commit_step(
+        &mut self,
+        event: &Event,
+        step: &contractcourt_sync::store::StepDigest,
+        batches: &[&contractcourt_core::action::Batch],
+    ) -> Result<u64, StoreError> {
+        if batches.iter().any(|b| !b.ops.is_empty()) {
+            match self.fail_after {
+                Some(0) => {
+                    self.fail_after = None;
+                    return Err(StoreError::Injected);
+                }
+                Some(n) => self.fail_after = Some(n - 1),
+                None => {}
+            }
+        }
+        self.inner.commit_step(event, step, batches)
+    }
+    fn step_digests(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, contractcourt_sync::store::StepDigest)>, StoreError> {
+        self.inner.step_digests(from_seq, limit)
+    }
+    fn prune_recorder(&mut self, keep_from: u64, start: &Records) -> Result<(), StoreError> {
+        self.inner.prune_recorder(keep_from, start)
+    }
+    fn replay_start(&self) -> Result<Option<(u64, Records)>, StoreError> {
+        self.inner.replay_start()
+    }
 }
 
 #[test]

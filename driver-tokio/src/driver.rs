@@ -10,7 +10,7 @@ use contractcourt_core::action::{Action, Batch};
 use contractcourt_core::chain::{ChainArbitrator, Config};
 use contractcourt_core::event::Event;
 use contractcourt_sync::driver::agenda::{self, Agenda, Next};
-use contractcourt_sync::driver::{commit_batches, load_engine, DriverError, DriverErrorKind};
+use contractcourt_sync::driver::{actions_digest, load_engine, DriverError, DriverErrorKind};
 use contractcourt_sync::store::Store;
 
 use crate::io::{cancelled, AsyncIo};
@@ -218,30 +218,38 @@ impl<S: Store + 'static> AsyncDriver<S> {
         Ok(agenda.into_transcript())
     }
 
-    /// Record, step, commit.
+    /// Step, then commit the step: the event as the recorder keeps it (taken before the step),
+    /// the digest of its actions and its batches, in one store write (`Store::commit_step`). The
+    /// recorder's window (pruning) is the blocking driver's only.
     async fn step(
         &mut self,
         agenda: &mut Agenda,
         event: Event,
         first: bool,
     ) -> Result<(), DriverErrorKind> {
-        let recorded = event.clone();
-        self.with_store(move |s| s.append_event(&recorded))
-            .await?
-            .map_err(DriverErrorKind::Recorder)?;
+        let recorded = self.engine.recordable(&event);
         let actions = match self.engine.step(&event) {
             Ok(actions) => actions,
-            Err(error) if first => return Err(DriverErrorKind::Refused(error)),
             Err(error) => {
+                // A refusal changed nothing: recorded with the digest of no actions.
+                self.with_store(move |s| s.commit_step(&recorded, &actions_digest(&[]), &[]))
+                    .await?
+                    .map_err(DriverErrorKind::Recorder)?;
+                if first {
+                    return Err(DriverErrorKind::Refused(error));
+                }
                 return Err(DriverErrorKind::EventRefused {
                     event: Box::new(event),
                     error,
-                })
+                });
             }
         };
+        let digest = actions_digest(&actions);
         let batches: Vec<Batch> = agenda::batches(&actions).into_iter().cloned().collect();
         let committed = self
-            .with_store(move |s| commit_batches(s, &batches.iter().collect::<Vec<_>>()))
+            .with_store(move |s| {
+                s.commit_step(&recorded, &digest, &batches.iter().collect::<Vec<_>>())
+            })
             .await?;
         if let Err(e) = committed {
             if self.reload().await.is_err() {

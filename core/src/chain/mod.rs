@@ -13,6 +13,7 @@ mod index;
 pub mod ledger;
 mod outpoints;
 mod records;
+mod relevant;
 mod route;
 mod step;
 

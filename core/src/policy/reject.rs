@@ -67,9 +67,16 @@ const FEE_TOO_LOW: &[&str] = &[
     "fee not met",
     "feerate too low",
     "fee too low",
+    // Package RBF (validation.cpp PackageRBFChecks, 28-29): "package RBF failed: insufficient
+    // anti-DoS fees", "... insufficient feerate: does not improve feerate diagram".
+    "insufficient anti-dos fees",
+    "insufficient feerate",
 ];
 const PACKAGE: &[&str] = &[
     "package-not-child-with-parents",
+    "package-not-child-with-unconfirmed-parents",
+    "package must be 1-parent-1-child",
+    "cannot have mempool ancestors",
     "package-too-many-transactions",
     "package-too-large",
     "package-contains-duplicates",

@@ -15,8 +15,16 @@ const TABLE: &[(&str, RejectClass, &str)] = &[
         "validation.cpp PreChecks: same txid, another witness, 25-29",
     ),
     ("txn-already-known", AlreadyConfirmed, "validation.cpp PreChecks: outputs in the UTXO set, 25-29"),
-    ("Transaction already in block chain", AlreadyConfirmed, "RPC -27, 25-27"),
-    ("Transaction outputs already in utxo set", AlreadyConfirmed, "RPC -27, 28-29"),
+    (
+        "Transaction already in block chain",
+        AlreadyConfirmed,
+        "util/error.cpp TransactionErrorString ALREADY_IN_CHAIN, RPC -27, 25-27",
+    ),
+    (
+        "Transaction outputs already in utxo set",
+        AlreadyConfirmed,
+        "common/messages.cpp TransactionErrorString ALREADY_IN_UTXO_SET (node/transaction.cpp), RPC -27, 28-29",
+    ),
     (
         r#"sendrawtransaction RPC error: {"code":-27,"message":"Transaction outputs already in utxo set"}"#,
         AlreadyConfirmed,
@@ -92,6 +100,16 @@ const TABLE: &[(&str, RejectClass, &str)] = &[
         "policy/truc_policy.cpp, 28-29",
     ),
     (
+        "TRUC-violation, non-version=3 tx 5e3c… (wtxid=9b2d…) cannot spend from version=3 tx 7a1f… (wtxid=c4e0…)",
+        Truc,
+        "policy/truc_policy.cpp SingleTRUCChecks, 28-29",
+    ),
+    (
+        "TRUC-violation, tx 5e3c… (wtxid=9b2d…) would have too many ancestors",
+        Truc,
+        "policy/truc_policy.cpp PackageTRUCChecks, 28-29",
+    ),
+    (
         "TRUC-violation, tx 7a1f… (wtxid=c4e0…) would exceed descendant count limit",
         Truc,
         "policy/truc_policy.cpp, 28-29",
@@ -110,6 +128,36 @@ const TABLE: &[(&str, RejectClass, &str)] = &[
         "rpc/mempool.cpp submitpackage, RPC -25, 26-29",
     ),
     ("Transaction rejected due to invalid package", Package, "RPC -25 TransactionErrorString, 26-29"),
+    (
+        "package-not-child-with-unconfirmed-parents",
+        Package,
+        "validation.cpp AcceptPackage (submitpackage package_msg), 26-29",
+    ),
+    (
+        "package RBF failed: package must be 1-parent-1-child",
+        Package,
+        "validation.cpp PackageRBFChecks, 28-29",
+    ),
+    (
+        "package RBF failed: new transaction cannot have mempool ancestors",
+        Package,
+        "validation.cpp PackageRBFChecks, 28-29",
+    ),
+    (
+        "package RBF failed: insufficient anti-DoS fees, rejecting replacement 5e3c…, not enough additional fees to relay; 0.00000011 < 0.00000022",
+        FeeTooLow,
+        "validation.cpp PackageRBFChecks (policy/rbf.cpp PaysForRBF), 28-29",
+    ),
+    (
+        "package RBF failed: insufficient feerate: does not improve feerate diagram",
+        FeeTooLow,
+        "validation.cpp PackageRBFChecks (policy/rbf.cpp ImprovesFeerateDiagram), 28-29",
+    ),
+    (
+        "package RBF failed: too many potential replacements, rejecting replacement 5e3c…; too many potential replacements (101 > 100)",
+        Conflict,
+        "validation.cpp PackageRBFChecks (policy/rbf.cpp GetEntriesForConflicts), 28-29",
+    ),
     // Consensus and standardness: nothing to retry as is.
     (
         "mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)",

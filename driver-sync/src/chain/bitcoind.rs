@@ -5,13 +5,13 @@
 //! core's locator by asking `getblockhash` at the locator's heights, disconnects the engine's
 //! blocks above it from the tip down (following parents with `getblockheader` where the locator
 //! is sparse) and connects the best chain's full blocks (`getblock` at verbosity 0) oldest
-//! first; see [`super::sync`]. [`ChainSource::mempool_events`] diffs `getrawmempool` (verbose,
-//! for each transaction's fee and virtual size) against what it delivered before and fetches
-//! new transactions with `getrawtransaction`. Broadcasts go through `sendrawtransaction` and
+//! first; see [`super::sync`]. [`ChainSource::mempool_events`] diffs `getrawmempool` (txids)
+//! against what it delivered before and fetches a bounded number of new transactions per call
+//! (`getmempoolentry` for the fee and virtual size, then `getrawtransaction`). Broadcasts go through `sendrawtransaction` and
 //! `submitpackage`; a rejection carries bitcoind's own message.
 //!
 //! RPC methods used: `getblockchaininfo`, `getblockhash`, `getblockheader` (raw), `getblock`
-//! (raw), `getrawmempool` (verbose), `getrawtransaction` (raw), `sendrawtransaction`,
+//! (raw), `getrawmempool`, `getmempoolentry`, `getrawtransaction` (raw), `sendrawtransaction`,
 //! `submitpackage`.
 //!
 //! Every error it returns through [`ChainSource`] is a [`BitcoindSyncError`] (downcast the
@@ -48,7 +48,17 @@ pub struct BitcoindSource {
     mempool: BTreeSet<Txid>,
     /// Those of them seen in a block this source connected since.
     confirmed: BTreeSet<Txid>,
+    /// The most new mempool transactions fetched per call.
+    mempool_batch: usize,
 }
+
+/// The most new mempool transactions [`BitcoindSource`] fetches per call, by default (two RPC
+/// calls each; the rest wait for the next poll).
+pub const MEMPOOL_BATCH: usize = 200;
+
+/// Bitcoin Core's default limit on in-mempool ancestors (`-limitancestorcount`): the most
+/// undelivered parents a fetched transaction can need.
+pub const MEMPOOL_ANCESTORS: usize = 25;
 
 impl std::fmt::Debug for BitcoindSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,6 +86,7 @@ impl BitcoindSource {
             delivered: Delivered::default(),
             mempool: BTreeSet::new(),
             confirmed: BTreeSet::new(),
+            mempool_batch: MEMPOOL_BATCH,
         }
     }
 
@@ -86,9 +97,26 @@ impl BitcoindSource {
         self
     }
 
+    /// Answer an empty locator from `height` on from now on (see [`BitcoindSource::starting_at`]).
+    pub fn set_first_height(&mut self, height: Height) {
+        self.first_height = height;
+    }
+
+    /// Fetch at most `n` (at least 1) new mempool transactions per call.
+    pub fn with_mempool_batch(mut self, n: usize) -> BitcoindSource {
+        self.mempool_batch = n.max(1);
+        self
+    }
+
     /// The RPC client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Use another client from now on (the same node with fresh credentials, after bitcoind
+    /// rewrote its cookie file), keeping what this source delivered (blocks, mempool).
+    pub fn replace_client(&mut self, client: Client) {
+        self.client = client;
     }
 }
 
@@ -99,7 +127,7 @@ struct ChainInfo {
     bestblockhash: BlockHash,
 }
 
-/// The part of a verbose `getrawmempool` entry used.
+/// The part of a `getmempoolentry` answer used.
 #[derive(Deserialize)]
 struct MempoolEntry {
     vsize: u64,
@@ -107,6 +135,9 @@ struct MempoolEntry {
     /// In-mempool ancestors, itself included: sorting by it puts parents before children.
     #[serde(default)]
     ancestorcount: u64,
+    /// Its parents in the mempool.
+    #[serde(default)]
+    depends: Vec<Txid>,
 }
 
 #[derive(Deserialize)]
@@ -212,21 +243,22 @@ impl ChainSource for BitcoindSource {
     /// The mempool's changes since the last call: a `MempoolRemoved` for each transaction
     /// delivered before and no longer there (reason `Confirmed` if this source connected a
     /// block holding it since, `Unknown` otherwise; in txid order), then a `MempoolTx` for each
-    /// new one, parents before children. A transaction that leaves between `getrawmempool` and
-    /// `getrawtransaction` is skipped. The first call delivers the whole mempool.
+    /// new one, parents before children. `getrawmempool` (txids only) is diffed against what
+    /// was delivered; of the new transactions at most [`BitcoindSource::with_mempool_batch`]
+    /// (default [`MEMPOOL_BATCH`]) are fetched per call (`getmempoolentry`, then
+    /// `getrawtransaction`), lowest txid first, with the in-mempool parents they need that were
+    /// not delivered yet; the rest come in later calls. A transaction that
+    /// leaves before it is fetched is skipped.
     fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {
         let client = |e| -> SourceError { Box::new(BitcoindSyncError::Client(e)) };
-        let entries: HashMap<Txid, MempoolEntry> = self
+        let txids: BTreeSet<Txid> = self
             .client
-            .call("getrawmempool", &[serde_json::Value::Bool(true)])
-            .map_err(client)?;
-        // Nothing is changed until every call succeeded: a failed call loses no event.
-        let gone: Vec<Txid> = self
-            .mempool
-            .iter()
-            .filter(|txid| !entries.contains_key(*txid))
-            .copied()
+            .call::<Vec<Txid>>("getrawmempool", &[serde_json::Value::Bool(false)])
+            .map_err(client)?
+            .into_iter()
             .collect();
+        // Nothing is changed until every call succeeded: a failed call loses no event.
+        let gone: Vec<Txid> = self.mempool.difference(&txids).copied().collect();
         let mut events: Vec<Event> = gone
             .iter()
             .map(|txid| Event::MempoolRemoved {
@@ -238,15 +270,38 @@ impl ChainSource for BitcoindSource {
                 },
             })
             .collect();
-
-        let mut new: Vec<(u64, Txid, &MempoolEntry)> = entries
-            .iter()
-            .filter(|(txid, _)| !self.mempool.contains(*txid))
-            .map(|(txid, entry)| (entry.ancestorcount, *txid, entry))
+        // The batch, and the in-mempool parents it needs that were not delivered yet (a
+        // mempool chain is at most [`MEMPOOL_ANCESTORS`] long, so this stays bounded).
+        let mut queue: Vec<Txid> = txids
+            .difference(&self.mempool)
+            .take(self.mempool_batch)
+            .copied()
             .collect();
-        new.sort_by_key(|(ancestors, txid, _)| (*ancestors, *txid));
+        queue.reverse();
+        let limit = self.mempool_batch.saturating_add(MEMPOOL_ANCESTORS);
+        let mut entries: Vec<(Txid, MempoolEntry)> = Vec::new();
+        let mut asked: BTreeSet<Txid> = BTreeSet::new();
+        while let Some(txid) = queue.pop() {
+            if asked.len() >= limit || !asked.insert(txid) {
+                continue;
+            }
+            let entry: Option<MempoolEntry> = none_on(
+                self.client.call(
+                    "getmempoolentry",
+                    &[serde_json::Value::String(txid.to_string())],
+                ),
+                RPC_INVALID_ADDRESS_OR_KEY,
+            )
+            .map_err(client)?;
+            let Some(entry) = entry else { continue };
+            queue.extend(entry.depends.iter().filter(|p| {
+                txids.contains(*p) && !self.mempool.contains(*p) && !asked.contains(*p)
+            }));
+            entries.push((txid, entry));
+        }
+        let ready = ready_in_order(entries, &self.mempool);
         let mut fetched = Vec::new();
-        for (_, txid, entry) in new {
+        for (txid, entry) in ready {
             let tx = none_on(
                 self.client.get_raw_transaction(&txid, None),
                 RPC_INVALID_ADDRESS_OR_KEY,
@@ -272,28 +327,62 @@ impl ChainSource for BitcoindSource {
     }
 }
 
-impl Broadcaster for BitcoindSource {
-    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+/// Of the fetched entries, those whose in-mempool parents are delivered or fetched with them,
+/// parents before children (a parent has fewer in-mempool ancestors than its child).
+fn ready_in_order(
+    mut pending: Vec<(Txid, MempoolEntry)>,
+    delivered: &BTreeSet<Txid>,
+) -> Vec<(Txid, MempoolEntry)> {
+    let mut ready = Vec::new();
+    let mut known: BTreeSet<Txid> = BTreeSet::new();
+    loop {
+        let (now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, e)| {
+            e.depends
+                .iter()
+                .all(|p| delivered.contains(p) || known.contains(p))
+        });
+        pending = later;
+        if now.is_empty() {
+            break;
+        }
+        known.extend(now.iter().map(|(txid, _)| *txid));
+        ready.extend(now);
+    }
+    ready.sort_by_key(|(txid, e)| (e.ancestorcount, *txid));
+    ready
+}
+
+impl BitcoindSource {
+    /// `sendrawtransaction`: bitcoind's verdict, or the error of a call that never got one
+    /// (transport, an HTTP error without a JSON-RPC answer): see [`judged`].
+    pub fn submit(&mut self, tx: &Transaction) -> Result<BroadcastOutcome, bitcoincore_rpc::Error> {
         match self.client.send_raw_transaction(tx) {
-            Ok(_) => BroadcastOutcome::Accepted,
-            Err(e) => BroadcastOutcome::Rejected { reason: reason(&e) },
+            Ok(_) => Ok(BroadcastOutcome::Accepted),
+            Err(e) if !judged(&e) => Err(e),
+            Err(e) => Ok(BroadcastOutcome::Rejected { reason: reason(&e) }),
         }
     }
 
     /// `submitpackage [parent, child]`. Accepted when bitcoind's `package_msg` is `success`;
     /// otherwise the reason is `package_msg` followed by each member's error, in package order
-    /// (`"<package_msg>; <txid>: <error>"`), all as bitcoind wrote them.
-    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+    /// (`"<package_msg>; <txid>: <error>"`), all as bitcoind wrote them. A call that got no
+    /// verdict is an error, as for [`BitcoindSource::submit`].
+    pub fn submit_package(
+        &mut self,
+        parent: &Transaction,
+        child: &Transaction,
+    ) -> Result<BroadcastOutcome, bitcoincore_rpc::Error> {
         let package = serde_json::Value::Array(vec![
             serde_json::Value::String(serialize_hex(parent)),
             serde_json::Value::String(serialize_hex(child)),
         ]);
         let result: PackageResult = match self.client.call("submitpackage", &[package]) {
             Ok(result) => result,
-            Err(e) => return BroadcastOutcome::Rejected { reason: reason(&e) },
+            Err(e) if !judged(&e) => return Err(e),
+            Err(e) => return Ok(BroadcastOutcome::Rejected { reason: reason(&e) }),
         };
         if result.package_msg == "success" {
-            return BroadcastOutcome::Accepted;
+            return Ok(BroadcastOutcome::Accepted);
         }
         let errors = [parent, child].map(|tx| {
             let wtxid = tx.compute_wtxid().to_string();
@@ -304,6 +393,27 @@ impl Broadcaster for BitcoindSource {
             (tx.compute_txid(), error)
         });
         let reason = sync::package_rejection(&result.package_msg, errors);
-        BroadcastOutcome::Rejected { reason }
+        Ok(BroadcastOutcome::Rejected { reason })
+    }
+}
+
+/// Whether a failed call carries bitcoind's own answer (a JSON-RPC error): a verdict on the
+/// transaction. Anything else (no connection, an HTTP error, an undecodable reply) is not.
+pub fn judged(e: &bitcoincore_rpc::Error) -> bool {
+    matches!(e, bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(_)))
+}
+
+impl Broadcaster for BitcoindSource {
+    /// [`BitcoindSource::submit`]; a call that got no verdict is a rejection with the client's
+    /// error as its reason.
+    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+        self.submit(tx)
+            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(&e) })
+    }
+
+    /// [`BitcoindSource::submit_package`], as [`Broadcaster::broadcast`].
+    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+        self.submit_package(parent, child)
+            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(&e) })
     }
 }

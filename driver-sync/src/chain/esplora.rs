@@ -60,6 +60,11 @@ impl EsploraSource {
         self
     }
 
+    /// Answer an empty locator from `height` on from now on (see [`EsploraSource::starting_at`]).
+    pub fn set_first_height(&mut self, height: Height) {
+        self.first_height = height;
+    }
+
     /// The HTTP client.
     pub fn client(&self) -> &BlockingClient {
         &self.client
@@ -127,27 +132,43 @@ impl ChainSource for EsploraSource {
     }
 }
 
-impl Broadcaster for EsploraSource {
-    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+/// Whether a failed call carries the server's verdict on the transaction (a 400 with the
+/// node's reason, as electrs answers a refused `POST /tx`). Anything else (no connection,
+/// another HTTP status, an undecodable reply) is not.
+pub fn judged(e: &esplora_client::Error) -> bool {
+    matches!(e, esplora_client::Error::HttpResponse { status: 400, .. })
+}
+
+impl EsploraSource {
+    /// `POST /tx`: the server's verdict, or the error of a call that never got one (see
+    /// [`judged`]).
+    pub fn submit(&mut self, tx: &Transaction) -> Result<BroadcastOutcome, esplora_client::Error> {
         match self.client.broadcast(tx) {
-            Ok(_) => BroadcastOutcome::Accepted,
-            Err(e) => BroadcastOutcome::Rejected { reason: reason(e) },
+            Ok(_) => Ok(BroadcastOutcome::Accepted),
+            Err(e) if !judged(&e) => Err(e),
+            Err(e) => Ok(BroadcastOutcome::Rejected { reason: reason(e) }),
         }
     }
 
     /// `POST /txs/package [parent, child]`. Accepted when the server's `package_msg` is
     /// `success`; otherwise the reason is `package_msg` followed by each member's error, in
-    /// package order (`"<package_msg>; <txid>: <error>"`), all as the server wrote them.
-    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+    /// package order (`"<package_msg>; <txid>: <error>"`), all as the server wrote them. A call
+    /// that got no verdict is an error, as for [`EsploraSource::submit`].
+    pub fn submit_package(
+        &mut self,
+        parent: &Transaction,
+        child: &Transaction,
+    ) -> Result<BroadcastOutcome, esplora_client::Error> {
         let result = match self
             .client
             .submit_package(&[parent.clone(), child.clone()], None, None)
         {
             Ok(result) => result,
-            Err(e) => return BroadcastOutcome::Rejected { reason: reason(e) },
+            Err(e) if !judged(&e) => return Err(e),
+            Err(e) => return Ok(BroadcastOutcome::Rejected { reason: reason(e) }),
         };
         if result.package_msg == "success" {
-            return BroadcastOutcome::Accepted;
+            return Ok(BroadcastOutcome::Accepted);
         }
         let errors = [parent, child].map(|tx| {
             let error = result
@@ -156,8 +177,23 @@ impl Broadcaster for EsploraSource {
                 .and_then(|r| r.error.as_deref());
             (tx.compute_txid(), error)
         });
-        BroadcastOutcome::Rejected {
+        Ok(BroadcastOutcome::Rejected {
             reason: sync::package_rejection(&result.package_msg, errors),
-        }
+        })
+    }
+}
+
+impl Broadcaster for EsploraSource {
+    /// [`EsploraSource::submit`]; a call that got no verdict is a rejection with the client's
+    /// error as its reason.
+    fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
+        self.submit(tx)
+            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(e) })
+    }
+
+    /// [`EsploraSource::submit_package`], as [`Broadcaster::broadcast`].
+    fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
+        self.submit_package(parent, child)
+            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(e) })
     }
 }

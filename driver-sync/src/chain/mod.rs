@@ -8,9 +8,14 @@
 //!   `sendrawtransaction` and `submitpackage`.
 //! - [`esplora`]: an Esplora server over HTTP (`esplora-client`, blocking): the same polled
 //!   blocks and broadcasts.
-//! - [`sync`]: the fork-point walk both share, and its typed error.
+//! - [`embedded_source`]: the embedded chain as a polled source and broadcaster (`serve
+//!   --regtest`), through the same fork-point walk.
+//! - [`fees`]: fee conditions and initial-block-download state from bitcoind and Esplora.
+//! - [`sync`]: the fork-point walk the polled sources share, and its typed error.
 
 pub mod bitcoind;
 pub mod embedded;
+pub mod embedded_source;
 pub mod esplora;
+pub mod fees;
 pub mod sync;

@@ -393,6 +393,14 @@ macro_rules! conformance_tests {
             $crate::store::conformance::flight_recorder_returns_events_in_feed_order($make);
         }
         #[test]
+        fn a_step_commit_records_event_digest_and_batches_together() {
+            $crate::store::recorder_conformance::a_step_commit_records_event_digest_and_batches_together($make);
+        }
+        #[test]
+        fn pruning_keeps_the_numbering_and_the_replay_start() {
+            $crate::store::recorder_conformance::pruning_keeps_the_numbering_and_the_replay_start($make);
+        }
+        #[test]
         fn boxed_dyn_store_behaves_the_same() {
             let store: Box<dyn $crate::store::Store> = Box::new($make);
             $crate::store::conformance::batch_is_atomic_when_an_append_conflicts(store);

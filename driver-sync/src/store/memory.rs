@@ -6,7 +6,7 @@ use contractcourt_core::action::{Batch, Record, RecordOp};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
 
-use super::{decode_event, encode_event, Records, Store, StoreError};
+use super::{decode_event, encode_event, Records, StepDigest, Store, StoreError};
 
 /// A [`Store`] held in memory: the same all-or-nothing rules as [`super::SqliteStore`], no
 /// durability. Events are kept as their JSON encoding, as on disk, so an event that does not
@@ -17,7 +17,11 @@ use super::{decode_event, encode_event, Records, Store, StoreError};
 pub struct MemoryStore {
     records: Records,
     logs: BTreeMap<(ChannelId, u64), Record>,
+    /// The kept events: `events[i]` is event `first + i`.
     events: Vec<String>,
+    first: u64,
+    start: Option<(u64, Records)>,
+    digests: BTreeMap<u64, StepDigest>,
     fail_next_commit: bool,
 }
 
@@ -32,6 +36,13 @@ impl MemoryStore {
     /// succeed again. For testing a driver's "commit failed: run nothing, reload" path.
     pub fn fail_next_commit(&mut self) {
         self.fail_next_commit = true;
+    }
+
+    /// Record an encoded event; its sequence number.
+    fn append_event_json(&mut self, json: String) -> u64 {
+        let seq = self.first + self.events.len() as u64;
+        self.events.push(json);
+        seq
     }
 
     /// How many entries all the append-only logs hold together.
@@ -103,28 +114,80 @@ impl Store for MemoryStore {
 
     fn append_event(&mut self, event: &Event) -> Result<u64, StoreError> {
         let json = encode_event(event)?;
-        let seq = self.events.len() as u64;
-        self.events.push(json);
-        Ok(seq)
+        Ok(self.append_event_json(json))
     }
 
     fn events(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
-        let Ok(start) = usize::try_from(from_seq) else {
+        let from = from_seq.max(self.first);
+        let Ok(skip) = usize::try_from(from - self.first) else {
             return Ok(Vec::new());
         };
         self.events
             .iter()
             .enumerate()
-            .skip(start)
+            .skip(skip)
             .take(limit)
             .map(|(i, json)| {
-                let seq = i as u64;
+                let seq = self.first + i as u64;
                 decode_event(seq, json).map(|e| (seq, e))
             })
             .collect()
     }
 
     fn event_count(&self) -> Result<u64, StoreError> {
-        Ok(self.events.len() as u64)
+        Ok(self.first + self.events.len() as u64)
+    }
+
+    fn prune_recorder(&mut self, keep_from: u64, start: &Records) -> Result<(), StoreError> {
+        let next = self.first + self.events.len() as u64;
+        if keep_from > next || keep_from < self.first {
+            return Err(StoreError::OutOfRange {
+                what: "replay start",
+                value: keep_from,
+            });
+        }
+        // keep_from - first <= events.len(), a usize.
+        self.events.drain(..(keep_from - self.first) as usize);
+        self.first = keep_from;
+        self.digests = self.digests.split_off(&keep_from);
+        self.start = Some((keep_from, start.clone()));
+        Ok(())
+    }
+
+    fn replay_start(&self) -> Result<Option<(u64, Records)>, StoreError> {
+        Ok(self.start.clone())
+    }
+
+    /// The batches first (all or nothing, [`MemoryStore::fail_next_commit`] included), then
+    /// the event and its digest: on `Err` nothing changed.
+    fn commit_step(
+        &mut self,
+        event: &Event,
+        step: &StepDigest,
+        batches: &[&Batch],
+    ) -> Result<u64, StoreError> {
+        let json = encode_event(event)?;
+        let ops: Vec<_> = batches.iter().flat_map(|b| b.ops.iter().cloned()).collect();
+        // As a driver committed before: a step without records makes no commit, so an injected
+        // failure waits for a step that has some.
+        if !ops.is_empty() {
+            self.commit(&Batch { ops })?;
+        }
+        let seq = self.append_event_json(json);
+        self.digests.insert(seq, *step);
+        Ok(seq)
+    }
+
+    fn step_digests(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StepDigest)>, StoreError> {
+        Ok(self
+            .digests
+            .range(from_seq..)
+            .take(limit)
+            .map(|(s, d)| (*s, *d))
+            .collect())
     }
 }

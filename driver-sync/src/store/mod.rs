@@ -15,7 +15,19 @@
 //!   [`Store::read_log`] reads one entry by (channel, sequence number).
 //! - **the flight recorder**: every event a driver feeds to the core, in feed order, numbered
 //!   densely from 0 ([`Store::append_event`], [`Store::events`]), so an incident replays bit for
-//!   bit.
+//!   bit. After a prune ([`Store::prune_recorder`]) the kept events are numbered densely from
+//!   the replay start ([`Store::replay_start`]) on, with the numbers they always had; the
+//!   numbers below it are gone, and replay begins from the records stored with the start. A driver records each event in its step's own commit ([`Store::commit_step`]: the
+//!   event, the [`StepDigest`] of the actions the step produced and the step's batches in one
+//!   atomic, durable write — one sync per step), and records a connected block as the core's
+//!   `ChainArbitrator::recordable` keeps it: the header and only the transactions the engine's
+//!   index could route. Replaying the reduced block from the same state gives the same actions.
+//!
+//! Durability of the recorder: when [`Store::commit_step`] returns `Ok`, the event, its digest
+//! and the step's records are durable together; on `Err` none of them is (the event is not
+//! numbered, the records are unchanged). A crash between a step and its commit loses that step
+//! entirely — the same as the old order (event appended, then batch committed) when the crash
+//! fell before the append; a recorded event whose step's records were lost can no longer happen.
 //!
 //! Two implementations: [`SqliteStore`], the embedded default (WAL, `synchronous=FULL`, schema
 //! version and migrations, a SHA256 checksum on every stored row, verified on every read), and
@@ -42,6 +54,12 @@ pub use sqlite::{SqliteStore, VerifyReport, APPLICATION_ID, SCHEMA_VERSION};
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod recorder_conformance;
+
+/// SHA256 over the JSON of every action a step produced, in order (see
+/// `driver::actions_digest`): what a replay compares to tell whether a build reproduces a step.
+pub type StepDigest = [u8; 32];
 
 /// Every current keyed record of a store, in [`RecordKey`] order.
 pub type Records = BTreeMap<RecordKey, Record>;
@@ -99,8 +117,41 @@ pub trait Store: Send {
     /// of them (fewer at the end of the recording; none past it).
     fn events(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError>;
 
-    /// How many events are recorded; also the sequence number the next one will get.
+    /// How many events were ever recorded (pruned ones included); also the sequence number the
+    /// next one will get.
     fn event_count(&self) -> Result<u64, StoreError>;
+
+    /// Commit one step: record `event` (as the recorder keeps it) with the digest of the
+    /// step's actions, and apply the step's `batches` in order, as **one** atomic, durable
+    /// write. Returns the event's sequence number. On `Err` nothing of it is visible: the
+    /// event is not recorded, no record changed (e.g. [`StoreError::LogConflict`]).
+    fn commit_step(
+        &mut self,
+        event: &Event,
+        step: &StepDigest,
+        batches: &[&Batch],
+    ) -> Result<u64, StoreError>;
+
+    /// The step digests recorded for events from `from_seq` on, in order, at most `limit` of
+    /// them. An event recorded without one ([`Store::append_event`], or by a store written
+    /// before digests) has none: its number is missing from the list.
+    fn step_digests(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StepDigest)>, StoreError>;
+
+    /// Make event `keep_from` the first the recorder keeps: store `start` (the keyed records as
+    /// they were before that event) as the state replay begins from, and delete every event and
+    /// step digest numbered below it, as one atomic, durable write. Numbering is unchanged:
+    /// [`Store::event_count`] is still the next event's number, and [`Store::events`] returns
+    /// kept events only (from `keep_from` on). `keep_from` past the next number, or before the
+    /// current start, is [`StoreError::OutOfRange`] and changes nothing.
+    fn prune_recorder(&mut self, keep_from: u64, start: &Records) -> Result<(), StoreError>;
+
+    /// Where replay begins: the first kept event's number and the records as they were before
+    /// it; `None` if the recorder was never pruned (replay from event 0 and an empty engine).
+    fn replay_start(&self) -> Result<Option<(u64, Records)>, StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -124,6 +175,27 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn event_count(&self) -> Result<u64, StoreError> {
         (**self).event_count()
+    }
+    fn commit_step(
+        &mut self,
+        event: &Event,
+        step: &StepDigest,
+        batches: &[&Batch],
+    ) -> Result<u64, StoreError> {
+        (**self).commit_step(event, step, batches)
+    }
+    fn step_digests(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StepDigest)>, StoreError> {
+        (**self).step_digests(from_seq, limit)
+    }
+    fn prune_recorder(&mut self, keep_from: u64, start: &Records) -> Result<(), StoreError> {
+        (**self).prune_recorder(keep_from, start)
+    }
+    fn replay_start(&self) -> Result<Option<(u64, Records)>, StoreError> {
+        (**self).replay_start()
     }
 }
 

@@ -13,7 +13,9 @@
 //!   as it is (the engine decodes it; the store does not parse it).
 //! - `log(channel, seq, version, body, checksum)`, primary key `(channel, seq)`: the append-only
 //!   per-channel logs. `seq` holds the `u64` sequence number's bits as a signed integer.
-//! - `events(seq, event, checksum)`: the flight recorder, `seq` dense from 0.
+//! - `events(seq, event, checksum)`: the flight recorder, `seq` dense from 0, or from the replay
+//!   start after a prune; `step_digests` and `recorder_start` beside it (schema version 2; see
+//!   the `recorder` module, `store/recorder.rs`).
 //!
 //! Every row's `checksum` is SHA256 over its other columns as stored (length-prefixed, with a
 //! per-table domain tag), so a flipped byte, a truncated value or a row whose content was moved
@@ -27,8 +29,10 @@
 //! # Durability
 //!
 //! WAL journal with `synchronous=FULL`: a write transaction is on disk (WAL synced) before its
-//! `COMMIT` returns, so each successful [`Store::commit`] and [`Store::append_event`] survives a
-//! process crash and a power loss on a disk that honours `fsync`. A crash mid-transaction leaves
+//! `COMMIT` returns, so each successful [`Store::commit`], [`Store::append_event`],
+//! [`Store::commit_step`] (a step's event, digest and batches: one transaction, one sync) and
+//! [`Store::prune_recorder`] survives a process crash and a power loss on a disk that honours
+//! `fsync`. A crash mid-transaction leaves
 //! the previous state (SQLite discards uncommitted WAL frames at the next open). One commit costs
 //! one sync; see [`Store::commit_many`] for grouping.
 //!
@@ -52,11 +56,15 @@ use contractcourt_core::types::ChannelId;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
 
+use super::StepDigest;
 use super::{decode_event, encode_event, encode_key, Records, Store, StoreError};
+
+#[path = "recorder.rs"]
+mod recorder;
 
 /// The schema version this code writes; older stores are migrated to it at open, newer ones are
 /// refused ([`StoreError::FutureVersion`]).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The SQLite header's `application_id` of a contractcourt store (`"ccrt"` in ASCII).
 pub const APPLICATION_ID: i32 = 0x6363_7274;
@@ -77,9 +85,10 @@ struct Migration {
 }
 
 /// Every migration, in order: `MIGRATIONS[i].version == i + 1`, the last is [`SCHEMA_VERSION`].
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
         CREATE TABLE meta (
             name  TEXT PRIMARY KEY NOT NULL,
             value TEXT NOT NULL
@@ -105,7 +114,26 @@ const MIGRATIONS: &[Migration] = &[Migration {
             checksum BLOB NOT NULL
         ) STRICT;
     ",
-}];
+    },
+    Migration {
+        // The digest of each step's actions, beside the event of the step, and where replay
+        // starts after a prune (see `recorder`).
+        version: 2,
+        sql: "
+        CREATE TABLE step_digests (
+            seq      INTEGER PRIMARY KEY NOT NULL,
+            digest   BLOB NOT NULL,
+            checksum BLOB NOT NULL
+        ) STRICT;
+        CREATE TABLE recorder_start (
+            id       INTEGER PRIMARY KEY NOT NULL CHECK (id = 0),
+            seq      INTEGER NOT NULL,
+            records  TEXT NOT NULL,
+            checksum BLOB NOT NULL
+        ) STRICT;
+    ",
+    },
+];
 
 const PUT_RECORD: &str = "INSERT INTO records (key, path, version, body, checksum) \
      VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -117,7 +145,9 @@ const SELECT_LOG: &str = "SELECT version, body, checksum FROM log WHERE channel 
 const INSERT_LOG: &str =
     "INSERT INTO log (channel, seq, version, body, checksum) VALUES (?1, ?2, ?3, ?4, ?5)";
 const SELECT_ALL_LOG: &str = "SELECT channel, seq, version, body, checksum FROM log";
-const NEXT_EVENT: &str = "SELECT COALESCE(MAX(seq) + 1, 0) FROM events";
+/// The next event's number: one past the highest kept, or the replay start when a prune kept none.
+const NEXT_EVENT: &str = "SELECT MAX(COALESCE((SELECT MAX(seq) + 1 FROM events), 0), \
+     COALESCE((SELECT seq FROM recorder_start WHERE id = 0), 0))";
 const INSERT_EVENT: &str = "INSERT INTO events (seq, event, checksum) VALUES (?1, ?2, ?3)";
 const SELECT_ALL_EVENTS: &str = "SELECT seq, event, checksum FROM events ORDER BY seq";
 const SELECT_EVENTS: &str =
@@ -297,11 +327,20 @@ impl SqliteStore {
             .prepare_cached(SELECT_ALL_EVENTS)
             .map_err(sql("reading events"))?;
         let mut rows = stmt.query([]).map_err(sql("reading events"))?;
+        let first = recorder::first_kept(&self.conn)?;
         while let Some(row) = rows.next().map_err(sql("reading events"))? {
-            decode_event_row(row, report.events)?;
+            decode_event_row(row, first + report.events)?;
             report.events += 1;
         }
+        // The recorder's digests (32 bytes each, a window of them) and its replay start.
+        recorder::read_digests(&self.conn, 0, usize::MAX)?;
+        recorder::read_start(&self.conn)?;
         Ok(report)
+    }
+
+    /// The records `open` verified are stale once anything is written.
+    fn forget_verified(&mut self) {
+        *self.verified.get_mut() = None;
     }
 
     fn writable(&self) -> Result<(), StoreError> {
@@ -328,7 +367,7 @@ impl Store for SqliteStore {
     /// All batches in one SQLite transaction: one sync for the whole group.
     fn commit_many(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
         self.writable()?;
-        *self.verified.get_mut() = None;
+        self.forget_verified();
         if batches.iter().all(|b| b.ops.is_empty()) {
             return Ok(());
         }
@@ -386,12 +425,37 @@ impl Store for SqliteStore {
             .query(params![from, limit])
             .map_err(sql("reading events"))?;
         let mut out = Vec::new();
-        let mut expected = from_seq;
+        let mut expected = from_seq.max(recorder::first_kept(&self.conn)?);
         while let Some(row) = rows.next().map_err(sql("reading events"))? {
             out.push((expected, decode_event_row(row, expected)?));
             expected += 1;
         }
         Ok(out)
+    }
+
+    fn commit_step(
+        &mut self,
+        event: &Event,
+        step: &StepDigest,
+        batches: &[&Batch],
+    ) -> Result<u64, StoreError> {
+        self.commit_step_tx(event, step, batches)
+    }
+
+    fn step_digests(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StepDigest)>, StoreError> {
+        recorder::read_digests(&self.conn, from_seq, limit)
+    }
+
+    fn prune_recorder(&mut self, keep_from: u64, start: &Records) -> Result<(), StoreError> {
+        self.prune_recorder_tx(keep_from, start)
+    }
+
+    fn replay_start(&self) -> Result<Option<(u64, Records)>, StoreError> {
+        recorder::read_start(&self.conn)
     }
 
     fn event_count(&self) -> Result<u64, StoreError> {
@@ -828,6 +892,27 @@ pub(crate) mod test_support {
         fn append_event(&mut self, event: &Event) -> Result<u64, StoreError> {
             self.store.append_event(event)
         }
+        fn commit_step(
+            &mut self,
+            event: &Event,
+            step: &StepDigest,
+            batches: &[&Batch],
+        ) -> Result<u64, StoreError> {
+            self.store.commit_step(event, step, batches)
+        }
+        fn step_digests(
+            &self,
+            from_seq: u64,
+            limit: usize,
+        ) -> Result<Vec<(u64, StepDigest)>, StoreError> {
+            self.store.step_digests(from_seq, limit)
+        }
+        fn prune_recorder(&mut self, keep_from: u64, start: &Records) -> Result<(), StoreError> {
+            self.store.prune_recorder(keep_from, start)
+        }
+        fn replay_start(&self) -> Result<Option<(u64, Records)>, StoreError> {
+            self.store.replay_start()
+        }
         fn events(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
             self.store.events(from_seq, limit)
         }
@@ -864,7 +949,7 @@ mod tests {
 
     #[test]
     fn migrations_run_in_order_from_the_stored_version_and_keep_data() {
-        let mut store = SqliteStore::open_in_memory().unwrap();
+        let mut store = recorder::store_at_version_1();
         store
             .commit(&batch(vec![put(RecordKey::Node, rec(1, json!("kept")))]))
             .unwrap();
@@ -888,19 +973,19 @@ mod tests {
             store.load().unwrap()[&RecordKey::Node],
             rec(1, json!("kept"))
         );
-        // This code knows only version 1 now: the store is from the future.
+        // This code knows only versions 1 and 2 now: the store is from the future.
         assert!(matches!(
             migrate(&mut store.conn, MIGRATIONS),
             Err(StoreError::FutureVersion {
                 found: 3,
-                supported: 1
+                supported: 2
             })
         ));
     }
 
     #[test]
     fn a_failing_migration_changes_nothing() {
-        let mut store = SqliteStore::open_in_memory().unwrap();
+        let mut store = recorder::store_at_version_1();
         let steps = [
             MIGRATIONS[0].clone(),
             Migration {

@@ -37,6 +37,14 @@ pub struct Backend {
     calls: Mutex<Vec<String>>,
     /// The last rejection text sent.
     last_rejection: Mutex<Option<String>>,
+    /// The `Authorization` header every request must carry (`None`: no check); a request
+    /// without it is answered 401 with no body, as bitcoind answers.
+    pub auth: Mutex<Option<String>>,
+    /// What `getblockchaininfo` says of initial block download.
+    pub in_download: std::sync::atomic::AtomicBool,
+    /// Whether the server answers at all (`false`: every request gets a 503, as from a node
+    /// that is down behind a proxy).
+    pub up: std::sync::atomic::AtomicBool,
 }
 
 /// Lock, using a poisoned mutex anyway (a failed assertion in another test thread must not hide
@@ -67,6 +75,9 @@ impl LoopbackServer {
             seen: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(Vec::new()),
             last_rejection: Mutex::new(None),
+            auth: Mutex::new(None),
+            in_download: std::sync::atomic::AtomicBool::new(false),
+            up: std::sync::atomic::AtomicBool::new(true),
         });
         backend.note_chain();
         let thread = {
@@ -128,11 +139,53 @@ pub fn closed_url() -> String {
     format!("http://{addr}")
 }
 
+/// HTTP basic authentication's header value for `user:password`.
+// Used by tests/serve.rs only.
+#[allow(dead_code)]
+pub fn basic_auth(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("{user}:{password}").into_bytes();
+    let mut out = String::from("Basic ");
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn authorized(backend: &Backend, request: &tiny_http::Request) -> bool {
+    let Some(expected) = lock(&backend.auth).clone() else {
+        return true;
+    };
+    request
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Authorization") && h.value.as_str() == expected)
+}
+
 fn serve(server: &tiny_http::Server, backend: &Backend, protocol: Protocol) {
+    use std::sync::atomic::Ordering;
     for mut request in server.incoming_requests() {
         let mut body = Vec::new();
         let (status, content) = match request.as_reader().read_to_end(&mut body) {
             Err(e) => (400, format!("cannot read the request: {e}").into_bytes()),
+            Ok(_) if !backend.up.load(Ordering::SeqCst) => {
+                backend.record("503".to_owned());
+                (503, b"down".to_vec())
+            }
+            Ok(_) if !authorized(backend, &request) => {
+                backend.record("401".to_owned());
+                (401, Vec::new())
+            }
             Ok(_) => {
                 backend.note_chain();
                 match protocol {
@@ -245,6 +298,7 @@ impl Backend {
                 let tip = chain.tip();
                 Ok(json!({
                     "chain": "regtest",
+                    "initialblockdownload": self.in_download.load(std::sync::atomic::Ordering::SeqCst),
                     "blocks": tip.height,
                     "headers": tip.height,
                     "bestblockhash": tip.hash.to_string(),
@@ -281,6 +335,14 @@ impl Backend {
                     .and_then(|h| chain.raw_block_at(h))
                     .map(|b| json!(serialize_hex(b)))
                     .ok_or((-5, "Block not found".to_owned()))
+            }
+            "getmempoolentry" => {
+                let txid = txid_param(params, 0)?;
+                let entries = self.rpc_call("getrawmempool", &[json!(true)])?;
+                entries
+                    .get(txid.to_string())
+                    .cloned()
+                    .ok_or((-5, "Transaction not in mempool".to_owned()))
             }
             "getrawmempool" => {
                 let verbose = params.first().and_then(Value::as_bool).unwrap_or(false);
@@ -365,6 +427,22 @@ impl Backend {
                     .collect::<Result<Vec<Transaction>, RpcError>>()?;
                 Ok(self.submit_package(txs))
             }
+            // Regtest answers: 2 sat/vB for 1 to 6 blocks, 1 sat/vB beyond; bitcoind's default
+            // relay floors (BTC per kvB).
+            "estimatesmartfee" => {
+                let target = param(params, 0)?
+                    .as_u64()
+                    .ok_or((-8, "conf_target must be a number".to_owned()))?;
+                let rate = if target <= 6 { 0.00002 } else { 0.00001 };
+                Ok(json!({"feerate": rate, "blocks": target}))
+            }
+            "getmempoolinfo" => Ok(json!({
+                "loaded": true,
+                "size": lock(&self.chain).mempool_txs().len(),
+                "mempoolminfee": 0.00001,
+                "minrelaytxfee": 0.00001,
+                "incrementalrelayfee": 0.00001,
+            })),
             other => Err((-32601, format!("Method not found: {other}"))),
         }
     }
@@ -423,6 +501,12 @@ impl Backend {
         let chain = || lock(&self.chain);
         let not_found = (404, b"Block not found".to_vec());
         match (method, path.as_slice()) {
+            ("GET", ["fee-estimates"]) => (
+                200,
+                json!({"1": 2.0, "6": 2.0, "144": 1.0})
+                    .to_string()
+                    .into_bytes(),
+            ),
             ("GET", ["blocks", "tip", "height"]) => {
                 (200, chain().height().to_string().into_bytes())
             }

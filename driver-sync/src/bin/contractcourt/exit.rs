@@ -20,6 +20,8 @@ pub const REFUSED: u8 = 4;
 pub const ALERT: u8 = 5;
 /// `simulate`: the engine reported a loss.
 pub const LOSS: u8 = 6;
+/// `replay --db`: this build does not reproduce a recorded step's actions.
+pub const DIVERGED: u8 = 7;
 
 /// The exit codes, for `--help`.
 pub const HELP: &str = "\
@@ -33,6 +35,8 @@ Exit codes:
      a recorded event (each is listed on stderr)
   5  simulate: the engine raised an alert
   6  simulate: the engine reported a loss
+  7  replay --db: this build does not reproduce the recorded actions (the first step that
+     differs is named on stderr)
 When several apply, the highest is returned.";
 
 /// What a command found.
@@ -46,12 +50,15 @@ pub struct Findings {
     pub alert: bool,
     /// A loss was reported.
     pub loss: bool,
+    /// A replay did not reproduce a recorded step.
+    pub diverged: bool,
 }
 
 impl Findings {
     /// The exit code: the highest that applies.
     pub fn code(self) -> u8 {
         [
+            (self.diverged, DIVERGED),
             (self.loss, LOSS),
             (self.alert, ALERT),
             (self.refused, REFUSED),
@@ -76,6 +83,7 @@ impl Findings {
             refused: o.rejections > 0,
             alert: o.alerts > 0,
             loss: o.losses > 0,
+            diverged: false,
         }
     }
 }
@@ -117,6 +125,14 @@ mod tests {
             }
             .code(),
             LOSS
+        );
+        assert_eq!(
+            Findings {
+                diverged: true,
+                ..alert
+            }
+            .code(),
+            DIVERGED
         );
     }
 }

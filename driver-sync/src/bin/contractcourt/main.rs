@@ -1,5 +1,5 @@
-//! `contractcourt`: simulate a channel close on the embedded chain, replay a trace or a stored
-//! flight recorder, inspect a store. Argument parsing and printing only: the work is done by
+//! `contractcourt`: simulate a channel close on the embedded chain, serve a node on a real chain,
+//! replay a trace or a stored flight recorder, inspect a store. Argument parsing and printing only: the work is done by
 //! `contractcourt_sync::simulate`, the core's trace replay and the driver.
 
 mod draw;
@@ -8,6 +8,7 @@ mod inspect;
 mod inspect_open;
 mod inspect_text;
 mod replay;
+mod serve;
 mod simulate;
 
 use std::io::Write;
@@ -42,6 +43,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant (serve's settings) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Dry-run a channel close on the embedded regtest chain and print the timeline (as it
@@ -100,6 +103,21 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
+    /// Run the engine as a service: follow a chain (bitcoind, Esplora or the embedded regtest
+    /// chain), serve a Lightning node over a Unix socket (docs/node-protocol.md), commit every
+    /// step to the store. Runs until killed.
+    Serve {
+        /// Read the settings from a TOML file (keys: the flags' names with `_` for `-`, e.g.
+        /// `poll_ms = 500`; the engine settings in an `[engine]` table); a flag given here
+        /// overrides the file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Log level on stderr: error, warn, info, debug or trace.
+        #[arg(long, value_name = "LEVEL", default_value = "info")]
+        log_level: String,
+        #[command(flatten)]
+        settings: contractcourt_sync::serve::ServeSettings,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout, e.g.
     /// `contractcourt completions bash > /etc/bash_completion.d/contractcourt`.
     Completions {
@@ -155,6 +173,11 @@ fn main() -> ExitCode {
             (None, None) => Err("replay needs a trace or --db".to_string()),
         },
         Command::Inspect { db, json, svg } => inspect::inspect(&db, json, svg.as_deref()),
+        Command::Serve {
+            config,
+            log_level,
+            settings,
+        } => serve::run(config.as_deref(), settings, &log_level),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "contractcourt", &mut out);

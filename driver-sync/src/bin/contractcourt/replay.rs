@@ -87,12 +87,37 @@ pub fn db(path: &Path) -> Result<Findings, String> {
         writeln!(out, "{line}").map_err(write_err)?;
     }
     out.flush().map_err(write_err)?;
+    if replay.first > 0 {
+        eprintln!(
+            "the recorder was pruned: replay starts at event {} from the records stored with it",
+            replay.first
+        );
+    }
     eprintln!(
         "replayed {} event(s), {} action(s), {} refused",
-        replay.events,
+        replay.events - replay.first,
         replay.transcript.len(),
         replay.refused.len()
     );
+    match &replay.divergence {
+        None if replay.unchecked == 0 => eprintln!(
+            "this build reproduces every recorded step ({} checked)",
+            replay.checked
+        ),
+        None => eprintln!(
+            "this build reproduces every recorded step with a digest ({} checked; {} recorded \
+             without one, not checked)",
+            replay.checked, replay.unchecked
+        ),
+        Some(d) => eprintln!(
+            "diverged at step {}: expected actions digest {}, actual {} (event {}: {})",
+            d.seq,
+            hex(&d.expected),
+            hex(&d.actual),
+            d.seq,
+            describe_event(&d.event)
+        ),
+    }
     for (seq, error) in &replay.refused {
         let what = store
             .events(*seq, 1)
@@ -103,6 +128,12 @@ pub fn db(path: &Path) -> Result<Findings, String> {
     }
     Ok(Findings {
         refused: !replay.refused.is_empty(),
+        diverged: replay.divergence.is_some(),
         ..Findings::default()
     })
+}
+
+/// Lower-case hex of a digest.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
