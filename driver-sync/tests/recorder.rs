@@ -46,11 +46,10 @@ fn simulate_with(dir: &Path, scenario: &str, flags: &[&str]) -> PathBuf {
 
 fn stored_config(store: &SqliteStore) -> Config {
     store
-        .load()
+        .record(&RecordKey::Node)
         .unwrap()
-        .get(&RecordKey::Node)
-        .and_then(|r| r.body.get("config"))
-        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .as_ref()
+        .and_then(contractcourt_core::chain::stored_config)
         .unwrap_or_default()
 }
 

@@ -204,6 +204,40 @@ fn the_flight_recorder_keeps_feed_order_across_reopens() {
 }
 
 #[test]
+fn one_record_is_read_alone_and_every_load_after_open_gives_the_committed_records() {
+    let dir = TempDir::new("one-record");
+    populated(&dir);
+    let mut reference = MemoryStore::new();
+    for b in history() {
+        reference.commit(&b).unwrap();
+    }
+    let expected = reference.load().unwrap();
+    let store = SqliteStore::open(dir.db()).unwrap();
+    for (key, record) in &expected {
+        assert_eq!(store.record(key).unwrap().as_ref(), Some(record), "{key}");
+    }
+    assert_eq!(
+        store.record(&RecordKey::Block { height: 1 << 30 }).unwrap(),
+        None
+    );
+    // The first load hands over what open verified; later ones read the file again.
+    assert_eq!(store.load().unwrap(), expected);
+    assert_eq!(store.load().unwrap(), expected);
+    // A write between open and the first load is seen by it.
+    drop(store);
+    let mut store = SqliteStore::open(dir.db()).unwrap();
+    let delete = Batch {
+        ops: vec![RecordOp::Delete {
+            key: expected.keys().next().unwrap().clone(),
+        }],
+    };
+    store.commit(&delete).unwrap();
+    let mut after = expected.clone();
+    after.pop_first();
+    assert_eq!(store.load().unwrap(), after);
+}
+
+#[test]
 fn a_flipped_body_byte_is_refused_as_corrupt_and_changes_nothing() {
     let dir = TempDir::new("flip-body");
     populated(&dir);

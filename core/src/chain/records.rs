@@ -425,6 +425,15 @@ impl ChainArbitrator {
     }
 }
 
+/// The configuration an engine ran with, from its node record (`None` if the record does not
+/// hold one this build reads) — for tools that open a store before loading an engine from it.
+pub fn stored_config(node: &Record) -> Option<Config> {
+    if node.version != RECORD_VERSION {
+        return None;
+    }
+    node.body.decode::<NodeHeader>().ok().map(|h| h.config)
+}
+
 fn decode<T: DeserializeOwned>(key: &str, record: &Record) -> Result<T, LoadError> {
     record.body.decode().map_err(|e| LoadError::Malformed {
         key: key.to_string(),

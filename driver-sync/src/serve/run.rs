@@ -24,7 +24,7 @@ use super::ServeError;
 use crate::chain::fees::LiveSource;
 use crate::driver::io::lock;
 use crate::driver::{Driver, DriverError, DriverErrorKind, Io, SourceError};
-use crate::store::{SqliteStore, Store};
+use crate::store::SqliteStore;
 
 /// Seconds between two `Tick` events.
 const TICK_SECS: u64 = 60;
@@ -53,11 +53,12 @@ struct Loop {
 
 /// The configuration the store's engine ran with (kept in its node record), or the default.
 fn stored_config(store: &SqliteStore) -> Result<Config, ServeError> {
-    let records = store.load().map_err(|e| ServeError::Store(e.to_string()))?;
-    Ok(records
-        .get(&RecordKey::Node)
-        .and_then(|r| r.body.get("config"))
-        .and_then(|c| serde_json::from_value(c.clone()).ok())
+    let node = store
+        .record(&RecordKey::Node)
+        .map_err(|e| ServeError::Store(e.to_string()))?;
+    Ok(node
+        .as_ref()
+        .and_then(contractcourt_core::chain::stored_config)
         .unwrap_or_default())
 }
 

@@ -141,6 +141,7 @@ const PUT_RECORD: &str = "INSERT INTO records (key, path, version, body, checksu
      body = excluded.body, checksum = excluded.checksum";
 const DELETE_RECORD: &str = "DELETE FROM records WHERE key = ?1";
 const SELECT_RECORDS: &str = "SELECT key, path, version, body, checksum FROM records";
+const SELECT_RECORD: &str = "SELECT key, path, version, body, checksum FROM records WHERE key = ?1";
 const SELECT_LOG: &str = "SELECT version, body, checksum FROM log WHERE channel = ?1 AND seq = ?2";
 const INSERT_LOG: &str =
     "INSERT INTO log (channel, seq, version, body, checksum) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -336,6 +337,19 @@ impl SqliteStore {
         recorder::read_digests(&self.conn, 0, usize::MAX)?;
         recorder::read_start(&self.conn)?;
         Ok(report)
+    }
+
+    /// One keyed record, verified (a point lookup: it does not read or take the records `open`
+    /// verified for the first [`Store::load`]).
+    pub fn record(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
+        let err = sql("reading a record");
+        let key_json = encode_key(key)?;
+        let mut stmt = self.conn.prepare_cached(SELECT_RECORD).map_err(&err)?;
+        let mut rows = stmt.query([key_json]).map_err(&err)?;
+        match rows.next().map_err(&err)? {
+            None => Ok(None),
+            Some(row) => decode_record_row(row).map(|(_, record)| Some(record)),
+        }
     }
 
     /// The records `open` verified are stale once anything is written.

@@ -19,7 +19,7 @@ use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use contractcourt_core::action::RecordKey;
 use contractcourt_core::chain::Config;
 use contractcourt_sync::simulate::{EngineSettings, LEDGER_HELP};
-use contractcourt_sync::store::{SqliteStore, Store};
+use contractcourt_sync::store::SqliteStore;
 
 /// What `--version` prints: the crate's version, the git commit it was built from and the
 /// Bitcoin Core kernel of the embedded chain (both captured by `build.rs`).
@@ -225,10 +225,9 @@ fn open_store(path: &Path) -> Result<SqliteStore, String> {
 
 /// The configuration the store's engine ran with (kept in its node record), or the default.
 fn stored_config(store: &SqliteStore) -> Result<Config, String> {
-    let records = store.load().map_err(|e| e.to_string())?;
-    Ok(records
-        .get(&RecordKey::Node)
-        .and_then(|r| r.body.to_value().get("config").cloned())
-        .and_then(|c| serde_json::from_value(c).ok())
+    let node = store.record(&RecordKey::Node).map_err(|e| e.to_string())?;
+    Ok(node
+        .as_ref()
+        .and_then(contractcourt_core::chain::stored_config)
         .unwrap_or_default())
 }
