@@ -140,7 +140,7 @@ pub fn closed_url() -> String {
 }
 
 /// HTTP basic authentication's header value for `user:password`.
-// Used by tests/serve.rs only.
+// Used by tests/serve/ only.
 #[allow(dead_code)]
 pub fn basic_auth(user: &str, password: &str) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -5,20 +5,15 @@
 //! `--nocapture` to see the curve). Checked: every channel reaches full resolution, and
 //! resident memory does not run away once warm.
 
-// Each test binary uses part of the loopback servers.
-mod serve_kit;
-#[allow(dead_code)]
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::serve_kit::*;
+use crate::support::{lock, LoopbackServer, Protocol};
 use contractcourt_core::event::{Event, ForceCloseReason};
 use contractcourt_sync::chain::embedded::TestWallet;
 use contractcourt_sync::serve::protocol::{Inbound, Outbound};
-use serve_kit::*;
-use support::{lock, LoopbackServer, Protocol};
 
 /// Resident memory of `pid`, in KiB (Linux).
 fn rss_kib(pid: u32) -> u64 {

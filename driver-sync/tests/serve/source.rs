@@ -2,21 +2,17 @@
 //! moment) is tried again and delivered once the node is back; one that never gets a verdict
 //! is a rejection carrying the client's error, after the bounded tries.
 
-// Each test binary uses part of the loopback servers.
-#[allow(dead_code)]
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{lock, LoopbackServer, Protocol};
 use bitcoin::{Amount, FeeRate, ScriptBuf, TxOut};
 use contractcourt_core::event::BroadcastOutcome;
 use contractcourt_sync::chain::embedded::{EmbeddedChain, TestWallet};
 use contractcourt_sync::driver::Broadcaster;
 use contractcourt_sync::serve::settings::RpcAuth;
 use contractcourt_sync::serve::source::{Bitcoind, DELIVERY_ATTEMPTS};
-use support::{lock, LoopbackServer, Protocol};
 
 fn setup() -> (
     Arc<Mutex<EmbeddedChain>>,

@@ -10,9 +10,14 @@
 //! - a force close with two HTLCs reaches full resolution, with `serve` killed by SIGKILL in the
 //!   middle and started again: nothing lost, no HTLC decided twice.
 
-// Each test binary uses part of the loopback servers.
+// One test binary for `serve` (each links Bitcoin Core's kernel: ~100 MB of target dir apiece).
+mod protocol_doc;
+#[path = "../serve_kit/mod.rs"]
 mod serve_kit;
+mod soak;
+mod source;
 #[allow(dead_code)]
+#[path = "../support/mod.rs"]
 mod support;
 use serve_kit::*;
 
