@@ -375,22 +375,22 @@ fn pushes(script: &ScriptBuf) -> impl Iterator<Item = Vec<u8>> + '_ {
 /// P2WPKH or revocation spend, otherwise the key the BOLT 3 script checks on that path (the
 /// second key of `to_local` — `local_delayedpubkey` — the first key of the others).
 pub fn signing_pubkey(req: &SweepRequest) -> Option<PublicKey> {
-    let keys: Vec<PublicKey> = pushes(&req.script)
+    // Parsed lazily: a key costs a point decompression, and at most two are needed.
+    let mut keys = pushes(&req.script)
         .filter(|p| p.len() == 33)
-        .filter_map(|p| PublicKey::from_slice(&p).ok())
-        .collect();
+        .filter_map(|p| PublicKey::from_slice(&p).ok());
     match req.path {
         ClaimPath::ToRemote {
             channel_type: ChannelType::StaticRemoteKey | ChannelType::ZeroFeeCommitments,
         }
         | ClaimPath::OfferedHtlcRevocation { .. }
         | ClaimPath::ReceivedHtlcRevocation { .. } => req.witness_pubkey,
-        ClaimPath::ToLocalDelayed { .. } => keys.get(1).copied(),
+        ClaimPath::ToLocalDelayed { .. } => keys.nth(1),
         ClaimPath::ToLocalRevocation { .. }
         | ClaimPath::ToRemote { .. }
         | ClaimPath::OfferedHtlcPreimage { .. }
         | ClaimPath::ReceivedHtlcTimeout { .. }
-        | ClaimPath::AnchorOwner => keys.first().copied(),
+        | ClaimPath::AnchorOwner => keys.next(),
         ClaimPath::AnchorAnyone | ClaimPath::PayToAnchor => None,
     }
 }
