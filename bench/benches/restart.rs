@@ -1,8 +1,8 @@
 //! Benchmark 5: Restart: 10k and 100k channels (10 HTLCs each) stored in SQLite; open the store
-//! (which verifies every record's checksum), load every record, rebuild the engine
-//! (`ChainArbitrator::from_records`) and feed `Resumed`. Also recorded, once per size: the time of
-//! each phase, the peak memory above what the process held before, and the bytes stored per channel
-//! and per HTLC.
+//! (which verifies every record's checksum), load every record, rebuild the engine as the drivers
+//! do (`engine_from_records`: the channels decoded on every core) and feed `Resumed`. Also
+//! recorded, once per size: the time of each phase, the peak memory above what the process held
+//! before, and the bytes stored per channel and per HTLC.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use contractcourt_bench::report::{peak_rss_bytes, record, reset_peak, rss_bytes}
 use contractcourt_core::action::{Batch, RecordKey, RecordOp};
 use contractcourt_core::chain::ChainArbitrator;
 use contractcourt_core::event::Event;
+use contractcourt_sync::driver::engine_from_records;
 use contractcourt_sync::store::{SqliteStore, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
@@ -78,7 +79,7 @@ fn write_store(template: &Template, n: u64, path: &Path) {
 fn restart(path: &Path) -> ChainArbitrator {
     let store = SqliteStore::open(path).expect("open");
     let records = store.load().expect("load");
-    let mut arb = ChainArbitrator::from_records(config(), &records).expect("from records");
+    let mut arb = engine_from_records(&config(), &records).expect("from records");
     drop(records);
     let tip = arb.tip();
     arb.step(&Event::Resumed { tip }).expect("resumed");
@@ -139,7 +140,7 @@ fn bench_restart(c: &mut Criterion) {
         let opened = t.elapsed();
         let records = store.load().expect("load");
         let loaded = t.elapsed();
-        let mut arb = ChainArbitrator::from_records(config(), &records).expect("from records");
+        let mut arb = engine_from_records(&config(), &records).expect("from records");
         let built = t.elapsed();
         drop(records);
         let freed = t.elapsed();

@@ -27,7 +27,9 @@ mod prune;
 mod replay;
 
 use contractcourt_core::action::{Action, Batch};
-use contractcourt_core::chain::{ChainArbitrator, Config, LoadError, StepError};
+use contractcourt_core::chain::{
+    decode_channel, ChainArbitrator, ChannelRecords, Config, DecodedChannel, LoadError, StepError,
+};
 use contractcourt_core::event::Event;
 
 use crate::store::{Store, StoreError};
@@ -146,8 +148,39 @@ pub fn engine_from_records(
     if records.is_empty() {
         return Ok(ChainArbitrator::new(config.clone()));
     }
-    ChainArbitrator::from_records(config.clone(), records).map_err(DriverErrorKind::Records)
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ChainArbitrator::from_records_with(config.clone(), records, |channels| {
+        decode_channels(channels, threads)
+    })
+    .map_err(DriverErrorKind::Records)
 }
+
+/// The channels spread over threads decode at once: the engine is the same as one decoded
+/// channel by channel (`from_records_with` says so), only sooner. Fewer than
+/// [`CHANNELS_PER_THREAD`] channels per thread are not worth a thread.
+pub(crate) fn decode_channels(
+    channels: &[ChannelRecords<'_>],
+    threads: usize,
+) -> Vec<Result<DecodedChannel, LoadError>> {
+    let threads = threads.min(channels.len() / CHANNELS_PER_THREAD).max(1);
+    if threads == 1 {
+        return channels.iter().map(decode_channel).collect();
+    }
+    let chunk = channels.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = channels
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(decode_channel).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// The fewest channels a loading thread is given.
+pub(crate) const CHANNELS_PER_THREAD: usize = 256;
 
 /// An event's kind, for logs (its serialised `type`).
 fn event_kind(event: &Event) -> String {
@@ -452,5 +485,87 @@ impl<S: Store> Driver<S> {
                 Vec::new()
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+    use contractcourt_core::action::RecordKey;
+    use contractcourt_core::bolt3::ChannelType;
+    use contractcourt_core::sim::{SimChannel, SimSetup};
+    use contractcourt_core::types::HtlcDirection;
+
+    /// The records of an engine that registered `n` channels of both types, HTLCs both ways on
+    /// every other one.
+    fn records(n: u64) -> crate::store::Records {
+        let mut arb = ChainArbitrator::new(Config::default());
+        let (mut records, mut log) = (Default::default(), Default::default());
+        for seed in 0..n {
+            let ty = match seed % 2 {
+                0 => ChannelType::StaticRemoteKey,
+                _ => ChannelType::AnchorsZeroFeeHtlc,
+            };
+            let (mut sim, mut events) = SimChannel::open(SimSetup::new(seed + 1, ty)).unwrap();
+            if seed % 2 == 0 {
+                sim.add_htlc(HtlcDirection::Outgoing, 5_000_000, 700)
+                    .unwrap();
+                sim.add_htlc(HtlcDirection::Incoming, 6_000_000, 710)
+                    .unwrap();
+                events.extend(sim.commit().unwrap());
+            }
+            for event in events {
+                for action in arb.step(&event).unwrap() {
+                    if let Action::Persist(batch) = action {
+                        batch.apply_to(&mut records, &mut log);
+                    }
+                }
+            }
+        }
+        records
+    }
+
+    #[test]
+    fn channels_decoded_on_several_threads_load_the_engine_one_thread_loads() {
+        let n = (CHANNELS_PER_THREAD * 3 + 17) as u64;
+        let records = records(n);
+        let one = ChainArbitrator::from_records(Config::default(), &records).unwrap();
+        assert_eq!(one.channels().count() as u64, n);
+        for threads in [2, 3, 4] {
+            let many = ChainArbitrator::from_records_with(Config::default(), &records, |c| {
+                decode_channels(c, threads)
+            })
+            .unwrap();
+            assert_eq!(many, one, "{threads} threads");
+        }
+        assert_eq!(
+            engine_from_records(&Config::default(), &records).unwrap(),
+            one
+        );
+    }
+
+    #[test]
+    fn of_several_bad_channels_the_first_in_channel_order_is_named_whatever_the_threads() {
+        let mut records = records((CHANNELS_PER_THREAD * 2) as u64);
+        let headers: Vec<RecordKey> = records
+            .keys()
+            .filter(|k| matches!(k, RecordKey::Channel { .. }))
+            .cloned()
+            .collect();
+        let (first, last) = (headers[3].clone(), headers[headers.len() - 2].clone());
+        for key in [&first, &last] {
+            let bad = contractcourt_core::action::RecordBody::from_canonical_text("7".to_string());
+            records.get_mut(key).unwrap().body = bad;
+        }
+        for threads in [1, 2] {
+            let err = ChainArbitrator::from_records_with(Config::default(), &records, |c| {
+                decode_channels(c, threads)
+            })
+            .unwrap_err();
+            assert!(
+                matches!(&err, LoadError::Malformed { key, .. } if *key == first.to_string()),
+                "{threads} threads: {err}"
+            );
+        }
     }
 }

@@ -55,7 +55,7 @@ fn fee_context<'a>(
 /// The fee rate wallet-funded claims start from while no fee estimate is known and no sweeper
 /// is configured: 2 sat/vB.
 pub const DEFAULT_FALLBACK_FEERATE: bitcoin::FeeRate = bitcoin::FeeRate::from_sat_per_kwu(500);
-pub use records::{stored_config, LoadError};
+pub use records::{decode_channel, stored_config, ChannelRecords, DecodedChannel, LoadError};
 
 /// Arbitration settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

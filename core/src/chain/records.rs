@@ -333,24 +333,51 @@ impl ChainArbitrator {
     }
 
     /// Load a chain arbitrator from its records (as a store returns them). Unknown versions and
-    /// malformed records are refused: nothing is guessed.
+    /// malformed records are refused: nothing is guessed. Each channel is decoded by
+    /// [`decode_channel`], one after the other: see [`ChainArbitrator::from_records_with`].
     pub fn from_records(
         config: Config,
         records: &BTreeMap<RecordKey, Record>,
     ) -> Result<ChainArbitrator, LoadError> {
+        Self::from_records_with(config, records, |channels| {
+            channels.iter().map(decode_channel).collect()
+        })
+    }
+
+    /// [`ChainArbitrator::from_records`], with the channels decoded by `decode_all`: given every
+    /// channel's records in channel order, it returns what [`decode_channel`] gives for each, in
+    /// the same order. Channels decode independently of each other and of the node's records, so
+    /// a loader may spread them over threads (decoding a channel's keys is most of a restart);
+    /// the engine is the same whatever `decode_all` does. A record of an unknown version is refused
+    /// before anything is decoded; of several malformed records, the node's (in key order) are
+    /// named first, then the channels' in channel order.
+    pub fn from_records_with<F>(
+        config: Config,
+        records: &BTreeMap<RecordKey, Record>,
+        decode_all: F,
+    ) -> Result<ChainArbitrator, LoadError>
+    where
+        F: FnOnce(&[ChannelRecords<'_>]) -> Vec<Result<DecodedChannel, LoadError>>,
+    {
+        if let Some((key, record)) = records.iter().find(|(_, r)| r.version != RECORD_VERSION) {
+            return Err(LoadError::UnknownVersion {
+                key: key.to_string(),
+                version: record.version,
+            });
+        }
         let mut arb = ChainArbitrator::new(config);
-        let mut commitments: BTreeMap<ChannelId, Vec<(CommitmentSlot, &Record)>> = BTreeMap::new();
-        let mut resolvers: Vec<(ChannelId, &Record, String)> = Vec::new();
+        let mut channels: BTreeMap<ChannelId, ChannelRecords<'_>> = BTreeMap::new();
         let mut claims = BTreeMap::new();
         let mut legacy_recent = Vec::new();
         for (key, record) in records {
-            let name = key.to_string();
-            if record.version != RECORD_VERSION {
-                return Err(LoadError::UnknownVersion {
-                    key: name,
-                    version: record.version,
-                });
+            if let Some(id) = channel_of(key) {
+                channels
+                    .entry(id)
+                    .or_insert_with(|| ChannelRecords::new(id))
+                    .push(key, record);
+                continue;
             }
+            let name = key.to_string();
             match key {
                 RecordKey::Node => {
                     let h: NodeHeader = decode(&name, record)?;
@@ -389,23 +416,29 @@ impl ChainArbitrator {
                     let u: Upstream = decode(&name, record)?;
                     arb.node.upstream.insert(*htlc, u);
                 }
-                RecordKey::Channel { channel } => {
-                    let h: ChannelHeader = decode(&name, record)?;
-                    arb.channels.insert(*channel, h.into_channel());
-                }
-                RecordKey::Commitment { channel, slot } => commitments
-                    .entry(*channel)
-                    .or_default()
-                    .push((*slot, record)),
-                RecordKey::Resolver { channel, .. } => resolvers.push((*channel, record, name)),
                 RecordKey::Claim { claim } => {
                     claims.insert(*claim, decode::<SweepClaim>(&name, record)?);
                 }
+                // Grouped by channel above.
+                RecordKey::Channel { .. }
+                | RecordKey::Commitment { .. }
+                | RecordKey::Resolver { .. } => continue,
             }
             arb.persisted.insert(key.clone(), digest(&record.body));
         }
-        attach_commitments(&mut arb.channels, commitments)?;
-        attach_resolvers(&mut arb.channels, resolvers)?;
+        let channels: Vec<ChannelRecords<'_>> = channels.into_values().collect();
+        let decoded = decode_all(&channels);
+        if decoded.len() != channels.len() {
+            return Err(LoadError::Malformed {
+                key: "channels".to_string(),
+                error: format!("{} channels decoded of {}", decoded.len(), channels.len()),
+            });
+        }
+        for d in decoded {
+            let d = d?;
+            arb.persisted.extend(d.digests);
+            arb.channels.insert(d.id, d.channel);
+        }
         // Block records come in height order. A header of the older format still holds the
         // blocks: they are written as block records by the next step.
         if arb.recent.is_empty() {
@@ -423,6 +456,91 @@ impl ChainArbitrator {
         arb.reindex_all();
         Ok(arb)
     }
+}
+
+/// One channel's records, as a store holds them: its header, commitments and resolvers.
+#[derive(Debug)]
+pub struct ChannelRecords<'a> {
+    id: ChannelId,
+    header: Option<&'a Record>,
+    commitments: Vec<(CommitmentSlot, &'a Record)>,
+    resolvers: Vec<(&'a RecordKey, &'a Record)>,
+}
+
+impl<'a> ChannelRecords<'a> {
+    fn new(id: ChannelId) -> Self {
+        ChannelRecords {
+            id,
+            header: None,
+            commitments: Vec::new(),
+            resolvers: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, key: &'a RecordKey, record: &'a Record) {
+        match key {
+            RecordKey::Channel { .. } => self.header = Some(record),
+            RecordKey::Commitment { slot, .. } => self.commitments.push((*slot, record)),
+            _ => self.resolvers.push((key, record)),
+        }
+    }
+
+    /// The channel.
+    pub fn id(&self) -> ChannelId {
+        self.id
+    }
+}
+
+/// A channel decoded from its records, ready to join its engine.
+#[derive(Debug)]
+pub struct DecodedChannel {
+    id: ChannelId,
+    channel: ChannelArbitrator,
+    digests: Vec<(RecordKey, [u8; 32])>,
+}
+
+/// Decode one channel from its records: pure, and independent of every other record.
+pub fn decode_channel(records: &ChannelRecords<'_>) -> Result<DecodedChannel, LoadError> {
+    let id = records.id;
+    let orphan = || {
+        let key = match (records.commitments.first(), records.resolvers.first()) {
+            (Some(_), _) => format!("channel/{id}/commitment"),
+            (None, Some((key, _))) => key.to_string(),
+            (None, None) => format!("channel/{id}"),
+        };
+        LoadError::Orphan { key }
+    };
+    let header_record = records.header.ok_or_else(orphan)?;
+    let header_key = RecordKey::Channel { channel: id };
+    let header: ChannelHeader = decode(&header_key.to_string(), header_record)?;
+    let mut digests = vec![(header_key, digest(&header_record.body))];
+    let mut channel = header.into_channel();
+    for (slot, record) in &records.commitments {
+        let key = RecordKey::Commitment {
+            channel: id,
+            slot: *slot,
+        };
+        let name = key.to_string();
+        let c = &mut channel.data.commitments;
+        match slot {
+            CommitmentSlot::Local => {
+                c.local = Some(decode::<LocalCommitmentRecord>(&name, record)?)
+            }
+            CommitmentSlot::RemoteCurrent => c.remote_current = Some(decode(&name, record)?),
+            CommitmentSlot::RemotePending => c.remote_pending = Some(decode(&name, record)?),
+        }
+        digests.push((key, digest(&record.body)));
+    }
+    for (key, record) in &records.resolvers {
+        let r: Resolver = decode(&key.to_string(), record)?;
+        channel.resolvers.insert(r.outpoint, r);
+        digests.push(((*key).clone(), digest(&record.body)));
+    }
+    Ok(DecodedChannel {
+        id,
+        channel,
+        digests,
+    })
 }
 
 /// The configuration an engine ran with, from its node record (`None` if the record does not
@@ -463,45 +581,4 @@ impl ChannelHeader {
         ch.revoked = h.revoked;
         ch
     }
-}
-
-/// Each channel's commitment records, into its channel (a commitment of no channel is an orphan).
-fn attach_commitments(
-    channels: &mut BTreeMap<ChannelId, ChannelArbitrator>,
-    commitments: BTreeMap<ChannelId, Vec<(CommitmentSlot, &Record)>>,
-) -> Result<(), LoadError> {
-    for (id, slots) in commitments {
-        let Some(ch) = channels.get_mut(&id) else {
-            return Err(LoadError::Orphan {
-                key: format!("channel/{id}/commitment"),
-            });
-        };
-        for (slot, record) in slots {
-            let name = RecordKey::Commitment { channel: id, slot }.to_string();
-            let c = &mut ch.data.commitments;
-            match slot {
-                CommitmentSlot::Local => {
-                    c.local = Some(decode::<LocalCommitmentRecord>(&name, record)?)
-                }
-                CommitmentSlot::RemoteCurrent => c.remote_current = Some(decode(&name, record)?),
-                CommitmentSlot::RemotePending => c.remote_pending = Some(decode(&name, record)?),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Each channel's resolver records, into its channel (a resolver of no channel is an orphan).
-fn attach_resolvers(
-    channels: &mut BTreeMap<ChannelId, ChannelArbitrator>,
-    resolvers: Vec<(ChannelId, &Record, String)>,
-) -> Result<(), LoadError> {
-    for (id, record, name) in resolvers {
-        let r: Resolver = decode(&name, record)?;
-        let ch = channels
-            .get_mut(&id)
-            .ok_or(LoadError::Orphan { key: name })?;
-        ch.resolvers.insert(r.outpoint, r);
-    }
-    Ok(())
 }
