@@ -137,13 +137,14 @@ pub fn load_engine<S: Store + ?Sized>(
     store: &S,
 ) -> Result<ChainArbitrator, DriverErrorKind> {
     let records = store.load().map_err(DriverErrorKind::Load)?;
-    engine_from_records(config, &records)
+    engine_from_records(config, records)
 }
 
-/// An engine from loaded records (an empty set gives an empty engine).
+/// An engine from loaded records (an empty set gives an empty engine), which it consumes: each
+/// channel's records are dropped once decoded.
 pub fn engine_from_records(
     config: &Config,
-    records: &crate::store::Records,
+    records: crate::store::Records,
 ) -> Result<ChainArbitrator, DriverErrorKind> {
     if records.is_empty() {
         return Ok(ChainArbitrator::new(config.clone()));
@@ -159,24 +160,38 @@ pub fn engine_from_records(
 /// channel by channel (`from_records_with` says so), only sooner. Fewer than
 /// [`CHANNELS_PER_THREAD`] channels per thread are not worth a thread.
 pub(crate) fn decode_channels(
-    channels: &[ChannelRecords<'_>],
+    channels: Vec<ChannelRecords>,
     threads: usize,
 ) -> Vec<Result<DecodedChannel, LoadError>> {
     let threads = threads.min(channels.len() / CHANNELS_PER_THREAD).max(1);
     if threads == 1 {
-        return channels.iter().map(decode_channel).collect();
+        return decode_and_drop(channels);
     }
     let chunk = channels.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = channels.into_iter();
+    loop {
+        let part: Vec<ChannelRecords> = rest.by_ref().take(chunk).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
     std::thread::scope(|scope| {
-        let parts: Vec<_> = channels
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(decode_channel).collect::<Vec<_>>()))
+        let parts: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || decode_and_drop(part)))
             .collect();
         parts
             .into_iter()
             .flat_map(|part| part.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
+}
+
+/// Each channel decoded, its records dropped as soon as it is.
+fn decode_and_drop(channels: Vec<ChannelRecords>) -> Vec<Result<DecodedChannel, LoadError>> {
+    channels.into_iter().map(|c| decode_channel(&c)).collect()
 }
 
 /// The fewest channels a loading thread is given.
@@ -532,14 +547,15 @@ mod load_tests {
         let one = ChainArbitrator::from_records(Config::default(), &records).unwrap();
         assert_eq!(one.channels().count() as u64, n);
         for threads in [2, 3, 4] {
-            let many = ChainArbitrator::from_records_with(Config::default(), &records, |c| {
-                decode_channels(c, threads)
-            })
-            .unwrap();
+            let many =
+                ChainArbitrator::from_records_with(Config::default(), records.clone(), |c| {
+                    decode_channels(c, threads)
+                })
+                .unwrap();
             assert_eq!(many, one, "{threads} threads");
         }
         assert_eq!(
-            engine_from_records(&Config::default(), &records).unwrap(),
+            engine_from_records(&Config::default(), records).unwrap(),
             one
         );
     }
@@ -558,7 +574,7 @@ mod load_tests {
             records.get_mut(key).unwrap().body = bad;
         }
         for threads in [1, 2] {
-            let err = ChainArbitrator::from_records_with(Config::default(), &records, |c| {
+            let err = ChainArbitrator::from_records_with(Config::default(), records.clone(), |c| {
                 decode_channels(c, threads)
             })
             .unwrap_err();

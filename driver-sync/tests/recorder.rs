@@ -199,7 +199,7 @@ fn a_recorder_pruned_past_its_window_replays_from_its_start_to_the_live_state() 
     assert!(replay.checked > 0);
     // The replay ends where the live engine ended: its stored state.
     let live =
-        contractcourt_sync::driver::engine_from_records(&config, &store.load().unwrap()).unwrap();
+        contractcourt_sync::driver::engine_from_records(&config, store.load().unwrap()).unwrap();
     assert_eq!(replay.engine.ledger(), live.ledger());
     assert_eq!(replay.engine.tip(), live.tip());
 

@@ -339,25 +339,27 @@ impl ChainArbitrator {
         config: Config,
         records: &BTreeMap<RecordKey, Record>,
     ) -> Result<ChainArbitrator, LoadError> {
-        Self::from_records_with(config, records, |channels| {
+        Self::from_records_with(config, records.clone(), |channels| {
             channels.iter().map(decode_channel).collect()
         })
     }
 
-    /// [`ChainArbitrator::from_records`], with the channels decoded by `decode_all`: given every
-    /// channel's records in channel order, it returns what [`decode_channel`] gives for each, in
-    /// the same order. Channels decode independently of each other and of the node's records, so
-    /// a loader may spread them over threads (decoding a channel's keys is most of a restart);
-    /// the engine is the same whatever `decode_all` does. A record of an unknown version is refused
+    /// [`ChainArbitrator::from_records`], taking the records, with the channels decoded by
+    /// `decode_all`: given every channel's records in channel order, it returns what
+    /// [`decode_channel`] gives for each, in the same order. Channels decode independently of
+    /// each other and of the node's records, so a loader may spread them over threads (decoding
+    /// a channel's keys is most of a restart) and drop each channel's records once decoded (the
+    /// records and the engine are never both whole in memory); the engine is the same whatever
+    /// `decode_all` does. A record of an unknown version is refused
     /// before anything is decoded; of several malformed records, the node's (in key order) are
     /// named first, then the channels' in channel order.
     pub fn from_records_with<F>(
         config: Config,
-        records: &BTreeMap<RecordKey, Record>,
+        records: BTreeMap<RecordKey, Record>,
         decode_all: F,
     ) -> Result<ChainArbitrator, LoadError>
     where
-        F: FnOnce(&[ChannelRecords<'_>]) -> Vec<Result<DecodedChannel, LoadError>>,
+        F: FnOnce(Vec<ChannelRecords>) -> Vec<Result<DecodedChannel, LoadError>>,
     {
         if let Some((key, record)) = records.iter().find(|(_, r)| r.version != RECORD_VERSION) {
             return Err(LoadError::UnknownVersion {
@@ -366,17 +368,18 @@ impl ChainArbitrator {
             });
         }
         let mut arb = ChainArbitrator::new(config);
-        let mut channels: BTreeMap<ChannelId, ChannelRecords<'_>> = BTreeMap::new();
+        let mut channels: BTreeMap<ChannelId, ChannelRecords> = BTreeMap::new();
         let mut claims = BTreeMap::new();
         let mut legacy_recent = Vec::new();
         for (key, record) in records {
-            if let Some(id) = channel_of(key) {
+            if let Some(id) = channel_of(&key) {
                 channels
                     .entry(id)
                     .or_insert_with(|| ChannelRecords::new(id))
                     .push(key, record);
                 continue;
             }
+            let (key, record) = (&key, &record);
             let name = key.to_string();
             match key {
                 RecordKey::Node => {
@@ -426,12 +429,12 @@ impl ChainArbitrator {
             }
             arb.persisted.insert(key.clone(), digest(&record.body));
         }
-        let channels: Vec<ChannelRecords<'_>> = channels.into_values().collect();
-        let decoded = decode_all(&channels);
-        if decoded.len() != channels.len() {
+        let count = channels.len();
+        let decoded = decode_all(channels.into_values().collect());
+        if decoded.len() != count {
             return Err(LoadError::Malformed {
                 key: "channels".to_string(),
-                error: format!("{} channels decoded of {}", decoded.len(), channels.len()),
+                error: format!("{} channels decoded of {count}", decoded.len()),
             });
         }
         for d in decoded {
@@ -460,14 +463,14 @@ impl ChainArbitrator {
 
 /// One channel's records, as a store holds them: its header, commitments and resolvers.
 #[derive(Debug)]
-pub struct ChannelRecords<'a> {
+pub struct ChannelRecords {
     id: ChannelId,
-    header: Option<&'a Record>,
-    commitments: Vec<(CommitmentSlot, &'a Record)>,
-    resolvers: Vec<(&'a RecordKey, &'a Record)>,
+    header: Option<Record>,
+    commitments: Vec<(CommitmentSlot, Record)>,
+    resolvers: Vec<(RecordKey, Record)>,
 }
 
-impl<'a> ChannelRecords<'a> {
+impl ChannelRecords {
     fn new(id: ChannelId) -> Self {
         ChannelRecords {
             id,
@@ -477,10 +480,10 @@ impl<'a> ChannelRecords<'a> {
         }
     }
 
-    fn push(&mut self, key: &'a RecordKey, record: &'a Record) {
+    fn push(&mut self, key: RecordKey, record: Record) {
         match key {
             RecordKey::Channel { .. } => self.header = Some(record),
-            RecordKey::Commitment { slot, .. } => self.commitments.push((*slot, record)),
+            RecordKey::Commitment { slot, .. } => self.commitments.push((slot, record)),
             _ => self.resolvers.push((key, record)),
         }
     }
@@ -500,7 +503,7 @@ pub struct DecodedChannel {
 }
 
 /// Decode one channel from its records: pure, and independent of every other record.
-pub fn decode_channel(records: &ChannelRecords<'_>) -> Result<DecodedChannel, LoadError> {
+pub fn decode_channel(records: &ChannelRecords) -> Result<DecodedChannel, LoadError> {
     let id = records.id;
     let orphan = || {
         let key = match (records.commitments.first(), records.resolvers.first()) {
@@ -510,7 +513,7 @@ pub fn decode_channel(records: &ChannelRecords<'_>) -> Result<DecodedChannel, Lo
         };
         LoadError::Orphan { key }
     };
-    let header_record = records.header.ok_or_else(orphan)?;
+    let header_record = records.header.as_ref().ok_or_else(orphan)?;
     let header_key = RecordKey::Channel { channel: id };
     let header: ChannelHeader = decode(&header_key.to_string(), header_record)?;
     let mut digests = vec![(header_key, digest(&header_record.body))];
@@ -534,7 +537,7 @@ pub fn decode_channel(records: &ChannelRecords<'_>) -> Result<DecodedChannel, Lo
     for (key, record) in &records.resolvers {
         let r: Resolver = decode(&key.to_string(), record)?;
         channel.resolvers.insert(r.outpoint, r);
-        digests.push(((*key).clone(), digest(&record.body)));
+        digests.push((key.clone(), digest(&record.body)));
     }
     Ok(DecodedChannel {
         id,

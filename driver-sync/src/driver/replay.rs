@@ -128,7 +128,7 @@ pub fn replay_flight_recorder<S: Store + ?Sized>(
         None => (0, ChainArbitrator::new(config)),
         Some((seq, records)) => (
             seq,
-            crate::driver::engine_from_records(&config, &records).map_err(ReplayError::Start)?,
+            crate::driver::engine_from_records(&config, records).map_err(ReplayError::Start)?,
         ),
     };
     let mut out = Replay {
