@@ -149,49 +149,22 @@ pub fn engine_from_records(
     if records.is_empty() {
         return Ok(ChainArbitrator::new(config.clone()));
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     ChainArbitrator::from_records_with(config.clone(), records, |channels| {
-        decode_channels(channels, threads)
+        decode_channels(channels, crate::parallel::cores())
     })
     .map_err(DriverErrorKind::Records)
 }
 
 /// The channels spread over threads decode at once: the engine is the same as one decoded
-/// channel by channel (`from_records_with` says so), only sooner. Fewer than
-/// [`CHANNELS_PER_THREAD`] channels per thread are not worth a thread.
+/// channel by channel (`from_records_with` says so), only sooner; each channel's records are
+/// dropped once it is decoded.
 pub(crate) fn decode_channels(
     channels: Vec<ChannelRecords>,
     threads: usize,
 ) -> Vec<Result<DecodedChannel, LoadError>> {
-    let threads = threads.min(channels.len() / CHANNELS_PER_THREAD).max(1);
-    if threads == 1 {
-        return decode_and_drop(channels);
-    }
-    let chunk = channels.len().div_ceil(threads);
-    let mut parts = Vec::with_capacity(threads);
-    let mut rest = channels.into_iter();
-    loop {
-        let part: Vec<ChannelRecords> = rest.by_ref().take(chunk).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = parts
-            .into_iter()
-            .map(|part| scope.spawn(move || decode_and_drop(part)))
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|part| part.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+    crate::parallel::map_chunks(channels, threads, CHANNELS_PER_THREAD, |part| {
+        part.into_iter().map(|c| decode_channel(&c)).collect()
     })
-}
-
-/// Each channel decoded, its records dropped as soon as it is.
-fn decode_and_drop(channels: Vec<ChannelRecords>) -> Vec<Result<DecodedChannel, LoadError>> {
-    channels.into_iter().map(|c| decode_channel(&c)).collect()
 }
 
 /// The fewest channels a loading thread is given.

@@ -18,6 +18,7 @@
 
 pub mod chain;
 pub mod driver;
+pub mod parallel;
 pub mod serve;
 pub mod signer;
 pub mod simulate;

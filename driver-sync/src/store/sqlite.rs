@@ -640,13 +640,20 @@ fn apply(conn: &Connection, op: &RecordOp) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Every keyed record, read and verified.
+/// Every keyed record, read, then verified and decoded on every core (the first bad row in read
+/// order is the one reported, as reading them one at a time would).
 fn read_records(conn: &Connection) -> Result<Records, StoreError> {
-    let mut records = Records::new();
-    for_each_record(conn, |key, record| {
-        records.insert(key, record);
-    })?;
-    Ok(records)
+    let err = sql("reading records");
+    let mut stmt = conn.prepare_cached(SELECT_RECORDS).map_err(&err)?;
+    let mut rows = stmt.query([]).map_err(&err)?;
+    let mut raw = Vec::new();
+    while let Some(row) = rows.next().map_err(&err)? {
+        raw.push(RecordRow::read(row)?);
+    }
+    let checked = crate::parallel::map_chunks(raw, crate::parallel::cores(), 4096, |part| {
+        part.into_iter().map(RecordRow::check).collect()
+    });
+    checked.into_iter().collect()
 }
 
 /// Read and verify every keyed record, handing each to `f`; returns how many there were.
@@ -667,29 +674,61 @@ fn for_each_record(
 }
 
 fn decode_record_row(row: &Row<'_>) -> Result<(RecordKey, Record), StoreError> {
-    let key_json = col_text(row, 0).map_err(|r| corrupt("record", "?".into(), r))?;
-    let path = col_text(row, 1).map_err(|r| corrupt("record", key_json.into(), r))?;
-    let bad = |reason: String| corrupt("record", path.into(), reason);
-    let version = col_int(row, 2).map_err(bad)?;
-    let body = col_text(row, 3).map_err(bad)?;
-    let sum = col_blob(row, 4).map_err(bad)?;
-    if record_checksum(key_json, path, version, body)[..] != *sum {
-        return Err(bad("checksum mismatch".into()));
-    }
-    let key: RecordKey =
-        serde_json::from_str(key_json).map_err(|e| bad(format!("undecodable key: {e}")))?;
-    if encode_key(&key)? != key_json {
-        return Err(bad("key is not in canonical form".into()));
-    }
-    let record = decode_record(version, body).map_err(bad)?;
-    Ok((key, record))
+    RecordRow::read(row)?.check()
 }
 
-fn decode_record(version: i64, body: &str) -> Result<Record, String> {
+/// A keyed record's row as stored, not yet checked.
+struct RecordRow {
+    key: String,
+    path: String,
+    version: i64,
+    body: String,
+    sum: Vec<u8>,
+}
+
+impl RecordRow {
+    /// The row's columns, each of the type it must have.
+    fn read(row: &Row<'_>) -> Result<RecordRow, StoreError> {
+        let key = col_text(row, 0).map_err(|r| corrupt("record", "?".into(), r))?;
+        let path = col_text(row, 1).map_err(|r| corrupt("record", key.into(), r))?;
+        let bad = |reason: String| corrupt("record", path.into(), reason);
+        Ok(RecordRow {
+            key: key.to_string(),
+            path: path.to_string(),
+            version: col_int(row, 2).map_err(bad)?,
+            body: col_text(row, 3).map_err(bad)?.to_string(),
+            sum: col_blob(row, 4).map_err(bad)?.to_vec(),
+        })
+    }
+
+    /// The record, if its checksum holds and its key is one this build writes.
+    fn check(self) -> Result<(RecordKey, Record), StoreError> {
+        let RecordRow {
+            key: key_json,
+            path,
+            version,
+            body,
+            sum,
+        } = self;
+        let bad = |reason: String| corrupt("record", path.clone(), reason);
+        if record_checksum(&key_json, &path, version, &body)[..] != *sum {
+            return Err(bad("checksum mismatch".into()));
+        }
+        let key: RecordKey =
+            serde_json::from_str(&key_json).map_err(|e| bad(format!("undecodable key: {e}")))?;
+        if encode_key(&key)? != key_json {
+            return Err(bad("key is not in canonical form".into()));
+        }
+        let record = decode_record(version, body).map_err(bad)?;
+        Ok((key, record))
+    }
+}
+
+fn decode_record(version: i64, body: String) -> Result<Record, String> {
     let version = u32::try_from(version).map_err(|_| format!("invalid version {version}"))?;
     Ok(Record {
         version,
-        body: RecordBody::from_canonical_text(body.to_string()),
+        body: RecordBody::from_canonical_text(body),
     })
 }
 
@@ -724,7 +763,7 @@ fn decode_log_row(
     if log_checksum(&channel.0, to_sql_seq(seq), version, body)[..] != *sum {
         return Err(bad("checksum mismatch".into()));
     }
-    decode_record(version, body).map_err(bad)
+    decode_record(version, body.to_string()).map_err(bad)
 }
 
 /// Decode and verify a `seq, event, checksum` row that must be event number `expected` (event
