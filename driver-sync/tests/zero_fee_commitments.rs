@@ -124,8 +124,22 @@ fn ids(tx: &Transaction) -> String {
 
 /// Re-sign every wallet input of `tx` (after a change to the transaction).
 fn sign_wallet_inputs(chain: &EmbeddedChain, wallet: &TestWallet, tx: &mut Transaction) {
+    sign_wallet_inputs_with(chain, wallet, None, tx);
+}
+
+/// [`sign_wallet_inputs`], with the outputs of `parent` (not in the chain or the mempool yet).
+fn sign_wallet_inputs_with(
+    chain: &EmbeddedChain,
+    wallet: &TestWallet,
+    parent: Option<&Transaction>,
+    tx: &mut Transaction,
+) {
     for index in 0..tx.input.len() {
-        let Some(prevout) = chain.prevout(&tx.input[index].previous_output) else {
+        let outpoint = tx.input[index].previous_output;
+        let from_parent = parent
+            .filter(|p| p.compute_txid() == outpoint.txid)
+            .and_then(|p| p.output.get(outpoint.vout as usize).cloned());
+        let Some(prevout) = from_parent.or_else(|| chain.prevout(&outpoint)) else {
             continue;
         };
         if prevout.script_pubkey == *wallet.script_pubkey() {
@@ -199,7 +213,7 @@ fn child_of(
         .cpfp(chain, parent, vout, FeeRate::from_sat_per_kwu(sat_per_kwu))
         .unwrap();
     tx.version = Version(version);
-    sign_wallet_inputs(chain, wallet, &mut tx);
+    sign_wallet_inputs_with(chain, wallet, Some(parent), &mut tx);
     tx
 }
 
@@ -455,4 +469,64 @@ fn the_engine_outbids_a_child_already_on_the_peers_p2a_and_bids_again_when_refus
             > u128::from(replaced.fee_sat) * u128::from(ours.vsize)
     );
     assert!(ours.fee_sat >= replaced.fee_sat + ours.vsize);
+}
+
+/// Issue 19 (Core 29 `ephemeral_policy.cpp`, `validation.cpp`): a version-3 transaction with a
+/// 0-sat pay-to-anchor output is refused alone when it pays a fee ("dust, tx with dust output
+/// must be 0-fee"); paying none, it enters only with a child, and a child that leaves its dust
+/// unspent is refused as `missing-ephemeral-spends` — each in Core's words, classed a TRUC
+/// refusal.
+#[test]
+fn ephemeral_dust_refusals_are_worded_as_bitcoin_core_words_them() {
+    let wallet = TestWallet::new(41);
+    let mut chain = EmbeddedChain::new_temp().expect("kernel starts");
+    chain.mine_blocks(105, wallet.script_pubkey()).unwrap();
+    let keep = bitcoin::TxOut {
+        value: Amount::from_sat(50_000),
+        script_pubkey: wallet.script_pubkey().to_owned(),
+    };
+    let dust = bitcoin::TxOut {
+        value: Amount::ZERO,
+        script_pubkey: ScriptBuf::from_bytes(PAY_TO_ANCHOR_SCRIPT.to_vec()),
+    };
+    let mut parent = wallet
+        .send(&chain, vec![keep, dust], FeeRate::from_sat_per_vb_u32(2))
+        .unwrap();
+    parent.version = Version(3);
+    sign_wallet_inputs(&chain, &wallet, &mut parent);
+    let e = chain.submit(parent.clone()).unwrap_err();
+    assert_eq!(e.reason(), "dust, tx with dust output must be 0-fee");
+    assert_eq!(classify_reject(&e.reason()), RejectClass::Truc);
+
+    // The same parent paying nothing (its change takes the fee back), with a child that spends
+    // its wallet output but not the dust.
+    let inputs: u64 = parent
+        .input
+        .iter()
+        .map(|i| chain.prevout(&i.previous_output).unwrap().value.to_sat())
+        .sum();
+    let others: u64 = parent.output.iter().map(|o| o.value.to_sat()).sum::<u64>()
+        - parent.output.last().unwrap().value.to_sat();
+    parent.output.last_mut().unwrap().value = Amount::from_sat(inputs - others);
+    sign_wallet_inputs(&chain, &wallet, &mut parent);
+    let child = child_of(&chain, &wallet, &parent, 0, 5_000, 3);
+    let e = chain
+        .submit_package(parent.clone(), child.clone())
+        .unwrap_err();
+    assert_eq!(
+        e.reason(),
+        format!(
+            "missing-ephemeral-spends, tx {} did not spend parent's ephemeral dust",
+            ids(&child)
+        )
+    );
+    assert_eq!(classify_reject(&e.reason()), RejectClass::Truc);
+    // Spending the dust too, the package enters.
+    let anchor = parent
+        .output
+        .iter()
+        .position(|o| o.value == Amount::ZERO)
+        .unwrap() as u32;
+    let child = child_of(&chain, &wallet, &parent, anchor, 5_000, 3);
+    chain.submit_package(parent, child).unwrap();
 }
