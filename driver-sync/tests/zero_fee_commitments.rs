@@ -528,5 +528,16 @@ fn ephemeral_dust_refusals_are_worded_as_bitcoin_core_words_them() {
         .position(|o| o.value == Amount::ZERO)
         .unwrap() as u32;
     let child = child_of(&chain, &wallet, &parent, anchor, 5_000, 3);
-    chain.submit_package(parent, child).unwrap();
+    chain.submit_package(parent.clone(), child).unwrap();
+    // A sibling submitted alone against the parent now in the mempool, paying well enough to
+    // evict the first child but leaving the dust unspent: refused the same way.
+    let sibling = child_of(&chain, &wallet, &parent, 0, 25_000, 3);
+    let e = chain.submit(sibling.clone()).unwrap_err();
+    assert_eq!(
+        e.reason(),
+        format!(
+            "missing-ephemeral-spends, tx {} did not spend parent's ephemeral dust",
+            ids(&sibling)
+        )
+    );
 }
