@@ -13,7 +13,7 @@ use crate::bolt3::commitment::{
 use crate::bolt3::keys::KeyError;
 use crate::bolt3::shachain::SecretStore;
 use crate::bolt3::{ChannelBasepoints, ChannelType, CommitmentKeys};
-use crate::event::{ChannelRegistration, CommitmentHtlcInfo, FundingOutput};
+use crate::event::{ChannelRegistration, CommitmentHtlcInfo, FundingOutput, MaxAcceptedHtlcs};
 use crate::types::{ChannelId, HtlcDirection, Party};
 
 /// The static facts of a channel.
@@ -45,6 +45,9 @@ pub struct ChannelInfo {
     pub shutdown: Option<ShutdownScripts>,
     /// A label for reports.
     pub label: Option<String>,
+    /// Both sides' `max_accepted_htlcs`, when the node registered them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_accepted_htlcs: Option<MaxAcceptedHtlcs>,
 }
 
 /// Both sides' shutdown scripts.
@@ -80,6 +83,7 @@ impl ChannelInfo {
             ),
             shutdown: None,
             label: r.label.clone(),
+            max_accepted_htlcs: r.max_accepted_htlcs,
         }
     }
 

@@ -219,6 +219,21 @@ pub struct ChannelRegistration {
     pub remote_dust_limit_sat: u64,
     /// A short human label for reports (e.g. the short channel id); never used for decisions.
     pub label: Option<String>,
+    /// Both sides' `max_accepted_htlcs` (BOLT 2 `open_channel` / `accept_channel`), when the
+    /// node passes them: each must be within the channel type's limit (114 with zero-fee
+    /// commitments), and a zero-fee commitment carrying more HTLCs either way than allowed is
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_accepted_htlcs: Option<MaxAcceptedHtlcs>,
+}
+
+/// Both sides' `max_accepted_htlcs`: how many HTLCs each accepts from the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaxAcceptedHtlcs {
+    /// Ours: the most HTLCs the peer may offer us (incoming HTLCs).
+    pub local: u16,
+    /// The peer's: the most HTLCs we may offer it (outgoing HTLCs).
+    pub remote: u16,
 }
 
 /// One funding output of a channel.

@@ -114,6 +114,7 @@ fn every_event() -> Vec<Event> {
             local_dust_limit_sat: 354,
             remote_dust_limit_sat: 546,
             label: Some("800000x1x0".into()),
+            max_accepted_htlcs: None,
         }))),
         update(ChannelChange::FundingChanged {
             funding: vec![funding],

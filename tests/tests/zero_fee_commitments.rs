@@ -7,7 +7,9 @@
 
 use bitcoin::{OutPoint, Transaction, TxOut};
 use contractcourt_core::action::Action;
-use contractcourt_core::bolt3::scripts::{funding_script, PAY_TO_ANCHOR_SCRIPT};
+use contractcourt_core::bolt3::scripts::{
+    funding_script, to_remote_script_pubkey, PAY_TO_ANCHOR_SCRIPT,
+};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::channel::ArbState;
@@ -193,6 +195,78 @@ fn our_zero_fee_commitment_goes_out_only_as_a_package_with_a_truc_child_through_
     h.check_crash_anywhere();
 }
 
+/// Our `to_remote` on the peer's commitment `theirs`: P2WPKH to our payment basepoint.
+fn our_to_remote(h: &Harness, id: ChannelId, theirs: &Transaction) -> OutPoint {
+    let ours = h.sim(id).local.basepoints().payment_basepoint;
+    let script = to_remote_script_pubkey(ZFC, &ours);
+    assert!(script.is_p2wpkh(), "no CSV: a plain P2WPKH output");
+    let vout = theirs
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == script)
+        .expect("our to_remote");
+    OutPoint {
+        txid: theirs.compute_txid(),
+        vout: vout as u32,
+    }
+}
+
+/// The sweep destination of [`sweeping_config`].
+fn destination() -> bitcoin::ScriptBuf {
+    sweeping_config().sweep_to.expect("a sweeper").destination
+}
+
+/// Issue 19: when our `to_remote` on the peer's zero-fee commitment cannot pay the child's fee
+/// at the target rate (6,000 sat against about 8,500 sat for parent and child at 20 sat/vB),
+/// the wallet funds the child as before: the anchor and wallet inputs, our `to_remote` left for
+/// its sweep.
+#[test]
+fn the_peers_zero_fee_commitment_is_bumped_by_the_wallet_when_our_to_remote_cannot_pay() {
+    let mut h = Harness::new(sweeping_config());
+    h.fund_wallet(4, 200_000);
+    let mut setup = SimSetup::new(73, ZFC);
+    setup.funder = Party::Remote;
+    setup.local_balance_msat = 6_000_000;
+    let id = h.open(setup);
+    let mut inc = None;
+    h.with_sim(id, |sim| {
+        inc = Some(
+            sim.add_htlc(HtlcDirection::Incoming, 60_000_000, START_HEIGHT + 100)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let inc = inc.unwrap();
+    h.feed(Event::PreimageLearned {
+        preimage: inc.preimage,
+        source: PreimageSource::Invoice { htlc: inc.key },
+    });
+    h.feed(uniform_fees(20));
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    let to_remote = our_to_remote(&h, id, &theirs);
+    assert_eq!(theirs.output[to_remote.vout as usize].value.to_sat(), 6_000);
+    h.feed(Event::MempoolTx {
+        tx: contractcourt_core::types::RawTx(theirs.clone()),
+        fee_sat: 0,
+        vsize: theirs.vsize() as u64,
+    });
+    let from = h.transcript.len();
+    h.mine(Vec::new());
+    assert!(h.transcript[from..]
+        .iter()
+        .any(|a| matches!(a, Action::FundFromWallet(_))));
+    let sent = packages(&h, from);
+    assert_eq!(sent.len(), 1);
+    let fee = check_zero_fee_package(&h, id, &sent[0]);
+    assert!(
+        fee > 6_000,
+        "more than our to_remote could have paid: {fee}"
+    );
+    let child = &sent[0].1;
+    assert!(child.input.iter().all(|i| i.previous_output != to_remote));
+    assert!(child.input.len() >= 2, "the anchor and a wallet input");
+}
+
 /// A third party's spend of the shared anchor of `commitment` (anyone may: an empty witness),
 /// burning it to fees.
 fn third_party_anchor_spend(commitment: &Transaction) -> Transaction {
@@ -230,6 +304,25 @@ fn the_peers_zero_fee_commitment_is_bumped_through_its_p2a_and_every_output_of_o
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0.compute_txid(), theirs.compute_txid());
     check_zero_fee_package(&h, id, &sent[0]);
+    // Our to_remote on it (P2WPKH, no CSV) pays the child's fee on its own: the child spends the
+    // shared anchor and our to_remote into the sweep destination, and the wallet is not asked.
+    let child = &sent[0].1;
+    assert_eq!(
+        child
+            .input
+            .iter()
+            .map(|i| i.previous_output)
+            .collect::<Vec<_>>(),
+        [shared_anchor(&theirs), our_to_remote(&h, id, &theirs)]
+    );
+    assert_eq!(child.output.len(), 1);
+    assert_eq!(child.output[0].script_pubkey, destination());
+    assert!(
+        !h.transcript[from..]
+            .iter()
+            .any(|a| matches!(a, Action::FundFromWallet(_))),
+        "no wallet funding"
+    );
 
     // It confirms with someone else's child on the anchor: a third party's take, not a loss.
     let close = theirs.compute_txid();
@@ -272,7 +365,8 @@ fn the_peers_zero_fee_commitment_is_bumped_through_its_p2a_and_every_output_of_o
     h.check_golden(
         "zero_fee_remote_close",
         "Zero-fee commitments, the peer's commitment: seen in the mempool, we pay for it with a \
-         version-3 child through its pay-to-anchor output; it confirms with a third party's child \
+         version-3 child through its pay-to-anchor output, funded by our to_remote on it (no \
+         wallet input); it confirms with a third party's child \
          (an expected take, not a loss); our to_remote and HTLCs are claimed without CSV.",
     );
     h.check_crash_anywhere();

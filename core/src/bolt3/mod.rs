@@ -61,6 +61,16 @@ pub enum AnchorKind {
 }
 
 impl ChannelType {
+    /// The most `max_accepted_htlcs` either side may set (BOLT 2 `open_channel`: the receiver
+    /// fails the channel above it): 114 with zero-fee commitments — 2 × 114 HTLC outputs keep
+    /// the commitment within TRUC's 10,000 vB —, 483 otherwise.
+    pub fn max_accepted_htlcs_limit(self) -> u16 {
+        match self {
+            ChannelType::ZeroFeeCommitments => 114,
+            ChannelType::StaticRemoteKey | ChannelType::AnchorsZeroFeeHtlc => 483,
+        }
+    }
+
     /// The kind of anchor this type's commitments carry, `None` without anchors.
     pub fn anchor_kind(self) -> Option<AnchorKind> {
         match self {

@@ -9,7 +9,7 @@ use crate::sweeper::SweeperPolicy;
 use crate::types::ChannelId;
 
 /// The exposure of an open (not closed) channel with anchors (keyed, or a zero-fee commitment's
-/// pay-to-anchor output, priced as keyed: a little heavier); `None` for any other.
+/// pay-to-anchor output, each priced with its own weights); `None` for any other.
 pub fn exposure(c: &ChannelArbitrator) -> Option<ChannelExposure> {
     if c.close.is_some() || !c.data.info.channel_type.has_any_anchor() {
         return None;
@@ -30,6 +30,7 @@ pub fn exposure(c: &ChannelArbitrator) -> Option<ChannelExposure> {
         .unwrap_or_default();
     Some(ChannelExposure {
         channel: c.data.info.id,
+        channel_type: c.data.info.channel_type,
         htlcs,
     })
 }

@@ -27,7 +27,7 @@ use crate::bolt3::weights::{claim_tx_weight, output_weight, P2WPKH_SCRIPT_PUBKEY
 use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::AnchorKind;
 use crate::close::{classify_close, Classification};
-use crate::funded::{FundedClaim, OwnInput, OwnSpend, Parent, Template};
+use crate::funded::{FeeInput, FundedClaim, OwnInput, OwnSpend, Parent, Template};
 use crate::node::NodeState;
 use crate::resolver::{Resolver, ResolverKind, Stage};
 use crate::types::{Height, Party, RawTx};
@@ -78,6 +78,49 @@ fn anchor_spend(kind: AnchorKind, funding_pubkey: &PublicKey) -> (ScriptBuf, Own
 }
 
 impl ChannelArbitrator {
+    /// Our `to_remote` on the peer's zero-fee commitment `parent`, to pay a CPFP child's fee
+    /// without the wallet when it suffices: P2WPKH to our payment basepoint with no CSV (BOLT 3
+    /// `to_remote`; PR 1228 removes the anchors' `1 OP_CSV` so that our own outputs can CPFP the
+    /// peer's commitment). `None` for our own commitment (our `to_local` waits `to_self_delay`),
+    /// keyed anchors (their `to_remote` has `1 OP_CSV`: no unconfirmed child may spend it), or
+    /// without a sweep destination.
+    fn own_fee_input(
+        &self,
+        parent: &Transaction,
+        kind: AnchorKind,
+        fees: &FeeContext<'_>,
+    ) -> Option<FeeInput> {
+        let theirs = self
+            .mempool_commitment
+            .as_ref()
+            .is_some_and(|m| m.holder == Party::Remote && m.tx.0 == *parent);
+        if kind != AnchorKind::PayToAnchor || !theirs {
+            return None;
+        }
+        let info = &self.data.info;
+        let ours = info.local_basepoints.payment_basepoint;
+        let script = scripts::to_remote_script_pubkey(info.channel_type, &ours);
+        let (txout, vout) = parent
+            .output
+            .iter()
+            .zip(0u32..)
+            .find(|(o, _)| o.script_pubkey == script)?;
+        Some(FeeInput {
+            outpoint: OutPoint {
+                txid: parent.compute_txid(),
+                vout,
+            },
+            txout: txout.clone(),
+            key: SigningKey::Channel {
+                channel: info.id,
+                basepoint: Basepoint::Payment,
+                tweak: KeyTweak::None,
+            },
+            pubkey: ours,
+            destination: fees.destination?.clone(),
+        })
+    }
+
     /// The commitment a CPFP would pay for: the peer's seen in the mempool, else ours.
     fn cpfp_parent(&self) -> Option<Transaction> {
         if let Some(m) = &self.mempool_commitment {
@@ -181,6 +224,7 @@ impl ChannelArbitrator {
                 fee_sat: funding.value_sat.saturating_sub(out_sat),
                 weight: parent.weight().to_wu(),
             }),
+            fee_input: self.own_fee_input(parent, kind, fees),
         };
         Some(FundedClaim::new(
             node.new_claim(),

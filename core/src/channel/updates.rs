@@ -12,10 +12,10 @@ use crate::bolt3::htlc_tx::{
 use crate::bolt3::shachain::{checked_secret_index, ShachainError};
 use crate::bolt3::{keys, scripts, secp, sign};
 use crate::event::{
-    ChannelChange, ChannelUpdate, CommitmentHtlcInfo, FundingOutput, LocalCommitment,
-    RemoteCommitment,
+    ChannelChange, ChannelRegistration, ChannelUpdate, CommitmentHtlcInfo, FundingOutput,
+    LocalCommitment, RemoteCommitment,
 };
-use crate::types::Party;
+use crate::types::{HtlcDirection, Party};
 
 use crate::commitments::{
     ChannelInfo, CommitmentRecord, Commitments, DataLoss, LocalCommitmentRecord, ShutdownScripts,
@@ -114,6 +114,28 @@ pub enum UpdateError {
     },
     /// The secret store refused the secret.
     Shachain(ShachainError),
+    /// A registration's `max_accepted_htlcs` above the channel type's limit (BOLT 2
+    /// `open_channel`: 114 with zero-fee commitments, 483 otherwise).
+    MaxAcceptedHtlcsAboveLimit {
+        /// Whose value.
+        party: Party,
+        /// The value given.
+        value: u16,
+        /// The channel type's limit.
+        limit: u16,
+    },
+    /// A zero-fee commitment carrying more HTLCs one way than the receiving side accepts (its
+    /// registered `max_accepted_htlcs`, else 114): it could exceed TRUC's 10,000 vB.
+    TooManyHtlcs {
+        /// Whose commitment.
+        holder: Party,
+        /// Which way (from our node's point of view).
+        direction: HtlcDirection,
+        /// How many it carries that way.
+        count: usize,
+        /// The most allowed.
+        max: u16,
+    },
 }
 
 impl std::fmt::Display for UpdateError {
@@ -149,6 +171,15 @@ impl std::fmt::Display for UpdateError {
                 "revealed secret does not match the point of commitment {commitment_number}"
             ),
             UpdateError::Shachain(e) => write!(f, "revealed secret refused: {e}"),
+            UpdateError::MaxAcceptedHtlcsAboveLimit { party, value, limit } => {
+                let whose = if *party == Party::Local { "our" } else { "the peer's" };
+                write!(f, "{whose} max_accepted_htlcs {value} is above this channel type's limit of {limit}")
+            }
+            UpdateError::TooManyHtlcs { holder, direction, count, max } => {
+                let whose = if *holder == Party::Local { "local" } else { "remote" };
+                let way = if *direction == HtlcDirection::Incoming { "incoming" } else { "outgoing" };
+                write!(f, "{whose} zero-fee commitment carries {count} {way} htlcs, more than the {max} allowed")
+            }
         }
     }
 }
@@ -188,6 +219,7 @@ pub fn apply_update(
             if r.funding.is_empty() {
                 return Err(UpdateError::NoFunding);
             }
+            check_max_accepted_htlcs(r)?;
             ChannelData {
                 info: ChannelInfo::from_registration(update.channel, r),
                 commitments: Commitments::default(),
@@ -313,7 +345,61 @@ fn check_output_indices(
     Ok(())
 }
 
+/// A registration's `max_accepted_htlcs` within its channel type's limit (BOLT 2 `open_channel`:
+/// the receiver fails the channel if `zero_fee_commitments` and `max_accepted_htlcs` is greater
+/// than 114, or without it greater than 483).
+fn check_max_accepted_htlcs(r: &ChannelRegistration) -> Result<(), UpdateError> {
+    let Some(m) = r.max_accepted_htlcs else {
+        return Ok(());
+    };
+    let limit = r.channel_type.max_accepted_htlcs_limit();
+    for (party, value) in [(Party::Local, m.local), (Party::Remote, m.remote)] {
+        if value > limit {
+            return Err(UpdateError::MaxAcceptedHtlcsAboveLimit {
+                party,
+                value,
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A zero-fee commitment's HTLCs each way within what the receiving side accepts: incoming
+/// within our `max_accepted_htlcs`, outgoing within the peer's (114 each when not registered),
+/// trimmed ones included — so the commitment stays within TRUC's 10,000 vB (BOLT 2, BOLT 5
+/// "Limitations of v3 transactions").
+fn check_htlc_count(
+    info: &ChannelInfo,
+    holder: Party,
+    htlcs: &[CommitmentHtlcInfo],
+) -> Result<(), UpdateError> {
+    if !info.channel_type.zero_fee_commitment() {
+        return Ok(());
+    }
+    let limit = info.channel_type.max_accepted_htlcs_limit();
+    let (incoming, outgoing) = info
+        .max_accepted_htlcs
+        .map_or((limit, limit), |m| (m.local, m.remote));
+    for (direction, max) in [
+        (HtlcDirection::Incoming, incoming),
+        (HtlcDirection::Outgoing, outgoing),
+    ] {
+        let count = htlcs.iter().filter(|h| h.direction == direction).count();
+        if count > usize::from(max) {
+            return Err(UpdateError::TooManyHtlcs {
+                holder,
+                direction,
+                count,
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn apply_local(data: &mut ChannelData, c: &LocalCommitment) -> Result<(), UpdateError> {
+    check_htlc_count(&data.info, Party::Local, &c.htlcs)?;
     let expected = data
         .commitments
         .local
@@ -418,6 +504,7 @@ fn verify_htlc_signatures(
 }
 
 fn apply_remote(data: &mut ChannelData, c: &RemoteCommitment) -> Result<(), UpdateError> {
+    check_htlc_count(&data.info, Party::Remote, &c.htlcs)?;
     let commitments = &data.commitments;
     let expected = match (&commitments.remote_current, &commitments.remote_pending) {
         (_, Some(p)) => p.number + 1, // refused below: one pending at a time

@@ -94,6 +94,7 @@ impl ChannelArbitrator {
             lock_time: due.tx.lock_time.to_consensus_u32(),
             weight: htlc_tx_weight(!due.htlc.offered, due.htlc.cltv_expiry, info.channel_type),
             parent: None,
+            fee_input: None,
         };
         let budget = fees.policy.htlc_budget(value);
         Some(FundedClaim::new(

@@ -167,6 +167,7 @@ fn assemble(
         wallet: inputs.to_vec(),
         fee_sat,
         weight,
+        own_fee: false,
     })
 }
 
@@ -185,6 +186,9 @@ impl FundedClaim {
                 sighash: EcdsaSighashType::All,
                 key: own.key.clone(),
             });
+        }
+        if x.own_fee {
+            inputs.extend(self.own_fee_sign_input());
         }
         for (i, w) in x.wallet.iter().enumerate() {
             inputs.push(SignInput {
@@ -324,7 +328,27 @@ impl FundedClaim {
         if let Some(input) = tx.input.first_mut() {
             input.witness = own_witness;
         }
-        for (i, input) in tx.input.iter_mut().enumerate().skip(1) {
+        if x.own_fee {
+            let Some(w) = self.own_fee_witness(&x.tx.0, signatures) else {
+                let message = format!(
+                    "signer returned no valid signature for the fee input of the claim of {outpoint}"
+                );
+                return self.problem(
+                    AlertKind::ChannelFailure,
+                    "fee input signature".into(),
+                    message,
+                );
+            };
+            if let Some(input) = tx.input.get_mut(1) {
+                input.witness = w;
+            }
+        }
+        for (i, input) in tx
+            .input
+            .iter_mut()
+            .enumerate()
+            .skip(1 + usize::from(x.own_fee))
+        {
             let Some(w) = witnesses
                 .iter()
                 .find(|w| w.input as usize == i)

@@ -22,6 +22,7 @@
 
 mod assemble;
 mod order;
+mod own_fee;
 mod select;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ use crate::types::{ChannelId, ClaimId, Height, RawTx, RequestId};
 
 pub use assemble::FundingError;
 pub use order::fund_nearest_deadlines_first;
+pub use own_fee::FeeInput;
 pub use select::select_inputs;
 
 /// The weight a P2WPKH wallet input adds once signed: 41 non-witness bytes and a witness of
@@ -114,6 +116,10 @@ pub struct Template {
     pub weight: u64,
     /// For a CPFP child, the parent it pays for.
     pub parent: Option<Parent>,
+    /// An output of ours that pays the fee instead of the wallet when it suffices (our
+    /// `to_remote` on the peer's zero-fee commitment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_input: Option<FeeInput>,
 }
 
 impl Template {
@@ -157,6 +163,9 @@ pub struct Assembled {
     pub fee_sat: u64,
     /// Its predicted weight once signed.
     pub weight: u64,
+    /// Paid by the template's fee input (input 1) instead of wallet inputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_fee: bool,
 }
 
 /// One attempt: a fee rate, the wallet's answer, the signed transaction.
@@ -407,6 +416,15 @@ impl FundedClaim {
                 assembled: None,
                 signed: None,
             };
+            let mut attempt = attempt;
+            if let Some(x) = self.own_fee_assembled(&attempt) {
+                // Our own output pays: no wallet input, straight to the signatures.
+                self.inputs_gone = false;
+                actions.push(Action::Sign(self.sign_request(&attempt, &x)));
+                attempt.assembled = Some(x);
+                self.attempts.push(attempt);
+                return actions;
+            }
             let mut request = self.funding_request(&attempt);
             if std::mem::take(&mut self.inputs_gone) {
                 request.reuse.clear();

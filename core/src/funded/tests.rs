@@ -70,6 +70,7 @@ fn anchor_claim(budget: u64) -> FundedClaim {
             fee_sat: 200,
             weight: 1_000,
         }),
+        fee_input: None,
     };
     FundedClaim::new(ClaimId(5), ChannelId([9; 32]), template, 110, budget)
 }

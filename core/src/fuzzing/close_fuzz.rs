@@ -1,8 +1,9 @@
 //! `classify_close`: close classification of arbitrary transactions around real channels.
 //!
-//! Three channels are built once with the `sim` (a static-remote-key one and an anchors one with
-//! HTLCs both ways, dust among them, revoked states and a pending remote commitment, shutdown
-//! scripts known; and one that detected data loss while the peer moved on). A fuzz input picks a
+//! Four channels are built once with the `sim` (a static-remote-key one, an anchors one and a
+//! zero-fee commitment one with HTLCs both ways, dust among them, revoked states and a pending
+//! remote commitment, shutdown scripts known; and one that detected data loss while the peer
+//! moved on). A fuzz input picks a
 //! channel and either consensus-decodes a transaction, mutates one of the channel's real
 //! commitments (current, pending, revoked or future — so the bytes reach the number, revocation
 //! and future checks), or builds one from the bytes with the funding outpoint, an encoded
@@ -46,6 +47,7 @@ fn contexts() -> &'static [Context] {
             (ChannelType::StaticRemoteKey, false),
             (ChannelType::AnchorsZeroFeeHtlc, false),
             (ChannelType::StaticRemoteKey, true),
+            (ChannelType::ZeroFeeCommitments, false),
         ]
         .into_iter()
         .filter_map(|(t, loss)| context(t, loss))
@@ -371,10 +373,35 @@ fn check(ctx: &Context, tx: &Transaction) {
 mod tests {
     use super::*;
 
+    /// Issue 19: every channel type is a context a fuzz input can choose, zero-fee commitments
+    /// (version 3, one pay-to-anchor output) included.
+    #[test]
+    fn contexts_include_every_channel_type() {
+        let types: std::collections::BTreeSet<String> = contexts()
+            .iter()
+            .map(|c| format!("{:?}", c.info.channel_type))
+            .collect();
+        for t in [
+            ChannelType::StaticRemoteKey,
+            ChannelType::AnchorsZeroFeeHtlc,
+            ChannelType::ZeroFeeCommitments,
+        ] {
+            assert!(
+                types.contains(&format!("{t:?}")),
+                "{t:?} missing: {types:?}"
+            );
+        }
+        let zero_fee = contexts()
+            .iter()
+            .find(|c| c.info.channel_type == ChannelType::ZeroFeeCommitments)
+            .expect("a zero-fee commitment context");
+        assert!(zero_fee.txs.iter().any(|tx| tx.version.0 == 3));
+    }
+
     #[test]
     fn contexts_reach_every_kind_of_close() {
         let ctxs = contexts();
-        assert_eq!(ctxs.len(), 3);
+        assert_eq!(ctxs.len(), 4);
         let mut kinds = std::collections::BTreeSet::new();
         for ctx in ctxs {
             for tx in &ctx.txs {

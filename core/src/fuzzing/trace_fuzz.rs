@@ -16,7 +16,8 @@
 //! - a preimage once learned is still known, and no incoming HTLC is both settled and failed
 //!   upstream;
 //! - every broadcast spends outputs that exist and are not spent by another confirmed
-//!   transaction, carries a witness on every input, is final at the next block (nLockTime, BIP 68
+//!   transaction, carries a witness on every input (an empty one only on a pay-to-anchor
+//!   output), is final at the next block (nLockTime, BIP 68
 //!   against the prevouts' confirmation heights) and standard (a package parent may pay less than
 //!   the relay fee if the package pays it);
 //! - events and actions survive a JSON round trip.
@@ -52,6 +53,18 @@ const MAX_LIVE_HTLCS: usize = 8;
 const MAX_PENDING: usize = 48;
 /// The most events remembered for repeats.
 const MAX_HISTORY: usize = 128;
+
+/// The channel type a fuzz input chooses: legacy (static remote key) without anchors; with
+/// anchors, keyed anchors (`option_anchors`), or — when the seed's top bit is set — zero-fee
+/// commitments (version 3, one pay-to-anchor output). The seed's top bit leaves every earlier
+/// input (all with seeds below 0x80) choosing what it chose before.
+fn channel_type(anchors: bool, seed: u8) -> ChannelType {
+    match (anchors, seed & 0x80 != 0) {
+        (false, _) => ChannelType::StaticRemoteKey,
+        (true, false) => ChannelType::AnchorsZeroFeeHtlc,
+        (true, true) => ChannelType::ZeroFeeCommitments,
+    }
+}
 
 /// Raw broadcast rejection reasons (the core classifies them).
 const REJECTIONS: [&str; 11] = [
@@ -249,11 +262,7 @@ fn run(
     d.mine(Vec::new(), 0);
     let count = 1 + usize::from(shape & 1);
     for i in 0..count {
-        let channel_type = if shape >> (1 + i) & 1 == 0 {
-            ChannelType::StaticRemoteKey
-        } else {
-            ChannelType::AnchorsZeroFeeHtlc
-        };
+        let channel_type = channel_type(shape >> (1 + i) & 1 == 1, seed);
         let mut setup = SimSetup::new(u64::from(seed) * 2 + i as u64, channel_type);
         if shape >> (3 + i) & 1 == 1 {
             setup.funder = Party::Remote;
@@ -459,8 +468,10 @@ impl Driver<'_> {
                     "broadcast {txid} input {n} spends {op}, already spent by {by} on the chain"
                 );
             }
+            // A pay-to-anchor output is spent with an empty witness (BOLT 3 `shared_anchor`).
             assert!(
-                !input.witness.is_empty(),
+                !input.witness.is_empty()
+                    || out.script_pubkey.as_bytes() == scripts::PAY_TO_ANCHOR_SCRIPT,
                 "broadcast {txid} input {n} has no witness"
             );
             outs.push(out);
@@ -478,9 +489,11 @@ impl Driver<'_> {
     }
 
     fn open(&mut self, setup: SimSetup) {
+        let channel_type = setup.channel_type;
         let Ok((sim, events)) = SimChannel::open(setup) else {
             return;
         };
+        self.note(|| format!("open {channel_type:?}"));
         let (l, r) = (sim.local.basepoints(), sim.remote.basepoints());
         let funding = TxOut {
             value: Amount::from_sat(sim.funding.value_sat),
@@ -871,6 +884,38 @@ mod tests {
                 event_trace(&data);
             }
         }
+    }
+
+    /// Issue 19: a fuzz input chooses zero-fee commitment channels (anchors bit set, seed's top
+    /// bit set), and its force close goes out only as a package: the commitment with a
+    /// version-3 child on its pay-to-anchor output, checked by the policy (TRUC, ephemeral
+    /// dust, package fee) on the way.
+    #[test]
+    fn a_fuzz_input_chooses_a_zero_fee_commitment_channel_and_closes_it_as_a_package() {
+        let data = [
+            0x00, 0x00, 0x82,
+            0x85, // config, outgoing delta, shape (anchors, funded wallet), seed
+            1, 0, 1, 5, 10, // add+commit outgoing 2,000,000 msat expiry +10
+            25, 0, 0, 1, // force close, answer all
+            21, 0, // answer all
+            21, 0, // answer all
+            8, 0, 0xff, 0xff, 1, // mine every candidate, answer
+            11, 0, 5, // 6 empty blocks
+        ];
+        let mut log = Vec::new();
+        event_trace_logged(&data, false, &mut log);
+        assert!(
+            log.iter().any(|l| l == "open ZeroFeeCommitments"),
+            "{log:#?}"
+        );
+        assert!(
+            log.iter().any(|l| l.starts_with("broadcast package")),
+            "{log:#?}"
+        );
+        let zero = |seed: u8| channel_type(true, seed);
+        assert_eq!(zero(0x85), ChannelType::ZeroFeeCommitments);
+        assert_eq!(zero(0x05), ChannelType::AnchorsZeroFeeHtlc);
+        assert_eq!(channel_type(false, 0x85), ChannelType::StaticRemoteKey);
     }
 
     #[test]

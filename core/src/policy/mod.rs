@@ -19,6 +19,7 @@ pub mod standard;
 #[cfg(test)]
 mod testutil;
 pub mod truc;
+pub mod truc_mempool;
 
 pub use error::PolicyError;
 pub use finality::check_final;

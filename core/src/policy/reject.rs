@@ -35,7 +35,10 @@ pub enum RejectClass {
     NotFinal,
     /// Mempool ancestry limits: `too-long-mempool-chain`, `too-large-cluster`.
     ChainLimit,
-    /// A version 3 (TRUC) topology or size rule: `TRUC-violation`.
+    /// A version 3 (TRUC) topology or size rule, `TRUC-violation` (Core 28-29
+    /// `policy/truc_policy.cpp`), or an ephemeral dust rule: `missing-ephemeral-spends`, `dust,
+    /// tx with dust output must be 0-fee` (Core 29 `policy/ephemeral_policy.cpp`,
+    /// `validation.cpp`).
     Truc,
     /// A package that is not well formed: `package-not-child-with-parents`,
     /// `package-too-many-transactions`, `package-too-large`, `package-contains-duplicates`,
@@ -101,7 +104,11 @@ const CONFLICT: &[&str] = &[
 ];
 const NOT_FINAL: &[&str] = &["non-final", "non-bip68-final"];
 const CHAIN_LIMIT: &[&str] = &["too-long-mempool-chain", "too-large-cluster"];
-const TRUC: &[&str] = &["truc-violation"];
+const TRUC: &[&str] = &[
+    "truc-violation",
+    "missing-ephemeral-spends",
+    "dust output must be 0-fee",
+];
 
 /// Classify a node's refusal (see the [module documentation](self)).
 pub fn classify_reject(reason: &str) -> RejectClass {

@@ -114,6 +114,36 @@ const TABLE: &[(&str, RejectClass, &str)] = &[
         Truc,
         "policy/truc_policy.cpp, 28-29",
     ),
+    (
+        "TRUC-violation, version=3 tx 5e3c… (wtxid=9b2d…) is too big: 10001 > 10000 virtual bytes",
+        Truc,
+        "policy/truc_policy.cpp SingleTRUCChecks, 28-29",
+    ),
+    (
+        "missing-ephemeral-spends, tx 5e3c… (wtxid=9b2d…) did not spend parent's ephemeral dust",
+        Truc,
+        "policy/ephemeral_policy.cpp CheckEphemeralSpends, 29",
+    ),
+    (
+        "dust, tx with dust output must be 0-fee",
+        Truc,
+        "policy/ephemeral_policy.cpp PreCheckEphemeralTx, 29",
+    ),
+    (
+        "insufficient fee (including sibling eviction), rejecting replacement 5e3c…; new feerate 0.00001000 BTC/kvB <= old feerate 0.00002000 BTC/kvB",
+        FeeTooLow,
+        "validation.cpp ReplacementChecks, policy/rbf.cpp PaysMoreThanConflicts, 28-29",
+    ),
+    (
+        "insufficient fee (including sibling eviction), rejecting replacement 5e3c…, not enough additional fees to relay; 0.00 < 0.00000141",
+        FeeTooLow,
+        "validation.cpp ReplacementChecks, policy/rbf.cpp PaysForRBF, 28-29",
+    ),
+    (
+        "too many potential replacements (including sibling eviction), rejecting replacement 5e3c…; too many potential replacements (101 > 100)",
+        Conflict,
+        "validation.cpp ReplacementChecks, policy/rbf.cpp GetEntriesForConflicts, 28-29",
+    ),
     // Packages.
     ("package-not-child-with-parents", Package, "policy/packages.cpp, 25-29"),
     ("package-too-many-transactions", Package, "policy/packages.cpp, 25-29"),

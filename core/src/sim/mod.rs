@@ -293,6 +293,7 @@ impl SimChannel {
             local_dust_limit_sat: sim.setup.local_dust_limit_sat,
             remote_dust_limit_sat: sim.setup.remote_dust_limit_sat,
             label: None,
+            max_accepted_htlcs: None,
         };
         let mut events = vec![sim.update(ChannelChange::Registered(Box::new(registration)))];
         let remote_commitment = sim.remote_commitment_event(n0)?;

@@ -15,6 +15,7 @@ use crate::bolt3::weights::{
     claim_input_weight, htlc_tx_weight, output_weight, tx_overhead_weight, P2WPKH_SCRIPT_PUBKEY_LEN,
 };
 use crate::bolt3::witness::ClaimPath;
+use crate::bolt3::{AnchorKind, ChannelType};
 use crate::event::FeeConditions;
 use crate::funded::P2WPKH_INPUT_WEIGHT;
 use crate::types::{ChannelId, HtlcDirection};
@@ -28,6 +29,9 @@ use crate::fee::{estimate_for, fee_for_rate};
 pub struct ChannelExposure {
     /// The channel.
     pub channel: ChannelId,
+    /// Its commitment format: which anchor the CPFP child spends, and the weights of its
+    /// commitment and HTLC transactions.
+    pub channel_type: ChannelType,
     /// Its untrimmed HTLCs on our latest commitment: (direction, `cltv_expiry`).
     pub htlcs: Vec<(HtlcDirection, u32)>,
 }
@@ -48,15 +52,21 @@ pub struct FeeReserve {
 }
 
 /// The weight the wallet pays for to close one channel and claim its HTLCs: the commitment and
-/// a CPFP child (our anchor, a wallet input, change), and each HTLC transaction with a wallet
-/// input and change.
+/// a CPFP child (the anchor, a wallet input, change), and each HTLC transaction with a wallet
+/// input and change. The anchor and the weights are the channel type's: a keyed anchor (our
+/// funding key's signature and the 40-byte anchor script) on a 1124-weight commitment under
+/// `option_anchors`; the shared pay-to-anchor output (an empty witness) on a 776-weight zero-fee
+/// commitment, whose HTLC scripts have no `1 OP_CSV OP_DROP` (BOLT 3 "`shared_anchor` Output",
+/// offered/received HTLC outputs).
 pub fn exposure_weight(e: &ChannelExposure) -> u64 {
-    let ct = crate::bolt3::ChannelType::AnchorsZeroFeeHtlc;
+    let ct = e.channel_type;
+    let anchor = match ct.anchor_kind() {
+        Some(AnchorKind::PayToAnchor) => ClaimPath::PayToAnchor,
+        _ => ClaimPath::AnchorOwner,
+    };
     let change = output_weight(P2WPKH_SCRIPT_PUBKEY_LEN);
-    let child = tx_overhead_weight(2, 1)
-        + claim_input_weight(&ClaimPath::AnchorOwner)
-        + P2WPKH_INPUT_WEIGHT
-        + change;
+    let child =
+        tx_overhead_weight(2, 1) + claim_input_weight(&anchor) + P2WPKH_INPUT_WEIGHT + change;
     let htlcs: u64 = e
         .htlcs
         .iter()
@@ -167,6 +177,7 @@ mod tests {
     fn exposure(htlcs: usize) -> ChannelExposure {
         ChannelExposure {
             channel: ChannelId([1; 32]),
+            channel_type: ChannelType::AnchorsZeroFeeHtlc,
             htlcs: (0..htlcs)
                 .map(|i| {
                     let d = if i % 2 == 0 {
@@ -214,6 +225,46 @@ mod tests {
             stressed.total_sat,
             fee_for_rate(FeeRate::from_sat_per_vb_u32(200), stressed.weight)
         );
+    }
+
+    /// Issue 19: a zero-fee commitment channel is priced with the pay-to-anchor weights, every
+    /// number worked out by hand from BOLT 3 (Appendix A, PR 1228's `shared_anchor` and HTLC
+    /// scripts) and BIP 141 — none computed by the code under test.
+    #[test]
+    fn a_zero_fee_commitment_channel_is_priced_with_pay_to_anchor_weights() {
+        let policy = SweeperPolicy::default();
+        let idle = ChannelExposure {
+            channel: ChannelId([2; 32]),
+            channel_type: ChannelType::ZeroFeeCommitments,
+            htlcs: Vec::new(),
+        };
+        // Commitment: BOLT 3's 724 plus one P2A output, 4 × (8 value + 1 length + 4 script) =
+        // 776. CPFP child: version, locktime and the two counts, 4 × 10 = 40, plus segwit marker
+        // and flag 2 = 42; the P2A input, 4 × 41 non-witness bytes + 1 (an empty witness) = 165;
+        // a P2WPKH wallet input, 164 + 1 + 1 + 73 + 1 + 33 = 273; P2WPKH change, 4 × 31 = 124.
+        // 776 + 42 + 165 + 273 + 124 = 1,380 (345 vB), at the 50 sat/vB floor 17,250 sat.
+        let r = fee_reserve(std::slice::from_ref(&idle), None, &policy);
+        assert_eq!(r.weight, 1_380);
+        assert_eq!(r.total_sat, 17_250);
+        // The same channel priced with a keyed anchor would be 1,124 + 42 + (164 + 1 + 1 + 73 +
+        // 1 + 40) + 273 + 124 = 1,843.
+        let keyed = ChannelExposure {
+            channel_type: ChannelType::AnchorsZeroFeeHtlc,
+            ..idle.clone()
+        };
+        assert_eq!(exposure_weight(&keyed), 1_843);
+        // One incoming HTLC expiring at 800,000: 172 on the commitment, and an HTLC-success of
+        // 42 + (164 + witness 1 + 1 + (1 + 73) × 2 + (1 + 32) + (1 + 139: the received script,
+        // 135 + a 4-byte expiry push, no `1 OP_CSV OP_DROP`)) + 4 × (8 + 1 + 34) = 701 with its
+        // wallet input and change, 701 + 273 + 124 = 1,098. 1,380 + 172 + 1,098 = 2,650
+        // (663 vB), 33,150 sat.
+        let busy = ChannelExposure {
+            htlcs: vec![(HtlcDirection::Incoming, 800_000)],
+            ..idle
+        };
+        let r = fee_reserve(&[busy], None, &policy);
+        assert_eq!(r.weight, 2_650);
+        assert_eq!(r.total_sat, 33_150);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl BlockClient for Locked<'_> {
 
 /// bitcoind's wording of a mempool refusal: the reject code, a comma, the detail.
 fn reason(e: &MempoolReject) -> String {
-    format!("{}, {e}", e.code())
+    e.reason()
 }
 
 impl ChainSource for EmbeddedSource {

@@ -219,3 +219,118 @@ fn a_splice_that_drops_the_output_our_commitment_is_signed_on_is_refused() {
         }
     );
 }
+
+/// A zero-fee commitment channel's open events with `max` as both sides' `max_accepted_htlcs`.
+fn zero_fee_open(max: Option<crate::event::MaxAcceptedHtlcs>) -> (SimChannel, Vec<ChannelUpdate>) {
+    let (sim, open) = SimChannel::open(SimSetup::new(19, ChannelType::ZeroFeeCommitments)).unwrap();
+    let mut ups = updates(open);
+    if let ChannelChange::Registered(r) = &mut ups[0].change {
+        r.max_accepted_htlcs = max;
+    }
+    (sim, ups)
+}
+
+fn limits(local: u16, remote: u16) -> Option<crate::event::MaxAcceptedHtlcs> {
+    Some(crate::event::MaxAcceptedHtlcs { local, remote })
+}
+
+/// Issue 19 (BOLT 2 `open_channel`: the receiver fails the channel if `zero_fee_commitments`
+/// and `max_accepted_htlcs` is greater than 114; 483 for other types): a registration above
+/// the limit is refused with a typed error and registers nothing.
+#[test]
+fn a_zero_fee_registration_above_114_max_accepted_htlcs_is_refused() {
+    for (max, party, value) in [
+        (limits(115, 30), Party::Local, 115),
+        (limits(30, 483), Party::Remote, 483),
+    ] {
+        let (_, ups) = zero_fee_open(max);
+        assert_eq!(
+            apply_update(None, &ups[0]),
+            Err(UpdateError::MaxAcceptedHtlcsAboveLimit {
+                party,
+                value,
+                limit: 114
+            })
+        );
+    }
+    let (_, ups) = zero_fee_open(limits(114, 114));
+    let data = apply_all(None, &ups).unwrap();
+    assert_eq!(data.info.max_accepted_htlcs, limits(114, 114));
+    // The same numbers on an anchors channel are within BOLT 2's 483.
+    let (_, open) = SimChannel::open(SimSetup::new(19, ChannelType::AnchorsZeroFeeHtlc)).unwrap();
+    let mut ups = updates(open);
+    if let ChannelChange::Registered(r) = &mut ups[0].change {
+        r.max_accepted_htlcs = limits(115, 483);
+    }
+    assert!(apply_update(None, &ups[0]).is_ok());
+    if let ChannelChange::Registered(r) = &mut ups[0].change {
+        r.max_accepted_htlcs = limits(484, 483);
+    }
+    assert!(matches!(
+        apply_update(None, &ups[0]),
+        Err(UpdateError::MaxAcceptedHtlcsAboveLimit { limit: 483, .. })
+    ));
+}
+
+/// The first refusal among `ups` applied in order to `data`, and the data as it stood then.
+fn first_refusal(
+    mut data: Option<ChannelData>,
+    ups: &[ChannelUpdate],
+) -> (Option<ChannelData>, Option<UpdateError>) {
+    for u in ups {
+        match apply_update(data.as_ref(), u) {
+            Ok((next, _)) => data = next,
+            Err(e) => return (data, Some(e)),
+        }
+    }
+    (data, None)
+}
+
+/// Issue 19: a zero-fee commitment carrying more HTLCs one way than the receiver accepts — its
+/// registered `max_accepted_htlcs`, else 114 — is refused with a typed error and the channel
+/// keeps what it had.
+#[test]
+fn a_zero_fee_commitment_with_more_htlcs_than_accepted_is_refused() {
+    // Registered limits: 2 incoming (ours), 3 outgoing (the peer's).
+    let (mut sim, ups) = zero_fee_open(limits(2, 3));
+    let data = apply_all(None, &ups);
+    for _ in 0..3 {
+        sim.add_htlc(HtlcDirection::Outgoing, 20_000_000, 600)
+            .unwrap();
+    }
+    let data = apply_all(data, &updates(sim.commit().unwrap()));
+    for _ in 0..3 {
+        sim.add_htlc(HtlcDirection::Incoming, 30_000_000, 610)
+            .unwrap();
+    }
+    let (kept, refused) = first_refusal(data.clone(), &updates(sim.commit().unwrap()));
+    assert_eq!(kept, data, "nothing changed");
+    assert!(
+        matches!(
+            refused,
+            Some(UpdateError::TooManyHtlcs {
+                direction: HtlcDirection::Incoming,
+                count: 3,
+                max: 2,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    // Unregistered limits: 114 each way (dust HTLCs count too).
+    for (count, refused) in [(114usize, false), (115, true)] {
+        let (mut sim, ups) = zero_fee_open(None);
+        let data = apply_all(None, &ups);
+        for _ in 0..count {
+            sim.add_htlc(HtlcDirection::Incoming, 2_000, 620).unwrap();
+        }
+        let (_, e) = first_refusal(data, &updates(sim.commit().unwrap()));
+        let expected = refused.then_some(UpdateError::TooManyHtlcs {
+            holder: Party::Remote,
+            direction: HtlcDirection::Incoming,
+            count,
+            max: 114,
+        });
+        assert_eq!(e, expected, "{count} htlcs");
+    }
+}

@@ -7,7 +7,9 @@
 //! [`policy::check_final`]), it is standard and pays the minimum relay fee
 //! ([`policy::check_standard`]), every input verifies under Bitcoin Core's script interpreter
 //! (the kernel, all consensus flags) and, if it conflicts with mempool transactions, it pays
-//! for replacing them.
+//! for replacing them. Submitted alone, it also meets the TRUC and ephemeral dust rules against
+//! its mempool parents ([`super::truc`]): a version-3 parent's second child is refused, or evicts
+//! the first by the replacement rules (sibling eviction).
 
 use std::collections::BTreeSet;
 
@@ -19,7 +21,7 @@ use contractcourt_core::types::Height;
 use super::mempool::{MempoolChange, MempoolTx};
 use super::mining::COINBASE_MATURITY;
 use super::utxo::Overlay;
-use super::{script, EmbeddedChain, MempoolReject, TxFault};
+use super::{script, truc, EmbeddedChain, MempoolReject, TxFault};
 
 /// How a transaction is being admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub(super) struct Checked {
     conflicts: BTreeSet<Txid>,
     /// Mempool transactions whose outputs it spends.
     parents: BTreeSet<Txid>,
+    /// A TRUC sibling it would evict (counted among the conflicts).
+    sibling: Option<Txid>,
 }
 
 /// Accepted package members.
@@ -154,11 +158,18 @@ impl EmbeddedChain {
         }
         let fee_sat = fee_of(tx, &prevouts)?;
         policy::check_final(tx, spend_height, &heights).map_err(classify_final)?;
+        let dust_fee = self.config.policy.dust_relay_fee_sat_per_kvb;
         match policy::check_standard(tx, &prevouts, &self.config.policy) {
             Ok(()) => {}
             // The fee rate is the last rule checked: everything else passed.
             Err(PolicyError::FeeBelowMinRelay { .. }) if mode != Mode::Single => {}
-            Err(e) => return Err(MempoolReject::Policy(e)),
+            Err(e) => return Err(truc::standard_refusal(e, tx, &prevouts, dust_fee)),
+        }
+        let mut sibling = None;
+        if mode == Mode::Single {
+            sibling = self.truc_with_mempool(tx, tx.vsize() as u64, &parents, &conflicts)?;
+            conflicts.extend(sibling);
+            self.ephemeral_spends_with_mempool(tx, &parents)?;
         }
         script::verify_scripts(tx, &prevouts)?;
         Ok(Checked {
@@ -172,6 +183,7 @@ impl EmbeddedChain {
             prevouts,
             conflicts,
             parents,
+            sibling,
         })
     }
 
@@ -201,15 +213,18 @@ impl EmbeddedChain {
             return Err(MempoolReject::SpendsConflictingTx { txid });
         }
         let (fee_sat, vsize) = (checked.entry.fee_sat, checked.entry.vsize);
-        for txid in &checked.conflicts {
-            let Some(conflict) = self.mempool.get(txid) else {
+        let (txid, sibling_eviction) = (checked.entry.txid, checked.sibling.is_some());
+        for conflict_txid in &checked.conflicts {
+            let Some(conflict) = self.mempool.get(conflict_txid) else {
                 continue;
             };
             if u128::from(fee_sat) * u128::from(conflict.vsize)
                 <= u128::from(conflict.fee_sat) * u128::from(vsize)
             {
                 return Err(MempoolReject::ReplacementFeeRateTooLow {
-                    conflict: *txid,
+                    txid,
+                    sibling_eviction,
+                    conflict: *conflict_txid,
                     fee_sat,
                     vsize,
                     conflict_fee_sat: conflict.fee_sat,
@@ -228,6 +243,9 @@ impl EmbeddedChain {
         ));
         if fee_sat < required_sat {
             return Err(MempoolReject::InsufficientReplacementFee {
+                txid,
+                sibling_eviction,
+                conflicting_sat: evicted_fees,
                 fee_sat,
                 required_sat,
             });
@@ -316,7 +334,7 @@ impl EmbeddedChain {
             &[(parent, &p.prevouts[..]), (child, &c.prevouts[..])],
             &self.config.policy,
         )
-        .map_err(MempoolReject::Policy)?;
+        .map_err(|e| truc::package_refusal(e, &[parent, child]))?;
         let parent = self.admit(p, BTreeSet::new());
         let child = self.admit(c, BTreeSet::new());
         Ok(PackageAccepted { parent, child })

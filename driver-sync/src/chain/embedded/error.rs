@@ -5,8 +5,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 use bitcoin::{BlockHash, OutPoint, Txid};
-use contractcourt_core::policy::PolicyError;
+use contractcourt_core::policy::{PolicyError, TrucViolation};
 use contractcourt_core::types::Height;
+
+use contractcourt_core::policy::truc_mempool::{
+    MISSING_EPHEMERAL_SPENDS_REASON, TRUC_REJECT_REASON,
+};
 
 use super::ChainUpdate;
 
@@ -246,6 +250,22 @@ pub enum MempoolReject {
     },
     /// A standardness rule (or the minimum relay fee) fails.
     Policy(PolicyError),
+    /// A TRUC (version 3) rule fails: Bitcoin Core's `TRUC-violation`.
+    Truc {
+        /// The rule.
+        violation: TrucViolation,
+        /// Core's details (`truc_policy.cpp`), naming the transactions.
+        details: String,
+    },
+    /// A child leaves an unconfirmed parent's ephemeral dust unspent: Core's
+    /// `missing-ephemeral-spends`.
+    MissingEphemeralSpends {
+        /// Core's details, naming the child.
+        details: String,
+    },
+    /// A transaction with one dust output pays a fee: Core's `dust, tx with dust output must be
+    /// 0-fee` (only a transaction paying nothing may carry ephemeral dust).
+    DustNotZeroFee,
     /// The transaction conflicts with a mempool transaction and may not replace it here (in a
     /// package, or while the mempool is rebuilt after a block).
     Conflict {
@@ -266,6 +286,10 @@ pub enum MempoolReject {
     },
     /// A replacement does not pay a higher fee rate than a transaction it conflicts with.
     ReplacementFeeRateTooLow {
+        /// The replacement.
+        txid: Txid,
+        /// Whether the conflict is a TRUC sibling considered for eviction.
+        sibling_eviction: bool,
         /// The conflicting transaction.
         conflict: Txid,
         /// The replacement's fee (sat).
@@ -280,6 +304,12 @@ pub enum MempoolReject {
     /// A replacement does not pay for everything it evicts plus the incremental relay fee for
     /// its own size.
     InsufficientReplacementFee {
+        /// The replacement.
+        txid: Txid,
+        /// Whether a TRUC sibling is among the evicted.
+        sibling_eviction: bool,
+        /// The evicted transactions' fees (sat).
+        conflicting_sat: u64,
         /// The replacement's fee (sat).
         fee_sat: u64,
         /// The fee it needs (sat): the evicted transactions' fees plus the incremental relay
@@ -296,6 +326,16 @@ pub enum MempoolReject {
 }
 
 impl MempoolReject {
+    /// The whole refusal as `sendrawtransaction` / `submitpackage` word it: the reject code, a
+    /// comma, the details (`TRUC-violation, version=3 child tx … is too big: …`); a package
+    /// member's is its own.
+    pub fn reason(&self) -> String {
+        match self {
+            MempoolReject::PackageMember { reject, .. } => reject.reason(),
+            _ => format!("{}, {self}", self.code()),
+        }
+    }
+
     /// Bitcoin Core's reject code for this reason (what `sendrawtransaction` would say), for
     /// drivers that pass reasons through raw.
     pub fn code(&self) -> &'static str {
@@ -319,6 +359,8 @@ impl MempoolReject {
                 | PolicyError::MinimalIfTooComplex { .. } => {
                     "non-mandatory-script-verify-flag (minimalif)"
                 }
+                PolicyError::Truc(_) => TRUC_REJECT_REASON,
+                PolicyError::MissingEphemeralSpends => MISSING_EPHEMERAL_SPENDS_REASON,
                 PolicyError::PackageEmpty
                 | PolicyError::PackageTooManyTransactions { .. }
                 | PolicyError::PackageTooHeavy { .. }
@@ -329,8 +371,21 @@ impl MempoolReject {
             MempoolReject::Conflict { .. } => "txn-mempool-conflict",
             MempoolReject::SpendsConflictingTx { .. } => "bad-txns-spends-conflicting-tx",
             MempoolReject::TooManyReplacements { .. } => "too many potential replacements",
-            MempoolReject::ReplacementFeeRateTooLow { .. }
-            | MempoolReject::InsufficientReplacementFee { .. } => "insufficient fee",
+            MempoolReject::Truc { .. } => TRUC_REJECT_REASON,
+            MempoolReject::MissingEphemeralSpends { .. } => MISSING_EPHEMERAL_SPENDS_REASON,
+            MempoolReject::DustNotZeroFee => "dust",
+            MempoolReject::ReplacementFeeRateTooLow {
+                sibling_eviction, ..
+            }
+            | MempoolReject::InsufficientReplacementFee {
+                sibling_eviction, ..
+            } => {
+                if *sibling_eviction {
+                    "insufficient fee (including sibling eviction)"
+                } else {
+                    "insufficient fee"
+                }
+            }
             MempoolReject::PackageMember { reject, .. } => reject.code(),
         }
     }
@@ -379,6 +434,9 @@ impl fmt::Display for MempoolReject {
                 write!(f, "input {input} fails script verification: {reason}")
             }
             MempoolReject::Policy(e) => write!(f, "policy: {e}"),
+            MempoolReject::Truc { details, .. }
+            | MempoolReject::MissingEphemeralSpends { details } => f.write_str(details),
+            MempoolReject::DustNotZeroFee => f.write_str("tx with dust output must be 0-fee"),
             MempoolReject::Conflict { txid } => {
                 write!(f, "conflicts with mempool transaction {txid}")
             }
@@ -391,23 +449,41 @@ impl fmt::Display for MempoolReject {
                 "replacement would evict {count} transactions, more than {max}"
             ),
             MempoolReject::ReplacementFeeRateTooLow {
-                conflict,
+                txid,
                 fee_sat,
                 vsize,
                 conflict_fee_sat,
                 conflict_vsize,
+                ..
             } => write!(
                 f,
-                "replacement fee rate {fee_sat} sat / {vsize} vb is not above {conflict}'s \
-                 {conflict_fee_sat} sat / {conflict_vsize} vb"
+                "rejecting replacement {txid}; new feerate {} <= old feerate {}",
+                btc_per_kvb(*fee_sat, *vsize),
+                btc_per_kvb(*conflict_fee_sat, *conflict_vsize)
             ),
             MempoolReject::InsufficientReplacementFee {
+                txid,
+                conflicting_sat,
                 fee_sat,
                 required_sat,
-            } => write!(
-                f,
-                "replacement pays {fee_sat} sat, needs at least {required_sat} sat"
-            ),
+                ..
+            } => {
+                if fee_sat < conflicting_sat {
+                    write!(
+                        f,
+                        "rejecting replacement {txid}, less fees than conflicting txs; {} < {}",
+                        money(*fee_sat),
+                        money(*conflicting_sat)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "rejecting replacement {txid}, not enough additional fees to relay; {} < {}",
+                        money(fee_sat - conflicting_sat),
+                        money(required_sat.saturating_sub(*conflicting_sat))
+                    )
+                }
+            }
             MempoolReject::PackageMember { index, reject } => {
                 write!(f, "package transaction {index}: {reject}")
             }
@@ -416,3 +492,41 @@ impl fmt::Display for MempoolReject {
 }
 
 impl std::error::Error for MempoolReject {}
+
+/// Bitcoin Core's `FormatMoney`: BTC with eight decimals, trailing zeros trimmed down to two.
+fn money(sat: u64) -> String {
+    let text = format!("{}.{:08}", sat / 100_000_000, sat % 100_000_000);
+    let decimals = text.trim_end_matches('0');
+    let keep = decimals.len().max(text.len() - 6);
+    text[..keep].to_owned()
+}
+
+/// Bitcoin Core's `CFeeRate(fee, vsize).ToString()`: sat per 1,000 vB (rounded down), as
+/// `0.00001000 BTC/kvB`.
+fn btc_per_kvb(fee_sat: u64, vsize: u64) -> String {
+    let per_kvb = fee_sat.saturating_mul(1000) / vsize.max(1);
+    format!(
+        "{}.{:08} BTC/kvB",
+        per_kvb / 100_000_000,
+        per_kvb % 100_000_000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Core's `FormatMoney` and `CFeeRate::ToString`, as its refusals print them
+    /// (`policy/rbf.cpp`: `0.00 < 0.00000141`, `0.00001 < 0.00002`, `0.00001000 BTC/kvB`).
+    #[test]
+    fn amounts_and_rates_are_printed_as_bitcoin_core_prints_them() {
+        assert_eq!(money(0), "0.00");
+        assert_eq!(money(141), "0.00000141");
+        assert_eq!(money(1_000), "0.00001");
+        assert_eq!(money(2_000_000), "0.02");
+        assert_eq!(money(123_000_000), "1.23");
+        assert_eq!(btc_per_kvb(1_000, 1_000), "0.00001000 BTC/kvB");
+        assert_eq!(btc_per_kvb(2_000, 1_000), "0.00002000 BTC/kvB");
+        assert_eq!(btc_per_kvb(1_000, 3), "0.00333333 BTC/kvB");
+    }
+}

@@ -138,6 +138,23 @@ impl Mempool {
         found
     }
 
+    /// `txid` and every mempool transaction it descends from (Core's `GetAncestorCount`
+    /// counts these).
+    pub(super) fn with_ancestors(&self, txid: Txid) -> BTreeSet<Txid> {
+        let mut found = BTreeSet::new();
+        let mut stack = vec![txid];
+        while let Some(t) = stack.pop() {
+            let Some(entry) = self.entries.get(&t) else {
+                continue;
+            };
+            if !found.insert(t) {
+                continue;
+            }
+            stack.extend(entry.tx.tx.input.iter().map(|i| i.previous_output.txid));
+        }
+        found
+    }
+
     /// Every transaction, in arrival order.
     pub(super) fn in_order(&self) -> Vec<&MempoolTx> {
         let mut entries: Vec<&Entry> = self.entries.values().collect();

@@ -27,6 +27,7 @@ mod mining;
 mod node_wallet;
 mod script;
 mod tempdir;
+mod truc;
 mod utxo;
 mod wallet;
 
