@@ -26,7 +26,7 @@ pub(super) struct Index {
     pub(super) closes: BTreeMap<bitcoin::Txid, ChannelId>,
     /// Channels with an incoming HTLC of a payment hash, on a live commitment or on the
     /// confirmed close: the channels a preimage concerns.
-    pub(super) hashes: BTreeMap<PaymentHash, BTreeSet<ChannelId>>,
+    pub(super) hashes: HashIndex,
     /// The outgoing HTLCs forwarded from each incoming HTLC (the circuits, reversed): the
     /// channels an upstream decision concerns.
     pub(super) forwarded: BTreeMap<HtlcKey, BTreeSet<HtlcKey>>,
@@ -40,6 +40,21 @@ pub(super) struct Index {
     pub(super) swept: BTreeMap<ChannelId, BTreeSet<OutPoint>>,
     /// What the open anchor channels may need from the fee wallet.
     pub(super) exposure: exposure::ExposureIndex,
+}
+
+/// The channels of each payment hash, one entry per (hash, channel): every HTLC of a node has its
+/// own hash, so a set per hash would cost a tree node (~370 bytes) per incoming HTLC.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct HashIndex(BTreeSet<(PaymentHash, ChannelId)>);
+
+impl HashIndex {
+    /// The channels with an incoming HTLC of `hash`, in channel order.
+    pub(super) fn channels(&self, hash: &PaymentHash) -> impl Iterator<Item = ChannelId> + '_ {
+        let (first, last) = (ChannelId([0; 32]), ChannelId([0xff; 32]));
+        self.0
+            .range((*hash, first)..=(*hash, last))
+            .map(|(_, id)| *id)
+    }
 }
 
 /// One channel's entries in the [`Index`].
@@ -73,12 +88,7 @@ impl Index {
                 self.closes.remove(t);
             }
             for h in &old.hashes {
-                if let Some(set) = self.hashes.get_mut(h) {
-                    set.remove(&id);
-                    if set.is_empty() {
-                        self.hashes.remove(h);
-                    }
-                }
+                self.hashes.0.remove(&(*h, id));
             }
             for h in &old.heights {
                 if let Some(set) = self.touched_at.get_mut(h) {
@@ -163,7 +173,7 @@ impl Index {
             .chain(on_close)
             .collect();
         for hash in incoming {
-            self.hashes.entry(hash).or_default().insert(id);
+            self.hashes.0.insert((hash, id));
             entry.hashes.push(hash);
         }
         if ch.acts_every_block() {
@@ -270,5 +280,35 @@ impl ChainArbitrator {
         for outgoing in circuits {
             self.index_circuit(outgoing);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HashIndex;
+    use crate::bolt3::PaymentHash;
+    use crate::types::ChannelId;
+
+    #[test]
+    fn a_payment_hash_finds_exactly_its_channels_the_lowest_and_highest_ids_included() {
+        let (a, b, c) = (
+            PaymentHash([1; 32]),
+            PaymentHash([2; 32]),
+            PaymentHash([3; 32]),
+        );
+        let (low, mid, high) = (
+            ChannelId([0; 32]),
+            ChannelId([0x80; 32]),
+            ChannelId([0xff; 32]),
+        );
+        let mut index = HashIndex::default();
+        for (h, id) in [(b, high), (a, mid), (b, low), (c, mid), (b, mid)] {
+            index.0.insert((h, id));
+        }
+        assert_eq!(index.channels(&b).collect::<Vec<_>>(), vec![low, mid, high]);
+        assert_eq!(index.channels(&a).collect::<Vec<_>>(), vec![mid]);
+        assert_eq!(index.channels(&PaymentHash([9; 32])).count(), 0);
+        index.0.remove(&(b, mid));
+        assert_eq!(index.channels(&b).collect::<Vec<_>>(), vec![low, high]);
     }
 }

@@ -75,9 +75,7 @@ impl ChainArbitrator {
     ) -> BTreeSet<ChannelId> {
         let concerned: BTreeSet<ChannelId> = hashes
             .iter()
-            .filter_map(|h| self.index.hashes.get(h))
-            .flatten()
-            .copied()
+            .flat_map(|h| self.index.hashes.channels(h))
             .collect();
         for channel in &concerned {
             touched.insert(*channel);
@@ -148,9 +146,7 @@ impl ChainArbitrator {
                     }
                 }
                 RecordKey::Preimage { payment_hash } => {
-                    if let Some(concerned) = self.index.hashes.get(payment_hash) {
-                        touched.extend(concerned.iter().copied());
-                    }
+                    touched.extend(self.index.hashes.channels(payment_hash));
                 }
                 _ => {}
             }
