@@ -75,7 +75,7 @@ impl ChainArbitrator {
     ) -> BTreeSet<ChannelId> {
         let concerned: BTreeSet<ChannelId> = hashes
             .iter()
-            .flat_map(|h| self.index.hashes.channels(h))
+            .flat_map(|h| self.index.hashes.values(h))
             .collect();
         for channel in &concerned {
             touched.insert(*channel);
@@ -146,7 +146,7 @@ impl ChainArbitrator {
                     }
                 }
                 RecordKey::Preimage { payment_hash } => {
-                    touched.extend(self.index.hashes.channels(payment_hash));
+                    touched.extend(self.index.hashes.values(payment_hash));
                 }
                 _ => {}
             }
@@ -154,14 +154,13 @@ impl ChainArbitrator {
         // After every circuit of this step is indexed.
         for key in &changed {
             if let RecordKey::Upstream { htlc } = key {
-                if let Some(outgoing) = self.index.forwarded.get(htlc) {
-                    touched.extend(
-                        outgoing
-                            .iter()
-                            .map(|o| o.channel)
-                            .filter(|id| self.channels.contains_key(id)),
-                    );
-                }
+                touched.extend(
+                    self.index
+                        .forwarded
+                        .values(htlc)
+                        .map(|o| o.channel)
+                        .filter(|id| self.channels.contains_key(id)),
+                );
             }
         }
     }
@@ -169,20 +168,11 @@ impl ChainArbitrator {
     /// Refresh a circuit's entry in the reversed circuit index.
     pub(super) fn index_circuit(&mut self, outgoing: HtlcKey) {
         if let Some(old) = self.index.leg_of.remove(&outgoing) {
-            if let Some(set) = self.index.forwarded.get_mut(&old) {
-                set.remove(&outgoing);
-                if set.is_empty() {
-                    self.index.forwarded.remove(&old);
-                }
-            }
+            self.index.forwarded.remove(old, outgoing);
         }
         if let Some(leg) = self.node.circuits.get(&outgoing) {
             self.index.leg_of.insert(outgoing, leg.htlc);
-            self.index
-                .forwarded
-                .entry(leg.htlc)
-                .or_default()
-                .insert(outgoing);
+            self.index.forwarded.insert(leg.htlc, outgoing);
         }
     }
 }
