@@ -31,6 +31,8 @@ pub mod to_remote;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod witness_tests;
 
 /// `simple_taproot_nums` (section "Nothing Up My Sleeves Points"): a point nobody knows the
 /// discrete log of, used as the internal key of `to_local` and `to_remote` so that only their

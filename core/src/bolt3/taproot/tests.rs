@@ -19,9 +19,9 @@ use super::to_local::to_local;
 use super::to_remote::to_remote;
 use super::{leaf_hash, simple_taproot_nums, TapOutput, TaprootScriptError};
 
-const CSV_DELAY: u16 = 144;
+pub(super) const CSV_DELAY: u16 = 144;
 
-fn vectors() -> Value {
+pub(super) fn vectors() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../vectors/bolt-simple-taproot.json"
@@ -30,7 +30,7 @@ fn vectors() -> Value {
     serde_json::from_str(&text).expect("vector json")
 }
 
-fn hex_of(v: &Value) -> Vec<u8> {
+pub(super) fn hex_of(v: &Value) -> Vec<u8> {
     hex::decode(v.as_str().expect("hex string")).expect("hex")
 }
 
@@ -38,7 +38,7 @@ fn key(v: &Value) -> PublicKey {
     PublicKey::from_slice(&hex_of(v)).expect("public key")
 }
 
-fn param_key(v: &Value, name: &str) -> PublicKey {
+pub(super) fn param_key(v: &Value, name: &str) -> PublicKey {
     key(&v["params"]["keys"][name])
 }
 
@@ -232,14 +232,16 @@ fn second_level_htlc_output_is_revocation_over_delay_leaf_byte_exact() {
 }
 
 /// One HTLC of a transaction vector, as the holder (local) sees it.
-struct Htlc {
-    incoming: bool,
-    amount: Amount,
-    leaf_for_claim: ScriptBuf,
-    output: TapOutput,
+pub(super) struct Htlc {
+    pub(super) incoming: bool,
+    pub(super) amount: Amount,
+    pub(super) expiry: u32,
+    pub(super) preimage: Vec<u8>,
+    pub(super) leaf_for_claim: ScriptBuf,
+    pub(super) output: TapOutput,
 }
 
-fn htlcs_of(v: &Value, test: &Value) -> Vec<Htlc> {
+pub(super) fn htlcs_of(v: &Value, test: &Value) -> Vec<Htlc> {
     let revocation = param_key(v, "derived_revocation_pubkey");
     let local = param_key(v, "derived_local_htlc_pubkey");
     let remote = param_key(v, "derived_remote_htlc_pubkey");
@@ -249,8 +251,8 @@ fn htlcs_of(v: &Value, test: &Value) -> Vec<Htlc> {
             let hash = payment_hash(&h["preimage"]);
             let amount = Amount::from_sat(h["amount_msat"].as_u64().unwrap() / 1000);
             let incoming = h["incoming"].as_bool().unwrap();
+            let expiry = h["expiry"].as_u64().unwrap() as u32;
             let (leaf_for_claim, output) = if incoming {
-                let expiry = h["expiry"].as_u64().unwrap() as u32;
                 let out = accepted_htlc(&revocation, &local, &remote, &hash, expiry).unwrap();
                 (out.success_script, out.output)
             } else {
@@ -260,6 +262,8 @@ fn htlcs_of(v: &Value, test: &Value) -> Vec<Htlc> {
             Htlc {
                 incoming,
                 amount,
+                expiry,
+                preimage: hex_of(&h["preimage"]),
                 leaf_for_claim,
                 output,
             }
@@ -267,7 +271,7 @@ fn htlcs_of(v: &Value, test: &Value) -> Vec<Htlc> {
         .collect()
 }
 
-fn tx(v: &Value) -> Transaction {
+pub(super) fn tx(v: &Value) -> Transaction {
     deserialize(&hex_of(v)).expect("transaction")
 }
 
