@@ -24,11 +24,14 @@ use super::secp;
 
 pub mod accepted_htlc;
 pub mod anchor;
+pub mod funding;
 pub mod offered_htlc;
 pub mod second_level;
 pub mod to_local;
 pub mod to_remote;
 
+#[cfg(test)]
+mod funding_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -54,6 +57,8 @@ pub fn simple_taproot_nums() -> PublicKey {
 pub enum TaprootScriptError {
     /// The leaves do not form a complete tap tree (none given).
     EmptyTree,
+    /// MuSig2 key aggregation gave the point at infinity (keys that cancel out).
+    KeyAggregationAtInfinity,
     /// A control block was asked for a leaf that is not in this output's tree.
     LeafNotInTree {
         /// The leaf's TapLeaf hash.
@@ -65,6 +70,9 @@ impl std::fmt::Display for TaprootScriptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TaprootScriptError::EmptyTree => f.write_str("a tap tree needs at least one leaf"),
+            TaprootScriptError::KeyAggregationAtInfinity => {
+                f.write_str("the MuSig2 aggregate of the funding keys is the point at infinity")
+            }
             TaprootScriptError::LeafNotInTree { leaf_hash } => {
                 write!(f, "leaf {leaf_hash} is not in this output's tap tree")
             }
@@ -96,6 +104,15 @@ impl TapOutput {
             .finalize(secp(), x_only)
             .map_err(|_| TaprootScriptError::EmptyTree)?;
         Ok(TapOutput { spend_info })
+    }
+
+    /// A key-path-only output (BIP 86): the internal key tweaked with
+    /// `tagged_hash("TapTweak", internal_key)`, no script tree.
+    pub fn key_path_only(internal_key: &PublicKey) -> Self {
+        let (x_only, _) = internal_key.x_only_public_key();
+        TapOutput {
+            spend_info: TaprootSpendInfo::new_key_spend(secp(), x_only, None),
+        }
     }
 
     /// The internal key (x-only).

@@ -22,12 +22,8 @@ use super::{leaf_hash, simple_taproot_nums, TapOutput, TaprootScriptError};
 pub(super) const CSV_DELAY: u16 = 144;
 
 pub(super) fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../vectors/bolt-simple-taproot.json"
-    );
-    let text = std::fs::read_to_string(path).expect("vector file");
-    serde_json::from_str(&text).expect("vector json")
+    let text = include_str!("../../../../vectors/bolt-simple-taproot.json");
+    serde_json::from_str(text).expect("vector json")
 }
 
 pub(super) fn hex_of(v: &Value) -> Vec<u8> {
