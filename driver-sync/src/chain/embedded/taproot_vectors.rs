@@ -2,7 +2,9 @@
 //! spent outputs given) on the simple taproot channel vectors (`vectors/bolt-simple-taproot.json`,
 //! issue 21): each second-level HTLC transaction is valid when the output it spends is the HTLC
 //! output `contractcourt_core::bolt3::taproot` builds, and invalid when that output belongs to
-//! another HTLC. (`bitcoinconsensus` in core's `testkit` cannot verify taproot spends.)
+//! another HTLC or with a flipped signature bit; each commitment is valid spending the MuSig2
+//! funding output it builds, at the funding amount only. (`bitcoinconsensus` in core's `testkit`
+//! cannot verify taproot spends.)
 
 use bitcoin::consensus::deserialize;
 use bitcoin::hashes::{sha256, Hash};
@@ -110,4 +112,37 @@ fn bitcoin_core_accepts_each_second_level_spend_of_our_htlc_outputs_and_refuses_
         }
     }
     assert_eq!(checked, 7);
+}
+
+#[test]
+fn bitcoin_core_accepts_each_vector_commitment_spending_our_funding_output_at_its_amount_only() {
+    let v = vectors();
+    let funding_output = contractcourt_core::bolt3::taproot::funding::funding_output(
+        &key(&v, "local_funding_pubkey"),
+        &key(&v, "remote_funding_pubkey"),
+    )
+    .unwrap();
+    let amount = Amount::from_sat(v["params"]["funding_amount_satoshis"].as_u64().unwrap());
+    let prevout = TxOut {
+        value: amount,
+        script_pubkey: funding_output.script_pubkey(),
+    };
+    for test in v["transactions"].as_array().unwrap() {
+        let commitment: Transaction =
+            deserialize(&hex_of(&test["expected_commitment_tx_hex"])).unwrap();
+        assert_eq!(
+            verify_scripts(&commitment, std::slice::from_ref(&prevout)),
+            Ok(())
+        );
+        // A taproot signature commits to every spent amount.
+        let wrong = TxOut {
+            value: amount - Amount::from_sat(1),
+            script_pubkey: prevout.script_pubkey.clone(),
+        };
+        let result = verify_scripts(&commitment, &[wrong]);
+        assert!(
+            matches!(result, Err(MempoolReject::ScriptFailure { input: 0, .. })),
+            "{result:?}"
+        );
+    }
 }
