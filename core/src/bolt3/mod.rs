@@ -19,6 +19,7 @@ pub mod keys;
 pub mod scripts;
 pub mod shachain;
 pub mod sign;
+pub mod taproot;
 pub mod weights;
 pub mod witness;
 

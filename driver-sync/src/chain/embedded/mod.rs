@@ -31,6 +31,9 @@ mod truc;
 mod utxo;
 mod wallet;
 
+#[cfg(test)]
+mod taproot_vectors;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
