@@ -179,6 +179,15 @@ fn serve_soak_reduced_channels_open_and_close_continuously() {
         for _ in 0..3 {
             timed_block(&mut client, &mut node, &mut samples);
         }
+        if round % 500 == 499 {
+            let last = samples
+                .last()
+                .map_or((0, 0, 0), |s: &Sample| (s.height, s.rss_kib, s.store_bytes));
+            eprintln!(
+                "soak: {} rounds, height/rss_kib/store_bytes {last:?}",
+                round + 1
+            );
+        }
         if round % 4 == 3 {
             // A reorg: the round's three blocks (the close's confirmation among them) replaced
             // by four empty ones; their transactions go back to the mempool and confirm again.
@@ -224,7 +233,14 @@ fn serve_soak_reduced_channels_open_and_close_continuously() {
     assert!(reorgs > 0 || rounds < 4);
 
     println!("height  rss_kib  block_ms  store_bytes");
-    for s in &samples {
+    // At most about 60 rows (every one on a short run), and the last.
+    let every = samples.len().div_ceil(60).max(1);
+    let shown = samples
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0 || *i + 1 == samples.len())
+        .map(|(_, s)| s);
+    for s in shown {
         println!(
             "{:>6}  {:>7}  {:>8}  {:>11}",
             s.height, s.rss_kib, s.block_ms, s.store_bytes
