@@ -100,7 +100,8 @@ pub enum Event {
         request: RequestId,
         /// The txid that was broadcast (for a package, the child's).
         txid: Txid,
-        /// Accepted, or rejected with the source's raw reason (the core classifies it).
+        /// Accepted, rejected with the source's raw reason (the core classifies it), or not
+        /// delivered (no verdict from the node).
         outcome: BroadcastOutcome,
     },
     /// The result of a sign request.
@@ -433,6 +434,13 @@ pub enum BroadcastOutcome {
     /// Rejected; `reason` is the source's own text, passed through raw.
     Rejected {
         /// The raw reason.
+        reason: String,
+    },
+    /// The node never answered (no connection, an HTTP error without the node's verdict, a
+    /// broadcast task that did not finish): not a refusal. The core keeps the attempt as it
+    /// was, raises no alert, splits no batch and offers it again at the next block.
+    NotDelivered {
+        /// What the driver's client saw instead of a verdict (for logs only).
         reason: String,
     },
 }

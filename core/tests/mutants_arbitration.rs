@@ -341,6 +341,13 @@ fn a_rejected_broadcast_of_our_commitment_alerts_unless_it_is_already_known() {
         "Bitcoin Core 28+'s answer to a rebroadcast of a confirmed transaction: success"
     );
     assert_eq!(
+        result(BroadcastOutcome::NotDelivered {
+            reason: "transport error: Connection refused (os error 111)".into()
+        }),
+        vec![],
+        "no verdict from the node is not a rejection: the next block's rebroadcast retries"
+    );
+    assert_eq!(
         result(BroadcastOutcome::Rejected {
             reason: "min relay fee not met".into()
         }),

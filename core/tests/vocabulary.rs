@@ -508,3 +508,16 @@ fn record_keys_have_stable_distinct_paths() {
     assert_eq!(paths.len(), keys.len());
     assert!(paths.contains(&format!("channel/{}/commitment/remote_pending", CHAN)));
 }
+
+#[test]
+fn a_broadcast_the_node_never_answered_is_its_own_outcome_in_json() {
+    let text = r#"{"kind":"not_delivered","reason":"connection refused"}"#;
+    let outcome: BroadcastOutcome = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        outcome,
+        BroadcastOutcome::NotDelivered {
+            reason: "connection refused".into()
+        }
+    );
+    assert_eq!(serde_json::to_string(&outcome).unwrap(), text);
+}

@@ -23,7 +23,7 @@
 pub mod agenda;
 pub mod io;
 pub mod memory;
-mod prune;
+pub mod prune;
 mod replay;
 
 use contractcourt_core::action::{Action, Batch};
@@ -358,11 +358,12 @@ impl<S: Store> Driver<S> {
         event: Event,
         first: bool,
     ) -> Result<(), DriverErrorKind> {
-        let recorded = self.engine.recordable(&event);
+        let recordable = self.engine.recordable(&event);
         let actions = match self.engine.step(&event) {
             Ok(actions) => actions,
             Err(error) => {
                 // A refusal changed nothing: recorded with the digest of no actions.
+                let recorded = recordable.unwrap_or_else(|| event.clone());
                 let seq = self
                     .store
                     .commit_step(&recorded, &actions_digest(&[]), &[])
@@ -377,17 +378,14 @@ impl<S: Store> Driver<S> {
                 });
             }
         };
-        let batches = agenda::batches(&actions);
-        match self
-            .store
-            .commit_step(&recorded, &actions_digest(&actions), &batches)
-        {
+        let step = prune::StepToCommit {
+            event: &event,
+            recordable,
+            actions: &actions,
+            window: self.config.close.archive_depth,
+        };
+        match prune::commit_step(&mut self.store, &mut self.pruner, step) {
             Ok(seq) => {
-                let window = self.config.close.archive_depth;
-                if let Err(e) = self.pruner.committed(&mut self.store, seq, &event, window) {
-                    // The step is committed; only the recorder's window waits for a later try.
-                    tracing::warn!(seq, error = %e, "pruning the flight recorder failed");
-                }
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     tracing::debug!(
                         seq,

@@ -3,6 +3,9 @@
 //! core's locator), and the flight recorder's replay — on the in-memory and the SQLite store.
 //! Also the in-memory signer against the `sim` keys.
 
+#[path = "driver/mempool_record.rs"]
+mod mempool_record;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bitcoin::Transaction;

@@ -6,10 +6,11 @@
 //! to it runs on tokio's blocking threads (`spawn_blocking`), never on an async worker; the
 //! engine's steps are pure computation and run inline.
 
-use contractcourt_core::action::{Action, Batch};
+use contractcourt_core::action::Action;
 use contractcourt_core::chain::{ChainArbitrator, Config};
 use contractcourt_core::event::Event;
 use contractcourt_sync::driver::agenda::{self, Agenda, Next};
+use contractcourt_sync::driver::prune::{commit_step, Pruner, StepToCommit};
 use contractcourt_sync::driver::{actions_digest, load_engine, DriverError, DriverErrorKind};
 use contractcourt_sync::store::Store;
 
@@ -25,6 +26,8 @@ pub struct AsyncDriver<S: Store + 'static> {
     io: AsyncIo,
     /// A reload after a failed commit failed too: reload before the next call.
     stale: bool,
+    /// The flight recorder's window (as the blocking driver keeps it).
+    pruner: Pruner,
 }
 
 impl<S: Store + 'static> std::fmt::Debug for AsyncDriver<S> {
@@ -67,6 +70,7 @@ impl<S: Store + 'static> AsyncDriver<S> {
             store: Some(store),
             io,
             stale: false,
+            pruner: Pruner::default(),
         })
     }
 
@@ -218,20 +222,21 @@ impl<S: Store + 'static> AsyncDriver<S> {
         Ok(agenda.into_transcript())
     }
 
-    /// Step, then commit the step: the event as the recorder keeps it (taken before the step),
-    /// the digest of its actions and its batches, in one store write (`Store::commit_step`). The
-    /// recorder's window (pruning) is the blocking driver's only.
+    /// Step, then commit the step as the blocking driver does ([`commit_step`]): the event as
+    /// the recorder keeps it (taken before the step), the digest of its actions and its batches,
+    /// in one store write, then the recorder kept to its window of `archive_depth` blocks.
     async fn step(
         &mut self,
         agenda: &mut Agenda,
         event: Event,
         first: bool,
     ) -> Result<(), DriverErrorKind> {
-        let recorded = self.engine.recordable(&event);
+        let recordable = self.engine.recordable(&event);
         let actions = match self.engine.step(&event) {
             Ok(actions) => actions,
             Err(error) => {
                 // A refusal changed nothing: recorded with the digest of no actions.
+                let recorded = recordable.unwrap_or_else(|| event.clone());
                 self.with_store(move |s| s.commit_step(&recorded, &actions_digest(&[]), &[]))
                     .await?
                     .map_err(DriverErrorKind::Recorder)?;
@@ -244,13 +249,21 @@ impl<S: Store + 'static> AsyncDriver<S> {
                 });
             }
         };
-        let digest = actions_digest(&actions);
-        let batches: Vec<Batch> = agenda::batches(&actions).into_iter().cloned().collect();
-        let committed = self
+        let mut pruner = std::mem::take(&mut self.pruner);
+        let (fed, done) = (event.clone(), actions.clone());
+        let window = self.config.close.archive_depth;
+        let (committed, pruner) = self
             .with_store(move |s| {
-                s.commit_step(&recorded, &digest, &batches.iter().collect::<Vec<_>>())
+                let step = StepToCommit {
+                    event: &fed,
+                    recordable,
+                    actions: &done,
+                    window,
+                };
+                (commit_step(s, &mut pruner, step), pruner)
             })
             .await?;
+        self.pruner = pruner;
         if let Err(e) = committed {
             if self.reload().await.is_err() {
                 self.stale = true;

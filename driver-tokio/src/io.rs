@@ -182,7 +182,7 @@ impl<T: Broadcaster + 'static> AsyncBroadcaster for Blocking<T> {
         Box::pin(async move {
             self.call(move |b| b.broadcast(&tx))
                 .await
-                .unwrap_or_else(|reason| BroadcastOutcome::Rejected { reason })
+                .unwrap_or_else(|reason| BroadcastOutcome::NotDelivered { reason })
         })
     }
     fn broadcast_package<'a>(
@@ -194,7 +194,7 @@ impl<T: Broadcaster + 'static> AsyncBroadcaster for Blocking<T> {
         Box::pin(async move {
             self.call(move |b| b.broadcast_package(&parent, &child))
                 .await
-                .unwrap_or_else(|reason| BroadcastOutcome::Rejected { reason })
+                .unwrap_or_else(|reason| BroadcastOutcome::NotDelivered { reason })
         })
     }
 }

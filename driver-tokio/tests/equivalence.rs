@@ -137,6 +137,7 @@ struct Outcome {
 
 impl Outcome {
     fn new<S: Store>(
+        config: &Config,
         steps: Vec<StepResult>,
         engine: &ChainArbitrator,
         store: &S,
@@ -158,8 +159,11 @@ impl Outcome {
             tip: lock(&world.chain).best_tip(),
         };
         // The flight recorder replays to the same engine and the same transcript.
-        let replay = replay_flight_recorder(Config::default(), store).unwrap();
+        let replay = replay_flight_recorder(config.clone(), store).unwrap();
         assert_eq!(replay.engine, outcome.engine);
+        assert_eq!(replay.divergence, None);
+        // A pruned recorder replays from its start: the transcript of the steps kept.
+        let pruned = store.replay_start().unwrap().is_some();
         let live: Vec<Action> = outcome
             .steps
             .iter()
@@ -167,7 +171,12 @@ impl Outcome {
                 Ok(t) | Err((_, t)) => t.clone(),
             })
             .collect();
-        assert_eq!(replay.transcript, live);
+        if pruned {
+            assert!(live.ends_with(&replay.transcript));
+            assert!(!replay.transcript.is_empty());
+        } else {
+            assert_eq!(replay.transcript, live);
+        }
         outcome
     }
 }
@@ -219,9 +228,9 @@ fn scenario() -> (SimChannel, Vec<Op>) {
 
 use bitcoin::hashes::Hash;
 
-fn run_sync<S: Store>(store: S, sim: &SimChannel, ops: &[Op]) -> Outcome {
+fn run_sync<S: Store>(config: &Config, store: S, sim: &SimChannel, ops: &[Op]) -> Outcome {
     let world = World::new(sim);
-    let (mut driver, started) = Driver::start(Config::default(), store, world.sync_io()).unwrap();
+    let (mut driver, started) = Driver::start(config.clone(), store, world.sync_io()).unwrap();
     let mut steps = vec![Ok(started)];
     for op in ops {
         world.apply(op);
@@ -230,17 +239,18 @@ fn run_sync<S: Store>(store: S, sim: &SimChannel, ops: &[Op]) -> Outcome {
             Op::Feed(event) => steps.push(result(driver.feed(event.clone()))),
             Op::Restart => {
                 let (store, io) = driver.into_parts();
-                let (d, started) = Driver::start(Config::default(), store, io).unwrap();
+                let (d, started) = Driver::start(config.clone(), store, io).unwrap();
                 driver = d;
                 steps.push(Ok(started));
             }
             Op::Mine(_) | Op::Reorg { .. } | Op::RejectNext(_) => {}
         }
     }
-    Outcome::new(steps, driver.engine(), driver.store(), &world)
+    Outcome::new(config, steps, driver.engine(), driver.store(), &world)
 }
 
 async fn run_tokio<S: Store + 'static>(
+    config: &Config,
     store: S,
     sim: &SimChannel,
     ops: &[Op],
@@ -248,7 +258,7 @@ async fn run_tokio<S: Store + 'static>(
 ) -> Outcome {
     let world = World::new(sim);
     let (mut driver, started) =
-        AsyncDriver::start(Config::default(), store, world.async_io(native_signer))
+        AsyncDriver::start(config.clone(), store, world.async_io(native_signer))
             .await
             .unwrap();
     let mut steps = vec![Ok(started)];
@@ -259,7 +269,7 @@ async fn run_tokio<S: Store + 'static>(
             Op::Feed(event) => steps.push(result(driver.feed(event.clone()).await)),
             Op::Restart => {
                 let (store, io) = driver.into_parts();
-                let (d, started) = AsyncDriver::start(Config::default(), store.unwrap(), io)
+                let (d, started) = AsyncDriver::start(config.clone(), store.unwrap(), io)
                     .await
                     .unwrap();
                 driver = d;
@@ -268,7 +278,13 @@ async fn run_tokio<S: Store + 'static>(
             Op::Mine(_) | Op::Reorg { .. } | Op::RejectNext(_) => {}
         }
     }
-    Outcome::new(steps, driver.engine(), driver.store().unwrap(), &world)
+    Outcome::new(
+        config,
+        steps,
+        driver.engine(),
+        driver.store().unwrap(),
+        &world,
+    )
 }
 
 fn check_scenario_exercises_the_contract(outcome: &Outcome) {
@@ -298,14 +314,15 @@ fn check_scenario_exercises_the_contract(outcome: &Outcome) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_drivers_give_identical_transcripts_and_states_on_the_memory_store() {
     let (sim, ops) = scenario();
-    let blocking = run_sync(MemoryStore::new(), &sim, &ops);
+    let blocking = run_sync(&Config::default(), MemoryStore::new(), &sim, &ops);
     check_scenario_exercises_the_contract(&blocking);
     // Spawned on the runtime's workers: the driver's futures are `Send`.
     let (sim2, ops2) = (sim.clone(), ops.clone());
-    let tokio =
-        tokio::spawn(async move { run_tokio(MemoryStore::new(), &sim2, &ops2, false).await })
-            .await
-            .unwrap();
+    let tokio = tokio::spawn(async move {
+        run_tokio(&Config::default(), MemoryStore::new(), &sim2, &ops2, false).await
+    })
+    .await
+    .unwrap();
     assert_eq!(blocking.steps.len(), tokio.steps.len());
     for (i, (a, b)) in blocking.steps.iter().zip(&tokio.steps).enumerate() {
         assert_eq!(a, b, "step {i} differs");
@@ -313,15 +330,22 @@ async fn both_drivers_give_identical_transcripts_and_states_on_the_memory_store(
     assert_eq!(blocking, tokio);
 }
 
+/// The scenario on both drivers, each on a fresh SQLite store: checked identical; the outcome.
+async fn both_on_sqlite(config: &Config, sim: &SimChannel, ops: &[Op]) -> Outcome {
+    let blocking = run_sync(config, SqliteStore::open_in_memory().unwrap(), sim, ops);
+    let store = SqliteStore::open_in_memory().unwrap();
+    let tokio = run_tokio(config, store, sim, ops, true).await;
+    assert_eq!(blocking, tokio);
+    tokio
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn both_drivers_give_identical_transcripts_and_states_on_the_sqlite_store() {
     let (sim, ops) = scenario();
-    let blocking = run_sync(SqliteStore::open_in_memory().unwrap(), &sim, &ops);
+    let blocking = both_on_sqlite(&Config::default(), &sim, &ops).await;
     check_scenario_exercises_the_contract(&blocking);
-    let tokio = run_tokio(SqliteStore::open_in_memory().unwrap(), &sim, &ops, true).await;
-    assert_eq!(blocking, tokio);
     // The store does not change the outcome either.
-    let memory = run_sync(MemoryStore::new(), &sim, &ops);
+    let memory = run_sync(&Config::default(), MemoryStore::new(), &sim, &ops);
     assert_eq!(blocking.steps, memory.steps);
     assert_eq!(blocking.engine, memory.engine);
 }
@@ -353,4 +377,36 @@ async fn the_async_driver_runs_a_failed_commit_like_the_blocking_one() {
     let t = driver.feed(first.clone()).await.unwrap();
     assert!(matches!(t.last(), Some(Action::UpdatePersisted { .. })));
     assert_eq!(lock(&world.node).received.len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_driver_prunes_the_recorder_past_archive_depth_like_the_blocking_one() {
+    let (sim, ops) = scenario();
+    let mut config = Config::default();
+    config.close.archive_depth = 6;
+    assert!(Config::default().close.archive_depth > 30);
+    let tokio = both_on_sqlite(&config, &sim, &ops).await;
+    // Pruned: the recorder no longer holds the channel's opening, and holds one to two
+    // windows of blocks.
+    assert!(
+        !tokio
+            .recorded
+            .iter()
+            .any(|e| matches!(e, Event::ChannelUpdate(_))),
+        "the opening was pruned"
+    );
+    let blocks = tokio
+        .recorded
+        .iter()
+        .filter(|e| matches!(e, Event::BlockConnected(_)))
+        .count();
+    assert!((6..=2 * 6 + 1).contains(&blocks), "{blocks} blocks kept");
+    // With the default window (longer than the run) the same run keeps every event.
+    let store = SqliteStore::open_in_memory().unwrap();
+    let unpruned = run_tokio(&Config::default(), store, &sim, &ops, true).await;
+    assert!(unpruned
+        .recorded
+        .iter()
+        .any(|e| matches!(e, Event::ChannelUpdate(_))));
+    assert!(unpruned.recorded.len() > tokio.recorded.len());
 }

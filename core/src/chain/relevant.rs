@@ -9,10 +9,16 @@
 //! output came from a routed (hence kept) transaction, so keeping every transaction that spends
 //! an output of a kept one is a superset of what the walk can route. Nothing else of a block is
 //! read by the engine (its height, hash, parent and time are kept).
+//!
+//! A mempool event is kept whole or not at all: a transaction is kept when one of its inputs
+//! spends a watched outpoint or an output of a known close (the same test, with no block to
+//! chain through), a removal when the index tracks that transaction. Anything else steps to no
+//! action and no change ([`ChainArbitrator::mempool_tx`]'s walk skips every such input), so
+//! replay needs no trace of it.
 
 use std::collections::BTreeSet;
 
-use bitcoin::Txid;
+use bitcoin::{OutPoint, Txid};
 
 use super::ChainArbitrator;
 use crate::event::{Block, Event};
@@ -27,9 +33,7 @@ impl ChainArbitrator {
         for tx in &block.txs {
             let relevant = tx.input.iter().any(|input| {
                 let prev = input.previous_output;
-                self.index.outpoints.get(&prev).is_some()
-                    || self.index.closes.contains_key(&prev.txid)
-                    || kept.contains(&prev.txid)
+                self.routes_spend_of(&prev) || kept.contains(&prev.txid)
             });
             if relevant {
                 kept.insert(tx.compute_txid());
@@ -45,12 +49,34 @@ impl ChainArbitrator {
         }
     }
 
-    /// What a flight recorder keeps of `event`, fed to this engine in its current state: a
-    /// connected block reduced to [`Self::relevant_block`], any other event as it is.
-    pub fn recordable(&self, event: &Event) -> Event {
+    /// Whether the engine's index routes a spend of `prev`: a watched outpoint, or an output of
+    /// a confirmed close it knows.
+    fn routes_spend_of(&self, prev: &OutPoint) -> bool {
+        self.index.outpoints.get(prev).is_some() || self.index.closes.contains_key(&prev.txid)
+    }
+
+    /// Whether a mempool event can change this engine in its current state: a transaction
+    /// spending a watched outpoint or an output of a known close, or the removal of a
+    /// transaction the index tracks. Any other mempool event steps to no action and no change.
+    pub fn relevant_mempool_event(&self, event: &Event) -> bool {
         match event {
-            Event::BlockConnected(block) => Event::BlockConnected(self.relevant_block(block)),
-            other => other.clone(),
+            Event::MempoolTx { tx, .. } => tx
+                .input
+                .iter()
+                .any(|input| self.routes_spend_of(&input.previous_output)),
+            Event::MempoolRemoved { txid, .. } => self.index.mempool.contains_key(txid),
+            _ => true,
+        }
+    }
+
+    /// What a flight recorder keeps of `event`, fed to this engine in its current state: a
+    /// connected block reduced to [`Self::relevant_block`]; nothing (`None`) of a mempool event
+    /// that is not [relevant](Self::relevant_mempool_event); any other event as it is.
+    pub fn recordable(&self, event: &Event) -> Option<Event> {
+        match event {
+            Event::BlockConnected(block) => Some(Event::BlockConnected(self.relevant_block(block))),
+            other if !self.relevant_mempool_event(other) => None,
+            other => Some(other.clone()),
         }
     }
 }
@@ -168,8 +194,63 @@ mod tests {
         );
         assert_eq!(
             arb.recordable(&Event::BlockConnected(block.clone())),
-            Event::BlockConnected(kept.clone())
+            Some(Event::BlockConnected(kept.clone()))
         );
+    }
+
+    #[test]
+    fn a_mempool_event_is_recorded_whole_only_when_it_can_change_the_engine() {
+        use crate::event::MempoolRemovalReason;
+        let setup = SimSetup::new(4, ChannelType::AnchorsZeroFeeHtlc);
+        let (mut sim, opened) = SimChannel::open(setup).unwrap();
+        let mut arb = ChainArbitrator::new(Config::default());
+        sim.add_htlc(HtlcDirection::Incoming, 20_000_000, 600)
+            .unwrap();
+        for e in opened.iter().chain(&sim.commit().unwrap()) {
+            arb.step(e).unwrap();
+        }
+        let mempool = |tx: &Transaction| Event::MempoolTx {
+            tx: RawTx(tx.clone()),
+            fee_sat: 300,
+            vsize: 150,
+        };
+        let removed = |tx: &Transaction| Event::MempoolRemoved {
+            txid: tx.compute_txid(),
+            reason: MempoolRemovalReason::Evicted,
+        };
+        // Noise: a transaction spending nothing the engine watches, and its removal.
+        let noise = spending(
+            OutPoint {
+                txid: Txid::from_byte_array([9; 32]),
+                vout: 0,
+            },
+            5_000,
+        );
+        for event in [mempool(&noise), removed(&noise)] {
+            assert_eq!(arb.recordable(&event), None, "{event:?}");
+            let mut stepped = arb.clone();
+            assert_eq!(stepped.step(&event).unwrap(), Vec::new());
+            assert_eq!(stepped, arb, "an unrecorded event changes nothing");
+        }
+        // The peer's commitment in the mempool spends our funding output: kept whole, and it acts.
+        let commitment = sim
+            .commitment_tx(Party::Remote, sim.remote_commitment_number())
+            .unwrap();
+        let seen = mempool(&commitment);
+        assert_eq!(arb.recordable(&seen), Some(seen.clone()));
+        let before = arb.clone();
+        let actions = arb.step(&seen).unwrap();
+        assert!(
+            !actions.is_empty() || arb != before,
+            "the commitment must change the engine"
+        );
+        // Once tracked, its removal is kept too; the noise's still is not.
+        let gone = removed(&commitment);
+        assert_eq!(arb.recordable(&gone), Some(gone.clone()));
+        assert_eq!(arb.recordable(&removed(&noise)), None);
+        // Other events are kept as they are.
+        let tick = Event::Tick { unix_secs: 7 };
+        assert_eq!(arb.recordable(&tick), Some(tick));
     }
 
     #[test]

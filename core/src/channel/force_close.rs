@@ -237,10 +237,11 @@ impl ChannelArbitrator {
     }
 
     /// A broadcast result for our commitment. Rejections that mean "already there" are success;
-    /// others are reported (the rebroadcast every block retries).
+    /// others are reported (the rebroadcast every block retries). No verdict from the node is
+    /// not a rejection: nothing is reported, the next block's rebroadcast tries again.
     pub fn on_broadcast_result(&self, txid: Txid, outcome: &BroadcastOutcome) -> Vec<Action> {
         match outcome {
-            BroadcastOutcome::Accepted => Vec::new(),
+            BroadcastOutcome::Accepted | BroadcastOutcome::NotDelivered { .. } => Vec::new(),
             BroadcastOutcome::Rejected { reason } if is_already_known(reason) => Vec::new(),
             BroadcastOutcome::Rejected { reason } => vec![self.alert(
                 AlertKind::DeadlineAtRisk,

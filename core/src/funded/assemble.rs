@@ -388,10 +388,11 @@ impl FundedClaim {
     }
 
     /// A broadcast result: success and "already known" say nothing; a rejection is reported once
-    /// (the claim rebroadcasts every block, and bumps as its fee function rises).
+    /// (the claim rebroadcasts every block, and bumps as its fee function rises); no verdict
+    /// from the node changes nothing (the next block's rebroadcast tries again).
     pub fn on_broadcast_result(&mut self, outcome: &BroadcastOutcome) -> Vec<Action> {
         match outcome {
-            BroadcastOutcome::Accepted => Vec::new(),
+            BroadcastOutcome::Accepted | BroadcastOutcome::NotDelivered { .. } => Vec::new(),
             BroadcastOutcome::Rejected { reason } if is_already_known(reason) => Vec::new(),
             BroadcastOutcome::Rejected { reason } => {
                 if crate::policy::reject::classify_reject(reason)

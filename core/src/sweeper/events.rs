@@ -177,19 +177,23 @@ fn attach_witnesses(
 /// How a broadcast of attempt `request.attempt` went. "Already known" is success; a fee
 /// refusal raises the batch's floor so the next block bumps; an input conflict or a script or
 /// policy error of a batch of several inputs asks for a split (the second value); anything else
-/// is reported once (the claim keeps rebroadcasting every block).
+/// is reported once (the claim keeps rebroadcasting every block). No verdict at all (the node
+/// never answered) changes nothing: the attempt is offered again at the next block.
 pub(super) fn on_broadcast_result(
     claim: &mut SweepClaim,
     request: RequestId,
     outcome: &BroadcastOutcome,
 ) -> (Vec<Action>, bool) {
+    if matches!(outcome, BroadcastOutcome::NotDelivered { .. }) {
+        return (Vec::new(), false);
+    }
     let kept = claim.best_signed().map(|a| a.attempt) == Some(request.attempt) && claim.is_live();
     let batched = !claim.members.is_empty();
     let Some(attempt) = claim.attempts.get_mut(request.attempt as usize) else {
         return (Vec::new(), false);
     };
     let reason = match outcome {
-        BroadcastOutcome::Accepted => None,
+        BroadcastOutcome::Accepted | BroadcastOutcome::NotDelivered { .. } => None,
         BroadcastOutcome::Rejected { reason } if is_already_known(reason) => None,
         BroadcastOutcome::Rejected { reason } => Some(reason.clone()),
     };

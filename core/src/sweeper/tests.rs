@@ -232,6 +232,8 @@ struct Harness {
     reject_with: Option<String>,
     /// Broadcasts spending one of these outpoints are rejected with its reason.
     reject_spending: BTreeMap<OutPoint, String>,
+    /// While set, no broadcast gets a verdict: each is answered `NotDelivered` with this text.
+    undelivered: Option<String>,
     broadcasts: Vec<Seen>,
     /// Sign requests left unanswered (with `auto_sign` off).
     unsigned: Vec<SignRequest>,
@@ -251,6 +253,7 @@ impl Harness {
             auto_sign: true,
             reject_with: None,
             reject_spending: BTreeMap::new(),
+            undelivered: None,
             broadcasts: Vec::new(),
             unsigned: Vec::new(),
             reports: Vec::new(),
@@ -292,9 +295,13 @@ impl Harness {
                         .input
                         .iter()
                         .find_map(|i| self.reject_spending.get(&i.previous_output));
-                    let outcome = match targeted.or(self.reject_with.as_ref()) {
-                        None => BroadcastOutcome::Accepted,
-                        Some(reason) => BroadcastOutcome::Rejected {
+                    let outcome = match (&self.undelivered, targeted.or(self.reject_with.as_ref()))
+                    {
+                        (Some(reason), _) => BroadcastOutcome::NotDelivered {
+                            reason: reason.clone(),
+                        },
+                        (None, None) => BroadcastOutcome::Accepted,
+                        (None, Some(reason)) => BroadcastOutcome::Rejected {
                             reason: reason.clone(),
                         },
                     };

@@ -404,16 +404,16 @@ pub fn judged(e: &bitcoincore_rpc::Error) -> bool {
 }
 
 impl Broadcaster for BitcoindSource {
-    /// [`BitcoindSource::submit`]; a call that got no verdict is a rejection with the client's
-    /// error as its reason.
+    /// [`BitcoindSource::submit`]; a call that got no verdict is
+    /// [`BroadcastOutcome::NotDelivered`] with the client's error as its reason.
     fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
         self.submit(tx)
-            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(&e) })
+            .unwrap_or_else(|e| BroadcastOutcome::NotDelivered { reason: reason(&e) })
     }
 
     /// [`BitcoindSource::submit_package`], as [`Broadcaster::broadcast`].
     fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
         self.submit_package(parent, child)
-            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(&e) })
+            .unwrap_or_else(|e| BroadcastOutcome::NotDelivered { reason: reason(&e) })
     }
 }

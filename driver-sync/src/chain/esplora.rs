@@ -184,16 +184,16 @@ impl EsploraSource {
 }
 
 impl Broadcaster for EsploraSource {
-    /// [`EsploraSource::submit`]; a call that got no verdict is a rejection with the client's
-    /// error as its reason.
+    /// [`EsploraSource::submit`]; a call that got no verdict is
+    /// [`BroadcastOutcome::NotDelivered`] with the client's error as its reason.
     fn broadcast(&mut self, tx: &Transaction) -> BroadcastOutcome {
         self.submit(tx)
-            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(e) })
+            .unwrap_or_else(|e| BroadcastOutcome::NotDelivered { reason: reason(e) })
     }
 
     /// [`EsploraSource::submit_package`], as [`Broadcaster::broadcast`].
     fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
         self.submit_package(parent, child)
-            .unwrap_or_else(|e| BroadcastOutcome::Rejected { reason: reason(e) })
+            .unwrap_or_else(|e| BroadcastOutcome::NotDelivered { reason: reason(e) })
     }
 }

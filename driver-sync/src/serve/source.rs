@@ -7,8 +7,8 @@
 //!
 //! A broadcast that gets no verdict from the node (no connection, an HTTP error without the
 //! node's answer) is tried again, [`DELIVERY_ATTEMPTS`] times in all with doubling waits, before
-//! it goes to the core as a rejection carrying the client's error (which the core's table does
-//! not know, so it counts as invalid: a longer outage during a broadcast is not yet told apart).
+//! it goes to the core as [`BroadcastOutcome::NotDelivered`] carrying the client's error: not a
+//! refusal (the core keeps the attempt, raises no alert, and offers it again at the next block).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,7 +122,7 @@ fn source_unauthorized(e: &SourceError) -> bool {
 
 /// How many times a broadcast that got no verdict (the node unreachable) is tried, waiting
 /// [`DELIVERY_FIRST_WAIT`] and then twice as long each time, before it is given to the core as
-/// a rejection with the client's error.
+/// [`BroadcastOutcome::NotDelivered`] with the client's error.
 pub const DELIVERY_ATTEMPTS: u32 = 5;
 /// The first wait between two tries of a broadcast.
 pub const DELIVERY_FIRST_WAIT: Duration = Duration::from_millis(100);
@@ -139,7 +139,7 @@ fn deliver<E: std::fmt::Display>(
             Ok(outcome) => return outcome,
             Err(e) if tries >= DELIVERY_ATTEMPTS => {
                 tracing::error!(error = %e, tries, "broadcast got no verdict from the node");
-                return BroadcastOutcome::Rejected {
+                return BroadcastOutcome::NotDelivered {
                     reason: e.to_string(),
                 };
             }

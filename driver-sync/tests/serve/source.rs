@@ -1,6 +1,6 @@
 //! `serve`'s bitcoind source: a broadcast that gets no verdict (the node unreachable for a
 //! moment) is tried again and delivered once the node is back; one that never gets a verdict
-//! is a rejection carrying the client's error, after the bounded tries.
+//! is, after the bounded tries, not delivered (carrying the client's error) — never a rejection.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -63,14 +63,14 @@ fn a_broadcast_during_a_short_outage_is_delivered_when_the_node_is_back() {
 }
 
 #[test]
-fn a_broadcast_that_never_gets_a_verdict_is_rejected_with_the_clients_error_after_bounded_tries() {
+fn a_broadcast_that_never_gets_a_verdict_is_not_delivered_not_rejected_after_bounded_tries() {
     let (chain, server, tx) = setup();
     let mut source = Bitcoind::new(server.url(), RpcAuth::None).unwrap();
     server.backend.up.store(false, Ordering::SeqCst);
     server.clear_calls();
     let outcome = source.broadcast(&tx);
     assert!(
-        matches!(&outcome, BroadcastOutcome::Rejected { reason } if reason.contains("503")),
+        matches!(&outcome, BroadcastOutcome::NotDelivered { reason } if reason.contains("503")),
         "{outcome:?}"
     );
     assert!(lock(&chain).mempool_tx(&tx.compute_txid()).is_none());

@@ -179,6 +179,46 @@ fn a_batch_rejected_for_one_bad_input_is_split_and_the_others_still_go_out() {
 }
 
 #[test]
+fn a_batch_the_node_never_answered_is_not_split_nor_alerted_and_is_sent_again_next_block() {
+    let mut h = Harness::new(wide_channel(ChannelType::AnchorsZeroFeeHtlc, 3));
+    let preimages = preimage_requests(&h.sim);
+    for r in &preimages {
+        h.request(r.clone());
+    }
+    // The client's own error, which the rejection table does not know (as a rejection it would
+    // be `Invalid`, and a batch refused as invalid is split).
+    let outage = "JSON-RPC error: transport error: Couldn't connect to host: Connection refused";
+    assert_eq!(classify_rejection(outage), Rejection::Invalid);
+    h.undelivered = Some(outage.into());
+    h.block(CONF);
+    let batch = latest(&h, &preimages[0].outpoint);
+    assert_eq!(batch.input.len(), 3);
+    let id = h.sweeper.claim_for(&preimages[0].outpoint).unwrap();
+    let claim = h.sweeper.claims()[&id].clone();
+    assert_eq!(claim.current().unwrap().broadcast, BroadcastStatus::Sent);
+    assert_eq!(claim.refused_rate, None, "not counted as a refusal");
+    assert!(claim.last_problem.is_none());
+    h.block(CONF + 1);
+    assert!(h.alerts().is_empty(), "{:?}", h.alerts());
+    // Sent again at the next block, still one batch of three, never split.
+    let again: Vec<&Seen> = h.broadcasts.iter().filter(|s| s.tip == CONF + 1).collect();
+    assert!(!again.is_empty());
+    assert!(again.iter().all(|s| s.tx.input.len() == 3), "not split");
+    assert!(h.sweeper.claims()[&id].members.len() == 2);
+    // The node is back: the batch is accepted whole.
+    h.undelivered = None;
+    h.block(CONF + 2);
+    let now = latest(&h, &preimages[0].outpoint);
+    assert_eq!(now.input.len(), 3);
+    assert_eq!(
+        h.sweeper.claims()[&id].current().unwrap().broadcast,
+        BroadcastStatus::Accepted
+    );
+    assert!(h.alerts().is_empty(), "{:?}", h.alerts());
+    assert!(txs(&h).values().all(|(_, t)| t.input.len() == 3));
+}
+
+#[test]
 fn a_conflicting_input_splits_the_batch_and_a_fee_refusal_bumps_it() {
     assert_eq!(
         classify_rejection("bad-txns-inputs-missingorspent"),
