@@ -626,8 +626,9 @@ fn a_server_that_is_down_gives_a_typed_client_error_and_no_panic() {
     assert!(is_transport(rpc.tip().unwrap_err()));
     assert!(is_transport(rpc.blocks_after(&[]).unwrap_err()));
     assert!(is_transport(rpc.mempool_events().unwrap_err()));
-    let BroadcastOutcome::Rejected { reason } = rpc.broadcast(&tx) else {
-        panic!("nothing to accept it");
+    // No node answered: not a rejection (a mempool's verdict) but no verdict at all.
+    let BroadcastOutcome::NotDelivered { reason } = rpc.broadcast(&tx) else {
+        panic!("no node answered, so nothing was delivered");
     };
     assert!(!reason.is_empty());
 
@@ -646,7 +647,7 @@ fn a_server_that_is_down_gives_a_typed_client_error_and_no_panic() {
     ));
     assert!(matches!(
         rest.broadcast_package(&tx, &tx),
-        BroadcastOutcome::Rejected { .. }
+        BroadcastOutcome::NotDelivered { .. }
     ));
 }
 

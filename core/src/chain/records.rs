@@ -350,9 +350,9 @@ impl ChainArbitrator {
     /// each other and of the node's records, so a loader may spread them over threads (decoding
     /// a channel's keys is most of a restart) and drop each channel's records once decoded (the
     /// records and the engine are never both whole in memory); the engine is the same whatever
-    /// `decode_all` does. A record of an unknown version is refused
-    /// before anything is decoded; of several malformed records, the node's (in key order) are
-    /// named first, then the channels' in channel order.
+    /// `decode_all` does. A record of an unknown version is refused before anything is decoded;
+    /// of several malformed records, the node's (in key order) are named first, then the
+    /// channels' in channel order.
     pub fn from_records_with<F>(
         config: Config,
         records: BTreeMap<RecordKey, Record>,
