@@ -282,7 +282,7 @@ impl FundedClaim {
     ) -> (FeeRate, FeePlan) {
         let weight = self.total_planned_weight();
         let parent_fee = self.template.parent.as_ref().map_or(0, |p| p.fee_sat);
-        let end = budget_rate(self.budget_sat.saturating_add(parent_fee), weight);
+        let end = budget_rate(self.budget(fees).saturating_add(parent_fee), weight);
         let target = tip.saturating_add(1);
         let market = estimate_for(fees, self.deadline.saturating_sub(tip), fallback);
         let fresh = FeePlan {
@@ -303,6 +303,34 @@ impl FundedClaim {
         let rate =
             FeeFunction::new(plan, end, self.deadline).rate_at(target, market, relay_floor(fees));
         (rate, plan)
+    }
+
+    /// The least fee that makes it relay at the minimum relay fee: on its own, and with its
+    /// parent as a package (the parent's own fee counts toward the package).
+    fn relay_minimum_sat(&self, fees: Option<&FeeConditions>) -> u64 {
+        let relay = crate::fee::min_relay(fees);
+        let own = self.template.planned_weight();
+        let alone = fee_for_rate(relay, own);
+        match &self.template.parent {
+            Some(p) => fee_for_rate(relay, own.saturating_add(p.weight))
+                .saturating_sub(p.fee_sat)
+                .max(alone),
+            None => alone,
+        }
+    }
+
+    /// The most it may pay: its budget — raised, when its parent cannot relay alone (a zero-fee
+    /// commitment, or one paying below the minimum relay fee), to what relays the package at
+    /// all. Such a parent reaches the chain only through its child: a budget below the package's
+    /// minimum would leave the close, and every balance on it, off the chain for good.
+    pub fn budget(&self, fees: Option<&FeeConditions>) -> u64 {
+        let relay = crate::fee::min_relay(fees);
+        match &self.template.parent {
+            Some(p) if p.fee_sat < fee_for_rate(relay, p.weight) => {
+                self.budget_sat.max(self.relay_minimum_sat(fees))
+            }
+            _ => self.budget_sat,
+        }
     }
 
     fn total_planned_weight(&self) -> u64 {
@@ -367,14 +395,14 @@ impl FundedClaim {
         let (rate, plan) = self.plan_rate(tip, fees, fallback);
         let weight = self.total_planned_weight();
         let parent_fee = self.template.parent.as_ref().map_or(0, |p| p.fee_sat);
-        // Its whole budget cannot pay the minimum relay fee: never broadcast, reported once.
-        let relay = crate::fee::min_relay(fees);
-        if fee_for_rate(relay, self.template.planned_weight()) > self.budget_sat {
+        // Its whole budget cannot pay the minimum relay fee (with its parent's, for a package):
+        // never broadcast, reported once.
+        let budget = self.budget(fees);
+        if self.relay_minimum_sat(fees) > budget {
             let outpoint = self.template.input.outpoint;
             let message = format!(
-                "not claiming {outpoint}: uneconomical — its budget of {} sat cannot pay the \
-                 minimum relay fee for {} vB",
-                self.budget_sat,
+                "not claiming {outpoint}: uneconomical — its budget of {budget} sat cannot pay \
+                 the minimum relay fee for {} vB",
                 self.template.planned_weight().div_ceil(4)
             );
             let mut actions: Vec<Action> = self.rebroadcast().into_iter().collect();
@@ -411,7 +439,7 @@ impl FundedClaim {
             let attempt = FundedAttempt {
                 attempt: number,
                 feerate: rate,
-                max_fee_sat: self.budget_sat,
+                max_fee_sat: budget,
                 decided_at: tip,
                 assembled: None,
                 signed: None,

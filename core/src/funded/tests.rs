@@ -441,3 +441,56 @@ fn a_pay_to_anchor_child_asks_only_the_wallet_to_sign_and_stays_within_truc_limi
     let reported = format!("{refused:?}");
     assert!(reported.contains("version-3 child"), "{reported}");
 }
+
+/// Issue 19: a zero-fee commitment reaches the chain only with its child. A budget below what
+/// relays the package (here 100 sat) is raised to the package's minimum relay fee — the child
+/// pays at least 1 sat/vB over parent and child together — instead of a package no mempool
+/// relays. Without the raise the child asked for 100 sat over ~1,350 WU (0.3 sat/vB).
+#[test]
+fn a_zero_fee_parents_child_pays_the_packages_minimum_relay_fee_past_a_smaller_budget() {
+    let mut claim = pay_to_anchor_claim(100);
+    claim.template.parent.as_mut().unwrap().fee_sat = 0;
+    // A P2A spend's own weight, counted by hand: version, counts and lock time (10 bytes) and
+    // the input (41 bytes) at 4 WU each, the segwit marker and flag (2 WU) and the P2A input's
+    // empty witness (1 WU).
+    claim.template.weight = (10 + 41) * 4 + 2 + 1;
+    let actions = claim.on_block(100, Some(&fees(1)), FeeRate::from_sat_per_kwu(250));
+    let request = funding_request(&actions);
+    assert!(
+        request.target_feerate >= FeeRate::from_sat_per_kwu(250),
+        "{request:?}"
+    );
+    let outcome = select_inputs(&request, &[coin(1, 100_000, 90)], &wallet_script());
+    let signed = claim.on_funded(request.request, &outcome, 100);
+    assert!(
+        matches!(signed.first(), Some(Action::Sign(_))),
+        "{signed:?}"
+    );
+    let x = claim.current().unwrap().assembled.clone().unwrap();
+    // The child's signed size: unsigned, it has no witness yet, so add the segwit marker and
+    // flag (2 WU), the wallet coin's satisfaction (109 WU) and the P2A input's empty witness
+    // (1 WU); the parent is 1,000 WU and pays nothing.
+    let child_weight = x.tx.weight().to_wu() + 2 + 109 + 1;
+    let package_vsize = (child_weight + 1_000).div_ceil(4);
+    assert!(
+        x.fee_sat >= package_vsize,
+        "the package pays {} sat for {package_vsize} vB",
+        x.fee_sat
+    );
+}
+
+/// A parent that relays on its own (a keyed-anchor commitment paying its fee) keeps the budget
+/// it was given: a child its budget cannot relay is reported, never funded.
+#[test]
+fn a_parent_that_relays_alone_keeps_its_childs_budget() {
+    let mut claim = anchor_claim(100);
+    claim.template.parent.as_mut().unwrap().fee_sat = 1_000;
+    assert_eq!(claim.budget(Some(&fees(1))), 100);
+    let actions = claim.on_block(100, Some(&fees(1)), FeeRate::from_sat_per_kwu(250));
+    assert!(
+        actions
+            .iter()
+            .all(|a| !matches!(a, Action::FundFromWallet(_))),
+        "{actions:?}"
+    );
+}

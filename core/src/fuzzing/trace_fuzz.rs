@@ -54,16 +54,15 @@ const MAX_PENDING: usize = 48;
 /// The most events remembered for repeats.
 const MAX_HISTORY: usize = 128;
 
-/// The channel type a fuzz input chooses: legacy (static remote key) without anchors, keyed
-/// anchors (`option_anchors`) with. Zero-fee commitments are not chosen yet: choosing them for
-/// seeds with the top bit set made a committed corpus input fail (a wallet-funded package of a
-/// zero-fee commitment paying 272 sat for 388 vB, below the minimum relay fee) — an open bug of
-/// issue 19, to be fixed before the fuzzer generates the type.
-fn channel_type(anchors: bool, _seed: u8) -> ChannelType {
-    if anchors {
-        ChannelType::AnchorsZeroFeeHtlc
-    } else {
-        ChannelType::StaticRemoteKey
+/// The channel type a fuzz input chooses: legacy (static remote key) without anchors; with
+/// anchors, keyed anchors (`option_anchors`), or — when the seed's top bit is set — zero-fee
+/// commitments (version 3, one pay-to-anchor output). The seed's top bit leaves every earlier
+/// input (all with seeds below 0x80) choosing what it chose before.
+fn channel_type(anchors: bool, seed: u8) -> ChannelType {
+    match (anchors, seed & 0x80 != 0) {
+        (false, _) => ChannelType::StaticRemoteKey,
+        (true, false) => ChannelType::AnchorsZeroFeeHtlc,
+        (true, true) => ChannelType::ZeroFeeCommitments,
     }
 }
 
@@ -885,6 +884,64 @@ mod tests {
                 event_trace(&data);
             }
         }
+    }
+
+    /// Issue 19: a fuzz input chooses zero-fee commitment channels (anchors bit set, seed's top
+    /// bit set), and its force close goes out only as a package: the commitment with a
+    /// version-3 child on its pay-to-anchor output, checked by the policy (TRUC, ephemeral
+    /// dust, package fee) on the way.
+    #[test]
+    fn a_fuzz_input_chooses_a_zero_fee_commitment_channel_and_closes_it_as_a_package() {
+        let data = [
+            0x00, 0x00, 0x82,
+            0x85, // config, outgoing delta, shape (anchors, funded wallet), seed
+            1, 0, 1, 5, 10, // add+commit outgoing 2,000,000 msat expiry +10
+            25, 0, 0, 1, // force close, answer all
+            21, 0, // answer all
+            21, 0, // answer all
+            8, 0, 0xff, 0xff, 1, // mine every candidate, answer
+            11, 0, 5, // 6 empty blocks
+        ];
+        let mut log = Vec::new();
+        event_trace_logged(&data, false, &mut log);
+        assert!(
+            log.iter().any(|l| l == "open ZeroFeeCommitments"),
+            "{log:#?}"
+        );
+        assert!(
+            log.iter().any(|l| l.starts_with("broadcast package")),
+            "{log:#?}"
+        );
+        let zero = |seed: u8| channel_type(true, seed);
+        assert_eq!(zero(0x85), ChannelType::ZeroFeeCommitments);
+        assert_eq!(zero(0x05), ChannelType::AnchorsZeroFeeHtlc);
+        assert_eq!(channel_type(false, 0x85), ChannelType::StaticRemoteKey);
+    }
+
+    /// Issue 19, found by replaying the corpus once zero-fee channels were generated: a
+    /// commitment whose HTLC budget (half of a 546-sat HTLC: 273 sat) is below the package's
+    /// minimum relay fee (388 sat for 388 vB) was broadcast as a package paying 272 sat, which no
+    /// mempool relays. The child now pays at least the package's minimum relay fee (the harness
+    /// checks every package's fee against the policy, and panics otherwise).
+    #[test]
+    fn a_zero_fee_package_pays_the_minimum_relay_fee_when_the_htlc_budget_is_smaller() {
+        let data = hex::decode(concat!(
+            "ffffffff010004091100087f0000ff010b0005120000010b0002010004091100",
+            "080000ff010b0005120000010b0005080000ff010b00051200fe0001080000ff",
+            "010b0005080000ff01",
+        ))
+        .unwrap();
+        let mut log = Vec::new();
+        event_trace_logged(&data, false, &mut log);
+        let zero_fee = log
+            .iter()
+            .filter(|l| *l == "open ZeroFeeCommitments")
+            .count();
+        assert_eq!(zero_fee, 2, "{log:#?}");
+        assert!(
+            log.iter().any(|l| l.starts_with("broadcast package")),
+            "{log:#?}"
+        );
     }
 
     #[test]
