@@ -24,14 +24,21 @@ use super::secp;
 
 pub mod accepted_htlc;
 pub mod anchor;
+pub mod classify;
+#[cfg(any(test, feature = "sim"))]
+pub mod fixture;
 pub mod funding;
 pub mod offered_htlc;
 pub mod second_level;
 pub mod to_local;
 pub mod to_remote;
+pub mod weights;
+pub mod witness;
 
 #[cfg(test)]
 mod funding_tests;
+#[cfg(test)]
+mod spend_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
