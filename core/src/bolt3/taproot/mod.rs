@@ -36,6 +36,8 @@ pub mod weights;
 pub mod witness;
 
 #[cfg(test)]
+mod bip327_tests;
+#[cfg(test)]
 mod funding_tests;
 #[cfg(test)]
 mod spend_tests;
