@@ -54,7 +54,7 @@ fn each_path_at_its_largest_parameters_has_exactly_its_max_witness_weight() {
 }
 
 #[test]
-fn each_path_with_default_sighash_and_vector_sized_numbers_stays_within_its_max_weight() {
+fn each_path_with_default_sighash_and_typical_delay_and_expiry_stays_within_its_max_weight() {
     for path in ALL_PATHS {
         let s = spend(path, &SpendParams::default()).unwrap();
         let size = s.tx.input[0].witness.size();
