@@ -7,8 +7,12 @@
 //! its `OP_1 <output_key>` scriptPubKey, all built with the `bitcoin` crate's taproot builder.
 //! Keys inside tapscripts are x-only (32 bytes).
 //!
-//! This module is self-contained: nothing in classification, the resolvers or [`super::ChannelType`]
-//! uses it yet. Every output is checked byte for byte against the extension's "Test Vectors"
+//! [`witness`] builds the witness of every spend path (and the BIP 341 sighashes),
+//! [`weights`] holds each path's maximum witness weight, [`classify`] names the path of a
+//! witness and extracts the preimage of a success-leaf spend.
+//!
+//! This module is self-contained: nothing in the engine's classification, the resolvers or
+//! [`super::ChannelType`] uses it yet. Every output is checked byte for byte against the extension's "Test Vectors"
 //! (`vectors/bolt-simple-taproot.json`).
 
 use std::sync::OnceLock;
