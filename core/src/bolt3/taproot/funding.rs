@@ -8,6 +8,11 @@ use musig2::KeyAggContext;
 
 use super::{TapOutput, TaprootScriptError};
 
+/// BIP 327 `KeySort`: the keys in ascending order of their 33-byte compressed encodings.
+pub fn key_sort(keys: &mut [PublicKey]) {
+    keys.sort_by_key(PublicKey::serialize);
+}
+
 /// `combined_funding_key = KeyAgg(KeySort(pubkey1, pubkey2))`, the untweaked MuSig2 aggregate.
 /// KeySort orders the keys by their 33-byte encodings, so the argument order does not matter.
 pub fn combined_funding_key(
@@ -15,7 +20,7 @@ pub fn combined_funding_key(
     pubkey2: &PublicKey,
 ) -> Result<PublicKey, TaprootScriptError> {
     let mut sorted = [*pubkey1, *pubkey2];
-    sorted.sort_by_key(PublicKey::serialize);
+    key_sort(&mut sorted);
     let context =
         KeyAggContext::new(sorted).map_err(|_| TaprootScriptError::KeyAggregationAtInfinity)?;
     Ok(context.aggregated_pubkey())

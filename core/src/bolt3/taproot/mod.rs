@@ -7,8 +7,12 @@
 //! its `OP_1 <output_key>` scriptPubKey, all built with the `bitcoin` crate's taproot builder.
 //! Keys inside tapscripts are x-only (32 bytes).
 //!
-//! This module is self-contained: nothing in classification, the resolvers or [`super::ChannelType`]
-//! uses it yet. Every output is checked byte for byte against the extension's "Test Vectors"
+//! [`witness`] builds the witness of every spend path (and the BIP 341 sighashes),
+//! [`weights`] holds each path's maximum witness weight, [`classify`] names the path of a
+//! witness and extracts the preimage of a success-leaf spend.
+//!
+//! This module is self-contained: nothing in the engine's classification, the resolvers or
+//! [`super::ChannelType`] uses it yet. Every output is checked byte for byte against the extension's "Test Vectors"
 //! (`vectors/bolt-simple-taproot.json`).
 
 use std::sync::OnceLock;
@@ -24,14 +28,23 @@ use super::secp;
 
 pub mod accepted_htlc;
 pub mod anchor;
+pub mod classify;
+#[cfg(any(test, feature = "sim"))]
+pub mod fixture;
 pub mod funding;
 pub mod offered_htlc;
 pub mod second_level;
 pub mod to_local;
 pub mod to_remote;
+pub mod weights;
+pub mod witness;
 
 #[cfg(test)]
+mod bip327_tests;
+#[cfg(test)]
 mod funding_tests;
+#[cfg(test)]
+mod spend_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! basepoint secrets, over the BIP 341 script-path sighash of *our* leaf — the counterparty's under
 //! `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`, the holder's under `SIGHASH_DEFAULT`.
 //!
+//! `witness::sign_script_path` is checked to make the same signatures.
+//!
 //! This checks signatures, sighash types, leaf and control block; it is not Bitcoin Core's
 //! script interpreter (the `bitcoinconsensus` in this tree cannot verify taproot; DESIGN.md).
 
@@ -16,6 +18,7 @@ use bitcoin::Sequence;
 use super::super::{keys, secp};
 use super::leaf_hash;
 use super::tests::{hex_of, htlcs_of, param_key, tx, vectors};
+use super::witness as w;
 
 fn htlc_keypair(v: &serde_json::Value, basepoint_secret: &str) -> Keypair {
     let secret = SecretKey::from_slice(&hex_of(&v["params"]["keys"][basepoint_secret])).unwrap();
@@ -92,6 +95,17 @@ fn second_level_signatures_are_remade_over_our_leaf_with_the_extensions_sighash_
                 local_ours.as_ref().as_slice(),
                 "64 bytes: SIGHASH_DEFAULT"
             );
+            // The witness module's signing helper makes the same bytes, sighash byte included.
+            let helper = |ty, keypair: &Keypair| {
+                let secret = keypair.secret_key();
+                let leaf = &htlc.leaf_for_claim;
+                w::sign_script_path(&resolution, 0, &prevouts, leaf, ty, &secret, &[0u8; 32])
+                    .unwrap()
+                    .serialize()
+            };
+            let pair = TapSighashType::SinglePlusAnyoneCanPay;
+            assert_eq!(&*helper(pair, &remote), remote_sig);
+            assert_eq!(&*helper(TapSighashType::Default, &local), local_sig);
             spends += 1;
         }
     }

@@ -5,11 +5,21 @@
 //! another HTLC or with a flipped signature bit; each commitment is valid spending the MuSig2
 //! funding output it builds, at the funding amount only. (`bitcoinconsensus` in core's `testkit`
 //! cannot verify taproot spends.)
+//!
+//! Then every spend path of every output, built and signed by core's `taproot::witness` (the
+//! `taproot::fixture` spends, fixed test keys): accepted as built, and refused with a flipped
+//! signature bit, a wrong preimage, or an nSequence/locktime short of the leaf's
+//! `OP_CHECKSEQUENCEVERIFY`/`OP_CHECKLOCKTIMEVERIFY` (signed over, so only the timelock fails).
 
 use bitcoin::consensus::deserialize;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::PublicKey;
+use bitcoin::sighash::TapSighashType;
 use bitcoin::{Amount, ScriptBuf, Transaction, TxOut};
+use bitcoin::{Sequence, Witness};
+use contractcourt_core::bolt3::taproot::fixture::{
+    spend, Spend, SpendParams, SpendPath, ALL_PATHS,
+};
 use contractcourt_core::bolt3::taproot::{accepted_htlc, offered_htlc};
 use contractcourt_core::bolt3::PaymentHash;
 use serde_json::Value;
@@ -102,7 +112,7 @@ fn bitcoin_core_accepts_each_second_level_spend_of_our_htlc_outputs_and_refuses_
                 .map(<[u8]>::to_vec)
                 .collect();
             items[1][0] ^= 1; // the holder's signature
-            tampered.input[0].witness = bitcoin::Witness::from_slice(&items);
+            tampered.input[0].witness = Witness::from_slice(&items);
             let result = verify_scripts(&tampered, std::slice::from_ref(prevout));
             assert!(
                 matches!(result, Err(MempoolReject::ScriptFailure { input: 0, .. })),
@@ -145,4 +155,81 @@ fn bitcoin_core_accepts_each_vector_commitment_spending_our_funding_output_at_it
             "{result:?}"
         );
     }
+}
+
+fn refused(tx: &Transaction, prevout: &TxOut) {
+    let result = verify_scripts(tx, std::slice::from_ref(prevout));
+    assert!(
+        matches!(result, Err(MempoolReject::ScriptFailure { input: 0, .. })),
+        "{result:?}"
+    );
+}
+
+fn edit_witness(s: &Spend, edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Transaction {
+    let mut tx = s.tx.clone();
+    let mut items: Vec<Vec<u8>> = tx.input[0].witness.iter().map(<[u8]>::to_vec).collect();
+    edit(&mut items);
+    tx.input[0].witness = Witness::from_slice(&items);
+    tx
+}
+
+#[test]
+fn bitcoin_core_accepts_every_spend_path_we_build_and_refuses_each_with_a_flipped_signature() {
+    let largest = SpendParams {
+        sighash_type: TapSighashType::All,
+        to_self_delay: u16::MAX,
+        cltv_expiry: 499_999_999,
+        ..SpendParams::default()
+    };
+    for params in [SpendParams::default(), largest] {
+        for path in ALL_PATHS {
+            let s = spend(path, &params).unwrap();
+            let result = verify_scripts(&s.tx, std::slice::from_ref(&s.prevout));
+            assert_eq!(result, Ok(()), "{path:?} {params:?}");
+            if path != SpendPath::AnchorSweep {
+                refused(&edit_witness(&s, |it| it[0][5] ^= 1), &s.prevout);
+            }
+            // Another amount: every taproot signature commits to it (none in the anchor sweep).
+            let mut other = s.prevout.clone();
+            other.value += Amount::from_sat(1);
+            let result = verify_scripts(&s.tx, &[other]);
+            assert_eq!(result.is_ok(), path == SpendPath::AnchorSweep, "{path:?}");
+        }
+    }
+}
+
+#[test]
+fn bitcoin_core_refuses_a_success_leaf_spend_with_a_wrong_preimage() {
+    for (path, at) in [
+        (SpendPath::OfferedSuccess, 1),
+        (SpendPath::AcceptedSuccess, 2),
+    ] {
+        let s = spend(path, &SpendParams::default()).unwrap();
+        refused(&edit_witness(&s, |it| it[at] = vec![0x43; 32]), &s.prevout);
+        refused(&edit_witness(&s, |it| it[at].push(0)), &s.prevout);
+    }
+}
+
+#[test]
+fn bitcoin_core_refuses_each_timelocked_path_one_block_early() {
+    let early = |path, sequence: u32, lock_time: Option<u32>| {
+        let params = SpendParams {
+            sequence: Some(Sequence(sequence)),
+            lock_time,
+            ..SpendParams::default()
+        };
+        let s = spend(path, &params).unwrap();
+        refused(&s.tx, &s.prevout);
+    };
+    let delay = u32::from(SpendParams::default().to_self_delay);
+    let cltv = SpendParams::default().cltv_expiry;
+    early(SpendPath::ToLocalDelay, delay - 1, None);
+    early(SpendPath::SecondLevelDelay, delay - 1, None);
+    early(SpendPath::ToRemote, 0, None);
+    early(SpendPath::AnchorSweep, 15, None);
+    early(SpendPath::OfferedSuccess, 0, None);
+    early(SpendPath::AcceptedTimeout, 0, None);
+    early(SpendPath::AcceptedTimeout, 1, Some(cltv - 1));
+    // The relative lock disabled (bit 31) does not satisfy OP_CHECKSEQUENCEVERIFY either.
+    early(SpendPath::ToLocalDelay, delay | (1 << 31), None);
 }
