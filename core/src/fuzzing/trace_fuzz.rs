@@ -844,7 +844,15 @@ impl Driver<'_> {
     }
 }
 
+/// The answer to a broadcast: accepted, refused for a reason Bitcoin Core gives, or — for the
+/// top sixteen variants, so every earlier corpus input keeps its meaning below them — never
+/// delivered (the node did not answer: no verdict, the attempt stays as it is).
 fn broadcast_outcome(variant: u8) -> BroadcastOutcome {
+    if variant >= 0xf0 {
+        return BroadcastOutcome::NotDelivered {
+            reason: "the node did not answer".to_string(),
+        };
+    }
     match variant % 8 {
         0..=2 => BroadcastOutcome::Accepted,
         v => BroadcastOutcome::Rejected {
@@ -964,6 +972,35 @@ mod tests {
         event_trace_logged(&data, false, &mut log);
         assert!(log.iter().any(|l| l.starts_with("force close")), "{log:#?}");
         assert!(log.iter().any(|l| l.starts_with("broadcast")), "{log:#?}");
+    }
+
+    /// Issue 16: the trace targets answer a broadcast `NotDelivered` (a node that never gave a
+    /// verdict) for variants from 0xf0: our commitment's broadcast gets no verdict, nothing is
+    /// reported as refused, and the next block broadcasts the same transaction again.
+    #[test]
+    fn a_broadcast_never_delivered_is_sent_again_next_block() {
+        let data = [
+            0x00, 0x00, 0x00, 0x05, // config, outgoing delta, shape, seed
+            1, 0, 1, 5, 10, // add+commit outgoing 2,000,000 msat expiry +10
+            25, 0, 0, 0, // force close, no answer
+            22, 0, 0, 0xf0, 1, // answer the sign request (0xf0 % 4 = 0: signed)
+            22, 0, 0, 0xf0, 1, // answer the broadcast: not delivered
+            11, 0, 0, // 1 empty block
+        ];
+        let mut log = Vec::new();
+        event_trace_logged(&data, false, &mut log);
+        let at = |p: &dyn Fn(&String) -> bool| log.iter().position(p);
+        let not_delivered = at(&|l| l.starts_with("answer 240") && l.contains("NotDelivered"));
+        let next_block = at(&|l| l == "block 501: []");
+        let (Some(not_delivered), Some(next_block)) = (not_delivered, next_block) else {
+            panic!("{log:#?}");
+        };
+        let first = log[..not_delivered]
+            .iter()
+            .rfind(|l| l.starts_with("broadcast"))
+            .expect("the commitment was broadcast");
+        assert!(not_delivered < next_block, "{log:#?}");
+        assert_eq!(log.get(next_block + 1), Some(first), "{log:#?}");
     }
 
     /// A fixed engine bug inside the driver contract
