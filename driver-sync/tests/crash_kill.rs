@@ -22,6 +22,8 @@ use serde_json::Value;
 
 mod program;
 use program::root;
+#[path = "crash_kill/wall_clock.rs"]
+mod wall_clock;
 
 const PAUSE_VAR: &str = "CONTRACTCOURT_SIM_PAUSE_AT_STEP";
 const SIGKILL: i32 = 9;
