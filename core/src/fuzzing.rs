@@ -8,6 +8,8 @@
 //!   with the invariants that hold for any input checked after every step.
 //! - `classify_close` (feature `sim`): close classification of arbitrary transactions around a
 //!   real channel's funding output.
+//! - `trace_replay`, `event_json` (feature `sim`): the trace file and JSON event parsers, and
+//!   whatever parses fed to a chain arbitrator.
 //!
 //! Every helper panics on a broken invariant (that is what the fuzzer looks for) and never
 //! otherwise.
@@ -30,10 +32,14 @@ use crate::event::Event;
 #[cfg(feature = "sim")]
 mod close_fuzz;
 #[cfg(feature = "sim")]
+mod parse_fuzz;
+#[cfg(feature = "sim")]
 mod trace_fuzz;
 
 #[cfg(feature = "sim")]
 pub use close_fuzz::classify_close;
+#[cfg(feature = "sim")]
+pub use parse_fuzz::{event_json, trace_replay};
 #[cfg(feature = "sim")]
 pub use trace_fuzz::{
     event_trace, event_trace_logged, event_trace_out_of_order, event_trace_records,
