@@ -192,6 +192,37 @@ fn uninterrupted(scenario: &str, dir: &Path) -> (Value, u64) {
     (plain, steps)
 }
 
+/// `run` on every plan, four at a time (each run mostly waits for its disk syncs): every plan's
+/// index with its result, in no particular order.
+fn four_at_a_time<P: Sync, R: Send>(
+    plans: &[P],
+    run: impl Fn(usize, &P) -> R + Sync,
+) -> Vec<(usize, R)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<(usize, R)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(plan) = plans.get(i) else {
+                            return done;
+                        };
+                        done.push((i, run(i, plan)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a worker"))
+            .collect()
+    });
+    assert_eq!(results.len(), plans.len());
+    results
+}
+
 #[test]
 fn sigkill_at_twenty_steps_of_each_scenario_then_restarts_end_with_the_uninterrupted_outcome() {
     let started = Instant::now();
@@ -225,28 +256,7 @@ fn sigkill_at_twenty_steps_of_each_scenario_then_restarts_end_with_the_uninterru
         }
     }
 
-    // Four runs at a time: each mostly waits for its disk syncs.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<(usize, Value)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(plan) = plans.get(i) else {
-                            return done;
-                        };
-                        done.push((i, play(plan, &base.join(format!("run-{i}")))));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a worker"))
-            .collect()
-    });
+    let results = four_at_a_time(&plans, |i, plan| play(plan, &base.join(format!("run-{i}"))));
     assert_eq!(results.len(), plans.len());
     let mut restarts = 0;
     for (i, doc) in &results {

@@ -128,29 +128,12 @@ fn sigkill_at_random_moments_of_a_breach_a_reorg_and_the_peers_close_ends_as_uni
             plans.push((scenario, moments));
         }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let played: Vec<Played> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some((scenario, moments)) = plans.get(i) else {
-                            return done;
-                        };
-                        let dir = base.join(format!("run-{i}"));
-                        done.push(play(scenario, &dir, moments.clone()));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a worker"))
-            .collect()
-    });
-    assert_eq!(played.len(), plans.len());
+    let played: Vec<Played> = super::four_at_a_time(&plans, |i, (scenario, moments)| {
+        play(scenario, &base.join(format!("run-{i}")), moments.clone())
+    })
+    .into_iter()
+    .map(|(_, p)| p)
+    .collect();
     let mut killed = 0;
     for p in &played {
         let (_, expect, closing, code) = expected
