@@ -524,12 +524,8 @@ pub fn decode_channel(records: &ChannelRecords) -> Result<DecodedChannel, LoadEr
     let mut digests = vec![(header_key, digest(&header_record.body))];
     let mut channel = header.into_channel();
     let refused = |e| LoadError::ChannelTypeNotResolved(header_name, e);
-    channel
-        .data
-        .info
-        .channel_type
-        .engine_support()
-        .map_err(refused)?;
+    let channel_type = channel.data.info.channel_type;
+    channel_type.engine_support().map_err(refused)?;
     for (slot, record) in &records.commitments {
         let key = RecordKey::Commitment {
             channel: id,
