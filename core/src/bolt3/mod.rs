@@ -86,9 +86,10 @@ impl std::fmt::Display for UnsupportedChannelType {
 impl std::error::Error for UnsupportedChannelType {}
 
 /// The anchor outputs a commitment carries, generically: keyed (`option_anchors`: one 330-sat
-/// P2WSH anchor per party, spent with its funding key, by anyone after 16 blocks) or
+/// P2WSH anchor per party, spent with its funding key, by anyone after 16 blocks),
 /// pay-to-anchor (`zero_fee_commitments`: one unkeyed `OP_1 <0x4e73>` output of 0–240 sat, spent
-/// by anyone at any time with an empty witness).
+/// by anyone at any time with an empty witness) or keyed taproot (`option_simple_taproot`: one
+/// 330-sat P2TR anchor per party, keyed by `local_delayedpubkey` / `remotepubkey`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnchorKind {
