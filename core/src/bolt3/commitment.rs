@@ -16,6 +16,11 @@ pub use super::fees::*;
 use super::scripts;
 use super::sign::{self, SighashError};
 use super::{ChannelType, CommitmentKeys, PaymentHash};
+use outputs::{
+    anchor_candidate, htlc_candidate, shared_anchor, to_local_candidate, to_remote_candidate,
+};
+
+mod outputs;
 
 /// Commitment numbers are 48 bits wide.
 pub const MAX_COMMITMENT_NUMBER: u64 = (1 << 48) - 1;
@@ -160,7 +165,9 @@ pub struct CommitmentOutput {
     /// What it is.
     pub kind: OutputKind,
     /// The P2WSH witness script, `None` for the P2WPKH `to_remote` (static remote key, zero-fee
-    /// commitments) and for the pay-to-anchor `shared_anchor`.
+    /// commitments), for the pay-to-anchor `shared_anchor` and for every P2TR output of a simple
+    /// taproot commitment (its leaves and control blocks come from [`super::taproot`], rebuilt
+    /// from the commitment's keys).
     pub witness_script: Option<ScriptBuf>,
 }
 
@@ -274,15 +281,6 @@ impl std::fmt::Display for CommitmentError {
 
 impl std::error::Error for CommitmentError {}
 
-/// An output before sorting: the sort key and what goes into [`CommitmentOutput`].
-struct Candidate {
-    value_sat: u64,
-    script_pubkey: ScriptBuf,
-    cltv_expiry: Option<u32>,
-    kind: OutputKind,
-    witness_script: Option<ScriptBuf>,
-}
-
 fn check_spec(spec: &CommitmentSpec) -> Result<(), CommitmentError> {
     if spec.commitment_number > MAX_COMMITMENT_NUMBER {
         return Err(CommitmentError::CommitmentNumberTooLarge {
@@ -320,26 +318,6 @@ fn check_spec(spec: &CommitmentSpec) -> Result<(), CommitmentError> {
     Ok(())
 }
 
-/// The `shared_anchor` output of a zero-fee commitment: what the funding value leaves over the
-/// other outputs (trimmed outputs and msat rounding), capped at [`SHARED_ANCHOR_MAX_SAT`]; the
-/// rest, if any, is the commitment's fee (BOLT 3 "`shared_anchor` Output"). If the other outputs
-/// exceed the funding value the anchor is 0 and the build fails later on the sum.
-fn shared_anchor(funding_sat: u64, others: &[Candidate]) -> Candidate {
-    let others_sat = others
-        .iter()
-        .try_fold(0u64, |acc, c| acc.checked_add(c.value_sat))
-        .unwrap_or(u64::MAX);
-    Candidate {
-        value_sat: funding_sat
-            .saturating_sub(others_sat)
-            .min(SHARED_ANCHOR_MAX_SAT),
-        script_pubkey: scripts::pay_to_anchor_script_pubkey(),
-        cltv_expiry: None,
-        kind: OutputKind::SharedAnchor,
-        witness_script: None,
-    }
-}
-
 /// Build the holder's commitment transaction described by `spec` (BOLT 3 "Commitment Transaction
 /// Construction"): trim HTLCs, take the base fee (and both anchors) from the funder, add the
 /// untrimmed HTLC outputs, the balances at or above the dust limit and the anchors (the two keyed
@@ -351,7 +329,6 @@ fn shared_anchor(funding_sat: u64, others: &[Candidate]) -> Candidate {
 pub fn build_commitment(spec: &CommitmentSpec) -> Result<BuiltCommitment, CommitmentError> {
     check_spec(spec)?;
     let channel_type = spec.channel_type;
-    let keys = &spec.keys;
 
     let mut candidates = Vec::new();
     let mut trimmed_htlcs = Vec::new();
@@ -367,34 +344,12 @@ pub fn build_commitment(spec: &CommitmentSpec) -> Result<BuiltCommitment, Commit
             trimmed_htlcs.push(*htlc);
             continue;
         }
-        let (witness_script, kind) = if htlc.offered {
-            (
-                scripts::offered_htlc_script(keys, &htlc.payment_hash, channel_type),
-                OutputKind::OfferedHtlc { htlc_id: htlc.id },
-            )
-        } else {
-            (
-                scripts::received_htlc_script(
-                    keys,
-                    &htlc.payment_hash,
-                    htlc.cltv_expiry,
-                    channel_type,
-                ),
-                OutputKind::ReceivedHtlc { htlc_id: htlc.id },
-            )
-        };
-        candidates.push(Candidate {
-            value_sat: htlc.amount_msat / 1000,
-            script_pubkey: witness_script.to_p2wsh(),
-            cltv_expiry: Some(htlc.cltv_expiry),
-            kind,
-            witness_script: Some(witness_script),
-        });
+        candidates.push(htlc_candidate(spec, htlc));
     }
     let untrimmed = candidates.len();
 
     let base_fee_sat = commitment_fee_sat(spec.feerate_per_kw, channel_type, untrimmed);
-    let anchors_sat = if channel_type.has_anchors() {
+    let anchors_sat = if channel_type.has_keyed_anchors() {
         2 * ANCHOR_OUTPUT_SAT
     } else {
         0
@@ -417,59 +372,17 @@ pub fn build_commitment(spec: &CommitmentSpec) -> Result<BuiltCommitment, Commit
     let to_local_sat = to_local_msat / 1000;
     let has_to_local = to_local_sat >= spec.dust_limit_sat;
     if has_to_local {
-        let witness_script = scripts::to_local_script(
-            &keys.revocation_pubkey,
-            spec.to_self_delay,
-            &keys.local_delayed_pubkey,
-        );
-        candidates.push(Candidate {
-            value_sat: to_local_sat,
-            script_pubkey: witness_script.to_p2wsh(),
-            cltv_expiry: None,
-            kind: OutputKind::ToLocal,
-            witness_script: Some(witness_script),
-        });
+        candidates.push(to_local_candidate(spec, to_local_sat));
     }
     let to_remote_sat = to_remote_msat / 1000;
     let has_to_remote = to_remote_sat >= spec.dust_limit_sat;
     if has_to_remote {
-        let witness_script = channel_type
-            .has_anchors()
-            .then(|| scripts::to_remote_anchor_script(&keys.remote_payment_pubkey));
-        candidates.push(Candidate {
-            value_sat: to_remote_sat,
-            script_pubkey: scripts::to_remote_script_pubkey(
-                channel_type,
-                &keys.remote_payment_pubkey,
-            ),
-            cltv_expiry: None,
-            kind: OutputKind::ToRemote,
-            witness_script,
-        });
+        candidates.push(to_remote_candidate(spec, to_remote_sat));
     }
-    if channel_type.has_anchors() {
-        let anchors = [
-            (
-                has_to_local,
-                &spec.local_funding_pubkey,
-                OutputKind::LocalAnchor,
-            ),
-            (
-                has_to_remote,
-                &spec.remote_funding_pubkey,
-                OutputKind::RemoteAnchor,
-            ),
-        ];
-        for (has_main, funding_pubkey, kind) in anchors {
+    if channel_type.has_keyed_anchors() {
+        for (has_main, holders) in [(has_to_local, true), (has_to_remote, false)] {
             if has_main || untrimmed > 0 {
-                let witness_script = scripts::anchor_script(funding_pubkey);
-                candidates.push(Candidate {
-                    value_sat: ANCHOR_OUTPUT_SAT,
-                    script_pubkey: witness_script.to_p2wsh(),
-                    cltv_expiry: None,
-                    kind,
-                    witness_script: Some(witness_script),
-                });
+                candidates.push(anchor_candidate(spec, holders));
             }
         }
     }

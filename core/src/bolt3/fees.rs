@@ -19,6 +19,13 @@ pub const COMMITMENT_BASE_WEIGHT_ANCHORS: u64 = 1124;
 /// script length + 4 script) = 52. BOLT 3 gives no number (the commitment pays no fee); the
 /// CPFP child needs it to price the package.
 pub const COMMITMENT_BASE_WEIGHT_ZERO_FEE: u64 = 776;
+/// Expected commitment weight without HTLC outputs (simple taproot). The extension
+/// (`bolt-simple-taproot.md` at `13b21103`) gives no fee weights; this is derived from its three
+/// vector commitments: "no HTLCs" pays `15000 × w / 1000 = 14520` sat, so `w = 968` exactly,
+/// and with [`COMMITMENT_WEIGHT_PER_HTLC`] (172, the only integer fitting both) the five- and
+/// two-HTLC commitments at 644 sat/kw pay `⌊644 × 1828 / 1000⌋ = 1177` and
+/// `⌊644 × 1312 / 1000⌋ = 844`, as they do. (The signed "no HTLCs" vector weighs 960 WU.)
+pub const COMMITMENT_BASE_WEIGHT_TAPROOT: u64 = 968;
 /// Weight each untrimmed HTLC output adds to a commitment.
 pub const COMMITMENT_WEIGHT_PER_HTLC: u64 = 172;
 /// Expected weight of an HTLC-timeout transaction (used for its fee).
@@ -28,12 +35,14 @@ pub const HTLC_SUCCESS_WEIGHT: u64 = 703;
 
 /// The expected weight of a commitment with `untrimmed_htlcs` HTLC outputs (BOLT 3 "Fee
 /// Calculation": 724, or 1124 with anchors, plus 172 per HTLC; 776 with zero-fee commitments,
-/// see [`COMMITMENT_BASE_WEIGHT_ZERO_FEE`]).
+/// see [`COMMITMENT_BASE_WEIGHT_ZERO_FEE`]; 968 with simple taproot, see
+/// [`COMMITMENT_BASE_WEIGHT_TAPROOT`]).
 pub fn commitment_weight(channel_type: ChannelType, untrimmed_htlcs: usize) -> u64 {
     let base = match channel_type {
         ChannelType::StaticRemoteKey => COMMITMENT_BASE_WEIGHT,
         ChannelType::AnchorsZeroFeeHtlc => COMMITMENT_BASE_WEIGHT_ANCHORS,
         ChannelType::ZeroFeeCommitments => COMMITMENT_BASE_WEIGHT_ZERO_FEE,
+        ChannelType::SimpleTaproot => COMMITMENT_BASE_WEIGHT_TAPROOT,
     };
     let htlcs = u64::try_from(untrimmed_htlcs).unwrap_or(u64::MAX);
     base.saturating_add(COMMITMENT_WEIGHT_PER_HTLC.saturating_mul(htlcs))
@@ -59,8 +68,8 @@ pub fn commitment_fee_sat(
     )
 }
 
-/// The fee an HTLC-timeout transaction pays: `feerate_per_kw * 663 / 1000`, zero with anchors
-/// or zero-fee commitments.
+/// The fee an HTLC-timeout transaction pays: `feerate_per_kw * 663 / 1000`, zero with anchors,
+/// zero-fee commitments or simple taproot.
 pub fn htlc_timeout_fee_sat(feerate_per_kw: u32, channel_type: ChannelType) -> u64 {
     if channel_type.zero_fee_htlc_txs() {
         0
@@ -69,8 +78,8 @@ pub fn htlc_timeout_fee_sat(feerate_per_kw: u32, channel_type: ChannelType) -> u
     }
 }
 
-/// The fee an HTLC-success transaction pays: `feerate_per_kw * 703 / 1000`, zero with anchors
-/// or zero-fee commitments.
+/// The fee an HTLC-success transaction pays: `feerate_per_kw * 703 / 1000`, zero with anchors,
+/// zero-fee commitments or simple taproot.
 pub fn htlc_success_fee_sat(feerate_per_kw: u32, channel_type: ChannelType) -> u64 {
     if channel_type.zero_fee_htlc_txs() {
         0

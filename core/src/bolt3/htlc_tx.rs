@@ -64,7 +64,8 @@ impl std::error::Error for HtlcTxError {}
 /// The sighash type of the counterparty's signature on the holder's HTLC transactions:
 /// `SIGHASH_ALL`, or `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY` with anchors or zero-fee commitments
 /// (so the holder can add fee inputs and outputs). The holder's own signature is always
-/// `SIGHASH_ALL`.
+/// `SIGHASH_ALL`. (Simple taproot signs with BIP 340 instead: `TapSighashType::SinglePlusAnyoneCanPay`
+/// for the counterparty, `Default` for the holder — see [`super::taproot::witness`].)
 pub fn remote_htlc_sighash_type(channel_type: ChannelType) -> EcdsaSighashType {
     if channel_type.zero_fee_htlc_txs() {
         EcdsaSighashType::SinglePlusAnyoneCanPay
@@ -74,6 +75,9 @@ pub fn remote_htlc_sighash_type(channel_type: ChannelType) -> EcdsaSighashType {
 }
 
 /// The witness script of an HTLC output: offered or received per [`CommitmentHtlc::offered`].
+/// P2WSH channel types only: a simple taproot HTLC output has two leaves instead, built by
+/// [`super::taproot::offered_htlc`] / [`super::taproot::accepted_htlc`] (for it this returns the
+/// P2WSH script of the same keys, which no simple taproot commitment contains).
 pub fn htlc_witness_script(
     htlc: &CommitmentHtlc,
     keys: &CommitmentKeys,
@@ -94,12 +98,26 @@ struct SecondLevel {
     channel_type: ChannelType,
 }
 
-fn second_level_tx(level: SecondLevel, keys: &CommitmentKeys, to_self_delay: u16) -> Transaction {
+/// The output of both second-level transactions: P2WSH of the holder's `to_local` script, or
+/// (simple taproot) P2TR of `revocation_pubkey` over the `to_self_delay` leaf.
+pub fn second_level_script_pubkey(
+    keys: &CommitmentKeys,
+    to_self_delay: u16,
+    channel_type: ChannelType,
+) -> ScriptBuf {
+    if channel_type.is_taproot() {
+        return super::taproot::commitment::second_level_script_pubkey(keys, to_self_delay);
+    }
     let output_script = scripts::to_local_script(
         &keys.revocation_pubkey,
         to_self_delay,
         &keys.local_delayed_pubkey,
     );
+    output_script.to_p2wsh()
+}
+
+fn second_level_tx(level: SecondLevel, keys: &CommitmentKeys, to_self_delay: u16) -> Transaction {
+    let script_pubkey = second_level_script_pubkey(keys, to_self_delay, level.channel_type);
     Transaction {
         version: level.channel_type.tx_version(),
         lock_time: level.lock_time,
@@ -114,15 +132,16 @@ fn second_level_tx(level: SecondLevel, keys: &CommitmentKeys, to_self_delay: u16
         }],
         output: vec![TxOut {
             value: Amount::from_sat(level.value_sat),
-            script_pubkey: output_script.to_p2wsh(),
+            script_pubkey,
         }],
     }
 }
 
-/// nSequence 1 with `option_anchors` (the HTLC outputs carry `1 OP_CSV`), 0 otherwise — zero-fee
-/// commitments included (BOLT 3 "HTLC-Timeout and HTLC-Success Transactions").
+/// nSequence 1 with `option_anchors` and simple taproot (the HTLC outputs carry `1 OP_CSV`), 0
+/// otherwise — zero-fee commitments included (BOLT 3 "HTLC-Timeout and HTLC-Success
+/// Transactions"; the extension's "HTLC-Success/HTLC-Timeout Transactions": "sequence: 1").
 fn input_sequence(channel_type: ChannelType) -> Sequence {
-    if channel_type.has_anchors() {
+    if channel_type.htlc_tx_sequence_one() {
         Sequence(1)
     } else {
         Sequence(0)
@@ -142,7 +161,8 @@ fn value_after_fee(htlc: &CommitmentHtlc, fee_sat: u64) -> Result<u64, HtlcTxErr
 
 /// The unsigned HTLC-timeout transaction for an HTLC the holder offered: version 2 (3 with
 /// zero-fee commitments), nLockTime `cltv_expiry`, nSequence 0 (1 with anchors), one output of the HTLC amount minus the
-/// HTLC-timeout fee to P2WSH of the holder's `to_local` script.
+/// HTLC-timeout fee to P2WSH of the holder's `to_local` script (see [`second_level_script_pubkey`];
+/// simple taproot: nSequence 1, no fee, a P2TR output).
 pub fn build_htlc_timeout(
     commitment_txid: Txid,
     htlc_output_index: u32,
@@ -171,7 +191,8 @@ pub fn build_htlc_timeout(
 
 /// The unsigned HTLC-success transaction for an HTLC the holder received: version 2 (3 with
 /// zero-fee commitments), nLockTime 0, nSequence 0 (1 with anchors), one output of the HTLC amount minus the HTLC-success fee to
-/// P2WSH of the holder's `to_local` script.
+/// P2WSH of the holder's `to_local` script (see [`second_level_script_pubkey`]; simple taproot:
+/// nSequence 1, no fee, a P2TR output).
 pub fn build_htlc_success(
     commitment_txid: Txid,
     htlc_output_index: u32,

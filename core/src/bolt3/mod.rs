@@ -46,12 +46,50 @@ pub enum ChannelType {
     /// scripts without `1 OP_CSV` (as static remote key), zero-fee HTLC transactions with the
     /// remote signature under `SIGHASH_SINGLE|ANYONECANPAY` and nSequence 0.
     ZeroFeeCommitments,
+    /// `option_simple_taproot` (feature 80/81, extension BOLT `bolt-simple-taproot.md`, PR 995):
+    /// a MuSig2 funding output and P2TR commitment outputs ([`taproot`]), inheriting the
+    /// anchors semantics — two 330-sat anchors keyed by `local_delayedpubkey` and
+    /// `remotepubkey` ([`AnchorKind::KeyedTaproot`]), `to_remote` and HTLC leaves behind
+    /// `1 OP_CSV`, version-2 zero-fee HTLC transactions with nSequence 1 and the remote
+    /// signature under `SIGHASH_SINGLE|ANYONECANPAY`.
+    ///
+    /// bolt3 builds its commitment and HTLC transactions; the engine refuses to register such a
+    /// channel ([`ChannelType::engine_support`]) until classification, resolvers, breach and
+    /// the sweeper handle it.
+    SimpleTaproot,
 }
 
+/// The `option_simple_taproot` channel-type feature bit (even, "required"; 81 is the optional
+/// one). `option_simple_taproot_staging` is 180/181 (section "Feature Bits").
+pub const SIMPLE_TAPROOT_FEATURE_BIT: u16 = 80;
+
+/// A channel type bolt3 can build transactions for but the engine cannot yet resolve on chain:
+/// registering a channel of this type is refused rather than half-handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnsupportedChannelType {
+    /// The refused type.
+    pub channel_type: ChannelType,
+}
+
+impl std::fmt::Display for UnsupportedChannelType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.channel_type {
+            ChannelType::SimpleTaproot => f.write_str(
+                "simple taproot channels are not resolved yet (no witness classification, \
+                 resolvers, breach handling or sweeping for them)",
+            ),
+            other => write!(f, "channel type {other:?} is not resolved by this engine"),
+        }
+    }
+}
+
+impl std::error::Error for UnsupportedChannelType {}
+
 /// The anchor outputs a commitment carries, generically: keyed (`option_anchors`: one 330-sat
-/// P2WSH anchor per party, spent with its funding key, by anyone after 16 blocks) or
+/// P2WSH anchor per party, spent with its funding key, by anyone after 16 blocks),
 /// pay-to-anchor (`zero_fee_commitments`: one unkeyed `OP_1 <0x4e73>` output of 0–240 sat, spent
-/// by anyone at any time with an empty witness).
+/// by anyone at any time with an empty witness) or keyed taproot (`option_simple_taproot`: one
+/// 330-sat P2TR anchor per party, keyed by `local_delayedpubkey` / `remotepubkey`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnchorKind {
@@ -59,17 +97,44 @@ pub enum AnchorKind {
     Keyed,
     /// `shared_anchor`.
     PayToAnchor,
+    /// `option_simple_taproot`'s two 330-sat P2TR anchors: internal key `local_delayedpubkey`
+    /// (the holder's) or `remotepubkey` (the counterparty's), one leaf `OP_16 OP_CSV`; the owner
+    /// spends by key path (its key tweaked with the leaf's root), anyone by the leaf after 16
+    /// blocks (extension section "Anchor Outputs").
+    KeyedTaproot,
 }
 
 impl ChannelType {
     /// The most `max_accepted_htlcs` either side may set (BOLT 2 `open_channel`: the receiver
     /// fails the channel above it): 114 with zero-fee commitments — 2 × 114 HTLC outputs keep
-    /// the commitment within TRUC's 10,000 vB —, 483 otherwise.
+    /// the commitment within TRUC's 10,000 vB —, 483 otherwise (the simple taproot extension
+    /// does not change BOLT 2's limit).
     pub fn max_accepted_htlcs_limit(self) -> u16 {
         match self {
             ChannelType::ZeroFeeCommitments => 114,
-            ChannelType::StaticRemoteKey | ChannelType::AnchorsZeroFeeHtlc => 483,
+            ChannelType::StaticRemoteKey
+            | ChannelType::AnchorsZeroFeeHtlc
+            | ChannelType::SimpleTaproot => 483,
         }
+    }
+
+    /// Whether the engine resolves channels of this type on chain; `Err` for
+    /// [`ChannelType::SimpleTaproot`] until its classification, resolvers, breach handling and
+    /// sweeping exist (bolt3 already builds its transactions). Every entry point that accepts
+    /// a channel type calls this first.
+    pub fn engine_support(self) -> Result<(), UnsupportedChannelType> {
+        match self {
+            ChannelType::StaticRemoteKey
+            | ChannelType::AnchorsZeroFeeHtlc
+            | ChannelType::ZeroFeeCommitments => Ok(()),
+            ChannelType::SimpleTaproot => Err(UnsupportedChannelType { channel_type: self }),
+        }
+    }
+
+    /// Whether this type's commitment and second-level outputs are segwit v1 (P2TR, built by
+    /// [`taproot`]) rather than P2WSH/P2WPKH (built by [`scripts`]).
+    pub fn is_taproot(self) -> bool {
+        matches!(self, ChannelType::SimpleTaproot)
     }
 
     /// The kind of anchor this type's commitments carry, `None` without anchors.
@@ -78,13 +143,32 @@ impl ChannelType {
             ChannelType::StaticRemoteKey => None,
             ChannelType::AnchorsZeroFeeHtlc => Some(AnchorKind::Keyed),
             ChannelType::ZeroFeeCommitments => Some(AnchorKind::PayToAnchor),
+            ChannelType::SimpleTaproot => Some(AnchorKind::KeyedTaproot),
         }
     }
 
-    /// Whether commitments of this type carry the two *keyed* 330-sat anchors and the `1 OP_CSV`
-    /// variants of `to_remote` and the HTLC scripts (`option_anchors`). False for
-    /// [`ChannelType::ZeroFeeCommitments`], whose one anchor is unkeyed
-    /// (see [`ChannelType::has_shared_anchor`]).
+    /// Whether commitments of this type carry two 330-sat anchors, one per party, each present
+    /// when its party's balance output is or any HTLC output is (P2WSH `option_anchors` or the
+    /// P2TR anchors of simple taproot channels).
+    pub fn has_keyed_anchors(self) -> bool {
+        matches!(
+            self.anchor_kind(),
+            Some(AnchorKind::Keyed | AnchorKind::KeyedTaproot)
+        )
+    }
+
+    /// Whether the holder's HTLC transactions spend an output behind `1 OP_CSV` and so carry
+    /// nSequence 1 (`option_anchors` and simple taproot; BOLT 3 and the extension's
+    /// "HTLC-Success/HTLC-Timeout Transactions").
+    pub fn htlc_tx_sequence_one(self) -> bool {
+        self.has_keyed_anchors()
+    }
+
+    /// Whether commitments of this type carry the two *keyed* 330-sat P2WSH anchors and the
+    /// `1 OP_CSV` variants of the P2WSH `to_remote` and HTLC scripts (`option_anchors`). False
+    /// for [`ChannelType::ZeroFeeCommitments`], whose one anchor is unkeyed
+    /// (see [`ChannelType::has_shared_anchor`]), and for [`ChannelType::SimpleTaproot`], whose
+    /// anchors and leaves are P2TR (see [`ChannelType::has_keyed_anchors`]).
     pub fn has_anchors(self) -> bool {
         matches!(self, ChannelType::AnchorsZeroFeeHtlc)
     }
@@ -95,20 +179,23 @@ impl ChannelType {
         matches!(self, ChannelType::ZeroFeeCommitments)
     }
 
-    /// Whether commitments of this type carry an anchor of either kind (keyed or pay-to-anchor),
-    /// through which a child pays for the commitment.
+    /// Whether commitments of this type carry an anchor of any kind (keyed, pay-to-anchor or
+    /// taproot), through which a child pays for the commitment.
     pub fn has_any_anchor(self) -> bool {
-        self.has_anchors() || self.has_shared_anchor()
+        self.anchor_kind().is_some()
     }
 
     /// Whether the HTLC transactions pay no fee and carry the counterparty's signature under
     /// `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY`, so their fee comes from added wallet inputs
-    /// (`option_anchors` or `zero_fee_commitments`; BOLT 3 "Fee Calculation", BOLT 5 "Generation
-    /// of HTLC Transactions").
+    /// (`option_anchors`, `zero_fee_commitments` or simple taproot; BOLT 3 "Fee Calculation",
+    /// BOLT 5 "Generation of HTLC Transactions", the extension's "HTLC Second Level
+    /// Transactions": "These transactions always have _zero_ fees attached").
     pub fn zero_fee_htlc_txs(self) -> bool {
         matches!(
             self,
-            ChannelType::AnchorsZeroFeeHtlc | ChannelType::ZeroFeeCommitments
+            ChannelType::AnchorsZeroFeeHtlc
+                | ChannelType::ZeroFeeCommitments
+                | ChannelType::SimpleTaproot
         )
     }
 
@@ -119,8 +206,9 @@ impl ChannelType {
     }
 
     /// The nVersion of this type's commitment and HTLC transactions: 3 (TRUC, BIP 431) with
-    /// `zero_fee_commitments`, 2 otherwise (BOLT 3 "Commitment Transaction", "HTLC-Timeout and
-    /// HTLC-Success Transactions").
+    /// `zero_fee_commitments`, 2 otherwise — simple taproot included (BOLT 3 "Commitment
+    /// Transaction", "HTLC-Timeout and HTLC-Success Transactions"; the extension's
+    /// "HTLC-Success/HTLC-Timeout Transactions": "version: 2").
     pub fn tx_version(self) -> bitcoin::transaction::Version {
         if self.zero_fee_commitment() {
             bitcoin::transaction::Version(3)

@@ -1,5 +1,10 @@
 //! The output scripts of BOLT 3: funding, `to_local`, `to_remote`, offered and received HTLCs
 //! and anchors (BOLT 3 "Funding Transaction Output", "Commitment Transaction Outputs").
+//!
+//! These are the P2WSH/P2WPKH channel types' scripts. Simple taproot outputs are tap trees built
+//! by [`super::taproot`]; of the functions taking a [`ChannelType`], only
+//! [`to_remote_script_pubkey`] answers for it (the HTLC scripts given `SimpleTaproot` are the
+//! P2WSH scripts without `1 OP_CSV`, which no simple taproot commitment contains).
 
 use bitcoin::hashes::{hash160, ripemd160, Hash};
 use bitcoin::opcodes::all::*;
@@ -58,7 +63,8 @@ pub fn to_remote_anchor_script(remote_payment_pubkey: &PublicKey) -> ScriptBuf {
 }
 
 /// The `to_remote` output's scriptPubKey: P2WPKH of `remotepubkey` (static remote key and
-/// zero-fee commitments), or P2WSH of [`to_remote_anchor_script`] (anchors).
+/// zero-fee commitments), P2WSH of [`to_remote_anchor_script`] (anchors), or the P2TR output of
+/// simple taproot channels ([`super::taproot::commitment::to_remote_script_pubkey`]).
 pub fn to_remote_script_pubkey(
     channel_type: ChannelType,
     remote_payment_pubkey: &PublicKey,
@@ -70,6 +76,9 @@ pub fn to_remote_script_pubkey(
         }
         ChannelType::AnchorsZeroFeeHtlc => {
             to_remote_anchor_script(remote_payment_pubkey).to_p2wsh()
+        }
+        ChannelType::SimpleTaproot => {
+            super::taproot::commitment::to_remote_script_pubkey(remote_payment_pubkey)
         }
     }
 }

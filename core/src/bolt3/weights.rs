@@ -123,6 +123,8 @@ pub fn claim_witness_weight(path: &ClaimPath) -> u64 {
                 witness_len(&[sig, PUBKEY_LEN])
             }
             ChannelType::AnchorsZeroFeeHtlc => witness_len(&[sig, TO_REMOTE_ANCHOR_SCRIPT_LEN]),
+            // The P2TR `to_remote` leaf spend (`taproot::weights`; the sweeper refuses the type).
+            ChannelType::SimpleTaproot => super::taproot::weights::TO_REMOTE_WITNESS_WEIGHT as u64,
         },
         ClaimPath::OfferedHtlcPreimage { channel_type } => {
             witness_len(&[sig, PREIMAGE_LEN, offered_htlc_script_len(channel_type)])

@@ -223,6 +223,22 @@ impl ClaimPath {
         }
     }
 
+    /// The channel type this path's script belongs to, for the paths whose script depends on it.
+    pub fn channel_type(&self) -> Option<ChannelType> {
+        match *self {
+            ClaimPath::ToRemote { channel_type }
+            | ClaimPath::OfferedHtlcPreimage { channel_type }
+            | ClaimPath::OfferedHtlcRevocation { channel_type }
+            | ClaimPath::ReceivedHtlcTimeout { channel_type, .. }
+            | ClaimPath::ReceivedHtlcRevocation { channel_type, .. } => Some(channel_type),
+            ClaimPath::ToLocalDelayed { .. }
+            | ClaimPath::ToLocalRevocation { .. }
+            | ClaimPath::AnchorOwner
+            | ClaimPath::AnchorAnyone
+            | ClaimPath::PayToAnchor => None,
+        }
+    }
+
     /// The relative lock (in blocks) the script enforces with `OP_CSV` on this path, if any.
     pub fn csv_delay(&self) -> Option<u16> {
         match *self {
@@ -230,7 +246,7 @@ impl ClaimPath {
             ClaimPath::ToRemote { channel_type }
             | ClaimPath::OfferedHtlcPreimage { channel_type }
             | ClaimPath::ReceivedHtlcTimeout { channel_type, .. } => {
-                channel_type.has_anchors().then_some(ANCHOR_CSV)
+                channel_type.has_keyed_anchors().then_some(ANCHOR_CSV)
             }
             ClaimPath::AnchorAnyone => Some(ANCHOR_ANYONE_CSV),
             ClaimPath::ToLocalRevocation { .. }

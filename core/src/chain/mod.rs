@@ -13,6 +13,8 @@ mod index;
 pub mod ledger;
 mod outpoints;
 mod records;
+#[cfg(test)]
+mod records_tests;
 mod relevant;
 mod route;
 mod step;

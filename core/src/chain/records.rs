@@ -14,6 +14,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::action::{CommitmentSlot, Record, RecordBody, RecordKey, RecordOp};
 use crate::bolt3::shachain::SecretStore;
+use crate::bolt3::UnsupportedChannelType;
 use crate::channel::updates::ChannelData;
 use crate::channel::{ChannelArbitrator, ConfirmedClose, ForceClose};
 use crate::commitments::{ChannelInfo, CommitmentRecord, DataLoss, LocalCommitmentRecord};
@@ -50,6 +51,8 @@ pub enum LoadError {
         /// The record.
         key: String,
     },
+    /// A channel header (the key) of a type the engine does not resolve yet (simple taproot).
+    ChannelTypeNotResolved(String, UnsupportedChannelType),
 }
 
 impl std::fmt::Display for LoadError {
@@ -63,6 +66,7 @@ impl std::fmt::Display for LoadError {
                 write!(f, "record {key} does not decode: {error}")
             }
             LoadError::Orphan { key } => write!(f, "record {key} belongs to no known channel"),
+            LoadError::ChannelTypeNotResolved(key, e) => write!(f, "record {key}: {e}"),
         }
     }
 }
@@ -515,9 +519,13 @@ pub fn decode_channel(records: &ChannelRecords) -> Result<DecodedChannel, LoadEr
     };
     let header_record = records.header.as_ref().ok_or_else(orphan)?;
     let header_key = RecordKey::Channel { channel: id };
-    let header: ChannelHeader = decode(&header_key.to_string(), header_record)?;
+    let header_name = header_key.to_string();
+    let header: ChannelHeader = decode(&header_name, header_record)?;
     let mut digests = vec![(header_key, digest(&header_record.body))];
     let mut channel = header.into_channel();
+    let refused = |e| LoadError::ChannelTypeNotResolved(header_name, e);
+    let channel_type = channel.data.info.channel_type;
+    channel_type.engine_support().map_err(refused)?;
     for (slot, record) in &records.commitments {
         let key = RecordKey::Commitment {
             channel: id,

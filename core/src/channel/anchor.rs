@@ -59,9 +59,16 @@ fn anchor_template_weight(path: &ClaimPath) -> u64 {
 /// How a CPFP child spends an anchor of `kind`: its script, witness, version and own weight. A
 /// keyed anchor: our funding key, version 2. The shared pay-to-anchor output of a zero-fee
 /// commitment: no script, an empty witness, and version 3 (TRUC: a version-3 parent's
-/// unconfirmed child must be version 3, at most 1,000 vB).
-fn anchor_spend(kind: AnchorKind, funding_pubkey: &PublicKey) -> (ScriptBuf, OwnSpend, i32, u64) {
-    match kind {
+/// unconfirmed child must be version 3, at most 1,000 vB). `None` for simple taproot's P2TR
+/// anchors: their owner spends by key path with a BIP 340 signature, which the engine does not
+/// make yet (such channels are refused at registration, [`ChannelType::engine_support`]).
+///
+/// [`ChannelType::engine_support`]: crate::bolt3::ChannelType::engine_support
+fn anchor_spend(
+    kind: AnchorKind,
+    funding_pubkey: &PublicKey,
+) -> Option<(ScriptBuf, OwnSpend, i32, u64)> {
+    Some(match kind {
         AnchorKind::Keyed => (
             scripts::anchor_script(funding_pubkey),
             OwnSpend::Anchor,
@@ -74,7 +81,8 @@ fn anchor_spend(kind: AnchorKind, funding_pubkey: &PublicKey) -> (ScriptBuf, Own
             3,
             anchor_template_weight(&ClaimPath::PayToAnchor),
         ),
-    }
+        AnchorKind::KeyedTaproot => return None,
+    })
 }
 
 impl ChannelArbitrator {
@@ -200,7 +208,7 @@ impl ChannelArbitrator {
         let funding_pubkey = info.local_basepoints.funding_pubkey;
         let txout = parent.output.get(anchor.outpoint.vout as usize)?.clone();
         let kind = info.channel_type.anchor_kind()?;
-        let (script, spend, version, weight) = anchor_spend(kind, &funding_pubkey);
+        let (script, spend, version, weight) = anchor_spend(kind, &funding_pubkey)?;
         let template = Template {
             input: OwnInput {
                 outpoint: anchor.outpoint,

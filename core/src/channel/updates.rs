@@ -10,7 +10,7 @@ use crate::bolt3::htlc_tx::{
     htlc_txs_for_commitment, htlc_witness_script, remote_htlc_sighash_type,
 };
 use crate::bolt3::shachain::{checked_secret_index, ShachainError};
-use crate::bolt3::{keys, scripts, secp, sign};
+use crate::bolt3::{keys, scripts, secp, sign, UnsupportedChannelType};
 use crate::event::{
     ChannelChange, ChannelRegistration, ChannelUpdate, CommitmentHtlcInfo, FundingOutput,
     LocalCommitment, RemoteCommitment,
@@ -136,6 +136,9 @@ pub enum UpdateError {
         /// The most allowed.
         max: u16,
     },
+    /// A registration of a channel type the engine cannot resolve on chain yet (simple
+    /// taproot): refused rather than half-handled.
+    ChannelTypeNotResolved(UnsupportedChannelType),
 }
 
 impl std::fmt::Display for UpdateError {
@@ -180,6 +183,7 @@ impl std::fmt::Display for UpdateError {
                 let way = if *direction == HtlcDirection::Incoming { "incoming" } else { "outgoing" };
                 write!(f, "{whose} zero-fee commitment carries {count} {way} htlcs, more than the {max} allowed")
             }
+            UpdateError::ChannelTypeNotResolved(e) => write!(f, "registration refused: {e}"),
         }
     }
 }
@@ -219,6 +223,9 @@ pub fn apply_update(
             if r.funding.is_empty() {
                 return Err(UpdateError::NoFunding);
             }
+            r.channel_type
+                .engine_support()
+                .map_err(UpdateError::ChannelTypeNotResolved)?;
             check_max_accepted_htlcs(r)?;
             ChannelData {
                 info: ChannelInfo::from_registration(update.channel, r),

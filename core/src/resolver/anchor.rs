@@ -11,6 +11,7 @@ use bitcoin::{ScriptBuf, Witness};
 
 use crate::action::{Basepoint, KeyTweak, SigningKey, SweepRequest};
 use crate::bolt3::classify::{classify_anchor_spend, classify_pay_to_anchor_spend, AnchorSpend};
+use crate::bolt3::taproot::classify::{self as taproot_classify, TaprootSpendKind};
 use crate::bolt3::weights::claim_tx_weight;
 use crate::bolt3::witness::{ClaimPath, ANCHOR_ANYONE_CSV};
 use crate::bolt3::{scripts, AnchorKind};
@@ -22,11 +23,24 @@ use super::claim::{close_output, Claim};
 use super::context::{FeeContext, Path, ResolverAction, ResolverContext, ResolverStep};
 use super::record::{Resolver, Stage, Taken};
 
-/// How we spend an anchor of `kind`.
-fn claim_path(kind: AnchorKind) -> ClaimPath {
+/// How we spend an anchor of `kind`. `None` for simple taproot's P2TR anchors: the sweeper
+/// makes no BIP 340 signatures yet (such channels are refused at registration,
+/// [`crate::bolt3::ChannelType::engine_support`]), so they are never worth sweeping here.
+fn claim_path(kind: AnchorKind) -> Option<ClaimPath> {
     match kind {
-        AnchorKind::Keyed => ClaimPath::AnchorOwner,
-        AnchorKind::PayToAnchor => ClaimPath::PayToAnchor,
+        AnchorKind::Keyed => Some(ClaimPath::AnchorOwner),
+        AnchorKind::PayToAnchor => Some(ClaimPath::PayToAnchor),
+        AnchorKind::KeyedTaproot => None,
+    }
+}
+
+/// Whose path a spend of a simple taproot anchor took: the key path is its owner's, the
+/// `OP_16 OP_CSV` leaf anyone's ([`taproot_classify::classify_witness`]).
+fn classify_taproot_anchor_spend(w: &Witness) -> AnchorSpend {
+    match taproot_classify::classify_witness(w) {
+        Ok(TaprootSpendKind::KeyPath) => AnchorSpend::Owner,
+        Ok(TaprootSpendKind::AnchorSweep) => AnchorSpend::Anyone,
+        _ => AnchorSpend::Unknown,
     }
 }
 
@@ -42,10 +56,10 @@ fn kind_of(ctx: &ResolverContext<'_>) -> AnchorKind {
 /// Whether an anchor of `kind` worth `value_sat` pays for its own sweep at the minimum relay fee,
 /// leaving an output above dust at the sweep destination.
 pub fn worth_sweeping(value_sat: u64, kind: AnchorKind, fees: &FeeContext<'_>) -> bool {
-    let Some(destination) = fees.destination else {
+    let (Some(destination), Some(path)) = (fees.destination, claim_path(kind)) else {
         return false;
     };
-    let weight = claim_tx_weight(&claim_path(kind), destination.len());
+    let weight = claim_tx_weight(&path, destination.len());
     let fee = fee_for_rate(min_relay(fees.fees), weight);
     value_sat.saturating_sub(fee) >= dust_threshold(destination, DUST_RELAY_FEE_SAT_PER_KVB)
 }
@@ -70,6 +84,7 @@ pub(super) fn judge(input: usize, w: &Witness, ctx: &ResolverContext<'_>) -> Pat
     let spend = match kind_of(ctx) {
         AnchorKind::Keyed => classify_anchor_spend(w),
         AnchorKind::PayToAnchor => classify_pay_to_anchor_spend(w),
+        AnchorKind::KeyedTaproot => classify_taproot_anchor_spend(w),
     };
     match spend {
         AnchorSpend::Owner => Path::Ours,
@@ -100,9 +115,11 @@ pub(super) fn sweep_request(r: &Resolver, ctx: &ResolverContext<'_>) -> Option<S
             )
         }
         AnchorKind::PayToAnchor => (ScriptBuf::new(), mature_at),
+        // Never worth sweeping (no claim path): returned above.
+        AnchorKind::KeyedTaproot => return None,
     };
     let claim = Claim {
-        path: claim_path(kind),
+        path: claim_path(kind)?,
         script,
         key: SigningKey::Channel {
             channel: info.id,

@@ -123,6 +123,8 @@ pub enum SimError {
     Build(String),
     /// `complete` with nothing proposed, or `propose` twice.
     OutOfOrder(&'static str),
+    /// A channel type the engine (and so this simulation) does not resolve yet.
+    ChannelTypeNotResolved(crate::bolt3::UnsupportedChannelType),
 }
 
 impl std::fmt::Display for SimError {
@@ -151,6 +153,7 @@ impl std::fmt::Display for SimError {
             SimError::Key(e) => write!(f, "key derivation: {e}"),
             SimError::Build(e) => write!(f, "building a transaction: {e}"),
             SimError::OutOfOrder(what) => write!(f, "out of order: {what}"),
+            SimError::ChannelTypeNotResolved(e) => write!(f, "{e}"),
         }
     }
 }
@@ -240,6 +243,8 @@ impl SimChannel {
         local: PartySecrets,
         remote: PartySecrets,
     ) -> Result<(SimChannel, Vec<Event>), SimError> {
+        let refused = SimError::ChannelTypeNotResolved;
+        setup.channel_type.engine_support().map_err(refused)?;
         let capacity_msat = setup
             .funding_sat
             .checked_mul(1000)

@@ -33,6 +33,12 @@ pub enum SweepError {
     WalletKey,
     /// The witness script names no key where this path's signature is checked.
     NoSigningKey,
+    /// A path of a channel type the engine does not resolve yet (simple taproot: its outputs
+    /// are P2TR, spent with BIP 340 signatures the sweeper does not make).
+    ChannelTypeNotResolved {
+        /// The refused type.
+        channel_type: ChannelType,
+    },
 }
 
 impl std::fmt::Display for SweepError {
@@ -45,6 +51,9 @@ impl std::fmt::Display for SweepError {
             SweepError::MissingWitnessPubkey => "path needs a witness public key and has none",
             SweepError::WalletKey => "a channel output cannot be signed with a wallet key",
             SweepError::NoSigningKey => "the witness script has no key for this path",
+            SweepError::ChannelTypeNotResolved { .. } => {
+                "simple taproot channels are not resolved yet: the sweeper cannot claim their outputs"
+            }
         })
     }
 }
@@ -329,6 +338,13 @@ fn is_p2wpkh_path(path: &ClaimPath) -> bool {
 
 /// Check that a request describes a spend the sweeper can build and sign.
 pub fn check_request(req: &SweepRequest) -> Result<(), SweepError> {
+    if let Some(channel_type) = req.path.channel_type() {
+        channel_type
+            .engine_support()
+            .map_err(|e| SweepError::ChannelTypeNotResolved {
+                channel_type: e.channel_type,
+            })?;
+    }
     let spk = &req.txout.script_pubkey;
     if is_p2wpkh_path(&req.path) {
         let key = req.witness_pubkey.ok_or(SweepError::MissingWitnessPubkey)?;
@@ -490,6 +506,9 @@ pub fn witness(req: &SweepRequest, sig: Option<&Signature>) -> Option<Witness> {
                 w::to_remote_p2wpkh_witness(sig, &req.witness_pubkey?)
             }
             ChannelType::AnchorsZeroFeeHtlc => w::to_remote_anchor_witness(sig, script),
+            // Refused by `check_request` (`ChannelTypeNotResolved`): an ECDSA signature cannot
+            // spend a P2TR output.
+            ChannelType::SimpleTaproot => return None,
         },
         ClaimPath::OfferedHtlcPreimage { .. } => {
             w::offered_htlc_preimage_witness(sig, &req.preimage?, script)

@@ -29,6 +29,7 @@ use super::secp;
 pub mod accepted_htlc;
 pub mod anchor;
 pub mod classify;
+pub mod commitment;
 #[cfg(any(test, feature = "sim"))]
 pub mod fixture;
 pub mod funding;
@@ -41,6 +42,8 @@ pub mod witness;
 
 #[cfg(test)]
 mod bip327_tests;
+#[cfg(test)]
+mod commitment_tests;
 #[cfg(test)]
 mod funding_tests;
 #[cfg(test)]

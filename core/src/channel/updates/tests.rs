@@ -334,3 +334,32 @@ fn a_zero_fee_commitment_with_more_htlcs_than_accepted_is_refused() {
         assert_eq!(e, expected, "{count} htlcs");
     }
 }
+
+/// Issue 21: simple taproot channels have their transactions in bolt3 but no classification,
+/// resolvers, breach handling or sweeping yet, so registering one is refused with a typed error
+/// (nothing registered) rather than half-handled; the same registration as anchors goes through.
+#[test]
+fn a_simple_taproot_registration_is_refused_until_the_engine_resolves_it() {
+    let (_, open) = SimChannel::open(SimSetup::new(21, ChannelType::AnchorsZeroFeeHtlc)).unwrap();
+    let mut ups = updates(open);
+    assert!(apply_update(None, &ups[0]).is_ok());
+    if let ChannelChange::Registered(r) = &mut ups[0].change {
+        r.channel_type = ChannelType::SimpleTaproot;
+    }
+    let refused = apply_update(None, &ups[0]).unwrap_err();
+    assert_eq!(
+        refused,
+        UpdateError::ChannelTypeNotResolved(UnsupportedChannelType {
+            channel_type: ChannelType::SimpleTaproot
+        })
+    );
+    assert!(refused
+        .to_string()
+        .contains("simple taproot channels are not resolved yet"));
+    // The simulated node refuses to open one too.
+    let sim = SimChannel::open(SimSetup::new(21, ChannelType::SimpleTaproot));
+    assert!(matches!(
+        sim.map(|_| ()),
+        Err(crate::sim::SimError::ChannelTypeNotResolved(_))
+    ));
+}

@@ -157,3 +157,33 @@ fn requests_whose_script_does_not_match_the_output_are_invalid() {
         assert!(signing_pubkey(&req).is_some());
     }
 }
+
+/// Issue 21: a request on a path of a simple taproot channel is refused (its outputs are P2TR,
+/// spent with BIP 340 signatures the sweeper does not make), never built as a P2WSH spend.
+#[test]
+fn requests_on_a_simple_taproot_path_are_refused() {
+    let sim = channel(ChannelType::AnchorsZeroFeeHtlc, 50_000_000);
+    for pick in [is_to_remote, is_preimage, is_timeout] {
+        let mut req = request_of(&sim, pick);
+        assert_eq!(check_request(&req), Ok(()));
+        req.path = match req.path {
+            ClaimPath::ToRemote { .. } => ClaimPath::ToRemote {
+                channel_type: ChannelType::SimpleTaproot,
+            },
+            ClaimPath::OfferedHtlcPreimage { .. } => ClaimPath::OfferedHtlcPreimage {
+                channel_type: ChannelType::SimpleTaproot,
+            },
+            ClaimPath::ReceivedHtlcTimeout { cltv_expiry, .. } => ClaimPath::ReceivedHtlcTimeout {
+                cltv_expiry,
+                channel_type: ChannelType::SimpleTaproot,
+            },
+            other => panic!("picked {other:?}"),
+        };
+        assert_eq!(
+            check_request(&req),
+            Err(SweepError::ChannelTypeNotResolved {
+                channel_type: ChannelType::SimpleTaproot
+            })
+        );
+    }
+}
