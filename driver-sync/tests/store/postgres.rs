@@ -198,6 +198,23 @@ fn postgres_a_schema_of_another_application_is_refused_and_unchanged() {
 }
 
 #[test]
+fn postgres_a_read_only_open_reads_without_the_lease_and_refuses_writes() {
+    let (owner, guard) = populated("read_only");
+    let mut reader = PostgresStore::open_read_only(config(&guard.0)).unwrap();
+    assert_eq!(reader.token(), None);
+    assert_eq!(reader.load().unwrap(), owner.load().unwrap());
+    assert_eq!(reader.event_count().unwrap(), 3);
+    assert!(matches!(
+        reader.commit(&batch(vec![put(RecordKey::Node, rec(1, json!(0)))])),
+        Err(StoreError::ReadOnly)
+    ));
+    assert!(matches!(
+        PostgresStore::open_read_only(config(&fresh_schema("empty"))),
+        Err(StoreError::NotAStore { .. })
+    ));
+}
+
+#[test]
 fn postgres_a_bad_schema_name_or_unreachable_server_is_a_typed_error() {
     let mut cfg = config("x");
     cfg.schema = "Robert'); DROP TABLE students;--".into();
@@ -233,10 +250,10 @@ fn postgres_a_second_open_is_locked_while_the_owner_lives_and_free_after_it_clos
         PostgresStore::open(config(&guard.0)),
         Err(StoreError::Locked { .. })
     ));
-    let token = store.token();
+    let token = store.token().unwrap();
     drop(store); // an orderly close releases the lease at once
     let next = PostgresStore::open(config(&guard.0)).unwrap();
-    assert_eq!(next.token(), token + 1);
+    assert_eq!(next.token().unwrap(), token + 1);
 }
 
 #[test]
@@ -248,11 +265,14 @@ fn postgres_a_fenced_owner_cannot_commit_and_its_refused_write_is_invisible() {
         .batch_execute("UPDATE lease SET expires_at = now() - interval '1 second'")
         .unwrap();
     let mut new = PostgresStore::open(config(&guard.0)).unwrap();
-    assert_eq!(new.token(), old.token() + 1);
+    assert_eq!(new.token().unwrap(), old.token().unwrap() + 1);
     let attempt = batch(vec![put(RecordKey::Node, rec(1, json!("stale")))]);
     match old.commit(&attempt) {
         Err(StoreError::Fenced { held, current }) => {
-            assert_eq!((held, current), (old.token(), Some(new.token())));
+            assert_eq!(
+                (held, current),
+                (old.token().unwrap(), Some(new.token().unwrap()))
+            );
         }
         other => panic!("expected fenced, got {other:?}"),
     }
@@ -312,7 +332,7 @@ fn postgres_a_renewed_lease_keeps_a_standby_out_until_the_owner_closes() {
     std::thread::sleep(Duration::from_millis(300));
     drop(owner); // an orderly stop hands over at once, without waiting for the lease to expire
     let (token, waited) = waiter.join().unwrap();
-    assert_eq!(token.unwrap(), 2);
+    assert_eq!(token.unwrap(), Some(2));
     assert!(waited < Duration::from_millis(900), "waited {waited:?}");
 }
 

@@ -65,10 +65,10 @@ impl PostgresConfig {
 pub struct PostgresStore {
     client: RefCell<Client>,
     config: PostgresConfig,
-    /// The fencing token of the lease this store holds.
-    token: i64,
+    /// The fencing token of the lease this store holds (`None`: opened read-only).
+    token: Option<i64>,
     /// Renews the lease; releases it when dropped (declared after the client: dropped first).
-    _renewer: lease::Renewer,
+    _renewer: Option<lease::Renewer>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -100,6 +100,34 @@ impl PostgresStore {
         Self::open_inner(config, Some((poll, give_up)))
     }
 
+    /// Open an existing store to read it (`inspect`, `replay`) without its lease, while its
+    /// owner runs. It must be at [`PG_SCHEMA_VERSION`] ([`StoreError::OutdatedVersion`],
+    /// [`StoreError::FutureVersion`], [`StoreError::NotAStore`] otherwise); writes fail with
+    /// [`StoreError::ReadOnly`].
+    pub fn open_read_only(config: PostgresConfig) -> Result<Self, StoreError> {
+        check_schema_name(&config.schema)?;
+        let mut client = connect(&config.url, &config.schema)?;
+        match schema::inspect(&mut client, &config.schema)? {
+            0 => Err(StoreError::NotAStore {
+                reason: format!("schema {} holds no store", config.schema),
+            }),
+            v if v > PG_SCHEMA_VERSION => Err(StoreError::FutureVersion {
+                found: v,
+                supported: PG_SCHEMA_VERSION,
+            }),
+            v if v < PG_SCHEMA_VERSION => Err(StoreError::OutdatedVersion {
+                found: v,
+                supported: PG_SCHEMA_VERSION,
+            }),
+            _ => Ok(PostgresStore {
+                client: RefCell::new(client),
+                config,
+                token: None,
+                _renewer: None,
+            }),
+        }
+    }
+
     fn open_inner(
         config: PostgresConfig,
         standby: Option<(Duration, Option<Duration>)>,
@@ -124,13 +152,14 @@ impl PostgresStore {
         Ok(PostgresStore {
             client: RefCell::new(client),
             config,
-            token,
-            _renewer: renewer,
+            token: Some(token),
+            _renewer: Some(renewer),
         })
     }
 
-    /// The fencing token of this store's lease (each takeover increments it).
-    pub fn token(&self) -> i64 {
+    /// The fencing token of this store's lease (each takeover increments it); `None` when
+    /// opened read-only.
+    pub fn token(&self) -> Option<i64> {
         self.token
     }
 
@@ -146,7 +175,9 @@ impl PostgresStore {
         context: &'static str,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let (token, lease) = (self.token, self.config.lease);
+        let (Some(token), lease) = (self.token, self.config.lease) else {
+            return Err(StoreError::ReadOnly);
+        };
         let client = self.client.get_mut();
         let mut tx = client.transaction().map_err(pg(context))?;
         lease::fence(&mut tx, token, lease)?;
