@@ -307,11 +307,35 @@ fn quoted(schema: &str) -> String {
     format!("\"{schema}\"")
 }
 
-/// Wrap a PostgreSQL error, naming the cases a caller must tell apart.
+/// Wrap a PostgreSQL error (a connection, SQL or server error: the message kept whole).
 fn pg(context: &'static str) -> impl Fn(postgres::Error) -> StoreError {
     move |e| StoreError::Backend {
         backend: "postgres",
         context,
         source: Box::new(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_lower_case_schema_names_are_accepted() {
+        for good in ["contractcourt", "node_1", "_x", &"a".repeat(63)] {
+            assert!(check_schema_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1node", "Node", "a-b", "a\"b", "a b", &"a".repeat(64)] {
+            assert!(
+                matches!(
+                    check_schema_name(bad),
+                    Err(StoreError::Encode {
+                        what: "schema name",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 }

@@ -187,3 +187,19 @@ pub(super) fn migrate(
     .map_err(&err)?;
     tx.commit().map_err(&err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_migrations_are_numbered_consecutively_up_to_the_schema_version() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+        }
+        assert_eq!(
+            MIGRATIONS.last().map(|m| m.version),
+            Some(PG_SCHEMA_VERSION)
+        );
+    }
+}
