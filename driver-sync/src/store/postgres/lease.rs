@@ -2,7 +2,7 @@
 //! standby that takes over when the owner stops renewing (see `DESIGN.md`, "PostgreSQL store").
 //!
 //! The `lease` table has one row: `token` (incremented by every takeover), `holder` (for
-//! people: host process id) and `expires_at`, always in the *server's* clock (`now()`), so no two
+//! people: the process id) and `expires_at`, always in the *server's* clock (`now()`), so no two
 //! processes' clocks are compared. A store takes the lease at open when it is free or expired,
 //! incrementing the token. Every write transaction first locks the row (`FOR UPDATE`) and
 //! checks that the token is still its own — else [`StoreError::Fenced`], and nothing of the
