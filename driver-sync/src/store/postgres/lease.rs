@@ -89,22 +89,18 @@ pub(super) fn wait_take(
 /// extend it by `lease`.
 pub(super) fn fence(
     tx: &mut impl GenericClient,
+    st: &super::rows::Statements,
     held: i64,
     lease: Duration,
 ) -> Result<(), StoreError> {
     let err = pg("checking the lease");
-    let rows = tx
-        .query("SELECT token FROM lease WHERE id = 0 FOR UPDATE", &[])
-        .map_err(&err)?;
+    let rows = tx.query(&st.fence_select, &[]).map_err(&err)?;
     let current: Option<i64> = rows.first().map(|r| r.get(0));
     if current != Some(held) {
         return Err(StoreError::Fenced { held, current });
     }
-    tx.execute(
-        "UPDATE lease SET expires_at = now() + $1::bigint * interval '1 millisecond' WHERE id = 0",
-        &[&millis(lease)],
-    )
-    .map_err(&err)?;
+    tx.execute(&st.fence_extend, &[&millis(lease)])
+        .map_err(&err)?;
     Ok(())
 }
 

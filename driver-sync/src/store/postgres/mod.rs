@@ -64,6 +64,8 @@ impl PostgresConfig {
 /// A [`Store`] in a PostgreSQL schema (see the module documentation).
 pub struct PostgresStore {
     client: RefCell<Client>,
+    /// The hot path's statements, prepared on `client`.
+    stmts: rows::Statements,
     config: PostgresConfig,
     /// The fencing token of the lease this store holds (`None`: opened read-only).
     token: Option<i64>,
@@ -120,6 +122,7 @@ impl PostgresStore {
                 supported: PG_SCHEMA_VERSION,
             }),
             _ => Ok(PostgresStore {
+                stmts: rows::Statements::prepare(&mut client)?,
                 client: RefCell::new(client),
                 config,
                 token: None,
@@ -150,6 +153,7 @@ impl PostgresStore {
         };
         let renewer = lease::Renewer::start(&config.url, &config.schema, token, config.lease);
         Ok(PostgresStore {
+            stmts: rows::Statements::prepare(&mut client)?,
             client: RefCell::new(client),
             config,
             token: Some(token),
@@ -173,15 +177,16 @@ impl PostgresStore {
     fn write<T>(
         &mut self,
         context: &'static str,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Transaction<'_>, &rows::Statements) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let (Some(token), lease) = (self.token, self.config.lease) else {
             return Err(StoreError::ReadOnly);
         };
+        let stmts = &self.stmts;
         let client = self.client.get_mut();
         let mut tx = client.transaction().map_err(pg(context))?;
-        lease::fence(&mut tx, token, lease)?;
-        let out = f(&mut tx)?;
+        lease::fence(&mut tx, stmts, token, lease)?;
+        let out = f(&mut tx, stmts)?;
         tx.commit().map_err(pg(context))?;
         Ok(out)
     }
@@ -198,23 +203,23 @@ impl Store for PostgresStore {
 
     /// All batches in one transaction.
     fn commit_many(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
-        self.write("committing a batch", |tx| {
+        self.write("committing a batch", |tx, st| {
             for op in batches.iter().flat_map(|b| &b.ops) {
-                rows::apply(tx, op)?;
+                rows::apply(tx, st, op)?;
             }
             Ok(())
         })
     }
 
     fn read_log(&self, channel: ChannelId, seq: u64) -> Result<Option<Record>, StoreError> {
-        rows::read_log_entry(&mut *self.client.borrow_mut(), &channel, seq)
+        rows::read_log_entry(&mut *self.client.borrow_mut(), &self.stmts, &channel, seq)
     }
 
     fn append_event(&mut self, event: &Event) -> Result<u64, StoreError> {
         let json = encode_event(event)?;
-        self.write("recording an event", |tx| {
-            let seq = rows::next_event(tx)?;
-            rows::insert_event(tx, seq, &json, None)?;
+        self.write("recording an event", |tx, st| {
+            let seq = rows::next_event(tx, st)?;
+            rows::insert_event(tx, st, seq, &json, None)?;
             Ok(seq)
         })
     }
@@ -224,7 +229,7 @@ impl Store for PostgresStore {
     }
 
     fn event_count(&self) -> Result<u64, StoreError> {
-        rows::next_event(&mut *self.client.borrow_mut())
+        rows::next_event(&mut *self.client.borrow_mut(), &self.stmts)
     }
 
     fn commit_step(
@@ -234,11 +239,11 @@ impl Store for PostgresStore {
         batches: &[&Batch],
     ) -> Result<u64, StoreError> {
         let json = encode_event(event)?;
-        self.write("committing a step", |tx| {
-            let seq = rows::next_event(tx)?;
-            rows::insert_event(tx, seq, &json, Some(step))?;
+        self.write("committing a step", |tx, st| {
+            let seq = rows::next_event(tx, st)?;
+            rows::insert_event(tx, st, seq, &json, Some(step))?;
             for op in batches.iter().flat_map(|b| &b.ops) {
-                rows::apply(tx, op)?;
+                rows::apply(tx, st, op)?;
             }
             Ok(seq)
         })
@@ -258,8 +263,8 @@ impl Store for PostgresStore {
             value: keep_from,
         })?;
         let json = encode_start(start)?;
-        self.write("pruning the flight recorder", |tx| {
-            let next = rows::next_event(tx)?;
+        self.write("pruning the flight recorder", |tx, st| {
+            let next = rows::next_event(tx, st)?;
             if keep_from > next || keep_from < rows::first_kept(tx)? {
                 return Err(StoreError::OutOfRange {
                     what: "replay start",

@@ -4,7 +4,7 @@
 use contractcourt_core::action::{Record, RecordBody, RecordKey, RecordOp};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
-use postgres::{GenericClient, Row};
+use postgres::{GenericClient, Row, Statement};
 
 use super::pg;
 use crate::store::checksum::{
@@ -24,6 +24,44 @@ pub(super) const NEXT_EVENT: &str =
     "SELECT GREATEST(COALESCE((SELECT MAX(seq) + 1 FROM events), 0), \
      COALESCE((SELECT seq FROM recorder_start WHERE id = 0), 0))";
 
+/// The statements of the hot path (every step's commit), prepared once per connection: each
+/// later use is one round trip instead of two (parse, then execute).
+#[derive(Clone)]
+pub(super) struct Statements {
+    put_record: Statement,
+    delete_record: Statement,
+    select_log: Statement,
+    insert_log: Statement,
+    next_event: Statement,
+    insert_event: Statement,
+    insert_digest: Statement,
+    pub(super) fence_select: Statement,
+    pub(super) fence_extend: Statement,
+}
+
+impl Statements {
+    /// Prepare them on `client` (the store's tables must exist).
+    pub(super) fn prepare(client: &mut impl GenericClient) -> Result<Self, StoreError> {
+        let mut p = |sql: &str| client.prepare(sql).map_err(pg("preparing statements"));
+        Ok(Statements {
+            put_record: p(PUT_RECORD)?,
+            delete_record: p("DELETE FROM records WHERE key = $1")?,
+            select_log: p(SELECT_LOG)?,
+            insert_log: p(INSERT_LOG)?,
+            next_event: p(NEXT_EVENT)?,
+            insert_event: p("INSERT INTO events (seq, event, checksum) VALUES ($1, $2, $3)")?,
+            insert_digest: p(
+                "INSERT INTO step_digests (seq, digest, checksum) VALUES ($1, $2, $3)",
+            )?,
+            fence_select: p("SELECT token FROM lease WHERE id = 0 FOR UPDATE")?,
+            fence_extend: p(
+                "UPDATE lease SET expires_at = now() + $1::bigint * interval '1 millisecond' \
+                 WHERE id = 0",
+            )?,
+        })
+    }
+}
+
 fn corrupt(what: &'static str, key: String, reason: String) -> StoreError {
     StoreError::Corrupt { what, key, reason }
 }
@@ -39,7 +77,11 @@ fn col<'r, T: postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T,
 }
 
 /// Apply one operation inside a write transaction.
-pub(super) fn apply(tx: &mut impl GenericClient, op: &RecordOp) -> Result<(), StoreError> {
+pub(super) fn apply(
+    tx: &mut impl GenericClient,
+    st: &Statements,
+    op: &RecordOp,
+) -> Result<(), StoreError> {
     match op {
         RecordOp::Put { key, record } => {
             let key_json = encode_key(key)?;
@@ -47,18 +89,21 @@ pub(super) fn apply(tx: &mut impl GenericClient, op: &RecordOp) -> Result<(), St
             let version = i64::from(record.version);
             let body = record.body.as_str();
             let sum = record_checksum(&key_json, &path, version, body);
-            tx.execute(PUT_RECORD, &[&key_json, &path, &version, &body, &&sum[..]])
-                .map_err(pg("writing a record"))?;
+            tx.execute(
+                &st.put_record,
+                &[&key_json, &path, &version, &body, &&sum[..]],
+            )
+            .map_err(pg("writing a record"))?;
         }
         RecordOp::Delete { key } => {
-            tx.execute("DELETE FROM records WHERE key = $1", &[&encode_key(key)?])
+            tx.execute(&st.delete_record, &[&encode_key(key)?])
                 .map_err(pg("deleting a record"))?;
         }
         RecordOp::Append {
             channel,
             seq,
             record,
-        } => match read_log_entry(tx, channel, *seq)? {
+        } => match read_log_entry(tx, st, channel, *seq)? {
             Some(existing) if existing == *record => {}
             Some(_) => {
                 return Err(StoreError::LogConflict {
@@ -72,7 +117,7 @@ pub(super) fn apply(tx: &mut impl GenericClient, op: &RecordOp) -> Result<(), St
                 let body = record.body.as_str();
                 let sum = log_checksum(&channel.0, seq_sql, version, body);
                 tx.execute(
-                    INSERT_LOG,
+                    &st.insert_log,
                     &[&&channel.0[..], &seq_sql, &version, &body, &&sum[..]],
                 )
                 .map_err(pg("appending to a log"))?;
@@ -122,11 +167,12 @@ fn decode_record(version: i64, body: String) -> Result<Record, String> {
 /// One verified log entry (a point lookup on the primary key).
 pub(super) fn read_log_entry(
     client: &mut impl GenericClient,
+    st: &Statements,
     channel: &ChannelId,
     seq: u64,
 ) -> Result<Option<Record>, StoreError> {
     let rows = client
-        .query(SELECT_LOG, &[&&channel.0[..], &to_sql_seq(seq)])
+        .query(&st.select_log, &[&&channel.0[..], &to_sql_seq(seq)])
         .map_err(pg("reading a log entry"))?;
     let Some(row) = rows.first() else {
         return Ok(None);
@@ -142,9 +188,12 @@ pub(super) fn read_log_entry(
 }
 
 /// The next event's number.
-pub(super) fn next_event(client: &mut impl GenericClient) -> Result<u64, StoreError> {
+pub(super) fn next_event(
+    client: &mut impl GenericClient,
+    st: &Statements,
+) -> Result<u64, StoreError> {
     let next: i64 = client
-        .query_one(NEXT_EVENT, &[])
+        .query_one(&st.next_event, &[])
         .map_err(pg("numbering an event"))?
         .get(0);
     u64::try_from(next).map_err(|_| corrupt("event log", next.to_string(), "negative".into()))
@@ -153,6 +202,7 @@ pub(super) fn next_event(client: &mut impl GenericClient) -> Result<u64, StoreEr
 /// Insert event `seq` (and its step digest, if any) in a write transaction.
 pub(super) fn insert_event(
     tx: &mut impl GenericClient,
+    st: &Statements,
     seq: u64,
     json: &str,
     step: Option<&StepDigest>,
@@ -162,18 +212,12 @@ pub(super) fn insert_event(
         value: seq,
     })?;
     let sum = event_checksum(seq, json);
-    tx.execute(
-        "INSERT INTO events (seq, event, checksum) VALUES ($1, $2, $3)",
-        &[&seq, &json, &&sum[..]],
-    )
-    .map_err(pg("recording an event"))?;
+    tx.execute(&st.insert_event, &[&seq, &json, &&sum[..]])
+        .map_err(pg("recording an event"))?;
     if let Some(step) = step {
         let dsum = digest_checksum(seq, step);
-        tx.execute(
-            "INSERT INTO step_digests (seq, digest, checksum) VALUES ($1, $2, $3)",
-            &[&seq, &&step[..], &&dsum[..]],
-        )
-        .map_err(pg("recording a step digest"))?;
+        tx.execute(&st.insert_digest, &[&seq, &&step[..], &&dsum[..]])
+            .map_err(pg("recording a step digest"))?;
     }
     Ok(())
 }
