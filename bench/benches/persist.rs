@@ -2,6 +2,8 @@
 //! real steps — channel updates (an HTLC added, then settled, each committed both ways) — written
 //! with one transaction per step, as the driver contract requires for live steps, or grouped 10 and
 //! 100 steps per transaction (`Store::commit_many`, for replays). Reported as steps per second.
+//! With `CONTRACTCOURT_TEST_POSTGRES` set (a PostgreSQL connection string, as for the tests), the
+//! same on the PostgreSQL store (`persist_postgres`, a schema of its own, dropped first).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use contractcourt_core::chain::ChainArbitrator;
 use contractcourt_core::event::Event;
 use contractcourt_core::sim::{SimChannel, SimSetup};
 use contractcourt_core::types::HtlcDirection;
-use contractcourt_sync::store::{SqliteStore, Store};
+use contractcourt_sync::store::{PostgresConfig, PostgresStore, SqliteStore, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const CYCLES: u32 = 25;
@@ -76,8 +78,28 @@ fn persist(c: &mut Criterion) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.join(format!("store.sqlite{suffix}")));
     }
-    let mut store = SqliteStore::open(&path).expect("open");
-    let mut group = c.benchmark_group("persist");
+    let store = SqliteStore::open(&path).expect("open");
+    measure(c, "persist", store, &batches);
+    if let Ok(url) = std::env::var("CONTRACTCOURT_TEST_POSTGRES") {
+        let mut pg = PostgresConfig::new(url);
+        pg.schema = "bench_persist".into();
+        drop_schema(&pg);
+        let store = PostgresStore::open(pg.clone()).expect("open postgres");
+        measure(c, "persist_postgres", store, &batches);
+        drop_schema(&pg);
+    }
+}
+
+/// Drop the bench's PostgreSQL schema (a run starts from an empty store).
+fn drop_schema(pg: &PostgresConfig) {
+    let mut c = postgres::Client::connect(&pg.url, postgres::NoTls).expect("postgres");
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", pg.schema))
+        .expect("drop schema");
+}
+
+/// Commit `batches` into `store`, one step per transaction and grouped.
+fn measure(c: &mut Criterion, name: &str, mut store: impl Store, batches: &[Batch]) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(4));

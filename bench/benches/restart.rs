@@ -2,7 +2,9 @@
 //! (which verifies every record's checksum), load every record, rebuild the engine as the drivers
 //! do (`engine_from_records`: the channels decoded on every core) and feed `Resumed`. Also
 //! recorded, once per size: the time of each phase, the peak memory above what the process held
-//! before, and the bytes stored per channel and per HTLC.
+//! before, and the bytes stored per channel and per HTLC. With `CONTRACTCOURT_TEST_POSTGRES` set
+//! (a PostgreSQL connection string), the 10k restart also from the PostgreSQL store
+//! (`restart_postgres`: connect, take the lease, load every record verified, rebuild, resume).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use contractcourt_core::action::{Batch, RecordKey, RecordOp};
 use contractcourt_core::chain::ChainArbitrator;
 use contractcourt_core::event::Event;
 use contractcourt_sync::driver::engine_from_records;
-use contractcourt_sync::store::{SqliteStore, Store};
+use contractcourt_sync::store::{PostgresConfig, PostgresStore, SqliteStore, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 /// The channel counts measured: 10k and 100k; `CONTRACTCOURT_RESTART_SIZES=1000,10000` picks
@@ -48,7 +50,11 @@ fn file_bytes(path: &Path) -> u64 {
 /// `path`, 5,000 channels per transaction.
 fn write_store(template: &Template, n: u64, path: &Path) {
     remove(path);
-    let mut store = SqliteStore::open(path).expect("open");
+    fill(&mut SqliteStore::open(path).expect("open"), template, n);
+}
+
+/// Write the node records and copies `0..n` into `store`, 5,000 channels per transaction.
+fn fill(store: &mut impl Store, template: &Template, n: u64) {
     let put = |key: RecordKey, record| RecordOp::Put { key, record };
     let node: Vec<RecordOp> = template
         .store
@@ -201,5 +207,63 @@ fn bench_restart(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_restart);
+/// The 10k restart from a PostgreSQL store (when `CONTRACTCOURT_TEST_POSTGRES` is set).
+fn bench_restart_postgres(c: &mut Criterion) {
+    let Ok(url) = std::env::var("CONTRACTCOURT_TEST_POSTGRES") else {
+        return;
+    };
+    let n = 10_000;
+    let mut pg = PostgresConfig::new(url);
+    pg.schema = "bench_restart".into();
+    let drop_schema = |pg: &PostgresConfig| {
+        let mut c = postgres::Client::connect(&pg.url, postgres::NoTls).expect("postgres");
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", pg.schema))
+            .expect("drop schema");
+    };
+    drop_schema(&pg);
+    let template = Template::new(config(), Layout::idle(5, 5)).expect("template");
+    let start = Instant::now();
+    fill(
+        &mut PostgresStore::open(pg.clone()).expect("open"),
+        &template,
+        n,
+    );
+    println!(
+        "restart_postgres/{n}: store written in {:.1?}",
+        start.elapsed()
+    );
+    let restart = |pg: &PostgresConfig| {
+        let t = Instant::now();
+        let store = PostgresStore::open(pg.clone()).expect("open");
+        let opened = t.elapsed();
+        let records = store.load().expect("load");
+        let loaded = t.elapsed();
+        let mut arb = engine_from_records(&config(), records).expect("from records");
+        let tip = arb.tip();
+        arb.step(&Event::Resumed { tip }).expect("resumed");
+        assert_eq!(arb.channels().count() as u64, n);
+        (opened, loaded, t.elapsed())
+    };
+    let (opened, loaded, total) = restart(&pg);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    record(&format!("restart_postgres/{n}/open_ms"), ms(opened), "ms");
+    record(
+        &format!("restart_postgres/{n}/load_ms"),
+        ms(loaded - opened),
+        "ms",
+    );
+    record(&format!("restart_postgres/{n}/total_ms"), ms(total), "ms");
+    let mut group = c.benchmark_group("restart_postgres");
+    group.sample_size(10);
+    group.sampling_mode(criterion::SamplingMode::Flat);
+    group.warm_up_time(Duration::from_millis(1));
+    group.measurement_time(Duration::from_secs(1));
+    group.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| restart(&pg).2).sum())
+    });
+    group.finish();
+    drop_schema(&pg);
+}
+
+criterion_group!(benches, bench_restart, bench_restart_postgres);
 criterion_main!(benches);

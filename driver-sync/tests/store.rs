@@ -1,5 +1,6 @@
 //! The SQLite store on real files: reopening, corruption, future versions, foreign files, locking,
-//! and a writer killed mid-stream.
+//! and a writer killed mid-stream; and the same for the PostgreSQL store on a real server
+//! (`store/postgres.rs`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -13,6 +14,12 @@ use contractcourt_core::event::{Event, ForceCloseReason};
 use contractcourt_core::types::{BlockRef, ChannelId, ClaimId};
 use contractcourt_sync::store::{MemoryStore, SqliteStore, Store, StoreError, SCHEMA_VERSION};
 use serde_json::json;
+
+// The PostgreSQL store's tests (a module of this binary: no new test target).
+#[path = "store/pg_support.rs"]
+mod pg_support;
+#[path = "store/postgres.rs"]
+mod postgres;
 
 /// A fresh directory under cargo's per-target temporary directory, removed on drop.
 struct TempDir(PathBuf);

@@ -5,8 +5,8 @@ use contractcourt_core::event::Event;
 
 use super::link::NodeLink;
 use super::protocol::{self, ErrorCode, Inbound, Outbound};
+use super::ServeStore;
 use crate::driver::{Driver, DriverError, DriverErrorKind};
-use crate::store::SqliteStore;
 
 /// The shared link, as the serve loop holds it.
 pub type Link = std::sync::Arc<std::sync::Mutex<NodeLink>>;
@@ -19,7 +19,7 @@ fn error(link: &Link, id: Option<u64>, code: ErrorCode, message: String) {
 /// Handle one line from the node. `starting`: the engine has not resumed yet (its chain source
 /// was unreachable so far): `hello` and `ping` are answered, anything else is refused as
 /// `unavailable` (and changes nothing).
-pub fn line(driver: &mut Driver<SqliteStore>, link: &Link, text: &str, starting: bool) {
+pub fn line(driver: &mut Driver<ServeStore>, link: &Link, text: &str, starting: bool) {
     let (id, parsed) = protocol::parse(text);
     let message = match parsed {
         Ok(message) => message,
@@ -63,7 +63,7 @@ pub fn line(driver: &mut Driver<SqliteStore>, link: &Link, text: &str, starting:
 /// `hello`: welcome, then everything pending — the outbox, and what the engine re-emits after
 /// `Resumed` (settle and fail decisions not yet acknowledged, broadcasts).
 fn hello(
-    driver: &mut Driver<SqliteStore>,
+    driver: &mut Driver<ServeStore>,
     link: &Link,
     id: u64,
     node: Option<String>,
@@ -87,7 +87,7 @@ fn hello(
     }
 }
 
-fn feed(driver: &mut Driver<SqliteStore>, link: &Link, id: u64, event: Event) {
+fn feed(driver: &mut Driver<ServeStore>, link: &Link, id: u64, event: Event) {
     if !protocol::node_may_send(&event) {
         return error(
             link,

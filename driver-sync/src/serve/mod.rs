@@ -21,7 +21,10 @@ pub mod settings;
 pub mod source;
 
 pub use run::run;
-pub use settings::{ServeConfig, ServeSettings, SettingsError};
+/// The store `serve` runs on: SQLite or PostgreSQL, chosen at start.
+pub(crate) type ServeStore = Box<dyn crate::store::Store>;
+
+pub use settings::{ServeConfig, ServeSettings, SettingsError, StoreConfig};
 
 /// Why `serve` stopped.
 #[derive(Debug)]

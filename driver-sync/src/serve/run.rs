@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use contractcourt_core::action::RecordKey;
-use contractcourt_core::chain::Config;
+use contractcourt_core::action::{Record, RecordKey};
 use contractcourt_core::event::{Event, FeeConditions};
 use contractcourt_core::sweeper::SweeperConfig;
 
@@ -19,12 +18,14 @@ use super::handle::{self, Link};
 use super::link::NodeLink;
 use super::protocol::Outbound;
 use super::settings::ServeConfig;
+use super::settings::StoreConfig;
 use super::source::{self, SharedSource};
 use super::ServeError;
+use super::ServeStore;
 use crate::chain::fees::LiveSource;
 use crate::driver::io::lock;
 use crate::driver::{Driver, DriverError, DriverErrorKind, Io, SourceError};
-use crate::store::SqliteStore;
+use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 
 /// Seconds between two `Tick` events.
 const TICK_SECS: u64 = 60;
@@ -51,24 +52,37 @@ struct Loop {
     in_download: bool,
 }
 
-/// The configuration the store's engine ran with (kept in its node record), or the default.
-fn stored_config(store: &SqliteStore) -> Result<Config, ServeError> {
-    let node = store
-        .record(&RecordKey::Node)
-        .map_err(|e| ServeError::Store(e.to_string()))?;
-    Ok(node
-        .as_ref()
-        .and_then(contractcourt_core::chain::stored_config)
-        .unwrap_or_default())
+/// Open the store with the engine's node record (where the configuration the engine ran with
+/// is kept). A PostgreSQL store is a hot standby's: its lease is waited for, however long.
+fn open_store(config: &StoreConfig) -> Result<(ServeStore, Option<Record>), ServeError> {
+    let failed = |e: StoreError| ServeError::Store(format!("{config}: {e}"));
+    match config {
+        StoreConfig::Sqlite(path) => {
+            let store = SqliteStore::open(path).map_err(failed)?;
+            let node = store.record(&RecordKey::Node).map_err(failed)?;
+            Ok((Box::new(store), node))
+        }
+        StoreConfig::Postgres(pg) => {
+            tracing::info!(schema = %pg.schema, lease_ms = pg.lease.as_millis() as u64, "waiting for the store's lease");
+            let poll = (pg.lease / 20).clamp(Duration::from_millis(20), Duration::from_millis(500));
+            let store = PostgresStore::open_standby(pg.clone(), poll, None).map_err(failed)?;
+            tracing::info!(token = store.token(), "holding the store's lease");
+            let node = store.load().map_err(failed)?.remove(&RecordKey::Node);
+            Ok((Box::new(store), node))
+        }
+    }
 }
 
 /// Run `serve` until `stop` is set (checked once per poll).
 pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
-    let store = SqliteStore::open(&config.db)
-        .map_err(|e| ServeError::Store(format!("{}: {e}", config.db.display())))?;
+    let (store, node) = open_store(&config.store)?;
+    let stored = node
+        .as_ref()
+        .and_then(contractcourt_core::chain::stored_config)
+        .unwrap_or_default();
     let mut engine_config = config
         .engine
-        .apply(stored_config(&store)?)
+        .apply(stored)
         .map_err(|e| ServeError::Settings(e.to_string()))?;
     if let Some((destination, fallback_feerate)) = &config.sweep {
         engine_config.sweep_to = Some(SweeperConfig {
@@ -82,7 +96,7 @@ pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
         NodeLink::bind(&config.socket, config.node_timeout)
             .map_err(|e| ServeError::Socket(format!("{}: {e}", config.socket.display())))?,
     ));
-    tracing::info!(db = %config.db.display(), socket = %config.socket.display(), source = ?config.source, "serving");
+    tracing::info!(store = %config.store, socket = %config.socket.display(), source = ?config.source, "serving");
     let io = Io {
         signer: Box::new(link.clone()),
         broadcaster: Box::new(source.clone()),
@@ -136,7 +150,7 @@ fn unix_now() -> u64 {
 
 impl Loop {
     /// The first resumption; a new store first sets where the source starts.
-    fn start(&mut self, driver: &mut Driver<SqliteStore>) -> Result<bool, ServeError> {
+    fn start(&mut self, driver: &mut Driver<ServeStore>) -> Result<bool, ServeError> {
         if driver.engine().tip().is_none() {
             let height = match self.config.start_height {
                 Some(height) => height,
@@ -155,7 +169,7 @@ impl Loop {
     }
 
     /// The node's messages received since the last call.
-    fn node_lines(&mut self, driver: &mut Driver<SqliteStore>, starting: bool) {
+    fn node_lines(&mut self, driver: &mut Driver<ServeStore>, starting: bool) {
         let lines = lock(&self.link).poll();
         for text in lines {
             handle::line(driver, &self.link, &text, starting);
@@ -163,7 +177,7 @@ impl Loop {
     }
 
     /// One poll: node messages, then the chain, mempool, fees and tick.
-    fn poll(&mut self, driver: &mut Driver<SqliteStore>) -> Result<(), ServeError> {
+    fn poll(&mut self, driver: &mut Driver<ServeStore>) -> Result<(), ServeError> {
         self.node_lines(driver, false);
         let mut source = self.source.clone();
         let download = source.in_initial_download();
@@ -224,6 +238,13 @@ impl Loop {
             }) => Err(ServeError::Store(e.to_string())),
             Err(DriverError {
                 kind: DriverErrorKind::Records(e),
+                ..
+            }) => Err(ServeError::Store(e.to_string())),
+            // Another `serve` took the store over: this one must stop (it can write nothing).
+            Err(DriverError {
+                kind:
+                    DriverErrorKind::Commit(e @ StoreError::Fenced { .. })
+                    | DriverErrorKind::Recorder(e @ StoreError::Fenced { .. }),
                 ..
             }) => Err(ServeError::Store(e.to_string())),
             Err(e) => {

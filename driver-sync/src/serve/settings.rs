@@ -14,9 +14,22 @@ use crate::simulate::EngineSettings;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct ServeSettings {
-    /// The engine's SQLite store (created if absent).
-    #[arg(long, value_name = "PATH")]
+    /// The engine's SQLite store (created if absent). Give this or --postgres.
+    #[arg(long, value_name = "PATH", conflicts_with = "postgres")]
     pub db: Option<PathBuf>,
+    /// The engine's store in PostgreSQL: a connection string (`host=/run/postgresql
+    /// dbname=cc`) or URL (`postgresql://user@host/cc`). Two `serve`s on one store make a hot
+    /// standby: one holds the store's lease and runs, the other waits and takes over within
+    /// --lease-ms of the first one stopping (needs --regtest with the embedded chain).
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// The PostgreSQL schema holding the store [default: contractcourt].
+    #[arg(long, value_name = "NAME", requires = "postgres")]
+    pub postgres_schema: Option<String>,
+    /// How long the PostgreSQL store's lease lasts unrenewed: a standby takes over at most
+    /// this long after the running `serve` died [default: 10000].
+    #[arg(long, value_name = "MS", requires = "postgres")]
+    pub lease_ms: Option<u64>,
     /// The Unix socket the node connects to (created owner-only, 0600).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
@@ -103,11 +116,30 @@ pub enum RpcAuth {
     None,
 }
 
+/// Where the engine's store is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL schema, with a lease (hot standby).
+    Postgres(crate::store::PostgresConfig),
+}
+
+impl std::fmt::Display for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Sqlite(path) => write!(f, "{}", path.display()),
+            // Not the connection string: it may hold a password.
+            StoreConfig::Postgres(pg) => write!(f, "postgres schema {}", pg.schema),
+        }
+    }
+}
+
 /// `serve`'s resolved settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServeConfig {
     /// The store.
-    pub db: PathBuf,
+    pub store: StoreConfig,
     /// The node's socket.
     pub socket: PathBuf,
     /// The chain source.
@@ -164,6 +196,9 @@ impl ServeSettings {
     pub fn over(self, base: ServeSettings) -> ServeSettings {
         ServeSettings {
             db: self.db.or(base.db),
+            postgres: self.postgres.or(base.postgres),
+            postgres_schema: self.postgres_schema.or(base.postgres_schema),
+            lease_ms: self.lease_ms.or(base.lease_ms),
             socket: self.socket.or(base.socket),
             bitcoind: self.bitcoind.or(base.bitcoind),
             bitcoind_cookie: self.bitcoind_cookie.or(base.bitcoind_cookie),
@@ -184,7 +219,31 @@ impl ServeSettings {
 
     /// The configuration, or what is missing or contradictory.
     pub fn resolve(self) -> Result<ServeConfig, SettingsError> {
-        let db = self.db.ok_or(SettingsError::Missing("db"))?;
+        let postgres_only = self.postgres_schema.is_some() || self.lease_ms.is_some();
+        let store = match (self.db, self.postgres) {
+            (Some(_), Some(_)) => return Err(SettingsError::Conflict("db", "postgres")),
+            (None, None) => return Err(SettingsError::Missing("db")),
+            (Some(db), None) => StoreConfig::Sqlite(db),
+            (None, Some(url)) => {
+                let mut pg = crate::store::PostgresConfig::new(url);
+                if let Some(schema) = self.postgres_schema {
+                    pg.schema = schema;
+                }
+                if let Some(ms) = self.lease_ms {
+                    if ms == 0 {
+                        return Err(SettingsError::Invalid(
+                            "lease-ms",
+                            "must be positive".into(),
+                        ));
+                    }
+                    pg.lease = Duration::from_millis(ms);
+                }
+                StoreConfig::Postgres(pg)
+            }
+        };
+        if postgres_only && !matches!(store, StoreConfig::Postgres(_)) {
+            return Err(SettingsError::Missing("postgres"));
+        }
         let socket = self.socket.ok_or(SettingsError::Missing("socket"))?;
         let source = match (self.bitcoind, self.esplora, self.regtest) {
             (Some(_), Some(_), _) => return Err(SettingsError::Conflict("bitcoind", "esplora")),
@@ -209,12 +268,16 @@ impl ServeSettings {
                 },
             },
             (None, Some(url), None) => SourceConfig::Esplora { url },
-            (None, None, dir) => SourceConfig::Regtest {
-                dir: dir.unwrap_or_else(|| {
+            (None, None, Some(dir)) => SourceConfig::Regtest { dir },
+            (None, None, None) => match &store {
+                StoreConfig::Sqlite(db) => {
                     let mut name = db.clone().into_os_string();
                     name.push(".chain");
-                    PathBuf::from(name)
-                }),
+                    SourceConfig::Regtest {
+                        dir: PathBuf::from(name),
+                    }
+                }
+                StoreConfig::Postgres(_) => return Err(SettingsError::Missing("regtest")),
             },
         };
         let sweep = match self.sweep_script {
@@ -232,7 +295,7 @@ impl ServeSettings {
             None => None,
         };
         Ok(ServeConfig {
-            db,
+            store,
             socket,
             source,
             poll: Duration::from_millis(self.poll_ms.unwrap_or(2000)),
@@ -304,6 +367,65 @@ mod tests {
                 url: "http://x".into(),
                 auth: RpcAuth::Cookie("/c".into())
             }
+        );
+    }
+
+    #[test]
+    fn postgres_is_an_alternative_to_db_with_a_schema_and_a_lease() {
+        let pg = ServeSettings::from_toml(
+            "postgres = \"host=/run/pg\"\npostgres_schema = \"node_a\"\nlease_ms = 2500\n\
+             socket = \"b\"\nregtest = \"/chain\"",
+        )
+        .unwrap();
+        let config = pg.clone().resolve().unwrap();
+        assert_eq!(
+            config.store,
+            StoreConfig::Postgres(crate::store::PostgresConfig {
+                url: "host=/run/pg".into(),
+                schema: "node_a".into(),
+                lease: Duration::from_millis(2500),
+            })
+        );
+        let defaults = ServeSettings::from_toml(
+            "postgres = \"host=/run/pg\"\nsocket = \"b\"\nregtest = \"/chain\"",
+        )
+        .unwrap()
+        .resolve()
+        .unwrap();
+        let StoreConfig::Postgres(defaults) = defaults.store else {
+            panic!("a postgres store");
+        };
+        assert_eq!(defaults.schema, "contractcourt");
+        assert_eq!(defaults.lease, Duration::from_secs(10));
+        let both = ServeSettings {
+            db: Some("a".into()),
+            ..pg.clone()
+        };
+        assert_eq!(
+            both.resolve(),
+            Err(SettingsError::Conflict("db", "postgres"))
+        );
+        let no_chain = ServeSettings {
+            regtest: None,
+            ..pg.clone()
+        };
+        assert_eq!(no_chain.resolve(), Err(SettingsError::Missing("regtest")));
+        let zero = ServeSettings {
+            lease_ms: Some(0),
+            ..pg.clone()
+        };
+        assert!(matches!(
+            zero.resolve(),
+            Err(SettingsError::Invalid("lease-ms", _))
+        ));
+        let lease_without_postgres = ServeSettings {
+            postgres: None,
+            db: Some("a".into()),
+            ..pg
+        };
+        assert_eq!(
+            lease_without_postgres.resolve(),
+            Err(SettingsError::Missing("postgres"))
         );
     }
 }

@@ -1,4 +1,8 @@
-//! Behaviour tests every [`Store`] must pass, written once and run against each implementation.
+//! Behaviour tests every [`Store`] must pass, written once and run against each implementation:
+//! a public test kit. Each function takes a fresh, empty store and panics (an assertion) when
+//! the store breaks the trait's contract; [`store_conformance_tests!`](crate::store_conformance_tests)
+//! makes one `#[test]` of each for a store type. The memory and SQLite stores run it here; the
+//! PostgreSQL store runs it against a real server in `tests/store.rs`.
 
 use bitcoin::hashes::Hash;
 use bitcoin::{OutPoint, Txid};
@@ -10,22 +14,26 @@ use serde_json::json;
 
 use super::{Records, Store, StoreError};
 
-pub(crate) fn chan(n: u8) -> ChannelId {
+/// A channel id of 32 bytes `n`.
+pub fn chan(n: u8) -> ChannelId {
     ChannelId([n; 32])
 }
 
-pub(crate) fn rec(version: u32, body: serde_json::Value) -> Record {
+/// A record of `version` whose body is `body`'s canonical JSON.
+pub fn rec(version: u32, body: serde_json::Value) -> Record {
     Record {
         version,
         body: RecordBody::from_value(&body),
     }
 }
 
-pub(crate) fn put(key: RecordKey, record: Record) -> RecordOp {
+/// A put of `record` at `key`.
+pub fn put(key: RecordKey, record: Record) -> RecordOp {
     RecordOp::Put { key, record }
 }
 
-pub(crate) fn append(channel: ChannelId, seq: u64, record: Record) -> RecordOp {
+/// An append of `record` to `channel`'s log at `seq`.
+pub fn append(channel: ChannelId, seq: u64, record: Record) -> RecordOp {
     RecordOp::Append {
         channel,
         seq,
@@ -33,12 +41,13 @@ pub(crate) fn append(channel: ChannelId, seq: u64, record: Record) -> RecordOp {
     }
 }
 
-pub(crate) fn batch(ops: Vec<RecordOp>) -> Batch {
+/// A batch of `ops`.
+pub fn batch(ops: Vec<RecordOp>) -> Batch {
     Batch { ops }
 }
 
 /// One key of every kind.
-pub(crate) fn every_key_kind() -> Vec<RecordKey> {
+pub fn every_key_kind() -> Vec<RecordKey> {
     let htlc = |direction| HtlcKey {
         channel: chan(2),
         htlc_id: 7,
@@ -80,7 +89,7 @@ pub(crate) fn every_key_kind() -> Vec<RecordKey> {
 }
 
 /// A few events of different shapes, in feed order.
-pub(crate) fn some_events(n: u64) -> Vec<Event> {
+pub fn some_events(n: u64) -> Vec<Event> {
     (0..n)
         .map(|i| match i % 3 {
             0 => Event::Tick {
@@ -97,7 +106,8 @@ pub(crate) fn some_events(n: u64) -> Vec<Event> {
         .collect()
 }
 
-pub(crate) fn round_trip_put_delete_append(mut store: impl Store) {
+/// Puts of every key kind and appends read back exactly; a later batch replaces and deletes.
+pub fn round_trip_put_delete_append(mut store: impl Store) {
     assert_eq!(store.load().unwrap(), Records::new());
     let keys = every_key_kind();
     let ops = keys
@@ -159,7 +169,8 @@ pub(crate) fn round_trip_put_delete_append(mut store: impl Store) {
     assert!(!after.contains_key(&RecordKey::Claim { claim: ClaimId(42) }));
 }
 
-pub(crate) fn ops_apply_in_order(mut store: impl Store) {
+/// A batch's operations apply in order (a put then a delete of one key leaves none).
+pub fn ops_apply_in_order(mut store: impl Store) {
     let a = RecordKey::Claim { claim: ClaimId(1) };
     let b = RecordKey::Claim { claim: ClaimId(2) };
     store
@@ -176,7 +187,8 @@ pub(crate) fn ops_apply_in_order(mut store: impl Store) {
     assert_eq!(loaded[&b], rec(2, json!("second")));
 }
 
-pub(crate) fn empty_batch_changes_nothing(mut store: impl Store) {
+/// Empty batches and an empty group commit and change nothing.
+pub fn empty_batch_changes_nothing(mut store: impl Store) {
     store
         .commit(&batch(vec![put(RecordKey::Node, rec(1, json!(1)))]))
         .unwrap();
@@ -185,7 +197,8 @@ pub(crate) fn empty_batch_changes_nothing(mut store: impl Store) {
     assert_eq!(store.load().unwrap().len(), 1);
 }
 
-pub(crate) fn append_of_same_content_is_idempotent(mut store: impl Store) {
+/// Appending an existing log entry with the same content is a no-op.
+pub fn append_of_same_content_is_idempotent(mut store: impl Store) {
     let entry = rec(1, json!({"htlcs": [{"id": 1}]}));
     store
         .commit(&batch(vec![append(chan(1), 5, entry.clone())]))
@@ -202,7 +215,8 @@ pub(crate) fn append_of_same_content_is_idempotent(mut store: impl Store) {
     assert_eq!(store.load().unwrap()[&RecordKey::Node], rec(1, json!("ok")));
 }
 
-pub(crate) fn batch_is_atomic_when_an_append_conflicts(mut store: impl Store) {
+/// A batch with a conflicting append is refused whole ([`StoreError::LogConflict`]); the store still works.
+pub fn batch_is_atomic_when_an_append_conflicts(mut store: impl Store) {
     let before = batch(vec![
         put(RecordKey::Node, rec(1, json!({"tip": 1}))),
         put(
@@ -257,7 +271,8 @@ pub(crate) fn batch_is_atomic_when_an_append_conflicts(mut store: impl Store) {
     );
 }
 
-pub(crate) fn conflicting_appends_within_one_batch_are_refused(mut store: impl Store) {
+/// Two different appends at one log position within a batch are refused, nothing applied.
+pub fn conflicting_appends_within_one_batch_are_refused(mut store: impl Store) {
     let result = store.commit(&batch(vec![
         put(RecordKey::Node, rec(1, json!(1))),
         append(chan(3), 9, rec(1, json!("a"))),
@@ -271,7 +286,8 @@ pub(crate) fn conflicting_appends_within_one_batch_are_refused(mut store: impl S
     assert_eq!(store.read_log(chan(3), 9).unwrap(), None);
 }
 
-pub(crate) fn commit_many_is_one_atomic_group(mut store: impl Store) {
+/// `commit_many` applies all its batches or none.
+pub fn commit_many_is_one_atomic_group(mut store: impl Store) {
     let good = batch(vec![
         put(RecordKey::Node, rec(1, json!(1))),
         append(chan(1), 0, rec(1, json!("x"))),
@@ -300,7 +316,8 @@ pub(crate) fn commit_many_is_one_atomic_group(mut store: impl Store) {
     );
 }
 
-pub(crate) fn read_log_reads_one_entry(mut store: impl Store) {
+/// `read_log` finds one entry by (channel, seq); logs are not keyed records.
+pub fn read_log_reads_one_entry(mut store: impl Store) {
     let ops = (0..50u64)
         .flat_map(|seq| {
             [
@@ -333,7 +350,8 @@ pub(crate) fn read_log_reads_one_entry(mut store: impl Store) {
     assert_eq!(store.load().unwrap(), Records::new());
 }
 
-pub(crate) fn flight_recorder_returns_events_in_feed_order(mut store: impl Store) {
+/// Events are numbered densely from 0 and read back in feed order, windowed.
+pub fn flight_recorder_returns_events_in_feed_order(mut store: impl Store) {
     assert_eq!(store.event_count().unwrap(), 0);
     assert_eq!(store.events(0, 10).unwrap(), vec![]);
     let events = some_events(10);
@@ -353,8 +371,10 @@ pub(crate) fn flight_recorder_returns_events_in_feed_order(mut store: impl Store
     assert_eq!(store.load().unwrap(), Records::new());
 }
 
-/// Instantiate every behaviour test for one store type.
-macro_rules! conformance_tests {
+/// Instantiate every behaviour test of the kit for one store type: `$make` is an expression
+/// giving a fresh, empty store, evaluated once per test.
+#[macro_export]
+macro_rules! store_conformance_tests {
     ($make:expr) => {
         #[test]
         fn round_trip_put_delete_append() {
@@ -408,11 +428,12 @@ macro_rules! conformance_tests {
     };
 }
 
+#[cfg(test)]
 mod memory {
     use super::*;
     use crate::store::MemoryStore;
 
-    conformance_tests!(MemoryStore::new());
+    store_conformance_tests!(MemoryStore::new());
 
     #[test]
     fn fail_next_commit_fails_once_and_changes_nothing() {
@@ -442,14 +463,16 @@ mod memory {
     }
 }
 
+#[cfg(test)]
 mod sqlite_in_memory {
     use crate::store::SqliteStore;
 
-    conformance_tests!(SqliteStore::open_in_memory().unwrap());
+    store_conformance_tests!(SqliteStore::open_in_memory().unwrap());
 }
 
+#[cfg(test)]
 mod sqlite_file {
     use crate::store::sqlite::test_support::TempStore;
 
-    conformance_tests!(TempStore::new());
+    store_conformance_tests!(TempStore::new());
 }

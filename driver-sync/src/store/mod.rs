@@ -29,10 +29,13 @@
 //! entirely — the same as the old order (event appended, then batch committed) when the crash
 //! fell before the append; a recorded event whose step's records were lost can no longer happen.
 //!
-//! Two implementations: [`SqliteStore`], the embedded default (WAL, `synchronous=FULL`, schema
-//! version and migrations, a SHA256 checksum on every stored row, verified on every read), and
-//! [`MemoryStore`] for tests (with [`MemoryStore::fail_next_commit`] to exercise a driver's
-//! "commit failed" path). Both pass the same behaviour tests.
+//! Three implementations: [`SqliteStore`], the embedded default (WAL, `synchronous=FULL`, schema
+//! version and migrations, a SHA256 checksum on every stored row, verified on every read),
+//! [`PostgresStore`] (the same rows and checksums in a PostgreSQL schema, with a fenced lease
+//! for a hot standby), and [`MemoryStore`] for tests (with [`MemoryStore::fail_next_commit`] to
+//! exercise a driver's "commit failed" path). All pass the same behaviour tests, the public kit
+//! [`conformance`] (a backend's own tests instantiate it with
+//! [`store_conformance_tests!`](crate::store_conformance_tests)).
 //!
 //! The trait is synchronous. An async driver calls it from a blocking thread (e.g. tokio's
 //! `spawn_blocking` or a dedicated thread owning the store), never from an async worker.
@@ -44,18 +47,19 @@ use contractcourt_core::action::{Batch, Record, RecordKey};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
 
+mod checksum;
 mod memory;
 mod owner;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
 pub use owner::lock_path;
+pub use postgres::{PostgresConfig, PostgresStore, DEFAULT_LEASE, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, VerifyReport, APPLICATION_ID, SCHEMA_VERSION};
 
-#[cfg(test)]
-mod conformance;
-#[cfg(test)]
-mod recorder_conformance;
+pub mod conformance;
+pub mod recorder_conformance;
 
 /// SHA256 over the JSON of every action a step produced, in order (see
 /// `driver::actions_digest`): what a replay compares to tell whether a build reproduces a step.
@@ -202,12 +206,22 @@ impl<S: Store + ?Sized> Store for Box<S> {
 /// Why a store operation failed.
 #[derive(Debug)]
 pub enum StoreError {
-    /// SQLite reported an error.
-    Sqlite {
+    /// The database backend reported an error.
+    Backend {
+        /// Which backend (`"sqlite"`, `"postgres"`).
+        backend: &'static str,
         /// What the store was doing.
         context: &'static str,
-        /// SQLite's error, message intact.
-        source: rusqlite::Error,
+        /// The backend's error, message intact.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Another process took over this store's lease (PostgreSQL hot standby): this store may no
+    /// longer write, and nothing of the refused write is visible. See `postgres/lease.rs`.
+    Fenced {
+        /// The fencing token this store holds.
+        held: i64,
+        /// The token now in the lease (the new owner's), if there is one.
+        current: Option<i64>,
     },
     /// The file is not a contractcourt store (another application's SQLite database, or not a
     /// SQLite database at all). Nothing was written to it.
@@ -281,9 +295,24 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Sqlite { context, source } => {
-                write!(f, "sqlite error while {context}: {source}")
+            StoreError::Backend {
+                backend,
+                context,
+                source,
+            } => {
+                write!(f, "{backend} error while {context}: {source}")
             }
+            StoreError::Fenced { held, current } => match current {
+                Some(current) => write!(
+                    f,
+                    "fenced: this store's lease (token {held}) was taken over (token {current}); \
+                     nothing was written"
+                ),
+                None => write!(
+                    f,
+                    "fenced: this store's lease (token {held}) is gone; nothing was written"
+                ),
+            },
             StoreError::NotAStore { reason } => {
                 write!(f, "not a contractcourt store: {reason}")
             }
@@ -326,7 +355,7 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StoreError::Sqlite { source, .. } => Some(source),
+            StoreError::Backend { source, .. } => Some(&**source),
             StoreError::LockFile { source, .. } => Some(source),
             _ => None,
         }

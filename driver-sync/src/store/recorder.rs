@@ -12,18 +12,14 @@ use contractcourt_core::action::{Batch, Record, RecordKey};
 use contractcourt_core::event::Event;
 use rusqlite::{params, Connection, TransactionBehavior};
 
+use super::super::checksum::{digest_checksum, encode_start, event_checksum, start_checksum};
 use super::super::{encode_event, Records, StepDigest, StoreError};
-use super::{apply, col_blob, col_int, corrupt, digest, event_checksum, sql, SqliteStore};
+use super::{apply, col_blob, col_int, corrupt, sql, SqliteStore};
 use super::{INSERT_EVENT, NEXT_EVENT};
 
 const INSERT_DIGEST: &str = "INSERT INTO step_digests (seq, digest, checksum) VALUES (?1, ?2, ?3)";
 const SELECT_DIGESTS: &str =
     "SELECT seq, digest, checksum FROM step_digests WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
-
-/// The checksum of a stored step digest.
-fn digest_checksum(seq: i64, step: &StepDigest) -> [u8; 32] {
-    digest("contractcourt/step-digest", &[&seq.to_be_bytes(), step])
-}
 
 impl SqliteStore {
     /// [`super::super::Store::commit_step`]: the event, its digest and every batch in one
@@ -100,23 +96,6 @@ const PUT_START: &str = "INSERT INTO recorder_start (id, seq, records, checksum)
      records = excluded.records, checksum = excluded.checksum";
 const PRUNE_EVENTS: &str = "DELETE FROM events WHERE seq < ?1";
 const PRUNE_DIGESTS: &str = "DELETE FROM step_digests WHERE seq < ?1";
-
-/// The checksum of the stored replay start.
-fn start_checksum(seq: i64, json: &str) -> [u8; 32] {
-    digest(
-        "contractcourt/recorder-start",
-        &[&seq.to_be_bytes(), json.as_bytes()],
-    )
-}
-
-/// The stored form of a replay start's records: a JSON list of `[key, record]` pairs.
-fn encode_start(records: &Records) -> Result<String, StoreError> {
-    let pairs: Vec<(&RecordKey, &Record)> = records.iter().collect();
-    serde_json::to_string(&pairs).map_err(|e| StoreError::Encode {
-        what: "replay start",
-        reason: e.to_string(),
-    })
-}
 
 impl SqliteStore {
     /// [`super::super::Store::prune_recorder`] in one immediate transaction.

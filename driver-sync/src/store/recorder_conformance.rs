@@ -12,7 +12,8 @@ fn d(n: u8) -> StepDigest {
     [n; 32]
 }
 
-pub(crate) fn a_step_commit_records_event_digest_and_batches_together(mut store: impl Store) {
+/// A step commit records its event, digest and batches together, or none of them.
+pub fn a_step_commit_records_event_digest_and_batches_together(mut store: impl Store) {
     let events = some_events(3);
     let first = batch(vec![put(RecordKey::Node, rec(1, json!(1)))]);
     assert_eq!(store.commit_step(&events[0], &d(0), &[&first]).unwrap(), 0);
@@ -49,7 +50,8 @@ pub(crate) fn a_step_commit_records_event_digest_and_batches_together(mut store:
     );
 }
 
-pub(crate) fn pruning_keeps_the_numbering_and_the_replay_start(mut store: impl Store) {
+/// Pruning keeps event numbers, stores the replay start and refuses out-of-range starts.
+pub fn pruning_keeps_the_numbering_and_the_replay_start(mut store: impl Store) {
     let events = some_events(6);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(store.commit_step(e, &d(i as u8), &[]).unwrap(), i as u64);

@@ -49,13 +49,13 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
-use bitcoin::hashes::{sha256, Hash, HashEngine};
 use contractcourt_core::action::{Batch, Record, RecordBody, RecordKey, RecordOp};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
 
+use super::checksum::{event_checksum, log_checksum, record_checksum};
 use super::StepDigest;
 use super::{decode_event, encode_event, encode_key, Records, Store, StoreError};
 
@@ -263,12 +263,10 @@ impl SqliteStore {
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(sql("setting the journal mode"))?;
         if file && !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Sqlite {
+            return Err(StoreError::Backend {
+                backend: "sqlite",
                 context: "setting the journal mode",
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                    Some(format!("journal mode is {mode}, expected wal")),
-                ),
+                source: format!("journal mode is {mode}, expected wal").into(),
             });
         }
         if found < SCHEMA_VERSION {
@@ -819,47 +817,6 @@ fn col_blob<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r [u8], String> {
     }
 }
 
-/// SHA256 over a domain tag and length-prefixed parts.
-fn digest(domain: &str, parts: &[&[u8]]) -> [u8; 32] {
-    let mut engine = sha256::Hash::engine();
-    for part in std::iter::once(domain.as_bytes()).chain(parts.iter().copied()) {
-        engine.input(&(part.len() as u64).to_be_bytes());
-        engine.input(part);
-    }
-    sha256::Hash::from_engine(engine).to_byte_array()
-}
-
-fn record_checksum(key: &str, path: &str, version: i64, body: &str) -> [u8; 32] {
-    digest(
-        "contractcourt/record",
-        &[
-            key.as_bytes(),
-            path.as_bytes(),
-            &version.to_be_bytes(),
-            body.as_bytes(),
-        ],
-    )
-}
-
-fn log_checksum(channel: &[u8; 32], seq: i64, version: i64, body: &str) -> [u8; 32] {
-    digest(
-        "contractcourt/log",
-        &[
-            channel,
-            &seq.to_be_bytes(),
-            &version.to_be_bytes(),
-            body.as_bytes(),
-        ],
-    )
-}
-
-fn event_checksum(seq: i64, json: &str) -> [u8; 32] {
-    digest(
-        "contractcourt/event",
-        &[&seq.to_be_bytes(), json.as_bytes()],
-    )
-}
-
 fn corrupt(what: &'static str, key: String, reason: String) -> StoreError {
     StoreError::Corrupt { what, key, reason }
 }
@@ -874,7 +831,11 @@ fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
             reason: e.to_string(),
         },
-        _ => StoreError::Sqlite { context, source: e },
+        _ => StoreError::Backend {
+            backend: "sqlite",
+            context,
+            source: Box::new(e),
+        },
     }
 }
 
@@ -1052,7 +1013,10 @@ mod tests {
         ];
         assert!(matches!(
             migrate(&mut store.conn, &steps),
-            Err(StoreError::Sqlite { .. })
+            Err(StoreError::Backend {
+                backend: "sqlite",
+                ..
+            })
         ));
         assert_eq!(stored_version(&store.conn), 1);
         assert!(!has_column(&store.conn, "records", "note"));

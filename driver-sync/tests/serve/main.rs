@@ -9,9 +9,11 @@
 //!   followed while bitcoind is in initial block download; fee conditions are asked for;
 //! - a force close with two HTLCs reaches full resolution, with `serve` killed by SIGKILL at
 //!   seeded random moments and started again each time: nothing lost, no HTLC decided twice
-//!   (`sigkill.rs`).
+//!   (`sigkill.rs`); the same on PostgreSQL with a hot standby taking over after each kill, and
+//!   a frozen `serve` fenced once thawed (`failover.rs`).
 
 // One test binary for `serve` (each links Bitcoin Core's kernel: ~100 MB of target dir apiece).
+mod failover;
 mod protocol_doc;
 #[path = "../serve_kit/mod.rs"]
 mod serve_kit;

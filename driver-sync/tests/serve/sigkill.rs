@@ -20,7 +20,7 @@ use contractcourt_sync::serve::client::NodeClient;
 use contractcourt_sync::serve::protocol::{Inbound, Outbound};
 
 /// How many times `serve` is killed during the close.
-const KILLS: u32 = 3;
+pub(crate) const KILLS: u32 = 3;
 /// A kill comes up to this long after a block is mined: while `serve` polls, steps, asks the
 /// node to sign, broadcasts or commits.
 const MAX_DELAY_MS: u64 = 150;
@@ -42,8 +42,21 @@ impl Seeded {
     }
 }
 
+/// `KILLS` kill moments of `seed` for a close that takes `blocks` blocks: each kill in its own
+/// span of the blocks (each kill also skips a block).
+pub(crate) fn seeded_kills(seed: u64, blocks: u32) -> Vec<Kill> {
+    let span = u64::from(blocks.saturating_sub(KILLS) / KILLS).max(1);
+    let mut moments = Seeded(seed);
+    (0..u64::from(KILLS))
+        .map(|i| Kill {
+            block: (i * span + moments.below(span)) as u32,
+            after_ms: moments.below(MAX_DELAY_MS),
+        })
+        .collect()
+}
+
 /// The seed: `CONTRACTCOURT_SIGKILL_SEED`, or the clock.
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     std::env::var("CONTRACTCOURT_SIGKILL_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -56,21 +69,21 @@ fn seed() -> u64 {
 
 /// One SIGKILL: `after_ms` after the close's block number `block` is mined.
 #[derive(Clone, Copy, Debug)]
-struct Kill {
+pub(crate) struct Kill {
     block: u32,
     after_ms: u64,
 }
 
 /// How a run of the close ended.
 #[derive(Debug)]
-struct Ended {
+pub(crate) struct Ended {
     /// Each output of the close that matters to us: what it is, its amount, its final status.
-    outputs: Vec<(String, u64, String)>,
+    pub(crate) outputs: Vec<(String, u64, String)>,
     /// Each HTLC decided upstream, and how.
-    decided: BTreeMap<HtlcKey, &'static str>,
-    restarts: usize,
+    pub(crate) decided: BTreeMap<HtlcKey, &'static str>,
+    pub(crate) restarts: usize,
     /// The blocks mined (by the loop) until full resolution.
-    blocks: u32,
+    pub(crate) blocks: u32,
 }
 
 /// The node's side of upstream decisions: every decision received is acknowledged at once.
@@ -127,10 +140,68 @@ impl Upstream {
     }
 }
 
+/// How `serve` runs for a close: what starts it, kills it and reads its store.
+pub(crate) trait Serving {
+    /// Connect the node to the `serve` running now.
+    fn connect(&mut self, node: &mut SimNode<'_>) -> NodeClient;
+    /// SIGKILL the running `serve`; `meanwhile` runs while it is down; return once a `serve`
+    /// runs again (started again, or a standby that took over).
+    fn kill_and_recover(&mut self, meanwhile: &mut dyn FnMut());
+    /// `contractcourt inspect --json` of the store.
+    fn inspect(&self) -> serde_json::Value;
+    /// The logs of every `serve` so far.
+    fn log(&self) -> String;
+    /// After full resolution, before the processes are stopped (with a way to mine a block).
+    fn finish(&mut self, _mine: &mut dyn FnMut()) {}
+}
+
+/// One `serve` on a SQLite store, started again after each kill.
+struct Restarted {
+    dir: std::path::PathBuf,
+    url: String,
+    args: Vec<String>,
+    serve: ServeProcess,
+}
+
+impl Restarted {
+    fn start(dir: &std::path::Path, url: &str, args: Vec<String>) -> Self {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let serve = spawn_serve(dir, url, &a);
+        Restarted {
+            dir: dir.to_path_buf(),
+            url: url.to_string(),
+            args,
+            serve,
+        }
+    }
+}
+
+impl Serving for Restarted {
+    fn connect(&mut self, node: &mut SimNode<'_>) -> NodeClient {
+        connect(&self.dir, node)
+    }
+    fn kill_and_recover(&mut self, meanwhile: &mut dyn FnMut()) {
+        self.serve.kill().unwrap();
+        let _ = self.serve.wait();
+        meanwhile();
+        let a: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.serve = spawn_serve(&self.dir, &self.url, &a);
+    }
+    fn inspect(&self) -> serde_json::Value {
+        inspect(&self.dir)
+    }
+    fn log(&self) -> String {
+        log_of(&self.dir)
+    }
+}
+
+/// Starts the `serve`s of a close: in `dir`, following bitcoind at `url`, with `args`.
+pub(crate) type Deploy<'a> = &'a dyn Fn(&std::path::Path, &str, Vec<String>) -> Box<dyn Serving>;
+
 /// A force close with an incoming HTLC (preimage known) and an outgoing one (timed out, its
 /// incoming leg failed upstream), driven by the reference client to full resolution; `serve`
-/// is killed at each of `kills` and started again.
-fn close_with_htlcs(name: &str, kills: &[Kill]) -> Ended {
+/// is killed at each of `kills` and comes back (`deploy` says how).
+pub(crate) fn close_with_htlcs(name: &str, kills: &[Kill], deploy: Deploy<'_>) -> Ended {
     let dir = scratch(name);
     let wallet = TestWallet::new(6);
     let chain = chain_with(101, &wallet);
@@ -147,13 +218,13 @@ fn close_with_htlcs(name: &str, kills: &[Kill]) -> Ended {
     let sweep = TestWallet::new(77).script_pubkey().to_hex_string();
     let start_arg = start.to_string();
     let args = ["--sweep-script", &sweep, "--start-height", &start_arg];
-    let mut serve = spawn_serve(&dir, &server.url(), &args);
+    let mut serving = deploy(&dir, &server.url(), args.map(String::from).to_vec());
     let node = &mut SimNode(&sim);
-    let mut client = connect(&dir, node);
+    let mut client = serving.connect(node);
     assert!(
         follows(&mut client, &chain, node, TIMEOUT),
         "{}",
-        log_of(&dir)
+        serving.log()
     );
 
     let upstream = HtlcKey {
@@ -197,7 +268,7 @@ fn close_with_htlcs(name: &str, kills: &[Kill]) -> Ended {
     let in_mempool = lock(&chain)
         .mempool_tx(&commitment.compute_txid())
         .is_some();
-    assert!(in_mempool, "{}", log_of(&dir));
+    assert!(in_mempool, "{}", serving.log());
 
     // The node goes away before the commitment confirms; what the engine says meanwhile (the
     // close summary, at least) is kept and sent after the next hello.
@@ -205,7 +276,7 @@ fn close_with_htlcs(name: &str, kills: &[Kill]) -> Ended {
     mine(&chain, 1, &wallet);
     let confirmed_at = lock(&chain).height();
     std::thread::sleep(Duration::from_millis(300));
-    let mut client = connect(&dir, node);
+    let mut client = serving.connect(node);
     client.pump(Duration::from_millis(200), node).unwrap();
     assert!(
         client.received.iter().any(|m| matches!(
@@ -225,21 +296,19 @@ fn close_with_htlcs(name: &str, kills: &[Kill]) -> Ended {
         if let Some(kill) = kills.iter().find(|k| k.block == block) {
             // SIGKILL while serve works on the block; a block is missed while it is down.
             std::thread::sleep(Duration::from_millis(kill.after_ms));
-            serve.kill().unwrap();
-            let _ = serve.wait();
-            mine(&chain, 1, &wallet);
-            serve = spawn_serve(&dir, &server.url(), &args);
-            client = connect(&dir, node);
+            drop(client);
+            serving.kill_and_recover(&mut || mine(&chain, 1, &wallet));
+            client = serving.connect(node);
             up.reconnected();
             restarts += 1;
         }
         assert!(
             follows(&mut client, &chain, node, TIMEOUT),
             "{}",
-            log_of(&dir)
+            serving.log()
         );
         up.ack(&mut client, node);
-        let state = inspect(&dir);
+        let state = serving.inspect();
         let none_pending = state["pending_upstream"]
             .as_array()
             .is_some_and(Vec::is_empty);
@@ -249,7 +318,7 @@ fn close_with_htlcs(name: &str, kills: &[Kill]) -> Ended {
         }
     }
     let Some(blocks) = resolved else {
-        panic!("not resolved: {}\n{}", inspect(&dir), log_of(&dir));
+        panic!("not resolved: {}\n{}", serving.inspect(), serving.log());
     };
     up.ack(&mut client, node);
     assert_eq!(
@@ -258,7 +327,7 @@ fn close_with_htlcs(name: &str, kills: &[Kill]) -> Ended {
         "the timed-out outgoing HTLC failed its incoming leg upstream: {:?}",
         up.decided
     );
-    let state = inspect(&dir);
+    let state = serving.inspect();
     let mut outputs: Vec<(String, u64, String)> = state["outputs"]
         .as_array()
         .cloned()
@@ -274,8 +343,9 @@ fn close_with_htlcs(name: &str, kills: &[Kill]) -> Ended {
         })
         .collect();
     outputs.sort();
-    serve.kill().unwrap();
-    let _ = serve.wait();
+    drop(client);
+    serving.finish(&mut || mine(&chain, 1, &wallet));
+    drop(serving);
     let _ = std::fs::remove_dir_all(&dir);
     Ended {
         outputs,
@@ -290,19 +360,12 @@ fn a_node_client_drives_a_force_close_with_htlcs_to_full_resolution_across_sigki
 ) {
     let seed = seed();
     println!("sigkill seed {seed} (CONTRACTCOURT_SIGKILL_SEED={seed} repeats these kills)");
-    let calm = close_with_htlcs("close-calm", &[]);
+    let sqlite: Deploy<'_> = &|dir, url, args| Box::new(Restarted::start(dir, url, args));
+    let calm = close_with_htlcs("close-calm", &[], sqlite);
     assert!(!calm.outputs.is_empty());
-    // Each kill in its own span of the blocks the close takes (each kill also skips a block).
-    let span = u64::from(calm.blocks.saturating_sub(KILLS) / KILLS).max(1);
-    let mut moments = Seeded(seed);
-    let kills: Vec<Kill> = (0..u64::from(KILLS))
-        .map(|i| Kill {
-            block: (i * span + moments.below(span)) as u32,
-            after_ms: moments.below(MAX_DELAY_MS),
-        })
-        .collect();
+    let kills = seeded_kills(seed, calm.blocks);
     println!("the close takes {} blocks; kills: {kills:?}", calm.blocks);
-    let killed = close_with_htlcs("close-killed", &kills);
+    let killed = close_with_htlcs("close-killed", &kills, sqlite);
     assert_eq!(
         killed.restarts, KILLS as usize,
         "seed {seed}: every kill came before resolution"

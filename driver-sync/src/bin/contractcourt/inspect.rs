@@ -233,6 +233,37 @@ fn inspection(engine: &ChainArbitrator, recorded_events: u64) -> Inspection {
     }
 }
 
+/// Inspect a PostgreSQL store (read only, without its lease). Its rows are verified as they
+/// are read (every record by the load; events as the recorder's count).
+pub fn inspect_postgres(
+    pg: contractcourt_sync::store::PostgresConfig,
+    json: bool,
+) -> Result<Findings, String> {
+    use contractcourt_sync::store::{PostgresStore, Store};
+    let schema = pg.schema.clone();
+    let failed =
+        |e: contractcourt_sync::store::StoreError| format!("postgres schema {schema}: {e}");
+    let store = PostgresStore::open_read_only(pg).map_err(failed)?;
+    let node = store
+        .load()
+        .map_err(failed)?
+        .remove(&contractcourt_core::action::RecordKey::Node);
+    let config = node
+        .as_ref()
+        .and_then(contractcourt_core::chain::stored_config)
+        .unwrap_or_default();
+    let engine =
+        load_engine(&config, &store).map_err(|e| format!("postgres schema {schema}: {e}"))?;
+    let doc = inspection(&engine, store.event_count().map_err(failed)?);
+    if json {
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        print_out(&format!("{text}\n"))?;
+    } else {
+        print_out(&crate::inspect_text::render(&doc)?)?;
+    }
+    Ok(Findings::default())
+}
+
 /// Inspect the store at `path`.
 pub fn inspect(path: &Path, json: bool, svg: Option<&Path>) -> Result<Findings, String> {
     let store = open_store(path)?;

@@ -93,9 +93,16 @@ enum Command {
     /// `--help` defines each ledger figure (recovered before fees, what each fee covers).
     #[command(after_long_help = LEDGER_HELP)]
     Inspect {
-        /// The store.
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        /// The store (a SQLite file). Give this or --postgres.
+        #[arg(long, value_name = "PATH", required_unless_present = "postgres")]
+        db: Option<PathBuf>,
+        /// A PostgreSQL store's connection string (see serve --postgres); read without taking
+        /// its lease, while a serve runs on it.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["db", "svg"])]
+        postgres: Option<String>,
+        /// The PostgreSQL schema holding the store [default: contractcourt].
+        #[arg(long, value_name = "NAME", requires = "postgres")]
+        postgres_schema: Option<String>,
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
@@ -172,7 +179,23 @@ fn main() -> ExitCode {
             (Some(trace), None) => replay::trace(&trace),
             (None, None) => Err("replay needs a trace or --db".to_string()),
         },
-        Command::Inspect { db, json, svg } => inspect::inspect(&db, json, svg.as_deref()),
+        Command::Inspect {
+            db,
+            postgres,
+            postgres_schema,
+            json,
+            svg,
+        } => match (db, postgres) {
+            (_, Some(url)) => {
+                let mut pg = contractcourt_sync::store::PostgresConfig::new(url);
+                if let Some(schema) = postgres_schema {
+                    pg.schema = schema;
+                }
+                inspect::inspect_postgres(pg, json)
+            }
+            (Some(db), None) => inspect::inspect(&db, json, svg.as_deref()),
+            (None, None) => Err("inspect needs --db or --postgres".to_string()),
+        },
         Command::Serve {
             config,
             log_level,

@@ -1,0 +1,346 @@
+//! The PostgreSQL store: the same records, logs, flight recorder and checksums as the SQLite
+//! store, in one schema (namespace) of a PostgreSQL database, for an operator who runs
+//! PostgreSQL already, and for a hot standby (`lease.rs`).
+//!
+//! # Guarantees
+//!
+//! - Every write ([`Store::commit`], [`Store::commit_many`], [`Store::append_event`],
+//!   [`Store::commit_step`], [`Store::prune_recorder`]) is **one** PostgreSQL transaction, so
+//!   it is all or nothing; with the server's default `synchronous_commit = on` it is durable
+//!   (WAL flushed) when it returns `Ok`.
+//! - Every write transaction first checks the store's lease (fencing token): after another
+//!   process took the store over, every write fails with [`StoreError::Fenced`] and changes
+//!   nothing.
+//! - Every row carries the SQLite store's checksum (`checksum.rs`), verified on every read: a
+//!   tampered row is [`StoreError::Corrupt`].
+//! - The schema has a version (`schema.rs`); a newer one is refused with
+//!   [`StoreError::FutureVersion`] before anything is written.
+//!
+//! The connection is a `postgres::Client` (the synchronous client). The trait's reads take
+//! `&self`, the client needs `&mut`: it sits in a `RefCell` (a store has one owner thread).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::Duration;
+
+use contractcourt_core::action::{Batch, Record};
+use contractcourt_core::event::Event;
+use contractcourt_core::types::ChannelId;
+use postgres::{Client, NoTls, Transaction};
+
+use super::checksum::encode_start;
+use super::{encode_event, Records, StepDigest, Store, StoreError};
+
+mod lease;
+mod rows;
+mod schema;
+
+pub use lease::DEFAULT_LEASE;
+pub use schema::PG_SCHEMA_VERSION;
+
+/// Where a PostgreSQL store lives and how its lease behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// A libpq-style connection string (`host=/run/pg user=postgres dbname=cc`) or URL
+    /// (`postgresql://user@host/db`).
+    pub url: String,
+    /// The schema (namespace) holding the store's tables: lower-case letters, digits and `_`.
+    pub schema: String,
+    /// How long the lease lasts without renewal: a standby takes over within this time.
+    pub lease: Duration,
+}
+
+impl PostgresConfig {
+    /// `url`, schema `contractcourt`, the default lease ([`DEFAULT_LEASE`]).
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresConfig {
+            url: url.into(),
+            schema: "contractcourt".into(),
+            lease: DEFAULT_LEASE,
+        }
+    }
+}
+
+/// A [`Store`] in a PostgreSQL schema (see the module documentation).
+pub struct PostgresStore {
+    client: RefCell<Client>,
+    /// The hot path's statements, prepared on `client`.
+    stmts: rows::Statements,
+    config: PostgresConfig,
+    /// The fencing token of the lease this store holds (`None`: opened read-only).
+    token: Option<i64>,
+    /// Renews the lease; releases it when dropped (declared after the client: dropped first).
+    _renewer: Option<lease::Renewer>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.config.schema)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Open (creating or migrating) the store, taking its lease. A lease held by a live owner
+    /// is [`StoreError::Locked`]; a newer schema is [`StoreError::FutureVersion`]; a schema
+    /// that holds other tables is [`StoreError::NotAStore`]. Nothing is written in those cases.
+    pub fn open(config: PostgresConfig) -> Result<Self, StoreError> {
+        Self::open_inner(config, None)
+    }
+
+    /// As [`PostgresStore::open`], but a live lease is waited for (a hot standby): polls every
+    /// `poll` until the owner's lease expires or is released, for at most `give_up` (`None`:
+    /// forever), then takes it over (a new fencing token: the old owner's writes are refused
+    /// from then on).
+    pub fn open_standby(
+        config: PostgresConfig,
+        poll: Duration,
+        give_up: Option<Duration>,
+    ) -> Result<Self, StoreError> {
+        Self::open_inner(config, Some((poll, give_up)))
+    }
+
+    /// Open an existing store to read it (`inspect`, `replay`) without its lease, while its
+    /// owner runs. It must be at [`PG_SCHEMA_VERSION`] ([`StoreError::OutdatedVersion`],
+    /// [`StoreError::FutureVersion`], [`StoreError::NotAStore`] otherwise); writes fail with
+    /// [`StoreError::ReadOnly`].
+    pub fn open_read_only(config: PostgresConfig) -> Result<Self, StoreError> {
+        check_schema_name(&config.schema)?;
+        let mut client = connect(&config.url, &config.schema)?;
+        match schema::inspect(&mut client, &config.schema)? {
+            0 => Err(StoreError::NotAStore {
+                reason: format!("schema {} holds no store", config.schema),
+            }),
+            v if v > PG_SCHEMA_VERSION => Err(StoreError::FutureVersion {
+                found: v,
+                supported: PG_SCHEMA_VERSION,
+            }),
+            v if v < PG_SCHEMA_VERSION => Err(StoreError::OutdatedVersion {
+                found: v,
+                supported: PG_SCHEMA_VERSION,
+            }),
+            _ => Ok(PostgresStore {
+                stmts: rows::Statements::prepare(&mut client)?,
+                client: RefCell::new(client),
+                config,
+                token: None,
+                _renewer: None,
+            }),
+        }
+    }
+
+    fn open_inner(
+        config: PostgresConfig,
+        standby: Option<(Duration, Option<Duration>)>,
+    ) -> Result<Self, StoreError> {
+        check_schema_name(&config.schema)?;
+        let mut client = connect(&config.url, &config.schema)?;
+        let found = schema::inspect(&mut client, &config.schema)?;
+        if found > PG_SCHEMA_VERSION {
+            return Err(StoreError::FutureVersion {
+                found,
+                supported: PG_SCHEMA_VERSION,
+            });
+        }
+        if found < PG_SCHEMA_VERSION {
+            schema::migrate(&mut client, &config.schema, schema::MIGRATIONS)?;
+        }
+        let token = match standby {
+            None => lease::try_take(&mut client, config.lease)?,
+            Some((poll, give_up)) => lease::wait_take(&mut client, config.lease, poll, give_up)?,
+        };
+        let renewer = lease::Renewer::start(&config.url, &config.schema, token, config.lease);
+        Ok(PostgresStore {
+            stmts: rows::Statements::prepare(&mut client)?,
+            client: RefCell::new(client),
+            config,
+            token: Some(token),
+            _renewer: Some(renewer),
+        })
+    }
+
+    /// The fencing token of this store's lease (each takeover increments it); `None` when
+    /// opened read-only.
+    pub fn token(&self) -> Option<i64> {
+        self.token
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.config
+    }
+
+    /// Run `f` in one write transaction that first checks (and extends) the lease; commit if
+    /// it returns `Ok`, roll back otherwise.
+    fn write<T>(
+        &mut self,
+        context: &'static str,
+        f: impl FnOnce(&mut Transaction<'_>, &rows::Statements) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let (Some(token), lease) = (self.token, self.config.lease) else {
+            return Err(StoreError::ReadOnly);
+        };
+        let stmts = &self.stmts;
+        let client = self.client.get_mut();
+        let mut tx = client.transaction().map_err(pg(context))?;
+        lease::fence(&mut tx, stmts, token, lease)?;
+        let out = f(&mut tx, stmts)?;
+        tx.commit().map_err(pg(context))?;
+        Ok(out)
+    }
+}
+
+impl Store for PostgresStore {
+    fn load(&self) -> Result<Records, StoreError> {
+        rows::read_records(&mut *self.client.borrow_mut())
+    }
+
+    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        self.commit_many(std::slice::from_ref(batch))
+    }
+
+    /// All batches in one transaction.
+    fn commit_many(&mut self, batches: &[Batch]) -> Result<(), StoreError> {
+        self.write("committing a batch", |tx, st| {
+            for op in batches.iter().flat_map(|b| &b.ops) {
+                rows::apply(tx, st, op)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn read_log(&self, channel: ChannelId, seq: u64) -> Result<Option<Record>, StoreError> {
+        rows::read_log_entry(&mut *self.client.borrow_mut(), &self.stmts, &channel, seq)
+    }
+
+    fn append_event(&mut self, event: &Event) -> Result<u64, StoreError> {
+        let json = encode_event(event)?;
+        self.write("recording an event", |tx, st| {
+            let seq = rows::next_event(tx, st)?;
+            rows::insert_event(tx, st, seq, &json, None)?;
+            Ok(seq)
+        })
+    }
+
+    fn events(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        rows::read_events(&mut *self.client.borrow_mut(), from_seq, limit)
+    }
+
+    fn event_count(&self) -> Result<u64, StoreError> {
+        rows::next_event(&mut *self.client.borrow_mut(), &self.stmts)
+    }
+
+    fn commit_step(
+        &mut self,
+        event: &Event,
+        step: &StepDigest,
+        batches: &[&Batch],
+    ) -> Result<u64, StoreError> {
+        let json = encode_event(event)?;
+        self.write("committing a step", |tx, st| {
+            let seq = rows::next_event(tx, st)?;
+            rows::insert_event(tx, st, seq, &json, Some(step))?;
+            for op in batches.iter().flat_map(|b| &b.ops) {
+                rows::apply(tx, st, op)?;
+            }
+            Ok(seq)
+        })
+    }
+
+    fn step_digests(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StepDigest)>, StoreError> {
+        rows::read_digests(&mut *self.client.borrow_mut(), from_seq, limit)
+    }
+
+    fn prune_recorder(&mut self, keep_from: u64, start: &Records) -> Result<(), StoreError> {
+        let seq = i64::try_from(keep_from).map_err(|_| StoreError::OutOfRange {
+            what: "event sequence number",
+            value: keep_from,
+        })?;
+        let json = encode_start(start)?;
+        self.write("pruning the flight recorder", |tx, st| {
+            let next = rows::next_event(tx, st)?;
+            if keep_from > next || keep_from < rows::first_kept(tx)? {
+                return Err(StoreError::OutOfRange {
+                    what: "replay start",
+                    value: keep_from,
+                });
+            }
+            rows::prune(tx, seq, &json)
+        })
+    }
+
+    fn replay_start(&self) -> Result<Option<(u64, Records)>, StoreError> {
+        rows::read_start(&mut *self.client.borrow_mut())
+    }
+}
+
+/// A connection with `schema` first on its `search_path`.
+fn connect(url: &str, schema: &str) -> Result<Client, StoreError> {
+    let mut client = Client::connect(url, NoTls).map_err(pg("connecting"))?;
+    client
+        .batch_execute(&format!("SET search_path TO {}", quoted(schema)))
+        .map_err(pg("connecting"))?;
+    Ok(client)
+}
+
+/// A schema name the store accepts: 1 to 63 of `a-z`, `0-9`, `_`, not starting with a digit.
+fn check_schema_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Encode {
+            what: "schema name",
+            reason: format!("{name:?}: use 1 to 63 of a-z, 0-9 and _, not starting with a digit"),
+        })
+    }
+}
+
+/// A checked schema name as an SQL identifier.
+fn quoted(schema: &str) -> String {
+    format!("\"{schema}\"")
+}
+
+/// Wrap a PostgreSQL error (a connection, SQL or server error: the message kept whole).
+fn pg(context: &'static str) -> impl Fn(postgres::Error) -> StoreError {
+    move |e| StoreError::Backend {
+        backend: "postgres",
+        context,
+        source: Box::new(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_lower_case_schema_names_are_accepted() {
+        for good in ["contractcourt", "node_1", "_x", &"a".repeat(63)] {
+            assert!(check_schema_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1node", "Node", "a-b", "a\"b", "a b", &"a".repeat(64)] {
+            assert!(
+                matches!(
+                    check_schema_name(bad),
+                    Err(StoreError::Encode {
+                        what: "schema name",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
