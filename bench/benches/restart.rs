@@ -3,8 +3,9 @@
 //! do (`engine_from_records`: the channels decoded on every core) and feed `Resumed`. Also
 //! recorded, once per size: the time of each phase, the peak memory above what the process held
 //! before, and the bytes stored per channel and per HTLC. With `CONTRACTCOURT_TEST_POSTGRES` set
-//! (a PostgreSQL connection string), the 10k restart also from the PostgreSQL store
-//! (`restart_postgres`: connect, take the lease, load every record verified, rebuild, resume).
+//! (a PostgreSQL connection string), the same sizes also from the PostgreSQL store
+//! (`restart_postgres`: connect, take the lease, load every record verified, rebuild, resume;
+//! each phase recorded once per size, criterion's timing at 10k only).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -207,13 +208,19 @@ fn bench_restart(c: &mut Criterion) {
     group.finish();
 }
 
-/// The 10k restart from a PostgreSQL store (when `CONTRACTCOURT_TEST_POSTGRES` is set).
+/// The restart from a PostgreSQL store, at every size (when `CONTRACTCOURT_TEST_POSTGRES` is
+/// set): each phase recorded once per size, criterion's timing at 10k only (as for SQLite).
 fn bench_restart_postgres(c: &mut Criterion) {
     let Ok(url) = std::env::var("CONTRACTCOURT_TEST_POSTGRES") else {
         return;
     };
-    let n = 10_000;
-    let mut pg = PostgresConfig::new(url);
+    for n in sizes() {
+        restart_postgres(c, &url, n);
+    }
+}
+
+fn restart_postgres(c: &mut Criterion, url: &str, n: u64) {
+    let mut pg = PostgresConfig::new(url.to_string());
     pg.schema = "bench_restart".into();
     let drop_schema = |pg: &PostgresConfig| {
         let mut c = postgres::Client::connect(&pg.url, postgres::NoTls).expect("postgres");
@@ -253,15 +260,23 @@ fn bench_restart_postgres(c: &mut Criterion) {
         "ms",
     );
     record(&format!("restart_postgres/{n}/total_ms"), ms(total), "ms");
-    let mut group = c.benchmark_group("restart_postgres");
-    group.sample_size(10);
-    group.sampling_mode(criterion::SamplingMode::Flat);
-    group.warm_up_time(Duration::from_millis(1));
-    group.measurement_time(Duration::from_secs(1));
-    group.bench_function(BenchmarkId::from_parameter(n), |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| restart(&pg).2).sum())
-    });
-    group.finish();
+    println!(
+        "restart_postgres/{n}: open {:.0} ms, load {:.0} ms, total {:.0} ms",
+        ms(opened),
+        ms(loaded - opened),
+        ms(total)
+    );
+    if n == 10_000 {
+        let mut group = c.benchmark_group("restart_postgres");
+        group.sample_size(10);
+        group.sampling_mode(criterion::SamplingMode::Flat);
+        group.warm_up_time(Duration::from_millis(1));
+        group.measurement_time(Duration::from_secs(1));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| restart(&pg).2).sum())
+        });
+        group.finish();
+    }
     drop_schema(&pg);
 }
 
