@@ -71,16 +71,15 @@ pub fn event_json(starts: &[&str], data: &[u8]) {
 mod tests {
     use super::*;
 
-    /// The golden traces the `event_json` fuzz target starts from.
+    /// The golden traces the `event_json` fuzz target starts from (compiled in, as there).
     fn starts() -> Vec<String> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden");
         [
-            "remote_close_claims.json",
-            "anchors_cpfp_local_commitment.json",
-            "breach_handoff.json",
+            include_str!("../../../tests/golden/remote_close_claims.json"),
+            include_str!("../../../tests/golden/anchors_cpfp_local_commitment.json"),
+            include_str!("../../../tests/golden/breach_handoff.json"),
         ]
         .iter()
-        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+        .map(|t| t.to_string())
         .collect()
     }
 
