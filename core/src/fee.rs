@@ -41,6 +41,20 @@ pub fn fee_for_rate(rate: FeeRate, weight: u64) -> u64 {
     fee_for_vsize(vsize(weight), rate.to_sat_per_kwu().saturating_mul(4))
 }
 
+/// The fee a child of `weight` pays at `rate` for itself and its parent (`parent_fee_sat` paid
+/// on `parent_weight`; both 0 without one): the package reaches the rate, and the child alone
+/// does too (a mempool judges a child on its own as well).
+pub fn child_fee_for_rate(
+    rate: FeeRate,
+    weight: u64,
+    parent_fee_sat: u64,
+    parent_weight: u64,
+) -> u64 {
+    fee_for_rate(rate, weight.saturating_add(parent_weight))
+        .saturating_sub(parent_fee_sat)
+        .max(fee_for_rate(rate, weight))
+}
+
 /// The highest rate whose [`fee_for_rate`] on `weight` does not exceed `budget_sat`.
 pub fn budget_rate(budget_sat: u64, weight: u64) -> FeeRate {
     let vsize = vsize(weight).max(1);

@@ -13,8 +13,8 @@ use crate::bolt3::weights::{output_weight, INPUT_NON_WITNESS_WEIGHT};
 use crate::bolt3::witness::{anchor_owner_witness, pay_to_anchor_witness};
 use crate::bolt3::{secp, sign};
 use crate::event::{BroadcastOutcome, FundingOutcome, InputSignature, SignOutcome, WalletInput};
-use crate::fee::fee_for_rate;
 use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
+use crate::fee::{child_fee_for_rate, fee_for_rate};
 use crate::policy::dust_threshold;
 use crate::policy::reject::is_already_known;
 use crate::policy::truc::{TRUC_CHILD_MAX_VSIZE, TRUC_VERSION};
@@ -144,9 +144,7 @@ fn assemble(
         .checked_sub(value_out)
         .ok_or(FundingError::Overspends)?;
     let (parent_fee, parent_weight) = t.parent.as_ref().map_or((0, 0), |p| (p.fee_sat, p.weight));
-    let needed_sat = fee_for_rate(a.feerate, weight.saturating_add(parent_weight))
-        .saturating_sub(parent_fee)
-        .max(fee_for_rate(a.feerate, weight))
+    let needed_sat = child_fee_for_rate(a.feerate, weight, parent_fee, parent_weight)
         // The wallet plans with the weight it was told; allow the varint slack above.
         .saturating_sub(fee_for_rate(a.feerate, 4 * 4));
     if fee_sat < needed_sat {

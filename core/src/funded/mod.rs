@@ -308,15 +308,17 @@ impl FundedClaim {
     /// The least fee that makes it relay at the minimum relay fee: on its own, and with its
     /// parent as a package (the parent's own fee counts toward the package).
     fn relay_minimum_sat(&self, fees: Option<&FeeConditions>) -> u64 {
-        let relay = crate::fee::min_relay(fees);
-        let own = self.template.planned_weight();
-        let alone = fee_for_rate(relay, own);
-        match &self.template.parent {
-            Some(p) => fee_for_rate(relay, own.saturating_add(p.weight))
-                .saturating_sub(p.fee_sat)
-                .max(alone),
-            None => alone,
-        }
+        let (parent_fee, parent_weight) = self
+            .template
+            .parent
+            .as_ref()
+            .map_or((0, 0), |p| (p.fee_sat, p.weight));
+        crate::fee::child_fee_for_rate(
+            crate::fee::min_relay(fees),
+            self.template.planned_weight(),
+            parent_fee,
+            parent_weight,
+        )
     }
 
     /// The most it may pay: its budget — raised, when its parent cannot relay alone (a zero-fee

@@ -19,7 +19,7 @@ use crate::bolt3::weights::output_weight;
 use crate::bolt3::witness::to_remote_p2wpkh_witness;
 use crate::bolt3::{secp, sign};
 use crate::event::InputSignature;
-use crate::fee::{fee_for_rate, DUST_RELAY_FEE_SAT_PER_KVB};
+use crate::fee::{child_fee_for_rate, DUST_RELAY_FEE_SAT_PER_KVB};
 use crate::policy::dust_threshold;
 use crate::types::RawTx;
 
@@ -56,9 +56,7 @@ impl FundedClaim {
         let weight = self.own_fee_weight(f);
         let (parent_fee, parent_weight) =
             t.parent.as_ref().map_or((0, 0), |p| (p.fee_sat, p.weight));
-        let fee_sat = fee_for_rate(a.feerate, weight.saturating_add(parent_weight))
-            .saturating_sub(parent_fee)
-            .max(fee_for_rate(a.feerate, weight));
+        let fee_sat = child_fee_for_rate(a.feerate, weight, parent_fee, parent_weight);
         if fee_sat > a.max_fee_sat {
             return None;
         }

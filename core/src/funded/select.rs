@@ -6,7 +6,7 @@ use bitcoin::{Amount, Script, TxOut};
 use crate::action::FundingRequest;
 use crate::bolt3::weights::{output_weight, INPUT_NON_WITNESS_WEIGHT};
 use crate::event::{FundingOutcome, WalletInput};
-use crate::fee::fee_for_rate;
+use crate::fee::child_fee_for_rate;
 use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::policy::dust_threshold;
 
@@ -46,12 +46,12 @@ pub fn select_inputs(
     // With its parent, the package reaches the rate; alone, the transaction pays at least the
     // rate too (a mempool judges a child on its own as well).
     let fee_at = |weight: u64| {
-        fee_for_rate(
+        child_fee_for_rate(
             request.target_feerate,
-            weight.saturating_add(request.parent_weight),
+            weight,
+            request.parent_fee_sat,
+            request.parent_weight,
         )
-        .saturating_sub(request.parent_fee_sat)
-        .max(fee_for_rate(request.target_feerate, weight))
     };
     let mut chosen = Vec::new();
     let mut value_in = request.template_inputs_sat;
