@@ -58,12 +58,9 @@ fn mine(chain: &Shared, n: u32, wallet: &TestWallet) {
 
 /// What the embedded chain itself serves from `first_height` for `locator` (no reorg).
 fn embedded_events(chain: &Shared, first_height: Height, locator: &[BlockRef]) -> Vec<Event> {
-    SimChainSource {
-        chain: chain.clone(),
-        first_height,
-    }
-    .blocks_after(locator)
-    .expect("the embedded source answers")
+    SimChainSource::new(chain.clone(), first_height)
+        .blocks_after(locator)
+        .expect("the embedded source answers")
 }
 
 fn block_ref(chain: &Shared, height: Height) -> BlockRef {

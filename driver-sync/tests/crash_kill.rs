@@ -22,6 +22,8 @@ use serde_json::Value;
 
 mod program;
 use program::root;
+#[path = "crash_kill/every_step.rs"]
+mod every_step;
 #[path = "crash_kill/wall_clock.rs"]
 mod wall_clock;
 
@@ -360,12 +362,14 @@ fn a_resumed_run_refuses_another_scenario_and_a_new_run_a_used_chain_directory()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The child half of the next test: build a chain with a reorg in `dir`, print its tip and the
-/// fork's block at height 4, and wait to be killed.
+/// The child half of the next test: build a chain with a reorg in `dir`, print its tip, the
+/// fork's block at height 4 and the blocks 4 and 5 the reorg left behind, and wait to be killed.
 fn chain_child(dir: &Path) {
     let wallet = TestWallet::new(5);
     let mut chain = EmbeddedChain::new(dir).expect("a chain");
     chain.mine_blocks(5, wallet.script_pubkey()).expect("mined");
+    let stale = [4, 5].map(|h| chain.block_hash_at(h).expect("a block"));
+    println!("STALE {} {}", stale[0], stale[1]);
     chain
         .reorg(3, vec![vec![]; 3], wallet.script_pubkey())
         .expect("a reorg");
@@ -395,9 +399,11 @@ fn the_embedded_chain_of_a_killed_process_reopens_at_its_tip() {
         .spawn()
         .expect("the child starts");
     let stdout = child.stdout.take().expect("stdout is piped");
-    let line = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let stale_line = lines
+        .find(|l| l.starts_with("STALE "))
+        .expect("the child reports the blocks its reorg leaves behind");
+    let line = lines
         .find(|l| l.starts_with("TIP "))
         .expect("the child reports its tip");
     child.kill().expect("SIGKILL");
@@ -413,6 +419,19 @@ fn the_embedded_chain_of_a_killed_process_reopens_at_its_tip() {
     let mut chain = EmbeddedChain::new(&dir).expect("the chain reopens");
     assert_eq!((chain.height(), chain.tip().hash), (height, tip));
     assert_eq!(chain.block_hash_at(4), Some(fork_block));
+    // The blocks the reorg left behind are known by their headers still (a chain source walks
+    // an engine's stale blocks down to the fork point through them).
+    let stale: Vec<BlockHash> = stale_line
+        .split(' ')
+        .skip(1)
+        .map(|h| h.parse().expect("a hash"))
+        .collect();
+    let header = chain.header(&stale[1]).expect("the stale block 5's header");
+    assert_eq!(header.block_hash(), stale[1]);
+    assert_eq!(
+        header.prev_blockhash, stale[0],
+        "its parent, the stale block 4"
+    );
     // The UTXO view is rebuilt too: the coinbase of block 2 is there, spendable by the wallet.
     assert!(chain
         .utxos_for_script(wallet.script_pubkey())

@@ -43,6 +43,19 @@ impl EmbeddedSource {
     }
 }
 
+/// [`ChainSource::blocks_after`] over the embedded chain `chain`, serving blocks from
+/// `first_height` on: the fork-point walk of [`super::sync`], the parents of the engine's stale
+/// blocks found in `delivered` or among the blocks a reorg left behind.
+pub(crate) fn blocks_after(
+    chain: &Mutex<EmbeddedChain>,
+    locator: &[BlockRef],
+    first_height: Height,
+    delivered: &mut Delivered,
+) -> Result<Vec<Event>, SourceError> {
+    sync::blocks_after(&mut Locked(chain), locator, first_height, delivered)
+        .map_err(|e: SyncError<Infallible>| -> SourceError { Box::new(e) })
+}
+
 /// The chain, locked for one walk.
 struct Locked<'a>(&'a Mutex<EmbeddedChain>);
 
@@ -58,13 +71,7 @@ impl BlockClient for Locked<'_> {
     }
 
     fn header(&mut self, hash: &BlockHash) -> Result<Option<Header>, Infallible> {
-        let chain = lock(self.0);
-        let height = chain.height();
-        Ok((0..=height)
-            .rev()
-            .filter_map(|h| chain.raw_block_at(h))
-            .find(|b| b.block_hash() == *hash)
-            .map(|b| b.header))
+        Ok(lock(self.0).header(hash))
     }
 
     fn block(&mut self, hash: &BlockHash) -> Result<Option<bitcoin::Block>, Infallible> {
@@ -88,9 +95,7 @@ impl ChainSource for EmbeddedSource {
     }
 
     fn blocks_after(&mut self, locator: &[BlockRef]) -> Result<Vec<Event>, SourceError> {
-        let mut client = Locked(&self.chain);
-        sync::blocks_after(&mut client, locator, self.first_height, &mut self.delivered)
-            .map_err(|e: SyncError<Infallible>| -> SourceError { Box::new(e) })
+        blocks_after(&self.chain, locator, self.first_height, &mut self.delivered)
     }
 
     fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {

@@ -17,6 +17,8 @@ use contractcourt_core::types::{BlockRef, ChannelId, Height, HtlcKey};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::embedded::{EmbeddedChain, MempoolReject};
+use crate::chain::embedded_source;
+use crate::chain::sync::Delivered;
 use crate::driver::{Broadcaster, ChainSource, NodeHandle, SourceError};
 
 /// One line of the timeline.
@@ -200,12 +202,27 @@ impl Steps {
     }
 }
 
-/// The embedded chain as the driver's chain source, serving blocks from `first_height` on.
+/// The embedded chain as the driver's chain source, serving blocks from `first_height` on,
+/// through the fork-point walk every polled source uses: a run killed after the chain took a
+/// reorg's fork but before the engine was told resumes with the disconnections it missed.
 pub struct SimChainSource {
     /// The chain.
     pub chain: Shared<EmbeddedChain>,
     /// The first block the engine is given.
     pub first_height: Height,
+    /// The blocks this source delivered (parents for a reorg's disconnections).
+    delivered: Delivered,
+}
+
+impl SimChainSource {
+    /// A source over `chain` serving blocks from `first_height` on.
+    pub fn new(chain: Shared<EmbeddedChain>, first_height: Height) -> SimChainSource {
+        SimChainSource {
+            chain,
+            first_height,
+            delivered: Delivered::default(),
+        }
+    }
 }
 
 impl ChainSource for SimChainSource {
@@ -214,25 +231,7 @@ impl ChainSource for SimChainSource {
     }
 
     fn blocks_after(&mut self, locator: &[BlockRef]) -> Result<Vec<Event>, SourceError> {
-        let chain = lock(&self.chain);
-        let from = match locator.first() {
-            None => self.first_height,
-            Some(_) => {
-                let fork = locator
-                    .iter()
-                    .find(|b| chain.block_hash_at(b.height) == Some(b.hash))
-                    .ok_or("no block of the locator is on the simulated chain")?;
-                if fork != &locator[0] {
-                    return Err("the simulated chain never reorganises".into());
-                }
-                fork.height.saturating_add(1)
-            }
-        };
-        let tip = chain.height();
-        Ok((from..=tip)
-            .filter_map(|h| chain.block_at(h))
-            .map(Event::BlockConnected)
-            .collect())
+        embedded_source::blocks_after(&self.chain, locator, self.first_height, &mut self.delivered)
     }
 }
 

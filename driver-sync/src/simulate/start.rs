@@ -197,10 +197,7 @@ impl<'a> Sim<'a> {
                 steps: steps.clone(),
             }),
             wallet: Box::new(node_wallet),
-            chain: Box::new(SimChainSource {
-                chain: chain.clone(),
-                first_height: funding.start,
-            }),
+            chain: Box::new(SimChainSource::new(chain.clone(), funding.start)),
             node: Box::new(SimNode {
                 chain: chain.clone(),
                 log: log.clone(),

@@ -296,6 +296,7 @@ impl EmbeddedChain {
                 height,
                 hash: old.hash,
             }));
+            self.stale.insert(old.hash, old.block.header);
             disconnected.push(old.block);
         }
 

@@ -125,6 +125,10 @@ pub struct EmbeddedChain {
     changes: Vec<MempoolChange>,
     /// The last branch number given to a fork (see [`EmbeddedChain::reorg`]).
     last_branch: u32,
+    /// The headers of blocks the kernel took that are no longer on the active chain (also
+    /// those of a journal replayed on open): a chain source finds the parents of an engine's
+    /// stale blocks here after a reorg, even one the engine has not yet been told of.
+    stale: BTreeMap<BlockHash, bitcoin::block::Header>,
     /// The block journal of a chain kept on disk (none for a temporary chain).
     journal: Option<Journal>,
     _temp: Option<TempDir>,
@@ -176,6 +180,14 @@ impl EmbeddedChain {
         let mut chain = Self::start(kernel, config, None)?;
         chain.journal = Some(journal);
         chain.last_branch = last_branch;
+        let active: std::collections::BTreeSet<BlockHash> =
+            chain.blocks.iter().map(|b| b.hash).collect();
+        for block in &journaled {
+            let hash = block.block_hash();
+            if !active.contains(&hash) {
+                chain.stale.insert(hash, block.header);
+            }
+        }
         Ok(chain)
     }
 
@@ -219,6 +231,7 @@ impl EmbeddedChain {
             mempool: Mempool::default(),
             changes: Vec::new(),
             last_branch: 0,
+            stale: BTreeMap::new(),
             journal: None,
             _temp: temp,
         };
@@ -270,6 +283,17 @@ impl EmbeddedChain {
     /// The hash of the active chain's block at `height`.
     pub fn block_hash_at(&self, height: Height) -> Option<BlockHash> {
         self.blocks.get(height as usize).map(|b| b.hash)
+    }
+
+    /// The header of block `hash`: of the active chain, or of a block the kernel took that a
+    /// reorg left behind (kept across a reopen through the journal).
+    pub fn header(&self, hash: &BlockHash) -> Option<bitcoin::block::Header> {
+        self.blocks
+            .iter()
+            .rev()
+            .find(|b| b.hash == *hash)
+            .map(|b| b.block.header)
+            .or_else(|| self.stale.get(hash).copied())
     }
 
     /// The unspent output `outpoint` of the active chain (mempool spends not considered).
