@@ -258,7 +258,13 @@ fn postgres_a_second_open_is_locked_while_the_owner_lives_and_free_after_it_clos
 
 #[test]
 fn postgres_a_fenced_owner_cannot_commit_and_its_refused_write_is_invisible() {
-    let (mut old, guard) = populated("fence");
+    let (old, guard) = populated("fence");
+    // A lease long enough that the owner's renewer (every third of it) cannot extend it again
+    // between the expiry below and the takeover, however loaded the machine.
+    drop(old);
+    let mut cfg = config(&guard.0);
+    cfg.lease = Duration::from_secs(120);
+    let mut old = PostgresStore::open(cfg).unwrap();
     let before = old.load().unwrap();
     // The owner stalls past its lease (as if paused): expire it by hand.
     raw(&guard.0)

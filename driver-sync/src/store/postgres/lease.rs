@@ -138,6 +138,9 @@ impl Drop for Renewer {
 fn renew_loop(url: &str, schema: &str, token: i64, lease: Duration, stop: &AtomicBool) {
     let every = (lease / 3).max(Duration::from_millis(10));
     let mut client: Option<Client> = None;
+    // The lease was just taken (or extended by a write) for a whole duration: the first renewal
+    // is due a third of it later, not at once.
+    std::thread::park_timeout(every);
     while !stop.load(Ordering::SeqCst) {
         if client.is_none() {
             client = super::connect(url, schema).ok();
