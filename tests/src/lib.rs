@@ -15,8 +15,8 @@ use bitcoin::hashes::{sha256d, Hash, HashEngine};
 use bitcoin::{BlockHash, OutPoint, Transaction};
 use contractcourt_core::action::{Action, Record, RecordKey, Report};
 use contractcourt_core::chain::{ChainArbitrator, Config, StepError};
-use contractcourt_core::event::SignOutcome;
 use contractcourt_core::event::{Block, Event};
+use contractcourt_core::event::{FundingOutcome, SignOutcome};
 use contractcourt_core::sim::{sign_per_channel, SimChannel, SimSetup, SimWallet};
 use contractcourt_core::trace::{replay, Expected, Trace, TraceSetup, TraceStep};
 use contractcourt_core::types::{BlockRef, ChannelId, RawTx};
@@ -49,6 +49,7 @@ impl MemStore {
 }
 
 /// A scenario driver.
+#[derive(Clone)]
 pub struct Harness {
     /// The engine under test.
     pub arb: ChainArbitrator,
@@ -86,6 +87,18 @@ pub struct AnswerPolicy {
     /// While set, how many more requests are answered; at zero the rest of the step's actions
     /// are left unexecuted, as a crash leaves them ([`Harness::crashed`] tells).
     pub budget: Option<usize>,
+    /// While set, every signing request is answered `SignOutcome::Failed` with this reason (a
+    /// signer that is down or refuses).
+    pub refuse_signing: Option<String>,
+    /// While set, every funding request is answered `FundingOutcome::Failed` with this reason
+    /// (a wallet that is locked or cannot fund).
+    pub refuse_funding: Option<String>,
+    /// While set, signing and funding requests are not answered but kept in [`Self::held`]:
+    /// a signer or wallet that answers late, perhaps after the request was superseded.
+    pub hold: bool,
+    /// The requests held back while [`Self::hold`] was set, answered by
+    /// [`Harness::release_held`].
+    pub held: Vec<Action>,
 }
 
 fn block_hash(prev: &BlockHash, height: u32, txs: &[RawTx], salt: u32) -> BlockHash {
@@ -306,6 +319,24 @@ impl Harness {
                 *left -= 1;
             }
             let more = match action {
+                Action::Sign(_) | Action::FundFromWallet(_) if self.answers.hold => {
+                    self.answers.held.push(action.clone());
+                    continue;
+                }
+                Action::Sign(req) if self.answers.refuse_signing.is_some() => {
+                    let reason = self.answers.refuse_signing.clone().unwrap_or_default();
+                    self.feed(Event::Signed {
+                        request: req.request,
+                        outcome: SignOutcome::Failed { reason },
+                    })
+                }
+                Action::FundFromWallet(req) if self.answers.refuse_funding.is_some() => {
+                    let reason = self.answers.refuse_funding.clone().unwrap_or_default();
+                    self.feed(Event::WalletFunded {
+                        request: req.request,
+                        outcome: FundingOutcome::Failed { reason },
+                    })
+                }
                 Action::Sign(req) => {
                     // Each input is signed with the keys of its own channel: a sweep may batch
                     // outputs of several channels. A request naming a channel the node does not
@@ -390,6 +421,13 @@ impl Harness {
             produced.extend(self.answer(&more));
         }
         produced
+    }
+
+    /// Answer the requests held back while [`AnswerPolicy::hold`] was set, late: the engine may
+    /// have superseded them meanwhile. What the answers produced.
+    pub fn release_held(&mut self) -> Vec<Action> {
+        let held = std::mem::take(&mut self.answers.held);
+        self.answer(&held)
     }
 
     /// Whether the answer budget ran out: the node "crashed" with actions left unexecuted.

@@ -26,8 +26,19 @@
 //! anchors is ours), and every upstream failure the final chain contradicts was reported as a
 //! loss (5, deep range).
 //!
+//! A third generator (issue 20 §1) adds, on every channel type, a signer that is down for 1–3
+//! blocks (also from the moment we ask for a force close), a wallet that cannot fund for 1–3
+//! blocks, signing and funding answers that come a block late (after the engine superseded
+//! the requests), wallet balances, and crashes at any action index of a block's step (drawn
+//! over all the actions the step has, counted on a copy of the node; `CrashMidStep` stays
+//! capped at 12 for the first two generators' recorded regressions). At the end, a channel
+//! still open must have had no reason to close: no force close asked for, no outgoing HTLC
+//! with an output on our commitment past its expiry. `MODEL_FAULTY_CASES` sets its count.
+//! Every 100 cases the run prints the distribution of what was generated (channel types, reorg
+//! depths, crash points, failures).
+//!
 //! CI runs 24 cases (static remote key and anchors), 12 of zero-fee commitments
-//! (`MODEL_ZERO_FEE_CASES`), and one case of a channel with 100–150 HTLCs each way (`MODEL_LARGE_CASES`;
+//! (`MODEL_ZERO_FEE_CASES`), 12 with failing signers and wallets, and one case of a channel with 100–150 HTLCs each way (`MODEL_LARGE_CASES`;
 //! `MODEL_LARGE_MAX=483` for the protocol maximum).
 //! A longer run:
 //!
@@ -132,6 +143,19 @@ enum Op {
     /// A block whose actions are executed only up to this index: the node crashes there and
     /// restarts from the store.
     CrashMidStep(Index),
+    /// A block whose step's actions are executed up to any index of them — not only the first
+    /// 12 as [`Op::CrashMidStep`] — then a restart ([`random_traces_with_failing_signers_and_wallets_keep_the_invariants`]).
+    CrashAnyAction(Index),
+    /// The signer refuses every request for this many blocks (down, locked), then answers.
+    SignerDown(u32),
+    /// We ask for a force close while the signer is down, and it stays down this many blocks.
+    SignerDownAtClose(u32),
+    /// The wallet cannot fund any request for this many blocks, then can.
+    WalletDown(u32),
+    /// A block's signing and funding requests are answered a block late.
+    LateAnswers,
+    /// The node tells the wallet's confirmed balance.
+    WalletBalance(u64),
     /// The peer's preimage claim of an HTLC on its confirmed commitment appears in the mempool
     /// (unconfirmed: it may confirm later, or never).
     MempoolPeerClaim(Index),
@@ -198,7 +222,7 @@ fn htlc(outgoing: bool, anchors: bool) -> impl Strategy<Value = HtlcSpec> {
         )
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn op() -> BoxedStrategy<Op> {
     prop_oneof![
         6 => (1u32..=3).prop_map(Op::Empty),
         1 => Just(Op::PeerClose),
@@ -229,6 +253,22 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<Index>(), 0u8..3).prop_map(|(i, r)| Op::MempoolDrop(i, r)),
         1 => Just(Op::MineMempool),
     ]
+    .boxed()
+}
+
+/// [`op`], with a signer and a wallet that fail, refuse or answer late, wallet balances, and
+/// crashes at any action index of a step.
+fn faulty_op() -> BoxedStrategy<Op> {
+    prop_oneof![
+        10 => op(),
+        1 => (1u32..=3).prop_map(Op::SignerDown),
+        1 => (1u32..=3).prop_map(Op::SignerDownAtClose),
+        1 => (1u32..=3).prop_map(Op::WalletDown),
+        1 => Just(Op::LateAnswers),
+        1 => (0u64..=2_000_000).prop_map(Op::WalletBalance),
+        2 => any::<Index>().prop_map(Op::CrashAnyAction),
+    ]
+    .boxed()
 }
 
 /// HTLCs each way: none (so a cooperative close can happen) about one case in six, else up to
@@ -275,12 +315,27 @@ fn wallet(max: usize) -> BoxedStrategy<(u32, u64)> {
 /// wallet every fee spike ends (a spike that never ends can leave a thin wallet unable to pay
 /// for a claim at all: a loss, but no defect).
 fn case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
-    case_of(max, ops, any::<bool>().prop_map(|anchors| (anchors, false)))
+    case_of(
+        max,
+        ops,
+        any::<bool>().prop_map(|anchors| (anchors, false)),
+        op,
+    )
 }
 
 /// [`case`] for zero-fee commitment channels only.
 fn zero_fee_case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
-    case_of(max, ops, Just((true, true)))
+    case_of(max, ops, Just((true, true)), op)
+}
+
+/// [`case`] of any channel type with [`faulty_op`]s.
+fn faulty_case(max: usize, ops: Range<usize>) -> impl Strategy<Value = Case> {
+    let types = prop_oneof![
+        Just((false, false)),
+        Just((true, false)),
+        Just((true, true)),
+    ];
+    case_of(max, ops, types, faulty_op)
 }
 
 /// A case whose channel type (`anchors`, `zero_fee`) comes from `types`.
@@ -288,6 +343,7 @@ fn case_of(
     max: usize,
     ops: Range<usize>,
     types: impl Strategy<Value = (bool, bool)>,
+    ops_of: fn() -> BoxedStrategy<Op>,
 ) -> impl Strategy<Value = Case> {
     types.prop_flat_map(move |(anchors, zero_fee)| {
         (
@@ -296,7 +352,7 @@ fn case_of(
             htlcs(true, anchors, max),
             htlcs(false, anchors, max),
             pending(anchors, max),
-            prop::collection::vec(op(), ops.clone()),
+            prop::collection::vec(ops_of(), ops.clone()),
         )
             .prop_map(move |(seed, wallet, mut out, inc, pending, mut ops)| {
                 out.extend(inc);
@@ -360,6 +416,11 @@ struct Model {
     resolutions: BTreeMap<OutPoint, Resolution>,
     summary: Option<CloseSummary>,
     checked_reports: usize,
+    /// What the trace did, for the run's distribution: reorg depths, crash points (the action
+    /// index out of how many the step had), failing signers and wallets.
+    tally: BTreeMap<String, u64>,
+    /// Whether we asked for a force close while the channel was open.
+    close_requested: bool,
 }
 
 impl Model {
@@ -475,6 +536,8 @@ impl Model {
             resolutions: BTreeMap::new(),
             summary: None,
             checked_reports: 0,
+            tally: BTreeMap::new(),
+            close_requested: false,
         };
         m.commitments = Model::commitments(m.h.sim(id));
         m.check_step();
@@ -642,6 +705,21 @@ impl Model {
     /// Mine a block with those of `candidates` that are valid on the tip (in order; a
     /// transaction may spend an earlier one of the same block).
     fn mine_block(&mut self, candidates: Vec<Transaction>, salted: bool) {
+        let txs = self.valid_on_tip(candidates);
+        let salt = if salted {
+            self.salt += 1;
+            self.salt
+        } else {
+            0
+        };
+        self.h.mine_salted(txs, salt);
+        self.check_step();
+        self.mempool_after_block();
+    }
+
+    /// Those of `candidates` a block on the tip can carry, in order (a transaction may spend an
+    /// earlier one of the same block).
+    fn valid_on_tip(&self, candidates: Vec<Transaction>) -> Vec<Transaction> {
         let next = self.tip() + 1;
         let mut utxos = self.utxos();
         let mut txs: Vec<Transaction> = Vec::new();
@@ -673,15 +751,97 @@ impl Model {
             }
             txs.push(tx);
         }
-        let salt = if salted {
-            self.salt += 1;
-            self.salt
-        } else {
-            0
+        txs
+    }
+
+    /// Mine a block of our claims whose step's actions are executed only up to an index drawn
+    /// over all of them (counted on a copy of the node that runs the whole step): the node
+    /// crashes there, then restarts from the store.
+    fn crash_at_any_action(&mut self, idx: &Index) {
+        let txs = self.valid_on_tip(self.ours());
+        let mut whole = self.h.clone();
+        whole.answers.budget = Some(usize::MAX);
+        whole.mine_salted(txs.clone(), 0);
+        let executed = usize::MAX - whole.answers.budget.unwrap_or(usize::MAX);
+        let at = idx.index(executed.max(1));
+        let bucket = match at {
+            0..=1 => at.to_string(),
+            2..=4 => "2-4".to_string(),
+            5..=11 => "5-11".to_string(),
+            _ => "12+".to_string(),
         };
-        self.h.mine_salted(txs, salt);
+        *self
+            .tally
+            .entry(format!("crash at action {bucket}"))
+            .or_default() += 1;
+        self.h.answers.budget = Some(at);
+        self.mine_block(txs, false);
+        self.h.answers.budget = None;
+        self.restart();
+    }
+
+    /// The operator asks for a force close.
+    fn our_close(&mut self) {
+        if let Ok(actions) = self.h.try_feed(Event::ForceCloseRequested {
+            channel: self.id,
+            reason: ForceCloseReason::User,
+        }) {
+            self.close_requested = self.close_requested || self.close().is_none();
+            self.h.answer(&actions);
+        }
         self.check_step();
-        self.mempool_after_block();
+    }
+
+    /// Why the channel must have closed on chain by now, if it must: our force close was
+    /// requested, or an outgoing HTLC with an output on our commitment expired (BOLT 5: the
+    /// channel fails once an offered HTLC times out).
+    fn forced_close(&self) -> Option<String> {
+        if self.close_requested {
+            return Some("our force close request".to_string());
+        }
+        let sim = self.h.sim(self.id);
+        let on_ours = sim
+            .state(Party::Local, sim.local_commitment_number())
+            .ok()?;
+        self.htlcs
+            .iter()
+            .filter(|x| x.key.direction == HtlcDirection::Outgoing)
+            .filter(|x| on_ours.htlcs.contains_key(&x.key) && !self.dust_on_ours(&x.key))
+            .find(|x| x.cltv_expiry < self.tip())
+            .map(|x| {
+                format!(
+                    "outgoing HTLC {} expired at {}",
+                    x.key.htlc_id, x.cltv_expiry
+                )
+            })
+    }
+
+    /// Mine `blocks` blocks of our claims while the signer refuses (`signer`) or the wallet
+    /// cannot fund (otherwise) every request, then recover.
+    fn refusing(&mut self, signer: bool, blocks: u32) {
+        if signer {
+            self.h.answers.refuse_signing = Some("signer unavailable".to_string());
+        } else {
+            self.h.answers.refuse_funding = Some("insufficient funds".to_string());
+        }
+        for _ in 0..blocks {
+            let c = self.ours();
+            self.mine_block(c, false);
+        }
+        self.h.answers.refuse_signing = None;
+        self.h.answers.refuse_funding = None;
+    }
+
+    /// A block whose signing and funding requests are answered late: after the next block,
+    /// when the engine may have superseded them.
+    fn late_answers(&mut self) {
+        self.h.answers.hold = true;
+        let c = self.ours();
+        self.mine_block(c, false);
+        self.h.answers.hold = false;
+        self.mine_block(Vec::new(), false);
+        self.h.release_held();
+        self.check_step();
     }
 
     /// The peer's transaction `tx` enters the mempool (once).
@@ -781,6 +941,25 @@ impl Model {
 
     fn run(&mut self, op: &Op) {
         self.steps += 1;
+        let what = match op {
+            Op::Reorg { depth, .. } => Some(format!("reorg depth {depth}")),
+            Op::ReorgSwap => Some("reorg swapping the close".to_string()),
+            Op::CrashMidStep(_) => Some("crash mid-step (first 12 actions)".to_string()),
+            Op::Restart => Some("restart".to_string()),
+            Op::SignerDown(n) => Some(format!("signer down {n} blocks")),
+            Op::SignerDownAtClose(n) => Some(format!("signer down {n} blocks at our close")),
+            Op::WalletDown(n) => Some(format!("wallet down {n} blocks")),
+            Op::LateAnswers => Some("late answers".to_string()),
+            Op::WalletBalance(_) => Some("wallet balance".to_string()),
+            Op::Reject(_) => Some("mempool rejects a block's broadcasts".to_string()),
+            Op::MempoolPeerClaim(_) | Op::MempoolPeerClose | Op::MempoolDrop(..) => {
+                Some("peer mempool event".to_string())
+            }
+            _ => None,
+        };
+        if let Some(what) = what {
+            *self.tally.entry(what).or_default() += 1;
+        }
         match op {
             Op::Empty(n) => {
                 for _ in 0..*n {
@@ -883,14 +1062,22 @@ impl Model {
                 self.h.answers.budget = None;
                 self.restart();
             }
-            Op::OurClose => {
-                if let Ok(actions) = self.h.try_feed(Event::ForceCloseRequested {
-                    channel: self.id,
-                    reason: ForceCloseReason::User,
-                }) {
-                    self.h.answer(&actions);
-                }
+            Op::CrashAnyAction(idx) => self.crash_at_any_action(idx),
+            Op::SignerDown(blocks) => self.refusing(true, *blocks),
+            Op::WalletDown(blocks) => self.refusing(false, *blocks),
+            Op::LateAnswers => self.late_answers(),
+            Op::WalletBalance(sat) => {
+                let actions = self.h.feed(Event::WalletBalance {
+                    confirmed_sat: *sat,
+                });
+                self.h.answer(&actions);
                 self.check_step();
+            }
+            Op::OurClose => self.our_close(),
+            Op::SignerDownAtClose(blocks) => {
+                self.h.answers.refuse_signing = Some("signer unavailable".to_string());
+                self.our_close();
+                self.refusing(true, *blocks);
             }
             Op::MineOurs => {
                 let c = self.ours();
@@ -1401,7 +1588,16 @@ impl Model {
             );
         }
         let Some((holder, _, close_txid, _)) = self.close() else {
-            // Never closed: only possible when nothing forced it.
+            // Never closed on a commitment: a cooperative close, or nothing forced a close.
+            if self.spender(&self.funding_outpoint()).is_none() {
+                let forced = self.forced_close();
+                assert!(
+                    forced.is_none(),
+                    "the channel is still open at {} though {} forced a close",
+                    self.tip(),
+                    forced.unwrap_or_default()
+                );
+            }
             return;
         };
         let ledger = self.h.arb.ledger();
@@ -1639,33 +1835,59 @@ fn run_case(case: &Case) {
     if std::env::var("MODEL_CRASH_ANYWHERE").is_ok_and(|v| v == "1") {
         m.h.check_crash_anywhere();
     }
+    let kind = if case.zero_fee {
+        "zero-fee commitments"
+    } else if case.anchors && case.wallet.1 < 200_000 {
+        "anchors, thin wallet"
+    } else if case.anchors {
+        "anchors"
+    } else {
+        "static-remote-key"
+    };
     let mut s = STATS.lock().unwrap_or_else(|e| e.into_inner());
-    s.0 += 1;
-    s.1 += m.h.trace.steps.len() as u64;
-    *s.2.entry(m.close_kind()).or_default() += 1;
+    s.cases += 1;
+    s.events += m.h.trace.steps.len() as u64;
+    *s.closes.entry(m.close_kind()).or_default() += 1;
+    *s.types.entry(kind).or_default() += 1;
+    for (what, n) in &m.tally {
+        *s.tally.entry(what.clone()).or_default() += n;
+    }
     eprintln!(
-        "model: case {} ({}, {} htlcs) ops {} events {} (mean events {}; closes {:?})",
-        s.0,
-        if case.zero_fee {
-            "zero-fee commitments"
-        } else if case.anchors && case.wallet.1 < 200_000 {
-            "anchors, thin wallet"
-        } else if case.anchors {
-            "anchors"
-        } else {
-            "static-remote-key"
-        },
+        "model: case {} ({kind}, {} htlcs) ops {} events {} (mean events {}; closes {:?})",
+        s.cases,
         case.htlcs.len(),
         m.steps,
         m.h.trace.steps.len(),
-        s.1 / s.0,
-        s.2
+        s.events / s.cases,
+        s.closes
     );
+    if s.cases.is_multiple_of(100) {
+        eprintln!(
+            "model: distribution after {} cases: channel types {:?}; what happened {:?}",
+            s.cases, s.types, s.tally
+        );
+    }
 }
 
-/// Cases run, events fed, and how many ended in each kind of close.
-static STATS: std::sync::Mutex<(u64, u64, BTreeMap<&'static str, u64>)> =
-    std::sync::Mutex::new((0, 0, BTreeMap::new()));
+/// What the cases run so far generated.
+struct Stats {
+    cases: u64,
+    events: u64,
+    /// How each case's channel ended.
+    closes: BTreeMap<&'static str, u64>,
+    /// Channel types (and thin wallets).
+    types: BTreeMap<&'static str, u64>,
+    /// Reorg depths, crash points, failing signers and wallets: [`Model::tally`].
+    tally: BTreeMap<String, u64>,
+}
+
+static STATS: std::sync::Mutex<Stats> = std::sync::Mutex::new(Stats {
+    cases: 0,
+    events: 0,
+    closes: BTreeMap::new(),
+    types: BTreeMap::new(),
+    tally: BTreeMap::new(),
+});
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases("PROPTEST_CASES", 24), max_shrink_iters: 256, failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model.txt"))), ..ProptestConfig::default() })]
@@ -1682,6 +1904,18 @@ proptest! {
     /// Zero-fee commitment channels, as many cases as each of the two other types above.
     #[test]
     fn random_zero_fee_traces_keep_the_invariants(case in zero_fee_case(12, 5..40)) {
+        run_case(&case);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases("MODEL_FAULTY_CASES", 12), max_shrink_iters: 256, failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model-faulty.txt"))), ..ProptestConfig::default() })]
+
+    /// Every channel type, with a signer that is down for blocks, a wallet that cannot fund,
+    /// answers that come a block late (after the engine superseded the request), wallet
+    /// balances, and crashes at any action index of a step.
+    #[test]
+    fn random_traces_with_failing_signers_and_wallets_keep_the_invariants(case in faulty_case(12, 5..40)) {
         run_case(&case);
     }
 }
