@@ -16,6 +16,12 @@ use contractcourt_sync::store::{MemoryStore, SqliteStore, Store, StoreError, SCH
 use serde_json::json;
 
 // The PostgreSQL store's tests (a module of this binary: no new test target).
+#[path = "store/pg_cluster.rs"]
+mod pg_cluster;
+#[path = "store/pg_proxy.rs"]
+mod pg_proxy;
+#[path = "store/pg_reconnect.rs"]
+mod pg_reconnect;
 #[path = "store/pg_support.rs"]
 mod pg_support;
 #[path = "store/postgres.rs"]

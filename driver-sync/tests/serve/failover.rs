@@ -16,7 +16,7 @@ use crate::serve_kit::*;
 use crate::sigkill::{close_with_htlcs, seed, seeded_kills, Deploy, Serving, KILLS};
 
 /// The lease of the tests' `serve`s: a standby takes over at most this long after a kill.
-const LEASE_MS: u64 = 1000;
+pub(crate) const LEASE_MS: u64 = 1000;
 
 /// The PostgreSQL test server (`scripts/test` starts one), or a failure saying what is missing.
 fn postgres_url() -> String {
@@ -74,9 +74,21 @@ impl HotStandby {
     }
 }
 
-/// `serve --postgres` number `n`, with a socket and a log of its own. It binds its socket only
-/// once it holds the lease.
+/// `serve --postgres` number `n` on the test server, with a socket and a log of its own. It
+/// binds its socket only once it holds the lease.
 fn spawn_pg(
+    dir: &Path,
+    bitcoind: &str,
+    args: &[String],
+    schema: &str,
+    n: usize,
+) -> (ServeProcess, PathBuf) {
+    spawn_pg_on(&postgres_url(), dir, bitcoind, args, schema, n)
+}
+
+/// As [`spawn_pg`], on the PostgreSQL server at `url`.
+pub(crate) fn spawn_pg_on(
+    url: &str,
     dir: &Path,
     bitcoind: &str,
     args: &[String],
@@ -88,7 +100,7 @@ fn spawn_pg(
     let cookie = dir.join("cookie");
     let child = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
         .arg("serve")
-        .args(["--postgres", &postgres_url(), "--postgres-schema", schema])
+        .args(["--postgres", url, "--postgres-schema", schema])
         .args(["--lease-ms", &LEASE_MS.to_string()])
         .arg("--socket")
         .arg(&socket)
@@ -103,7 +115,7 @@ fn spawn_pg(
     (ServeProcess(child), socket)
 }
 
-fn wait_for_socket(socket: &Path, dir: &Path) {
+pub(crate) fn wait_for_socket(socket: &Path, dir: &Path) {
     let deadline = Instant::now() + TIMEOUT;
     while !socket.exists() {
         assert!(
@@ -116,7 +128,7 @@ fn wait_for_socket(socket: &Path, dir: &Path) {
     }
 }
 
-fn logs(dir: &Path) -> String {
+pub(crate) fn logs(dir: &Path) -> String {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
