@@ -19,6 +19,7 @@ struct ServerRestarted {
     dir: PathBuf,
     schema: String,
     serve: (ServeProcess, PathBuf),
+    restarts: usize,
     /// Dropped last: `serve` is stopped before its server.
     cluster: PrivateCluster,
 }
@@ -33,6 +34,7 @@ impl ServerRestarted {
             dir: dir.to_path_buf(),
             schema: schema.to_string(),
             serve,
+            restarts: 0,
         }
     }
 
@@ -60,6 +62,7 @@ impl Serving for ServerRestarted {
     /// mined once it is back.
     fn kill_and_recover(&mut self, meanwhile: &mut dyn FnMut()) {
         self.cluster.restart();
+        self.restarts += 1;
         meanwhile();
         self.assert_running();
     }
@@ -79,6 +82,13 @@ impl Serving for ServerRestarted {
 
     fn finish(&mut self, _mine: &mut dyn FnMut()) {
         self.assert_running();
+        // A failed renewal is logged once per outage, not at every try.
+        let log = self.log();
+        let failures = log.matches("renewing the store's lease failed").count();
+        assert!(
+            failures <= self.restarts,
+            "{failures} renewal failures logged: {log}"
+        );
     }
 }
 

@@ -42,7 +42,7 @@ mod rows;
 mod schema;
 
 use conn::{connect, Conn};
-pub use lease::DEFAULT_LEASE;
+pub use lease::{LeaseWatch, DEFAULT_LEASE};
 pub use schema::PG_SCHEMA_VERSION;
 
 /// Where a PostgreSQL store lives and how its lease behaves.
@@ -82,6 +82,8 @@ pub struct PostgresStore {
     config: PostgresConfig,
     /// The fencing token of the lease this store holds (`None`: opened read-only).
     token: Option<i64>,
+    /// The owner's heartbeat, which bounds the renewer's renewals.
+    watch: LeaseWatch,
     /// Renews the lease; releases it when dropped (declared after the client: dropped first).
     _renewer: Option<lease::Renewer>,
 }
@@ -141,6 +143,7 @@ impl PostgresStore {
                 }),
                 config,
                 token: None,
+                watch: LeaseWatch::new(),
                 _renewer: None,
             }),
         }
@@ -166,7 +169,14 @@ impl PostgresStore {
             None => lease::try_take(&mut client, config.lease)?,
             Some((poll, give_up)) => lease::wait_take(&mut client, config.lease, poll, give_up)?,
         };
-        let renewer = lease::Renewer::start(&config.url, &config.schema, token, config.lease);
+        let watch = LeaseWatch::new();
+        let renewer = lease::Renewer::start(
+            &config.url,
+            &config.schema,
+            token,
+            config.lease,
+            watch.clone(),
+        );
         Ok(PostgresStore {
             conn: RefCell::new(Conn {
                 stmts: rows::Statements::prepare(&mut client)?,
@@ -174,6 +184,7 @@ impl PostgresStore {
             }),
             config,
             token: Some(token),
+            watch,
             _renewer: Some(renewer),
         })
     }
@@ -182,6 +193,13 @@ impl PostgresStore {
     /// opened read-only.
     pub fn token(&self) -> Option<i64> {
         self.token
+    }
+
+    /// The owner's heartbeat: a handle for the owner's loop to say it is alive
+    /// ([`LeaseWatch::beat`]) when it calls the store seldom. Every store call beats too; the
+    /// lease is renewed up to a lease after the last beat, so a hung owner loses it.
+    pub fn watch(&self) -> LeaseWatch {
+        self.watch.clone()
     }
 
     /// The configuration it was opened with.
@@ -201,7 +219,9 @@ impl PostgresStore {
         let (Some(token), lease) = (self.token, self.config.lease) else {
             return Err(StoreError::ReadOnly);
         };
+        let watch = &self.watch;
         conn::retrying(self.conn.get_mut(), &self.config, |c| {
+            watch.beat();
             let mut tx = c.client.transaction().map_err(pg(context))?;
             lease::fence(&mut tx, &c.stmts, token, lease)?;
             let out = f(&mut tx, &c.stmts)?;
@@ -244,7 +264,10 @@ impl PostgresStore {
         &self,
         mut f: impl FnMut(&mut Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        conn::retrying(&mut self.conn.borrow_mut(), &self.config, |c| f(c))
+        conn::retrying(&mut self.conn.borrow_mut(), &self.config, |c| {
+            self.watch.beat();
+            f(c)
+        })
     }
 }
 
