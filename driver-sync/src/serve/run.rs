@@ -121,7 +121,7 @@ pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
     };
     let mut resumed = false;
     while !stop.load(Ordering::SeqCst) {
-        beat(watch.as_ref());
+        beat(watch.as_ref())?;
         if !resumed {
             state.node_lines(&mut driver, true);
             resumed = state.start(&mut driver)?;
@@ -129,27 +129,41 @@ pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
             state.poll(&mut driver)?;
         }
         let wait = state.outage.as_ref().map_or(state.config.poll, |o| o.wait);
-        sleep_unless_stopped(wait, stop, watch.as_ref());
+        sleep_unless_stopped(wait, stop, watch.as_ref())?;
     }
     tracing::info!("stopped");
     Ok(())
 }
 
 /// The loop is alive (a PostgreSQL store's lease is renewed only while it beats: a hung loop
-/// loses it to a standby).
-fn beat(watch: Option<&LeaseWatch>) {
-    if let Some(w) = watch {
-        w.beat();
+/// loses it to a standby); an error if the lease was found taken over (by the renewer, within
+/// a third of the lease, or a refused write): this `serve` can write nothing and stops now,
+/// not at its next commit (which, with only node messages coming, may be a minute away).
+fn beat(watch: Option<&LeaseWatch>) -> Result<(), ServeError> {
+    let Some(w) = watch else {
+        return Ok(());
+    };
+    if w.fenced() {
+        return Err(ServeError::Store(
+            "fenced: another serve took the store's lease over".into(),
+        ));
     }
+    w.beat();
+    Ok(())
 }
 
 /// Sleep `wait` (a loop waiting is alive: it beats), or less if `stop` is set.
-fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool, watch: Option<&LeaseWatch>) {
+fn sleep_unless_stopped(
+    wait: Duration,
+    stop: &AtomicBool,
+    watch: Option<&LeaseWatch>,
+) -> Result<(), ServeError> {
     let end = Instant::now() + wait;
     while Instant::now() < end && !stop.load(Ordering::SeqCst) {
-        beat(watch);
+        beat(watch)?;
         std::thread::sleep(Duration::from_millis(20).min(end - Instant::now()));
     }
+    Ok(())
 }
 
 /// A driver error that ends `serve`: the store is unusable.

@@ -31,20 +31,20 @@ fn postgres_url() -> String {
 }
 
 /// Two `serve`s on one PostgreSQL store: the running one and its standby.
-struct HotStandby {
+pub(crate) struct HotStandby {
     dir: PathBuf,
     bitcoind: String,
     args: Vec<String>,
     schema: String,
-    active: (ServeProcess, PathBuf),
-    standby: (ServeProcess, PathBuf),
+    pub(crate) active: (ServeProcess, PathBuf),
+    pub(crate) standby: (ServeProcess, PathBuf),
     started: usize,
     /// How long each takeover took, from the kill to the standby's socket.
     takeovers: Vec<Duration>,
 }
 
 impl HotStandby {
-    fn start(dir: &Path, bitcoind: &str, args: Vec<String>, schema: &str) -> Self {
+    pub(crate) fn start(dir: &Path, bitcoind: &str, args: Vec<String>, schema: &str) -> Self {
         let first = spawn_pg(dir, bitcoind, &args, schema, 0);
         wait_for_socket(&first.1, dir);
         let standby = spawn_pg(dir, bitcoind, &args, schema, 1);
@@ -146,7 +146,7 @@ pub(crate) fn logs(dir: &Path) -> String {
         .collect()
 }
 
-fn signal(process: &ServeProcess, name: &str) {
+pub(crate) fn signal(process: &ServeProcess, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &process.id().to_string()])
         .status()
@@ -238,7 +238,7 @@ impl Drop for HotStandby {
 }
 
 /// A schema no other run uses.
-fn schema(name: &str) -> String {
+pub(crate) fn schema(name: &str) -> String {
     format!("failover_{name}_{}", std::process::id())
 }
 

@@ -107,7 +107,9 @@ pub(super) fn fence(
     Ok(())
 }
 
-/// The owner's liveness, shared with its renewer: when it last showed it is alive.
+/// The owner's side of its lease, shared with its renewer: when the owner last showed it is
+/// alive, and whether the lease was found taken over (by the renewer or a refused write), so
+/// an owner that writes seldom learns it at once.
 #[derive(Clone, Debug)]
 pub struct LeaseWatch(Arc<Watch>);
 
@@ -116,6 +118,8 @@ struct Watch {
     born: Instant,
     /// Milliseconds after `born` of the last beat.
     beat_ms: AtomicU64,
+    /// Another process took the lease over.
+    fenced: AtomicBool,
 }
 
 impl LeaseWatch {
@@ -123,7 +127,17 @@ impl LeaseWatch {
         LeaseWatch(Arc::new(Watch {
             born: Instant::now(),
             beat_ms: AtomicU64::new(0),
+            fenced: AtomicBool::new(false),
         }))
+    }
+
+    /// Whether the lease was found taken over: the store can write nothing more.
+    pub fn fenced(&self) -> bool {
+        self.0.fenced.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn set_fenced(&self) {
+        self.0.fenced.store(true, Ordering::SeqCst);
     }
 
     /// The owner is alive (the store calls this on every read and write; `serve` on every turn
@@ -270,6 +284,7 @@ fn renew_loop(held: &Held, watch: &LeaseWatch, stop: &AtomicBool) {
                         token = held.token,
                         "the lease was taken over: not renewing it"
                     );
+                    watch.set_fenced();
                     return;
                 }
                 Err(e) => {

@@ -220,14 +220,18 @@ impl PostgresStore {
             return Err(StoreError::ReadOnly);
         };
         let watch = &self.watch;
-        conn::retrying(self.conn.get_mut(), &self.config, |c| {
+        let written = conn::retrying(self.conn.get_mut(), &self.config, |c| {
             watch.beat();
             let mut tx = c.client.transaction().map_err(pg(context))?;
             lease::fence(&mut tx, &c.stmts, token, lease)?;
             let out = f(&mut tx, &c.stmts)?;
             tx.commit().map_err(pg(context))?;
             Ok(out)
-        })
+        });
+        if matches!(written, Err(StoreError::Fenced { .. })) {
+            watch.set_fenced();
+        }
+        written
     }
 
     /// A write that appends event `json` (with its step digest and batches, if any) as the next
