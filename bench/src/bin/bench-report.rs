@@ -327,8 +327,99 @@ impl Report {
                 );
             }
         }
+        self.render_postgres(&mut s);
         s
     }
+
+    /// Section 8: the `*_postgres` groups (`persist_postgres`, `restart_postgres`) beside the
+    /// SQLite ones of the same run.
+    fn render_postgres(&self, s: &mut String) {
+        let _ = writeln!(s, "\n### 8. PostgreSQL store against SQLite (same run)\n");
+        let _ = writeln!(
+            s,
+            "| bench | SQLite | PostgreSQL | PostgreSQL / SQLite |\n|---|---|---|---|"
+        );
+        let steps = self.x("persist/steps").copied().unwrap_or(f64::NAN);
+        for (name, label) in [
+            ("one_tx_per_step", "one transaction per step"),
+            ("grouped_10", "10 steps per transaction"),
+            ("grouped_100", "100 steps per transaction"),
+        ] {
+            let rate = |group: &str| steps / (self.mean(&format!("{group}/{name}")) / 1e9);
+            let (lite, pg) = (rate("persist"), rate("persist_postgres"));
+            let _ = writeln!(
+                s,
+                "| persist, {label} | {} | {} | {} |",
+                per_second(lite),
+                per_second(pg),
+                ratio(pg, lite),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "| restart, 10k channels (criterion) | {} | {} | {} |",
+            time(self.mean("restart/10000")),
+            time(self.mean("restart_postgres/10000")),
+            ratio(
+                self.mean("restart_postgres/10000"),
+                self.mean("restart/10000")
+            ),
+        );
+        let _ = writeln!(
+            s,
+            "\n| channels | phase | SQLite | PostgreSQL | PostgreSQL / SQLite |\n|---:|---|---:|---:|---:|"
+        );
+        for n in ["10000", "100000"] {
+            for (key, phase) in [
+                ("open_ms", "open"),
+                ("load_ms", "load every record"),
+                ("total_ms", "**restart to `Resumed`**"),
+            ] {
+                let ms = |group: &str| self.x(&format!("{group}/{n}/{key}")).copied();
+                let (lite, pg) = (ms("restart"), ms("restart_postgres"));
+                let _ = writeln!(
+                    s,
+                    "| {n} | {phase} | {} | {} | {} |",
+                    millis(lite),
+                    millis(pg),
+                    ratio(pg.unwrap_or(f64::NAN), lite.unwrap_or(f64::NAN)),
+                );
+            }
+        }
+    }
+}
+
+/// A rate: `1,222 steps/s` below ten thousand, `10.5k steps/s` from there.
+fn per_second(v: f64) -> String {
+    if !v.is_finite() {
+        "—".into()
+    } else if v >= 1e4 {
+        format!("{:.1}k steps/s", v / 1e3)
+    } else {
+        format!("{} steps/s", thousands(v))
+    }
+}
+
+/// Milliseconds, rounded, with thousands separators.
+fn millis(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or("—".into(), |v| format!("{} ms", thousands(v)))
+}
+
+/// `v` rounded to an integer, with `,` between thousands.
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0.0 && digits != "0" {
+        out.insert(0, '-');
+    }
+    out
 }
 
 fn main() {
@@ -374,5 +465,73 @@ fn main() {
             eprintln!("bench-report: cannot write {}: {err}", path.display());
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A criterion result as criterion writes it: `<dir>/<group>/<bench>/new/`.
+    fn bench(dir: &Path, id: &str, mean_ns: f64) {
+        let new = dir.join(id.replace('/', "_")).join("new");
+        std::fs::create_dir_all(&new).unwrap();
+        let full = serde_json::json!({ "full_id": id });
+        std::fs::write(new.join("benchmark.json"), full.to_string()).unwrap();
+        let est = serde_json::json!({ "mean": { "point_estimate": mean_ns,
+            "confidence_interval": { "lower_bound": mean_ns * 0.9, "upper_bound": mean_ns * 1.1 } } });
+        std::fs::write(new.join("estimates.json"), est.to_string()).unwrap();
+    }
+
+    #[test]
+    fn the_postgres_groups_are_rendered_beside_sqlite() {
+        let dir = std::env::temp_dir().join(format!("bench-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        bench(&dir.join("persist"), "persist/one_tx_per_step", 0.5e9);
+        bench(&dir.join("persist"), "persist/grouped_10", 0.1e9);
+        bench(&dir.join("persist"), "persist/grouped_100", 0.02e9);
+        bench(&dir.join("pp"), "persist_postgres/one_tx_per_step", 1.0e9);
+        bench(&dir.join("pp"), "persist_postgres/grouped_10", 0.25e9);
+        bench(&dir.join("restart"), "restart/10000", 1.2e9);
+        bench(&dir.join("rp"), "restart_postgres/10000", 1.5e9);
+        let lines = [
+            r#"{"name":"persist/steps","value":1000,"unit":"steps"}"#,
+            r#"{"name":"restart/100000/open_ms","value":1827.2,"unit":"ms"}"#,
+            r#"{"name":"restart/100000/total_ms","value":7308,"unit":"ms"}"#,
+            r#"{"name":"restart_postgres/100000/open_ms","value":13.4,"unit":"ms"}"#,
+            r#"{"name":"restart_postgres/100000/load_ms","value":3715,"unit":"ms"}"#,
+            r#"{"name":"restart_postgres/100000/total_ms","value":9025,"unit":"ms"}"#,
+        ];
+        std::fs::write(dir.join("extra.jsonl"), lines.join("\n")).unwrap();
+        let mut est = BTreeMap::new();
+        estimates(&dir, &mut est);
+        let report = Report {
+            est,
+            extra: extras(&dir.join("extra.jsonl")),
+        };
+        let text = report.render();
+        let _ = std::fs::remove_dir_all(&dir);
+        let section = &text[text.find("### 8.").expect("a PostgreSQL section")..];
+        for row in [
+            "| persist, one transaction per step | 2,000 steps/s | 1,000 steps/s | 0.50× |",
+            "| persist, 10 steps per transaction | 10.0k steps/s | 4,000 steps/s | 0.40× |",
+            "| persist, 100 steps per transaction | 50.0k steps/s | — | — |",
+            "| restart, 10k channels (criterion) | 1.20 s | 1.50 s | 1.25× |",
+            "| 100000 | open | 1,827 ms | 13 ms | 0.01× |",
+            "| 100000 | load every record | — | 3,715 ms | — |",
+            "| 100000 | **restart to `Resumed`** | 7,308 ms | 9,025 ms | 1.23× |",
+            "| 10000 | open | — | — | — |",
+        ] {
+            assert!(section.contains(row), "{row}\nnot in\n{section}");
+        }
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1222.4), "1,222");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(thousands(-1500.0), "-1,500");
     }
 }

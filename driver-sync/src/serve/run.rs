@@ -25,7 +25,7 @@ use super::ServeStore;
 use crate::chain::fees::LiveSource;
 use crate::driver::io::lock;
 use crate::driver::{Driver, DriverError, DriverErrorKind, Io, SourceError};
-use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
+use crate::store::{LeaseWatch, PostgresStore, SqliteStore, Store, StoreError};
 
 /// Seconds between two `Tick` events.
 const TICK_SECS: u64 = 60;
@@ -52,15 +52,18 @@ struct Loop {
     in_download: bool,
 }
 
-/// Open the store with the engine's node record (where the configuration the engine ran with
-/// is kept). A PostgreSQL store is a hot standby's: its lease is waited for, however long.
-fn open_store(config: &StoreConfig) -> Result<(ServeStore, Option<Record>), ServeError> {
+/// An open store, its node record (where the configuration the engine ran with is kept) and,
+/// for PostgreSQL, its lease's watch (the loop's heartbeat).
+type Opened = (ServeStore, Option<Record>, Option<LeaseWatch>);
+
+/// Open the store. A PostgreSQL store is a hot standby's: its lease is waited for, however long.
+fn open_store(config: &StoreConfig) -> Result<Opened, ServeError> {
     let failed = |e: StoreError| ServeError::Store(format!("{config}: {e}"));
     match config {
         StoreConfig::Sqlite(path) => {
             let store = SqliteStore::open(path).map_err(failed)?;
             let node = store.record(&RecordKey::Node).map_err(failed)?;
-            Ok((Box::new(store), node))
+            Ok((Box::new(store), node, None))
         }
         StoreConfig::Postgres(pg) => {
             tracing::info!(schema = %pg.schema, lease_ms = pg.lease.as_millis() as u64, "waiting for the store's lease");
@@ -68,14 +71,15 @@ fn open_store(config: &StoreConfig) -> Result<(ServeStore, Option<Record>), Serv
             let store = PostgresStore::open_standby(pg.clone(), poll, None).map_err(failed)?;
             tracing::info!(token = store.token(), "holding the store's lease");
             let node = store.load().map_err(failed)?.remove(&RecordKey::Node);
-            Ok((Box::new(store), node))
+            let watch = store.watch();
+            Ok((Box::new(store), node, Some(watch)))
         }
     }
 }
 
 /// Run `serve` until `stop` is set (checked once per poll).
 pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
-    let (store, node) = open_store(&config.store)?;
+    let (store, node, watch) = open_store(&config.store)?;
     let stored = node
         .as_ref()
         .and_then(contractcourt_core::chain::stored_config)
@@ -117,6 +121,7 @@ pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
     };
     let mut resumed = false;
     while !stop.load(Ordering::SeqCst) {
+        beat(watch.as_ref())?;
         if !resumed {
             state.node_lines(&mut driver, true);
             resumed = state.start(&mut driver)?;
@@ -124,17 +129,41 @@ pub fn run(config: ServeConfig, stop: &AtomicBool) -> Result<(), ServeError> {
             state.poll(&mut driver)?;
         }
         let wait = state.outage.as_ref().map_or(state.config.poll, |o| o.wait);
-        sleep_unless_stopped(wait, stop);
+        sleep_unless_stopped(wait, stop, watch.as_ref())?;
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) {
+/// The loop is alive (a PostgreSQL store's lease is renewed only while it beats: a hung loop
+/// loses it to a standby); an error if the lease was found taken over (by the renewer, within
+/// a third of the lease, or a refused write): this `serve` can write nothing and stops now,
+/// not at its next commit (which, with only node messages coming, may be a minute away).
+fn beat(watch: Option<&LeaseWatch>) -> Result<(), ServeError> {
+    let Some(w) = watch else {
+        return Ok(());
+    };
+    if w.fenced() {
+        return Err(ServeError::Store(
+            "fenced: another serve took the store's lease over".into(),
+        ));
+    }
+    w.beat();
+    Ok(())
+}
+
+/// Sleep `wait` (a loop waiting is alive: it beats), or less if `stop` is set.
+fn sleep_unless_stopped(
+    wait: Duration,
+    stop: &AtomicBool,
+    watch: Option<&LeaseWatch>,
+) -> Result<(), ServeError> {
     let end = Instant::now() + wait;
     while Instant::now() < end && !stop.load(Ordering::SeqCst) {
+        beat(watch)?;
         std::thread::sleep(Duration::from_millis(20).min(end - Instant::now()));
     }
+    Ok(())
 }
 
 /// A driver error that ends `serve`: the store is unusable.

@@ -30,6 +30,10 @@ pub struct ServeSettings {
     /// this long after the running `serve` died [default: 10000].
     #[arg(long, value_name = "MS", requires = "postgres")]
     pub lease_ms: Option<u64>,
+    /// How long a lost PostgreSQL connection (a restarted or failed-over server) is tried
+    /// again, with backoff, before `serve` stops with the error; 0: not at all [default: 60000].
+    #[arg(long, value_name = "MS", requires = "postgres")]
+    pub postgres_reconnect_ms: Option<u64>,
     /// The Unix socket the node connects to (created owner-only, 0600).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
@@ -199,6 +203,7 @@ impl ServeSettings {
             postgres: self.postgres.or(base.postgres),
             postgres_schema: self.postgres_schema.or(base.postgres_schema),
             lease_ms: self.lease_ms.or(base.lease_ms),
+            postgres_reconnect_ms: self.postgres_reconnect_ms.or(base.postgres_reconnect_ms),
             socket: self.socket.or(base.socket),
             bitcoind: self.bitcoind.or(base.bitcoind),
             bitcoind_cookie: self.bitcoind_cookie.or(base.bitcoind_cookie),
@@ -219,7 +224,9 @@ impl ServeSettings {
 
     /// The configuration, or what is missing or contradictory.
     pub fn resolve(self) -> Result<ServeConfig, SettingsError> {
-        let postgres_only = self.postgres_schema.is_some() || self.lease_ms.is_some();
+        let postgres_only = self.postgres_schema.is_some()
+            || self.lease_ms.is_some()
+            || self.postgres_reconnect_ms.is_some();
         let store = match (self.db, self.postgres) {
             (Some(_), Some(_)) => return Err(SettingsError::Conflict("db", "postgres")),
             (None, None) => return Err(SettingsError::Missing("db")),
@@ -237,6 +244,9 @@ impl ServeSettings {
                         ));
                     }
                     pg.lease = Duration::from_millis(ms);
+                }
+                if let Some(ms) = self.postgres_reconnect_ms {
+                    pg.reconnect = Duration::from_millis(ms);
                 }
                 StoreConfig::Postgres(pg)
             }
@@ -374,7 +384,7 @@ mod tests {
     fn postgres_is_an_alternative_to_db_with_a_schema_and_a_lease() {
         let pg = ServeSettings::from_toml(
             "postgres = \"host=/run/pg\"\npostgres_schema = \"node_a\"\nlease_ms = 2500\n\
-             socket = \"b\"\nregtest = \"/chain\"",
+             postgres_reconnect_ms = 7000\nsocket = \"b\"\nregtest = \"/chain\"",
         )
         .unwrap();
         let config = pg.clone().resolve().unwrap();
@@ -384,6 +394,7 @@ mod tests {
                 url: "host=/run/pg".into(),
                 schema: "node_a".into(),
                 lease: Duration::from_millis(2500),
+                reconnect: Duration::from_millis(7000),
             })
         );
         let defaults = ServeSettings::from_toml(
@@ -397,6 +408,7 @@ mod tests {
         };
         assert_eq!(defaults.schema, "contractcourt");
         assert_eq!(defaults.lease, Duration::from_secs(10));
+        assert_eq!(defaults.reconnect, Duration::from_secs(60));
         let both = ServeSettings {
             db: Some("a".into()),
             ..pg.clone()

@@ -55,7 +55,9 @@ mod sqlite;
 
 pub use memory::MemoryStore;
 pub use owner::lock_path;
-pub use postgres::{PostgresConfig, PostgresStore, DEFAULT_LEASE, PG_SCHEMA_VERSION};
+pub use postgres::{
+    LeaseWatch, PostgresConfig, PostgresStore, DEFAULT_LEASE, DEFAULT_RECONNECT, PG_SCHEMA_VERSION,
+};
 pub use sqlite::{SqliteStore, VerifyReport, APPLICATION_ID, SCHEMA_VERSION};
 
 pub mod conformance;

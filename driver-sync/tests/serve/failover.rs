@@ -16,7 +16,7 @@ use crate::serve_kit::*;
 use crate::sigkill::{close_with_htlcs, seed, seeded_kills, Deploy, Serving, KILLS};
 
 /// The lease of the tests' `serve`s: a standby takes over at most this long after a kill.
-const LEASE_MS: u64 = 1000;
+pub(crate) const LEASE_MS: u64 = 1000;
 
 /// The PostgreSQL test server (`scripts/test` starts one), or a failure saying what is missing.
 fn postgres_url() -> String {
@@ -31,20 +31,20 @@ fn postgres_url() -> String {
 }
 
 /// Two `serve`s on one PostgreSQL store: the running one and its standby.
-struct HotStandby {
+pub(crate) struct HotStandby {
     dir: PathBuf,
     bitcoind: String,
     args: Vec<String>,
     schema: String,
-    active: (ServeProcess, PathBuf),
-    standby: (ServeProcess, PathBuf),
+    pub(crate) active: (ServeProcess, PathBuf),
+    pub(crate) standby: (ServeProcess, PathBuf),
     started: usize,
     /// How long each takeover took, from the kill to the standby's socket.
     takeovers: Vec<Duration>,
 }
 
 impl HotStandby {
-    fn start(dir: &Path, bitcoind: &str, args: Vec<String>, schema: &str) -> Self {
+    pub(crate) fn start(dir: &Path, bitcoind: &str, args: Vec<String>, schema: &str) -> Self {
         let first = spawn_pg(dir, bitcoind, &args, schema, 0);
         wait_for_socket(&first.1, dir);
         let standby = spawn_pg(dir, bitcoind, &args, schema, 1);
@@ -74,9 +74,21 @@ impl HotStandby {
     }
 }
 
-/// `serve --postgres` number `n`, with a socket and a log of its own. It binds its socket only
-/// once it holds the lease.
+/// `serve --postgres` number `n` on the test server, with a socket and a log of its own. It
+/// binds its socket only once it holds the lease.
 fn spawn_pg(
+    dir: &Path,
+    bitcoind: &str,
+    args: &[String],
+    schema: &str,
+    n: usize,
+) -> (ServeProcess, PathBuf) {
+    spawn_pg_on(&postgres_url(), dir, bitcoind, args, schema, n)
+}
+
+/// As [`spawn_pg`], on the PostgreSQL server at `url`.
+pub(crate) fn spawn_pg_on(
+    url: &str,
     dir: &Path,
     bitcoind: &str,
     args: &[String],
@@ -88,7 +100,7 @@ fn spawn_pg(
     let cookie = dir.join("cookie");
     let child = Command::new(env!("CARGO_BIN_EXE_contractcourt"))
         .arg("serve")
-        .args(["--postgres", &postgres_url(), "--postgres-schema", schema])
+        .args(["--postgres", url, "--postgres-schema", schema])
         .args(["--lease-ms", &LEASE_MS.to_string()])
         .arg("--socket")
         .arg(&socket)
@@ -103,7 +115,7 @@ fn spawn_pg(
     (ServeProcess(child), socket)
 }
 
-fn wait_for_socket(socket: &Path, dir: &Path) {
+pub(crate) fn wait_for_socket(socket: &Path, dir: &Path) {
     let deadline = Instant::now() + TIMEOUT;
     while !socket.exists() {
         assert!(
@@ -116,7 +128,7 @@ fn wait_for_socket(socket: &Path, dir: &Path) {
     }
 }
 
-fn logs(dir: &Path) -> String {
+pub(crate) fn logs(dir: &Path) -> String {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -134,7 +146,7 @@ fn logs(dir: &Path) -> String {
         .collect()
 }
 
-fn signal(process: &ServeProcess, name: &str) {
+pub(crate) fn signal(process: &ServeProcess, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &process.id().to_string()])
         .status()
@@ -226,7 +238,7 @@ impl Drop for HotStandby {
 }
 
 /// A schema no other run uses.
-fn schema(name: &str) -> String {
+pub(crate) fn schema(name: &str) -> String {
     format!("failover_{name}_{}", std::process::id())
 }
 

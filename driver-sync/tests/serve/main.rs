@@ -10,10 +10,16 @@
 //! - a force close with two HTLCs reaches full resolution, with `serve` killed by SIGKILL at
 //!   seeded random moments and started again each time: nothing lost, no HTLC decided twice
 //!   (`sigkill.rs`); the same on PostgreSQL with a hot standby taking over after each kill, and
-//!   a frozen `serve` fenced once thawed (`failover.rs`).
+//!   a frozen `serve` fenced once thawed (`failover.rs`); the PostgreSQL server restarted at
+//!   seeded moments under a running `serve`, which rides through (`pg_restart.rs`); a fenced
+//!   `serve` hearing only node messages exits within about a lease (`fenced.rs`).
 
 // One test binary for `serve` (each links Bitcoin Core's kernel: ~100 MB of target dir apiece).
 mod failover;
+mod fenced;
+#[path = "../store/pg_cluster.rs"]
+mod pg_cluster;
+mod pg_restart;
 mod protocol_doc;
 #[path = "../serve_kit/mod.rs"]
 mod serve_kit;

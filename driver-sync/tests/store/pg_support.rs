@@ -44,6 +44,7 @@ pub fn config(schema: &str) -> PostgresConfig {
         url: server_url(),
         schema: schema.to_string(),
         lease: Duration::from_secs(5),
+        reconnect: Duration::from_secs(20),
     }
 }
 

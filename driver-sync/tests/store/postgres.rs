@@ -2,6 +2,8 @@
 //! schema versions, foreign schemas, the owner's lease and fencing, and a writer killed
 //! mid-stream. Each test works in a schema of its own, so they run in parallel.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use contractcourt_core::action::{Batch, RecordKey, RecordOp};
@@ -316,7 +318,18 @@ fn postgres_a_renewed_lease_keeps_a_standby_out_until_the_owner_closes() {
     let mut cfg = config(&schema);
     cfg.lease = Duration::from_millis(600);
     let owner = PostgresStore::open(cfg.clone()).unwrap();
-    // The owner's lease is renewed: a standby waiting two lease lengths does not get in.
+    // The owner's loop runs (beats) without calling the store: its lease is renewed, and a
+    // standby waiting two lease lengths does not get in.
+    let (watch, stop) = (owner.watch(), Arc::new(AtomicBool::new(false)));
+    let beating = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                watch.beat();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let refused = PostgresStore::open_standby(
         cfg.clone(),
         Duration::from_millis(50),
@@ -338,8 +351,48 @@ fn postgres_a_renewed_lease_keeps_a_standby_out_until_the_owner_closes() {
     std::thread::sleep(Duration::from_millis(300));
     drop(owner); // an orderly stop hands over at once, without waiting for the lease to expire
     let (token, waited) = waiter.join().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    beating.join().unwrap();
     assert_eq!(token.unwrap(), Some(2));
     assert!(waited < Duration::from_millis(900), "waited {waited:?}");
+}
+
+#[test]
+fn postgres_an_owner_whose_loop_stops_loses_its_lease_to_a_standby_within_lease_and_poll() {
+    let schema = fresh_schema("hung");
+    let _guard = SchemaGuard(schema.clone());
+    let mut cfg = config(&schema);
+    let (lease, poll) = (Duration::from_millis(1000), Duration::from_millis(50));
+    cfg.lease = lease;
+    let mut owner = PostgresStore::open(cfg.clone()).unwrap();
+    // The owner's loop works a while (longer than a lease: renewals happen), then hangs: its
+    // process (and renewer thread) lives on, but it calls the store no more.
+    let working = Instant::now();
+    while working.elapsed() < lease * 2 {
+        owner
+            .commit(&batch(vec![put(RecordKey::Node, rec(1, json!("alive")))]))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    owner
+        .commit(&batch(vec![put(RecordKey::Node, rec(1, json!("last")))]))
+        .unwrap();
+    let hung = Instant::now();
+    let standby = PostgresStore::open_standby(cfg, poll, Some(lease * 5));
+    let took = hung.elapsed();
+    let standby = standby.expect("the standby takes the hung owner's lease");
+    assert_eq!(standby.token(), owner.token().map(|t| t + 1));
+    // Within the lease and one poll of the standby (and a margin for a loaded machine).
+    assert!(
+        took < lease + poll + Duration::from_millis(500),
+        "took {took:?}"
+    );
+    assert!(took >= lease - Duration::from_millis(100), "took {took:?}");
+    // Woken up, the old owner can write nothing.
+    assert!(matches!(
+        owner.commit(&batch(vec![put(RecordKey::Node, rec(1, json!("late")))])),
+        Err(StoreError::Fenced { .. })
+    ));
 }
 
 // ---- A writer killed mid-stream ----

@@ -7,11 +7,14 @@
 //! incrementing the token. Every write transaction first locks the row (`FOR UPDATE`) and
 //! checks that the token is still its own — else [`StoreError::Fenced`], and nothing of the
 //! write is visible — and extends `expires_at` in the same transaction. A thread with its own
-//! connection renews the lease every third of its duration while the store lives, and stops
-//! for good when it finds the token changed. Dropping the store releases the lease at once
-//! (expires it), so an orderly stop hands over without waiting.
+//! connection renews the lease every third of its duration — but only as far as the owner is
+//! alive: to its last heartbeat ([`LeaseWatch::beat`]: every store call, and every turn of
+//! `serve`'s loop) plus the lease, so an owner whose loop hangs loses the lease a lease after
+//! its last beat although its process lives. The renewer stops for good when it finds the token
+//! changed. Dropping the store releases the lease at once (expires it), so an orderly stop hands
+//! over without waiting. Renewal failures are logged once per streak (and their end once).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -104,6 +107,73 @@ pub(super) fn fence(
     Ok(())
 }
 
+/// The owner's side of its lease, shared with its renewer: when the owner last showed it is
+/// alive, and whether the lease was found taken over (by the renewer or a refused write), so
+/// an owner that writes seldom learns it at once.
+#[derive(Clone, Debug)]
+pub struct LeaseWatch(Arc<Watch>);
+
+#[derive(Debug)]
+struct Watch {
+    born: Instant,
+    /// Milliseconds after `born` of the last beat.
+    beat_ms: AtomicU64,
+    /// Another process took the lease over.
+    fenced: AtomicBool,
+}
+
+impl LeaseWatch {
+    pub(super) fn new() -> Self {
+        LeaseWatch(Arc::new(Watch {
+            born: Instant::now(),
+            beat_ms: AtomicU64::new(0),
+            fenced: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether the lease was found taken over: the store can write nothing more.
+    pub fn fenced(&self) -> bool {
+        self.0.fenced.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn set_fenced(&self) {
+        self.0.fenced.store(true, Ordering::SeqCst);
+    }
+
+    /// The owner is alive (the store calls this on every read and write; `serve` on every turn
+    /// of its loop). The lease is renewed up to a lease after the last beat, no further.
+    pub fn beat(&self) {
+        let now = u64::try_from(self.0.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.beat_ms.store(now, Ordering::SeqCst);
+    }
+
+    /// How long since the last beat.
+    fn age(&self) -> Duration {
+        let beat = Duration::from_millis(self.0.beat_ms.load(Ordering::SeqCst));
+        self.0.born.elapsed().saturating_sub(beat)
+    }
+}
+
+/// A run of failures, to log its start and its end once each, not every failure.
+#[derive(Debug, Default)]
+struct Streak {
+    since: Option<Instant>,
+}
+
+impl Streak {
+    /// A failure: whether it starts a streak.
+    fn failed(&mut self) -> bool {
+        let first = self.since.is_none();
+        self.since.get_or_insert_with(Instant::now);
+        first
+    }
+
+    /// A success: how long the streak it ends lasted, if one.
+    fn ended(&mut self) -> Option<Duration> {
+        self.since.take().map(|s| s.elapsed())
+    }
+}
+
 /// The thread renewing a held lease; stopped (and the lease released) on drop.
 #[derive(Debug)]
 pub(super) struct Renewer {
@@ -112,14 +182,27 @@ pub(super) struct Renewer {
 }
 
 impl Renewer {
-    /// Renew lease `token` of `schema` every `lease / 3` on a connection of its own.
-    pub(super) fn start(url: &str, schema: &str, token: i64, lease: Duration) -> Self {
+    /// Renew lease `token` of `schema` every `lease / 3` on a connection of its own, up to a
+    /// lease after `watch`'s last beat.
+    pub(super) fn start(
+        url: &str,
+        schema: &str,
+        token: i64,
+        lease: Duration,
+        watch: LeaseWatch,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let (url, schema) = (url.to_string(), schema.to_string());
+        let held = Held {
+            url,
+            schema,
+            token,
+            lease,
+        };
         let thread = std::thread::Builder::new()
             .name("pg-lease".into())
-            .spawn(move || renew_loop(&url, &schema, token, lease, &flag))
+            .spawn(move || renew_loop(&held, &watch, &flag))
             .ok();
         Renewer { stop, thread }
     }
@@ -135,35 +218,117 @@ impl Drop for Renewer {
     }
 }
 
-fn renew_loop(url: &str, schema: &str, token: i64, lease: Duration, stop: &AtomicBool) {
-    let every = (lease / 3).max(Duration::from_millis(10));
+/// The lease a renewer holds.
+struct Held {
+    url: String,
+    schema: String,
+    token: i64,
+    lease: Duration,
+}
+
+impl Held {
+    /// Extend the lease to `left` from now (never shortening it): `Ok(false)` if the token is
+    /// no longer ours. A failed connection is dropped (a new one is made next time).
+    fn renew(&self, client: &mut Option<Client>, left: Duration) -> Result<bool, StoreError> {
+        if client.is_none() {
+            *client = Some(super::connect(&self.url, &self.schema)?);
+        }
+        let c = client.as_mut().ok_or(StoreError::ReadOnly)?;
+        let renewed = c.execute(
+            "UPDATE lease SET expires_at = \
+             GREATEST(expires_at, now() + $2::bigint * interval '1 millisecond') \
+             WHERE id = 0 AND token = $1",
+            &[&self.token, &millis(left)],
+        );
+        match renewed {
+            Ok(n) => Ok(n > 0),
+            Err(e) => {
+                *client = None;
+                Err(pg("renewing the lease")(e))
+            }
+        }
+    }
+}
+
+fn renew_loop(held: &Held, watch: &LeaseWatch, stop: &AtomicBool) {
+    let every = (held.lease / 3).max(Duration::from_millis(10));
     let mut client: Option<Client> = None;
+    let (mut failing, mut stale) = (Streak::default(), Streak::default());
     // The lease was just taken (or extended by a write) for a whole duration: the first renewal
     // is due a third of it later, not at once.
     std::thread::park_timeout(every);
     while !stop.load(Ordering::SeqCst) {
-        if client.is_none() {
-            client = super::connect(url, schema).ok();
-        }
-        if let Some(c) = client.as_mut() {
-            match c.execute(
-                "UPDATE lease SET expires_at = now() + $2::bigint * interval '1 millisecond' \
-                 WHERE id = 0 AND token = $1",
-                &[&token, &millis(lease)],
-            ) {
-                Ok(0) => return, // fenced: another process owns the store now
-                Ok(_) => {}
-                Err(_) => client = None, // reconnect at the next round
+        let age = watch.age();
+        if age >= held.lease {
+            if stale.failed() {
+                tracing::warn!(
+                    idle_ms = age.as_millis() as u64,
+                    "the store's owner has not run for a lease: its lease is not renewed"
+                );
+            }
+        } else {
+            if stale.ended().is_some() {
+                tracing::info!("the store's owner runs again: renewing its lease");
+            }
+            match held.renew(&mut client, held.lease - age) {
+                Ok(true) => {
+                    if let Some(d) = failing.ended() {
+                        tracing::info!(
+                            after_ms = d.as_millis() as u64,
+                            "the lease is renewed again"
+                        );
+                    }
+                }
+                Ok(false) => {
+                    tracing::warn!(
+                        token = held.token,
+                        "the lease was taken over: not renewing it"
+                    );
+                    watch.set_fenced();
+                    return;
+                }
+                Err(e) => {
+                    if failing.failed() {
+                        tracing::warn!(error = %e, retry_ms = every.as_millis() as u64,
+                            "renewing the store's lease failed (retrying; logged once until it works)");
+                    }
+                }
             }
         }
         std::thread::park_timeout(every);
     }
     // An orderly stop: hand the lease over at once.
-    let released = client.or_else(|| super::connect(url, schema).ok());
+    let released = client.or_else(|| super::connect(&held.url, &held.schema).ok());
     if let Some(mut c) = released {
         let _ = c.execute(
             "UPDATE lease SET expires_at = 'epoch' WHERE id = 0 AND token = $1",
-            &[&token],
+            &[&held.token],
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_streak_is_reported_once_at_its_start_and_once_at_its_end() {
+        let mut streak = Streak::default();
+        assert_eq!(streak.ended(), None);
+        assert!(streak.failed());
+        assert!(!streak.failed());
+        assert!(!streak.failed());
+        assert!(streak.ended().is_some());
+        assert_eq!(streak.ended(), None);
+        assert!(streak.failed());
+    }
+
+    #[test]
+    fn a_beat_makes_the_owner_young_again() {
+        let watch = LeaseWatch::new();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(watch.age() >= Duration::from_millis(30));
+        watch.clone().beat();
+        assert!(watch.age() < Duration::from_millis(30));
     }
 }

@@ -16,26 +16,33 @@
 //! - The schema has a version (`schema.rs`); a newer one is refused with
 //!   [`StoreError::FutureVersion`] before anything is written.
 //!
+//! - A lost connection (a restarted server, a dropped socket) is replaced, and the operation run
+//!   again, for up to [`PostgresConfig::reconnect`] (`conn.rs`): a write first checks the
+//!   fencing token again and resolves a `COMMIT` whose outcome it did not hear, so no step is
+//!   lost or written twice.
+//!
 //! The connection is a `postgres::Client` (the synchronous client). The trait's reads take
 //! `&self`, the client needs `&mut`: it sits in a `RefCell` (a store has one owner thread).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::Duration;
 
 use contractcourt_core::action::{Batch, Record};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
-use postgres::{Client, NoTls, Transaction};
+use postgres::Transaction;
 
 use super::checksum::encode_start;
 use super::{encode_event, Records, StepDigest, Store, StoreError};
 
+mod conn;
 mod lease;
 mod rows;
 mod schema;
 
-pub use lease::DEFAULT_LEASE;
+use conn::{connect, Conn};
+pub use lease::{LeaseWatch, DEFAULT_LEASE};
 pub use schema::PG_SCHEMA_VERSION;
 
 /// Where a PostgreSQL store lives and how its lease behaves.
@@ -48,7 +55,13 @@ pub struct PostgresConfig {
     pub schema: String,
     /// How long the lease lasts without renewal: a standby takes over within this time.
     pub lease: Duration,
+    /// How long a lost connection is tried again (with backoff) before an operation fails.
+    pub reconnect: Duration,
 }
+
+/// How long a lost connection is tried again by default: a minute, long enough for a restart
+/// or a replica's promotion (see `DESIGN.md`, "PostgreSQL store").
+pub const DEFAULT_RECONNECT: Duration = Duration::from_secs(60);
 
 impl PostgresConfig {
     /// `url`, schema `contractcourt`, the default lease ([`DEFAULT_LEASE`]).
@@ -57,18 +70,20 @@ impl PostgresConfig {
             url: url.into(),
             schema: "contractcourt".into(),
             lease: DEFAULT_LEASE,
+            reconnect: DEFAULT_RECONNECT,
         }
     }
 }
 
 /// A [`Store`] in a PostgreSQL schema (see the module documentation).
 pub struct PostgresStore {
-    client: RefCell<Client>,
-    /// The hot path's statements, prepared on `client`.
-    stmts: rows::Statements,
+    /// The connection (replaced after it is lost) and its prepared statements.
+    conn: RefCell<Conn>,
     config: PostgresConfig,
     /// The fencing token of the lease this store holds (`None`: opened read-only).
     token: Option<i64>,
+    /// The owner's heartbeat, which bounds the renewer's renewals.
+    watch: LeaseWatch,
     /// Renews the lease; releases it when dropped (declared after the client: dropped first).
     _renewer: Option<lease::Renewer>,
 }
@@ -122,10 +137,13 @@ impl PostgresStore {
                 supported: PG_SCHEMA_VERSION,
             }),
             _ => Ok(PostgresStore {
-                stmts: rows::Statements::prepare(&mut client)?,
-                client: RefCell::new(client),
+                conn: RefCell::new(Conn {
+                    stmts: rows::Statements::prepare(&mut client)?,
+                    client,
+                }),
                 config,
                 token: None,
+                watch: LeaseWatch::new(),
                 _renewer: None,
             }),
         }
@@ -151,12 +169,22 @@ impl PostgresStore {
             None => lease::try_take(&mut client, config.lease)?,
             Some((poll, give_up)) => lease::wait_take(&mut client, config.lease, poll, give_up)?,
         };
-        let renewer = lease::Renewer::start(&config.url, &config.schema, token, config.lease);
+        let watch = LeaseWatch::new();
+        let renewer = lease::Renewer::start(
+            &config.url,
+            &config.schema,
+            token,
+            config.lease,
+            watch.clone(),
+        );
         Ok(PostgresStore {
-            stmts: rows::Statements::prepare(&mut client)?,
-            client: RefCell::new(client),
+            conn: RefCell::new(Conn {
+                stmts: rows::Statements::prepare(&mut client)?,
+                client,
+            }),
             config,
             token: Some(token),
+            watch,
             _renewer: Some(renewer),
         })
     }
@@ -167,34 +195,89 @@ impl PostgresStore {
         self.token
     }
 
+    /// The owner's heartbeat: a handle for the owner's loop to say it is alive
+    /// ([`LeaseWatch::beat`]) when it calls the store seldom. Every store call beats too; the
+    /// lease is renewed up to a lease after the last beat, so a hung owner loses it.
+    pub fn watch(&self) -> LeaseWatch {
+        self.watch.clone()
+    }
+
     /// The configuration it was opened with.
     pub fn config(&self) -> &PostgresConfig {
         &self.config
     }
 
     /// Run `f` in one write transaction that first checks (and extends) the lease; commit if
-    /// it returns `Ok`, roll back otherwise.
+    /// it returns `Ok`, roll back otherwise. After a lost connection the whole transaction is
+    /// run again on a new one (`conn.rs`): `f` must resolve an attempt whose `COMMIT` may have
+    /// landed (see [`PostgresStore::append`]) or be idempotent.
     fn write<T>(
         &mut self,
         context: &'static str,
-        f: impl FnOnce(&mut Transaction<'_>, &rows::Statements) -> Result<T, StoreError>,
+        mut f: impl FnMut(&mut Transaction<'_>, &rows::Statements) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let (Some(token), lease) = (self.token, self.config.lease) else {
             return Err(StoreError::ReadOnly);
         };
-        let stmts = &self.stmts;
-        let client = self.client.get_mut();
-        let mut tx = client.transaction().map_err(pg(context))?;
-        lease::fence(&mut tx, stmts, token, lease)?;
-        let out = f(&mut tx, stmts)?;
-        tx.commit().map_err(pg(context))?;
-        Ok(out)
+        let watch = &self.watch;
+        let written = conn::retrying(self.conn.get_mut(), &self.config, |c| {
+            watch.beat();
+            let mut tx = c.client.transaction().map_err(pg(context))?;
+            lease::fence(&mut tx, &c.stmts, token, lease)?;
+            let out = f(&mut tx, &c.stmts)?;
+            tx.commit().map_err(pg(context))?;
+            Ok(out)
+        });
+        if matches!(written, Err(StoreError::Fenced { .. })) {
+            watch.set_fenced();
+        }
+        written
+    }
+
+    /// A write that appends event `json` (with its step digest and batches, if any) as the next
+    /// event, exactly once: an attempt remembers the number it used, and the next attempt
+    /// (after a lost connection) first reads that event back — there with this attempt's
+    /// checksum, the lost `COMMIT` had landed, and its number is the answer. Under the fencing
+    /// token no other process wrote that number meanwhile.
+    fn append(
+        &mut self,
+        context: &'static str,
+        json: &str,
+        step: Option<&StepDigest>,
+        batches: &[&Batch],
+    ) -> Result<u64, StoreError> {
+        let tried: Cell<Option<u64>> = Cell::new(None);
+        self.write(context, |tx, st| {
+            if let Some(seq) = tried.get() {
+                if rows::event_landed(tx, seq, json)? {
+                    return Ok(seq);
+                }
+            }
+            let seq = rows::next_event(tx, st)?;
+            tried.set(Some(seq));
+            rows::insert_event(tx, st, seq, json, step)?;
+            for op in batches.iter().flat_map(|b| &b.ops) {
+                rows::apply(tx, st, op)?;
+            }
+            Ok(seq)
+        })
+    }
+
+    /// Run the read `f`, on a new connection again after a lost one (`conn.rs`).
+    fn read<T>(
+        &self,
+        mut f: impl FnMut(&mut Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        conn::retrying(&mut self.conn.borrow_mut(), &self.config, |c| {
+            self.watch.beat();
+            f(c)
+        })
     }
 }
 
 impl Store for PostgresStore {
     fn load(&self) -> Result<Records, StoreError> {
-        rows::read_records(&mut *self.client.borrow_mut())
+        self.read(|c| rows::read_records(&mut c.client))
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
@@ -212,24 +295,20 @@ impl Store for PostgresStore {
     }
 
     fn read_log(&self, channel: ChannelId, seq: u64) -> Result<Option<Record>, StoreError> {
-        rows::read_log_entry(&mut *self.client.borrow_mut(), &self.stmts, &channel, seq)
+        self.read(|c| rows::read_log_entry(&mut c.client, &c.stmts, &channel, seq))
     }
 
     fn append_event(&mut self, event: &Event) -> Result<u64, StoreError> {
         let json = encode_event(event)?;
-        self.write("recording an event", |tx, st| {
-            let seq = rows::next_event(tx, st)?;
-            rows::insert_event(tx, st, seq, &json, None)?;
-            Ok(seq)
-        })
+        self.append("recording an event", &json, None, &[])
     }
 
     fn events(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
-        rows::read_events(&mut *self.client.borrow_mut(), from_seq, limit)
+        self.read(|c| rows::read_events(&mut c.client, from_seq, limit))
     }
 
     fn event_count(&self) -> Result<u64, StoreError> {
-        rows::next_event(&mut *self.client.borrow_mut(), &self.stmts)
+        self.read(|c| rows::next_event(&mut c.client, &c.stmts))
     }
 
     fn commit_step(
@@ -239,14 +318,7 @@ impl Store for PostgresStore {
         batches: &[&Batch],
     ) -> Result<u64, StoreError> {
         let json = encode_event(event)?;
-        self.write("committing a step", |tx, st| {
-            let seq = rows::next_event(tx, st)?;
-            rows::insert_event(tx, st, seq, &json, Some(step))?;
-            for op in batches.iter().flat_map(|b| &b.ops) {
-                rows::apply(tx, st, op)?;
-            }
-            Ok(seq)
-        })
+        self.append("committing a step", &json, Some(step), batches)
     }
 
     fn step_digests(
@@ -254,7 +326,7 @@ impl Store for PostgresStore {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<(u64, StepDigest)>, StoreError> {
-        rows::read_digests(&mut *self.client.borrow_mut(), from_seq, limit)
+        self.read(|c| rows::read_digests(&mut c.client, from_seq, limit))
     }
 
     fn prune_recorder(&mut self, keep_from: u64, start: &Records) -> Result<(), StoreError> {
@@ -276,17 +348,8 @@ impl Store for PostgresStore {
     }
 
     fn replay_start(&self) -> Result<Option<(u64, Records)>, StoreError> {
-        rows::read_start(&mut *self.client.borrow_mut())
+        self.read(|c| rows::read_start(&mut c.client))
     }
-}
-
-/// A connection with `schema` first on its `search_path`.
-fn connect(url: &str, schema: &str) -> Result<Client, StoreError> {
-    let mut client = Client::connect(url, NoTls).map_err(pg("connecting"))?;
-    client
-        .batch_execute(&format!("SET search_path TO {}", quoted(schema)))
-        .map_err(pg("connecting"))?;
-    Ok(client)
 }
 
 /// A schema name the store accepts: 1 to 63 of `a-z`, `0-9`, `_`, not starting with a digit.

@@ -222,6 +222,27 @@ pub(super) fn insert_event(
     Ok(())
 }
 
+/// Whether event `seq` is stored as `json` (its checksum equal to the one an insert of `json`
+/// at `seq` writes): a write whose `COMMIT` went unanswered looks for its event with this.
+pub(super) fn event_landed(
+    tx: &mut impl GenericClient,
+    seq: u64,
+    json: &str,
+) -> Result<bool, StoreError> {
+    let seq = i64::try_from(seq).map_err(|_| StoreError::OutOfRange {
+        what: "event sequence number",
+        value: seq,
+    })?;
+    let rows = tx
+        .query("SELECT checksum FROM events WHERE seq = $1", &[&seq])
+        .map_err(pg("reading an event back"))?;
+    let sum = event_checksum(seq, json);
+    Ok(rows
+        .first()
+        .and_then(|r| r.try_get::<_, &[u8]>(0).ok())
+        .is_some_and(|stored| stored == &sum[..]))
+}
+
 /// Kept events from `from_seq` on, at most `limit`, verified and checked dense from the first
 /// one expected (a missing number is a corrupt event log).
 pub(super) fn read_events(
