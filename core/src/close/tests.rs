@@ -13,6 +13,7 @@ use crate::sim::{SimChannel, SimHtlc, SimSetup};
 use crate::types::{HtlcDirection, Party};
 
 mod fuzz;
+mod taproot;
 mod totality;
 
 const TYPES: [ChannelType; 2] = [
