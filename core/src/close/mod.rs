@@ -486,6 +486,7 @@ impl Outputs<'_> {
 }
 
 pub mod taproot;
+mod taproot_error;
 mod taproot_outputs;
 
 #[cfg(test)]

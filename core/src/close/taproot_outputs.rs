@@ -15,7 +15,7 @@ use crate::bolt3::taproot::{
 use crate::bolt3::CommitmentKeys;
 use crate::types::Party;
 
-use super::taproot::TaprootCloseError;
+use super::taproot_error::TaprootCloseError;
 
 /// A tap leaf and the control block that reveals it in its output's tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -297,5 +297,23 @@ fn other(party: Party) -> Party {
     match party {
         Party::Local => Party::Remote,
         Party::Remote => Party::Local,
+    }
+}
+
+impl From<&TapLeafSpend> for crate::action::TapSignPath {
+    /// A script-path signature revealing this leaf.
+    fn from(spend: &TapLeafSpend) -> Self {
+        crate::action::TapSignPath::ScriptPath {
+            leaf: spend.leaf.clone(),
+        }
+    }
+}
+
+impl From<&TapKeySpend> for crate::action::TapSignPath {
+    /// A key-path signature, the key tweaked with this root.
+    fn from(spend: &TapKeySpend) -> Self {
+        crate::action::TapSignPath::KeyPath {
+            merkle_root: spend.merkle_root,
+        }
     }
 }

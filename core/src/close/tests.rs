@@ -14,6 +14,7 @@ use crate::types::{HtlcDirection, Party};
 
 mod fuzz;
 mod taproot;
+mod taproot_sign;
 mod totality;
 
 const TYPES: [ChannelType; 2] = [

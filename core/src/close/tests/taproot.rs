@@ -34,7 +34,7 @@ fn anchors_world(seed: u64) -> (World, Vec<CommitmentRecord>) {
 }
 
 /// [`anchors_world`] switched to taproot (the engine refuses further anchors updates after).
-fn taproot_world(seed: u64) -> (World, Vec<CommitmentRecord>) {
+pub(super) fn taproot_world(seed: u64) -> (World, Vec<CommitmentRecord>) {
     let (mut w, log) = anchors_world(seed);
     to_taproot(&mut w);
     (w, log)
@@ -64,13 +64,13 @@ fn to_taproot(w: &mut World) {
 }
 
 /// The sim's commitment `n` of `holder`, built by bolt3 as a taproot commitment.
-fn tap_tx(w: &World, holder: Party, n: u64) -> Transaction {
+pub(super) fn tap_tx(w: &World, holder: Party, n: u64) -> Transaction {
     let mut spec = w.sim.commitment_spec(holder, n).unwrap();
     spec.channel_type = TAPROOT;
     build_commitment(&spec).unwrap().tx
 }
 
-fn secrets(w: &World, party: Party) -> PartySecrets {
+pub(super) fn secrets(w: &World, party: Party) -> PartySecrets {
     let name = match party {
         Party::Local => "local",
         Party::Remote => "remote",
@@ -78,7 +78,7 @@ fn secrets(w: &World, party: Party) -> PartySecrets {
     PartySecrets::from_seed(&w.sim.setup().seed, name)
 }
 
-fn output_key(spk: &ScriptBuf) -> XOnlyPublicKey {
+pub(super) fn output_key(spk: &ScriptBuf) -> XOnlyPublicKey {
     assert!(spk.is_p2tr(), "{spk}");
     XOnlyPublicKey::from_slice(&spk.as_bytes()[2..]).unwrap()
 }
@@ -99,7 +99,11 @@ fn key_path_signs(spk: &ScriptBuf, key: &TapKeySpend, secret: &SecretKey) -> boo
     tweaked.x_only_public_key().0 == output_key(spk)
 }
 
-fn classify(w: &World, tx: &Transaction, log: Option<&CommitmentRecord>) -> TaprootClose {
+pub(super) fn classify(
+    w: &World,
+    tx: &Transaction,
+    log: Option<&CommitmentRecord>,
+) -> TaprootClose {
     classify_taproot_close(tx, &w.data.info, &w.data.commitments, log).unwrap()
 }
 

@@ -233,3 +233,172 @@ fn bitcoin_core_refuses_each_timelocked_path_one_block_early() {
     // The relative lock disabled (bit 31) does not satisfy OP_CHECKSEQUENCEVERIFY either.
     early(SpendPath::ToLocalDelay, delay | (1 << 31), None);
 }
+
+/// A one-input spend of `prevout` (at `outpoint` 0 of a made-up txid) with nSequence `sequence`.
+fn one_input_spend(prevout: &TxOut, sequence: u32) -> Transaction {
+    use bitcoin::{absolute::LockTime, transaction::Version, OutPoint, TxIn, Txid};
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::new(Txid::from_byte_array([9; 32]), 0),
+            sequence: Sequence(sequence),
+            ..TxIn::default()
+        }],
+        output: vec![TxOut {
+            value: prevout.value - Amount::from_sat(500),
+            script_pubkey: ScriptBuf::new_op_return([1u8; 4]),
+        }],
+    }
+}
+
+/// The driver's signer (`InMemorySigner::sign_taproot`, keys derived from basepoint secrets and
+/// the request's BOLT 3 tweak) signs a `to_local` delay leaf (per-commitment tweak), a
+/// `to_remote` leaf (untweaked payment key) and a revoked HTLC's key path (revocation key from
+/// the peer's secret, tap-tweaked with the HTLC's root); each witness built by
+/// `taproot::witness` is accepted by Bitcoin Core and refused with a flipped signature bit.
+#[test]
+fn bitcoin_core_accepts_the_driver_signers_taproot_signatures() {
+    use bitcoin::secp256k1::SecretKey;
+    use contractcourt_core::action::{
+        Basepoint, KeyTweak, SigningKey, TapSignPath, TaprootSignInput, TaprootSignOutcome,
+        TaprootSignRequest,
+    };
+    use contractcourt_core::bolt3::taproot::{to_local, to_remote, witness as w, TapOutput};
+    use contractcourt_core::bolt3::{keys, CommitmentKeys};
+    use contractcourt_core::types::{ChannelId, ClaimId, RawTx, RequestId};
+
+    use crate::signer::{BasepointSecrets, InMemorySigner};
+
+    let sk = |b: u8| SecretKey::from_slice(&[b; 32]).unwrap();
+    let (ours, theirs) = (
+        BasepointSecrets {
+            funding: sk(1),
+            revocation: sk(2),
+            payment: sk(3),
+            delayed_payment: sk(4),
+            htlc: sk(5),
+        },
+        BasepointSecrets {
+            funding: sk(11),
+            revocation: sk(12),
+            payment: sk(13),
+            delayed_payment: sk(14),
+            htlc: sk(15),
+        },
+    );
+    let channel = ChannelId([21; 32]);
+    let mut signer = InMemorySigner::new();
+    signer.add_channel(channel, ours.clone());
+    let (our_point, their_secret) = (keys::per_commitment_point(&[7; 32]).unwrap(), [8u8; 32]);
+    let their_point = keys::per_commitment_point(&their_secret).unwrap();
+    let our_keys = CommitmentKeys::derive(&our_point, &ours.basepoints(), &theirs.basepoints());
+    let their_keys = CommitmentKeys::derive(&their_point, &theirs.basepoints(), &ours.basepoints());
+    let (our_keys, their_keys) = (our_keys.unwrap(), their_keys.unwrap());
+    let key = |basepoint, tweak| SigningKey::Channel {
+        channel,
+        basepoint,
+        tweak,
+    };
+    let sign = |prevout: &TxOut, seq: u32, path: TapSignPath, key: SigningKey| {
+        let tx = one_input_spend(prevout, seq);
+        let request = TaprootSignRequest {
+            request: RequestId {
+                claim: ClaimId(1),
+                attempt: 0,
+            },
+            tx: RawTx(tx.clone()),
+            prevouts: vec![prevout.clone()],
+            inputs: vec![TaprootSignInput {
+                input: 0,
+                path,
+                sighash: TapSighashType::Default,
+                key,
+            }],
+        };
+        match signer.sign_taproot(&request) {
+            TaprootSignOutcome::Signed { signatures } => (tx, signatures[0].signature),
+            TaprootSignOutcome::Failed { reason } => panic!("{reason}"),
+        }
+    };
+    let txout = |output: &TapOutput| TxOut {
+        value: Amount::from_sat(50_000),
+        script_pubkey: output.script_pubkey(),
+    };
+    let mut spends = Vec::new();
+    // Our to_local, delay leaf.
+    let local = to_local::to_local(
+        &our_keys.local_delayed_pubkey,
+        &our_keys.revocation_pubkey,
+        144,
+    )
+    .unwrap();
+    let prevout = txout(&local.output);
+    let path = TapSignPath::ScriptPath {
+        leaf: local.delay_script.clone(),
+    };
+    let tweak = KeyTweak::PerCommitmentPoint { point: our_point };
+    let (mut tx, sig) = sign(&prevout, 144, path, key(Basepoint::DelayedPayment, tweak));
+    tx.input[0].witness = w::to_local_delay(&local, &sig).unwrap();
+    spends.push((tx, prevout));
+    // Our to_remote on their commitment.
+    let remote = to_remote::to_remote(&their_keys.remote_payment_pubkey).unwrap();
+    let prevout = txout(&remote.output);
+    let path = TapSignPath::ScriptPath {
+        leaf: remote.script.clone(),
+    };
+    let (mut tx, sig) = sign(&prevout, 1, path, key(Basepoint::Payment, KeyTweak::None));
+    tx.input[0].witness = w::to_remote(&remote, &sig).unwrap();
+    spends.push((tx, prevout));
+    // A revoked HTLC of theirs, revocation key path.
+    let k = &their_keys;
+    let htlc = offered_htlc::offered_htlc(
+        &k.revocation_pubkey,
+        &k.local_htlc_pubkey,
+        &k.remote_htlc_pubkey,
+        &PaymentHash([3; 32]),
+    )
+    .unwrap();
+    let prevout = txout(&htlc.output);
+    let tweak = KeyTweak::Revocation {
+        per_commitment_secret: their_secret,
+    };
+    let path = TapSignPath::from(&htlc.output);
+    let (mut tx, sig) = sign(&prevout, 0, path, key(Basepoint::Revocation, tweak));
+    tx.input[0].witness = w::revocation_key_path(&sig);
+    spends.push((tx, prevout));
+    for (tx, prevout) in spends {
+        assert_eq!(verify_scripts(&tx, std::slice::from_ref(&prevout)), Ok(()));
+        let mut items: Vec<Vec<u8>> = tx.input[0].witness.iter().map(<[u8]>::to_vec).collect();
+        items[0][5] ^= 1;
+        let mut flipped = tx.clone();
+        flipped.input[0].witness = Witness::from_slice(&items);
+        refused(&flipped, &prevout);
+    }
+    // An unknown channel is refused, naming the input.
+    let other = SigningKey::Channel {
+        channel: ChannelId([22; 32]),
+        basepoint: Basepoint::Payment,
+        tweak: KeyTweak::None,
+    };
+    let request = TaprootSignRequest {
+        request: RequestId {
+            claim: ClaimId(2),
+            attempt: 0,
+        },
+        tx: RawTx(one_input_spend(&txout(&remote.output), 1)),
+        prevouts: vec![txout(&remote.output)],
+        inputs: vec![TaprootSignInput {
+            input: 0,
+            path: TapSignPath::ScriptPath {
+                leaf: remote.script.clone(),
+            },
+            sighash: TapSighashType::Default,
+            key: other,
+        }],
+    };
+    assert!(matches!(
+        signer.sign_taproot(&request),
+        TaprootSignOutcome::Failed { reason } if reason.starts_with("input 0:")
+    ));
+}
