@@ -180,6 +180,7 @@ fn by_script(
             Some((_, kind)) => {
                 let mut c = contract_of(Party::Remote, &spec, tx, *kind, vout)?;
                 c.revoked = revoked;
+                c.per_commitment_point = keys.map(|k| k.per_commitment_point);
                 contracts.push(c);
             }
             None => unexplained.push(vout),

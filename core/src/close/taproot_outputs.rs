@@ -143,6 +143,9 @@ pub struct TaprootContract {
     pub revoked: bool,
     /// The output with its paths.
     pub output: TaprootOutput,
+    /// The holder's per-commitment point of the commitment (the BOLT 3 tweak of the keys in its
+    /// leaves), `None` when unknown (a future commitment: only static keys are used).
+    pub per_commitment_point: Option<PublicKey>,
 }
 
 /// The taproot contract of output `o` of a commitment held by `holder`, from its spec; the
@@ -219,6 +222,7 @@ pub(super) fn contract_of(
         owner,
         revoked: false,
         output,
+        per_commitment_point: Some(keys.per_commitment_point),
     })
 }
 

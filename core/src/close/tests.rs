@@ -15,6 +15,7 @@ use crate::types::{HtlcDirection, Party};
 mod fuzz;
 mod taproot;
 mod taproot_sign;
+mod taproot_sweep;
 mod totality;
 
 const TYPES: [ChannelType; 2] = [

@@ -78,7 +78,7 @@ fn channel_key(channel: ChannelId, basepoint: Basepoint, tweak: KeyTweak) -> Sig
 }
 
 /// The one signature of a signed request, verified: recomputed sighash, BIP 340 under `key`.
-fn verified(req: &TaprootSignRequest, outcome: TaprootSignOutcome, key: XOnlyPublicKey) {
+pub(super) fn verified(req: &TaprootSignRequest, outcome: TaprootSignOutcome, key: XOnlyPublicKey) {
     let TaprootSignOutcome::Signed { signatures } = outcome else {
         panic!("{outcome:?}");
     };

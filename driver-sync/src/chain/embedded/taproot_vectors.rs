@@ -402,3 +402,106 @@ fn bitcoin_core_accepts_the_driver_signers_taproot_signatures() {
         TaprootSignOutcome::Failed { reason } if reason.starts_with("input 0:")
     ));
 }
+
+/// Core's taproot commitment sweep (`resolver::taproot_sweep`) of our `to_local` (delay leaf,
+/// `to_self_delay`) and our `to_remote` (`1 OP_CSV` leaf), signed by the driver's signer: Bitcoin
+/// Core accepts each, and refuses each re-signed with nSequence one short of its CSV.
+#[test]
+fn bitcoin_core_accepts_core_taproot_commitment_sweeps_and_refuses_them_one_block_early() {
+    use bitcoin::secp256k1::SecretKey;
+    use bitcoin::{FeeRate, WPubkeyHash};
+    use contractcourt_core::action::TaprootSignOutcome;
+    use contractcourt_core::bolt3::taproot::{to_local, to_remote, TapOutput};
+    use contractcourt_core::bolt3::{keys, CommitmentKeys};
+    use contractcourt_core::close::taproot::{TapLeafSpend, TaprootContract, TaprootOutput};
+    use contractcourt_core::resolver::taproot_sweep::{taproot_commit_sweep, TaprootSweep};
+    use contractcourt_core::types::{ChannelId, ClaimId, Party, RequestId};
+
+    use crate::signer::{BasepointSecrets, InMemorySigner};
+
+    let secrets = |b: u8| {
+        let sk = |i: u8| SecretKey::from_slice(&[b + i; 32]).unwrap();
+        BasepointSecrets {
+            funding: sk(1),
+            revocation: sk(2),
+            payment: sk(3),
+            delayed_payment: sk(4),
+            htlc: sk(5),
+        }
+    };
+    let (ours, theirs) = (secrets(0), secrets(10));
+    let channel = ChannelId([31; 32]);
+    let mut signer = InMemorySigner::new();
+    signer.add_channel(channel, ours.clone());
+    let point = keys::per_commitment_point(&[7; 32]).unwrap();
+    let k = CommitmentKeys::derive(&point, &ours.basepoints(), &theirs.basepoints()).unwrap();
+    let leaf = |output: &TapOutput, script: &ScriptBuf| TapLeafSpend {
+        leaf: script.clone(),
+        control_block: output.control_block(script).unwrap(),
+    };
+    let local = to_local::to_local(&k.local_delayed_pubkey, &k.revocation_pubkey, 144).unwrap();
+    let remote = to_remote::to_remote(&ours.basepoints().payment_basepoint).unwrap();
+    let cases = [
+        (
+            local.output.script_pubkey(),
+            TaprootOutput::ToLocal {
+                to_self_delay: 144,
+                delay: leaf(&local.output, &local.delay_script),
+                revoke: leaf(&local.output, &local.revoke_script),
+            },
+            144u16,
+        ),
+        (
+            remote.output.script_pubkey(),
+            TaprootOutput::ToRemote {
+                leaf: leaf(&remote.output, &remote.script),
+            },
+            1,
+        ),
+    ];
+    let destination = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([4; 20]));
+    let signed = |sweep: &TaprootSweep| {
+        let tx = sweep
+            .tx(destination.clone(), FeeRate::from_sat_per_kwu(2_500))
+            .unwrap();
+        let id = RequestId {
+            claim: ClaimId(1),
+            attempt: 0,
+        };
+        match signer.sign_taproot(&sweep.sign_request(id, &tx)) {
+            TaprootSignOutcome::Signed { signatures } => sweep.finish(tx, &signatures[0].signature),
+            TaprootSignOutcome::Failed { reason } => panic!("{reason}"),
+        }
+    };
+    for (script_pubkey, output, csv) in cases {
+        // A stand-in close: any transaction whose output 0 is ours.
+        let funding = TxOut {
+            value: Amount::from_sat(100_500),
+            script_pubkey: ScriptBuf::new(),
+        };
+        let mut close = one_input_spend(&funding, 0);
+        close.output[0] = TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey,
+        };
+        let contract = TaprootContract {
+            vout: 0,
+            value_sat: 100_000,
+            owner: Party::Local,
+            revoked: false,
+            output,
+            per_commitment_point: Some(point),
+        };
+        let sweep = taproot_commit_sweep(channel, &close, 800, &contract).unwrap();
+        assert_eq!(sweep.sequence, Sequence::from_height(csv));
+        let tx = signed(&sweep);
+        assert_eq!(
+            verify_scripts(&tx, std::slice::from_ref(&sweep.prevout)),
+            Ok(())
+        );
+        assert!(tx.weight().to_wu() <= sweep.max_weight(&tx));
+        let mut early = sweep.clone();
+        early.sequence = Sequence::from_height(csv - 1);
+        refused(&signed(&early), &sweep.prevout);
+    }
+}
