@@ -25,6 +25,7 @@ pub mod io;
 pub mod memory;
 pub mod prune;
 mod replay;
+mod taproot_signer;
 
 use contractcourt_core::action::{Action, Batch};
 use contractcourt_core::chain::{

@@ -14,9 +14,13 @@ use serde::{Deserialize, Serialize};
 
 mod record;
 mod report;
+pub mod taproot;
 
 pub use record::*;
 pub use report::*;
+pub use taproot::{
+    SchnorrInputSignature, TapSignPath, TaprootSignInput, TaprootSignOutcome, TaprootSignRequest,
+};
 
 use crate::bolt3::witness::ClaimPath;
 use crate::bolt3::PaymentPreimage;

@@ -27,6 +27,10 @@
 //!    `to_local` derived from the point they sent → [`Close::RemoteFuture`] (B05-RMT-06/07).
 //! 6. **Unknown.** Anything else → [`Close::Unknown`] (B05-RMT-06: tell the user).
 //!
+//! Simple taproot channels go through the same rules; the peer's `to_local` and the anchors
+//! compared are their P2TR outputs and "only HTLC candidates" means only P2TR outputs. [`taproot`]
+//! adds the per-output contracts (leaves, control blocks, key paths) of such a close.
+//!
 //! # Why the number alone proves nothing
 //!
 //! The commitment number is 48 bits hidden in nLockTime and nSequence, which whoever signs a
@@ -316,7 +320,7 @@ fn classify_spend(
         return Close::LocalRevoked { number };
     }
     if let Some(per_commitment_secret) = secret {
-        if outputs.only_htlc_candidates(info) {
+        if outputs.only_htlc_candidates(info, &per_commitment_secret) {
             return Close::RemoteRevokedUnconfirmed {
                 number,
                 per_commitment_secret,
@@ -422,6 +426,9 @@ fn pays_remote_to_local(outputs: &Outputs<'_>, info: &ChannelInfo, secret: &[u8;
 fn remote_to_local(info: &ChannelInfo, point: &PublicKey) -> Option<ScriptBuf> {
     let keys =
         CommitmentKeys::derive(point, &info.remote_basepoints, &info.local_basepoints).ok()?;
+    if info.channel_type.is_taproot() {
+        return Some(taproot::remote_to_local(&keys, info));
+    }
     Some(
         to_local_script(
             &keys.revocation_pubkey,
@@ -452,8 +459,12 @@ impl Outputs<'_> {
 
     /// Every output is P2WSH (an HTLC or an anchor) and at least one is not an anchor: what a
     /// commitment whose balances are both dust looks like. A zero-fee commitment's shared
-    /// pay-to-anchor output is left aside.
-    fn only_htlc_candidates(&self, info: &ChannelInfo) -> bool {
+    /// pay-to-anchor output is left aside. Simple taproot: P2TR, the anchors keyed from the
+    /// revealed `secret` ([`taproot::only_htlc_candidates`]).
+    fn only_htlc_candidates(&self, info: &ChannelInfo, secret: &[u8; 32]) -> bool {
+        if info.channel_type.is_taproot() {
+            return taproot::only_htlc_candidates(self.0, info, secret);
+        }
         let anchors = if info.channel_type.has_anchors() {
             vec![
                 anchor_script(&info.local_basepoints.funding_pubkey).to_p2wsh(),
@@ -473,6 +484,10 @@ impl Outputs<'_> {
             && outputs.iter().any(|o| !anchors.contains(&o.script_pubkey))
     }
 }
+
+pub mod taproot;
+mod taproot_error;
+mod taproot_outputs;
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,9 @@ use crate::sim::{SimChannel, SimHtlc, SimSetup};
 use crate::types::{HtlcDirection, Party};
 
 mod fuzz;
+mod taproot;
+mod taproot_sign;
+mod taproot_sweep;
 mod totality;
 
 const TYPES: [ChannelType; 2] = [

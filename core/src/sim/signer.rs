@@ -4,7 +4,9 @@
 use bitcoin::secp256k1::SecretKey;
 use bitcoin::Amount;
 
-use crate::action::{Basepoint, KeyTweak, SignRequest, SigningKey};
+use crate::action::{
+    Basepoint, KeyTweak, SignRequest, SigningKey, TaprootSignOutcome, TaprootSignRequest,
+};
 use crate::bolt3::{keys, sign};
 use crate::event::{InputSignature, SignOutcome};
 use crate::types::ChannelId;
@@ -42,6 +44,20 @@ impl PartySecrets {
     /// skipped: the wallet signs those.
     pub fn sign(&self, request: &SignRequest) -> SignOutcome {
         sign_per_channel(request, |_| Some(self))
+    }
+}
+
+impl PartySecrets {
+    /// Sign every input of a taproot request with these keys (BIP 340; see
+    /// [`crate::action::taproot`]): the key each input names, untweaked on a script path,
+    /// tap-tweaked on a key path. A wallet input fails the request (no taproot wallet here).
+    pub fn sign_taproot(&self, request: &TaprootSignRequest) -> TaprootSignOutcome {
+        request.sign_with(|input| match &input.key {
+            SigningKey::Channel {
+                basepoint, tweak, ..
+            } => self.signing_key(*basepoint, tweak),
+            SigningKey::Wallet => Err(SimError::OutOfOrder("a wallet input in a taproot request")),
+        })
     }
 }
 

@@ -78,7 +78,7 @@ fn htlcs(test: &Value) -> Vec<CommitmentHtlc> {
 
 /// The builder's input for one transaction vector: the local party holds the commitment and
 /// opened the channel (it pays the fee and both anchors).
-fn spec(v: &Value, test: &Value) -> CommitmentSpec {
+pub(crate) fn spec(v: &Value, test: &Value) -> CommitmentSpec {
     let params = &v["params"];
     let funding = funding_tx(v);
     CommitmentSpec {

@@ -11,9 +11,10 @@
 //! [`weights`] holds each path's maximum witness weight, [`classify`] names the path of a
 //! witness and extracts the preimage of a success-leaf spend.
 //!
-//! This module is self-contained: nothing in the engine's classification, the resolvers or
-//! [`super::ChannelType`] uses it yet. Every output is checked byte for byte against the extension's "Test Vectors"
-//! (`vectors/bolt-simple-taproot.json`).
+//! bolt3's builders use it for [`super::ChannelType::SimpleTaproot`], and
+//! `crate::close::taproot` gives each output of a taproot close its leaves, control blocks and
+//! key paths; the resolvers do not use it yet. Every output is checked byte for byte against
+//! the extension's "Test Vectors" (`vectors/bolt-simple-taproot.json`).
 
 use std::sync::OnceLock;
 
@@ -43,13 +44,13 @@ pub mod witness;
 #[cfg(test)]
 mod bip327_tests;
 #[cfg(test)]
-mod commitment_tests;
+pub(crate) mod commitment_tests;
 #[cfg(test)]
 mod funding_tests;
 #[cfg(test)]
 mod spend_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod witness_tests;
 

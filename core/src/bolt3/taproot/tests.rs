@@ -21,7 +21,7 @@ use super::{leaf_hash, simple_taproot_nums, TapOutput, TaprootScriptError};
 
 pub(super) const CSV_DELAY: u16 = 144;
 
-pub(super) fn vectors() -> Value {
+pub(crate) fn vectors() -> Value {
     let text = include_str!("../../../../vectors/bolt-simple-taproot.json");
     serde_json::from_str(text).expect("vector json")
 }
@@ -267,7 +267,7 @@ pub(super) fn htlcs_of(v: &Value, test: &Value) -> Vec<Htlc> {
         .collect()
 }
 
-pub(super) fn tx(v: &Value) -> Transaction {
+pub(crate) fn tx(v: &Value) -> Transaction {
     deserialize(&hex_of(v)).expect("transaction")
 }
 

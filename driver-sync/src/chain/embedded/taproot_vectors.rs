@@ -233,3 +233,275 @@ fn bitcoin_core_refuses_each_timelocked_path_one_block_early() {
     // The relative lock disabled (bit 31) does not satisfy OP_CHECKSEQUENCEVERIFY either.
     early(SpendPath::ToLocalDelay, delay | (1 << 31), None);
 }
+
+/// A one-input spend of `prevout` (at `outpoint` 0 of a made-up txid) with nSequence `sequence`.
+fn one_input_spend(prevout: &TxOut, sequence: u32) -> Transaction {
+    use bitcoin::{absolute::LockTime, transaction::Version, OutPoint, TxIn, Txid};
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::new(Txid::from_byte_array([9; 32]), 0),
+            sequence: Sequence(sequence),
+            ..TxIn::default()
+        }],
+        output: vec![TxOut {
+            value: prevout.value - Amount::from_sat(500),
+            script_pubkey: ScriptBuf::new_op_return([1u8; 4]),
+        }],
+    }
+}
+
+/// The driver's signer (`InMemorySigner::sign_taproot`, keys derived from basepoint secrets and
+/// the request's BOLT 3 tweak) signs a `to_local` delay leaf (per-commitment tweak), a
+/// `to_remote` leaf (untweaked payment key) and a revoked HTLC's key path (revocation key from
+/// the peer's secret, tap-tweaked with the HTLC's root); each witness built by
+/// `taproot::witness` is accepted by Bitcoin Core and refused with a flipped signature bit.
+#[test]
+fn bitcoin_core_accepts_the_driver_signers_taproot_signatures() {
+    use bitcoin::secp256k1::SecretKey;
+    use contractcourt_core::action::{
+        Basepoint, KeyTweak, SigningKey, TapSignPath, TaprootSignInput, TaprootSignOutcome,
+        TaprootSignRequest,
+    };
+    use contractcourt_core::bolt3::taproot::{to_local, to_remote, witness as w, TapOutput};
+    use contractcourt_core::bolt3::{keys, CommitmentKeys};
+    use contractcourt_core::types::{ChannelId, ClaimId, RawTx, RequestId};
+
+    use crate::signer::{BasepointSecrets, InMemorySigner};
+
+    let sk = |b: u8| SecretKey::from_slice(&[b; 32]).unwrap();
+    let (ours, theirs) = (
+        BasepointSecrets {
+            funding: sk(1),
+            revocation: sk(2),
+            payment: sk(3),
+            delayed_payment: sk(4),
+            htlc: sk(5),
+        },
+        BasepointSecrets {
+            funding: sk(11),
+            revocation: sk(12),
+            payment: sk(13),
+            delayed_payment: sk(14),
+            htlc: sk(15),
+        },
+    );
+    let channel = ChannelId([21; 32]);
+    let mut signer = InMemorySigner::new();
+    signer.add_channel(channel, ours.clone());
+    let (our_point, their_secret) = (keys::per_commitment_point(&[7; 32]).unwrap(), [8u8; 32]);
+    let their_point = keys::per_commitment_point(&their_secret).unwrap();
+    let our_keys = CommitmentKeys::derive(&our_point, &ours.basepoints(), &theirs.basepoints());
+    let their_keys = CommitmentKeys::derive(&their_point, &theirs.basepoints(), &ours.basepoints());
+    let (our_keys, their_keys) = (our_keys.unwrap(), their_keys.unwrap());
+    let key = |basepoint, tweak| SigningKey::Channel {
+        channel,
+        basepoint,
+        tweak,
+    };
+    let sign = |prevout: &TxOut, seq: u32, path: TapSignPath, key: SigningKey| {
+        let tx = one_input_spend(prevout, seq);
+        let request = TaprootSignRequest {
+            request: RequestId {
+                claim: ClaimId(1),
+                attempt: 0,
+            },
+            tx: RawTx(tx.clone()),
+            prevouts: vec![prevout.clone()],
+            inputs: vec![TaprootSignInput {
+                input: 0,
+                path,
+                sighash: TapSighashType::Default,
+                key,
+            }],
+        };
+        match signer.sign_taproot(&request) {
+            TaprootSignOutcome::Signed { signatures } => (tx, signatures[0].signature),
+            TaprootSignOutcome::Failed { reason } => panic!("{reason}"),
+        }
+    };
+    let txout = |output: &TapOutput| TxOut {
+        value: Amount::from_sat(50_000),
+        script_pubkey: output.script_pubkey(),
+    };
+    let mut spends = Vec::new();
+    // Our to_local, delay leaf.
+    let local = to_local::to_local(
+        &our_keys.local_delayed_pubkey,
+        &our_keys.revocation_pubkey,
+        144,
+    )
+    .unwrap();
+    let prevout = txout(&local.output);
+    let path = TapSignPath::ScriptPath {
+        leaf: local.delay_script.clone(),
+    };
+    let tweak = KeyTweak::PerCommitmentPoint { point: our_point };
+    let (mut tx, sig) = sign(&prevout, 144, path, key(Basepoint::DelayedPayment, tweak));
+    tx.input[0].witness = w::to_local_delay(&local, &sig).unwrap();
+    spends.push((tx, prevout));
+    // Our to_remote on their commitment.
+    let remote = to_remote::to_remote(&their_keys.remote_payment_pubkey).unwrap();
+    let prevout = txout(&remote.output);
+    let path = TapSignPath::ScriptPath {
+        leaf: remote.script.clone(),
+    };
+    let (mut tx, sig) = sign(&prevout, 1, path, key(Basepoint::Payment, KeyTweak::None));
+    tx.input[0].witness = w::to_remote(&remote, &sig).unwrap();
+    spends.push((tx, prevout));
+    // A revoked HTLC of theirs, revocation key path.
+    let k = &their_keys;
+    let htlc = offered_htlc::offered_htlc(
+        &k.revocation_pubkey,
+        &k.local_htlc_pubkey,
+        &k.remote_htlc_pubkey,
+        &PaymentHash([3; 32]),
+    )
+    .unwrap();
+    let prevout = txout(&htlc.output);
+    let tweak = KeyTweak::Revocation {
+        per_commitment_secret: their_secret,
+    };
+    let path = TapSignPath::from(&htlc.output);
+    let (mut tx, sig) = sign(&prevout, 0, path, key(Basepoint::Revocation, tweak));
+    tx.input[0].witness = w::revocation_key_path(&sig);
+    spends.push((tx, prevout));
+    for (tx, prevout) in spends {
+        assert_eq!(verify_scripts(&tx, std::slice::from_ref(&prevout)), Ok(()));
+        let mut items: Vec<Vec<u8>> = tx.input[0].witness.iter().map(<[u8]>::to_vec).collect();
+        items[0][5] ^= 1;
+        let mut flipped = tx.clone();
+        flipped.input[0].witness = Witness::from_slice(&items);
+        refused(&flipped, &prevout);
+    }
+    // An unknown channel is refused, naming the input.
+    let other = SigningKey::Channel {
+        channel: ChannelId([22; 32]),
+        basepoint: Basepoint::Payment,
+        tweak: KeyTweak::None,
+    };
+    let request = TaprootSignRequest {
+        request: RequestId {
+            claim: ClaimId(2),
+            attempt: 0,
+        },
+        tx: RawTx(one_input_spend(&txout(&remote.output), 1)),
+        prevouts: vec![txout(&remote.output)],
+        inputs: vec![TaprootSignInput {
+            input: 0,
+            path: TapSignPath::ScriptPath {
+                leaf: remote.script.clone(),
+            },
+            sighash: TapSighashType::Default,
+            key: other,
+        }],
+    };
+    assert!(matches!(
+        signer.sign_taproot(&request),
+        TaprootSignOutcome::Failed { reason } if reason.starts_with("input 0:")
+    ));
+}
+
+/// Core's taproot commitment sweep (`resolver::taproot_sweep`) of our `to_local` (delay leaf,
+/// `to_self_delay`) and our `to_remote` (`1 OP_CSV` leaf), signed by the driver's signer: Bitcoin
+/// Core accepts each, and refuses each re-signed with nSequence one short of its CSV.
+#[test]
+fn bitcoin_core_accepts_core_taproot_commitment_sweeps_and_refuses_them_one_block_early() {
+    use bitcoin::secp256k1::SecretKey;
+    use bitcoin::{FeeRate, WPubkeyHash};
+    use contractcourt_core::action::TaprootSignOutcome;
+    use contractcourt_core::bolt3::taproot::{to_local, to_remote, TapOutput};
+    use contractcourt_core::bolt3::{keys, CommitmentKeys};
+    use contractcourt_core::close::taproot::{TapLeafSpend, TaprootContract, TaprootOutput};
+    use contractcourt_core::resolver::taproot_sweep::{taproot_commit_sweep, TaprootSweep};
+    use contractcourt_core::types::{ChannelId, ClaimId, Party, RequestId};
+
+    use crate::signer::{BasepointSecrets, InMemorySigner};
+
+    let secrets = |b: u8| {
+        let sk = |i: u8| SecretKey::from_slice(&[b + i; 32]).unwrap();
+        BasepointSecrets {
+            funding: sk(1),
+            revocation: sk(2),
+            payment: sk(3),
+            delayed_payment: sk(4),
+            htlc: sk(5),
+        }
+    };
+    let (ours, theirs) = (secrets(0), secrets(10));
+    let channel = ChannelId([31; 32]);
+    let mut signer = InMemorySigner::new();
+    signer.add_channel(channel, ours.clone());
+    let point = keys::per_commitment_point(&[7; 32]).unwrap();
+    let k = CommitmentKeys::derive(&point, &ours.basepoints(), &theirs.basepoints()).unwrap();
+    let leaf = |output: &TapOutput, script: &ScriptBuf| TapLeafSpend {
+        leaf: script.clone(),
+        control_block: output.control_block(script).unwrap(),
+    };
+    let local = to_local::to_local(&k.local_delayed_pubkey, &k.revocation_pubkey, 144).unwrap();
+    let remote = to_remote::to_remote(&ours.basepoints().payment_basepoint).unwrap();
+    let cases = [
+        (
+            local.output.script_pubkey(),
+            TaprootOutput::ToLocal {
+                to_self_delay: 144,
+                delay: leaf(&local.output, &local.delay_script),
+                revoke: leaf(&local.output, &local.revoke_script),
+            },
+            144u16,
+        ),
+        (
+            remote.output.script_pubkey(),
+            TaprootOutput::ToRemote {
+                leaf: leaf(&remote.output, &remote.script),
+            },
+            1,
+        ),
+    ];
+    let destination = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([4; 20]));
+    let signed = |sweep: &TaprootSweep| {
+        let tx = sweep
+            .tx(destination.clone(), FeeRate::from_sat_per_kwu(2_500))
+            .unwrap();
+        let id = RequestId {
+            claim: ClaimId(1),
+            attempt: 0,
+        };
+        match signer.sign_taproot(&sweep.sign_request(id, &tx)) {
+            TaprootSignOutcome::Signed { signatures } => sweep.finish(tx, &signatures[0].signature),
+            TaprootSignOutcome::Failed { reason } => panic!("{reason}"),
+        }
+    };
+    for (script_pubkey, output, csv) in cases {
+        // A stand-in close: any transaction whose output 0 is ours.
+        let funding = TxOut {
+            value: Amount::from_sat(100_500),
+            script_pubkey: ScriptBuf::new(),
+        };
+        let mut close = one_input_spend(&funding, 0);
+        close.output[0] = TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey,
+        };
+        let contract = TaprootContract {
+            vout: 0,
+            value_sat: 100_000,
+            owner: Party::Local,
+            revoked: false,
+            output,
+            per_commitment_point: Some(point),
+        };
+        let sweep = taproot_commit_sweep(channel, &close, 800, &contract).unwrap();
+        assert_eq!(sweep.sequence, Sequence::from_height(csv));
+        let tx = signed(&sweep);
+        assert_eq!(
+            verify_scripts(&tx, std::slice::from_ref(&sweep.prevout)),
+            Ok(())
+        );
+        assert!(tx.weight().to_wu() <= sweep.max_weight(&tx));
+        let mut early = sweep.clone();
+        early.sequence = Sequence::from_height(csv - 1);
+        refused(&signed(&early), &sweep.prevout);
+    }
+}

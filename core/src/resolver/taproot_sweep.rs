@@ -1,0 +1,204 @@
+//! The commitment sweep of a simple taproot channel: our balance — `to_local` on our own
+//! commitment by its delay leaf after `to_self_delay`, `to_remote` on a commitment of the peer's
+//! by its `1 OP_CSV` leaf — from the output's [`TaprootContract`] (`close::taproot`): the
+//! sweep's maturity, its one-input transaction at a fee rate (the witness weighed with
+//! `taproot::weights`), the BIP 340 request that signs it (`SIGHASH_DEFAULT`, every prevout)
+//! and its witness `<sig> <leaf> <control block>` (extension, "To Local Outputs", "To Remote
+//! Outputs").
+//!
+//! Standalone: [`super::commit_sweep`] and the sweeper do not use it yet (simple taproot
+//! channels are refused at registration), so batching and fee bumping are not done here.
+
+use bitcoin::absolute::LockTime;
+use bitcoin::taproot::Signature;
+use bitcoin::transaction::Version;
+use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
+
+use crate::action::taproot::TAPROOT_SIGHASH;
+use crate::action::{
+    Basepoint, KeyTweak, SigningKey, TapSignPath, TaprootSignInput, TaprootSignRequest,
+};
+use crate::bolt3::taproot::weights::{TO_LOCAL_DELAY_WITNESS_WEIGHT, TO_REMOTE_WITNESS_WEIGHT};
+use crate::bolt3::taproot::witness::script_path_witness;
+use crate::close::taproot::{TapLeafSpend, TaprootContract, TaprootOutput};
+use crate::fee::fee_for_rate;
+use crate::types::{ChannelId, Height, Party, RawTx, RequestId};
+
+/// Why an output cannot be swept as our taproot balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaprootSweepError {
+    /// Not our `to_local` on our unrevoked commitment nor our `to_remote` (on any commitment of
+    /// the peer's, revoked too).
+    NotOurBalance {
+        /// The output.
+        vout: u32,
+    },
+    /// Our `to_local` without the commitment's per-commitment point (its key's tweak).
+    NoPerCommitmentPoint {
+        /// The output.
+        vout: u32,
+    },
+    /// The contract's output is not in the closing transaction.
+    MissingOutput {
+        /// The output.
+        vout: u32,
+    },
+    /// The fee at this rate leaves less than the destination's dust limit.
+    BelowDust {
+        /// The output's value.
+        value_sat: u64,
+        /// The fee.
+        fee_sat: u64,
+    },
+}
+
+impl std::fmt::Display for TaprootSweepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "taproot sweep: {self:?}")
+    }
+}
+
+impl std::error::Error for TaprootSweepError {}
+
+/// A sweep of our taproot balance, before its transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaprootSweep {
+    /// The output swept.
+    pub outpoint: OutPoint,
+    /// The output itself (the one prevout the signature commits to).
+    pub prevout: TxOut,
+    /// The leaf revealed, with its control block.
+    pub leaf: TapLeafSpend,
+    /// The input's nSequence: the leaf's CSV (`to_self_delay`, or 1).
+    pub sequence: Sequence,
+    /// The first height at which the sweep can confirm (BIP 68: the close's height plus the CSV).
+    pub mature_at: Height,
+    /// The key the leaf checks.
+    pub key: SigningKey,
+    /// The witness's maximum weight (`taproot::weights`).
+    pub witness_weight: u64,
+}
+
+/// The sweep of `contract` (an output of `close`, confirmed at `close_height`) if it is our
+/// balance.
+pub fn taproot_commit_sweep(
+    channel: ChannelId,
+    close: &Transaction,
+    close_height: Height,
+    contract: &TaprootContract,
+) -> Result<TaprootSweep, TaprootSweepError> {
+    let vout = contract.vout;
+    // Our `to_remote` stays ours on a revoked commitment of the peer's; a revoked `to_local` of
+    // ours would be the peer's to take (we never classify one into contracts).
+    let revoked_to_local =
+        contract.revoked && matches!(contract.output, TaprootOutput::ToLocal { .. });
+    if contract.owner != Party::Local || revoked_to_local {
+        return Err(TaprootSweepError::NotOurBalance { vout });
+    }
+    let prevout = close
+        .output
+        .get(vout as usize)
+        .cloned()
+        .ok_or(TaprootSweepError::MissingOutput { vout })?;
+    let (leaf, csv, key, weight) = match &contract.output {
+        TaprootOutput::ToLocal {
+            to_self_delay,
+            delay,
+            ..
+        } => {
+            let point = contract
+                .per_commitment_point
+                .ok_or(TaprootSweepError::NoPerCommitmentPoint { vout })?;
+            let key = SigningKey::Channel {
+                channel,
+                basepoint: Basepoint::DelayedPayment,
+                tweak: KeyTweak::PerCommitmentPoint { point },
+            };
+            (delay, *to_self_delay, key, TO_LOCAL_DELAY_WITNESS_WEIGHT)
+        }
+        TaprootOutput::ToRemote { leaf } => {
+            let key = SigningKey::Channel {
+                channel,
+                basepoint: Basepoint::Payment,
+                tweak: KeyTweak::None,
+            };
+            (leaf, 1, key, TO_REMOTE_WITNESS_WEIGHT)
+        }
+        _ => return Err(TaprootSweepError::NotOurBalance { vout }),
+    };
+    Ok(TaprootSweep {
+        outpoint: OutPoint::new(close.compute_txid(), vout),
+        prevout,
+        leaf: leaf.clone(),
+        sequence: Sequence::from_height(csv),
+        mature_at: close_height.saturating_add(u32::from(csv)),
+        key,
+        witness_weight: weight as u64,
+    })
+}
+
+impl TaprootSweep {
+    /// The unsigned sweep to `destination` at `rate`: version 2, locktime 0, our one input at
+    /// the leaf's nSequence, the fee on the signed weight's maximum (the unsigned transaction's
+    /// weight, 2 for the segwit marker and flag, the witness's maximum).
+    pub fn tx(
+        &self,
+        destination: ScriptBuf,
+        rate: FeeRate,
+    ) -> Result<Transaction, TaprootSweepError> {
+        let mut tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: self.outpoint,
+                sequence: self.sequence,
+                ..TxIn::default()
+            }],
+            output: vec![TxOut {
+                value: Amount::ZERO,
+                script_pubkey: destination,
+            }],
+        };
+        let fee_sat = fee_for_rate(rate, self.max_weight(&tx));
+        let value_sat = self.prevout.value.to_sat();
+        let left = value_sat.saturating_sub(fee_sat);
+        if left < tx.output[0].script_pubkey.minimal_non_dust().to_sat() {
+            return Err(TaprootSweepError::BelowDust { value_sat, fee_sat });
+        }
+        tx.output[0].value = Amount::from_sat(left);
+        Ok(tx)
+    }
+
+    /// The weight of `tx` (this sweep, unsigned) once signed, at most.
+    pub fn max_weight(&self, tx: &Transaction) -> u64 {
+        let unsigned = tx.weight().to_wu();
+        unsigned + 2 + self.witness_weight
+    }
+
+    /// The BIP 340 request that signs `tx` (this sweep, input 0).
+    pub fn sign_request(&self, request: RequestId, tx: &Transaction) -> TaprootSignRequest {
+        TaprootSignRequest {
+            request,
+            tx: RawTx(tx.clone()),
+            prevouts: vec![self.prevout.clone()],
+            inputs: vec![TaprootSignInput {
+                input: 0,
+                path: TapSignPath::from(&self.leaf),
+                sighash: TAPROOT_SIGHASH,
+                key: self.key.clone(),
+            }],
+        }
+    }
+
+    /// `tx` with its witness `<sig> <leaf> <control block>`.
+    pub fn finish(&self, mut tx: Transaction, signature: &Signature) -> Transaction {
+        if let Some(input) = tx.input.first_mut() {
+            input.witness = script_path_witness(
+                &[&signature.serialize()],
+                &self.leaf.leaf,
+                &self.leaf.control_block,
+            );
+        }
+        tx
+    }
+}
