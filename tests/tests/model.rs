@@ -33,7 +33,8 @@
 //! over all the actions the step has, counted on a copy of the node; `CrashMidStep` stays
 //! capped at 12 for the first two generators' recorded regressions). At the end, a channel
 //! still open must have had no reason to close: no force close asked for, no outgoing HTLC
-//! with an output on our commitment past its expiry. `MODEL_FAULTY_CASES` sets its count.
+//! with an output on our commitment past its expiry, no incoming one there past its expiry
+//! whose preimage we learned before. `MODEL_FAULTY_CASES` sets its count.
 //! Every 100 cases the run prints the distribution of what was generated (channel types, reorg
 //! depths, crash points, failures).
 //!
@@ -793,8 +794,11 @@ impl Model {
     }
 
     /// Why the channel must have closed on chain by now, if it must: our force close was
-    /// requested, or an outgoing HTLC with an output on our commitment expired (BOLT 5: the
-    /// channel fails once an offered HTLC times out).
+    /// requested; an outgoing HTLC with an output on our commitment expired (BOLT 5: the
+    /// channel fails once an offered HTLC times out); or an incoming one with an output there
+    /// expired although we learned its preimage before (BOLT 2: a fulfilled HTLC the peer does
+    /// not remove must be claimed on chain before it expires — the model's peer never removes
+    /// one off-chain).
     fn forced_close(&self) -> Option<String> {
         if self.close_requested {
             return Some("our force close request".to_string());
@@ -803,16 +807,29 @@ impl Model {
         let on_ours = sim
             .state(Party::Local, sim.local_commitment_number())
             .ok()?;
+        let ours = self
+            .commitments
+            .iter()
+            .find(|(holder, _, _)| *holder == Party::Local)
+            .map(|(_, _, b)| b)?;
         self.htlcs
             .iter()
-            .filter(|x| x.key.direction == HtlcDirection::Outgoing)
-            .filter(|x| on_ours.htlcs.contains_key(&x.key) && !self.dust_on_ours(&x.key))
-            .find(|x| x.cltv_expiry < self.tip())
-            .map(|x| {
-                format!(
-                    "outgoing HTLC {} expired at {}",
-                    x.key.htlc_id, x.cltv_expiry
-                )
+            .enumerate()
+            .filter(|(_, x)| on_ours.htlcs.contains_key(&x.key) && x.cltv_expiry < self.tip())
+            .find_map(|(i, x)| {
+                let outgoing = x.key.direction == HtlcDirection::Outgoing;
+                ours.htlc_output_index(outgoing, x.key.htlc_id)?;
+                let id = x.key.htlc_id;
+                if outgoing {
+                    return Some(format!("outgoing HTLC {id} expired at {}", x.cltv_expiry));
+                }
+                let learned = *self.learned.get(&i)?;
+                (learned < x.cltv_expiry).then(|| {
+                    format!(
+                        "incoming HTLC {id}, its preimage learned at {learned}, expired at {}",
+                        x.cltv_expiry
+                    )
+                })
             })
     }
 
