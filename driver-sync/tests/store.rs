@@ -3,6 +3,8 @@
 //! PostgreSQL store (the same, its lease, and lost connections).
 
 // Each part is a module of this binary (no new test target); the files are in `store/`.
+#[path = "store/crash_writer.rs"]
+mod crash_writer;
 #[path = "store/pg_cluster.rs"]
 mod pg_cluster;
 #[path = "store/pg_proxy.rs"]

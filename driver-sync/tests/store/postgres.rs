@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contractcourt_core::action::{Batch, RecordKey, RecordOp};
+use contractcourt_core::action::RecordKey;
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ClaimId;
 use contractcourt_sync::store::conformance::{append, batch, chan, put, rec, some_events};
 use contractcourt_sync::store::{PostgresStore, Records, Store, StoreError, PG_SCHEMA_VERSION};
 use serde_json::json;
 
+use super::crash_writer::{crash_step, stored_step};
 use super::pg_support::{config, fresh_schema, raw, PgTestStore, SchemaGuard};
 
 mod kit {
@@ -398,36 +399,6 @@ fn postgres_an_owner_whose_loop_stops_loses_its_lease_to_a_standby_within_lease_
 // ---- A writer killed mid-stream ----
 
 const CHILD_ENV: &str = "CONTRACTCOURT_PG_CRASH_CHILD";
-
-fn crash_step(i: u64) -> Batch {
-    let mut ops = vec![
-        put(RecordKey::Node, rec(1, json!({ "step": i }))),
-        put(
-            RecordKey::Claim { claim: ClaimId(i) },
-            rec(1, json!({ "step": i })),
-        ),
-        append(
-            chan(1),
-            i,
-            rec(1, json!({ "step": i, "pad": "x".repeat(64 * 1024) })),
-        ),
-    ];
-    if let Some(old) = i.checked_sub(3) {
-        ops.push(RecordOp::Delete {
-            key: RecordKey::Claim {
-                claim: ClaimId(old),
-            },
-        });
-    }
-    Batch { ops }
-}
-
-fn stored_step(store: &PostgresStore) -> Option<u64> {
-    let records = store.load().unwrap();
-    records
-        .get(&RecordKey::Node)
-        .map(|r| r.body.to_value()["step"].as_u64().unwrap())
-}
 
 fn crash_config(schema: &str) -> contractcourt_sync::store::PostgresConfig {
     let mut cfg = config(schema);

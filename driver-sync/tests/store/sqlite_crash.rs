@@ -3,51 +3,17 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use contractcourt_core::action::{Batch, RecordKey, RecordOp};
+use contractcourt_core::action::RecordKey;
 use contractcourt_core::event::Event;
-use contractcourt_core::types::ClaimId;
 use contractcourt_sync::store::{SqliteStore, Store};
 use serde_json::json;
 
+use super::crash_writer::{crash_step, stored_step};
 use super::sqlite_support::*;
 
 // ---- A writer killed mid-stream ----
 
 const CHILD_ENV: &str = "CONTRACTCOURT_STORE_CRASH_CHILD";
-
-/// Step `i` of the crash test's writer: the node record says `i`; claims `i-2..=i` exist (each
-/// step adds one and deletes the one three steps back); log entry `i` is appended.
-fn crash_step(i: u64) -> Batch {
-    let mut ops = vec![
-        put(RecordKey::Node, rec(1, json!({ "step": i }))),
-        put(
-            RecordKey::Claim { claim: ClaimId(i) },
-            rec(1, json!({ "step": i })),
-        ),
-        // A large entry, so a kill often lands in the middle of writing a transaction.
-        append(
-            chan(1),
-            i,
-            rec(1, json!({ "step": i, "pad": "x".repeat(64 * 1024) })),
-        ),
-    ];
-    if let Some(old) = i.checked_sub(3) {
-        ops.push(RecordOp::Delete {
-            key: RecordKey::Claim {
-                claim: ClaimId(old),
-            },
-        });
-    }
-    Batch { ops }
-}
-
-fn stored_step(store: &SqliteStore) -> Option<u64> {
-    store
-        .load()
-        .unwrap()
-        .get(&RecordKey::Node)
-        .map(|r| r.body.to_value()["step"].as_u64().unwrap())
-}
 
 /// Not a test on its own: the writer process of
 /// `a_killed_writer_leaves_exactly_a_committed_prefix`, which runs this test binary with
