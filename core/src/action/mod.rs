@@ -207,7 +207,10 @@ pub struct FundingRequest {
     pub parent: Option<Txid>,
     /// The fee rate the claim (with its parent, for CPFP) must reach.
     pub target_feerate: FeeRate,
-    /// The most the wallet inputs may contribute in fees.
+    /// The most the wallet inputs may contribute in fees. When the rate, at the weight the
+    /// wallet's inputs make, would cost more, the wallet pays this budget instead — at most
+    /// `BUDGET_SLACK_SAT` (546 sat) less, to keep its change above dust — as long as that pays
+    /// the minimum relay fee ([`crate::funded::select_inputs`] does so).
     pub max_fee_sat: u64,
     /// Inputs lent to an earlier attempt of the same claim: reuse them so bumps replace each other.
     pub reuse: Vec<OutPoint>,

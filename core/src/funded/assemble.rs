@@ -13,14 +13,14 @@ use crate::bolt3::weights::{output_weight, INPUT_NON_WITNESS_WEIGHT};
 use crate::bolt3::witness::{anchor_owner_witness, pay_to_anchor_witness};
 use crate::bolt3::{secp, sign};
 use crate::event::{BroadcastOutcome, FundingOutcome, InputSignature, SignOutcome, WalletInput};
-use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::fee::{child_fee_for_rate, fee_for_rate};
+use crate::fee::{DEFAULT_MIN_RELAY, DUST_RELAY_FEE_SAT_PER_KVB};
 use crate::policy::dust_threshold;
 use crate::policy::reject::is_already_known;
 use crate::policy::truc::{TRUC_CHILD_MAX_VSIZE, TRUC_VERSION};
 use crate::types::{Height, RawTx, RequestId};
 
-use super::{Assembled, FundedAttempt, FundedClaim, OwnSpend};
+use super::{Assembled, FundedAttempt, FundedClaim, OwnSpend, BUDGET_SLACK_SAT};
 
 /// Why the wallet's answer cannot be used (reported; the next block asks again).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +32,8 @@ pub enum FundingError {
     DuplicateInput,
     /// The inputs are worth less than the outputs.
     Overspends,
-    /// The fee is below what the rate needs.
+    /// The fee is below what the rate needs (and, where the rate would cost more than the
+    /// budget, more than `BUDGET_SLACK_SAT` below the budget or below the minimum relay fee).
     FeeTooLow {
         /// What it pays.
         fee_sat: u64,
@@ -147,7 +148,12 @@ fn assemble(
     let needed_sat = child_fee_for_rate(a.feerate, weight, parent_fee, parent_weight)
         // The wallet plans with the weight it was told; allow the varint slack above.
         .saturating_sub(fee_for_rate(a.feerate, 4 * 4));
-    if fee_sat < needed_sat {
+    // The rate at this weight would cost more than the budget: the wallet pays the budget
+    // instead (see `FundingRequest::max_fee_sat`), as long as the package still relays.
+    let pays_budget = needed_sat > a.max_fee_sat
+        && fee_sat >= a.max_fee_sat.saturating_sub(BUDGET_SLACK_SAT)
+        && fee_sat >= child_fee_for_rate(DEFAULT_MIN_RELAY, weight, parent_fee, parent_weight);
+    if fee_sat < needed_sat && !pays_budget {
         return Err(FundingError::FeeTooLow {
             fee_sat,
             needed_sat,

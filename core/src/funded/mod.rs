@@ -48,6 +48,11 @@ pub use order::fund_nearest_deadlines_first;
 pub use own_fee::FeeInput;
 pub use select::select_inputs;
 
+/// How far below its budget a claim may pay when it pays the budget rather than its rate (the
+/// rate at the weight of the wallet's inputs would cost more): room to keep the change output
+/// above dust (546 sat, the largest standard dust threshold, of a P2PKH output).
+pub const BUDGET_SLACK_SAT: u64 = 546;
+
 /// The weight a P2WPKH wallet input adds once signed: 41 non-witness bytes and a witness of
 /// a 73-byte signature and a 33-byte key. Used to plan a fee before the wallet answers.
 pub const P2WPKH_INPUT_WEIGHT: u64 = INPUT_NON_WITNESS_WEIGHT + 1 + 1 + 73 + 1 + 33;
@@ -417,11 +422,16 @@ impl FundedClaim {
         }
         let mut actions: Vec<Action> = self.rebroadcast().into_iter().collect();
         let incremental = fee_for_rate(incremental_relay(fees), weight);
-        // BIP 125: a replacement pays more, and at least the incremental relay fee more.
+        // BIP 125: a replacement pays more, and at least the incremental relay fee more — which
+        // the budget must leave room for over what the attempt in flight pays (one that paid
+        // the whole budget, its rate out of reach, is the best there is).
         let outbids = |c: &FundedAttempt| {
             rate > c.feerate
                 && fee_for_rate(rate, weight)
                     >= fee_for_rate(c.feerate, weight).saturating_add(incremental)
+                && c.assembled
+                    .as_ref()
+                    .is_none_or(|x| budget >= x.fee_sat.saturating_add(incremental))
         };
         let bump = match self.current() {
             None => true,

@@ -10,10 +10,15 @@ use crate::fee::child_fee_for_rate;
 use crate::fee::DUST_RELAY_FEE_SAT_PER_KVB;
 use crate::policy::dust_threshold;
 
+use super::BUDGET_SLACK_SAT;
+
 /// Choose inputs among `available` (the inputs the request asks to reuse first, then the
 /// largest) until they pay the request's rate — for the transaction alone, or with its parent —
 /// with a change output to `change_script` above dust, or exactly without change when the
-/// template has outputs of its own. Fails, saying why, when the funds or the budget fall short.
+/// template has outputs of its own. When the rate at the weight of the inputs chosen would cost
+/// more than the budget (a thin wallet's many small coins, a fee spike), they pay the whole
+/// budget instead: the most the claim may pay, and what gets it, and its parent, to the chain.
+/// Fails, saying why, when the funds fall short.
 pub fn select_inputs(
     request: &FundingRequest,
     available: &[WalletInput],
@@ -65,8 +70,16 @@ pub fn select_inputs(
             .saturating_add(w.satisfaction_weight);
         let fee = fee_at(weight.saturating_add(change_weight));
         if fee > request.max_fee_sat {
+            // The rate is out of the budget's reach at this weight: the whole budget is the
+            // most the claim may pay, so pay it (less at most `BUDGET_SLACK_SAT`, to keep the
+            // change above dust), adding inputs until they cover it.
             over_budget = true;
-            break;
+            if let Some(funded) =
+                pay_the_budget(request, &chosen, value_in, outputs, dust, change_script)
+            {
+                return funded;
+            }
+            continue;
         }
         let Some(left) = value_in.checked_sub(outputs.saturating_add(fee)) else {
             continue;
@@ -94,11 +107,51 @@ pub fn select_inputs(
     FundingOutcome::Failed {
         reason: if over_budget {
             format!(
-                "paying {} for this claim would cost more than its budget of {} sat",
-                request.target_feerate, request.max_fee_sat
+                "insufficient confirmed funds to pay this claim's budget of {} sat \
+                 (its rate of {} would cost more)",
+                request.max_fee_sat, request.target_feerate
             )
         } else {
             "insufficient confirmed funds".into()
         },
     }
+}
+
+/// Inputs `chosen` (worth `value_in` with the template's own) paying the request's whole budget:
+/// with change above dust, or — when what is left over is too small for change — with change at
+/// exactly dust, or without change when the template has outputs of its own; the fee is never
+/// above the budget nor more than [`BUDGET_SLACK_SAT`] below it. `None` when they fall short.
+fn pay_the_budget(
+    request: &FundingRequest,
+    chosen: &[WalletInput],
+    value_in: u64,
+    outputs: u64,
+    dust: u64,
+    change_script: &Script,
+) -> Option<FundingOutcome> {
+    let budget = request.max_fee_sat;
+    let spendable = value_in.checked_sub(outputs)?;
+    let least = budget.saturating_sub(BUDGET_SLACK_SAT);
+    let change = |value: u64| {
+        Some(FundingOutcome::Funded {
+            inputs: chosen.to_vec(),
+            change: Some(TxOut {
+                value: Amount::from_sat(value),
+                script_pubkey: change_script.to_owned(),
+            }),
+        })
+    };
+    if spendable >= budget.saturating_add(dust) {
+        return change(spendable - budget);
+    }
+    if spendable >= least.saturating_add(dust) {
+        return change(dust);
+    }
+    if !request.template.output.is_empty() && (least..=budget).contains(&spendable) {
+        return Some(FundingOutcome::Funded {
+            inputs: chosen.to_vec(),
+            change: None,
+        });
+    }
+    None
 }

@@ -494,3 +494,123 @@ fn a_parent_that_relays_alone_keeps_its_childs_budget() {
         "{actions:?}"
     );
 }
+
+/// A thin wallet after a fee spike (found by the model check with failing signers and wallets):
+/// the spike's rate is capped at the budget's rate on the weight planned for one wallet input,
+/// but the wallet holds only small coins, and at the weight of the five it takes that rate
+/// costs more than the budget. The wallet used to refuse ("would cost more than its budget"),
+/// the engine asked again at the same price every block, and the zero-fee commitment — with
+/// every HTLC on it — never reached the chain. Now the wallet pays the whole budget (the most
+/// the claim may pay), the core accepts it, and does not try to outbid it.
+#[test]
+fn a_thin_wallet_pays_the_whole_budget_when_the_rate_at_its_inputs_weight_would_cost_more() {
+    let budget = 20_000;
+    let mut claim = pay_to_anchor_claim(budget);
+    claim.template.parent.as_mut().unwrap().fee_sat = 0;
+    let coins: Vec<WalletInput> = (0..6).map(|i| coin(i, 5_000, 90)).collect();
+    let spike = fees(200);
+    let actions = claim.on_block(100, Some(&spike), FeeRate::from_sat_per_kwu(250));
+    let request = funding_request(&actions);
+    assert!(
+        fee_for_rate(request.target_feerate, claim.total_planned_weight()) <= budget,
+        "the ask is capped at the budget's rate on the planned weight: {request:?}"
+    );
+    let outcome = select_inputs(&request, &coins, &wallet_script());
+    let FundingOutcome::Funded { inputs, change } = &outcome else {
+        panic!("the wallet holds 30,000 sat and the budget is 20,000: {outcome:?}");
+    };
+    assert!(inputs.len() > 1, "{outcome:?}");
+    assert!(change.is_some(), "{outcome:?}");
+    let signed = claim.on_funded(request.request, &outcome, 100);
+    assert!(
+        matches!(signed.first(), Some(Action::Sign(_))),
+        "{signed:?}"
+    );
+    let x = claim.current().unwrap().assembled.clone().unwrap();
+    assert!(
+        x.fee_sat <= budget && x.fee_sat + BUDGET_SLACK_SAT >= budget,
+        "pays {} of a {budget} sat budget",
+        x.fee_sat
+    );
+    // The rate it asked for would have cost more at the weight it has.
+    assert!(crate::fee::child_fee_for_rate(request.target_feerate, x.weight, 0, 1_000) > budget);
+    // A higher spike next block: nothing to outbid with — no new attempt, the signatures are
+    // asked for again.
+    let next = claim.on_block(101, Some(&fees(400)), FeeRate::from_sat_per_kwu(250));
+    assert!(
+        next.iter().all(|a| !matches!(a, Action::FundFromWallet(_))),
+        "{next:?}"
+    );
+    assert!(
+        next.iter().any(|a| matches!(a, Action::Sign(_))),
+        "{next:?}"
+    );
+    assert_eq!(claim.attempts.len(), 1);
+}
+
+/// Paying the budget is no licence to underpay: a wallet answer below the budget less its slack
+/// is refused while the rate is out of reach, and so is any answer below the rate while the
+/// rate is within the budget.
+#[test]
+fn an_answer_below_the_budget_less_its_slack_is_refused_when_the_rate_is_out_of_reach() {
+    let budget = 20_000;
+    let mut claim = pay_to_anchor_claim(budget);
+    claim.template.parent.as_mut().unwrap().fee_sat = 0;
+    let actions = claim.on_block(100, Some(&fees(200)), FeeRate::from_sat_per_kwu(250));
+    let request = funding_request(&actions);
+    let coins: Vec<WalletInput> = (0..6).map(|i| coin(i, 5_000, 90)).collect();
+    // All six coins, 30,000 sat, with 10,000 - BUDGET_SLACK_SAT - 1 sat of change.
+    let short = FundingOutcome::Funded {
+        inputs: coins.clone(),
+        change: Some(TxOut {
+            value: Amount::from_sat(10_000 + BUDGET_SLACK_SAT + 1),
+            script_pubkey: wallet_script(),
+        }),
+    };
+    let refused = claim.on_funded(request.request, &short, 100);
+    assert!(
+        refused.iter().all(|a| !matches!(a, Action::Sign(_))),
+        "{refused:?}"
+    );
+    assert!(format!("{refused:?}").contains("below"), "{refused:?}");
+    let exact = FundingOutcome::Funded {
+        inputs: coins,
+        change: Some(TxOut {
+            value: Amount::from_sat(10_000 + BUDGET_SLACK_SAT),
+            script_pubkey: wallet_script(),
+        }),
+    };
+    let signed = claim.on_funded(request.request, &exact, 100);
+    assert!(
+        matches!(signed.first(), Some(Action::Sign(_))),
+        "{signed:?}"
+    );
+
+    // Within the budget the rate is what counts: one large coin paying half the rate's fee is
+    // refused.
+    let mut claim = pay_to_anchor_claim(budget);
+    claim.template.parent.as_mut().unwrap().fee_sat = 0;
+    let actions = claim.on_block(100, Some(&fees(2)), FeeRate::from_sat_per_kwu(250));
+    let request = funding_request(&actions);
+    let honest = select_inputs(&request, &[coin(1, 100_000, 90)], &wallet_script());
+    let FundingOutcome::Funded {
+        inputs,
+        change: Some(c),
+    } = honest
+    else {
+        panic!("{honest:?}");
+    };
+    let fee = 100_000 - c.value.to_sat();
+    let half = FundingOutcome::Funded {
+        inputs,
+        change: Some(TxOut {
+            value: Amount::from_sat(100_000 - fee / 2),
+            script_pubkey: wallet_script(),
+        }),
+    };
+    let refused = claim.on_funded(request.request, &half, 100);
+    assert!(
+        refused.iter().all(|a| !matches!(a, Action::Sign(_))),
+        "{refused:?}"
+    );
+}
