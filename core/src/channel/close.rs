@@ -355,6 +355,19 @@ impl ChannelArbitrator {
                     ),
                 ));
             }
+            // Their wallet-funded claims (zero-fee HTLC transactions) go with them: the wallet
+            // coins lent to any of their attempts are given back, or a thin wallet would have
+            // none left for the claims of the close that comes instead.
+            for r in self.resolvers.values() {
+                if let Some(f) = r
+                    .second_level
+                    .as_ref()
+                    .and_then(|c| c.funded.as_ref())
+                    .filter(|f| !f.attempts.is_empty())
+                {
+                    actions.push(Action::ReleaseInputs { claim: f.claim });
+                }
+            }
             self.resolvers.clear();
             self.resolved_at = None;
         }
