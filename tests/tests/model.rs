@@ -24,7 +24,11 @@
 //! whose budget cannot pay the relay fee for its claim, may be left), the ledger agrees with a small
 //! reference model of who is entitled to each HTLC output (on a breach: every output but the
 //! anchors is ours), and every upstream failure the final chain contradicts was reported as a
-//! loss (5, deep range).
+//! loss (5, deep range). The engine's ledger, resolution reports and close summary must also
+//! equal the reference ledger (`model/reference.rs`, issue 20 §2): written from BOLT 3 and 5,
+//! it reads each output's owner from the commitment as built and the script path of the
+//! witness that spent it, never from the engine, and decides every output's status, amount,
+//! outcome and the totals.
 //!
 //! A third generator (issue 20 §1) adds, on every channel type, a signer that is down for 1–3
 //! blocks (also from the moment we ask for a force close), a wallet that cannot fund for 1–3
@@ -35,11 +39,20 @@
 //! still open must have had no reason to close: no force close asked for, no outgoing HTLC
 //! with an output on our commitment past its expiry, no incoming one there past its expiry
 //! whose preimage we learned before. `MODEL_FAULTY_CASES` sets its count.
+//! A fourth generator (issue 20 §1, `model/neighbours.rs`) puts the case's channel beside one to
+//! five more channels of the node, each of any type with up to four HTLCs each way: one chain
+//! (every reorg reaches their closes too), one fee wallet (a thin one must fund them all), one
+//! signer, the same refusals and crashes. Their peers broadcast their current or revoked
+//! commitment, or we ask for a close, or the engine must (an expired HTLC); they never claim an
+//! HTLC. Every neighbour gets the end checks of the case's channel: still open only without a
+//! reason to close; closed, its ledger, reports and summary equal the reference ledger and its
+//! close fully resolved. `MODEL_SEVERAL_CASES` sets its count.
 //! Every 100 cases the run prints the distribution of what was generated (channel types, reorg
-//! depths, crash points, failures).
+//! depths, crash points, failures, channels per case, the neighbours' closes, and how many
+//! closes and outputs the reference ledger was compared on).
 //!
 //! CI runs 24 cases (static remote key and anchors), 12 of zero-fee commitments
-//! (`MODEL_ZERO_FEE_CASES`), 12 with failing signers and wallets, and one case of a channel with 100–150 HTLCs each way (`MODEL_LARGE_CASES`;
+//! (`MODEL_ZERO_FEE_CASES`), 12 with failing signers and wallets, 8 of several channels, and one case of a channel with 100–150 HTLCs each way (`MODEL_LARGE_CASES`;
 //! `MODEL_LARGE_MAX=483` for the protocol maximum).
 //! A longer run:
 //!
@@ -79,6 +92,13 @@ use contractcourt_tests::{Harness, START_HEIGHT};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
+
+#[path = "model/neighbours.rs"]
+mod neighbours;
+#[path = "model/reference.rs"]
+mod reference;
+
+use neighbours::{Neighbour, NeighbourMove, NeighbourSpec};
 
 /// Where sweeps pay to.
 fn destination() -> ScriptBuf {
@@ -168,6 +188,8 @@ enum Op {
     /// A block with the peer's transactions in the mempool.
     MineMempool,
     Restart,
+    /// A move of one of the node's other channels ([`neighbours`]).
+    Neighbour(Index, NeighbourMove),
 }
 
 #[derive(Clone, Debug)]
@@ -183,6 +205,8 @@ struct Case {
     /// pending commitment only.
     pending: Vec<HtlcSpec>,
     ops: Vec<Op>,
+    /// The node's other channels ([`neighbours`]; only the several-channels generator has any).
+    neighbours: Vec<NeighbourSpec>,
 }
 
 /// HTLC amounts: dust and not. Under anchors the smallest claim (a zero-fee HTLC transaction
@@ -370,6 +394,7 @@ fn case_of(
                     zero_fee,
                     wallet,
                     htlcs: out,
+                    neighbours: Vec::new(),
                     pending,
                     ops,
                 }
@@ -422,11 +447,72 @@ struct Model {
     tally: BTreeMap<String, u64>,
     /// Whether we asked for a force close while the channel was open.
     close_requested: bool,
+    /// The node's other channels ([`neighbours`]).
+    neighbours: Vec<Neighbour>,
+    /// The latest close summary of every channel.
+    summaries: BTreeMap<ChannelId, CloseSummary>,
+}
+
+/// One channel as the end checks see it: the case's own, or a neighbour.
+struct Lane<'a> {
+    id: ChannelId,
+    htlcs: &'a [SimHtlc],
+    /// Whether the peer knows each HTLC's preimage.
+    peer_knows: Vec<bool>,
+    commitments: &'a [(Party, u64, BuiltCommitment)],
+    /// Height at which we learned each HTLC's preimage (index → height).
+    learned: &'a BTreeMap<usize, u32>,
+    close_requested: bool,
+}
+
+/// The funding output of a simulated channel.
+fn funding_txout(sim: &SimChannel) -> TxOut {
+    let (l, r) = (sim.local.basepoints(), sim.remote.basepoints());
+    TxOut {
+        value: Amount::from_sat(sim.funding.value_sat),
+        script_pubkey: scripts::funding_script(&l.funding_pubkey, &r.funding_pubkey).to_p2wsh(),
+    }
+}
+
+/// Add `specs` to channel `id` in two updates — the outgoing HTLCs, then the incoming ones —
+/// so the peer's previous commitment (revoked, and a breach if it confirms) carries HTLCs too.
+/// The HTLCs and their specs, in the same order.
+fn add_htlcs(h: &mut Harness, id: ChannelId, specs: &[HtlcSpec]) -> (Vec<SimHtlc>, Vec<HtlcSpec>) {
+    let mut htlcs = Vec::new();
+    let mut ordered = Vec::new();
+    for outgoing in [true, false] {
+        h.with_sim(id, |sim| {
+            let mut added = false;
+            for s in specs.iter().filter(|s| s.outgoing == outgoing) {
+                let dir = if s.outgoing {
+                    HtlcDirection::Outgoing
+                } else {
+                    HtlcDirection::Incoming
+                };
+                htlcs.push(
+                    sim.add_htlc(dir, s.amount_msat, START_HEIGHT + s.expiry_offset)
+                        .expect("balances cover 12 HTLCs each way"),
+                );
+                ordered.push(s.clone());
+                added = true;
+            }
+            if added {
+                sim.commit().expect("commit")
+            } else {
+                Vec::new()
+            }
+        });
+    }
+    (htlcs, ordered)
 }
 
 impl Model {
     fn new(case: &Case) -> Model {
         let mut h = Harness::new(config());
+        if !case.anchors && case.neighbours.iter().any(|n| n.kind > 0) {
+            // The neighbours' claims need the wallet too.
+            h.fund_wallet(case.wallet.0, case.wallet.1);
+        }
         let channel_type = if case.anchors {
             // The wallet funds zero-fee HTLC transactions and CPFP children.
             h.fund_wallet(case.wallet.0, case.wallet.1);
@@ -445,34 +531,9 @@ impl Model {
             setup.local_balance_msat = 50_000_000_000;
         }
         let id = h.open(setup);
-        let mut htlcs = Vec::new();
-        // Two updates — the outgoing HTLCs, then the incoming ones — so the peer's previous
-        // commitment (revoked, and a breach if it confirms) carries HTLCs too.
-        for outgoing in [true, false] {
-            h.with_sim(id, |sim| {
-                let mut added = false;
-                for s in case.htlcs.iter().filter(|s| s.outgoing == outgoing) {
-                    let dir = if s.outgoing {
-                        HtlcDirection::Outgoing
-                    } else {
-                        HtlcDirection::Incoming
-                    };
-                    htlcs.push(
-                        sim.add_htlc(dir, s.amount_msat, START_HEIGHT + s.expiry_offset)
-                            .expect("balances cover 12 HTLCs each way"),
-                    );
-                    added = true;
-                }
-                if added {
-                    sim.commit().expect("commit")
-                } else {
-                    Vec::new()
-                }
-            });
-        }
+        let (mut htlcs, mut specs) = add_htlcs(&mut h, id, &case.htlcs);
         // A last update signed for the peer only: its HTLCs are on the peer's pending
         // commitment alone (one the balances cannot cover is left out).
-        let mut specs = case.htlcs.clone();
         h.with_sim(id, |sim| {
             for s in &case.pending {
                 let dir = if s.outgoing {
@@ -491,12 +552,7 @@ impl Model {
                 Vec::new()
             }
         });
-        let sim = h.sim(id);
-        let (l, r) = (sim.local.basepoints(), sim.remote.basepoints());
-        let funding = TxOut {
-            value: Amount::from_sat(sim.funding.value_sat),
-            script_pubkey: scripts::funding_script(&l.funding_pubkey, &r.funding_pubkey).to_p2wsh(),
-        };
+        let funding = funding_txout(h.sim(id));
         let mut hash_of = BTreeMap::new();
         for (i, (s, x)) in specs.iter().zip(&htlcs).enumerate() {
             if s.circuit {
@@ -539,10 +595,49 @@ impl Model {
             checked_reports: 0,
             tally: BTreeMap::new(),
             close_requested: false,
+            neighbours: Vec::new(),
+            summaries: BTreeMap::new(),
         };
         m.commitments = Model::commitments(m.h.sim(id));
         m.check_step();
+        if !case.neighbours.is_empty() {
+            m.open_neighbours(case);
+        }
         m
+    }
+
+    /// The case's own channel as a [`Lane`].
+    fn lane(&self) -> Lane<'_> {
+        Lane {
+            id: self.id,
+            htlcs: &self.htlcs,
+            peer_knows: self.specs.iter().map(|s| s.peer_knows).collect(),
+            commitments: &self.commitments,
+            learned: &self.learned,
+            close_requested: self.close_requested,
+        }
+    }
+
+    /// The confirmed close of `lane` on the active chain: (holder, commitment number, txid,
+    /// height, the commitment as built).
+    fn lane_close<'a>(
+        &'a self,
+        lane: &Lane<'a>,
+    ) -> Option<(Party, u64, Txid, u32, &'a BuiltCommitment)> {
+        let funding = self.h.sim(lane.id).funding.outpoint;
+        let (tx, height) = self.spender(&funding)?;
+        let txid = tx.compute_txid();
+        lane.commitments
+            .iter()
+            .find(|(_, _, b)| b.tx.compute_txid() == txid)
+            .map(|(holder, n, b)| (*holder, *n, txid, height, b))
+    }
+
+    /// Whether `lane`'s confirmed close is the peer's revoked commitment.
+    fn lane_breach(&self, lane: &Lane) -> bool {
+        let current = self.h.sim(lane.id).remote_commitment_number();
+        self.lane_close(lane)
+            .is_some_and(|(holder, n, ..)| holder == Party::Remote && n < current)
     }
 
     fn tip(&self) -> u32 {
@@ -553,13 +648,24 @@ impl Model {
         self.h.sim(self.id).funding.outpoint
     }
 
-    /// Unspent outputs of the active chain (plus the funding output), with their heights.
+    /// The funding outputs of the case's channel and of its neighbours.
+    fn fundings(&self) -> Vec<(OutPoint, TxOut)> {
+        let mut v = vec![(self.funding_outpoint(), self.funding.clone())];
+        v.extend(self.neighbours.iter().map(|n| {
+            (
+                self.h.sim(n.id).funding.outpoint,
+                funding_txout(self.h.sim(n.id)),
+            )
+        }));
+        v
+    }
+
+    /// Unspent outputs of the active chain (plus the funding outputs), with their heights.
     fn utxos(&self) -> BTreeMap<OutPoint, (TxOut, u32)> {
         let mut u = BTreeMap::new();
-        u.insert(
-            self.funding_outpoint(),
-            (self.funding.clone(), START_HEIGHT - 10),
-        );
+        for (outpoint, txout) in self.fundings() {
+            u.insert(outpoint, (txout, START_HEIGHT - 10));
+        }
         for b in &self.h.blocks {
             for tx in &b.txs {
                 for i in &tx.input {
@@ -800,19 +906,24 @@ impl Model {
     /// not remove must be claimed on chain before it expires — the model's peer never removes
     /// one off-chain).
     fn forced_close(&self) -> Option<String> {
-        if self.close_requested {
+        self.lane_forced_close(&self.lane())
+    }
+
+    /// [`Model::forced_close`] of any lane.
+    fn lane_forced_close(&self, lane: &Lane) -> Option<String> {
+        if lane.close_requested {
             return Some("our force close request".to_string());
         }
-        let sim = self.h.sim(self.id);
+        let sim = self.h.sim(lane.id);
         let on_ours = sim
             .state(Party::Local, sim.local_commitment_number())
             .ok()?;
-        let ours = self
+        let ours = lane
             .commitments
             .iter()
             .find(|(holder, _, _)| *holder == Party::Local)
             .map(|(_, _, b)| b)?;
-        self.htlcs
+        lane.htlcs
             .iter()
             .enumerate()
             .filter(|(_, x)| on_ours.htlcs.contains_key(&x.key) && x.cltv_expiry < self.tip())
@@ -823,7 +934,7 @@ impl Model {
                 if outgoing {
                     return Some(format!("outgoing HTLC {id} expired at {}", x.cltv_expiry));
                 }
-                let learned = *self.learned.get(&i)?;
+                let learned = *lane.learned.get(&i)?;
                 (learned < x.cltv_expiry).then(|| {
                     format!(
                         "incoming HTLC {id}, its preimage learned at {learned}, expired at {}",
@@ -1206,6 +1317,7 @@ impl Model {
                 let txs = self.mempool.clone();
                 self.mine_block(txs, false);
             }
+            Op::Neighbour(k, m) => self.neighbour_move(k, m),
         }
     }
 
@@ -1218,8 +1330,11 @@ impl Model {
                 Action::Report(Report::Resolution(r)) => {
                     self.resolutions.insert(r.outpoint, r.clone());
                 }
-                Action::Report(Report::CloseSummary(c)) if c.channel == self.id => {
-                    self.summary = Some(c.clone());
+                Action::Report(Report::CloseSummary(c)) => {
+                    if c.channel == self.id {
+                        self.summary = Some(c.clone());
+                    }
+                    self.summaries.insert(c.channel, c.clone());
                 }
                 _ => {}
             }
@@ -1366,6 +1481,20 @@ impl Model {
                     if resumed {
                         continue;
                     }
+                    if let Some(x) = self
+                        .neighbours
+                        .iter()
+                        .flat_map(|n| &n.htlcs)
+                        .find(|x| x.key == htlc)
+                    {
+                        // A neighbour's HTLC: never failed while its preimage is known (the
+                        // timing checks below are of the case's own channel).
+                        assert!(
+                            self.h.arb.node().preimage_for(&htlc, &x.payment_hash()).is_none(),
+                            "neighbour {htlc:?} failed upstream ({reason:?}) while its preimage is known"
+                        );
+                        continue;
+                    }
                     if let Some(hash) = self.hash_of.get(&htlc) {
                         assert!(
                             self.h.arb.node().preimage_for(&htlc, hash).is_none(),
@@ -1425,10 +1554,9 @@ impl Model {
             return;
         }
         let mut prevouts: BTreeMap<OutPoint, (TxOut, Option<u32>)> = BTreeMap::new();
-        prevouts.insert(
-            self.funding_outpoint(),
-            (self.funding.clone(), Some(START_HEIGHT - 10)),
-        );
+        for (outpoint, txout) in self.fundings() {
+            prevouts.insert(outpoint, (txout, Some(START_HEIGHT - 10)));
+        }
         let mut add = |tx: &Transaction, h: Option<u32>| {
             let txid = tx.compute_txid();
             for (v, o) in tx.output.iter().enumerate() {
@@ -1458,7 +1586,7 @@ impl Model {
             .collect();
         let next = tip + 1;
         // Justice transactions may spend up to the whole penalty on fees near the deadline.
-        let breach = self.breach();
+        let breach = self.breach() || self.neighbours.iter().any(|n| self.lane_breach(&n.lane()));
         for (i, tx) in self.h.broadcasts.iter().enumerate().skip(from) {
             let txid = tx.compute_txid();
             let (outs, heights): (Vec<TxOut>, Vec<Option<u32>>) = tx
@@ -1545,11 +1673,15 @@ impl Model {
             .unwrap_or(START_HEIGHT);
         let mut target = max_expiry.max(start) + 20;
         loop {
+            target = target.max(self.neighbours_target());
             if let Some((Party::Local, _, _, ch)) = self.close() {
                 let delay = u32::from(self.h.sim(self.id).setup().local_to_self_delay);
                 target = target.max(ch + delay + 12);
             }
+            // The neighbours' peers are idle: their closes must fully resolve.
+            let neighbours = self.neighbours_settled() || self.tip() >= target.saturating_add(400);
             if self.tip() >= target
+                && neighbours
                 && (!idle_peer || self.settled() || self.tip() >= target.saturating_add(400))
             {
                 break;
@@ -1573,8 +1705,87 @@ impl Model {
         start
     }
 
+    /// The engine's ledger, resolution reports and close summary equal the reference ledger
+    /// ([`reference`]): built from BOLT 3 and 5, the commitment as built, the chain and what
+    /// each side knew — nothing of the engine's state.
+    fn check_reference(&self) {
+        let mut lanes = vec![self.lane()];
+        lanes.extend(self.neighbours.iter().map(Neighbour::lane));
+        let mut sum = reference::Buckets::default();
+        for lane in &lanes {
+            sum += self.check_lane_reference(lane);
+        }
+        let errors = reference::compare_totals(sum, &self.h.arb.ledger());
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
+    /// [`Model::check_reference`] of one lane; its share of the node's totals.
+    fn check_lane_reference(&self, lane: &Lane) -> reference::Buckets {
+        let Some((holder, n, _, close_height, built)) = self.lane_close(lane) else {
+            return reference::Buckets::default();
+        };
+        if self.h.arb.channel(&lane.id).is_none() {
+            return reference::Buckets::default(); // archived: nothing left to compare
+        }
+        let sim = self.h.sim(lane.id);
+        let chain: Vec<(u32, &Transaction)> = self
+            .h
+            .blocks
+            .iter()
+            .flat_map(|b| b.txs.iter().map(move |t| (b.height, &t.0)))
+            .collect();
+        let ours: BTreeSet<Txid> = self.h.broadcasts.iter().map(|t| t.compute_txid()).collect();
+        let htlcs = lane
+            .htlcs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| reference::HtlcFacts {
+                key: x.key,
+                cltv_expiry: x.cltv_expiry,
+                peer_knows: lane.peer_knows[i],
+                we_learned_at: lane.learned.get(&i).copied(),
+            })
+            .collect();
+        let world = reference::World {
+            channel: lane.id,
+            holder,
+            commitment_number: n,
+            revoked: self.lane_breach(lane),
+            pending: holder == Party::Remote && Some(n) == sim.remote_pending_number(),
+            built,
+            close_height,
+            chain,
+            tip: self.tip(),
+            safety_depth: self.h.config.close.reorg_safety_depth,
+            ours: &ours,
+            htlcs,
+        };
+        let expected = reference::reference(&world);
+        {
+            let mut s = STATS.lock().unwrap_or_else(|e| e.into_inner());
+            s.reference_closes += 1;
+            s.reference_outputs += expected.len() as u64;
+        }
+        let errors = reference::compare(
+            &world,
+            &expected,
+            &self.h.arb.ledger(),
+            &self.resolutions,
+            self.summaries.get(&lane.id),
+        );
+        assert!(
+            errors.is_empty(),
+            "the engine disagrees with the reference ledger at {}:\n{}",
+            self.tip(),
+            errors.join("\n")
+        );
+        reference::totals(&world, &expected)
+    }
+
     /// (1) no stuck output, and the reference model of who is entitled to each HTLC output.
     fn check_end(&self, start: u32, idle_peer: bool) {
+        self.check_reference();
+        self.check_neighbours();
         // No channel stays open forever because the peer is idle (issue 14): expired incoming
         // HTLCs count as the peer's, so every close fully resolves (or is archived already).
         // The one exception is ours, not the peer's: an output of ours whose claim cannot pay
@@ -1869,19 +2080,39 @@ fn run_case(case: &Case) {
     for (what, n) in &m.tally {
         *s.tally.entry(what.clone()).or_default() += n;
     }
+    if !m.neighbours.is_empty() {
+        *s.tally
+            .entry(format!("channels per case: {}", 1 + m.neighbours.len()))
+            .or_default() += 1;
+        for n in &m.neighbours {
+            let lane = n.lane();
+            let kind = match m.lane_close(&lane) {
+                Some((Party::Local, ..)) => "ours",
+                Some(_) if m.lane_breach(&lane) => "breach",
+                Some(_) => "theirs",
+                None => "open",
+            };
+            *s.tally
+                .entry(format!("neighbour closes: {kind}"))
+                .or_default() += 1;
+        }
+    }
     eprintln!(
-        "model: case {} ({kind}, {} htlcs) ops {} events {} (mean events {}; closes {:?})",
+        "model: case {} ({kind}, {} htlcs) ops {} events {} (mean events {}; closes {:?}; reference: {} closes, {} outputs)",
         s.cases,
         case.htlcs.len(),
         m.steps,
         m.h.trace.steps.len(),
         s.events / s.cases,
-        s.closes
+        s.closes,
+        s.reference_closes,
+        s.reference_outputs
     );
     if s.cases.is_multiple_of(100) {
         eprintln!(
-            "model: distribution after {} cases: channel types {:?}; what happened {:?}",
-            s.cases, s.types, s.tally
+            "model: distribution after {} cases: channel types {:?}; what happened {:?}; \
+             reference ledger compared on {} closes, {} outputs",
+            s.cases, s.types, s.tally, s.reference_closes, s.reference_outputs
         );
     }
 }
@@ -1896,6 +2127,9 @@ struct Stats {
     types: BTreeMap<&'static str, u64>,
     /// Reorg depths, crash points, failing signers and wallets: [`Model::tally`].
     tally: BTreeMap<String, u64>,
+    /// Closes, and their outputs, the engine was compared on with the reference ledger.
+    reference_closes: u64,
+    reference_outputs: u64,
 }
 
 static STATS: std::sync::Mutex<Stats> = std::sync::Mutex::new(Stats {
@@ -1904,6 +2138,8 @@ static STATS: std::sync::Mutex<Stats> = std::sync::Mutex::new(Stats {
     closes: BTreeMap::new(),
     types: BTreeMap::new(),
     tally: BTreeMap::new(),
+    reference_closes: 0,
+    reference_outputs: 0,
 });
 
 proptest! {
@@ -1933,6 +2169,17 @@ proptest! {
     /// balances, and crashes at any action index of a step.
     #[test]
     fn random_traces_with_failing_signers_and_wallets_keep_the_invariants(case in faulty_case(12, 5..40)) {
+        run_case(&case);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases("MODEL_SEVERAL_CASES", 8), max_shrink_iters: 256, failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/model-several.txt"))), ..ProptestConfig::default() })]
+
+    /// The case's channel (any type, failing signers and wallets) beside one to five more
+    /// channels of the node ([`neighbours`]): a shared chain, fee wallet, signer and crashes.
+    #[test]
+    fn random_traces_of_several_channels_keep_the_invariants(case in neighbours::several_channels_case(8, 5..40)) {
         run_case(&case);
     }
 }
