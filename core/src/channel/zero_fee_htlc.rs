@@ -107,8 +107,9 @@ impl ChannelArbitrator {
     }
 
     /// The channel's wallet-funded claim `claim`, if it has one, and whether it is still live:
-    /// a zero-fee HTLC transaction while its HTLC output is unspent, the CPFP child while no
-    /// close confirmed. A claim that is not live only keeps its history: answers arriving for
+    /// a zero-fee HTLC transaction while its HTLC output is unspent (also an incoming HTLC
+    /// counted expired, whose preimage came late: claimed after all while the peer lets us),
+    /// the CPFP child while no close confirmed. A claim that is not live only keeps its history: answers arriving for
     /// it late (a wallet or signer slower than the chain) must not build on an input that is
     /// already spent.
     pub(crate) fn funded_claim_mut(&mut self, claim: ClaimId) -> Option<(&mut FundedClaim, bool)> {
@@ -116,7 +117,10 @@ impl ChannelArbitrator {
         self.resolvers
             .values_mut()
             .filter_map(|r| {
-                let live = matches!(r.stage, crate::resolver::Stage::Active);
+                let live = matches!(
+                    r.stage,
+                    crate::resolver::Stage::Active | crate::resolver::Stage::Expired { .. }
+                );
                 Some((r.second_level.as_mut()?.funded.as_mut()?, live))
             })
             .chain(self.cpfp.as_mut().map(|f| (f, !closed)))
