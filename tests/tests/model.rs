@@ -44,7 +44,10 @@
 //! (every reorg reaches their closes too), one fee wallet (a thin one must fund them all), one
 //! signer, the same refusals and crashes. Their peers broadcast their current or revoked
 //! commitment, or we ask for a close, or the engine must (an expired HTLC); they never claim an
-//! HTLC. Every neighbour gets the end checks of the case's channel: still open only without a
+//! HTLC. One neighbour in four lost data (an update it never heard of, then
+//! `DataLossDetected`): it must never broadcast its commitment, and only the peer's future
+//! commitment closes it (the reference then expects a `FutureRemote` close with our balance and
+//! anchors alone to track). Every neighbour gets the end checks of the case's channel: still open only without a
 //! reason to close; closed, its ledger, reports and summary equal the reference ledger and its
 //! close fully resolved. `MODEL_SEVERAL_CASES` sets its count.
 //! Every 100 cases the run prints the distribution of what was generated (channel types, reorg
@@ -463,6 +466,8 @@ struct Lane<'a> {
     /// Height at which we learned each HTLC's preimage (index → height).
     learned: &'a BTreeMap<usize, u32>,
     close_requested: bool,
+    /// We lost data ([`neighbours`]): only the peer can close, with its future commitment.
+    data_loss: bool,
 }
 
 /// The funding output of a simulated channel.
@@ -615,6 +620,7 @@ impl Model {
             commitments: &self.commitments,
             learned: &self.learned,
             close_requested: self.close_requested,
+            data_loss: false,
         }
     }
 
@@ -911,6 +917,10 @@ impl Model {
 
     /// [`Model::forced_close`] of any lane.
     fn lane_forced_close(&self, lane: &Lane) -> Option<String> {
+        if lane.data_loss {
+            // Our commitment may be revoked: never broadcast (BOLT 2); only the peer closes.
+            return None;
+        }
         if lane.close_requested {
             return Some("our force close request".to_string());
         }
@@ -1750,7 +1760,10 @@ impl Model {
             channel: lane.id,
             holder,
             commitment_number: n,
-            revoked: self.lane_breach(lane),
+            revoked: self.lane_breach(lane) && !lane.data_loss,
+            future: lane.data_loss
+                && holder == Party::Remote
+                && n == sim.remote_commitment_number(),
             pending: holder == Party::Remote && Some(n) == sim.remote_pending_number(),
             built,
             close_height,
@@ -2088,8 +2101,10 @@ fn run_case(case: &Case) {
             let lane = n.lane();
             let kind = match m.lane_close(&lane) {
                 Some((Party::Local, ..)) => "ours",
+                Some(_) if n.data_loss => "theirs, future (we lost data)",
                 Some(_) if m.lane_breach(&lane) => "breach",
                 Some(_) => "theirs",
+                None if n.data_loss => "open (we lost data)",
                 None => "open",
             };
             *s.tally

@@ -19,6 +19,10 @@ pub(super) struct NeighbourSpec {
     pub kind: u8,
     pub seed: u64,
     pub htlcs: Vec<HtlcSpec>,
+    /// We lost data: the channel moved on by one more update we never heard of, and
+    /// `channel_reestablish` told us (`DataLossDetected`). We must never broadcast our
+    /// commitment; only the peer's future one can close it.
+    pub data_loss: bool,
 }
 
 /// What happens to one neighbour.
@@ -42,6 +46,7 @@ pub(super) struct Neighbour {
     pub commitments: Vec<(Party, u64, BuiltCommitment)>,
     pub learned: BTreeMap<usize, u32>,
     pub close_requested: bool,
+    pub data_loss: bool,
 }
 
 /// Up to five neighbours with up to four HTLCs each way; their peers know no preimage and
@@ -53,10 +58,12 @@ pub(super) fn neighbour_specs() -> impl Strategy<Value = Vec<NeighbourSpec>> {
             any::<u64>(),
             prop::collection::vec(htlc(true, anchors), 0..=4),
             prop::collection::vec(htlc(false, anchors), 0..=4),
+            prop::bool::weighted(0.25),
         )
-            .prop_map(move |(seed, out, inc)| NeighbourSpec {
+            .prop_map(move |(seed, out, inc, data_loss)| NeighbourSpec {
                 kind,
                 seed,
+                data_loss,
                 htlcs: out
                     .into_iter()
                     .chain(inc)
@@ -121,6 +128,23 @@ impl Model {
             };
             let id = self.h.open(SimSetup::new(spec.seed, channel_type));
             let (htlcs, specs) = add_htlcs(&mut self.h, id, &spec.htlcs);
+            if spec.data_loss {
+                // One more update the engine never hears of (an HTLC added and committed),
+                // then the reestablish that reveals it.
+                let next = self
+                    .h
+                    .arb
+                    .channel(&id)
+                    .map_or(1, |c| c.data.last_update_id + 1);
+                let sim = self.h.sims.get_mut(&id).expect("the neighbour's sim");
+                sim.add_htlc(HtlcDirection::Outgoing, 10_000_000, START_HEIGHT + 300)
+                    .expect("room for one more HTLC");
+                sim.commit().expect("commit");
+                sim.restore_update_numbering(next);
+                let event = sim.data_loss_detected().expect("data loss");
+                let actions = self.h.feed(event);
+                self.h.answer(&actions);
+            }
             let commitments = Model::commitments(self.h.sim(id));
             self.neighbours.push(Neighbour {
                 id,
@@ -129,6 +153,7 @@ impl Model {
                 commitments,
                 learned: BTreeMap::new(),
                 close_requested: false,
+                data_loss: spec.data_loss,
             });
         }
         self.check_step();
@@ -165,6 +190,9 @@ impl Model {
                 }
                 self.check_step();
             }
+            // The commitment the engine knows as the peer's current one is revoked after a data
+            // loss, but the engine cannot know it: no breach to punish, so not generated.
+            NeighbourMove::PeerRevokedClose if self.neighbours[k].data_loss => {}
             NeighbourMove::PeerClose | NeighbourMove::PeerRevokedClose if open => {
                 let sim = self.h.sim(id);
                 let current = sim.remote_commitment_number();
@@ -281,6 +309,7 @@ impl Neighbour {
             commitments: &self.commitments,
             learned: &self.learned,
             close_requested: self.close_requested,
+            data_loss: self.data_loss,
         }
     }
 }
