@@ -127,23 +127,45 @@ struct ChainInfo {
     bestblockhash: BlockHash,
 }
 
-/// The part of a `getmempoolentry` answer used.
-#[derive(Deserialize)]
-struct MempoolEntry {
-    vsize: u64,
-    fees: MempoolFees,
-    /// In-mempool ancestors, itself included: sorting by it puts parents before children.
-    #[serde(default)]
-    ancestorcount: u64,
-    /// Its parents in the mempool.
-    #[serde(default)]
-    depends: Vec<Txid>,
+/// The tip of a `getblockchaininfo` answer (its `blocks` and `bestblockhash`).
+pub(crate) fn chain_tip(answer: serde_json::Value) -> Result<BlockRef, serde_json::Error> {
+    let info: ChainInfo = serde_json::from_value(answer)?;
+    Ok(BlockRef {
+        height: info.blocks,
+        hash: info.bestblockhash,
+    })
 }
 
-#[derive(Deserialize)]
-struct MempoolFees {
+/// The txids of a `getrawmempool false` answer.
+pub(crate) fn mempool_txids(
+    answer: serde_json::Value,
+) -> Result<BTreeSet<Txid>, serde_json::Error> {
+    let txids: Vec<Txid> = serde_json::from_value(answer)?;
+    Ok(txids.into_iter().collect())
+}
+
+/// The part of a `getmempoolentry` answer used.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct MempoolEntry {
+    pub(crate) vsize: u64,
+    pub(crate) fees: MempoolFees,
+    /// In-mempool ancestors, itself included: sorting by it puts parents before children.
+    #[serde(default)]
+    pub(crate) ancestorcount: u64,
+    /// Its parents in the mempool.
+    #[serde(default)]
+    pub(crate) depends: Vec<Txid>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct MempoolFees {
     #[serde(with = "bitcoin::amount::serde::as_btc")]
-    base: Amount,
+    pub(crate) base: Amount,
+}
+
+/// A `getmempoolentry` answer.
+pub(crate) fn mempool_entry(answer: serde_json::Value) -> Result<MempoolEntry, serde_json::Error> {
+    serde_json::from_value(answer)
 }
 
 /// The part of a `submitpackage` answer used.
@@ -158,6 +180,35 @@ struct PackageResult {
 struct PackageTxResult {
     #[serde(default)]
     error: Option<String>,
+}
+
+/// The verdict of a `submitpackage [parent, child]` answer: accepted when its `package_msg` is
+/// `success`; otherwise rejected with `package_msg` followed by each member's error, in package
+/// order (`"<package_msg>; <txid>: <error>"`), all as bitcoind wrote them.
+pub(crate) fn package_verdict(
+    answer: serde_json::Value,
+    parent: &Transaction,
+    child: &Transaction,
+) -> Result<BroadcastOutcome, serde_json::Error> {
+    let result: PackageResult = serde_json::from_value(answer)?;
+    if result.package_msg == "success" {
+        return Ok(BroadcastOutcome::Accepted);
+    }
+    let errors = [parent, child].map(|tx| {
+        let wtxid = tx.compute_wtxid().to_string();
+        let error = result
+            .tx_results
+            .get(&wtxid)
+            .and_then(|r| r.error.as_deref());
+        (tx.compute_txid(), error)
+    });
+    let reason = sync::package_rejection(&result.package_msg, errors);
+    Ok(BroadcastOutcome::Rejected { reason })
+}
+
+/// An answer of the wrong shape, as `bitcoincore-rpc` reports one it fails to decode itself.
+pub(crate) fn undecodable(e: serde_json::Error) -> bitcoincore_rpc::Error {
+    bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Json(e))
 }
 
 /// Whether `e` is bitcoind's error `code`.
@@ -178,7 +229,7 @@ fn none_on<T>(
 }
 
 /// The rejection reason of a failed call: bitcoind's own message, or the client's error.
-fn reason(e: &bitcoincore_rpc::Error) -> String {
+pub(crate) fn reason(e: &bitcoincore_rpc::Error) -> String {
     match e {
         bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(r)) => r.message.clone(),
         other => other.to_string(),
@@ -189,11 +240,8 @@ impl BlockClient for Client {
     type Error = bitcoincore_rpc::Error;
 
     fn best_tip(&mut self) -> Result<BlockRef, Self::Error> {
-        let info: ChainInfo = self.call("getblockchaininfo", &[])?;
-        Ok(BlockRef {
-            height: info.blocks,
-            hash: info.bestblockhash,
-        })
+        let answer: serde_json::Value = self.call("getblockchaininfo", &[])?;
+        chain_tip(answer).map_err(undecodable)
     }
 
     fn hash_at(&mut self, height: Height) -> Result<Option<BlockHash>, Self::Error> {
@@ -251,12 +299,11 @@ impl ChainSource for BitcoindSource {
     /// leaves before it is fetched is skipped.
     fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {
         let client = |e| -> SourceError { Box::new(BitcoindSyncError::Client(e)) };
-        let txids: BTreeSet<Txid> = self
+        let txids = self
             .client
-            .call::<Vec<Txid>>("getrawmempool", &[serde_json::Value::Bool(false)])
-            .map_err(client)?
-            .into_iter()
-            .collect();
+            .call::<serde_json::Value>("getrawmempool", &[serde_json::Value::Bool(false)])
+            .and_then(|answer| mempool_txids(answer).map_err(undecodable))
+            .map_err(client)?;
         // Nothing is changed until every call succeeded: a failed call loses no event.
         let gone: Vec<Txid> = self.mempool.difference(&txids).copied().collect();
         let mut events: Vec<Event> = gone
@@ -286,10 +333,12 @@ impl ChainSource for BitcoindSource {
                 continue;
             }
             let entry: Option<MempoolEntry> = none_on(
-                self.client.call(
-                    "getmempoolentry",
-                    &[serde_json::Value::String(txid.to_string())],
-                ),
+                self.client
+                    .call::<serde_json::Value>(
+                        "getmempoolentry",
+                        &[serde_json::Value::String(txid.to_string())],
+                    )
+                    .and_then(|answer| mempool_entry(answer).map_err(undecodable)),
                 RPC_INVALID_ADDRESS_OR_KEY,
             )
             .map_err(client)?;
@@ -329,7 +378,7 @@ impl ChainSource for BitcoindSource {
 
 /// Of the fetched entries, those whose in-mempool parents are delivered or fetched with them,
 /// parents before children (a parent has fewer in-mempool ancestors than its child).
-fn ready_in_order(
+pub(crate) fn ready_in_order(
     mut pending: Vec<(Txid, MempoolEntry)>,
     delivered: &BTreeSet<Txid>,
 ) -> Vec<(Txid, MempoolEntry)> {
@@ -376,24 +425,12 @@ impl BitcoindSource {
             serde_json::Value::String(serialize_hex(parent)),
             serde_json::Value::String(serialize_hex(child)),
         ]);
-        let result: PackageResult = match self.client.call("submitpackage", &[package]) {
-            Ok(result) => result,
+        let answer: serde_json::Value = match self.client.call("submitpackage", &[package]) {
+            Ok(answer) => answer,
             Err(e) if !judged(&e) => return Err(e),
             Err(e) => return Ok(BroadcastOutcome::Rejected { reason: reason(&e) }),
         };
-        if result.package_msg == "success" {
-            return Ok(BroadcastOutcome::Accepted);
-        }
-        let errors = [parent, child].map(|tx| {
-            let wtxid = tx.compute_wtxid().to_string();
-            let error = result
-                .tx_results
-                .get(&wtxid)
-                .and_then(|r| r.error.as_deref());
-            (tx.compute_txid(), error)
-        });
-        let reason = sync::package_rejection(&result.package_msg, errors);
-        Ok(BroadcastOutcome::Rejected { reason })
+        package_verdict(answer, parent, child).map_err(undecodable)
     }
 }
 

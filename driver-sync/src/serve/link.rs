@@ -92,6 +92,23 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// The complete lines at the front of `buffer` (each ended by `\n`), taken out of it, oldest
+/// first: each read as UTF-8 (a byte that is not becomes U+FFFD), trimmed, the empty ones
+/// dropped. What is left in `buffer` is an unfinished line. One pass over the buffer, however
+/// many lines it holds.
+pub fn take_lines(buffer: &mut Vec<u8>) -> Vec<Line> {
+    let Some(last) = buffer.iter().rposition(|b| *b == b'\n') else {
+        return Vec::new();
+    };
+    let lines = buffer[..last]
+        .split(|b| *b == b'\n')
+        .map(|line| String::from_utf8_lossy(line).trim().to_owned())
+        .filter(|text| !text.is_empty())
+        .collect();
+    buffer.drain(..=last);
+    lines
+}
+
 /// Turn a second connection down: one `busy` error line, then close it.
 fn refuse(mut stream: UnixStream) {
     tracing::warn!("a second node connection refused: one is connected");
@@ -174,13 +191,7 @@ impl NodeLink {
                 Err(_) => break true,
             }
         };
-        while let Some(end) = c.buffer.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = c.buffer.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..end]).trim().to_owned();
-            if !text.is_empty() {
-                self.inbox.push_back(text);
-            }
-        }
+        self.inbox.extend(take_lines(&mut c.buffer));
         if closed || c.buffer.len() > MAX_LINE {
             tracing::info!("node disconnected");
             self.connection = None;
