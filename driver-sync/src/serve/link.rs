@@ -240,7 +240,9 @@ impl NodeLink {
         if !self.greeted() || !self.write_now(&protocol::line(message)) {
             return None;
         }
-        let deadline = Instant::now() + self.timeout;
+        // No deadline for a timeout beyond any the clock can count to: wait as long as the node
+        // is connected.
+        let deadline = Instant::now().checked_add(self.timeout);
         let mut checked = self.inbox.len();
         loop {
             while checked < self.inbox.len() {
@@ -254,7 +256,7 @@ impl NodeLink {
                 }
                 checked += 1;
             }
-            if self.connection.is_none() || Instant::now() >= deadline {
+            if self.connection.is_none() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -322,5 +324,32 @@ impl Wallet for NodeLink {
 impl Drop for NodeLink {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `serve --node-timeout-secs 18446744073709551615` (or a `NodeLink` bound with any timeout
+    /// no deadline can be counted to) panicked at the first request to a connected node, adding
+    /// the timeout to the clock.
+    #[test]
+    fn a_request_with_a_timeout_beyond_any_deadline_waits_for_the_answer() {
+        let dir = std::env::temp_dir().join(format!("cc-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.sock");
+        let mut link = NodeLink::bind(&path, Duration::MAX).unwrap();
+        let mut node = UnixStream::connect(&path).unwrap();
+        assert!(link.poll().is_empty());
+        link.greet();
+        node.write_all(b"{\"v\":1,\"id\":7,\"type\":\"ping\"}\n")
+            .unwrap();
+        let answer = link.ask(&Outbound::Ok { id: 1 }, |m| {
+            matches!(m, Inbound::Ping).then_some("pinged")
+        });
+        assert_eq!(answer, Some("pinged"));
+        drop(link);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
