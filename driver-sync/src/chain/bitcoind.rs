@@ -17,7 +17,7 @@
 //! Every error it returns through [`ChainSource`] is a [`BitcoindSyncError`] (downcast the
 //! [`SourceError`] to read it).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::serialize_hex;
@@ -377,27 +377,39 @@ impl ChainSource for BitcoindSource {
 }
 
 /// Of the fetched entries, those whose in-mempool parents are delivered or fetched with them,
-/// parents before children (a parent has fewer in-mempool ancestors than its child).
+/// parents before children: by `ancestorcount` (a parent has fewer in-mempool ancestors than its
+/// child), raised above the rank of each fetched parent where the answer says otherwise (an
+/// answer without `ancestorcount` reads as 0), then by txid.
 pub(crate) fn ready_in_order(
     mut pending: Vec<(Txid, MempoolEntry)>,
     delivered: &BTreeSet<Txid>,
 ) -> Vec<(Txid, MempoolEntry)> {
     let mut ready = Vec::new();
-    let mut known: BTreeSet<Txid> = BTreeSet::new();
+    // The rank of each entry found ready, the rounds in which its parents were found before it.
+    let mut rank: BTreeMap<Txid, u128> = BTreeMap::new();
     loop {
         let (now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, e)| {
             e.depends
                 .iter()
-                .all(|p| delivered.contains(p) || known.contains(p))
+                .all(|p| delivered.contains(p) || rank.contains_key(p))
         });
         pending = later;
         if now.is_empty() {
             break;
         }
-        known.extend(now.iter().map(|(txid, _)| *txid));
+        for (txid, e) in &now {
+            let above_parents = e
+                .depends
+                .iter()
+                .filter_map(|p| rank.get(p))
+                .map(|r| r + 1)
+                .max()
+                .unwrap_or(0);
+            rank.insert(*txid, u128::from(e.ancestorcount).max(above_parents));
+        }
         ready.extend(now);
     }
-    ready.sort_by_key(|(txid, e)| (e.ancestorcount, *txid));
+    ready.sort_by_key(|(txid, _)| (rank.get(txid).copied().unwrap_or(0), *txid));
     ready
 }
 
@@ -452,5 +464,58 @@ impl Broadcaster for BitcoindSource {
     fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
         self.submit_package(parent, child)
             .unwrap_or_else(|e| BroadcastOutcome::NotDelivered { reason: reason(&e) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    fn entry(ancestorcount: Option<u64>, depends: &[Txid]) -> MempoolEntry {
+        let mut answer = serde_json::json!({"vsize": 141, "fees": {"base": 0.00000282},
+                                            "depends": depends});
+        if let Some(count) = ancestorcount {
+            answer["ancestorcount"] = count.into();
+        }
+        mempool_entry(answer).unwrap()
+    }
+
+    fn order(entries: Vec<(Txid, MempoolEntry)>) -> Vec<Txid> {
+        ready_in_order(entries, &BTreeSet::new())
+            .into_iter()
+            .map(|(txid, _)| txid)
+            .collect()
+    }
+
+    #[test]
+    fn a_mempool_chain_is_delivered_by_ancestor_count_then_txid() {
+        let [a, b, c, d] = [[4u8; 32], [3; 32], [2; 32], [1; 32]].map(Txid::from_byte_array);
+        // a ← b ← c, and d alone: d and a have no parent here, b and c one each.
+        let entries = vec![
+            (c, entry(Some(3), &[b])),
+            (b, entry(Some(2), &[a])),
+            (d, entry(Some(1), &[])),
+            (a, entry(Some(1), &[])),
+        ];
+        assert_eq!(order(entries), vec![d, a, b, c]);
+    }
+
+    /// Found by the `bitcoind_answers` fuzz target: an entry without `ancestorcount` (read as
+    /// 0) was delivered before its parent, which had 1.
+    #[test]
+    fn a_child_whose_answer_has_no_ancestor_count_still_comes_after_its_parent() {
+        let [parent, child] = [[9u8; 32], [1; 32]].map(Txid::from_byte_array);
+        let entries = vec![
+            (child, entry(None, &[parent])),
+            (parent, entry(Some(1), &[])),
+        ];
+        assert_eq!(order(entries), vec![parent, child]);
+        // A wrong count too: the child claims fewer ancestors than its parent.
+        let entries = vec![
+            (child, entry(Some(2), &[parent])),
+            (parent, entry(Some(5), &[])),
+        ];
+        assert_eq!(order(entries), vec![parent, child]);
     }
 }
