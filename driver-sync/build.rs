@@ -25,18 +25,35 @@ fn commit(dir: &Path) -> String {
     let Some(hash) = git(dir, &["rev-parse", "--short=12", "HEAD"]) else {
         return "unknown".to_owned();
     };
-    // Rebuild when HEAD moves (a commit, a checkout).
+    // Rebuild when HEAD moves (a commit, a checkout). Only files that exist are named: cargo
+    // reruns a build script on every build while a file it names is missing, and a checkout
+    // need not have `packed-refs` (nor a loose file for a packed branch).
     for name in ["HEAD", "packed-refs"] {
         if let Some(p) = git(dir, &["rev-parse", "--git-path", name]) {
-            println!("cargo:rerun-if-changed={}", dir.join(p).display());
+            rerun_if_exists(&dir.join(p));
         }
     }
     if let Some(head_ref) = git(dir, &["symbolic-ref", "-q", "HEAD"]) {
         if let Some(p) = git(dir, &["rev-parse", "--git-path", &head_ref]) {
-            println!("cargo:rerun-if-changed={}", dir.join(p).display());
+            let path = dir.join(p);
+            if !rerun_if_exists(&path) {
+                // A packed branch: its next commit writes the loose file in this directory.
+                if let Some(parent) = path.parent() {
+                    rerun_if_exists(parent);
+                }
+            }
         }
     }
     hash
+}
+
+/// Ask cargo to rerun this script when `path` changes, if it exists; whether it does.
+fn rerun_if_exists(path: &Path) -> bool {
+    let exists = path.exists();
+    if exists {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    exists
 }
 
 /// The version of `package` locked in `lock` (a Cargo.lock's text).

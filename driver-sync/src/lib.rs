@@ -13,11 +13,18 @@
 //!   for wallet inputs.
 //! - [`simulate`]: the `contractcourt simulate` dry run of a close on the embedded chain.
 //! - [`serve`]: `contractcourt serve`, the engine as a service for a node over a Unix socket.
+//! - [`fuzzing`]: the entry points of the fuzz targets over this driver's parsers.
+//!
+//! Feature `embedded-chain` (on by default) brings Bitcoin Core's kernel, and with it the
+//! embedded chain, `simulate`'s runner, `serve`'s runner and chain source, and the
+//! `contractcourt` program. Without it the crate builds in a fraction of the time (what `fuzz/`
+//! links).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod chain;
 pub mod driver;
+pub mod fuzzing;
 pub mod parallel;
 pub mod serve;
 pub mod signer;

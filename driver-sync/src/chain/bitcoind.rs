@@ -17,7 +17,7 @@
 //! Every error it returns through [`ChainSource`] is a [`BitcoindSyncError`] (downcast the
 //! [`SourceError`] to read it).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::serialize_hex;
@@ -127,23 +127,45 @@ struct ChainInfo {
     bestblockhash: BlockHash,
 }
 
-/// The part of a `getmempoolentry` answer used.
-#[derive(Deserialize)]
-struct MempoolEntry {
-    vsize: u64,
-    fees: MempoolFees,
-    /// In-mempool ancestors, itself included: sorting by it puts parents before children.
-    #[serde(default)]
-    ancestorcount: u64,
-    /// Its parents in the mempool.
-    #[serde(default)]
-    depends: Vec<Txid>,
+/// The tip of a `getblockchaininfo` answer (its `blocks` and `bestblockhash`).
+pub(crate) fn chain_tip(answer: serde_json::Value) -> Result<BlockRef, serde_json::Error> {
+    let info: ChainInfo = serde_json::from_value(answer)?;
+    Ok(BlockRef {
+        height: info.blocks,
+        hash: info.bestblockhash,
+    })
 }
 
-#[derive(Deserialize)]
-struct MempoolFees {
+/// The txids of a `getrawmempool false` answer.
+pub(crate) fn mempool_txids(
+    answer: serde_json::Value,
+) -> Result<BTreeSet<Txid>, serde_json::Error> {
+    let txids: Vec<Txid> = serde_json::from_value(answer)?;
+    Ok(txids.into_iter().collect())
+}
+
+/// The part of a `getmempoolentry` answer used.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct MempoolEntry {
+    pub(crate) vsize: u64,
+    pub(crate) fees: MempoolFees,
+    /// In-mempool ancestors, itself included: sorting by it puts parents before children.
+    #[serde(default)]
+    pub(crate) ancestorcount: u64,
+    /// Its parents in the mempool.
+    #[serde(default)]
+    pub(crate) depends: Vec<Txid>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct MempoolFees {
     #[serde(with = "bitcoin::amount::serde::as_btc")]
-    base: Amount,
+    pub(crate) base: Amount,
+}
+
+/// A `getmempoolentry` answer.
+pub(crate) fn mempool_entry(answer: serde_json::Value) -> Result<MempoolEntry, serde_json::Error> {
+    serde_json::from_value(answer)
 }
 
 /// The part of a `submitpackage` answer used.
@@ -158,6 +180,35 @@ struct PackageResult {
 struct PackageTxResult {
     #[serde(default)]
     error: Option<String>,
+}
+
+/// The verdict of a `submitpackage [parent, child]` answer: accepted when its `package_msg` is
+/// `success`; otherwise rejected with `package_msg` followed by each member's error, in package
+/// order (`"<package_msg>; <txid>: <error>"`), all as bitcoind wrote them.
+pub(crate) fn package_verdict(
+    answer: serde_json::Value,
+    parent: &Transaction,
+    child: &Transaction,
+) -> Result<BroadcastOutcome, serde_json::Error> {
+    let result: PackageResult = serde_json::from_value(answer)?;
+    if result.package_msg == "success" {
+        return Ok(BroadcastOutcome::Accepted);
+    }
+    let errors = [parent, child].map(|tx| {
+        let wtxid = tx.compute_wtxid().to_string();
+        let error = result
+            .tx_results
+            .get(&wtxid)
+            .and_then(|r| r.error.as_deref());
+        (tx.compute_txid(), error)
+    });
+    let reason = sync::package_rejection(&result.package_msg, errors);
+    Ok(BroadcastOutcome::Rejected { reason })
+}
+
+/// An answer of the wrong shape, as `bitcoincore-rpc` reports one it fails to decode itself.
+pub(crate) fn undecodable(e: serde_json::Error) -> bitcoincore_rpc::Error {
+    bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Json(e))
 }
 
 /// Whether `e` is bitcoind's error `code`.
@@ -178,7 +229,7 @@ fn none_on<T>(
 }
 
 /// The rejection reason of a failed call: bitcoind's own message, or the client's error.
-fn reason(e: &bitcoincore_rpc::Error) -> String {
+pub(crate) fn reason(e: &bitcoincore_rpc::Error) -> String {
     match e {
         bitcoincore_rpc::Error::JsonRpc(jsonrpc::Error::Rpc(r)) => r.message.clone(),
         other => other.to_string(),
@@ -189,11 +240,8 @@ impl BlockClient for Client {
     type Error = bitcoincore_rpc::Error;
 
     fn best_tip(&mut self) -> Result<BlockRef, Self::Error> {
-        let info: ChainInfo = self.call("getblockchaininfo", &[])?;
-        Ok(BlockRef {
-            height: info.blocks,
-            hash: info.bestblockhash,
-        })
+        let answer: serde_json::Value = self.call("getblockchaininfo", &[])?;
+        chain_tip(answer).map_err(undecodable)
     }
 
     fn hash_at(&mut self, height: Height) -> Result<Option<BlockHash>, Self::Error> {
@@ -251,12 +299,11 @@ impl ChainSource for BitcoindSource {
     /// leaves before it is fetched is skipped.
     fn mempool_events(&mut self) -> Result<Vec<Event>, SourceError> {
         let client = |e| -> SourceError { Box::new(BitcoindSyncError::Client(e)) };
-        let txids: BTreeSet<Txid> = self
+        let txids = self
             .client
-            .call::<Vec<Txid>>("getrawmempool", &[serde_json::Value::Bool(false)])
-            .map_err(client)?
-            .into_iter()
-            .collect();
+            .call::<serde_json::Value>("getrawmempool", &[serde_json::Value::Bool(false)])
+            .and_then(|answer| mempool_txids(answer).map_err(undecodable))
+            .map_err(client)?;
         // Nothing is changed until every call succeeded: a failed call loses no event.
         let gone: Vec<Txid> = self.mempool.difference(&txids).copied().collect();
         let mut events: Vec<Event> = gone
@@ -286,10 +333,12 @@ impl ChainSource for BitcoindSource {
                 continue;
             }
             let entry: Option<MempoolEntry> = none_on(
-                self.client.call(
-                    "getmempoolentry",
-                    &[serde_json::Value::String(txid.to_string())],
-                ),
+                self.client
+                    .call::<serde_json::Value>(
+                        "getmempoolentry",
+                        &[serde_json::Value::String(txid.to_string())],
+                    )
+                    .and_then(|answer| mempool_entry(answer).map_err(undecodable)),
                 RPC_INVALID_ADDRESS_OR_KEY,
             )
             .map_err(client)?;
@@ -328,27 +377,39 @@ impl ChainSource for BitcoindSource {
 }
 
 /// Of the fetched entries, those whose in-mempool parents are delivered or fetched with them,
-/// parents before children (a parent has fewer in-mempool ancestors than its child).
-fn ready_in_order(
+/// parents before children: by `ancestorcount` (a parent has fewer in-mempool ancestors than its
+/// child), raised above the rank of each fetched parent where the answer says otherwise (an
+/// answer without `ancestorcount` reads as 0), then by txid.
+pub(crate) fn ready_in_order(
     mut pending: Vec<(Txid, MempoolEntry)>,
     delivered: &BTreeSet<Txid>,
 ) -> Vec<(Txid, MempoolEntry)> {
     let mut ready = Vec::new();
-    let mut known: BTreeSet<Txid> = BTreeSet::new();
+    // The rank of each entry found ready, the rounds in which its parents were found before it.
+    let mut rank: BTreeMap<Txid, u128> = BTreeMap::new();
     loop {
         let (now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, e)| {
             e.depends
                 .iter()
-                .all(|p| delivered.contains(p) || known.contains(p))
+                .all(|p| delivered.contains(p) || rank.contains_key(p))
         });
         pending = later;
         if now.is_empty() {
             break;
         }
-        known.extend(now.iter().map(|(txid, _)| *txid));
+        for (txid, e) in &now {
+            let above_parents = e
+                .depends
+                .iter()
+                .filter_map(|p| rank.get(p))
+                .map(|r| r + 1)
+                .max()
+                .unwrap_or(0);
+            rank.insert(*txid, u128::from(e.ancestorcount).max(above_parents));
+        }
         ready.extend(now);
     }
-    ready.sort_by_key(|(txid, e)| (e.ancestorcount, *txid));
+    ready.sort_by_key(|(txid, _)| (rank.get(txid).copied().unwrap_or(0), *txid));
     ready
 }
 
@@ -376,24 +437,12 @@ impl BitcoindSource {
             serde_json::Value::String(serialize_hex(parent)),
             serde_json::Value::String(serialize_hex(child)),
         ]);
-        let result: PackageResult = match self.client.call("submitpackage", &[package]) {
-            Ok(result) => result,
+        let answer: serde_json::Value = match self.client.call("submitpackage", &[package]) {
+            Ok(answer) => answer,
             Err(e) if !judged(&e) => return Err(e),
             Err(e) => return Ok(BroadcastOutcome::Rejected { reason: reason(&e) }),
         };
-        if result.package_msg == "success" {
-            return Ok(BroadcastOutcome::Accepted);
-        }
-        let errors = [parent, child].map(|tx| {
-            let wtxid = tx.compute_wtxid().to_string();
-            let error = result
-                .tx_results
-                .get(&wtxid)
-                .and_then(|r| r.error.as_deref());
-            (tx.compute_txid(), error)
-        });
-        let reason = sync::package_rejection(&result.package_msg, errors);
-        Ok(BroadcastOutcome::Rejected { reason })
+        package_verdict(answer, parent, child).map_err(undecodable)
     }
 }
 
@@ -415,5 +464,58 @@ impl Broadcaster for BitcoindSource {
     fn broadcast_package(&mut self, parent: &Transaction, child: &Transaction) -> BroadcastOutcome {
         self.submit_package(parent, child)
             .unwrap_or_else(|e| BroadcastOutcome::NotDelivered { reason: reason(&e) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    fn entry(ancestorcount: Option<u64>, depends: &[Txid]) -> MempoolEntry {
+        let mut answer = serde_json::json!({"vsize": 141, "fees": {"base": 0.00000282},
+                                            "depends": depends});
+        if let Some(count) = ancestorcount {
+            answer["ancestorcount"] = count.into();
+        }
+        mempool_entry(answer).unwrap()
+    }
+
+    fn order(entries: Vec<(Txid, MempoolEntry)>) -> Vec<Txid> {
+        ready_in_order(entries, &BTreeSet::new())
+            .into_iter()
+            .map(|(txid, _)| txid)
+            .collect()
+    }
+
+    #[test]
+    fn a_mempool_chain_is_delivered_by_ancestor_count_then_txid() {
+        let [a, b, c, d] = [[4u8; 32], [3; 32], [2; 32], [1; 32]].map(Txid::from_byte_array);
+        // a ← b ← c, and d alone: d and a have no parent here, b and c one each.
+        let entries = vec![
+            (c, entry(Some(3), &[b])),
+            (b, entry(Some(2), &[a])),
+            (d, entry(Some(1), &[])),
+            (a, entry(Some(1), &[])),
+        ];
+        assert_eq!(order(entries), vec![d, a, b, c]);
+    }
+
+    /// Found by the `bitcoind_answers` fuzz target: an entry without `ancestorcount` (read as
+    /// 0) was delivered before its parent, which had 1.
+    #[test]
+    fn a_child_whose_answer_has_no_ancestor_count_still_comes_after_its_parent() {
+        let [parent, child] = [[9u8; 32], [1; 32]].map(Txid::from_byte_array);
+        let entries = vec![
+            (child, entry(None, &[parent])),
+            (parent, entry(Some(1), &[])),
+        ];
+        assert_eq!(order(entries), vec![parent, child]);
+        // A wrong count too: the child claims fewer ancestors than its parent.
+        let entries = vec![
+            (child, entry(Some(2), &[parent])),
+            (parent, entry(Some(5), &[])),
+        ];
+        assert_eq!(order(entries), vec![parent, child]);
     }
 }

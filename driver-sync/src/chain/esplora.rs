@@ -20,7 +20,7 @@ use bitcoin::block::Header;
 use bitcoin::{BlockHash, Transaction};
 use contractcourt_core::event::{BroadcastOutcome, Event};
 use contractcourt_core::types::{BlockRef, Height};
-use esplora_client::{BlockingClient, Builder};
+use esplora_client::{BlockingClient, Builder, SubmitPackageResult};
 
 use super::sync::{self, BlockClient, Delivered, SyncError};
 use crate::driver::{Broadcaster, ChainSource, SourceError};
@@ -83,7 +83,7 @@ fn none_on_404<T>(
 }
 
 /// The rejection reason of a failed call: the server's own message, or the client's error.
-fn reason(e: esplora_client::Error) -> String {
+pub(crate) fn reason(e: esplora_client::Error) -> String {
     match e {
         esplora_client::Error::HttpResponse { message, .. } => message,
         other => other.to_string(),
@@ -167,19 +167,30 @@ impl EsploraSource {
             Err(e) if !judged(&e) => return Err(e),
             Err(e) => return Ok(BroadcastOutcome::Rejected { reason: reason(e) }),
         };
-        if result.package_msg == "success" {
-            return Ok(BroadcastOutcome::Accepted);
-        }
-        let errors = [parent, child].map(|tx| {
-            let error = result
-                .tx_results
-                .get(&tx.compute_wtxid())
-                .and_then(|r| r.error.as_deref());
-            (tx.compute_txid(), error)
-        });
-        Ok(BroadcastOutcome::Rejected {
-            reason: sync::package_rejection(&result.package_msg, errors),
-        })
+        Ok(package_verdict(&result, parent, child))
+    }
+}
+
+/// The verdict of a `POST /txs/package [parent, child]` answer: accepted when its `package_msg`
+/// is `success`; otherwise rejected with `package_msg` followed by each member's error, in
+/// package order (`"<package_msg>; <txid>: <error>"`), all as the server wrote them.
+pub(crate) fn package_verdict(
+    result: &SubmitPackageResult,
+    parent: &Transaction,
+    child: &Transaction,
+) -> BroadcastOutcome {
+    if result.package_msg == "success" {
+        return BroadcastOutcome::Accepted;
+    }
+    let errors = [parent, child].map(|tx| {
+        let error = result
+            .tx_results
+            .get(&tx.compute_wtxid())
+            .and_then(|r| r.error.as_deref());
+        (tx.compute_txid(), error)
+    });
+    BroadcastOutcome::Rejected {
+        reason: sync::package_rejection(&result.package_msg, errors),
     }
 }
 

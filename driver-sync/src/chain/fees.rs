@@ -9,14 +9,17 @@
 //!
 //! Conversions only: which targets to ask for and what the rates mean are the core's.
 
+use std::collections::HashMap;
+
 use bitcoin::{Amount, FeeRate};
+use bitcoincore_rpc::json::EstimateSmartFeeResult;
 use bitcoincore_rpc::RpcApi;
 use contractcourt_core::event::{FeeConditions, FeeEstimate};
 use contractcourt_core::fee::{DEFAULT_INCREMENTAL_RELAY, DEFAULT_MIN_RELAY, ESTIMATE_TARGETS};
 use contractcourt_core::types::Height;
 use serde::Deserialize;
 
-use super::bitcoind::{BitcoindSource, BitcoindSyncError};
+use super::bitcoind::{undecodable, BitcoindSource, BitcoindSyncError};
 use super::esplora::{EsploraSource, EsploraSyncError};
 use crate::driver::SourceError;
 
@@ -42,12 +45,44 @@ pub fn btc_per_kvb(rate: f64) -> Option<FeeRate> {
 }
 
 /// The part of `getmempoolinfo` used.
-#[derive(Deserialize)]
-struct MempoolInfo {
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct MempoolInfo {
     mempoolminfee: f64,
     minrelaytxfee: f64,
     #[serde(default)]
     incrementalrelayfee: Option<f64>,
+}
+
+/// A `getmempoolinfo` answer.
+pub(crate) fn mempool_info(answer: serde_json::Value) -> Result<MempoolInfo, serde_json::Error> {
+    serde_json::from_value(answer)
+}
+
+/// bitcoind's fee conditions: `getmempoolinfo`'s relay floors (a rate that is not a finite,
+/// non-negative number is the core's default) and the `estimatesmartfee` answers at their
+/// targets, those without an estimate left out.
+pub(crate) fn bitcoind_conditions<'a>(
+    info: &MempoolInfo,
+    estimates: impl IntoIterator<Item = (u16, &'a EstimateSmartFeeResult)>,
+) -> FeeConditions {
+    let estimates = estimates
+        .into_iter()
+        .filter_map(|(target, answer)| {
+            answer.fee_rate.map(|a| FeeEstimate {
+                target_blocks: target,
+                feerate: FeeRate::from_sat_per_kwu(a.to_sat() / 4),
+            })
+        })
+        .collect();
+    FeeConditions {
+        estimates,
+        mempool_min: btc_per_kvb(info.mempoolminfee).unwrap_or(DEFAULT_MIN_RELAY),
+        min_relay: btc_per_kvb(info.minrelaytxfee).unwrap_or(DEFAULT_MIN_RELAY),
+        incremental_relay: info
+            .incrementalrelayfee
+            .and_then(btc_per_kvb)
+            .unwrap_or(DEFAULT_INCREMENTAL_RELAY),
+    }
 }
 
 /// The part of `getblockchaininfo` used.
@@ -57,46 +92,62 @@ struct DownloadState {
     initialblockdownload: bool,
 }
 
+/// Whether a `getblockchaininfo` answer says the node is in initial block download (an answer
+/// without `initialblockdownload` says no).
+pub(crate) fn initial_download(answer: serde_json::Value) -> Result<bool, serde_json::Error> {
+    let state: DownloadState = serde_json::from_value(answer)?;
+    Ok(state.initialblockdownload)
+}
+
+/// Esplora's fee conditions: its `/fee-estimates` (as `esplora-client` converts them), in target
+/// order; the relay floors are the core's defaults (Esplora says nothing of them).
+pub(crate) fn esplora_conditions(estimates: HashMap<u16, FeeRate>) -> FeeConditions {
+    let mut estimates: Vec<FeeEstimate> = estimates
+        .into_iter()
+        .map(|(target_blocks, feerate)| FeeEstimate {
+            target_blocks,
+            feerate,
+        })
+        .collect();
+    estimates.sort_by_key(|e| e.target_blocks);
+    FeeConditions {
+        estimates,
+        mempool_min: DEFAULT_MIN_RELAY,
+        min_relay: DEFAULT_MIN_RELAY,
+        incremental_relay: DEFAULT_INCREMENTAL_RELAY,
+    }
+}
+
 fn client_error(e: bitcoincore_rpc::Error) -> SourceError {
     Box::new(BitcoindSyncError::Client(e))
 }
 
 impl LiveSource for BitcoindSource {
     fn fee_conditions(&mut self) -> Result<Option<FeeConditions>, SourceError> {
-        let info: MempoolInfo = self
+        let info = self
             .client()
-            .call("getmempoolinfo", &[])
+            .call::<serde_json::Value>("getmempoolinfo", &[])
+            .and_then(|answer| mempool_info(answer).map_err(undecodable))
             .map_err(client_error)?;
-        let mut estimates = Vec::new();
+        let mut answers = Vec::new();
         for target in ESTIMATE_TARGETS {
             let answer = self
                 .client()
                 .estimate_smart_fee(target, None)
                 .map_err(client_error)?;
-            if let Some(feerate) = answer.fee_rate.map(|a| a.to_sat() / 4) {
-                estimates.push(FeeEstimate {
-                    target_blocks: target,
-                    feerate: FeeRate::from_sat_per_kwu(feerate),
-                });
-            }
+            answers.push((target, answer));
         }
-        Ok(Some(FeeConditions {
-            estimates,
-            mempool_min: btc_per_kvb(info.mempoolminfee).unwrap_or(DEFAULT_MIN_RELAY),
-            min_relay: btc_per_kvb(info.minrelaytxfee).unwrap_or(DEFAULT_MIN_RELAY),
-            incremental_relay: info
-                .incrementalrelayfee
-                .and_then(btc_per_kvb)
-                .unwrap_or(DEFAULT_INCREMENTAL_RELAY),
-        }))
+        Ok(Some(bitcoind_conditions(
+            &info,
+            answers.iter().map(|(target, answer)| (*target, answer)),
+        )))
     }
 
     fn in_initial_download(&mut self) -> Result<bool, SourceError> {
-        let state: DownloadState = self
-            .client()
-            .call("getblockchaininfo", &[])
-            .map_err(client_error)?;
-        Ok(state.initialblockdownload)
+        self.client()
+            .call::<serde_json::Value>("getblockchaininfo", &[])
+            .and_then(|answer| initial_download(answer).map_err(undecodable))
+            .map_err(client_error)
     }
 
     fn start_at(&mut self, height: Height) {
@@ -106,23 +157,11 @@ impl LiveSource for BitcoindSource {
 
 impl LiveSource for EsploraSource {
     fn fee_conditions(&mut self) -> Result<Option<FeeConditions>, SourceError> {
-        let mut estimates: Vec<FeeEstimate> = self
+        let estimates = self
             .client()
             .get_fee_estimates()
-            .map_err(|e| -> SourceError { Box::new(EsploraSyncError::Client(e)) })?
-            .into_iter()
-            .map(|(target_blocks, feerate)| FeeEstimate {
-                target_blocks,
-                feerate,
-            })
-            .collect();
-        estimates.sort_by_key(|e| e.target_blocks);
-        Ok(Some(FeeConditions {
-            estimates,
-            mempool_min: DEFAULT_MIN_RELAY,
-            min_relay: DEFAULT_MIN_RELAY,
-            incremental_relay: DEFAULT_INCREMENTAL_RELAY,
-        }))
+            .map_err(|e| -> SourceError { Box::new(EsploraSyncError::Client(e)) })?;
+        Ok(Some(esplora_conditions(estimates)))
     }
 
     fn start_at(&mut self, height: Height) {

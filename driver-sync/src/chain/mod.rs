@@ -14,7 +14,9 @@
 //! - [`sync`]: the fork-point walk the polled sources share, and its typed error.
 
 pub mod bitcoind;
+#[cfg(feature = "embedded-chain")]
 pub mod embedded;
+#[cfg(feature = "embedded-chain")]
 pub mod embedded_source;
 pub mod esplora;
 pub mod fees;

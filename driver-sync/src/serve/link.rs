@@ -92,6 +92,23 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// The complete lines at the front of `buffer` (each ended by `\n`), taken out of it, oldest
+/// first: each read as UTF-8 (a byte that is not becomes U+FFFD), trimmed, the empty ones
+/// dropped. What is left in `buffer` is an unfinished line. One pass over the buffer, however
+/// many lines it holds.
+pub fn take_lines(buffer: &mut Vec<u8>) -> Vec<Line> {
+    let Some(last) = buffer.iter().rposition(|b| *b == b'\n') else {
+        return Vec::new();
+    };
+    let lines = buffer[..last]
+        .split(|b| *b == b'\n')
+        .map(|line| String::from_utf8_lossy(line).trim().to_owned())
+        .filter(|text| !text.is_empty())
+        .collect();
+    buffer.drain(..=last);
+    lines
+}
+
 /// Turn a second connection down: one `busy` error line, then close it.
 fn refuse(mut stream: UnixStream) {
     tracing::warn!("a second node connection refused: one is connected");
@@ -174,13 +191,7 @@ impl NodeLink {
                 Err(_) => break true,
             }
         };
-        while let Some(end) = c.buffer.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = c.buffer.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..end]).trim().to_owned();
-            if !text.is_empty() {
-                self.inbox.push_back(text);
-            }
-        }
+        self.inbox.extend(take_lines(&mut c.buffer));
         if closed || c.buffer.len() > MAX_LINE {
             tracing::info!("node disconnected");
             self.connection = None;
@@ -229,7 +240,9 @@ impl NodeLink {
         if !self.greeted() || !self.write_now(&protocol::line(message)) {
             return None;
         }
-        let deadline = Instant::now() + self.timeout;
+        // No deadline for a timeout beyond any the clock can count to: wait as long as the node
+        // is connected.
+        let deadline = Instant::now().checked_add(self.timeout);
         let mut checked = self.inbox.len();
         loop {
             while checked < self.inbox.len() {
@@ -243,7 +256,7 @@ impl NodeLink {
                 }
                 checked += 1;
             }
-            if self.connection.is_none() || Instant::now() >= deadline {
+            if self.connection.is_none() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -311,5 +324,32 @@ impl Wallet for NodeLink {
 impl Drop for NodeLink {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `serve --node-timeout-secs 18446744073709551615` (or a `NodeLink` bound with any timeout
+    /// no deadline can be counted to) panicked at the first request to a connected node, adding
+    /// the timeout to the clock.
+    #[test]
+    fn a_request_with_a_timeout_beyond_any_deadline_waits_for_the_answer() {
+        let dir = std::env::temp_dir().join(format!("cc-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.sock");
+        let mut link = NodeLink::bind(&path, Duration::MAX).unwrap();
+        let mut node = UnixStream::connect(&path).unwrap();
+        assert!(link.poll().is_empty());
+        link.greet();
+        node.write_all(b"{\"v\":1,\"id\":7,\"type\":\"ping\"}\n")
+            .unwrap();
+        let answer = link.ask(&Outbound::Ok { id: 1 }, |m| {
+            matches!(m, Inbound::Ping).then_some("pinged")
+        });
+        assert_eq!(answer, Some("pinged"));
+        drop(link);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -16,10 +16,13 @@ pub mod client;
 pub mod handle;
 pub mod link;
 pub mod protocol;
+#[cfg(feature = "embedded-chain")]
 mod run;
 pub mod settings;
+#[cfg(feature = "embedded-chain")]
 pub mod source;
 
+#[cfg(feature = "embedded-chain")]
 pub use run::run;
 /// The store `serve` runs on: SQLite or PostgreSQL, chosen at start.
 pub(crate) type ServeStore = Box<dyn crate::store::Store>;

@@ -10,6 +10,27 @@ use serde::Deserialize;
 
 use crate::simulate::EngineSettings;
 
+/// The longest wait a setting may ask for (a poll interval, a timeout, a lease): a hundred
+/// years. The service counts its waits from the clock (`Instant` plus the wait), and a wait of
+/// hundreds of billions of years (what `u64` seconds reach) has no deadline to count to.
+pub const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `value` of `flag` as a duration (`unit` converts it), at most [`MAX_WAIT`].
+fn wait(
+    flag: &'static str,
+    value: u64,
+    unit: fn(u64) -> Duration,
+) -> Result<Duration, SettingsError> {
+    let wait = unit(value);
+    if wait > MAX_WAIT {
+        return Err(SettingsError::Invalid(
+            flag,
+            format!("{value} is more than a hundred years"),
+        ));
+    }
+    Ok(wait)
+}
+
 /// `serve`'s settings as given; `None` is unset.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
@@ -243,10 +264,10 @@ impl ServeSettings {
                             "must be positive".into(),
                         ));
                     }
-                    pg.lease = Duration::from_millis(ms);
+                    pg.lease = wait("lease-ms", ms, Duration::from_millis)?;
                 }
                 if let Some(ms) = self.postgres_reconnect_ms {
-                    pg.reconnect = Duration::from_millis(ms);
+                    pg.reconnect = wait("postgres-reconnect-ms", ms, Duration::from_millis)?;
                 }
                 StoreConfig::Postgres(pg)
             }
@@ -308,10 +329,26 @@ impl ServeSettings {
             store,
             socket,
             source,
-            poll: Duration::from_millis(self.poll_ms.unwrap_or(2000)),
-            outage_alert: Duration::from_secs(self.outage_alert_secs.unwrap_or(600)),
-            max_backoff: Duration::from_millis(self.max_backoff_ms.unwrap_or(60_000)),
-            node_timeout: Duration::from_secs(self.node_timeout_secs.unwrap_or(30)),
+            poll: wait(
+                "poll-ms",
+                self.poll_ms.unwrap_or(2000),
+                Duration::from_millis,
+            )?,
+            outage_alert: wait(
+                "outage-alert-secs",
+                self.outage_alert_secs.unwrap_or(600),
+                Duration::from_secs,
+            )?,
+            max_backoff: wait(
+                "max-backoff-ms",
+                self.max_backoff_ms.unwrap_or(60_000),
+                Duration::from_millis,
+            )?,
+            node_timeout: wait(
+                "node-timeout-secs",
+                self.node_timeout_secs.unwrap_or(30),
+                Duration::from_secs,
+            )?,
             start_height: self.start_height,
             sweep,
             engine: self.engine,
@@ -347,6 +384,70 @@ mod tests {
                 dir: PathBuf::from("/var/cc.db.chain")
             }
         );
+    }
+
+    /// Found by the `settings_toml` fuzz target: a wait no deadline can be counted to was
+    /// accepted, and `serve` panicked adding the node timeout to the clock at its first sign
+    /// request (`--node-timeout-secs 18446744073709551615`).
+    #[test]
+    fn a_wait_beyond_a_hundred_years_is_a_typed_error_naming_its_flag() {
+        let base = || ServeSettings::from_toml("db = \"a\"\nsocket = \"b\"").unwrap();
+        let longest = MAX_WAIT.as_secs();
+        let cases: [(&str, fn(u64) -> ServeSettings); 4] = [
+            ("node-timeout-secs", |v| ServeSettings {
+                node_timeout_secs: Some(v),
+                ..ServeSettings::default()
+            }),
+            ("outage-alert-secs", |v| ServeSettings {
+                outage_alert_secs: Some(v),
+                ..ServeSettings::default()
+            }),
+            ("poll-ms", |v| ServeSettings {
+                poll_ms: Some(v.saturating_mul(1000)),
+                ..ServeSettings::default()
+            }),
+            ("max-backoff-ms", |v| ServeSettings {
+                max_backoff_ms: Some(v.saturating_mul(1000)),
+                ..ServeSettings::default()
+            }),
+        ];
+        for (flag, set) in cases {
+            assert!(set(longest).over(base()).resolve().is_ok(), "{flag}");
+            for value in [longest + 1, u64::MAX] {
+                assert!(
+                    matches!(
+                        set(value).over(base()).resolve(),
+                        Err(SettingsError::Invalid(f, _)) if f == flag
+                    ),
+                    "{flag} {value}"
+                );
+            }
+        }
+        let pg = ServeSettings::from_toml(
+            "postgres = \"host=/run/pg\"\nsocket = \"b\"\nregtest = \"/chain\"",
+        )
+        .unwrap();
+        for (flag, settings) in [
+            (
+                "lease-ms",
+                ServeSettings {
+                    lease_ms: Some(u64::MAX),
+                    ..pg.clone()
+                },
+            ),
+            (
+                "postgres-reconnect-ms",
+                ServeSettings {
+                    postgres_reconnect_ms: Some(u64::MAX),
+                    ..pg.clone()
+                },
+            ),
+        ] {
+            assert!(
+                matches!(settings.resolve(), Err(SettingsError::Invalid(f, _)) if f == flag),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

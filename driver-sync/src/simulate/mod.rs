@@ -21,52 +21,70 @@
 //! (a resumable run that was never interrupted too). A resumed run ends with the same ledger;
 //! its timeline may differ around an interruption.
 
+#[cfg(feature = "embedded-chain")]
 mod close;
 pub mod config_file;
+#[cfg(feature = "embedded-chain")]
 mod finish;
+#[cfg(feature = "embedded-chain")]
 pub mod io;
+#[cfg(feature = "embedded-chain")]
 mod output;
+#[cfg(feature = "embedded-chain")]
 mod peer;
+#[cfg(feature = "embedded-chain")]
 mod reorg;
+#[cfg(feature = "embedded-chain")]
 mod resume;
 pub mod scenario;
 pub mod settings;
+#[cfg(feature = "embedded-chain")]
 mod setup;
+#[cfg(feature = "embedded-chain")]
 mod start;
+#[cfg(feature = "embedded-chain")]
 pub mod state;
+#[cfg(feature = "embedded-chain")]
 mod third_party;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+pub use scenario::{Scenario, ScenarioError};
+pub use settings::EngineSettings;
 
-use bitcoin::{FeeRate, ScriptBuf, Txid};
-use contractcourt_core::action::CloseSummary;
-use contractcourt_core::chain::ledger::Ledger;
-use contractcourt_core::chain::Config;
-use contractcourt_core::event::{Event, FeeConditions, FeeEstimate, UpstreamResolution};
-use contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc};
-use contractcourt_core::types::{ChannelId, Height, Party};
-use serde::{Deserialize, Serialize};
-
-use crate::chain::embedded::EmbeddedChain;
-use crate::driver::Driver;
-use crate::signer::BasepointSecrets;
-use crate::store::SqliteStore;
-use io::{lock, Log, Steps, TimelineEntry};
+// Everything below but `SimError` runs a scenario on the embedded chain.
+#[cfg(feature = "embedded-chain")]
 pub use output::{
     render_head, render_ledger, render_line, render_tail, render_text, short_txid, LEDGER_HELP,
 };
-pub use scenario::{Scenario, ScenarioError};
-pub use settings::EngineSettings;
-use setup::sim_channel;
-use state::Funding;
+#[cfg(feature = "embedded-chain")]
+use {
+    crate::chain::embedded::EmbeddedChain,
+    crate::driver::Driver,
+    crate::signer::BasepointSecrets,
+    crate::store::SqliteStore,
+    bitcoin::{FeeRate, ScriptBuf, Txid},
+    contractcourt_core::action::CloseSummary,
+    contractcourt_core::chain::ledger::Ledger,
+    contractcourt_core::chain::Config,
+    contractcourt_core::event::{Event, FeeConditions, FeeEstimate, UpstreamResolution},
+    contractcourt_core::sim::{PartySecrets, SimChannel, SimHtlc},
+    contractcourt_core::types::{ChannelId, Height, Party},
+    io::{lock, Log, Steps, TimelineEntry},
+    serde::{Deserialize, Serialize},
+    setup::sim_channel,
+    state::Funding,
+    std::collections::BTreeMap,
+    std::path::PathBuf,
+    std::sync::{Arc, Mutex},
+};
 
+#[cfg(feature = "embedded-chain")]
 /// The wallet seed of the peer (where its claims pay).
 const PEER_WALLET_SEED: u64 = 0x7065_6572;
+#[cfg(feature = "embedded-chain")]
 /// The fee rate used before the scenario names one.
 const DEFAULT_SAT_PER_VB: u32 = 2;
 
+#[cfg(feature = "embedded-chain")]
 /// How a run went: everything printed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimOutcome {
@@ -117,10 +135,12 @@ impl std::fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
+#[cfg(feature = "embedded-chain")]
 fn err<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> SimError {
     move |e| SimError(format!("{context}: {e}"))
 }
 
+#[cfg(feature = "embedded-chain")]
 /// Options of a run.
 #[derive(Default)]
 pub struct RunOptions<'a> {
@@ -144,9 +164,11 @@ pub struct RunOptions<'a> {
     pub engine: EngineSettings,
 }
 
+#[cfg(feature = "embedded-chain")]
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);
 
+#[cfg(feature = "embedded-chain")]
 impl TempDir {
     fn new() -> Result<TempDir, SimError> {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -161,12 +183,14 @@ impl TempDir {
     }
 }
 
+#[cfg(feature = "embedded-chain")]
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
+#[cfg(feature = "embedded-chain")]
 fn fee_conditions(sat_per_vb: u32) -> Event {
     let rate = FeeRate::from_sat_per_vb_u32(sat_per_vb);
     let one = FeeRate::from_sat_per_vb_u32(1);
@@ -184,6 +208,7 @@ fn fee_conditions(sat_per_vb: u32) -> Event {
     })
 }
 
+#[cfg(feature = "embedded-chain")]
 fn basepoint_secrets(p: &PartySecrets) -> BasepointSecrets {
     BasepointSecrets {
         funding: p.funding,
@@ -194,6 +219,7 @@ fn basepoint_secrets(p: &PartySecrets) -> BasepointSecrets {
     }
 }
 
+#[cfg(feature = "embedded-chain")]
 /// The commitment that closed the channel.
 #[derive(Clone, Copy, Debug)]
 struct Closing {
@@ -204,6 +230,7 @@ struct Closing {
     cooperative: bool,
 }
 
+#[cfg(feature = "embedded-chain")]
 /// One channel of a run: its scenario (a single-channel view), its `sim` model, and how its
 /// close went.
 struct Lane {
@@ -219,6 +246,7 @@ struct Lane {
     tag: String,
 }
 
+#[cfg(feature = "embedded-chain")]
 /// A resumable run's state file and what it says.
 struct Persist {
     path: PathBuf,
@@ -230,6 +258,7 @@ struct Persist {
     saved: bool,
 }
 
+#[cfg(feature = "embedded-chain")]
 /// The simulation's state between blocks.
 struct Sim<'a> {
     scenario: &'a Scenario,
@@ -247,6 +276,7 @@ struct Sim<'a> {
     persist: Option<Persist>,
 }
 
+#[cfg(feature = "embedded-chain")]
 /// Play `scenario`. See the [module documentation](self).
 ///
 /// With [`RunOptions::chain_dir`] (and [`RunOptions::db`]) the run can be killed at any point
@@ -317,6 +347,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions<'_>) -> Result<SimOutcom
     Ok(outcome)
 }
 
+#[cfg(feature = "embedded-chain")]
 impl<'a> Sim<'a> {
     /// The candidate commitment of lane `l` that confirmed, if any.
     fn confirmed_closing(&self, l: usize) -> Option<Closing> {

@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| contractcourt_sync::fuzzing::raw_block(data));
