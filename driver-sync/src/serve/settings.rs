@@ -393,7 +393,8 @@ mod tests {
     fn a_wait_beyond_a_hundred_years_is_a_typed_error_naming_its_flag() {
         let base = || ServeSettings::from_toml("db = \"a\"\nsocket = \"b\"").unwrap();
         let longest = MAX_WAIT.as_secs();
-        let cases: [(&str, fn(u64) -> ServeSettings); 4] = [
+        type Overlay = fn(u64) -> ServeSettings;
+        let cases: [(&str, Overlay); 4] = [
             ("node-timeout-secs", |v| ServeSettings {
                 node_timeout_secs: Some(v),
                 ..ServeSettings::default()
