@@ -1715,6 +1715,30 @@ impl Model {
         start
     }
 
+    /// The ledger's outputs of channel `id` that are not final: neither ours, nor the peer's
+    /// (taken, or expired), nor a third party's, nor left as not worth their claim.
+    fn unresolved(&self, id: ChannelId) -> Vec<contractcourt_core::chain::ledger::OutputEntry> {
+        self.h
+            .arb
+            .ledger()
+            .channels
+            .into_iter()
+            .filter(|c| c.channel == id)
+            .flat_map(|c| c.outputs)
+            .filter(|e| {
+                !matches!(
+                    e.status,
+                    OutputStatus::Recovered { .. }
+                        | OutputStatus::SecondLevel { .. }
+                        | OutputStatus::TakenByPeer { .. }
+                        | OutputStatus::TakenByThirdParty { .. }
+                        | OutputStatus::Expired
+                        | OutputStatus::Uneconomical
+                )
+            })
+            .collect()
+    }
+
     /// The engine's ledger, resolution reports and close summary equal the reference ledger
     /// ([`reference`]): built from BOLT 3 and 5, the commitment as built, the chain and what
     /// each side knew — nothing of the engine's state.
@@ -1805,23 +1829,7 @@ impl Model {
         // the relay fee within its budget is left alone and re-examined every block, in case
         // fees fall — it is not given up.
         if idle_peer && !self.settled() {
-            let ledger = self.h.arb.ledger();
-            let open: Vec<_> = ledger
-                .channels
-                .iter()
-                .filter(|c| c.channel == self.id)
-                .flat_map(|c| c.outputs.iter())
-                .filter(|e| {
-                    !matches!(
-                        e.status,
-                        OutputStatus::Recovered { .. }
-                            | OutputStatus::SecondLevel { .. }
-                            | OutputStatus::TakenByPeer { .. }
-                            | OutputStatus::Expired
-                            | OutputStatus::Uneconomical
-                    )
-                })
-                .collect();
+            let open = self.unresolved(self.id);
             assert!(
                 open.is_empty(),
                 "idle peer: the close never fully resolved by {}: {open:#?}",

@@ -272,24 +272,7 @@ impl Model {
                 );
                 continue;
             }
-            let ledger = self.h.arb.ledger();
-            let open: Vec<_> = ledger
-                .channels
-                .iter()
-                .filter(|c| c.channel == n.id)
-                .flat_map(|c| c.outputs.iter())
-                .filter(|e| {
-                    !matches!(
-                        e.status,
-                        OutputStatus::Recovered { .. }
-                            | OutputStatus::SecondLevel { .. }
-                            | OutputStatus::TakenByPeer { .. }
-                            | OutputStatus::TakenByThirdParty { .. }
-                            | OutputStatus::Expired
-                            | OutputStatus::Uneconomical
-                    )
-                })
-                .collect();
+            let open = self.unresolved(n.id);
             assert!(
                 open.is_empty(),
                 "neighbour {:?} (idle peer): its close never fully resolved by {}: {open:#?}",
