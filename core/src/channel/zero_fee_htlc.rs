@@ -109,9 +109,9 @@ impl ChannelArbitrator {
     /// The channel's wallet-funded claim `claim`, if it has one, and whether it is still live:
     /// a zero-fee HTLC transaction while its HTLC output is unspent (also an incoming HTLC
     /// counted expired, whose preimage came late: claimed after all while the peer lets us),
-    /// the CPFP child while no close confirmed. A claim that is not live only keeps its history: answers arriving for
-    /// it late (a wallet or signer slower than the chain) must not build on an input that is
-    /// already spent.
+    /// the CPFP child while no close confirmed. A claim that is not live only keeps its
+    /// history: answers arriving for it late (a wallet or signer slower than the chain) must
+    /// not build on an input that is already spent.
     pub(crate) fn funded_claim_mut(&mut self, claim: ClaimId) -> Option<(&mut FundedClaim, bool)> {
         let closed = self.close.is_some();
         self.resolvers
