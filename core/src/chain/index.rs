@@ -177,16 +177,18 @@ impl Index {
             self.claims.insert(claim, id);
             entry.claims.push(claim);
         }
+        // Every height whose disconnection undoes something: the close, each resolver's spend
+        // or expiry, the block at which the channel became fully resolved.
         let heights = ch
             .close
             .iter()
             .map(|c| c.height)
+            .chain(ch.resolved_at)
             .chain(ch.resolvers.values().filter_map(|r| match r.stage {
                 crate::resolver::Stage::Spent { height, .. }
-                | crate::resolver::Stage::Resolved { height, .. } => Some(height),
-                crate::resolver::Stage::Active
-                | crate::resolver::Stage::Abandoned { .. }
-                | crate::resolver::Stage::Expired { .. } => None,
+                | crate::resolver::Stage::Resolved { height, .. }
+                | crate::resolver::Stage::Expired { height } => Some(height),
+                crate::resolver::Stage::Active | crate::resolver::Stage::Abandoned { .. } => None,
             }));
         for h in heights {
             self.touched_at.entry(h).or_default().insert(id);

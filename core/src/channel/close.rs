@@ -372,6 +372,16 @@ impl ChannelArbitrator {
             self.resolved_at = None;
         }
         self.step_resolvers(ResolverInput::Disconnect { height }, None, node, fees, cfg);
+        // An output the reorg gave back (a spend undone, an expiry undone) is not final: the
+        // channel is not fully resolved any more, and its resolvers' machines act again —
+        // waiting only to be archived, it would never look at that output again.
+        if self
+            .resolvers
+            .values()
+            .any(|r| matches!(r.stage, Stage::Active))
+        {
+            self.resolved_at = None;
+        }
         actions
     }
 }
