@@ -117,6 +117,109 @@ fn the_embedded_mempool_takes_a_zero_fee_commitment_only_with_a_truc_child_on_it
     assert_eq!(txids[1..], [accepted.parent, accepted.child]);
 }
 
+/// Core 29's `PackageTRUCChecks` (`policy/truc_policy.cpp`): a version-3 transaction has at most
+/// one unconfirmed parent, the package's or the mempool's. A CPFP child of a zero-fee commitment
+/// that also spends an output of a version-3 transaction waiting in the mempool is refused, in
+/// Core's words; the same child without that input is accepted. A package parent with a
+/// parent in the mempool cannot have its package child either.
+#[test]
+fn a_truc_package_child_with_a_parent_in_the_mempool_too_is_refused() {
+    let wallet = TestWallet::new(33);
+    let mut chain = EmbeddedChain::new_temp().expect("kernel starts");
+    chain.mine_blocks(110, wallet.script_pubkey()).unwrap();
+    let commitment = zero_fee_commitment(&mut chain, &wallet);
+    let anchor = commitment
+        .output
+        .iter()
+        .position(|o| o.script_pubkey.as_bytes() == PAY_TO_ANCHOR_SCRIPT)
+        .expect("shared anchor") as u32;
+    let waiting = truc_parent(&chain, &wallet);
+    chain.submit(waiting.clone()).unwrap();
+    let mut alone = wallet
+        .cpfp(&chain, &commitment, anchor, FeeRate::from_sat_per_vb_u32(5))
+        .unwrap();
+    alone.version = Version(3);
+    let mut child = alone.clone();
+    sign_wallet_inputs_with(&chain, &wallet, Some(&commitment), &mut alone);
+    child.input.push(bitcoin::TxIn {
+        previous_output: OutPoint {
+            txid: waiting.compute_txid(),
+            vout: 0,
+        },
+        sequence: alone.input[alone.input.len() - 1].sequence,
+        ..Default::default()
+    });
+    sign_wallet_inputs_with(&chain, &wallet, Some(&commitment), &mut child);
+    let refused = chain
+        .submit_package(commitment.clone(), child.clone())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            MempoolReject::PackageMember { index: 1, reject }
+                if matches!(**reject, MempoolReject::Truc {
+                    violation: TrucViolation::TooManyAncestors,
+                    ..
+                })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.reason(),
+        format!(
+            "TRUC-violation, tx {} would have too many ancestors",
+            ids(&child)
+        )
+    );
+    assert_eq!(classify_reject(&refused.reason()), RejectClass::Truc);
+    assert_eq!(chain.mempool_tx(&commitment.compute_txid()), None);
+
+    // Without the mempool input: accepted.
+    let accepted = chain
+        .submit_package(commitment.clone(), alone.clone())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(accepted.child, alone.compute_txid());
+
+    // A version-3 package parent paying no fee, spending the waiting transaction: it cannot
+    // have its package child as well, refused on the parent, naming the child.
+    let mut parent = Transaction {
+        version: Version(3),
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: OutPoint {
+                txid: waiting.compute_txid(),
+                vout: 1,
+            },
+            ..Default::default()
+        }],
+        output: vec![bitcoin::TxOut {
+            value: Amount::from_sat(50_000),
+            script_pubkey: wallet.script_pubkey().to_owned(),
+        }],
+    };
+    sign_wallet_inputs(&chain, &wallet, &mut parent);
+    let kid = child_of(&chain, &wallet, &parent, 0, 5_000, 3);
+    let refused = chain.submit_package(parent, kid.clone()).unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            MempoolReject::PackageMember { index: 0, reject }
+                if matches!(**reject, MempoolReject::Truc {
+                    violation: TrucViolation::TooManyAncestors,
+                    ..
+                })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.reason(),
+        format!(
+            "TRUC-violation, tx {} would have too many ancestors",
+            ids(&kid)
+        )
+    );
+}
+
 /// A transaction's txid and wtxid as Bitcoin Core's refusals name it: `<txid> (wtxid=<wtxid>)`.
 fn ids(tx: &Transaction) -> String {
     format!("{} (wtxid={})", tx.compute_txid(), tx.compute_wtxid())

@@ -7,9 +7,11 @@
 //! [`policy::check_final`]), it is standard and pays the minimum relay fee
 //! ([`policy::check_standard`]), every input verifies under Bitcoin Core's script interpreter
 //! (the kernel, all consensus flags) and, if it conflicts with mempool transactions, it pays
-//! for replacing them. Submitted alone, it also meets the TRUC and ephemeral dust rules against
-//! its mempool parents ([`super::truc`]): a version-3 parent's second child is refused, or evicts
-//! the first by the replacement rules (sibling eviction).
+//! for replacing them. It also meets the TRUC and ephemeral dust rules against its mempool
+//! parents ([`super::truc`]): submitted alone, a version-3 parent's second child is refused, or
+//! evicts the first by the replacement rules (sibling eviction); a package member is refused
+//! (no sibling eviction), and a version-3 package counts its members' mempool parents among
+//! their unconfirmed ancestors.
 
 use std::collections::BTreeSet;
 
@@ -166,10 +168,22 @@ impl EmbeddedChain {
             Err(e) => return Err(truc::standard_refusal(e, tx, &prevouts, dust_fee)),
         }
         let mut sibling = None;
-        if mode == Mode::Single {
-            sibling = self.truc_with_mempool(tx, tx.vsize() as u64, &parents, &conflicts)?;
-            conflicts.extend(sibling);
-            self.ephemeral_spends_with_mempool(tx, &parents)?;
+        match mode {
+            Mode::Single => {
+                sibling =
+                    self.truc_with_mempool(tx, tx.vsize() as u64, &parents, &conflicts, true)?;
+                conflicts.extend(sibling);
+                self.ephemeral_spends_with_mempool(tx, &parents)?;
+            }
+            // The same rules against its parents in the mempool, without sibling eviction (Core
+            // allows it only to a transaction submitted alone).
+            Mode::PackageMember => {
+                self.truc_with_mempool(tx, tx.vsize() as u64, &parents, &conflicts, false)?;
+                self.ephemeral_spends_with_mempool(tx, &parents)?;
+            }
+            // Core applies neither on a reorg's rebuild (`MaybeUpdateMempoolForReorg`: "TRUC
+            // rules are not applied here").
+            Mode::Rebuild => {}
         }
         script::verify_scripts(tx, &prevouts)?;
         Ok(Checked {
@@ -330,6 +344,7 @@ impl EmbeddedChain {
             .map_err(member(1))?;
         self.replacement_check(&c, Mode::PackageMember)
             .map_err(member(1))?;
+        truc::package_truc_checks(parent, &p.parents, child, &c.parents)?;
         policy::check_package_fee(
             &[(parent, &p.prevouts[..]), (child, &c.prevouts[..])],
             &self.config.policy,

@@ -1,13 +1,13 @@
 //! The mempool's TRUC (version 3) and ephemeral dust rules against parents already in it, as
 //! Bitcoin Core 29 applies them to a transaction submitted alone: `SingleTRUCChecks` with
 //! sibling eviction ([`contractcourt_core::policy::truc_mempool`]) and `CheckEphemeralSpends`
-//! against mempool parents; and Core's wordings of the package rules' TRUC and ephemeral dust
-//! refusals.
+//! against mempool parents; `PackageTRUCChecks` for a package whose members have mempool
+//! parents; and Core's wordings of the package rules' TRUC and ephemeral dust refusals.
 
 use std::collections::BTreeSet;
 
 use bitcoin::{Transaction, TxOut, Txid};
-use contractcourt_core::policy::truc::dust_outputs;
+use contractcourt_core::policy::truc::{dust_outputs, TrucViolation, TRUC_VERSION};
 use contractcourt_core::policy::truc_mempool::{
     check_truc_with_mempool, missing_ephemeral_spends_reason, truc_details, MempoolParent,
     MISSING_EPHEMERAL_SPENDS_REASON,
@@ -83,14 +83,15 @@ pub(super) fn package_refusal(e: PolicyError, package: &[&Transaction]) -> Mempo
 impl EmbeddedChain {
     /// Core's `SingleTRUCChecks` of `tx` against its mempool `parents`, with the mempool
     /// transactions it conflicts with directly: `Ok(Some(sibling))` when the parent's one child
-    /// is to be considered for eviction (the replacement rules then decide), `Ok(None)` when
-    /// nothing stands in the way.
+    /// is to be considered for eviction (the replacement rules then decide; only with
+    /// `sibling_eviction`, else that is a refusal), `Ok(None)` when nothing stands in the way.
     pub(super) fn truc_with_mempool(
         &self,
         tx: &Transaction,
         vsize: u64,
         parents: &BTreeSet<Txid>,
         conflicts: &BTreeSet<Txid>,
+        sibling_eviction: bool,
     ) -> Result<Option<Txid>, MempoolReject> {
         let entries: Vec<_> = parents.iter().filter_map(|p| self.mempool.get(p)).collect();
         let infos: Vec<MempoolParent<'_>> = entries
@@ -110,7 +111,7 @@ impl EmbeddedChain {
             .collect();
         match check_truc_with_mempool(tx, vsize, &infos, conflicts) {
             Ok(()) => Ok(None),
-            Err(r) if r.sibling.is_some() => Ok(r.sibling),
+            Err(r) if sibling_eviction && r.sibling.is_some() => Ok(r.sibling),
             Err(r) => Err(MempoolReject::Truc {
                 violation: r.violation,
                 details: r.details,
@@ -139,4 +140,41 @@ impl EmbeddedChain {
         }
         Ok(())
     }
+}
+
+/// Core 29's `PackageTRUCChecks` (`policy/truc_policy.cpp`) of a parent-and-child package whose
+/// members have parents in the mempool (`parent_in_mempool`, `child_in_mempool`; the rules
+/// within the package are the core's `check_package_fee`). A version-3 transaction has at most
+/// one unconfirmed parent in all: a version-3 package parent with a mempool parent cannot have
+/// the package's child (refused on the parent, naming the child: "can't have both a parent and
+/// an in-package child"), and a version-3 child of the package parent cannot have a mempool
+/// parent too.
+pub(super) fn package_truc_checks(
+    parent: &Transaction,
+    parent_in_mempool: &BTreeSet<Txid>,
+    child: &Transaction,
+    child_in_mempool: &BTreeSet<Txid>,
+) -> Result<(), MempoolReject> {
+    let parent_txid = parent.compute_txid();
+    let spends_parent = child
+        .input
+        .iter()
+        .any(|i| i.previous_output.txid == parent_txid);
+    let too_many = |index: usize| MempoolReject::PackageMember {
+        index,
+        reject: Box::new(MempoolReject::Truc {
+            details: truc_details(&TrucViolation::TooManyAncestors, child, None),
+            violation: TrucViolation::TooManyAncestors,
+        }),
+    };
+    if !spends_parent {
+        return Ok(());
+    }
+    if parent.version.0 == TRUC_VERSION && !parent_in_mempool.is_empty() {
+        return Err(too_many(0));
+    }
+    if child.version.0 == TRUC_VERSION && !child_in_mempool.is_empty() {
+        return Err(too_many(1));
+    }
+    Ok(())
 }
