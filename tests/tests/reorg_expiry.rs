@@ -4,10 +4,14 @@
 //! after the expiry had become final, then dropped by a reorg): once every output of a close
 //! was final the channel only waited to be archived, and the output the reorg gave back was
 //! never looked at again, so the ledger said `Contested` for as long as the channel lived.
+//!
+//! And the other way round: a reorg of the block at which a channel became fully resolved alone
+//! (every output's final spend stays) leaves it fully resolved, and it is archived on time.
 
 use bitcoin::{OutPoint, Transaction};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
+use contractcourt_core::channel::ArbState;
 use contractcourt_core::sim::SimSetup;
 use contractcourt_core::types::{ChannelId, HtlcDirection, Party};
 use contractcourt_tests::checks::{sweeping_config, uniform_fees};
@@ -133,4 +137,47 @@ fn an_incoming_htlc_expired_by_a_block_that_is_reorged_out_is_contested_again() 
     // The new chain reaches the expiry and makes it final again.
     h.mine_empty(expiry + 7 - h.height());
     assert_eq!(status(&h, id, output), Some(OutputStatus::Expired));
+}
+
+#[test]
+fn a_reorg_of_the_block_that_made_a_channel_fully_resolved_leaves_it_resolved_and_archived() {
+    let mut h = Harness::new(sweeping_config());
+    let id = h.open(SimSetup::new(815, ChannelType::StaticRemoteKey));
+    let actions = h.feed(uniform_fees(5));
+    h.answer(&actions);
+    let sim = h.sim(id);
+    let commitment: Transaction = sim
+        .commitment_tx(Party::Remote, sim.remote_commitment_number())
+        .expect("theirs");
+    let close = commitment.compute_txid();
+    h.mine(vec![commitment]);
+    let sweep = h
+        .broadcasts
+        .iter()
+        .rev()
+        .find(|t| t.input.iter().any(|i| i.previous_output.txid == close))
+        .cloned()
+        .expect("the sweep of our balance");
+    h.mine(vec![sweep]);
+    let mut resolved_at = None;
+    for _ in 0..10 {
+        h.mine_empty(1);
+        resolved_at = h.arb.channel(&id).and_then(|c| c.resolved_at);
+        if resolved_at.is_some() {
+            break;
+        }
+    }
+    let resolved_at = resolved_at.expect("fully resolved once the sweep is reorg-safe");
+    assert_eq!(h.height(), resolved_at);
+
+    // The block at which it became fully resolved is replaced by another.
+    let actions = h.disconnect_tip();
+    h.answer(&actions);
+    h.mine_empty_salted(1, 7);
+    let state = h.arb.channel(&id).map(|c| c.state());
+    assert_eq!(state, Some(ArbState::FullyResolved));
+
+    // Archived `archive_depth` (100) blocks later, as without the reorg.
+    h.mine_empty(100);
+    assert!(h.arb.channel(&id).is_none(), "archived");
 }

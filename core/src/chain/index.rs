@@ -178,12 +178,11 @@ impl Index {
             entry.claims.push(claim);
         }
         // Every height whose disconnection undoes something: the close, each resolver's spend
-        // or expiry, the block at which the channel became fully resolved.
+        // or expiry.
         let heights = ch
             .close
             .iter()
             .map(|c| c.height)
-            .chain(ch.resolved_at)
             .chain(ch.resolvers.values().filter_map(|r| match r.stage {
                 crate::resolver::Stage::Spent { height, .. }
                 | crate::resolver::Stage::Resolved { height, .. }

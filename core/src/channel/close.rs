@@ -342,9 +342,6 @@ impl ChannelArbitrator {
         fees: &FeeContext<'_>,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        if self.resolved_at.is_some_and(|h| h >= height) {
-            self.resolved_at = None;
-        }
         if self.close.as_ref().is_some_and(|c| c.height >= height) {
             if let Some(close) = self.close.take() {
                 actions.push(self.alert(
@@ -374,7 +371,9 @@ impl ChannelArbitrator {
         self.step_resolvers(ResolverInput::Disconnect { height }, None, node, fees, cfg);
         // An output the reorg gave back (a spend undone, an expiry undone) is not final: the
         // channel is not fully resolved any more, and its resolvers' machines act again —
-        // waiting only to be archived, it would never look at that output again.
+        // waiting only to be archived, it would never look at that output again. While every
+        // output stays final, the channel stays fully resolved from the same height (a reorg of
+        // that block alone undoes nothing of it).
         if self
             .resolvers
             .values()
