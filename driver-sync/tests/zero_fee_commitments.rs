@@ -81,17 +81,7 @@ fn the_embedded_mempool_takes_a_zero_fee_commitment_only_with_a_truc_child_on_it
     let refused = chain
         .submit_package(commitment.clone(), child.clone())
         .unwrap_err();
-    assert!(
-        matches!(
-            &refused,
-            MempoolReject::PackageMember { index: 1, reject }
-                if matches!(**reject, MempoolReject::Truc {
-                    violation: TrucViolation::NonTrucSpendsTruc,
-                    ..
-                })
-        ),
-        "{refused:?}"
-    );
+    assert_truc_refusal(&refused, 1, TrucViolation::NonTrucSpendsTruc);
     // In Bitcoin Core's words (`policy/truc_policy.cpp`), classed a TRUC refusal.
     assert_eq!(
         refused.reason(),
@@ -153,17 +143,7 @@ fn a_truc_package_child_with_a_parent_in_the_mempool_too_is_refused() {
     let refused = chain
         .submit_package(commitment.clone(), child.clone())
         .unwrap_err();
-    assert!(
-        matches!(
-            &refused,
-            MempoolReject::PackageMember { index: 1, reject }
-                if matches!(**reject, MempoolReject::Truc {
-                    violation: TrucViolation::TooManyAncestors,
-                    ..
-                })
-        ),
-        "{refused:?}"
-    );
+    assert_truc_refusal(&refused, 1, TrucViolation::TooManyAncestors);
     assert_eq!(
         refused.reason(),
         format!(
@@ -200,23 +180,25 @@ fn a_truc_package_child_with_a_parent_in_the_mempool_too_is_refused() {
     sign_wallet_inputs(&chain, &wallet, &mut parent);
     let kid = child_of(&chain, &wallet, &parent, 0, 5_000, 3);
     let refused = chain.submit_package(parent, kid.clone()).unwrap_err();
-    assert!(
-        matches!(
-            &refused,
-            MempoolReject::PackageMember { index: 0, reject }
-                if matches!(**reject, MempoolReject::Truc {
-                    violation: TrucViolation::TooManyAncestors,
-                    ..
-                })
-        ),
-        "{refused:?}"
-    );
+    assert_truc_refusal(&refused, 0, TrucViolation::TooManyAncestors);
     assert_eq!(
         refused.reason(),
         format!(
             "TRUC-violation, tx {} would have too many ancestors",
             ids(&kid)
         )
+    );
+}
+
+/// `refused` is a TRUC refusal of package member `index` for `violation`.
+fn assert_truc_refusal(refused: &MempoolReject, index: usize, violation: TrucViolation) {
+    assert!(
+        matches!(
+            refused,
+            MempoolReject::PackageMember { index: i, reject }
+                if *i == index && matches!(&**reject, MempoolReject::Truc { violation: v, .. } if *v == violation)
+        ),
+        "{refused:?}"
     );
 }
 

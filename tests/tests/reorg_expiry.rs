@@ -29,15 +29,19 @@ fn status(h: &Harness, id: ChannelId, outpoint: OutPoint) -> Option<OutputStatus
         .map(|e| e.status)
 }
 
-#[test]
-fn an_expired_incoming_htlc_whose_timeout_is_reorged_out_is_expired_again() {
+/// The HTLC's `cltv_expiry`.
+const EXPIRY: u32 = START_HEIGHT + 10;
+
+/// A static-remote-key channel (sim seed `seed`) with one incoming HTLC whose preimage we never
+/// learn, closed by the peer's commitment: the harness, the channel, the HTLC's output and the
+/// peer's HTLC-timeout transaction spending it.
+fn peer_close_with_an_incoming_htlc(seed: u64) -> (Harness, ChannelId, OutPoint, Transaction) {
     let mut h = Harness::new(sweeping_config());
-    let id = h.open(SimSetup::new(813, ChannelType::StaticRemoteKey));
-    let expiry = START_HEIGHT + 10;
+    let id = h.open(SimSetup::new(seed, ChannelType::StaticRemoteKey));
     let mut added = Vec::new();
     h.with_sim(id, |sim| {
         added.push(
-            sim.add_htlc(HtlcDirection::Incoming, 40_000_000, expiry)
+            sim.add_htlc(HtlcDirection::Incoming, 40_000_000, EXPIRY)
                 .expect("the balances cover it"),
         );
         sim.commit().expect("commit")
@@ -45,8 +49,6 @@ fn an_expired_incoming_htlc_whose_timeout_is_reorged_out_is_expired_again() {
     let htlc = added.pop().expect("one HTLC");
     let actions = h.feed(uniform_fees(5));
     h.answer(&actions);
-
-    // The peer's commitment confirms; we never learn the preimage.
     let sim = h.sim(id);
     let n = sim.remote_commitment_number();
     let commitment: Transaction = sim.commitment_tx(Party::Remote, n).expect("theirs");
@@ -54,9 +56,14 @@ fn an_expired_incoming_htlc_whose_timeout_is_reorged_out_is_expired_again() {
         .htlc_tx(Party::Remote, n, htlc.key)
         .expect("its HTLC-timeout");
     let output = timeout.input[0].previous_output;
+    mine_close_and_balance_sweep(&mut h, commitment);
+    (h, id, output, timeout)
+}
+
+/// Mine the peer's `commitment`, then our sweep of our balance on it.
+fn mine_close_and_balance_sweep(h: &mut Harness, commitment: Transaction) {
     let close = commitment.compute_txid();
     h.mine(vec![commitment]);
-    // Our balance is swept and the sweep confirms: the HTLC is the close's last output.
     let sweep = h
         .broadcasts
         .iter()
@@ -65,10 +72,23 @@ fn an_expired_incoming_htlc_whose_timeout_is_reorged_out_is_expired_again() {
         .cloned()
         .expect("the sweep of our balance");
     h.mine(vec![sweep]);
+}
 
-    // Its expiry becomes final (`reorg_safety_depth` 6 past the first block the peer's timeout
-    // can be in): the output is the peer's without a spend.
-    h.mine_empty(expiry + 7 - h.height());
+/// Undo the tip's `n` blocks.
+fn disconnect(h: &mut Harness, n: u32) {
+    for _ in 0..n {
+        let actions = h.disconnect_tip();
+        h.answer(&actions);
+    }
+}
+
+#[test]
+fn an_expired_incoming_htlc_whose_timeout_is_reorged_out_is_expired_again() {
+    let (mut h, id, output, timeout) = peer_close_with_an_incoming_htlc(813);
+    // Our balance swept, the HTLC is the close's last output. Its expiry becomes final
+    // (`reorg_safety_depth` 6 past the first block the peer's timeout can be in): the output is
+    // the peer's without a spend, and the channel fully resolved.
+    h.mine_empty(EXPIRY + 7 - h.height());
     assert_eq!(status(&h, id, output), Some(OutputStatus::Expired));
 
     // The peer's HTLC-timeout confirms, and a reorg of two blocks drops it for good.
@@ -79,10 +99,7 @@ fn an_expired_incoming_htlc_whose_timeout_is_reorged_out_is_expired_again() {
         status(&h, id, output)
     );
     h.mine_empty(1);
-    for _ in 0..2 {
-        let actions = h.disconnect_tip();
-        h.answer(&actions);
-    }
+    disconnect(&mut h, 2);
     h.mine_empty(3);
 
     // The expiry is still final on the new chain: the output is the peer's again, unspent.
@@ -95,39 +112,14 @@ fn an_expired_incoming_htlc_whose_timeout_is_reorged_out_is_expired_again() {
 
 #[test]
 fn an_incoming_htlc_expired_by_a_block_that_is_reorged_out_is_contested_again() {
-    let mut h = Harness::new(sweeping_config());
-    let id = h.open(SimSetup::new(814, ChannelType::StaticRemoteKey));
-    let expiry = START_HEIGHT + 10;
-    let mut added = Vec::new();
-    h.with_sim(id, |sim| {
-        added.push(
-            sim.add_htlc(HtlcDirection::Incoming, 40_000_000, expiry)
-                .expect("the balances cover it"),
-        );
-        sim.commit().expect("commit")
-    });
-    let htlc = added.pop().expect("one HTLC");
-    let actions = h.feed(uniform_fees(5));
-    h.answer(&actions);
-    let sim = h.sim(id);
-    let n = sim.remote_commitment_number();
-    let commitment: Transaction = sim.commitment_tx(Party::Remote, n).expect("theirs");
-    let output = sim
-        .htlc_tx(Party::Remote, n, htlc.key)
-        .expect("its HTLC-timeout")
-        .input[0]
-        .previous_output;
-    h.mine(vec![commitment]);
-    h.mine_empty(expiry + 7 - h.height());
+    let (mut h, id, output, _) = peer_close_with_an_incoming_htlc(814);
+    h.mine_empty(EXPIRY + 7 - h.height());
     assert_eq!(status(&h, id, output), Some(OutputStatus::Expired));
 
     // A reorg takes the chain back below the block that made the expiry final (and below the
     // expiry itself): the HTLC is not the peer's yet, the peer cannot even time it out.
-    for _ in 0..8 {
-        let actions = h.disconnect_tip();
-        h.answer(&actions);
-    }
-    assert!(h.height() < expiry, "tip {} expiry {expiry}", h.height());
+    disconnect(&mut h, 8);
+    assert!(h.height() < EXPIRY, "tip {} expiry {EXPIRY}", h.height());
     assert_eq!(
         status(&h, id, output),
         Some(OutputStatus::Contested),
@@ -135,7 +127,7 @@ fn an_incoming_htlc_expired_by_a_block_that_is_reorged_out_is_contested_again() 
     );
 
     // The new chain reaches the expiry and makes it final again.
-    h.mine_empty(expiry + 7 - h.height());
+    h.mine_empty(EXPIRY + 7 - h.height());
     assert_eq!(status(&h, id, output), Some(OutputStatus::Expired));
 }
 
@@ -149,16 +141,7 @@ fn a_reorg_of_the_block_that_made_a_channel_fully_resolved_leaves_it_resolved_an
     let commitment: Transaction = sim
         .commitment_tx(Party::Remote, sim.remote_commitment_number())
         .expect("theirs");
-    let close = commitment.compute_txid();
-    h.mine(vec![commitment]);
-    let sweep = h
-        .broadcasts
-        .iter()
-        .rev()
-        .find(|t| t.input.iter().any(|i| i.previous_output.txid == close))
-        .cloned()
-        .expect("the sweep of our balance");
-    h.mine(vec![sweep]);
+    mine_close_and_balance_sweep(&mut h, commitment);
     let mut resolved_at = None;
     for _ in 0..10 {
         h.mine_empty(1);
@@ -171,8 +154,7 @@ fn a_reorg_of_the_block_that_made_a_channel_fully_resolved_leaves_it_resolved_an
     assert_eq!(h.height(), resolved_at);
 
     // The block at which it became fully resolved is replaced by another.
-    let actions = h.disconnect_tip();
-    h.answer(&actions);
+    disconnect(&mut h, 1);
     h.mine_empty_salted(1, 7);
     let state = h.arb.channel(&id).map(|c| c.state());
     assert_eq!(state, Some(ArbState::FullyResolved));
