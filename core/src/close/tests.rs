@@ -18,9 +18,10 @@ mod taproot_sign;
 mod taproot_sweep;
 mod totality;
 
-const TYPES: [ChannelType; 2] = [
+const TYPES: [ChannelType; 3] = [
     ChannelType::StaticRemoteKey,
     ChannelType::AnchorsZeroFeeHtlc,
+    ChannelType::ZeroFeeCommitments,
 ];
 
 /// A sim channel and the engine's view of it, built only from the sim's events.

@@ -10,6 +10,7 @@ use bitcoin::Sequence;
 
 use super::*;
 use crate::bolt3::commitment::decode_commitment_number;
+use crate::bolt3::scripts::PAY_TO_ANCHOR_SCRIPT;
 
 /// xorshift64: deterministic, no `rand`.
 struct XorShift(u64);
@@ -168,6 +169,9 @@ impl Oracle {
             n < self.remote_current.0 && *secret == self.world.secret(n)
         };
         let known_max = self.remote_pending.map_or(self.remote_current.0, |p| p.0);
+        // Every zero-fee commitment carries the shared pay-to-anchor output (BOLT 3
+        // "`shared_anchor` Output"): it says nothing of the balances.
+        let zero_fee = self.world.data.info.channel_type == ChannelType::ZeroFeeCommitments;
         let ok = match close {
             Close::Cooperative => {
                 let (local, remote) = shutdown_scripts();
@@ -202,7 +206,13 @@ impl Oracle {
                     && secret_held(*number, per_commitment_secret)
                     && !pays_to_local(*number)
                     && !pays(&self.our_to_remote)
-                    && tx.output.iter().all(|o| o.script_pubkey.is_p2wsh())
+                    && tx
+                        .output
+                        .iter()
+                        .filter(|o| {
+                            !(zero_fee && o.script_pubkey.as_bytes() == PAY_TO_ANCHOR_SCRIPT)
+                        })
+                        .all(|o| o.script_pubkey.is_p2wsh())
             }
             Close::RemoteFuture { number } => {
                 decoded == Some(*number) && *number > known_max && pays(&self.our_to_remote)
