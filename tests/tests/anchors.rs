@@ -3,6 +3,8 @@
 //! child paying for an unconfirmed commitment through our anchor, and the anchor itself swept
 //! only when it pays for itself — every transaction checked by Bitcoin Core's interpreter.
 
+use std::collections::BTreeSet;
+
 use bitcoin::{OutPoint, Transaction, Txid};
 use contractcourt_core::action::{Action, Outcome, Report, Resolution};
 use contractcourt_core::bolt3::ChannelType;
@@ -256,8 +258,8 @@ fn a_commitment_too_cheap_for_its_htlcs_is_paid_for_by_a_cpfp_child_through_our_
     let last = sent.last().unwrap();
     let (parent, child) = last;
     let child_fee = check_package(&h, id, last, anchor, 50);
-    // Budget: half the value of the HTLCs at stake (90k + 60k sat).
-    assert!(child_fee <= 75_000);
+    // Budget: half of what the claims of the HTLCs at stake (90k + 60k sat) may not spend.
+    assert!(child_fee <= 37_500);
 
     // Parent and child confirm together: the anchor is ours, its fee the CPFP's.
     h.mine(vec![parent.clone(), child.clone()]);
@@ -411,4 +413,99 @@ fn on_the_peers_anchors_commitment_every_output_of_ours_is_claimed_with_csv_1_an
         ch.resolvers[&anchor].stage,
         contractcourt_core::resolver::Stage::Abandoned { .. }
     ));
+}
+
+/// Issue 20, finding c: a CPFP at its deadline pays its whole budget at once; budgeted on the
+/// whole value of the HTLCs at stake, it took a thin wallet whole and left the wallet-funded
+/// HTLC-timeouts after it unfunded — eight outgoing HTLCs stuck for good. Budgeted on what the
+/// HTLCs' own claims may not spend, it leaves them enough.
+#[test]
+fn a_cpfp_at_its_deadline_leaves_a_thin_wallet_enough_to_fund_every_htlc_timeout_after_it() {
+    const OUTGOING_MSAT: u64 = 20_000_000;
+    const INCOMING_MSAT: u64 = 40_000_000;
+    let mut h = Harness::new(sweeping_config());
+    // 120,000 sat: less than half the 200,000 sat at stake.
+    h.fund_wallet(4, 30_000);
+    let id = h.open(SimSetup::new(47, ChannelType::AnchorsZeroFeeHtlc));
+    let expiry = START_HEIGHT + 30;
+    let mut inc = None;
+    h.with_sim(id, |sim| {
+        for _ in 0..8 {
+            sim.add_htlc(HtlcDirection::Outgoing, OUTGOING_MSAT, expiry)
+                .unwrap();
+        }
+        // Expiring at the next block: the CPFP's deadline is the next block.
+        inc = Some(
+            sim.add_htlc(HtlcDirection::Incoming, INCOMING_MSAT, START_HEIGHT + 1)
+                .unwrap(),
+        );
+        sim.commit().unwrap()
+    });
+    let inc = inc.unwrap();
+    h.feed(Event::PreimageLearned {
+        preimage: inc.preimage,
+        source: PreimageSource::Invoice { htlc: inc.key },
+    });
+    h.feed(uniform_fees(20));
+    let from = h.transcript.len();
+    let commitment = force_close(&mut h, id, 1);
+    let close = commitment.compute_txid();
+    let anchor = our_anchor(&h, id, &commitment);
+    let sent = packages(&h, from);
+    let package = sent
+        .last()
+        .expect("a CPFP child for our commitment")
+        .clone();
+    let child_fee = check_package(&h, id, &package, anchor, 20);
+    // 200,000 sat at stake; their claims may spend half, the CPFP half of the other half.
+    assert!(child_fee <= 50_000, "the CPFP paid {child_fee} sat");
+    let from = h.broadcasts.len();
+    h.mine(vec![package.0.clone(), package.1.clone()]);
+    let outgoing: Vec<OutPoint> = commitment
+        .output
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.value.to_sat() == OUTGOING_MSAT / 1000)
+        .map(|(vout, _)| OutPoint {
+            txid: close,
+            vout: vout as u32,
+        })
+        .collect();
+    assert_eq!(outgoing.len(), 8);
+    // Every claim confirms at the next block; the wallet's few coins fund one claim after
+    // another, each from the change of the one before.
+    while h.height() < expiry + 20 {
+        let mined: BTreeSet<Txid> = h
+            .blocks
+            .iter()
+            .flat_map(|b| b.txs.iter().map(|t| t.compute_txid()))
+            .collect();
+        let latest: BTreeSet<Txid> = claims_of(&h, from, close)
+            .iter()
+            .map(Transaction::compute_txid)
+            .collect();
+        let mut block: Vec<Transaction> = Vec::new();
+        for t in &h.broadcasts[from..] {
+            let txid = t.compute_txid();
+            if latest.contains(&txid) && !mined.contains(&txid) && !block.contains(t) {
+                block.push(t.clone());
+            }
+        }
+        h.mine(block);
+    }
+    check_broadcasts(&h, from, &[package.0.clone()]);
+    let ledger = h.arb.ledger();
+    for op in &outgoing {
+        let entry = ledger.channels[0]
+            .outputs
+            .iter()
+            .find(|e| e.outpoint == *op)
+            .expect("in the ledger");
+        assert!(
+            matches!(entry.status, OutputStatus::SecondLevel { .. }) && entry.fees_paid_sat > 0,
+            "{op}: {:?}, {} sat of fees",
+            entry.status,
+            entry.fees_paid_sat
+        );
+    }
 }

@@ -49,6 +49,17 @@ struct AtStake {
     budget_sat: u64,
 }
 
+/// The budget of a CPFP protecting `value_sat` of HTLCs: the HTLCs' budget share of what their
+/// own claims may not spend. Once the commitment confirms, each HTLC's claim may spend its own
+/// share of the HTLC, from the same fee wallet (anchors' second-level transactions and zero-fee
+/// ones are wallet-funded); a CPFP budgeted on the whole value could leave nothing for them — a
+/// thin wallet spent on getting the commitment confirmed, and the HTLCs lost after it. So the
+/// CPFP and the claims after it together never spend more than the configured share of value
+/// plus that share of the rest (lnd budgets its anchor sweep the same way).
+fn cpfp_htlc_budget(policy: &crate::resolver::SweepPolicy, value_sat: u64) -> u64 {
+    policy.htlc_budget(value_sat.saturating_sub(policy.htlc_budget(value_sat)))
+}
+
 /// The weight of an anchor spend's own part: the claim of the anchor alone (by `path`), less its
 /// output.
 fn anchor_template_weight(path: &ClaimPath) -> u64 {
@@ -174,7 +185,7 @@ impl ChannelArbitrator {
         let stake = match earliest {
             Some(e) => AtStake {
                 deadline: tip.saturating_add((e.saturating_sub(tip) / 2).max(1)),
-                budget_sat: fees.policy.htlc_budget(value),
+                budget_sat: cpfp_htlc_budget(&fees.policy, value),
             },
             None => {
                 let balance: u64 = resolvers
