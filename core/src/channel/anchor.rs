@@ -185,7 +185,7 @@ impl ChannelArbitrator {
         let stake = match earliest {
             Some(e) => AtStake {
                 deadline: tip.saturating_add((e.saturating_sub(tip) / 2).max(1)),
-                budget_sat: cpfp_htlc_budget(&fees.policy, value),
+                budget_sat: cpfp_htlc_budget(fees.policy, value),
             },
             None => {
                 let balance: u64 = resolvers
