@@ -148,23 +148,54 @@ pub fn incoming_with_preimages(
     amounts_msat: &[u64],
     expiry: u32,
 ) -> Vec<SimHtlc> {
-    let mut incoming = Vec::new();
+    let incoming: Vec<(u64, u32)> = amounts_msat.iter().map(|a| (*a, expiry)).collect();
+    commit_htlcs(h, id, &[], &incoming)
+}
+
+/// Commit one incoming HTLC of `amount_msat` expiring at `expiry` on channel `id`, its preimage
+/// not told to the engine.
+pub fn add_incoming(h: &mut Harness, id: ChannelId, amount_msat: u64, expiry: u32) -> SimHtlc {
+    let mut added = None;
     h.with_sim(id, |sim| {
-        for amount in amounts_msat {
-            incoming.push(
-                sim.add_htlc(HtlcDirection::Incoming, *amount, expiry)
+        added = Some(
+            sim.add_htlc(HtlcDirection::Incoming, amount_msat, expiry)
+                .expect("the balances cover it"),
+        );
+        sim.commit().expect("commit")
+    });
+    added.expect("added")
+}
+
+/// Commit, in one update on channel `id`, outgoing HTLCs and then incoming ones, each given as
+/// `(amount_msat, cltv_expiry)`, and tell the engine each incoming one's preimage (our
+/// invoices). Returns the incoming HTLCs.
+pub fn commit_htlcs(
+    h: &mut Harness,
+    id: ChannelId,
+    outgoing: &[(u64, u32)],
+    incoming: &[(u64, u32)],
+) -> Vec<SimHtlc> {
+    let mut added = Vec::new();
+    h.with_sim(id, |sim| {
+        for (amount, expiry) in outgoing {
+            sim.add_htlc(HtlcDirection::Outgoing, *amount, *expiry)
+                .expect("the balances cover it");
+        }
+        for (amount, expiry) in incoming {
+            added.push(
+                sim.add_htlc(HtlcDirection::Incoming, *amount, *expiry)
                     .expect("the balances cover it"),
             );
         }
         sim.commit().expect("commit")
     });
-    for inc in &incoming {
+    for inc in &added {
         h.feed(Event::PreimageLearned {
             preimage: inc.preimage,
             source: PreimageSource::Invoice { htlc: inc.key },
         });
     }
-    incoming
+    added
 }
 
 /// The incoming HTLCs `actions` settle upstream, in order.

@@ -10,13 +10,13 @@ use contractcourt_core::action::{Action, Outcome, Report, Resolution};
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::channel::ArbState;
-use contractcourt_core::event::{Event, ForceCloseReason, MempoolRemovalReason, PreimageSource};
+use contractcourt_core::event::{Event, ForceCloseReason, MempoolRemovalReason};
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::testkit::verify_with_bitcoin_core;
-use contractcourt_core::types::{ChannelId, HtlcDirection, Party, RawTx};
+use contractcourt_core::types::{ChannelId, Party, RawTx};
 use contractcourt_tests::checks::{
-    check_broadcasts, claims_of, sweeping_config, uniform_fees, Outputs,
+    check_broadcasts, claims_of, commit_htlcs, sweeping_config, uniform_fees, Outputs,
 };
 use contractcourt_tests::{Harness, START_HEIGHT};
 
@@ -28,21 +28,13 @@ fn anchors_channel(seed: u64, expiry: u32) -> (Harness, ChannelId, SimHtlc) {
     let mut h = Harness::new(sweeping_config());
     h.fund_wallet(4, 200_000);
     let id = h.open(SimSetup::new(seed, ChannelType::AnchorsZeroFeeHtlc));
-    let mut inc = None;
-    h.with_sim(id, |sim| {
-        sim.add_htlc(HtlcDirection::Outgoing, HTLC_MSAT, expiry)
-            .unwrap();
-        inc = Some(
-            sim.add_htlc(HtlcDirection::Incoming, 60_000_000, expiry + 100)
-                .unwrap(),
-        );
-        sim.commit().unwrap()
-    });
-    let inc = inc.unwrap();
-    h.feed(Event::PreimageLearned {
-        preimage: inc.preimage,
-        source: PreimageSource::Invoice { htlc: inc.key },
-    });
+    let inc = commit_htlcs(
+        &mut h,
+        id,
+        &[(HTLC_MSAT, expiry)],
+        &[(60_000_000, expiry + 100)],
+    )
+    .remove(0);
     (h, id, inc)
 }
 
@@ -428,24 +420,13 @@ fn a_cpfp_at_its_deadline_leaves_a_thin_wallet_enough_to_fund_every_htlc_timeout
     h.fund_wallet(4, 30_000);
     let id = h.open(SimSetup::new(47, ChannelType::AnchorsZeroFeeHtlc));
     let expiry = START_HEIGHT + 30;
-    let mut inc = None;
-    h.with_sim(id, |sim| {
-        for _ in 0..8 {
-            sim.add_htlc(HtlcDirection::Outgoing, OUTGOING_MSAT, expiry)
-                .unwrap();
-        }
-        // Expiring at the next block: the CPFP's deadline is the next block.
-        inc = Some(
-            sim.add_htlc(HtlcDirection::Incoming, INCOMING_MSAT, START_HEIGHT + 1)
-                .unwrap(),
-        );
-        sim.commit().unwrap()
-    });
-    let inc = inc.unwrap();
-    h.feed(Event::PreimageLearned {
-        preimage: inc.preimage,
-        source: PreimageSource::Invoice { htlc: inc.key },
-    });
+    // The incoming HTLC expires at the next block: the CPFP's deadline is the next block.
+    commit_htlcs(
+        &mut h,
+        id,
+        &[(OUTGOING_MSAT, expiry); 8],
+        &[(INCOMING_MSAT, START_HEIGHT + 1)],
+    );
     h.feed(uniform_fees(20));
     let from = h.transcript.len();
     let commitment = force_close(&mut h, id, 1);
@@ -493,7 +474,7 @@ fn a_cpfp_at_its_deadline_leaves_a_thin_wallet_enough_to_fund_every_htlc_timeout
         }
         h.mine(block);
     }
-    check_broadcasts(&h, from, &[package.0.clone()]);
+    check_broadcasts(&h, from, std::slice::from_ref(&package.0));
     let ledger = h.arb.ledger();
     for op in &outgoing {
         let entry = ledger.channels[0]

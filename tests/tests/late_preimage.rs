@@ -11,8 +11,8 @@ use contractcourt_core::event::{Event, PreimageSource};
 use contractcourt_core::policy::{check_final, check_standard, PolicyConfig};
 use contractcourt_core::sim::SimSetup;
 use contractcourt_core::testkit::verify_with_bitcoin_core;
-use contractcourt_core::types::{HtlcDirection, Party};
-use contractcourt_tests::checks::{sweeping_config, uniform_fees, Outputs};
+use contractcourt_core::types::Party;
+use contractcourt_tests::checks::{add_incoming, sweeping_config, uniform_fees, Outputs};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 #[test]
@@ -21,15 +21,7 @@ fn a_preimage_learned_after_its_incoming_htlc_expired_is_claimed_by_a_wallet_fun
     h.fund_wallet(2, 200_000);
     let id = h.open(SimSetup::new(812, ChannelType::AnchorsZeroFeeHtlc));
     let expiry = START_HEIGHT + 20;
-    let mut added = Vec::new();
-    h.with_sim(id, |sim| {
-        added.push(
-            sim.add_htlc(HtlcDirection::Incoming, 60_000_000, expiry)
-                .expect("the balances cover it"),
-        );
-        sim.commit().expect("commit")
-    });
-    let htlc = added.pop().expect("one HTLC");
+    let htlc = add_incoming(&mut h, id, 60_000_000, expiry);
     let actions = h.feed(uniform_fees(5));
     h.answer(&actions);
 

@@ -13,8 +13,8 @@ use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::channel::ArbState;
 use contractcourt_core::sim::SimSetup;
-use contractcourt_core::types::{ChannelId, HtlcDirection, Party};
-use contractcourt_tests::checks::{sweeping_config, uniform_fees};
+use contractcourt_core::types::{ChannelId, Party};
+use contractcourt_tests::checks::{add_incoming, sweeping_config, uniform_fees};
 use contractcourt_tests::{Harness, START_HEIGHT};
 
 /// The ledger's status of `outpoint`, an output of channel `id`.
@@ -38,15 +38,7 @@ const EXPIRY: u32 = START_HEIGHT + 10;
 fn peer_close_with_an_incoming_htlc(seed: u64) -> (Harness, ChannelId, OutPoint, Transaction) {
     let mut h = Harness::new(sweeping_config());
     let id = h.open(SimSetup::new(seed, ChannelType::StaticRemoteKey));
-    let mut added = Vec::new();
-    h.with_sim(id, |sim| {
-        added.push(
-            sim.add_htlc(HtlcDirection::Incoming, 40_000_000, EXPIRY)
-                .expect("the balances cover it"),
-        );
-        sim.commit().expect("commit")
-    });
-    let htlc = added.pop().expect("one HTLC");
+    let htlc = add_incoming(&mut h, id, 40_000_000, EXPIRY);
     let actions = h.feed(uniform_fees(5));
     h.answer(&actions);
     let sim = h.sim(id);

@@ -22,7 +22,8 @@ fn config() -> Config {
 }
 
 use contractcourt_tests::checks::{
-    check_broadcasts, claimed_outputs, claims_of, incoming_with_preimages, sweeping_config,
+    check_broadcasts, claimed_outputs, claims_of, commit_htlcs, incoming_with_preimages,
+    sweeping_config,
 };
 
 #[test]
@@ -225,21 +226,12 @@ fn on_our_commitment_htlcs_are_claimed_through_second_level_transactions_then_sw
     let mut h = Harness::new(config());
     let id = h.open(SimSetup::new(33, ChannelType::StaticRemoteKey));
     let expiry = START_HEIGHT + 12;
-    let mut inc = None;
-    h.with_sim(id, |sim| {
-        sim.add_htlc(HtlcDirection::Outgoing, 90_000_000, expiry)
-            .unwrap();
-        inc = Some(
-            sim.add_htlc(HtlcDirection::Incoming, 60_000_000, expiry + 100)
-                .unwrap(),
-        );
-        sim.commit().unwrap()
-    });
-    let inc = inc.unwrap();
-    h.feed(Event::PreimageLearned {
-        preimage: inc.preimage,
-        source: PreimageSource::Invoice { htlc: inc.key },
-    });
+    commit_htlcs(
+        &mut h,
+        id,
+        &[(90_000_000, expiry)],
+        &[(60_000_000, expiry + 100)],
+    );
     let actions = h.feed(Event::ForceCloseRequested {
         channel: id,
         reason: ForceCloseReason::User,

@@ -13,14 +13,15 @@ use contractcourt_core::bolt3::scripts::{
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::channel::ArbState;
-use contractcourt_core::event::{Event, ForceCloseReason, PreimageSource};
+use contractcourt_core::event::{Event, ForceCloseReason};
 use contractcourt_core::policy::truc::TRUC_CHILD_MAX_VSIZE;
 use contractcourt_core::policy::{check_final, check_package_fee, check_standard, PolicyConfig};
 use contractcourt_core::sim::{SimHtlc, SimSetup};
 use contractcourt_core::testkit::verify_with_bitcoin_core;
 use contractcourt_core::types::{ChannelId, HtlcDirection, Party};
 use contractcourt_tests::checks::{
-    check_broadcasts, claims_of, sweeping_config, uniform_fees, Outputs,
+    check_broadcasts, claims_of, commit_htlcs, incoming_with_preimages, sweeping_config,
+    uniform_fees, Outputs,
 };
 use contractcourt_tests::{Harness, START_HEIGHT};
 
@@ -32,21 +33,13 @@ fn zfc_channel(seed: u64, expiry: u32) -> (Harness, ChannelId, SimHtlc) {
     let mut h = Harness::new(sweeping_config());
     h.fund_wallet(4, 200_000);
     let id = h.open(SimSetup::new(seed, ZFC));
-    let mut inc = None;
-    h.with_sim(id, |sim| {
-        sim.add_htlc(HtlcDirection::Outgoing, 90_000_000, expiry)
-            .unwrap();
-        inc = Some(
-            sim.add_htlc(HtlcDirection::Incoming, 60_000_000, expiry + 100)
-                .unwrap(),
-        );
-        sim.commit().unwrap()
-    });
-    let inc = inc.unwrap();
-    h.feed(Event::PreimageLearned {
-        preimage: inc.preimage,
-        source: PreimageSource::Invoice { htlc: inc.key },
-    });
+    let inc = commit_htlcs(
+        &mut h,
+        id,
+        &[(90_000_000, expiry)],
+        &[(60_000_000, expiry + 100)],
+    )
+    .remove(0);
     (h, id, inc)
 }
 
@@ -228,19 +221,7 @@ fn the_peers_zero_fee_commitment_is_bumped_by_the_wallet_when_our_to_remote_cann
     setup.funder = Party::Remote;
     setup.local_balance_msat = 6_000_000;
     let id = h.open(setup);
-    let mut inc = None;
-    h.with_sim(id, |sim| {
-        inc = Some(
-            sim.add_htlc(HtlcDirection::Incoming, 60_000_000, START_HEIGHT + 100)
-                .unwrap(),
-        );
-        sim.commit().unwrap()
-    });
-    let inc = inc.unwrap();
-    h.feed(Event::PreimageLearned {
-        preimage: inc.preimage,
-        source: PreimageSource::Invoice { htlc: inc.key },
-    });
+    incoming_with_preimages(&mut h, id, &[60_000_000], START_HEIGHT + 100);
     h.feed(uniform_fees(20));
     let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
     let to_remote = our_to_remote(&h, id, &theirs);
