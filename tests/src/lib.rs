@@ -8,11 +8,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
-use bitcoin::{BlockHash, OutPoint, Transaction};
+use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
 use contractcourt_core::action::{Action, Record, RecordKey, Report};
 use contractcourt_core::chain::{ChainArbitrator, Config, StepError};
 use contractcourt_core::event::{Block, Event};
@@ -458,23 +458,56 @@ impl Harness {
 
     /// Whether one of `txs` spends an output that another transaction on the chain already
     /// spent — a node refuses it (`bad-txns-inputs-missingorspent`), as it would a double spend
-    /// of a wallet coin or of an output the peer claimed. A transaction that is itself on the
+    /// of a wallet coin or of an output the peer claimed — or an output of a transaction off the
+    /// chain that can never be on it again, because it spends such an output itself (a wallet
+    /// coin whose creating transaction a reorg dropped and a replacement of it took the place
+    /// of: the node has neither the coin nor its parent). A transaction that is itself on the
     /// chain is not refused here (a rebroadcast of a confirmed transaction).
     fn spends_a_spent_output(&self, txs: &[&Transaction]) -> bool {
         let mut spent_by = BTreeMap::new();
+        let mut on_chain = BTreeSet::new();
         for tx in self.blocks.iter().flat_map(|b| &b.txs) {
             let txid = tx.compute_txid();
+            on_chain.insert(txid);
             for i in &tx.input {
                 spent_by.insert(i.previous_output, txid);
             }
         }
-        txs.iter().any(|tx| {
-            let txid = tx.compute_txid();
-            tx.input.iter().any(|i| {
-                spent_by
-                    .get(&i.previous_output)
-                    .is_some_and(|by| *by != txid)
-            })
+        txs.iter()
+            .any(|tx| self.conflicts_with_the_chain(tx, &spent_by, &on_chain, 8))
+    }
+
+    /// Whether `tx`, or an ancestor of it among the broadcasts (up to `depth` generations off
+    /// the chain), spends an output the chain spent with another transaction.
+    fn conflicts_with_the_chain(
+        &self,
+        tx: &Transaction,
+        spent_by: &BTreeMap<OutPoint, Txid>,
+        on_chain: &BTreeSet<Txid>,
+        depth: u32,
+    ) -> bool {
+        let txid = tx.compute_txid();
+        if on_chain.contains(&txid) {
+            return false;
+        }
+        tx.input.iter().any(|i| {
+            if spent_by
+                .get(&i.previous_output)
+                .is_some_and(|by| *by != txid)
+            {
+                return true;
+            }
+            let parent = i.previous_output.txid;
+            depth > 0
+                && !on_chain.contains(&parent)
+                && self
+                    .broadcasts
+                    .iter()
+                    .rev()
+                    .find(|b| b.compute_txid() == parent)
+                    .is_some_and(|p| {
+                        self.conflicts_with_the_chain(p, spent_by, on_chain, depth - 1)
+                    })
         })
     }
 

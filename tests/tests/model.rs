@@ -50,6 +50,12 @@
 //! anchors alone to track). Every neighbour gets the end checks of the case's channel: still open only without a
 //! reason to close; closed, its ledger, reports and summary equal the reference ledger and its
 //! close fully resolved. `MODEL_SEVERAL_CASES` sets its count.
+//! The simulated node answers a broadcast as Bitcoin Core would in two ways a reorg makes
+//! matter (`Harness::broadcast_outcome`): a transaction spending an output the chain spent with
+//! another is refused `bad-txns-inputs-missingorspent`, and so is one spending an output of a
+//! transaction off the chain that conflicts with it (a wallet coin whose creating transaction a
+//! reorg dropped and a replacement took the place of) — accepting those, as it once did, left a
+//! claim rebroadcast for good and never told to re-fund.
 //! Every 100 cases the run prints the distribution of what was generated (channel types, reorg
 //! depths, crash points, failures, channels per case, the neighbours' closes, and how many
 //! closes and outputs the reference ledger was compared on).
