@@ -163,7 +163,8 @@ impl Index {
             .iter()
             .map(|fc| fc.claim)
             .chain(second_level)
-            .chain(ch.cpfp.iter().map(|f| f.claim));
+            .chain(ch.cpfp.iter().map(|f| f.claim))
+            .chain(ch.reorged_cooperative.iter().map(|r| r.claim));
         if let Some(c) = &ch.close {
             self.closes.insert(c.txid, id);
             entry.close = Some(c.txid);

@@ -103,6 +103,8 @@ struct ChannelHeader {
     mempool_commitment: Option<crate::channel::anchor::MempoolCommitment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked: Option<CommitmentRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reorged_cooperative: Option<crate::channel::cooperative::ReorgedCooperative>,
 }
 
 fn body<T: Serialize>(value: &T) -> RecordBody {
@@ -128,6 +130,7 @@ fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, RecordBody)> {
         resolved_at: ch.resolved_at,
         cpfp: ch.cpfp.clone(),
         mempool_commitment: ch.mempool_commitment.clone(),
+        reorged_cooperative: ch.reorged_cooperative.clone(),
         revoked: ch.revoked.clone(),
     };
     let mut out = vec![(RecordKey::Channel { channel: id }, body(&header))];
@@ -590,6 +593,7 @@ impl ChannelHeader {
         ch.cpfp = h.cpfp;
         ch.mempool_commitment = h.mempool_commitment;
         ch.revoked = h.revoked;
+        ch.reorged_cooperative = h.reorged_cooperative;
         ch
     }
 }

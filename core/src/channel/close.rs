@@ -156,6 +156,9 @@ impl ChannelArbitrator {
                 txid: Some(txid),
             }));
         }
+        // Whatever confirmed, a cooperative close a reorg dropped is not rebroadcast any more: it
+        // confirmed again, or conflicts with what did.
+        self.reorged_cooperative = None;
         self.close = Some(ConfirmedClose {
             kind,
             trigger,
@@ -337,7 +340,7 @@ impl ChannelArbitrator {
     pub fn on_disconnect(
         &mut self,
         height: Height,
-        node: &NodeState,
+        node: &mut NodeState,
         cfg: &CloseConfig,
         fees: &FeeContext<'_>,
     ) -> Vec<Action> {
@@ -351,6 +354,7 @@ impl ChannelArbitrator {
                         close.txid, close.height
                     ),
                 ));
+                actions.extend(self.keep_reorged_cooperative(&close, node));
             }
             // Their wallet-funded claims (zero-fee HTLC transactions) go with them: the wallet
             // coins lent to any of their attempts are given back, or a thin wallet would have

@@ -214,7 +214,9 @@ impl ChannelArbitrator {
         if self.close.is_some() {
             return Vec::new();
         }
-        self.pending_force_close_actions()
+        let mut actions = self.pending_force_close_actions();
+        actions.extend(self.reorged_cooperative_broadcast());
+        actions
     }
 
     /// What a force close still waits for: our signature (re-requested), or the confirmation of

@@ -20,6 +20,7 @@ pub mod claims;
 pub use crate::resolver::{FeeContext, SweepPolicy};
 pub mod close;
 mod config;
+pub mod cooperative;
 pub mod deadline;
 pub mod force_close;
 pub mod outcome;
@@ -119,6 +120,10 @@ pub struct ChannelArbitrator {
     pub mempool_commitment: Option<anchor::MempoolCommitment>,
     /// Breach: the revoked commitment that confirmed, read back from the revoked log.
     pub revoked: Option<crate::commitments::CommitmentRecord>,
+    /// A cooperative close a reorg took off the chain, rebroadcast every block until a close
+    /// confirms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorged_cooperative: Option<cooperative::ReorgedCooperative>,
 }
 
 impl ChannelArbitrator {
@@ -133,6 +138,7 @@ impl ChannelArbitrator {
             cpfp: None,
             mempool_commitment: None,
             revoked: None,
+            reorged_cooperative: None,
         }
     }
 

@@ -259,6 +259,8 @@ impl ChannelArbitrator {
         let mut actions = Vec::new();
         if self.close.is_none() && self.force_close.is_some() {
             actions.extend(self.on_block_before_close());
+        } else {
+            actions.extend(self.reorged_cooperative_broadcast());
         }
         actions.extend(self.funded_pending_after_restart());
         actions.extend(self.revoked_log_request());

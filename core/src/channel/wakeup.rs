@@ -74,7 +74,10 @@ impl ChannelArbitrator {
     /// Whether the channel acts on every block: our commitment is out and no close confirmed
     /// yet, so it is rebroadcast (or re-signed) each block.
     pub fn acts_every_block(&self) -> bool {
-        (self.close.is_none() && (self.force_close.is_some() || self.mempool_commitment.is_some()))
+        (self.close.is_none()
+            && (self.force_close.is_some()
+                || self.mempool_commitment.is_some()
+                || self.reorged_cooperative.is_some()))
             || self.second_level_pending()
     }
 

@@ -175,6 +175,9 @@ impl ChannelArbitrator {
         txid: bitcoin::Txid,
         outcome: &BroadcastOutcome,
     ) -> Vec<Action> {
+        if let Some(actions) = self.on_reorged_cooperative_result(request.claim, outcome) {
+            return actions;
+        }
         match self.funded_claim_mut(request.claim) {
             Some((f, true)) => f.on_broadcast_result(outcome),
             Some((_, false)) => Vec::new(),
