@@ -69,6 +69,11 @@
 //! PROPTEST_CASES=1000 cargo test -p contractcourt-tests --test model --release
 //! ```
 //!
+//! `PROPTEST_CASES`, when set, is every generator's count: proptest applies it over each
+//! configuration, the `MODEL_*_CASES` variables included. To give the generators counts of
+//! their own, leave it unset and run each by name with its variable (`MODEL_LARGE_CASES=3 …
+//! large_channels_keep_the_invariants`).
+//!
 //! `MODEL_CRASH_ANYWHERE=1` also runs the O(n²) `check_crash_anywhere` on every trace.
 
 use std::cell::RefCell;
