@@ -16,6 +16,8 @@ mod records;
 #[cfg(test)]
 mod records_tests;
 mod relevant;
+#[cfg(test)]
+mod resume_tests;
 mod route;
 mod step;
 

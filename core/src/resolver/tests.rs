@@ -7,6 +7,7 @@ mod fixture;
 mod htlc_success;
 mod htlc_timeout;
 mod justice;
+mod wakeup;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{OutPoint, Txid};

@@ -10,6 +10,7 @@ use crate::resolver::{
     Machine, Resolver, ResolverAction, ResolverInput, ResolverKind, Stage, Taken,
 };
 use crate::types::Party;
+use bitcoin::hashes::Hash;
 
 fn our_to_local(f: &Fixture) -> Resolver {
     let (outpoint, value, _) = f.output(Party::Local, |k| matches!(k, OutputKind::ToLocal));
@@ -40,6 +41,25 @@ fn our_to_local_is_swept_by_the_delayed_path_after_our_delay_within_the_balance_
     assert_eq!(req.script, f.to_local);
     assert!(!req.contestable, "only our key spends it");
     assert!(matches!(req.path, ClaimPath::ToLocalDelayed { .. }));
+}
+
+#[test]
+fn an_output_spent_or_given_up_asks_the_sweeper_for_nothing() {
+    let f = Fixture::new(ChannelType::StaticRemoteKey);
+    let ctx = f.ctx(Party::Local);
+    let mut r = our_to_local(&f);
+    assert!(r.sweep_request(&ctx).is_some(), "active: claimed");
+    r.stage = Stage::Spent {
+        txid: bitcoin::Txid::from_byte_array([5; 32]),
+        height: CLOSE_AT + 10,
+        by_us: true,
+        taken: None,
+    };
+    assert_eq!(r.sweep_request(&ctx), None, "spent: nothing left to claim");
+    r.stage = Stage::Abandoned {
+        height: CLOSE_AT + 10,
+    };
+    assert_eq!(r.sweep_request(&ctx), None, "given up: not claimed again");
 }
 
 #[test]
