@@ -213,3 +213,36 @@ fn the_sweeper_round_trips_through_json() {
         h.sweeper.pending_after_restart(tip)
     );
 }
+
+/// A claim that becomes possible mid-block (a preimage just learned) goes out in that step,
+/// not a block later; one already out is left to the next block, and an outpoint without a
+/// claim is ignored.
+#[test]
+fn claim_now_sends_a_new_claim_at_once_and_leaves_one_already_out_alone() {
+    let mut h = Harness::new(channel(ChannelType::StaticRemoteKey, 50_000_000));
+    let req = request_of(&h.sim, is_preimage);
+    h.request(req.clone());
+    let unknown = OutPoint {
+        txid: Txid::from_byte_array([0xab; 32]),
+        vout: 0,
+    };
+    let both = BTreeSet::from([req.outpoint, unknown]);
+    let now = h
+        .sweeper
+        .claim_now(&both, CONF, h.fees.as_ref(), &h.cfg, &h.policy);
+    h.run(now, CONF);
+    let spent: Vec<OutPoint> = h
+        .broadcasts
+        .iter()
+        .flat_map(|b| b.tx.input.iter().map(|i| i.previous_output))
+        .collect();
+    assert!(spent.contains(&req.outpoint), "claimed in the same step");
+    assert!(!spent.contains(&unknown));
+    let again = h
+        .sweeper
+        .claim_now(&both, CONF, h.fees.as_ref(), &h.cfg, &h.policy);
+    assert!(
+        again.is_empty(),
+        "already out: left to the next block, {again:?}"
+    );
+}
