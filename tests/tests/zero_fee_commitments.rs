@@ -13,7 +13,7 @@ use contractcourt_core::bolt3::scripts::{
 use contractcourt_core::bolt3::ChannelType;
 use contractcourt_core::chain::ledger::OutputStatus;
 use contractcourt_core::channel::ArbState;
-use contractcourt_core::event::{Event, ForceCloseReason};
+use contractcourt_core::event::{Event, ForceCloseReason, MempoolRemovalReason};
 use contractcourt_core::policy::truc::TRUC_CHILD_MAX_VSIZE;
 use contractcourt_core::policy::{check_final, check_package_fee, check_standard, PolicyConfig};
 use contractcourt_core::sim::{SimHtlc, SimSetup};
@@ -404,5 +404,104 @@ fn a_revoked_zero_fee_commitment_is_punished() {
          HTLCs are claimed by revocation and our to_remote swept; the shared anchor, worth less \
          than its own sweep, is left.",
     );
+    h.check_crash_anywhere();
+}
+
+/// A CPFP child stays ours after the engine moved to another parent and back. Our commitment
+/// goes out with a child; the peer's commitment enters the mempool and the engine pays for that
+/// one instead; it leaves the mempool and the engine pays for ours again, with a new claim. The
+/// first child, still in some mempool, confirms with our commitment: the shared anchor is ours
+/// and the child's fee is counted, not a third party's take (model finding, zero-fee generator).
+#[test]
+fn a_child_of_a_cpfp_given_up_for_another_parent_that_confirms_is_ours_and_its_fee_counted() {
+    let expiry = START_HEIGHT + 12;
+    let (mut h, id, _inc) = zfc_channel(73, expiry);
+    h.feed(uniform_fees(20));
+    let ours = h.sim(id).commitment_tx(Party::Local, 1).unwrap();
+    let from = h.transcript.len();
+    let actions = h.feed(Event::ForceCloseRequested {
+        channel: id,
+        reason: ForceCloseReason::User,
+    });
+    h.answer(&actions);
+    // Not mined for a few blocks: its child is bumped as the HTLC's deadline nears.
+    h.mine_empty(3);
+    let first = packages(&h, from);
+    assert!(first
+        .iter()
+        .all(|(p, _)| p.compute_txid() == ours.compute_txid()));
+    let (_, newest) = first.last().expect("our package");
+    assert_ne!(
+        first[0].1.compute_txid(),
+        newest.compute_txid(),
+        "bumped: the newest child is not the first"
+    );
+    let first_fee = check_zero_fee_package(&h, id, first.last().unwrap());
+    let first_child = newest.clone();
+
+    // The peer's commitment enters the mempool: the next child pays for it.
+    let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
+    h.feed(Event::MempoolTx {
+        tx: contractcourt_core::types::RawTx(theirs.clone()),
+        fee_sat: 0,
+        vsize: theirs.vsize() as u64,
+    });
+    let from = h.transcript.len();
+    h.mine(Vec::new());
+    let sent = packages(&h, from);
+    assert!(
+        sent.iter()
+            .any(|(p, _)| p.compute_txid() == theirs.compute_txid()),
+        "a child for the peer's commitment: {sent:?}"
+    );
+    // It leaves the mempool: ours is the parent again, under a new claim.
+    h.feed(Event::MempoolRemoved {
+        txid: theirs.compute_txid(),
+        reason: MempoolRemovalReason::Evicted,
+    });
+    let from = h.transcript.len();
+    h.mine(Vec::new());
+    let again = packages(&h, from);
+    assert!(
+        again
+            .iter()
+            .any(|(p, _)| p.compute_txid() == ours.compute_txid()),
+        "our package again: {again:?}"
+    );
+
+    // The first child confirms with our commitment.
+    h.mine(vec![ours.clone(), first_child.clone()]);
+    let anchor = shared_anchor(&ours);
+    let ledger = h.arb.ledger();
+    let entry = ledger.channels[0]
+        .outputs
+        .iter()
+        .find(|e| e.outpoint == anchor)
+        .expect("the shared anchor in the ledger");
+    assert_eq!(
+        entry.status,
+        OutputStatus::Confirming {
+            txid: first_child.compute_txid(),
+            final_at: h.height() + 5,
+        },
+        "spent by our child"
+    );
+    assert_eq!(entry.fees_paid_sat, first_fee, "the first child's fee");
+    h.mine_empty(6);
+    let ledger = h.arb.ledger();
+    let entry = ledger.channels[0]
+        .outputs
+        .iter()
+        .find(|e| e.outpoint == anchor)
+        .expect("the shared anchor in the ledger");
+    assert_eq!(
+        entry.status,
+        OutputStatus::Recovered {
+            txid: first_child.compute_txid()
+        },
+        "ours, not a third party's take"
+    );
+    assert_eq!(entry.fees_paid_sat, first_fee);
+    h.check_durable();
     h.check_crash_anywhere();
 }

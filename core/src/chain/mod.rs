@@ -16,10 +16,10 @@ mod records;
 #[cfg(test)]
 mod records_tests;
 mod relevant;
-#[cfg(test)]
-mod resume_tests;
 mod route;
 mod step;
+#[cfg(test)]
+mod step_tests;
 
 pub use error::StepError;
 use index::Index;

@@ -101,6 +101,8 @@ struct ChannelHeader {
     cpfp: Option<crate::funded::FundedClaim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mempool_commitment: Option<crate::channel::anchor::MempoolCommitment>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    retired_cpfp: BTreeMap<bitcoin::Txid, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked: Option<CommitmentRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +132,7 @@ fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, RecordBody)> {
         resolved_at: ch.resolved_at,
         cpfp: ch.cpfp.clone(),
         mempool_commitment: ch.mempool_commitment.clone(),
+        retired_cpfp: ch.retired_cpfp.clone(),
         reorged_cooperative: ch.reorged_cooperative.clone(),
         revoked: ch.revoked.clone(),
     };
@@ -592,6 +595,7 @@ impl ChannelHeader {
         ch.resolved_at = h.resolved_at;
         ch.cpfp = h.cpfp;
         ch.mempool_commitment = h.mempool_commitment;
+        ch.retired_cpfp = h.retired_cpfp;
         ch.revoked = h.revoked;
         ch.reorged_cooperative = h.reorged_cooperative;
         ch

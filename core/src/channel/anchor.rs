@@ -277,6 +277,10 @@ impl ChannelArbitrator {
         let mut actions = Vec::new();
         if current.is_some() && current != parent_txid {
             if let Some(old) = self.cpfp.take() {
+                // Its children may still confirm with their parent: remembered as ours.
+                let children = old.attempts.iter().filter_map(|a| a.assembled.as_ref());
+                self.retired_cpfp
+                    .extend(children.map(|x| (x.txid, x.fee_sat)));
                 actions.push(Action::ReleaseInputs { claim: old.claim });
             }
         }
@@ -334,24 +338,26 @@ impl ChannelArbitrator {
         false
     }
 
-    /// Whether `txid` is one of our CPFP children (a spend of our anchor by us).
+    /// Whether `txid` is one of our CPFP children (a spend of our anchor by us), of the claim in
+    /// flight or of one given up for another parent.
     pub(crate) fn is_our_cpfp(&self, txid: &Txid) -> bool {
-        self.cpfp.as_ref().is_some_and(|f| f.is_ours(txid))
+        self.cpfp.as_ref().is_some_and(|f| f.is_ours(txid)) || self.retired_cpfp.contains_key(txid)
     }
 
     /// The anchor of a confirmed close, for a ledger: the CPFP fee paid through it.
     pub fn cpfp_fee(&self, outpoint: &OutPoint) -> Option<u64> {
+        let spent = match self.resolvers.get(outpoint)?.stage {
+            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } => txid,
+            _ => return None,
+        };
+        // A child of a claim given up for another parent, which confirmed after all.
+        if let Some(fee) = self.retired_cpfp.get(&spent) {
+            return Some(*fee);
+        }
         let f = self.cpfp.as_ref()?;
-        if f.template.input.outpoint != *outpoint {
+        if f.template.input.outpoint != *outpoint || !f.is_ours(&spent) {
             return None;
         }
-        let spent = match self.resolvers.get(outpoint)?.stage {
-            Stage::Spent { txid, .. } | Stage::Resolved { txid, .. } => Some(txid),
-            _ => None,
-        };
-        match spent {
-            Some(t) if f.is_ours(&t) => f.fee_paid(Some(&t)),
-            _ => None,
-        }
+        f.fee_paid(Some(&spent))
     }
 }

@@ -118,6 +118,10 @@ pub struct ChannelArbitrator {
     pub cpfp: Option<crate::funded::FundedClaim>,
     /// Anchors: the peer's commitment seen in the mempool, the CPFP's parent.
     pub mempool_commitment: Option<anchor::MempoolCommitment>,
+    /// Anchors: the children of CPFP claims given up for a new parent (txid → fee). One may
+    /// still be in a mempool and confirm with its parent: it is ours, and so is its fee.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retired_cpfp: BTreeMap<Txid, u64>,
     /// Breach: the revoked commitment that confirmed, read back from the revoked log.
     pub revoked: Option<crate::commitments::CommitmentRecord>,
     /// A cooperative close a reorg took off the chain, rebroadcast every block until a close
@@ -137,6 +141,7 @@ impl ChannelArbitrator {
             resolved_at: None,
             cpfp: None,
             mempool_commitment: None,
+            retired_cpfp: BTreeMap::new(),
             revoked: None,
             reorged_cooperative: None,
         }
