@@ -361,3 +361,20 @@ impl ChannelArbitrator {
         f.fee_paid(Some(&spent))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cpfp_htlc_budget;
+    use crate::resolver::SweepPolicy;
+
+    /// With `v` at stake the CPFP may spend the HTLC share of what the HTLCs' own claims may
+    /// not: a quarter of `v` at the default 50 %, so the two together stay within 75 % of `v`.
+    #[test]
+    fn a_cpfp_is_budgeted_the_htlc_share_of_what_the_htlcs_own_claims_may_not_spend() {
+        let policy = SweepPolicy::default();
+        assert_eq!(policy.htlc_budget(100_000), 50_000, "the default share");
+        assert_eq!(cpfp_htlc_budget(&policy, 100_000), 25_000);
+        assert_eq!(cpfp_htlc_budget(&policy, 150_000), 37_500);
+        assert_eq!(cpfp_htlc_budget(&policy, 0), 0);
+    }
+}

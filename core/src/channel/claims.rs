@@ -107,3 +107,20 @@ impl ChannelArbitrator {
         (built.tx.compute_txid() == close.txid).then_some((holder, spec, built))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RebuiltCommitment;
+
+    /// The cache answers only at the `update_id` it was built at: after any update it is stale
+    /// and the commitment is rebuilt.
+    #[test]
+    fn the_rebuilt_commitment_is_used_only_at_the_update_it_was_built_at() {
+        let mut cache = RebuiltCommitment::default();
+        assert!(cache.get(7).is_none(), "empty");
+        cache.set(7, None);
+        assert!(cache.get(7).is_some(), "built at 7");
+        assert!(cache.get(8).is_none(), "stale after an update");
+        assert!(cache.get(6).is_none());
+    }
+}
