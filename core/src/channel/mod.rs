@@ -29,6 +29,8 @@ mod preimages;
 mod resolvers;
 mod second_level;
 pub mod step;
+#[cfg(test)]
+mod tests;
 pub mod updates;
 mod upstream;
 mod wakeup;

@@ -1,0 +1,114 @@
+//! A channel arbitrator alone, on `sim` channels: what it finds by script on a commitment it
+//! cannot rebuild, and how it reads the answers to its own rebroadcasts.
+
+use bitcoin::Transaction;
+
+use super::cooperative::ReorgedCooperative;
+use super::updates::{apply_update, ChannelData};
+use super::ChannelArbitrator;
+use crate::action::Action;
+use crate::bolt3::{scripts, ChannelType};
+use crate::event::{BroadcastOutcome, Event};
+use crate::resolver::ResolverKind;
+use crate::sim::{SimChannel, SimSetup};
+use crate::types::{ClaimId, HtlcDirection, Party, RawTx};
+
+/// A channel with an HTLC each way committed, its arbitrator and the sim behind it.
+fn channel(channel_type: ChannelType) -> (SimChannel, ChannelArbitrator) {
+    let (mut sim, mut events) = SimChannel::open(SimSetup::new(11, channel_type)).expect("opens");
+    sim.add_htlc(HtlcDirection::Outgoing, 20_000_000, 600)
+        .expect("adds");
+    sim.add_htlc(HtlcDirection::Incoming, 30_000_000, 610)
+        .expect("adds");
+    events.extend(sim.commit().expect("commits"));
+    let mut data: Option<ChannelData> = None;
+    for e in events {
+        if let Event::ChannelUpdate(u) = e {
+            data = apply_update(data.as_ref(), &u).expect("valid update").0;
+        }
+    }
+    (sim, ChannelArbitrator::new(data.expect("a channel")))
+}
+
+/// The outputs of `tx` paying `script_pubkey`.
+fn paying(tx: &Transaction, script_pubkey: &bitcoin::ScriptBuf) -> Vec<u32> {
+    (0u32..)
+        .zip(&tx.output)
+        .filter(|(_, o)| o.script_pubkey == *script_pubkey)
+        .map(|(vout, _)| vout)
+        .collect()
+}
+
+#[test]
+fn on_a_commitment_it_cannot_rebuild_it_finds_exactly_our_to_remote_and_our_anchor() {
+    for channel_type in [
+        ChannelType::StaticRemoteKey,
+        ChannelType::AnchorsZeroFeeHtlc,
+    ] {
+        let (sim, ch) = channel(channel_type);
+        let n = sim.remote_commitment_number();
+        let theirs = sim
+            .commitment_tx(Party::Remote, n)
+            .expect("their commitment");
+        let info = &ch.data.info;
+        let to_remote = scripts::to_remote_script_pubkey(
+            channel_type,
+            &info.local_basepoints.payment_basepoint,
+        );
+        let found = ch.own_outputs_by_script(&theirs, theirs.compute_txid(), 700);
+        let sweeps: Vec<u32> = found
+            .iter()
+            .filter(|r| r.kind == ResolverKind::CommitSweep { mature_at: 701 })
+            .map(|r| r.outpoint.vout)
+            .collect();
+        assert_eq!(sweeps, paying(&theirs, &to_remote), "{channel_type:?}");
+        assert_eq!(sweeps.len(), 1);
+        let anchors: Vec<u32> = found
+            .iter()
+            .filter(|r| r.kind == ResolverKind::Anchor)
+            .map(|r| r.outpoint.vout)
+            .collect();
+        let anchor = scripts::anchor_script(&info.local_basepoints.funding_pubkey).to_p2wsh();
+        assert_eq!(anchors, paying(&theirs, &anchor), "{channel_type:?}");
+        assert_eq!(anchors.len(), usize::from(channel_type.has_anchors()));
+        assert_eq!(
+            found.len(),
+            sweeps.len() + anchors.len(),
+            "nothing else: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_rebroadcast_of_a_reorged_cooperative_close_is_reported_and_other_claims_are_not_its() {
+    let (sim, mut ch) = channel(ChannelType::StaticRemoteKey);
+    let n = sim.local_commitment_number();
+    let tx = sim.commitment_tx(Party::Local, n).expect("a transaction");
+    let refused = BroadcastOutcome::Rejected {
+        reason: "bad-txns-inputs-missingorspent".to_string(),
+    };
+    assert_eq!(ch.on_reorged_cooperative_result(ClaimId(4), &refused), None);
+    ch.reorged_cooperative = Some(ReorgedCooperative {
+        claim: ClaimId(4),
+        tx: RawTx(tx),
+    });
+    let ours = ch
+        .on_reorged_cooperative_result(ClaimId(4), &refused)
+        .expect("its own claim");
+    assert!(
+        matches!(ours.as_slice(), [Action::Report(_)]),
+        "reported: {ours:?}"
+    );
+    let known = BroadcastOutcome::Rejected {
+        reason: "txn-already-known".to_string(),
+    };
+    assert_eq!(
+        ch.on_reorged_cooperative_result(ClaimId(4), &known),
+        Some(Vec::new())
+    );
+    assert_eq!(
+        ch.on_reorged_cooperative_result(ClaimId(5), &refused),
+        None,
+        "another claim's answer is not its own"
+    );
+}
