@@ -117,6 +117,14 @@ fn after_the_peers_close_every_output_of_ours_is_claimed_with_transactions_bitco
         "the timeout claim is offered for block expiry + 1"
     );
     assert_eq!(timeout[0].lock_time.to_consensus_u32(), expiry);
+    // Expired, its claim out: no longer contested but being claimed.
+    let ledger = h.arb.ledger();
+    let outgoing = ledger.channels[0]
+        .outputs
+        .iter()
+        .find(|e| e.what.starts_with("outgoing"))
+        .unwrap();
+    assert_eq!(outgoing.status, OutputStatus::Claiming);
     h.mine(timeout);
 
     // Reorg-safe: the timeout fails the incoming leg; every output is resolved.

@@ -1,7 +1,8 @@
 //! A channel arbitrator alone, on `sim` channels: what it finds by script on a commitment it
 //! cannot rebuild, and how it reads the answers to its own rebroadcasts.
 
-use bitcoin::Transaction;
+use bitcoin::hashes::Hash;
+use bitcoin::{Transaction, Txid};
 
 use super::cooperative::ReorgedCooperative;
 use super::updates::{apply_update, ChannelData};
@@ -111,4 +112,14 @@ fn a_refused_rebroadcast_of_a_reorged_cooperative_close_is_reported_and_other_cl
         None,
         "another claim's answer is not its own"
     );
+}
+
+#[test]
+fn only_a_child_of_one_of_our_cpfp_claims_is_our_cpfp() {
+    let (_, mut ch) = channel(ChannelType::AnchorsZeroFeeHtlc);
+    let child = Txid::from_byte_array([3; 32]);
+    assert!(!ch.is_our_cpfp(&child), "no CPFP yet");
+    ch.retired_cpfp.insert(child, 500);
+    assert!(ch.is_our_cpfp(&child), "a child of a claim given up");
+    assert!(!ch.is_our_cpfp(&Txid::from_byte_array([4; 32])));
 }
