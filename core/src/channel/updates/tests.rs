@@ -363,3 +363,39 @@ fn a_simple_taproot_registration_is_refused_until_the_engine_resolves_it() {
         Err(crate::sim::SimError::ChannelTypeNotResolved(_))
     ));
 }
+
+/// One pending commitment of the peer's at a time: a second one before the first is revoked is
+/// refused, and the error names the number that would come after the pending one.
+#[test]
+fn a_second_pending_commitment_of_the_peers_is_refused_naming_the_number_after_the_pending_one() {
+    let (mut sim, data) = busy_channel(ChannelType::StaticRemoteKey);
+    sim.add_htlc(HtlcDirection::Outgoing, 25_000_000, 640)
+        .unwrap();
+    let proposed = updates(sim.propose().unwrap());
+    let data = apply_all(data, &proposed).unwrap();
+    let pending = data
+        .commitments
+        .remote_pending
+        .as_ref()
+        .expect("a pending commitment")
+        .number;
+    let again = proposed
+        .iter()
+        .find(|u| matches!(u.change, ChannelChange::RemoteCommitment(_)))
+        .expect("the peer's next commitment");
+    let again = ChannelUpdate {
+        update_id: data.last_update_id + 1,
+        ..again.clone()
+    };
+    match apply_update(Some(&data), &again) {
+        Err(UpdateError::UnexpectedCommitmentNumber {
+            holder: Party::Remote,
+            expected,
+            got,
+        }) => {
+            assert_eq!(expected, pending + 1);
+            assert_eq!(got, pending);
+        }
+        other => panic!("{other:?}"),
+    }
+}
