@@ -2,17 +2,20 @@
 //! cannot rebuild, and how it reads the answers to its own rebroadcasts.
 
 use bitcoin::hashes::Hash;
-use bitcoin::{Transaction, Txid};
+use bitcoin::{OutPoint, Transaction, Txid};
 
 use super::cooperative::ReorgedCooperative;
 use super::updates::{apply_update, ChannelData};
+use super::upstream::revoked_outgoing_lost;
 use super::ChannelArbitrator;
-use crate::action::Action;
+use super::ConfirmedClose;
+use crate::action::{Action, CloseKind, CloseTrigger};
 use crate::bolt3::{scripts, ChannelType};
-use crate::event::{BroadcastOutcome, Event};
+use crate::event::{BroadcastOutcome, Event, IncomingLeg};
+use crate::node::NodeState;
 use crate::resolver::ResolverKind;
 use crate::sim::{SimChannel, SimSetup};
-use crate::types::{ClaimId, HtlcDirection, Party, RawTx};
+use crate::types::{ChannelId, ClaimId, HtlcDirection, HtlcKey, Party, RawTx};
 
 /// A channel with an HTLC each way committed, its arbitrator and the sim behind it.
 fn channel(channel_type: ChannelType) -> (SimChannel, ChannelArbitrator) {
@@ -122,4 +125,102 @@ fn only_a_child_of_one_of_our_cpfp_claims_is_our_cpfp() {
     ch.retired_cpfp.insert(child, 500);
     assert!(ch.is_our_cpfp(&child), "a child of a claim given up");
     assert!(!ch.is_our_cpfp(&Txid::from_byte_array([4; 32])));
+}
+
+/// The peer's commitment of `sim` as a confirmed close of `kind` at height 700.
+fn closed_by(sim: &SimChannel, ch: &ChannelArbitrator, kind: CloseKind) -> ConfirmedClose {
+    let n = sim.remote_commitment_number();
+    let tx = sim
+        .commitment_tx(Party::Remote, n)
+        .expect("their commitment");
+    ConfirmedClose {
+        kind,
+        trigger: CloseTrigger::Peer,
+        txid: tx.compute_txid(),
+        tx: RawTx(tx),
+        height: 700,
+        funding: ch.data.info.funding[0],
+        settled_upstream: false,
+        rebuilt: Default::default(),
+    }
+}
+
+/// An outgoing HTLC of a revoked commitment, resolved without a preimage, fails its incoming
+/// leg — only an output of the revoked commitment itself, never an output of another
+/// transaction (a second-level one) that happens to share its index.
+#[test]
+fn a_revoked_outgoing_htlc_resolved_fails_its_incoming_leg_and_nothing_else_does() {
+    let (sim, ch) = channel(ChannelType::StaticRemoteKey);
+    let revoked = ch.data.commitments.remote_current.clone().expect("theirs");
+    let out = revoked
+        .htlcs
+        .iter()
+        .find(|h| h.direction == HtlcDirection::Outgoing)
+        .expect("our outgoing HTLC")
+        .clone();
+    let vout = out.output_index.expect("not dust");
+    let outgoing = HtlcKey {
+        channel: ch.data.info.id,
+        htlc_id: out.htlc_id,
+        direction: HtlcDirection::Outgoing,
+    };
+    let upstream = HtlcKey {
+        channel: ChannelId([9; 32]),
+        htlc_id: 1,
+        direction: HtlcDirection::Incoming,
+    };
+    let node = || {
+        let mut node = NodeState::default();
+        node.circuits.insert(
+            outgoing,
+            IncomingLeg {
+                htlc: upstream,
+                cltv_expiry: 650,
+                amount_msat: out.amount_msat + 1_000,
+            },
+        );
+        node
+    };
+    let breach = closed_by(
+        &sim,
+        &ch,
+        CloseKind::Breach {
+            commitment_number: revoked.number,
+        },
+    );
+    let on_close = OutPoint {
+        txid: breach.txid,
+        vout,
+    };
+    let elsewhere = OutPoint {
+        txid: Txid::from_byte_array([8; 32]),
+        vout,
+    };
+    let id = ch.data.info.id;
+    let fails = |a: Option<Action>| matches!(a, Some(Action::FailUpstream { htlc, .. }) if htlc == upstream);
+    assert!(fails(revoked_outgoing_lost(
+        Some(&revoked),
+        &breach,
+        on_close,
+        id,
+        &mut node()
+    )));
+    assert_eq!(
+        revoked_outgoing_lost(Some(&revoked), &breach, elsewhere, id, &mut node()),
+        None,
+        "an output of another transaction"
+    );
+    let not_a_breach = closed_by(
+        &sim,
+        &ch,
+        CloseKind::Remote {
+            commitment_number: revoked.number,
+            pending: false,
+        },
+    );
+    assert_eq!(
+        revoked_outgoing_lost(Some(&revoked), &not_a_breach, on_close, id, &mut node()),
+        None,
+        "not a revoked commitment"
+    );
 }
