@@ -11,7 +11,7 @@ use contractcourt_core::bolt3::scripts::{
     funding_script, to_remote_script_pubkey, PAY_TO_ANCHOR_SCRIPT,
 };
 use contractcourt_core::bolt3::ChannelType;
-use contractcourt_core::chain::ledger::OutputStatus;
+use contractcourt_core::chain::ledger::{OutputEntry, OutputStatus};
 use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{Event, ForceCloseReason, MempoolRemovalReason};
 use contractcourt_core::policy::truc::TRUC_CHILD_MAX_VSIZE;
@@ -407,6 +407,15 @@ fn a_revoked_zero_fee_commitment_is_punished() {
     h.check_crash_anywhere();
 }
 
+/// The ledger's row for `outpoint`.
+fn ledger_entry(h: &Harness, outpoint: OutPoint) -> OutputEntry {
+    let ledger = h.arb.ledger();
+    let rows = ledger.channels.into_iter().flat_map(|c| c.outputs);
+    rows.into_iter()
+        .find(|e| e.outpoint == outpoint)
+        .expect("the output in the ledger")
+}
+
 /// A CPFP child stays ours after the engine moved to another parent and back. Our commitment
 /// goes out with a child; the peer's commitment enters the mempool and the engine pays for that
 /// one instead; it leaves the mempool and the engine pays for ours again, with a new claim. The
@@ -441,11 +450,7 @@ fn a_child_of_a_cpfp_given_up_for_another_parent_that_confirms_is_ours_and_its_f
 
     // The peer's commitment enters the mempool: the next child pays for it.
     let theirs = h.sim(id).commitment_tx(Party::Remote, 1).unwrap();
-    h.feed(Event::MempoolTx {
-        tx: contractcourt_core::types::RawTx(theirs.clone()),
-        fee_sat: 0,
-        vsize: theirs.vsize() as u64,
-    });
+    h.see_in_mempool(&theirs);
     let from = h.transcript.len();
     h.mine(Vec::new());
     let sent = packages(&h, from);
@@ -472,12 +477,7 @@ fn a_child_of_a_cpfp_given_up_for_another_parent_that_confirms_is_ours_and_its_f
     // The first child confirms with our commitment.
     h.mine(vec![ours.clone(), first_child.clone()]);
     let anchor = shared_anchor(&ours);
-    let ledger = h.arb.ledger();
-    let entry = ledger.channels[0]
-        .outputs
-        .iter()
-        .find(|e| e.outpoint == anchor)
-        .expect("the shared anchor in the ledger");
+    let entry = ledger_entry(&h, anchor);
     assert_eq!(
         entry.status,
         OutputStatus::Confirming {
@@ -488,12 +488,7 @@ fn a_child_of_a_cpfp_given_up_for_another_parent_that_confirms_is_ours_and_its_f
     );
     assert_eq!(entry.fees_paid_sat, first_fee, "the first child's fee");
     h.mine_empty(6);
-    let ledger = h.arb.ledger();
-    let entry = ledger.channels[0]
-        .outputs
-        .iter()
-        .find(|e| e.outpoint == anchor)
-        .expect("the shared anchor in the ledger");
+    let entry = ledger_entry(&h, anchor);
     assert_eq!(
         entry.status,
         OutputStatus::Recovered {
