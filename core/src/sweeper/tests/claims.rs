@@ -135,6 +135,19 @@ fn an_invalid_request_is_reported_once_and_never_built() {
     ));
     let actions = h.block(CONF);
     assert!(has_alert(&actions, AlertKind::ChannelFailure));
+    // The alert names the output and why it cannot be claimed.
+    let why: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Report(Report::Alert(x)) => Some(x.message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        why.iter().any(|m| m.contains(&req.outpoint.to_string())
+            && m.contains("preimage path without the preimage")),
+        "{why:?}"
+    );
     assert!(h.block(CONF + 1).is_empty());
     assert!(h.sweeper.is_idle());
     // Fixing the request revives the claim.

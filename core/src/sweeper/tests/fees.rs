@@ -66,6 +66,11 @@ fn fee_rises_monotonically_to_the_budget_at_the_deadline_and_never_above() {
         .collect();
     assert_eq!(missed.len(), 1, "{missed:?}");
     assert!(missed[0].message.contains("deadline 1020"));
+    assert!(
+        missed[0].message.contains(&req.outpoint.to_string()),
+        "the alert names the output: {}",
+        missed[0].message
+    );
     let stages = h.timeline();
     assert!(
         stages[0].starts_with("claiming at 3.0 sat/vB"),
