@@ -95,7 +95,8 @@ fn inputs_with_distant_deadlines_are_not_batched() {
 }
 
 #[test]
-fn an_input_spent_by_someone_else_is_removed_and_the_rest_re_planned() {
+fn an_input_spent_by_someone_else_is_removed_and_the_rest_re_planned_without_outbidding_the_batch()
+{
     let mut h = Harness::new(wide_channel(ChannelType::StaticRemoteKey, 3));
     let preimages = preimage_requests(&h.sim);
     for r in &preimages {
@@ -118,6 +119,15 @@ fn an_input_spent_by_someone_else_is_removed_and_the_rest_re_planned() {
     assert_eq!(
         next.compute_txid(),
         latest(&h, &preimages[2].outpoint).compute_txid()
+    );
+    // A confirmed transaction took the batch out of every mempool: the rest need not outbid it
+    // (BIP 125), so they pay the market's rate, not the batch's plus the incremental relay fee.
+    let rate = |tx: &Transaction| h.fee_of(tx) * 1000 / tx.vsize() as u64;
+    assert!(
+        rate(&next) < rate(&first) + 1000,
+        "the rest pay {} sat/kvB after a batch at {}: outbidding a batch no mempool holds",
+        rate(&next),
+        rate(&first)
     );
     // Our batch confirms: both claims are spent by us, their shares add up to its fee.
     for r in [&preimages[0], &preimages[2]] {
