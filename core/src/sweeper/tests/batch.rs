@@ -95,6 +95,57 @@ fn inputs_with_distant_deadlines_are_not_batched() {
 }
 
 #[test]
+fn inputs_whose_deadlines_differ_by_exactly_the_window_share_a_batch_and_one_more_block_splits_them(
+) {
+    let window = SweeperPolicy::default().batch_deadline_window;
+    let mut h = Harness::new(wide_channel(ChannelType::AnchorsZeroFeeHtlc, 3));
+    let mut preimages = preimage_requests(&h.sim);
+    preimages[2].deadline = preimages[0].deadline + window;
+    for r in &preimages {
+        h.request(r.clone());
+    }
+    h.block(CONF);
+    assert_eq!(latest(&h, &preimages[2].outpoint).input.len(), 3);
+
+    let mut h = Harness::new(wide_channel(ChannelType::AnchorsZeroFeeHtlc, 3));
+    let mut preimages = preimage_requests(&h.sim);
+    preimages[2].deadline = preimages[0].deadline + window + 1;
+    for r in &preimages {
+        h.request(r.clone());
+    }
+    h.block(CONF);
+    assert_eq!(latest(&h, &preimages[0].outpoint).input.len(), 2);
+    assert_eq!(latest(&h, &preimages[2].outpoint).input.len(), 1);
+}
+
+#[test]
+fn a_request_update_that_moves_only_the_deadline_keeps_the_batch_in_the_mempool_unchanged() {
+    let mut h = Harness::new(wide_channel(ChannelType::AnchorsZeroFeeHtlc, 3));
+    let mut preimages = preimage_requests(&h.sim);
+    for r in &preimages {
+        h.request(r.clone());
+    }
+    h.block(CONF);
+    let batch = latest(&h, &preimages[0].outpoint);
+    assert_eq!(batch.input.len(), 3);
+    // The resolver learns a nearer deadline (still within the batching window): the claim
+    // transaction it decides is the same, so the batch is neither re-planned nor outbid.
+    preimages[1].deadline -= 1;
+    assert!(h.request(preimages[1].clone()), "the update is taken");
+    h.block(CONF + 1);
+    assert_eq!(
+        txs(&h).len(),
+        1,
+        "no new transaction at unchanged fees: {:#?}",
+        h.timeline()
+    );
+    assert_eq!(
+        latest(&h, &preimages[1].outpoint).compute_txid(),
+        batch.compute_txid()
+    );
+}
+
+#[test]
 fn an_input_spent_by_someone_else_is_removed_and_the_rest_re_planned_without_outbidding_the_batch()
 {
     let mut h = Harness::new(wide_channel(ChannelType::StaticRemoteKey, 3));
@@ -158,9 +209,16 @@ fn a_batch_rejected_for_one_bad_input_is_split_and_the_others_still_go_out() {
     );
     h.block(CONF);
     assert_eq!(latest(&h, &bad).input.len(), 3);
-    assert!(h.alerts().iter().any(|a| a
-        .message
-        .contains("splitting it into one transaction per input")));
+    // The alert names the cause the node gave: a script error, not a conflict.
+    assert!(
+        h.alerts().iter().any(|a| a
+            .message
+            .contains("rejected for a script or policy error: non-mandatory-script-verify-flag")
+            && a.message
+                .contains("splitting it into one transaction per input")),
+        "{:#?}",
+        h.alerts()
+    );
     h.block(CONF + 1);
     for r in &preimages {
         let tx = latest(&h, &r.outpoint);
@@ -271,6 +329,13 @@ fn a_conflicting_input_splits_the_batch_and_a_fee_refusal_bumps_it() {
     assert!(h.fee_of(&bumped) > h.fee_of(&first));
     h.reject_with = Some("txn-mempool-conflict".into());
     h.block(CONF + 2);
+    assert!(
+        h.alerts().iter().any(|a| a
+            .message
+            .contains("rejected for a missing or conflicting input: txn-mempool-conflict")),
+        "{:#?}",
+        h.alerts()
+    );
     h.reject_with = None;
     h.block(CONF + 3);
     for r in &preimages {
