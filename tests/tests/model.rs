@@ -34,8 +34,8 @@
 //! blocks (also from the moment we ask for a force close), a wallet that cannot fund for 1–3
 //! blocks, signing and funding answers that come a block late (after the engine superseded
 //! the requests), wallet balances, and crashes at any action index of a block's step (drawn
-//! over all the actions the step has, counted on a copy of the node; `CrashMidStep` stays
-//! capped at 12 for the first two generators' recorded regressions). At the end, a channel
+//! over all the actions the step has, counted on a copy of the node, as in every generator).
+//! At the end, a channel
 //! still open must have had no reason to close: no force close asked for, no outgoing HTLC
 //! with an output on our commitment past its expiry, no incoming one there past its expiry
 //! whose preimage we learned before. `MODEL_FAULTY_CASES` sets its count.
@@ -175,11 +175,8 @@ enum Op {
     Spike(u32),
     /// The mempool refuses every broadcast of the next block with this reason.
     Reject(&'static str),
-    /// A block whose actions are executed only up to this index: the node crashes there and
-    /// restarts from the store.
-    CrashMidStep(Index),
-    /// A block whose step's actions are executed up to any index of them — not only the first
-    /// 12 as [`Op::CrashMidStep`] — then a restart ([`random_traces_with_failing_signers_and_wallets_keep_the_invariants`]).
+    /// A block whose step's actions are executed only up to an index drawn over all of them:
+    /// the node crashes there and restarts from the store.
     CrashAnyAction(Index),
     /// The signer refuses every request for this many blocks (down, locked), then answers.
     SignerDown(u32),
@@ -285,7 +282,7 @@ fn op() -> BoxedStrategy<Op> {
             Just("mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)"),
         ]
         .prop_map(Op::Reject),
-        1 => any::<Index>().prop_map(Op::CrashMidStep),
+        1 => any::<Index>().prop_map(Op::CrashAnyAction),
         1 => Just(Op::Restart),
         2 => any::<Index>().prop_map(Op::MempoolPeerClaim),
         1 => Just(Op::MempoolPeerClose),
@@ -1097,7 +1094,6 @@ impl Model {
         let what = match op {
             Op::Reorg { depth, .. } => Some(format!("reorg depth {depth}")),
             Op::ReorgSwap => Some("reorg swapping the close".to_string()),
-            Op::CrashMidStep(_) => Some("crash mid-step (first 12 actions)".to_string()),
             Op::Restart => Some("restart".to_string()),
             Op::SignerDown(n) => Some(format!("signer down {n} blocks")),
             Op::SignerDownAtClose(n) => Some(format!("signer down {n} blocks at our close")),
@@ -1207,13 +1203,6 @@ impl Model {
                 self.h.answers.reject_broadcasts = Some((*reason).to_string());
                 self.mine_block(Vec::new(), false);
                 self.h.answers.reject_broadcasts = None;
-            }
-            Op::CrashMidStep(idx) => {
-                self.h.answers.budget = Some(idx.index(12));
-                let c = self.ours();
-                self.mine_block(c, false);
-                self.h.answers.budget = None;
-                self.restart();
             }
             Op::CrashAnyAction(idx) => self.crash_at_any_action(idx),
             Op::SignerDown(blocks) => self.refusing(true, *blocks),
