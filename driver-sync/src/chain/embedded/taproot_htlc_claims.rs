@@ -1,0 +1,182 @@
+//! Bitcoin Core's script interpreter (the kernel, TAPROOT, every spent output given) on core's
+//! direct HTLC claims on the peer's simple taproot commitment (`resolver::taproot_htlc_claim`,
+//! issue 21), signed by the driver's signer: an HTLC we received, by its success leaf with the
+//! preimage, and one we offered, by its timeout leaf with nLockTime `cltv_expiry`. Each is
+//! accepted as built, and refused with nSequence 0 (the leaves' `1 OP_CSV`), the timeout one also
+//! with nLockTime one block short, the success one with another preimage.
+
+use bitcoin::absolute::LockTime;
+use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::{Amount, FeeRate, ScriptBuf, Sequence, Transaction, TxOut, WPubkeyHash, Witness};
+use contractcourt_core::action::TaprootSignOutcome;
+use contractcourt_core::bolt3::commitment::CommitmentHtlc;
+use contractcourt_core::bolt3::taproot::{accepted_htlc, offered_htlc, second_level, TapOutput};
+use contractcourt_core::bolt3::{keys, CommitmentKeys, PaymentPreimage};
+use contractcourt_core::close::taproot::{
+    SecondLevelOutput, TapKeySpend, TapLeafSpend, TaprootContract, TaprootHtlcOutput, TaprootOutput,
+};
+use contractcourt_core::resolver::taproot_htlc_claim::{
+    taproot_remote_htlc_claim, TaprootHtlcClaim,
+};
+use contractcourt_core::types::{ChannelId, ClaimId, Party, RequestId};
+
+use super::script::verify_scripts;
+use super::MempoolReject;
+use crate::signer::{BasepointSecrets, InMemorySigner};
+
+const CHANNEL: ChannelId = ChannelId([43; 32]);
+const EXPIRY: u32 = 800_010;
+const PREIMAGE: PaymentPreimage = PaymentPreimage([6; 32]);
+
+fn secrets(b: u8) -> BasepointSecrets {
+    let sk = |i: u8| SecretKey::from_slice(&[b + i; 32]).unwrap();
+    BasepointSecrets {
+        funding: sk(1),
+        revocation: sk(2),
+        payment: sk(3),
+        delayed_payment: sk(4),
+        htlc: sk(5),
+    }
+}
+
+fn leaf(output: &TapOutput, script: &ScriptBuf) -> TapLeafSpend {
+    TapLeafSpend {
+        leaf: script.clone(),
+        control_block: output.control_block(script).unwrap(),
+    }
+}
+
+/// The contract of an HTLC output on the peer's commitment (the peer holds it) and a stand-in
+/// close paying it at output 0. `offered`: the peer offered it (we received it).
+fn htlc_on_their_commitment(offered: bool) -> (Transaction, TaprootContract) {
+    let point = keys::per_commitment_point(&[9; 32]).unwrap();
+    let (ours, theirs) = (secrets(0), secrets(10));
+    let k = CommitmentKeys::derive(&point, &theirs.basepoints(), &ours.basepoints()).unwrap();
+    let htlc = CommitmentHtlc {
+        id: 0,
+        offered,
+        amount_msat: 60_000_000,
+        payment_hash: PREIMAGE.payment_hash(),
+        cltv_expiry: EXPIRY,
+    };
+    let (r, local, remote) = (
+        &k.revocation_pubkey,
+        &k.local_htlc_pubkey,
+        &k.remote_htlc_pubkey,
+    );
+    let (output, timeout, success) = if offered {
+        let o = offered_htlc::offered_htlc(r, local, remote, &htlc.payment_hash).unwrap();
+        let (t, s) = (
+            leaf(&o.output, &o.timeout_script),
+            leaf(&o.output, &o.success_script),
+        );
+        (o.output, t, s)
+    } else {
+        let hash = &htlc.payment_hash;
+        let a = accepted_htlc::accepted_htlc(r, local, remote, hash, EXPIRY).unwrap();
+        let (t, s) = (
+            leaf(&a.output, &a.timeout_script),
+            leaf(&a.output, &a.success_script),
+        );
+        (a.output, t, s)
+    };
+    let l2 = second_level::second_level_htlc(r, &k.local_delayed_pubkey, 144).unwrap();
+    let key_spend = |internal: &PublicKey, o: &TapOutput| TapKeySpend {
+        internal_key: *internal,
+        merkle_root: o.merkle_root(),
+    };
+    let close = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: Vec::new(),
+        output: vec![TxOut {
+            value: Amount::from_sat(60_000),
+            script_pubkey: output.script_pubkey(),
+        }],
+    };
+    let contract = TaprootContract {
+        vout: 0,
+        value_sat: 60_000,
+        owner: if offered { Party::Remote } else { Party::Local },
+        revoked: false,
+        output: TaprootOutput::Htlc(Box::new(TaprootHtlcOutput {
+            htlc,
+            revocation: key_spend(r, &output),
+            timeout,
+            success,
+            second_level: SecondLevelOutput {
+                script_pubkey: l2.output.script_pubkey(),
+                delay: leaf(&l2.output, &l2.delay_script),
+                revocation: key_spend(r, &l2.output),
+            },
+            second_level_tx: None,
+        })),
+        per_commitment_point: Some(point),
+    };
+    (close, contract)
+}
+
+/// `claim` with its transaction edited by `edit` before it is signed by the driver's signer.
+fn signed(claim: &TaprootHtlcClaim, edit: impl FnOnce(&mut Transaction)) -> Transaction {
+    let mut signer = InMemorySigner::new();
+    signer.add_channel(CHANNEL, secrets(0));
+    let destination = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([4; 20]));
+    let mut tx = claim
+        .tx(destination, FeeRate::from_sat_per_kwu(2_500))
+        .unwrap();
+    edit(&mut tx);
+    let id = RequestId {
+        claim: ClaimId(1),
+        attempt: 0,
+    };
+    match signer.sign_taproot(&claim.sign_request(id, &tx)) {
+        TaprootSignOutcome::Signed { signatures } => claim.finish(tx, &signatures[0].signature),
+        TaprootSignOutcome::Failed { reason } => panic!("{reason}"),
+    }
+}
+
+fn refused(tx: &Transaction, prevout: &TxOut) {
+    let result = verify_scripts(tx, std::slice::from_ref(prevout));
+    assert!(
+        matches!(result, Err(MempoolReject::ScriptFailure { input: 0, .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn bitcoin_core_accepts_our_taproot_success_claim_with_the_preimage_and_refuses_it_otherwise() {
+    let (close, contract) = htlc_on_their_commitment(true);
+    let claim = taproot_remote_htlc_claim(CHANNEL, &close, 800, &contract, Some(PREIMAGE)).unwrap();
+    let prevout = &claim.prevout;
+    let tx = signed(&claim, |_| {});
+    assert_eq!(verify_scripts(&tx, std::slice::from_ref(prevout)), Ok(()));
+    assert!(tx.weight().to_wu() <= claim.max_weight(&tx));
+    refused(
+        &signed(&claim, |tx| tx.input[0].sequence = Sequence::ZERO),
+        prevout,
+    );
+    // Another 32-byte preimage in the witness (the signature does not commit to it).
+    let mut other = tx.clone();
+    let mut items: Vec<Vec<u8>> = other.input[0].witness.iter().map(<[u8]>::to_vec).collect();
+    items[1] = vec![7; 32];
+    other.input[0].witness = Witness::from_slice(&items);
+    refused(&other, prevout);
+}
+
+#[test]
+fn bitcoin_core_accepts_our_taproot_timeout_claim_at_the_expiry_and_refuses_it_a_block_early() {
+    let (close, contract) = htlc_on_their_commitment(false);
+    let claim = taproot_remote_htlc_claim(CHANNEL, &close, 800, &contract, None).unwrap();
+    let prevout = &claim.prevout;
+    let tx = signed(&claim, |_| {});
+    assert_eq!(tx.lock_time, LockTime::from_height(EXPIRY).unwrap());
+    assert_eq!(verify_scripts(&tx, std::slice::from_ref(prevout)), Ok(()));
+    assert!(tx.weight().to_wu() <= claim.max_weight(&tx));
+    refused(
+        &signed(&claim, |tx| tx.input[0].sequence = Sequence::ZERO),
+        prevout,
+    );
+    let early = |tx: &mut Transaction| tx.lock_time = LockTime::from_height(EXPIRY - 1).unwrap();
+    refused(&signed(&claim, early), prevout);
+}
