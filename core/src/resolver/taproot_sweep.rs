@@ -4,7 +4,8 @@
 //! sweep's maturity, its one-input transaction at a fee rate (the witness weighed with
 //! `taproot::weights`), the BIP 340 request that signs it (`SIGHASH_DEFAULT`, every prevout)
 //! and its witness `<sig> <leaf> <control block>` (extension, "To Local Outputs", "To Remote
-//! Outputs").
+//! Outputs"). Also the output of our own second-level HTLC transaction, by its delay leaf after
+//! `to_self_delay` ("HTLC Second Level Transactions").
 //!
 //! Standalone: [`super::commit_sweep`] and the sweeper do not use it yet (simple taproot
 //! channels are refused at registration), so batching and fee bumping are not done here.
@@ -18,9 +19,14 @@ use crate::action::taproot::TAPROOT_SIGHASH;
 use crate::action::{
     Basepoint, KeyTweak, SigningKey, TapSignPath, TaprootSignInput, TaprootSignRequest,
 };
-use crate::bolt3::taproot::weights::{TO_LOCAL_DELAY_WITNESS_WEIGHT, TO_REMOTE_WITNESS_WEIGHT};
+use bitcoin::secp256k1::{Parity, PublicKey, XOnlyPublicKey};
+
+use crate::bolt3::taproot::to_local;
+use crate::bolt3::taproot::weights::{
+    SECOND_LEVEL_DELAY_WITNESS_WEIGHT, TO_LOCAL_DELAY_WITNESS_WEIGHT, TO_REMOTE_WITNESS_WEIGHT,
+};
 use crate::bolt3::taproot::witness::script_path_witness;
-use crate::close::taproot::{TapLeafSpend, TaprootContract, TaprootOutput};
+use crate::close::taproot::{TapLeafSpend, TaprootContract, TaprootHtlcOutput, TaprootOutput};
 use crate::fee::fee_for_rate;
 use crate::types::{ChannelId, Height, Party, RawTx, RequestId};
 
@@ -40,6 +46,12 @@ pub enum TaprootSweepError {
     },
     /// The contract's output is not in the closing transaction.
     MissingOutput {
+        /// The output.
+        vout: u32,
+    },
+    /// The output is not the second-level output of the HTLC given, or the delay is not its
+    /// leaf's.
+    NotSecondLevelOutput {
         /// The output.
         vout: u32,
     },
@@ -135,6 +147,56 @@ pub fn taproot_commit_sweep(
         key,
         witness_weight: weight as u64,
     })
+}
+
+/// The sweep of output `vout` of `htlc_tx` — our own HTLC-timeout or HTLC-success transaction
+/// of `htlc` on our commitment, confirmed at `confirmed_height` — by its delay leaf
+/// `<local_delayedpubkey> OP_CHECKSIGVERIFY <to_self_delay> OP_CSV` (extension, "HTLC Second
+/// Level Transactions"; the key `DelayedPayment` tweaked with our commitment's
+/// `per_commitment_point`). The leaf must be the one for `to_self_delay` (the delay the peer
+/// imposed on us).
+pub fn taproot_second_level_sweep(
+    channel: ChannelId,
+    htlc_tx: &Transaction,
+    vout: u32,
+    confirmed_height: Height,
+    htlc: &TaprootHtlcOutput,
+    to_self_delay: u16,
+    per_commitment_point: PublicKey,
+) -> Result<TaprootSweep, TaprootSweepError> {
+    let prevout = htlc_tx
+        .output
+        .get(vout as usize)
+        .cloned()
+        .ok_or(TaprootSweepError::MissingOutput { vout })?;
+    let leaf = &htlc.second_level.delay;
+    let key = leaf_key(&leaf.leaf).ok_or(TaprootSweepError::NotSecondLevelOutput { vout })?;
+    let delay_leaf = to_local::to_delay_script(&key, to_self_delay);
+    if prevout.script_pubkey != htlc.second_level.script_pubkey || delay_leaf != leaf.leaf {
+        return Err(TaprootSweepError::NotSecondLevelOutput { vout });
+    }
+    Ok(TaprootSweep {
+        outpoint: OutPoint::new(htlc_tx.compute_txid(), vout),
+        prevout,
+        leaf: leaf.clone(),
+        sequence: Sequence::from_height(to_self_delay),
+        mature_at: confirmed_height.saturating_add(u32::from(to_self_delay)),
+        key: SigningKey::Channel {
+            channel,
+            basepoint: Basepoint::DelayedPayment,
+            tweak: KeyTweak::PerCommitmentPoint {
+                point: per_commitment_point,
+            },
+        },
+        witness_weight: SECOND_LEVEL_DELAY_WITNESS_WEIGHT as u64,
+    })
+}
+
+/// The key a delay leaf pushes first (x-only, as BIP 342 leaves hold keys), made a full point
+/// with even parity only to rebuild the leaf: the leaf's bytes do not depend on the parity.
+fn leaf_key(leaf: &ScriptBuf) -> Option<PublicKey> {
+    let x = XOnlyPublicKey::from_slice(leaf.as_bytes().get(1..33)?).ok()?;
+    Some(x.public_key(Parity::Even))
 }
 
 impl TaprootSweep {

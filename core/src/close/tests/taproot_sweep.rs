@@ -9,7 +9,9 @@ use super::taproot::{classify, output_key, secrets, tap_tx, taproot_world};
 use super::taproot_sign::verified;
 use crate::bolt3::taproot::classify::{classify_witness, TaprootSpendKind};
 use crate::close::taproot::{TaprootContract, TaprootOutput};
-use crate::resolver::taproot_sweep::{taproot_commit_sweep, TaprootSweepError};
+use crate::resolver::taproot_sweep::{
+    taproot_commit_sweep, taproot_second_level_sweep, TaprootSweepError,
+};
 use crate::types::{ClaimId, Party, RequestId};
 
 const RATE: FeeRate = FeeRate::from_sat_per_kwu(2_500); // 10 sat/vB
@@ -137,4 +139,63 @@ fn a_taproot_sweep_the_fee_would_leave_dust_is_refused() {
         taproot_commit_sweep(w.data.info.id, &close, 800, &pointless),
         Err(TaprootSweepError::NoPerCommitmentPoint { vout: c.vout })
     );
+}
+
+#[test]
+fn our_second_level_output_is_swept_by_its_delay_leaf_after_to_self_delay() {
+    let (w, _) = taproot_world(54);
+    let close = tap_tx(&w, Party::Local, w.sim.local_commitment_number());
+    let contracts = classify(&w, &close, None).contracts;
+    let id = w.data.info.id;
+    let mut swept_kinds = 0;
+    for c in &contracts {
+        let TaprootOutput::Htlc(h) = &c.output else {
+            continue;
+        };
+        // Our HTLC-timeout or HTLC-success transaction (its txid does not depend on witnesses).
+        let htlc_tx = h.second_level_tx.clone().expect("ours on our commitment");
+        let point = c.per_commitment_point.unwrap();
+        let sweep = taproot_second_level_sweep(id, &htlc_tx, 0, 900, h, 144, point).unwrap();
+        assert_eq!(sweep.sequence, Sequence::from_height(144));
+        assert_eq!(sweep.mature_at, 900 + 144);
+        let tx = sweep.tx(destination(), RATE).unwrap();
+        let request = sweep.sign_request(
+            RequestId {
+                claim: ClaimId(5),
+                attempt: 0,
+            },
+            &tx,
+        );
+        let outcome = secrets(&w, Party::Local).sign_taproot(&request);
+        let key = bitcoin::XOnlyPublicKey::from_slice(&sweep.leaf.leaf.as_bytes()[1..33]).unwrap();
+        verified(&request, outcome.clone(), key);
+        let crate::action::TaprootSignOutcome::Signed { signatures } = outcome else {
+            unreachable!()
+        };
+        let signed = sweep.finish(tx.clone(), &signatures[0].signature);
+        assert_eq!(
+            classify_witness(&signed.input[0].witness),
+            Ok(TaprootSpendKind::SecondLevelDelay { to_self_delay: 144 })
+        );
+        assert_eq!(signed.input[0].previous_output.txid, htlc_tx.compute_txid());
+        // The maximum counts a 65-byte signature and the largest delay (opcode + 3 bytes); ours
+        // is 64 bytes and 144 takes opcode + 2 bytes.
+        assert_eq!(sweep.max_weight(&tx), signed.weight().to_wu() + 1 + 1);
+        // Another delay than the leaf's, an output the transaction lacks, and the commitment's
+        // own HTLC output (not the second-level one) are refused.
+        assert_eq!(
+            taproot_second_level_sweep(id, &htlc_tx, 0, 900, h, 143, point),
+            Err(TaprootSweepError::NotSecondLevelOutput { vout: 0 })
+        );
+        assert_eq!(
+            taproot_second_level_sweep(id, &htlc_tx, 1, 900, h, 144, point),
+            Err(TaprootSweepError::MissingOutput { vout: 1 })
+        );
+        assert_eq!(
+            taproot_second_level_sweep(id, &close, c.vout, 900, h, 144, point),
+            Err(TaprootSweepError::NotSecondLevelOutput { vout: c.vout })
+        );
+        swept_kinds += 1;
+    }
+    assert!(swept_kinds >= 2, "HTLC-timeout and HTLC-success outputs");
 }

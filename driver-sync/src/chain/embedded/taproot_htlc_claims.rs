@@ -3,7 +3,8 @@
 //! issue 21), signed by the driver's signer: an HTLC we received, by its success leaf with the
 //! preimage, and one we offered, by its timeout leaf with nLockTime `cltv_expiry`. Each is
 //! accepted as built, and refused with nSequence 0 (the leaves' `1 OP_CSV`), the timeout one also
-//! with nLockTime one block short, the success one with another preimage.
+//! with nLockTime one block short, the success one with another preimage. Also the sweep of our
+//! own second-level output by its delay leaf.
 
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
@@ -50,9 +51,18 @@ fn leaf(output: &TapOutput, script: &ScriptBuf) -> TapLeafSpend {
 /// The contract of an HTLC output on the peer's commitment (the peer holds it) and a stand-in
 /// close paying it at output 0. `offered`: the peer offered it (we received it).
 fn htlc_on_their_commitment(offered: bool) -> (Transaction, TaprootContract) {
+    htlc_on(Party::Remote, offered)
+}
+
+/// [`htlc_on_their_commitment`], on the commitment `holder` holds (`offered` by the holder).
+fn htlc_on(holder: Party, offered: bool) -> (Transaction, TaprootContract) {
     let point = keys::per_commitment_point(&[9; 32]).unwrap();
     let (ours, theirs) = (secrets(0), secrets(10));
-    let k = CommitmentKeys::derive(&point, &theirs.basepoints(), &ours.basepoints()).unwrap();
+    let (h, c) = match holder {
+        Party::Remote => (theirs.basepoints(), ours.basepoints()),
+        Party::Local => (ours.basepoints(), theirs.basepoints()),
+    };
+    let k = CommitmentKeys::derive(&point, &h, &c).unwrap();
     let htlc = CommitmentHtlc {
         id: 0,
         offered,
@@ -98,7 +108,7 @@ fn htlc_on_their_commitment(offered: bool) -> (Transaction, TaprootContract) {
     let contract = TaprootContract {
         vout: 0,
         value_sat: 60_000,
-        owner: if offered { Party::Remote } else { Party::Local },
+        owner: if offered { holder } else { other(holder) },
         revoked: false,
         output: TaprootOutput::Htlc(Box::new(TaprootHtlcOutput {
             htlc,
@@ -115,6 +125,13 @@ fn htlc_on_their_commitment(offered: bool) -> (Transaction, TaprootContract) {
         per_commitment_point: Some(point),
     };
     (close, contract)
+}
+
+fn other(p: Party) -> Party {
+    match p {
+        Party::Local => Party::Remote,
+        Party::Remote => Party::Local,
+    }
 }
 
 /// `claim` with its transaction edited by `edit` before it is signed by the driver's signer.
@@ -179,4 +196,51 @@ fn bitcoin_core_accepts_our_taproot_timeout_claim_at_the_expiry_and_refuses_it_a
     );
     let early = |tx: &mut Transaction| tx.lock_time = LockTime::from_height(EXPIRY - 1).unwrap();
     refused(&signed(&claim, early), prevout);
+}
+
+/// Core's sweep of our own second-level output (`taproot_sweep::taproot_second_level_sweep`: the
+/// delay leaf after `to_self_delay`), signed by the driver's signer: accepted by Bitcoin Core, and
+/// refused re-signed with nSequence one short of the delay.
+#[test]
+fn bitcoin_core_accepts_our_second_level_output_sweep_and_refuses_it_a_block_early() {
+    use contractcourt_core::resolver::taproot_sweep::{taproot_second_level_sweep, TaprootSweep};
+
+    let (_, contract) = htlc_on(Party::Local, true);
+    let TaprootOutput::Htlc(h) = &contract.output else {
+        unreachable!()
+    };
+    // A stand-in for our confirmed HTLC-timeout transaction: output 0 pays the second level.
+    let htlc_tx = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: LockTime::from_height(EXPIRY).unwrap(),
+        input: Vec::new(),
+        output: vec![TxOut {
+            value: Amount::from_sat(59_000),
+            script_pubkey: h.second_level.script_pubkey.clone(),
+        }],
+    };
+    let point = contract.per_commitment_point.unwrap();
+    let sweep = taproot_second_level_sweep(CHANNEL, &htlc_tx, 0, 800, h, 144, point).unwrap();
+    let sign = |sweep: &TaprootSweep| {
+        let mut signer = InMemorySigner::new();
+        signer.add_channel(CHANNEL, secrets(0));
+        let destination = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([4; 20]));
+        let tx = sweep
+            .tx(destination, FeeRate::from_sat_per_kwu(2_500))
+            .unwrap();
+        let id = RequestId {
+            claim: ClaimId(2),
+            attempt: 0,
+        };
+        match signer.sign_taproot(&sweep.sign_request(id, &tx)) {
+            TaprootSignOutcome::Signed { signatures } => sweep.finish(tx, &signatures[0].signature),
+            TaprootSignOutcome::Failed { reason } => panic!("{reason}"),
+        }
+    };
+    let tx = sign(&sweep);
+    let prevout = &sweep.prevout;
+    assert_eq!(verify_scripts(&tx, std::slice::from_ref(prevout)), Ok(()));
+    let mut early = sweep.clone();
+    early.sequence = Sequence::from_height(143);
+    refused(&sign(&early), prevout);
 }
