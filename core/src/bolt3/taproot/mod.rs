@@ -36,6 +36,7 @@ pub mod fixture;
 pub mod funding;
 pub mod offered_htlc;
 pub mod second_level;
+pub mod spend;
 pub mod to_local;
 pub mod to_remote;
 pub mod weights;
