@@ -16,6 +16,7 @@ mod fuzz;
 mod taproot;
 mod taproot_htlc_claim;
 mod taproot_justice;
+mod taproot_second_level;
 mod taproot_sign;
 mod taproot_sweep;
 mod totality;

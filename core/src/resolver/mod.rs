@@ -52,6 +52,7 @@ mod record;
 pub mod second_level;
 pub mod taproot_htlc_claim;
 pub mod taproot_justice;
+pub mod taproot_second_level;
 pub mod taproot_sweep;
 
 pub use budget::SweepPolicy;

@@ -244,3 +244,99 @@ fn bitcoin_core_accepts_our_second_level_output_sweep_and_refuses_it_a_block_ear
     early.sequence = Sequence::from_height(143);
     refused(&sign(&early), prevout);
 }
+
+/// Core's completion of our own second-level HTLC transactions
+/// (`resolver::taproot_second_level`): the peer's `SIGHASH_SINGLE|SIGHASH_ANYONECANPAY` signature
+/// from the peer's signer, ours from ours, the preimage for the success one. Bitcoin Core accepts
+/// both, and refuses each with our signature's bit flipped.
+#[test]
+fn bitcoin_core_accepts_our_completed_taproot_htlc_timeout_and_success_transactions() {
+    use contractcourt_core::action::taproot::SECOND_LEVEL_COUNTERPARTY_SIGHASH;
+    use contractcourt_core::action::{
+        Basepoint, KeyTweak, SigningKey, TapSignPath, TaprootSignInput, TaprootSignRequest,
+    };
+    use contractcourt_core::resolver::taproot_second_level::taproot_second_level;
+    use contractcourt_core::types::RawTx;
+
+    let signer = |b: u8| {
+        let mut s = InMemorySigner::new();
+        s.add_channel(CHANNEL, secrets(b));
+        s
+    };
+    let (ours, theirs) = (signer(0), signer(10));
+    for offered in [true, false] {
+        let (close, mut contract) = htlc_on(Party::Local, offered);
+        let point = contract.per_commitment_point.unwrap();
+        let TaprootOutput::Htlc(h) = &mut contract.output else {
+            unreachable!()
+        };
+        // Our HTLC-timeout (locktime the expiry) or HTLC-success transaction, as bolt3 builds it.
+        let htlc_tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: if offered {
+                LockTime::from_height(EXPIRY).unwrap()
+            } else {
+                LockTime::ZERO
+            },
+            input: vec![bitcoin::TxIn {
+                previous_output: bitcoin::OutPoint::new(close.compute_txid(), 0),
+                sequence: Sequence::from_height(1),
+                ..Default::default()
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(60_000),
+                script_pubkey: h.second_level.script_pubkey.clone(),
+            }],
+        };
+        h.second_level_tx = Some(htlc_tx.clone());
+        let leaf = if offered { &h.timeout } else { &h.success };
+        let id = RequestId {
+            claim: ClaimId(3),
+            attempt: 0,
+        };
+        let request = TaprootSignRequest {
+            request: id,
+            tx: RawTx(htlc_tx),
+            prevouts: vec![close.output[0].clone()],
+            inputs: vec![TaprootSignInput {
+                input: 0,
+                path: TapSignPath::from(leaf),
+                sighash: SECOND_LEVEL_COUNTERPARTY_SIGHASH,
+                key: SigningKey::Channel {
+                    channel: CHANNEL,
+                    basepoint: Basepoint::Htlc,
+                    tweak: KeyTweak::PerCommitmentPoint { point },
+                },
+            }],
+        };
+        let TaprootSignOutcome::Signed { signatures } = theirs.sign_taproot(&request) else {
+            panic!("the peer's signer refused");
+        };
+        let preimage = (!offered).then_some(PREIMAGE);
+        let second = taproot_second_level(
+            CHANNEL,
+            &close,
+            800,
+            &contract,
+            signatures[0].signature,
+            preimage,
+        )
+        .unwrap();
+        let TaprootSignOutcome::Signed { signatures } = ours.sign_taproot(&second.sign_request(id))
+        else {
+            panic!("our signer refused");
+        };
+        let mut sig = signatures[0].signature;
+        let tx = second.finish(&sig);
+        let prevout = &second.prevout;
+        assert_eq!(
+            verify_scripts(&tx, std::slice::from_ref(prevout)),
+            Ok(()),
+            "offered {offered}"
+        );
+        let mut bytes = sig.signature.serialize();
+        bytes[3] ^= 1;
+        sig.signature = bitcoin::secp256k1::schnorr::Signature::from_slice(&bytes).unwrap();
+        refused(&second.finish(&sig), prevout);
+    }
+}
