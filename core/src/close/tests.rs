@@ -14,6 +14,7 @@ use crate::types::{HtlcDirection, Party};
 
 mod fuzz;
 mod taproot;
+mod taproot_anchor;
 mod taproot_htlc_claim;
 mod taproot_justice;
 mod taproot_second_level;

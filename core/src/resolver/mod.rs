@@ -50,6 +50,7 @@ pub mod justice;
 pub mod outgoing_contest;
 mod record;
 pub mod second_level;
+pub mod taproot_anchor;
 pub mod taproot_htlc_claim;
 pub mod taproot_justice;
 pub mod taproot_second_level;

@@ -32,6 +32,8 @@ mod utxo;
 mod wallet;
 
 #[cfg(test)]
+mod taproot_anchors;
+#[cfg(test)]
 mod taproot_htlc_claims;
 #[cfg(test)]
 mod taproot_justice;
