@@ -55,6 +55,7 @@ pub mod taproot_htlc_claim;
 pub mod taproot_justice;
 pub mod taproot_second_level;
 pub mod taproot_sweep;
+mod taproot_tx;
 
 pub use budget::SweepPolicy;
 pub use context::{

@@ -14,9 +14,9 @@
 
 use bitcoin::absolute::LockTime;
 use bitcoin::taproot::Signature;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
+use bitcoin::{FeeRate, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
 
+use super::taproot_tx::{claim_tx, max_signed_weight};
 use crate::action::taproot::TAPROOT_SIGHASH;
 use crate::action::{
     Basepoint, KeyTweak, SigningKey, TapSignPath, TaprootSignInput, TaprootSignRequest,
@@ -27,7 +27,6 @@ use crate::bolt3::taproot::weights::{
 use crate::bolt3::taproot::witness::script_path_witness;
 use crate::bolt3::PaymentPreimage;
 use crate::close::taproot::{TapLeafSpend, TaprootContract, TaprootOutput};
-use crate::fee::fee_for_rate;
 use crate::types::{ChannelId, Height, RawTx, RequestId};
 
 /// Why an output cannot be claimed as an HTLC of ours on the peer's commitment.
@@ -199,32 +198,29 @@ impl TaprootHtlcClaim {
         destination: ScriptBuf,
         rate: FeeRate,
     ) -> Result<Transaction, TaprootHtlcClaimError> {
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: self.lock_time(),
-            input: vec![TxIn {
-                previous_output: self.outpoint,
-                sequence: Sequence::from_height(1),
-                ..TxIn::default()
-            }],
-            output: vec![TxOut {
-                value: Amount::ZERO,
-                script_pubkey: destination,
-            }],
+        let input = TxIn {
+            previous_output: self.outpoint,
+            sequence: Sequence::from_height(1),
+            ..TxIn::default()
         };
-        let fee_sat = fee_for_rate(rate, self.max_weight(&tx));
-        let value_sat = self.prevout.value.to_sat();
-        let left = value_sat.saturating_sub(fee_sat);
-        if left < tx.output[0].script_pubkey.minimal_non_dust().to_sat() {
-            return Err(TaprootHtlcClaimError::BelowDust { value_sat, fee_sat });
-        }
-        tx.output[0].value = Amount::from_sat(left);
-        Ok(tx)
+        let (value, weight) = (self.prevout.value.to_sat(), self.witness_weight());
+        claim_tx(
+            vec![input],
+            self.lock_time(),
+            value,
+            weight,
+            destination,
+            rate,
+        )
+        .map_err(|d| TaprootHtlcClaimError::BelowDust {
+            value_sat: d.value_sat,
+            fee_sat: d.fee_sat,
+        })
     }
 
     /// The weight of `tx` (this claim, unsigned) once signed, at most.
     pub fn max_weight(&self, tx: &Transaction) -> u64 {
-        tx.weight().to_wu() + 2 + self.witness_weight()
+        max_signed_weight(tx, self.witness_weight())
     }
 
     /// The BIP 340 request that signs `tx` (this claim, input 0) by the leaf.

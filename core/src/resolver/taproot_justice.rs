@@ -17,9 +17,9 @@
 //! transactions and fee bumping are not done here.
 
 use bitcoin::absolute::LockTime;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
+use bitcoin::{FeeRate, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
 
+use super::taproot_tx::{claim_tx, max_signed_weight};
 use crate::action::taproot::TAPROOT_SIGHASH;
 use crate::action::{
     Basepoint, KeyTweak, SchnorrInputSignature, SigningKey, TapSignPath, TaprootSignInput,
@@ -30,7 +30,6 @@ use crate::bolt3::taproot::witness::{revocation_key_path, script_path_witness};
 use crate::close::taproot::{
     TapKeySpend, TapLeafSpend, TaprootContract, TaprootHtlcOutput, TaprootOutput,
 };
-use crate::fee::fee_for_rate;
 use crate::types::{ChannelId, RawTx, RequestId};
 
 /// Why a justice transaction cannot be built as asked.
@@ -203,38 +202,38 @@ impl TaprootJustice {
         destination: ScriptBuf,
         rate: FeeRate,
     ) -> Result<Transaction, TaprootJusticeError> {
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: self
-                .inputs
-                .iter()
-                .map(|i| TxIn {
-                    previous_output: i.outpoint,
-                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                    ..TxIn::default()
-                })
-                .collect(),
-            output: vec![TxOut {
-                value: Amount::ZERO,
-                script_pubkey: destination,
-            }],
-        };
-        let fee_sat = fee_for_rate(rate, self.max_weight(&tx));
-        let value_sat: u64 = self.inputs.iter().map(|i| i.prevout.value.to_sat()).sum();
-        let left = value_sat.saturating_sub(fee_sat);
-        if left < tx.output[0].script_pubkey.minimal_non_dust().to_sat() {
-            return Err(TaprootJusticeError::BelowDust { value_sat, fee_sat });
-        }
-        tx.output[0].value = Amount::from_sat(left);
-        Ok(tx)
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|i| TxIn {
+                previous_output: i.outpoint,
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                ..TxIn::default()
+            })
+            .collect();
+        let value: u64 = self.inputs.iter().map(|i| i.prevout.value.to_sat()).sum();
+        claim_tx(
+            inputs,
+            LockTime::ZERO,
+            value,
+            self.witnesses_wu(),
+            destination,
+            rate,
+        )
+        .map_err(|d| TaprootJusticeError::BelowDust {
+            value_sat: d.value_sat,
+            fee_sat: d.fee_sat,
+        })
+    }
+
+    fn witnesses_wu(&self) -> u64 {
+        self.inputs.iter().map(|i| i.path.witness_weight()).sum()
     }
 
     /// The weight of `tx` (this justice transaction, unsigned) once signed, at most: the
     /// unsigned weight, 2 for the segwit marker and flag, each input's witness maximum.
     pub fn max_weight(&self, tx: &Transaction) -> u64 {
-        let witnesses: u64 = self.inputs.iter().map(|i| i.path.witness_weight()).sum();
-        tx.weight().to_wu() + 2 + witnesses
+        max_signed_weight(tx, self.witnesses_wu())
     }
 
     /// The BIP 340 request that signs every input of `tx` with the revocation key.

@@ -12,8 +12,7 @@
 
 use bitcoin::absolute::LockTime;
 use bitcoin::taproot::Signature;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
+use bitcoin::{FeeRate, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
 
 use crate::action::taproot::TAPROOT_SIGHASH;
 use crate::action::{
@@ -21,13 +20,13 @@ use crate::action::{
 };
 use bitcoin::secp256k1::{Parity, PublicKey, XOnlyPublicKey};
 
+use super::taproot_tx::{claim_tx, max_signed_weight};
 use crate::bolt3::taproot::to_local;
 use crate::bolt3::taproot::weights::{
     SECOND_LEVEL_DELAY_WITNESS_WEIGHT, TO_LOCAL_DELAY_WITNESS_WEIGHT, TO_REMOTE_WITNESS_WEIGHT,
 };
 use crate::bolt3::taproot::witness::script_path_witness;
 use crate::close::taproot::{TapLeafSpend, TaprootContract, TaprootHtlcOutput, TaprootOutput};
-use crate::fee::fee_for_rate;
 use crate::types::{ChannelId, Height, Party, RawTx, RequestId};
 
 /// Why an output cannot be swept as our taproot balance.
@@ -208,33 +207,29 @@ impl TaprootSweep {
         destination: ScriptBuf,
         rate: FeeRate,
     ) -> Result<Transaction, TaprootSweepError> {
-        let mut tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: self.outpoint,
-                sequence: self.sequence,
-                ..TxIn::default()
-            }],
-            output: vec![TxOut {
-                value: Amount::ZERO,
-                script_pubkey: destination,
-            }],
+        let input = TxIn {
+            previous_output: self.outpoint,
+            sequence: self.sequence,
+            ..TxIn::default()
         };
-        let fee_sat = fee_for_rate(rate, self.max_weight(&tx));
-        let value_sat = self.prevout.value.to_sat();
-        let left = value_sat.saturating_sub(fee_sat);
-        if left < tx.output[0].script_pubkey.minimal_non_dust().to_sat() {
-            return Err(TaprootSweepError::BelowDust { value_sat, fee_sat });
-        }
-        tx.output[0].value = Amount::from_sat(left);
-        Ok(tx)
+        let value = self.prevout.value.to_sat();
+        claim_tx(
+            vec![input],
+            LockTime::ZERO,
+            value,
+            self.witness_weight,
+            destination,
+            rate,
+        )
+        .map_err(|d| TaprootSweepError::BelowDust {
+            value_sat: d.value_sat,
+            fee_sat: d.fee_sat,
+        })
     }
 
     /// The weight of `tx` (this sweep, unsigned) once signed, at most.
     pub fn max_weight(&self, tx: &Transaction) -> u64 {
-        let unsigned = tx.weight().to_wu();
-        unsigned + 2 + self.witness_weight
+        max_signed_weight(tx, self.witness_weight)
     }
 
     /// The BIP 340 request that signs `tx` (this sweep, input 0).

@@ -98,24 +98,21 @@ fn inputs_with_distant_deadlines_are_not_batched() {
 fn inputs_whose_deadlines_differ_by_exactly_the_window_share_a_batch_and_one_more_block_splits_them(
 ) {
     let window = SweeperPolicy::default().batch_deadline_window;
-    let mut h = Harness::new(wide_channel(ChannelType::AnchorsZeroFeeHtlc, 3));
-    let mut preimages = preimage_requests(&h.sim);
-    preimages[2].deadline = preimages[0].deadline + window;
-    for r in &preimages {
-        h.request(r.clone());
-    }
-    h.block(CONF);
-    assert_eq!(latest(&h, &preimages[2].outpoint).input.len(), 3);
-
-    let mut h = Harness::new(wide_channel(ChannelType::AnchorsZeroFeeHtlc, 3));
-    let mut preimages = preimage_requests(&h.sim);
-    preimages[2].deadline = preimages[0].deadline + window + 1;
-    for r in &preimages {
-        h.request(r.clone());
-    }
-    h.block(CONF);
-    assert_eq!(latest(&h, &preimages[0].outpoint).input.len(), 2);
-    assert_eq!(latest(&h, &preimages[2].outpoint).input.len(), 1);
+    // The inputs of the first and the third claim's transactions, the third's deadline `apart`
+    // blocks after the other two's.
+    let batched = |apart: u32| {
+        let mut h = Harness::new(wide_channel(ChannelType::AnchorsZeroFeeHtlc, 3));
+        let mut preimages = preimage_requests(&h.sim);
+        preimages[2].deadline = preimages[0].deadline + apart;
+        for r in &preimages {
+            h.request(r.clone());
+        }
+        h.block(CONF);
+        let inputs = |r: &SweepRequest| latest(&h, &r.outpoint).input.len();
+        (inputs(&preimages[0]), inputs(&preimages[2]))
+    };
+    assert_eq!(batched(window), (3, 3));
+    assert_eq!(batched(window + 1), (2, 1));
 }
 
 #[test]

@@ -38,6 +38,8 @@ mod taproot_htlc_claims;
 #[cfg(test)]
 mod taproot_justice;
 #[cfg(test)]
+mod taproot_test_support;
+#[cfg(test)]
 mod taproot_vectors;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,6 @@
 //! `OP_16 OP_CSV` leaf — accepted at nSequence 16, refused at 15.
 
 use bitcoin::absolute::LockTime;
-use bitcoin::secp256k1::SecretKey;
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, ScriptBuf, Transaction, TxIn, TxOut};
 use contractcourt_core::action::TaprootSignOutcome;
@@ -20,21 +19,10 @@ use contractcourt_core::resolver::taproot_anchor::{
 use contractcourt_core::types::{ChannelId, ClaimId, Party, RequestId};
 
 use super::script::verify_scripts;
-use super::MempoolReject;
-use crate::signer::{BasepointSecrets, InMemorySigner};
+use super::taproot_test_support::{refused, secrets};
+use crate::signer::InMemorySigner;
 
 const CHANNEL: ChannelId = ChannelId([47; 32]);
-
-fn secrets(b: u8) -> BasepointSecrets {
-    let sk = |i: u8| SecretKey::from_slice(&[b + i; 32]).unwrap();
-    BasepointSecrets {
-        funding: sk(1),
-        revocation: sk(2),
-        payment: sk(3),
-        delayed_payment: sk(4),
-        htlc: sk(5),
-    }
-}
 
 /// Our commitment's own anchor (holder's: `local_delayedpubkey`) at output 0 of a stand-in close.
 fn our_anchor() -> (Transaction, TaprootContract) {
@@ -86,14 +74,6 @@ fn child(anchor: &TaprootAnchorInput, sequence: bitcoin::Sequence) -> Transactio
             script_pubkey: ScriptBuf::new_op_return([1u8; 4]),
         }],
     }
-}
-
-fn refused(tx: &Transaction, prevout: &TxOut) {
-    let result = verify_scripts(tx, std::slice::from_ref(prevout));
-    assert!(
-        matches!(result, Err(MempoolReject::ScriptFailure { input: 0, .. })),
-        "{result:?}"
-    );
 }
 
 #[test]

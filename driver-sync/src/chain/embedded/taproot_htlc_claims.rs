@@ -8,7 +8,7 @@
 
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, FeeRate, ScriptBuf, Sequence, Transaction, TxOut, WPubkeyHash, Witness};
 use contractcourt_core::action::TaprootSignOutcome;
 use contractcourt_core::bolt3::commitment::CommitmentHtlc;
@@ -23,23 +23,12 @@ use contractcourt_core::resolver::taproot_htlc_claim::{
 use contractcourt_core::types::{ChannelId, ClaimId, Party, RequestId};
 
 use super::script::verify_scripts;
-use super::MempoolReject;
-use crate::signer::{BasepointSecrets, InMemorySigner};
+use super::taproot_test_support::{refused, secrets};
+use crate::signer::InMemorySigner;
 
 const CHANNEL: ChannelId = ChannelId([43; 32]);
 const EXPIRY: u32 = 800_010;
 const PREIMAGE: PaymentPreimage = PaymentPreimage([6; 32]);
-
-fn secrets(b: u8) -> BasepointSecrets {
-    let sk = |i: u8| SecretKey::from_slice(&[b + i; 32]).unwrap();
-    BasepointSecrets {
-        funding: sk(1),
-        revocation: sk(2),
-        payment: sk(3),
-        delayed_payment: sk(4),
-        htlc: sk(5),
-    }
-}
 
 fn leaf(output: &TapOutput, script: &ScriptBuf) -> TapLeafSpend {
     TapLeafSpend {
@@ -151,14 +140,6 @@ fn signed(claim: &TaprootHtlcClaim, edit: impl FnOnce(&mut Transaction)) -> Tran
         TaprootSignOutcome::Signed { signatures } => claim.finish(tx, &signatures[0].signature),
         TaprootSignOutcome::Failed { reason } => panic!("{reason}"),
     }
-}
-
-fn refused(tx: &Transaction, prevout: &TxOut) {
-    let result = verify_scripts(tx, std::slice::from_ref(prevout));
-    assert!(
-        matches!(result, Err(MempoolReject::ScriptFailure { input: 0, .. })),
-        "{result:?}"
-    );
 }
 
 #[test]

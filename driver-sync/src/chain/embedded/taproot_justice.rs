@@ -7,7 +7,7 @@
 //! and when signed for another revealed secret.
 
 use bitcoin::hashes::{sha256, Hash};
-use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid, WPubkeyHash};
 use contractcourt_core::action::{Basepoint, KeyTweak, SigningKey, TaprootSignOutcome};
 use contractcourt_core::bolt3::taproot::{
@@ -19,22 +19,12 @@ use contractcourt_core::resolver::taproot_justice::{JusticeInput, JusticePath, T
 use contractcourt_core::types::{ChannelId, ClaimId, RequestId};
 
 use super::script::verify_scripts;
+use super::taproot_test_support::secrets;
 use super::MempoolReject;
-use crate::signer::{BasepointSecrets, InMemorySigner};
+use crate::signer::InMemorySigner;
 
 const CHANNEL: ChannelId = ChannelId([41; 32]);
 const SECRET: [u8; 32] = [7; 32];
-
-fn secrets(b: u8) -> BasepointSecrets {
-    let sk = |i: u8| SecretKey::from_slice(&[b + i; 32]).unwrap();
-    BasepointSecrets {
-        funding: sk(1),
-        revocation: sk(2),
-        payment: sk(3),
-        delayed_payment: sk(4),
-        htlc: sk(5),
-    }
-}
 
 fn key_path(internal_key: &PublicKey, output: &TapOutput) -> JusticePath {
     JusticePath::KeyPath(TapKeySpend {

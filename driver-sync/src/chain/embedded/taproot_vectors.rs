@@ -25,6 +25,7 @@ use contractcourt_core::bolt3::PaymentHash;
 use serde_json::Value;
 
 use super::script::verify_scripts;
+use super::taproot_test_support::refused;
 use super::MempoolReject;
 
 fn vectors() -> Value {
@@ -157,14 +158,6 @@ fn bitcoin_core_accepts_each_vector_commitment_spending_our_funding_output_at_it
     }
 }
 
-fn refused(tx: &Transaction, prevout: &TxOut) {
-    let result = verify_scripts(tx, std::slice::from_ref(prevout));
-    assert!(
-        matches!(result, Err(MempoolReject::ScriptFailure { input: 0, .. })),
-        "{result:?}"
-    );
-}
-
 fn edit_witness(s: &Spend, edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Transaction {
     let mut tx = s.tx.clone();
     let mut items: Vec<Vec<u8>> = tx.input[0].witness.iter().map(<[u8]>::to_vec).collect();
@@ -259,7 +252,6 @@ fn one_input_spend(prevout: &TxOut, sequence: u32) -> Transaction {
 /// `taproot::witness` is accepted by Bitcoin Core and refused with a flipped signature bit.
 #[test]
 fn bitcoin_core_accepts_the_driver_signers_taproot_signatures() {
-    use bitcoin::secp256k1::SecretKey;
     use contractcourt_core::action::{
         Basepoint, KeyTweak, SigningKey, TapSignPath, TaprootSignInput, TaprootSignOutcome,
         TaprootSignRequest,
@@ -268,25 +260,10 @@ fn bitcoin_core_accepts_the_driver_signers_taproot_signatures() {
     use contractcourt_core::bolt3::{keys, CommitmentKeys};
     use contractcourt_core::types::{ChannelId, ClaimId, RawTx, RequestId};
 
-    use crate::signer::{BasepointSecrets, InMemorySigner};
+    use super::taproot_test_support::secrets;
+    use crate::signer::InMemorySigner;
 
-    let sk = |b: u8| SecretKey::from_slice(&[b; 32]).unwrap();
-    let (ours, theirs) = (
-        BasepointSecrets {
-            funding: sk(1),
-            revocation: sk(2),
-            payment: sk(3),
-            delayed_payment: sk(4),
-            htlc: sk(5),
-        },
-        BasepointSecrets {
-            funding: sk(11),
-            revocation: sk(12),
-            payment: sk(13),
-            delayed_payment: sk(14),
-            htlc: sk(15),
-        },
-    );
+    let (ours, theirs) = (secrets(0), secrets(10));
     let channel = ChannelId([21; 32]);
     let mut signer = InMemorySigner::new();
     signer.add_channel(channel, ours.clone());
@@ -408,7 +385,6 @@ fn bitcoin_core_accepts_the_driver_signers_taproot_signatures() {
 /// Core accepts each, and refuses each re-signed with nSequence one short of its CSV.
 #[test]
 fn bitcoin_core_accepts_core_taproot_commitment_sweeps_and_refuses_them_one_block_early() {
-    use bitcoin::secp256k1::SecretKey;
     use bitcoin::{FeeRate, WPubkeyHash};
     use contractcourt_core::action::TaprootSignOutcome;
     use contractcourt_core::bolt3::taproot::{to_local, to_remote, TapOutput};
@@ -417,18 +393,9 @@ fn bitcoin_core_accepts_core_taproot_commitment_sweeps_and_refuses_them_one_bloc
     use contractcourt_core::resolver::taproot_sweep::{taproot_commit_sweep, TaprootSweep};
     use contractcourt_core::types::{ChannelId, ClaimId, Party, RequestId};
 
-    use crate::signer::{BasepointSecrets, InMemorySigner};
+    use crate::signer::InMemorySigner;
 
-    let secrets = |b: u8| {
-        let sk = |i: u8| SecretKey::from_slice(&[b + i; 32]).unwrap();
-        BasepointSecrets {
-            funding: sk(1),
-            revocation: sk(2),
-            payment: sk(3),
-            delayed_payment: sk(4),
-            htlc: sk(5),
-        }
-    };
+    let secrets = super::taproot_test_support::secrets;
     let (ours, theirs) = (secrets(0), secrets(10));
     let channel = ChannelId([31; 32]);
     let mut signer = InMemorySigner::new();
