@@ -46,6 +46,35 @@ pub fn batch(ops: Vec<RecordOp>) -> Batch {
     Batch { ops }
 }
 
+/// A channel's header, two commitments and a resolver (`n` in every body), in key order.
+pub fn channel_records(channel: ChannelId, n: u64) -> Vec<(RecordKey, Record)> {
+    let outpoint = OutPoint {
+        txid: Txid::from_byte_array([7; 32]),
+        vout: 1,
+    };
+    vec![
+        (RecordKey::Channel { channel }, rec(1, json!({"h": n}))),
+        (
+            RecordKey::Commitment {
+                channel,
+                slot: CommitmentSlot::Local,
+            },
+            rec(1, json!({"l": n})),
+        ),
+        (
+            RecordKey::Commitment {
+                channel,
+                slot: CommitmentSlot::RemoteCurrent,
+            },
+            rec(1, json!({"r": n})),
+        ),
+        (
+            RecordKey::Resolver { channel, outpoint },
+            rec(1, json!({"o": n})),
+        ),
+    ]
+}
+
 /// One key of every kind.
 pub fn every_key_kind() -> Vec<RecordKey> {
     let htlc = |direction| HtlcKey {
@@ -371,6 +400,169 @@ pub fn flight_recorder_returns_events_in_feed_order(mut store: impl Store) {
     assert_eq!(store.load().unwrap(), Records::new());
 }
 
+/// `load_channel` returns exactly one channel's header, commitments and resolvers, in key
+/// order — the part of `load` that names the channel — whatever else the store holds: other
+/// channels (ids differing only in the last byte, so their paths differ only in the last hex
+/// digit), node-level records (circuits and upstreams naming the channel's HTLCs included)
+/// and the channel's log. A deleted record disappears; a channel without records is empty.
+pub fn load_channel_returns_exactly_that_channels_records(mut store: impl Store) {
+    let id = |last: u8| {
+        let mut bytes = [0xab; 32];
+        bytes[31] = last;
+        ChannelId(bytes)
+    };
+    let outpoint = |txid: u8, vout: u32| OutPoint {
+        txid: Txid::from_byte_array([txid; 32]),
+        vout,
+    };
+    // 0x00 and 0x01 differ in the last hex digit; 0x0f and 0x10 in the last two; 0x02 has no
+    // records and sits between them.
+    let channels = [id(0x00), id(0x01), id(0x0f), id(0x10), id(0xff), chan(1)];
+    let (empty, never) = (id(0x02), chan(0x77));
+    let channel_records = |i: usize, channel: ChannelId| -> Vec<(RecordKey, Record)> {
+        let n = i as u64;
+        let mut v = vec![
+            (RecordKey::Channel { channel }, rec(1, json!({"header": n}))),
+            (
+                RecordKey::Commitment {
+                    channel,
+                    slot: CommitmentSlot::Local,
+                },
+                rec(2, json!({"local": n})),
+            ),
+            (
+                RecordKey::Commitment {
+                    channel,
+                    slot: CommitmentSlot::RemoteCurrent,
+                },
+                rec(2, json!({"remote": n})),
+            ),
+            (
+                RecordKey::Resolver {
+                    channel,
+                    outpoint: outpoint(i as u8, 0),
+                },
+                rec(3, json!({"resolver": n})),
+            ),
+        ];
+        if i == 0 {
+            // Key order is not path order: vout 2 before vout 10 (`…:10` < `…:2` as text).
+            for vout in [10, 2] {
+                v.push((
+                    RecordKey::Resolver {
+                        channel,
+                        outpoint: outpoint(0xee, vout),
+                    },
+                    rec(3, json!({"vout": vout})),
+                ));
+            }
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let htlc = |channel| HtlcKey {
+        channel,
+        htlc_id: 1,
+        direction: HtlcDirection::Incoming,
+    };
+    let node_level = vec![
+        (RecordKey::Node, rec(1, json!("node"))),
+        (RecordKey::Block { height: 800_000 }, rec(1, json!("tip"))),
+        (RecordKey::Block { height: 799_999 }, rec(1, json!("prev"))),
+        (
+            RecordKey::Preimage {
+                payment_hash: PaymentHash([3; 32]),
+            },
+            rec(1, json!("preimage")),
+        ),
+        (
+            RecordKey::Claim { claim: ClaimId(9) },
+            rec(1, json!("claim")),
+        ),
+        (
+            RecordKey::Circuit {
+                outgoing: htlc(channels[0]),
+            },
+            rec(1, json!("circuit")),
+        ),
+        (
+            RecordKey::Upstream {
+                htlc: htlc(channels[1]),
+            },
+            rec(1, json!("upstream")),
+        ),
+    ];
+    let mut ops: Vec<RecordOp> = node_level
+        .iter()
+        .map(|(k, r)| put(k.clone(), r.clone()))
+        .collect();
+    for (i, c) in channels.iter().enumerate() {
+        ops.extend(channel_records(i, *c).into_iter().map(|(k, r)| put(k, r)));
+        ops.push(append(*c, 0, rec(1, json!({"revoked": i}))));
+    }
+    ops.push(append(empty, 0, rec(1, json!("log only"))));
+    store.commit(&batch(ops)).unwrap();
+
+    // The part of `load` whose keys name `channel`, in key order.
+    let of = |all: &Records, channel: ChannelId| -> Vec<(RecordKey, Record)> {
+        all.iter()
+            .filter(|(k, _)| match k {
+                RecordKey::Channel { channel: c }
+                | RecordKey::Commitment { channel: c, .. }
+                | RecordKey::Resolver { channel: c, .. } => *c == channel,
+                _ => false,
+            })
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect()
+    };
+    let check = |store: &dyn Store, expected: &[Vec<(RecordKey, Record)>]| {
+        for (c, want) in channels.iter().zip(expected) {
+            let got = store.load_channel(*c).unwrap();
+            assert_eq!(&got, want, "channel {c}");
+        }
+        assert_eq!(store.load_channel(empty).unwrap(), vec![]);
+        assert_eq!(store.load_channel(never).unwrap(), vec![]);
+        // It leaves `load` whole, and is the part of it that names the channel.
+        let all = store.load().unwrap();
+        let per_channel: usize = expected.iter().map(Vec::len).sum();
+        assert_eq!(all.len(), node_level.len() + per_channel);
+        for (c, want) in channels.iter().zip(expected) {
+            assert_eq!(&of(&all, *c), want, "channel {c}");
+        }
+        for (k, r) in &node_level {
+            assert_eq!(all.get(k), Some(r), "{k}");
+        }
+    };
+    let mut expected: Vec<Vec<(RecordKey, Record)>> = channels
+        .iter()
+        .enumerate()
+        .map(|(i, c)| channel_records(i, *c))
+        .collect();
+    assert_eq!(expected[0].len(), 6);
+    check(&store, &expected);
+
+    // A deleted record disappears; a replaced one reads back new; a channel whose every
+    // record is deleted is empty (its log stays).
+    let gone = expected[0].remove(2);
+    expected[0][0].1 = rec(4, json!({"header": "new"}));
+    let mut ops = vec![
+        RecordOp::Delete { key: gone.0 },
+        put(expected[0][0].0.clone(), expected[0][0].1.clone()),
+    ];
+    ops.extend(
+        expected[1]
+            .drain(..)
+            .map(|(key, _)| RecordOp::Delete { key }),
+    );
+    store.commit(&batch(ops)).unwrap();
+    check(&store, &expected);
+    assert_eq!(store.load_channel(channels[1]).unwrap(), vec![]);
+    assert_eq!(
+        store.read_log(channels[1], 0).unwrap(),
+        Some(rec(1, json!({"revoked": 1})))
+    );
+}
+
 /// Instantiate every behaviour test of the kit for one store type: `$make` is an expression
 /// giving a fresh, empty store, evaluated once per test.
 #[macro_export]
@@ -407,6 +599,10 @@ macro_rules! store_conformance_tests {
         #[test]
         fn read_log_reads_one_entry() {
             $crate::store::conformance::read_log_reads_one_entry($make);
+        }
+        #[test]
+        fn load_channel_returns_exactly_that_channels_records() {
+            $crate::store::conformance::load_channel_returns_exactly_that_channels_records($make);
         }
         #[test]
         fn flight_recorder_returns_events_in_feed_order() {

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use contractcourt_core::action::{Batch, Record, RecordOp};
+use contractcourt_core::action::{Batch, Record, RecordKey, RecordOp};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
 
-use super::{decode_event, encode_event, Records, StepDigest, Store, StoreError};
+use super::{decode_event, encode_event, record_channel, Records, StepDigest, Store, StoreError};
 
 /// A [`Store`] held in memory: the same all-or-nothing rules as [`super::SqliteStore`], no
 /// durability. Events are kept as their JSON encoding, as on disk, so an event that does not
@@ -54,6 +54,16 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn load(&self) -> Result<Records, StoreError> {
         Ok(self.records.clone())
+    }
+
+    /// A pass over the records (this store is for tests: no index to keep).
+    fn load_channel(&self, channel: ChannelId) -> Result<Vec<(RecordKey, Record)>, StoreError> {
+        Ok(self
+            .records
+            .iter()
+            .filter(|(key, _)| record_channel(key) == Some(channel))
+            .map(|(key, record)| (key.clone(), record.clone()))
+            .collect())
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {

@@ -88,6 +88,16 @@ pub trait Store: Send {
     /// failed commit.
     fn load(&self) -> Result<Records, StoreError>;
 
+    /// Every current keyed record of one channel — its header (`RecordKey::Channel`), its
+    /// commitments (`RecordKey::Commitment`) and its resolvers (`RecordKey::Resolver`) — in
+    /// `RecordKey` order, each verified as `load` verifies it; empty if the store has none.
+    /// Reads only that channel's rows (an index lookup), however many channels the store holds.
+    ///
+    /// For a driver that loads a channel lazily, on first touch. The result equals the part of
+    /// [`Store::load`] whose keys name `channel`; it reads only and leaves whatever `load`
+    /// would return unchanged.
+    fn load_channel(&self, channel: ChannelId) -> Result<Vec<(RecordKey, Record)>, StoreError>;
+
     /// Apply one batch atomically: its operations in order, all of them or none.
     ///
     /// On `Ok` the whole batch is durable. On `Err` nothing of it is visible (for example when an
@@ -163,6 +173,9 @@ pub trait Store: Send {
 impl<S: Store + ?Sized> Store for Box<S> {
     fn load(&self) -> Result<Records, StoreError> {
         (**self).load()
+    }
+    fn load_channel(&self, channel: ChannelId) -> Result<Vec<(RecordKey, Record)>, StoreError> {
+        (**self).load_channel(channel)
     }
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
         (**self).commit(batch)
@@ -371,6 +384,55 @@ pub(crate) fn encode_key(key: &RecordKey) -> Result<String, StoreError> {
         what: "record key",
         reason: e.to_string(),
     })
+}
+
+/// The channel whose own record `key` is — its header, one of its commitments or one of its
+/// resolvers — or `None` for a node-level key (circuits and upstream settles name a channel's
+/// HTLC but are node-level). What [`Store::load_channel`] selects.
+pub(crate) fn record_channel(key: &RecordKey) -> Option<ChannelId> {
+    match key {
+        RecordKey::Channel { channel }
+        | RecordKey::Commitment { channel, .. }
+        | RecordKey::Resolver { channel, .. } => Some(*channel),
+        RecordKey::Node
+        | RecordKey::Claim { .. }
+        | RecordKey::Preimage { .. }
+        | RecordKey::Circuit { .. }
+        | RecordKey::Upstream { .. }
+        | RecordKey::Block { .. } => None,
+    }
+}
+
+/// How the SQL stores find one channel's rows by their `path` column (the key's `Display`):
+/// `[header, from, to]`, the header's path `channel/<hex>` and the half-open range
+/// `[channel/<hex>/, channel/<hex>0)`, which holds, in bytewise order, exactly the paths that
+/// start with `channel/<hex>/` (`'0'` is the byte after `'/'`): the channel's commitments and
+/// resolvers, and no other channel's rows even when two ids differ only in their last digit.
+pub(crate) fn channel_paths(channel: &ChannelId) -> [String; 3] {
+    let header = RecordKey::Channel { channel: *channel }.to_string();
+    let from = format!("{header}/");
+    let to = format!("{header}0");
+    [header, from, to]
+}
+
+/// Check that a row a SQL store found by its path under `channel` holds a record of that
+/// channel: its `path` (covered by its checksum) named the channel, so a key that does not is
+/// a row whose path and key disagree, [`StoreError::Corrupt`], never another channel's record
+/// handed out as this one's.
+pub(crate) fn check_channel_row(
+    channel: &ChannelId,
+    key: &RecordKey,
+    path: &str,
+) -> Result<(), StoreError> {
+    if record_channel(key) == Some(*channel) {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt {
+            what: "record",
+            key: path.to_string(),
+            reason: format!("its path names channel {channel} but its key is {key}"),
+        })
+    }
 }
 
 /// The stored form of an event.

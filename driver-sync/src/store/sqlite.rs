@@ -9,8 +9,10 @@
 //!   version can read another's version number.
 //! - `records(key, path, version, body, checksum)`: the keyed records. `key` (the primary key) is
 //!   the record key's canonical JSON, which decodes back to the [`RecordKey`]; `path` is its
-//!   `Display` form, for people; `body` is the body's canonical JSON text, stored and read back
-//!   as it is (the engine decodes it; the store does not parse it).
+//!   `Display` form, for people and for finding one channel's records (index `records_path`,
+//!   schema version 3: [`Store::load_channel`] reads the header's path and the paths under it);
+//!   `body` is the body's canonical JSON text, stored and read back as it is (the engine decodes
+//!   it; the store does not parse it).
 //! - `log(channel, seq, version, body, checksum)`, primary key `(channel, seq)`: the append-only
 //!   per-channel logs. `seq` holds the `u64` sequence number's bits as a signed integer.
 //! - `events(seq, event, checksum)`: the flight recorder, `seq` dense from 0, or from the replay
@@ -57,14 +59,17 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, Row, TransactionBehavio
 
 use super::checksum::{event_checksum, log_checksum, record_checksum};
 use super::StepDigest;
-use super::{decode_event, encode_event, encode_key, Records, Store, StoreError};
+use super::{
+    channel_paths, check_channel_row, decode_event, encode_event, encode_key, Records, Store,
+    StoreError,
+};
 
 #[path = "recorder.rs"]
 mod recorder;
 
 /// The schema version this code writes; older stores are migrated to it at open, newer ones are
 /// refused ([`StoreError::FutureVersion`]).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The SQLite header's `application_id` of a contractcourt store (`"ccrt"` in ASCII).
 pub const APPLICATION_ID: i32 = 0x6363_7274;
@@ -133,6 +138,14 @@ const MIGRATIONS: &[Migration] = &[
         ) STRICT;
     ",
     },
+    Migration {
+        // One channel's records found by their path (`Store::load_channel`): an index lookup,
+        // not a scan of every record. Not unique: a `Display` path need not be.
+        version: 3,
+        sql: "
+        CREATE INDEX records_path ON records (path);
+    ",
+    },
 ];
 
 const PUT_RECORD: &str = "INSERT INTO records (key, path, version, body, checksum) \
@@ -142,6 +155,10 @@ const PUT_RECORD: &str = "INSERT INTO records (key, path, version, body, checksu
 const DELETE_RECORD: &str = "DELETE FROM records WHERE key = ?1";
 const SELECT_RECORDS: &str = "SELECT key, path, version, body, checksum FROM records";
 const SELECT_RECORD: &str = "SELECT key, path, version, body, checksum FROM records WHERE key = ?1";
+/// One channel's records by path (see `super::channel_paths`), through `records_path`; SQLite
+/// compares text bytewise (the `BINARY` collation), the order the range relies on.
+const SELECT_CHANNEL_RECORDS: &str = "SELECT key, path, version, body, checksum FROM records \
+     WHERE path = ?1 OR (path >= ?2 AND path < ?3)";
 const SELECT_LOG: &str = "SELECT version, body, checksum FROM log WHERE channel = ?1 AND seq = ?2";
 const INSERT_LOG: &str =
     "INSERT INTO log (channel, seq, version, body, checksum) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -370,6 +387,12 @@ impl Store for SqliteStore {
             Some(records) => Ok(records),
             None => read_records(&self.conn),
         }
+    }
+
+    /// Read from the table, through the `records_path` index; the records `open` verified are
+    /// left for the first `load`.
+    fn load_channel(&self, channel: ChannelId) -> Result<Vec<(RecordKey, Record)>, StoreError> {
+        read_channel_records(&self.conn, &channel)
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
@@ -675,6 +698,29 @@ fn decode_record_row(row: &Row<'_>) -> Result<(RecordKey, Record), StoreError> {
     RecordRow::read(row)?.check()
 }
 
+/// One channel's keyed records (found by path, an index lookup), each verified as
+/// [`read_records`] verifies it and of that channel ([`check_channel_row`]), in key order.
+fn read_channel_records(
+    conn: &Connection,
+    channel: &ChannelId,
+) -> Result<Vec<(RecordKey, Record)>, StoreError> {
+    let err = sql("reading a channel's records");
+    let [header, from, to] = channel_paths(channel);
+    let mut stmt = conn.prepare_cached(SELECT_CHANNEL_RECORDS).map_err(&err)?;
+    let mut rows = stmt.query(params![header, from, to]).map_err(&err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(&err)? {
+        let raw = RecordRow::read(row)?;
+        let path = raw.path.clone();
+        let (key, record) = raw.check()?;
+        check_channel_row(channel, &key, &path)?;
+        out.push((key, record));
+    }
+    // Path order is not key order (a resolver's `txid:10` sorts before `txid:2`).
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 /// A keyed record's row as stored, not yet checked.
 struct RecordRow {
     key: String,
@@ -894,6 +940,9 @@ pub(crate) mod test_support {
         fn load(&self) -> Result<Records, StoreError> {
             self.store.load()
         }
+        fn load_channel(&self, channel: ChannelId) -> Result<Vec<(RecordKey, Record)>, StoreError> {
+            self.store.load_channel(channel)
+        }
         fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
             self.store.commit(batch)
         }
@@ -940,9 +989,11 @@ pub(crate) mod test_support {
 mod tests {
     use serde_json::json;
 
+    use std::path::Path;
+
     use super::test_support::TempDir;
     use super::*;
-    use crate::store::conformance::{append, batch, chan, put, rec, some_events};
+    use crate::store::conformance::{append, batch, chan, channel_records, put, rec, some_events};
 
     #[test]
     fn migrations_are_numbered_consecutively_up_to_the_schema_version() {
@@ -976,25 +1027,190 @@ mod tests {
             version: 3,
             sql: "CREATE TABLE extra (x INTEGER) STRICT;",
         };
+        let v4 = Migration {
+            version: 4,
+            sql: "CREATE TABLE more (y INTEGER) STRICT;",
+        };
         // Step 1 is not run again (it would fail: its tables exist).
         migrate(&mut store.conn, &[MIGRATIONS[0].clone(), v2.clone()]).unwrap();
         assert_eq!(stored_version(&store.conn), 2);
         assert!(has_column(&store.conn, "records", "note"));
-        migrate(&mut store.conn, &[MIGRATIONS[0].clone(), v2, v3]).unwrap();
-        assert_eq!(stored_version(&store.conn), 3);
+        migrate(&mut store.conn, &[MIGRATIONS[0].clone(), v2, v3, v4]).unwrap();
+        assert_eq!(stored_version(&store.conn), 4);
         assert!(has_column(&store.conn, "extra", "x"));
+        assert!(has_column(&store.conn, "more", "y"));
         assert_eq!(
             store.load().unwrap()[&RecordKey::Node],
             rec(1, json!("kept"))
         );
-        // This code knows only versions 1 and 2 now: the store is from the future.
+        // This code knows only versions 1 to 3: the store is from the future.
+        assert_eq!(SCHEMA_VERSION, 3);
         assert!(matches!(
             migrate(&mut store.conn, MIGRATIONS),
+            Err(StoreError::FutureVersion {
+                found: 4,
+                supported: 3
+            })
+        ));
+    }
+
+    /// A store on a file written by the program of schema version `version` (whose records
+    /// have the same rows as today's: the later steps add tables and an index only).
+    fn file_store_at_version(path: &Path, version: u32) -> SqliteStore {
+        let mut conn = Connection::open(path).unwrap();
+        configure(&conn).unwrap();
+        migrate(&mut conn, &MIGRATIONS[..version as usize]).unwrap();
+        SqliteStore {
+            conn,
+            read_only: false,
+            verified: RefCell::new(None),
+            _owner: None,
+        }
+    }
+
+    fn has_index(conn: &Connection, name: &str) -> bool {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+            [name],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    }
+
+    fn put_all(records: &[(RecordKey, Record)]) -> Batch {
+        batch(
+            records
+                .iter()
+                .map(|(k, r)| put(k.clone(), r.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_version_2_store_opens_migrates_and_loads_a_channel() {
+        let dir = TempDir::new();
+        let path = dir.path().join("v2.sqlite");
+        let (one, two) = (channel_records(chan(1), 1), channel_records(chan(2), 2));
+        {
+            let mut old = file_store_at_version(&path, 2);
+            old.commit(&put_all(&one)).unwrap();
+            old.commit(&put_all(&two)).unwrap();
+            old.commit(&batch(vec![put(RecordKey::Node, rec(1, json!("n")))]))
+                .unwrap();
+            assert_eq!(stored_version(&old.conn), 2);
+            assert!(!has_index(&old.conn, "records_path"));
+        }
+        // Read-only, it cannot be migrated.
+        assert!(matches!(
+            SqliteStore::open_read_only(&path),
+            Err(StoreError::OutdatedVersion {
+                found: 2,
+                supported: 3
+            })
+        ));
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(stored_version(&store.conn), SCHEMA_VERSION);
+        assert!(has_index(&store.conn, "records_path"));
+        assert_eq!(store.load_channel(chan(1)).unwrap(), one);
+        assert_eq!(store.load_channel(chan(2)).unwrap(), two);
+        assert_eq!(store.load_channel(chan(3)).unwrap(), vec![]);
+        // The records `open` verified are still there for the first `load`.
+        assert!(store.verified.borrow().is_some());
+        let all = store.load().unwrap();
+        assert!(store.verified.borrow().is_none());
+        assert_eq!(all.len(), 9);
+        assert_eq!(store.load_channel(chan(1)).unwrap(), one);
+        drop(store);
+
+        // Reopened at the current version: nothing to migrate, the same answers.
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.load_channel(chan(2)).unwrap(), two);
+        assert_eq!(again.load().unwrap(), all);
+        drop(again);
+        let ro = SqliteStore::open_read_only(&path).unwrap();
+        assert_eq!(ro.load_channel(chan(1)).unwrap(), one);
+        drop(ro);
+
+        // The program of version 2 refuses the migrated store and leaves it as it is.
+        let mut conn = Connection::open(&path).unwrap();
+        assert!(matches!(
+            migrate(&mut conn, &MIGRATIONS[..2]),
             Err(StoreError::FutureVersion {
                 found: 3,
                 supported: 2
             })
         ));
+        assert_eq!(stored_version(&conn), 3);
+    }
+
+    #[test]
+    fn load_channel_reads_through_the_path_index() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let [header, from, to] = channel_paths(&chan(1));
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {SELECT_CHANNEL_RECORDS}"))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params![header, from, to], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let searches: Vec<&String> = plan.iter().filter(|l| l.contains("records")).collect();
+        assert!(!searches.is_empty(), "{plan:?}");
+        for line in searches {
+            assert!(line.contains("USING INDEX records_path"), "{plan:?}");
+        }
+    }
+
+    #[test]
+    fn load_channel_verifies_only_and_every_row_it_reads() {
+        let mut store = SqliteStore::open_in_memory().unwrap();
+        let one = channel_records(chan(1), 1);
+        store.commit(&put_all(&one)).unwrap();
+        store
+            .commit(&put_all(&channel_records(chan(2), 2)))
+            .unwrap();
+        // Another channel's bad row is not read.
+        let two = RecordKey::Channel { channel: chan(2) }.to_string();
+        store
+            .conn
+            .execute(
+                "UPDATE records SET body = '{\"h\":3}' WHERE path = ?1",
+                [&two],
+            )
+            .unwrap();
+        assert_eq!(store.load_channel(chan(1)).unwrap(), one);
+        match store.load_channel(chan(2)) {
+            Err(StoreError::Corrupt { what, key, reason }) => {
+                assert_eq!((what, key.as_str()), ("record", two.as_str()));
+                assert_eq!(reason, "checksum mismatch");
+            }
+            other => panic!("expected corrupt, got {other:?}"),
+        }
+        assert!(store.load().is_err());
+
+        // A row whose path (checksum and all) names channel 1 while its key names channel 3:
+        // not handed out as channel 1's.
+        let key = RecordKey::Channel { channel: chan(3) };
+        let key_json = encode_key(&key).unwrap();
+        let path = format!("{}/resolver/x", RecordKey::Channel { channel: chan(1) });
+        let sum = record_checksum(&key_json, &path, 1, "1");
+        store
+            .conn
+            .execute(
+                "INSERT INTO records (key, path, version, body, checksum) \
+                 VALUES (?1, ?2, 1, '1', ?3)",
+                params![key_json, path, &sum[..]],
+            )
+            .unwrap();
+        match store.load_channel(chan(1)) {
+            Err(StoreError::Corrupt { what, key, .. }) => {
+                assert_eq!((what, key), ("record", path));
+            }
+            other => panic!("expected corrupt, got {other:?}"),
+        }
     }
 
     #[test]

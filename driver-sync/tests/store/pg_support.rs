@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use contractcourt_core::action::{Batch, Record};
+use contractcourt_core::action::{Batch, Record, RecordKey};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
 use contractcourt_sync::store::{
@@ -89,6 +89,9 @@ impl PgTestStore {
 impl Store for PgTestStore {
     fn load(&self) -> Result<Records, StoreError> {
         self.store.load()
+    }
+    fn load_channel(&self, channel: ChannelId) -> Result<Vec<(RecordKey, Record)>, StoreError> {
+        self.store.load_channel(channel)
     }
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
         self.store.commit(batch)

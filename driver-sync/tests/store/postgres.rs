@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use contractcourt_core::action::RecordKey;
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ClaimId;
-use contractcourt_sync::store::conformance::{append, batch, chan, put, rec, some_events};
+use contractcourt_sync::store::conformance::{
+    append, batch, chan, channel_records, put, rec, some_events,
+};
 use contractcourt_sync::store::{PostgresStore, Records, Store, StoreError, PG_SCHEMA_VERSION};
 use serde_json::json;
 
@@ -174,6 +176,79 @@ fn postgres_a_future_schema_version_is_refused_and_nothing_changes() {
         .unwrap()
         .get(0);
     assert_eq!(version, future.to_string());
+}
+
+#[test]
+fn postgres_a_version_1_store_migrates_and_loads_a_channel() {
+    let (mut store, guard) = populated("v1");
+    let (one, two) = (channel_records(chan(1), 1), channel_records(chan(2), 2));
+    let puts = one
+        .iter()
+        .chain(&two)
+        .map(|(k, r)| put(k.clone(), r.clone()));
+    store.commit(&batch(puts.collect())).unwrap();
+    drop(store);
+    // Version 1 is version 2 without the index on `records(path)`.
+    let mut c = raw(&guard.0);
+    c.batch_execute(
+        "DROP INDEX records_path; UPDATE meta SET value = '1' WHERE name = 'schema_version'",
+    )
+    .unwrap();
+    let index = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'records_path'",
+            &[&guard.0],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(index(&mut c), 0);
+    assert!(matches!(
+        PostgresStore::open_read_only(config(&guard.0)),
+        Err(StoreError::OutdatedVersion {
+            found: 1,
+            supported: PG_SCHEMA_VERSION
+        })
+    ));
+
+    let store = PostgresStore::open(config(&guard.0)).unwrap();
+    let version: String = c
+        .query_one("SELECT value FROM meta WHERE name = 'schema_version'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, PG_SCHEMA_VERSION.to_string());
+    assert_eq!(index(&mut c), 1);
+    assert_eq!(store.load_channel(chan(1)).unwrap(), one);
+    assert_eq!(store.load_channel(chan(2)).unwrap(), two);
+    assert_eq!(store.load_channel(chan(3)).unwrap(), vec![]);
+    assert_eq!(store.load().unwrap().len(), 2 + one.len() + two.len());
+
+    // The query (as in `rows.rs`) can use the index: same collation ("C") on both sides.
+    c.batch_execute("SET enable_seqscan = off").unwrap();
+    let plan: Vec<String> = c
+        .query(
+            "EXPLAIN SELECT key, path, version, body, checksum FROM records \
+             WHERE path COLLATE \"C\" = $1 \
+             OR (path COLLATE \"C\" >= $2 AND path COLLATE \"C\" < $3)",
+            &[&"channel/x", &"channel/x/", &"channel/x0"],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.iter().any(|l| l.contains("records_path")), "{plan:#?}");
+
+    // Only the channel's own rows are read and verified.
+    c.batch_execute(&format!(
+        "UPDATE records SET body = '{{\"h\":3}}' WHERE path = '{}'",
+        RecordKey::Channel { channel: chan(2) }
+    ))
+    .unwrap();
+    assert_eq!(store.load_channel(chan(1)).unwrap(), one);
+    assert!(matches!(
+        store.load_channel(chan(2)),
+        Err(StoreError::Corrupt { what: "record", .. })
+    ));
 }
 
 #[test]

@@ -28,7 +28,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::Duration;
 
-use contractcourt_core::action::{Batch, Record};
+use contractcourt_core::action::{Batch, Record, RecordKey};
 use contractcourt_core::event::Event;
 use contractcourt_core::types::ChannelId;
 use postgres::Transaction;
@@ -278,6 +278,10 @@ impl PostgresStore {
 impl Store for PostgresStore {
     fn load(&self) -> Result<Records, StoreError> {
         self.read(|c| rows::read_records(&mut c.client))
+    }
+
+    fn load_channel(&self, channel: ChannelId) -> Result<Vec<(RecordKey, Record)>, StoreError> {
+        self.read(|c| rows::read_channel_records(&mut c.client, &c.stmts, &channel))
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {

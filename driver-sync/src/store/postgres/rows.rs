@@ -10,12 +10,19 @@ use super::pg;
 use crate::store::checksum::{
     digest_checksum, event_checksum, log_checksum, record_checksum, start_checksum,
 };
-use crate::store::{decode_event, encode_key, Records, StepDigest, StoreError};
+use crate::store::{
+    channel_paths, check_channel_row, decode_event, encode_key, Records, StepDigest, StoreError,
+};
 
 const PUT_RECORD: &str = "INSERT INTO records (key, path, version, body, checksum) \
      VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (key) DO UPDATE SET path = excluded.path, version = excluded.version, \
      body = excluded.body, checksum = excluded.checksum";
+/// One channel's records by path (see `crate::store::channel_paths`), compared bytewise (the
+/// "C" collation, whatever the database's) through the `records_path` index.
+const SELECT_CHANNEL_RECORDS: &str = "SELECT key, path, version, body, checksum FROM records \
+     WHERE path COLLATE \"C\" = $1 \
+     OR (path COLLATE \"C\" >= $2 AND path COLLATE \"C\" < $3)";
 const SELECT_LOG: &str = "SELECT version, body, checksum FROM log WHERE channel = $1 AND seq = $2";
 const INSERT_LOG: &str =
     "INSERT INTO log (channel, seq, version, body, checksum) VALUES ($1, $2, $3, $4, $5)";
@@ -30,6 +37,7 @@ pub(super) const NEXT_EVENT: &str =
 pub(super) struct Statements {
     put_record: Statement,
     delete_record: Statement,
+    select_channel: Statement,
     select_log: Statement,
     insert_log: Statement,
     next_event: Statement,
@@ -46,6 +54,7 @@ impl Statements {
         Ok(Statements {
             put_record: p(PUT_RECORD)?,
             delete_record: p("DELETE FROM records WHERE key = $1")?,
+            select_channel: p(SELECT_CHANNEL_RECORDS)?,
             select_log: p(SELECT_LOG)?,
             insert_log: p(INSERT_LOG)?,
             next_event: p(NEXT_EVENT)?,
@@ -136,6 +145,29 @@ pub(super) fn read_records(client: &mut impl GenericClient) -> Result<Records, S
         )
         .map_err(pg("reading records"))?;
     rows.iter().map(decode_record_row).collect()
+}
+
+/// One channel's keyed records (found by path, an index lookup), each verified as
+/// [`read_records`] verifies it and of that channel ([`check_channel_row`]), in key order.
+pub(super) fn read_channel_records(
+    client: &mut impl GenericClient,
+    st: &Statements,
+    channel: &ChannelId,
+) -> Result<Vec<(RecordKey, Record)>, StoreError> {
+    let [header, from, to] = channel_paths(channel);
+    let rows = client
+        .query(&st.select_channel, &[&header, &from, &to])
+        .map_err(pg("reading a channel's records"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (key, record) = decode_record_row(row)?;
+        let path: &str = col(row, 1).map_err(|r| corrupt("record", "?".into(), r))?;
+        check_channel_row(channel, &key, path)?;
+        out.push((key, record));
+    }
+    // Path order is not key order (a resolver's `txid:10` sorts before `txid:2`).
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 fn decode_record_row(row: &Row) -> Result<(RecordKey, Record), StoreError> {

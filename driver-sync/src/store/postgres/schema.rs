@@ -7,7 +7,8 @@
 //! - `meta(name, value)`: `magic` = `contractcourt-store` and `schema_version`. Frozen shape,
 //!   as in SQLite: every version can read another's number.
 //! - `records`, `log`, `events`, `step_digests`, `recorder_start`: as in `sqlite.rs`, each row
-//!   with the same checksum (`checksum.rs`).
+//!   with the same checksum (`checksum.rs`); from version 2 the index `records_path` on
+//!   `records(path COLLATE "C")`, for `Store::load_channel`.
 //! - `lease(id, token, holder, expires_at)`: the one row of the owner's lease.
 //!
 //! Migrations run in one transaction under a transaction-scoped advisory lock keyed by the
@@ -20,7 +21,7 @@ use crate::store::StoreError;
 
 /// The schema version this code writes; older stores are migrated to it at open, newer ones are
 /// refused ([`StoreError::FutureVersion`]).
-pub const PG_SCHEMA_VERSION: u32 = 1;
+pub const PG_SCHEMA_VERSION: u32 = 2;
 
 /// The `meta` table's `magic` value (the SQLite store's).
 const MAGIC: &str = "contractcourt-store";
@@ -34,9 +35,10 @@ pub(super) struct Migration {
 
 /// Every migration, in order: `MIGRATIONS[i].version == i + 1`, the last is
 /// [`PG_SCHEMA_VERSION`]. Each runs with the store's schema first on the `search_path`.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
         CREATE TABLE meta (
             name  TEXT PRIMARY KEY,
             value TEXT NOT NULL
@@ -80,7 +82,18 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
         );
         INSERT INTO lease (id, token, holder, expires_at) VALUES (0, 0, '', 'epoch');
     ",
-}];
+    },
+    Migration {
+        // One channel's records found by their path (`Store::load_channel`): an index lookup,
+        // not a scan of every record. In the "C" collation, bytewise, the order the range of
+        // `store::channel_paths` relies on (a locale's collation may ignore the '/'), and the
+        // collation the query names. Not unique: a `Display` path need not be.
+        version: 2,
+        sql: "
+        CREATE INDEX records_path ON records (path COLLATE \"C\");
+    ",
+    },
+];
 
 /// The stored schema version of `schema` (0 when the schema has no table at all), reading only.
 pub(super) fn inspect(client: &mut impl GenericClient, schema: &str) -> Result<u32, StoreError> {
