@@ -29,7 +29,8 @@ mod taproot_signer;
 
 use contractcourt_core::action::{Action, Batch};
 use contractcourt_core::chain::{
-    decode_channel, ChainArbitrator, ChannelRecords, Config, DecodedChannel, LoadError, StepError,
+    decode_channel, load_channel_lazily, ChainArbitrator, ChannelRecords, Config, DecodedChannel,
+    LoadError, StepError,
 };
 use contractcourt_core::event::Event;
 
@@ -141,6 +142,58 @@ pub fn load_engine<S: Store + ?Sized>(
     engine_from_records(config, records)
 }
 
+/// Load an engine lazily from a store, as a driver does at start and after a failed commit: the
+/// quiet open channels stay dormant (not decoded) until an event needs them, when
+/// [`hydrate_for`] reads them from the store. The engine answers every event as the one
+/// [`load_engine`] gives.
+pub fn load_engine_lazily<S: Store + ?Sized>(
+    config: &Config,
+    store: &S,
+) -> Result<ChainArbitrator, DriverErrorKind> {
+    let records = store.load().map_err(DriverErrorKind::Load)?;
+    if records.is_empty() {
+        return Ok(ChainArbitrator::new(config.clone()));
+    }
+    ChainArbitrator::from_records_lazily_with(config.clone(), records, |channels| {
+        crate::parallel::map_chunks(
+            channels,
+            crate::parallel::cores(),
+            CHANNELS_PER_THREAD,
+            |part| part.iter().map(load_channel_lazily).collect(),
+        )
+    })
+    .map_err(DriverErrorKind::Records)
+}
+
+/// Before a step: read from `store` and give the engine each dormant channel `event` needs
+/// (the core names them: [`ChainArbitrator::dormant_needed`]). On `Err` the event must not be
+/// fed; the channels given before the error stay decoded, which changes no answer.
+pub fn hydrate_for<S: Store + ?Sized>(
+    engine: &mut ChainArbitrator,
+    store: &S,
+    event: &Event,
+) -> Result<(), DriverErrorKind> {
+    for id in engine.dormant_needed(event) {
+        let records = store.load_channel(id).map_err(DriverErrorKind::Load)?;
+        hydrate(engine, id, records)?;
+    }
+    Ok(())
+}
+
+/// Give the engine dormant channel `id` from its records as [`Store::load_channel`] returned
+/// them.
+pub fn hydrate(
+    engine: &mut ChainArbitrator,
+    id: contractcourt_core::types::ChannelId,
+    records: Vec<(
+        contractcourt_core::action::RecordKey,
+        contractcourt_core::action::Record,
+    )>,
+) -> Result<(), DriverErrorKind> {
+    let records = ChannelRecords::from_stored(id, records).map_err(DriverErrorKind::Records)?;
+    engine.hydrate(&records).map_err(DriverErrorKind::Records)
+}
+
 /// An engine from loaded records (an empty set gives an empty engine), which it consumes: each
 /// channel's records are dropped once decoded.
 pub fn engine_from_records(
@@ -218,9 +271,10 @@ impl<S: Store> std::fmt::Debug for Driver<S> {
 
 impl<S: Store> Driver<S> {
     /// Contract step 1, the load only: every stored record into the engine (an empty store
-    /// gives an empty engine). Nothing is fed; [`Driver::resume`] does that.
+    /// gives an empty engine), the quiet open channels lazily ([`load_engine_lazily`]).
+    /// Nothing is fed; [`Driver::resume`] does that.
     pub fn load(config: Config, store: S, io: Io) -> Result<Driver<S>, DriverError> {
-        let engine = load_engine(&config, &store)?;
+        let engine = load_engine_lazily(&config, &store)?;
         Ok(Driver {
             config,
             engine,
@@ -325,7 +379,7 @@ impl<S: Store> Driver<S> {
 
     fn reload_if_stale(&mut self) -> Result<(), DriverError> {
         if self.stale {
-            self.engine = load_engine(&self.config, &self.store)?;
+            self.engine = load_engine_lazily(&self.config, &self.store)?;
             self.stale = false;
         }
         Ok(())
@@ -359,6 +413,7 @@ impl<S: Store> Driver<S> {
         event: Event,
         first: bool,
     ) -> Result<(), DriverErrorKind> {
+        hydrate_for(&mut self.engine, &self.store, &event)?;
         let recordable = self.engine.recordable(&event);
         let actions = match self.engine.step(&event) {
             Ok(actions) => actions,
@@ -398,7 +453,7 @@ impl<S: Store> Driver<S> {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "commit failed; engine reloaded");
-                match load_engine(&self.config, &self.store) {
+                match load_engine_lazily(&self.config, &self.store) {
                     Ok(engine) => self.engine = engine,
                     Err(_) => self.stale = true,
                 }

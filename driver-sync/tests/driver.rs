@@ -13,7 +13,7 @@ use contractcourt_core::action::{
     Action, AlertKind, Basepoint, KeyTweak, Report, SignInput, SignRequest, SigningKey,
 };
 use contractcourt_core::bolt3::ChannelType;
-use contractcourt_core::chain::{Config, StepError};
+use contractcourt_core::chain::{ChainArbitrator, Config, StepError};
 use contractcourt_core::event::{Block, BroadcastOutcome, Event, ForceCloseReason, SignOutcome};
 use contractcourt_core::sim::{SimChannel, SimSetup};
 use contractcourt_core::types::{BlockRef, ChannelId, Party, RawTx};
@@ -157,7 +157,11 @@ impl<S: Store> Run<S> {
         let (store, io) = self.driver.into_parts();
         drop(io);
         let loaded = load_engine(&Config::default(), &store).unwrap();
-        assert_eq!(loaded, before, "the store does not load back the engine");
+        assert_eq!(
+            loaded,
+            whole(&before, &store),
+            "the store does not load back the engine"
+        );
         let (mut run, started) = Run::start(store, self.world);
         transcript.extend(started.clone());
         run.transcript = transcript;
@@ -177,8 +181,19 @@ impl<S: Store> Run<S> {
 
     fn check_durable(&self) {
         let loaded = load_engine(&Config::default(), self.driver.store()).unwrap();
-        assert_eq!(&loaded, self.driver.engine(), "store and engine differ");
+        let engine = whole(self.driver.engine(), self.driver.store());
+        assert_eq!(loaded, engine, "store and engine differ");
     }
+}
+
+/// `engine` with every dormant channel (a driver loads lazily) decoded from `store`: what a
+/// full load of the same records gives.
+fn whole<S: Store>(engine: &ChainArbitrator, store: &S) -> ChainArbitrator {
+    let mut whole = engine.clone();
+    whole
+        .hydrate_all(&store.load().unwrap())
+        .expect("every dormant channel decodes");
+    whole
 }
 
 /// A node at the first block with one open sim channel whose keys the signer holds.
@@ -389,8 +404,8 @@ fn a_failed_commit_runs_no_effect_and_the_engine_equals_the_store() {
     assert_eq!(lock(&world.node).received.len(), node_before);
     assert_eq!(driver.engine(), &before, "the step's changes were dropped");
     assert_eq!(
-        &load_engine(&Config::default(), driver.store()).unwrap(),
-        driver.engine(),
+        load_engine(&Config::default(), driver.store()).unwrap(),
+        whole(driver.engine(), driver.store()),
         "the engine equals the reloaded store"
     );
 
@@ -409,6 +424,18 @@ struct FailingStore {
 impl Store for FailingStore {
     fn load(&self) -> Result<Records, StoreError> {
         self.inner.load()
+    }
+    fn load_channel(
+        &self,
+        channel: ChannelId,
+    ) -> Result<
+        Vec<(
+            contractcourt_core::action::RecordKey,
+            contractcourt_core::action::Record,
+        )>,
+        StoreError,
+    > {
+        self.inner.load_channel(channel)
     }
     fn commit(&mut self, batch: &contractcourt_core::action::Batch) -> Result<(), StoreError> {
         match self.fail_after {
@@ -549,6 +576,49 @@ fn a_refused_event_is_a_typed_error_and_changes_nothing() {
 }
 
 use bitcoin::hashes::Hash;
+
+/// Issue 18: a restarted driver keeps a quiet open channel dormant (not decoded) and decodes it
+/// from the store, through `Store::load_channel`, when a block spends its funding output: the
+/// peer's close is seen as without the restart, and the store still loads back the engine.
+fn a_quiet_channel_is_decoded_after_a_restart_only_when_its_funding_output_is_spent<S: Store>(
+    store: S,
+) {
+    let (run, sim) = opened(store);
+    let (mut run, _) = run.restart();
+    let id = sim.channel_id;
+    assert!(run.driver.engine().is_dormant(&id), "not decoded at start");
+    run.sync_with_block();
+    assert!(
+        run.driver.engine().is_dormant(&id),
+        "an idle block leaves it"
+    );
+    let theirs = sim
+        .commitment_tx(Party::Remote, sim.remote_commitment_number())
+        .unwrap();
+    lock(&run.world.chain).mine(vec![theirs.clone()]);
+    run.sync();
+    let ch = run.driver.engine().channel(&id).expect("decoded");
+    assert_eq!(
+        ch.close.as_ref().map(|c| c.txid),
+        Some(theirs.compute_txid()),
+        "the peer's close is seen"
+    );
+    run.check_durable();
+}
+
+#[test]
+fn a_quiet_channel_is_decoded_on_first_touch_on_the_memory_store() {
+    a_quiet_channel_is_decoded_after_a_restart_only_when_its_funding_output_is_spent(
+        MemoryStore::new(),
+    );
+}
+
+#[test]
+fn a_quiet_channel_is_decoded_on_first_touch_on_the_sqlite_store() {
+    a_quiet_channel_is_decoded_after_a_restart_only_when_its_funding_output_is_spent(
+        SqliteStore::open_in_memory().unwrap(),
+    );
+}
 
 fn restart_scenario<S: Store>(store: S) -> Run<S> {
     let (mut run, sim) = opened(store);

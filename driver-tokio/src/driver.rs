@@ -11,7 +11,9 @@ use contractcourt_core::chain::{ChainArbitrator, Config};
 use contractcourt_core::event::Event;
 use contractcourt_sync::driver::agenda::{self, Agenda, Next};
 use contractcourt_sync::driver::prune::{commit_step, Pruner, StepToCommit};
-use contractcourt_sync::driver::{actions_digest, load_engine, DriverError, DriverErrorKind};
+use contractcourt_sync::driver::{
+    actions_digest, hydrate, load_engine_lazily, DriverError, DriverErrorKind,
+};
 use contractcourt_sync::store::Store;
 
 use crate::io::{cancelled, AsyncIo};
@@ -63,7 +65,7 @@ impl<S: Store + 'static> AsyncDriver<S> {
         io: AsyncIo,
     ) -> Result<AsyncDriver<S>, DriverError> {
         let loading = config.clone();
-        let (store, engine) = blocking(store, move |s| load_engine(&loading, s)).await?;
+        let (store, engine) = blocking(store, move |s| load_engine_lazily(&loading, s)).await?;
         Ok(AsyncDriver {
             config,
             engine: engine?,
@@ -180,9 +182,33 @@ impl<S: Store + 'static> AsyncDriver<S> {
         Ok(out)
     }
 
+    /// Before a step: the dormant channels `event` needs, read on the store's thread and given
+    /// to the engine (as the blocking driver's `hydrate_for`).
+    async fn hydrate_for(&mut self, event: &Event) -> Result<(), DriverErrorKind> {
+        let needed = self.engine.dormant_needed(event);
+        if needed.is_empty() {
+            return Ok(());
+        }
+        let read = self
+            .with_store(move |s| {
+                needed
+                    .into_iter()
+                    .map(|id| s.load_channel(id).map(|records| (id, records)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+            .map_err(DriverErrorKind::Load)?;
+        for (id, records) in read {
+            hydrate(&mut self.engine, id, records)?;
+        }
+        Ok(())
+    }
+
     async fn reload(&mut self) -> Result<(), DriverErrorKind> {
         let config = self.config.clone();
-        self.engine = self.with_store(move |s| load_engine(&config, s)).await??;
+        self.engine = self
+            .with_store(move |s| load_engine_lazily(&config, s))
+            .await??;
         Ok(())
     }
 
@@ -231,6 +257,7 @@ impl<S: Store + 'static> AsyncDriver<S> {
         event: Event,
         first: bool,
     ) -> Result<(), DriverErrorKind> {
+        self.hydrate_for(&event).await?;
         let recordable = self.engine.recordable(&event);
         let actions = match self.engine.step(&event) {
             Ok(actions) => actions,

@@ -46,6 +46,39 @@ impl MemStore {
             }
         }
     }
+
+    /// Load an engine lazily from these records, as a driver does at start: quiet open
+    /// channels stay dormant.
+    pub fn load_lazily(&self, config: Config) -> ChainArbitrator {
+        ChainArbitrator::from_records_lazily(config, &self.records)
+            .unwrap_or_else(|e| panic!("lazy load: {e}"))
+    }
+
+    /// Give `arb` the dormant channels `event` needs, from these records, as a driver does
+    /// before each step.
+    pub fn hydrate_for(&self, arb: &mut ChainArbitrator, event: &Event) {
+        for id in arb.dormant_needed(event) {
+            let records = contractcourt_core::chain::ChannelRecords::of_channel(id, &self.records)
+                .unwrap_or_else(|e| panic!("channel {id}: {e}"));
+            arb.hydrate(&records)
+                .unwrap_or_else(|e| panic!("hydrating channel {id}: {e}"));
+        }
+    }
+
+    /// Step `arb` as a driver does: the dormant channels the event needs first.
+    pub fn step(&self, arb: &mut ChainArbitrator, event: &Event) -> Result<Vec<Action>, StepError> {
+        self.hydrate_for(arb, event);
+        arb.step(event)
+    }
+
+    /// `arb` with every dormant channel decoded from these records: what a full load gives.
+    pub fn hydrated(&self, arb: &ChainArbitrator) -> ChainArbitrator {
+        let mut whole = arb.clone();
+        whole
+            .hydrate_all(&self.records)
+            .unwrap_or_else(|e| panic!("hydrating every channel: {e}"));
+        whole
+    }
 }
 
 /// A scenario driver.
@@ -151,6 +184,7 @@ impl Harness {
 
     /// Feed an event; a refusal is returned (and recorded), and must change nothing.
     pub fn try_feed(&mut self, event: Event) -> Result<Vec<Action>, StepError> {
+        self.store.hydrate_for(&mut self.arb, &event);
         let before = self.arb.clone();
         let result = self.arb.step(&event);
         let expect = match &result {
@@ -177,9 +211,14 @@ impl Harness {
     pub fn check_durable(&self) {
         let loaded = ChainArbitrator::from_records(self.config.clone(), &self.store.records)
             .unwrap_or_else(|e| panic!("store does not load: {e}"));
-        if loaded != self.arb {
+        let memory = if self.arb.dormant_count() > 0 {
+            self.store.hydrated(&self.arb)
+        } else {
+            self.arb.clone()
+        };
+        if loaded != memory {
             let diff = contractcourt_core::trace::line_diff(
-                &format!("{:#?}", self.arb),
+                &format!("{memory:#?}"),
                 &format!("{loaded:#?}"),
             );
             panic!("loading the store does not give back the in-memory state (- memory, + loaded):\n{diff}");
@@ -573,19 +612,20 @@ impl Harness {
                     store.apply(&actions);
                 }
             }
-            let mut arb = ChainArbitrator::from_records(self.config.clone(), &store.records)
-                .unwrap_or_else(|e| panic!("reload after step {crash_after}: {e}"));
+            // Reloaded as a driver reloads: lazily, each dormant channel decoded when an
+            // event needs it.
+            let mut arb = store.load_lazily(self.config.clone());
             let tip = arb.tip();
-            if let Ok(actions) = arb.step(&Event::Resumed { tip }) {
+            if let Ok(actions) = store.step(&mut arb, &Event::Resumed { tip }) {
                 store.apply(&actions);
             }
             for e in &events[crash_after + 1..] {
-                if let Ok(actions) = arb.step(e) {
+                if let Ok(actions) = store.step(&mut arb, e) {
                     store.apply(&actions);
                 }
             }
             assert!(
-                arb == self.arb,
+                store.hydrated(&arb) == self.store.hydrated(&self.arb),
                 "a crash after step {crash_after} changes the outcome"
             );
         }

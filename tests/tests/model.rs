@@ -87,7 +87,7 @@ use contractcourt_core::bolt3::commitment::BuiltCommitment;
 use contractcourt_core::bolt3::{scripts, ChannelType, PaymentHash};
 use contractcourt_core::chain::exposure::exposures;
 use contractcourt_core::chain::ledger::OutputStatus;
-use contractcourt_core::chain::{ChainArbitrator, Config};
+use contractcourt_core::chain::Config;
 use contractcourt_core::channel::ArbState;
 use contractcourt_core::event::{
     Event, FeeConditions, FeeEstimate, ForceCloseReason, IncomingLeg, MempoolRemovalReason,
@@ -772,8 +772,13 @@ impl Model {
     /// Reload the engine from its store and feed `Resumed`, as a restart does.
     fn restart(&mut self) {
         let cfg = self.h.config.clone();
-        self.h.arb = ChainArbitrator::from_records(cfg, &self.h.store.records)
-            .unwrap_or_else(|e| panic!("reload: {e}"));
+        // As a driver restarts: lazily, quiet open channels decoded when an event needs them.
+        self.h.arb = self.h.store.load_lazily(cfg);
+        let dormant = match self.h.arb.dormant_count() {
+            0 => "restarts: every channel decoded",
+            _ => "restarts: some channels dormant",
+        };
+        *self.tally.entry(dormant.to_string()).or_default() += 1;
         let tip = self.h.arb.tip();
         let start = self.h.transcript.len();
         let actions = self.h.feed(Event::Resumed { tip });
@@ -1439,8 +1444,10 @@ impl Model {
         let tip = self.tip();
         // The fee reserve, kept up to date channel by channel, is what a full scan gives.
         let arb = &self.h.arb;
+        // Dormant channels (after a lazy restart) counted as decoded.
+        let whole = (arb.dormant_count() > 0).then(|| self.h.store.hydrated(arb));
         let scanned = fee_reserve(
-            &exposures(arb.channels()),
+            &exposures(whole.as_ref().unwrap_or(arb).channels()),
             arb.fee_conditions(),
             &arb.config().sweeper,
         );
@@ -1762,7 +1769,7 @@ impl Model {
         let Some((holder, n, _, close_height, built)) = self.lane_close(lane) else {
             return reference::Buckets::default();
         };
-        if self.h.arb.channel(&lane.id).is_none() {
+        if self.h.arb.channel(&lane.id).is_none() && !self.h.arb.is_dormant(&lane.id) {
             return reference::Buckets::default(); // archived: nothing left to compare
         }
         let sim = self.h.sim(lane.id);
@@ -1862,7 +1869,7 @@ impl Model {
             .filter(|c| c.channel == self.id)
             .flat_map(|c| c.outputs.iter().map(|e| (e.outpoint, e.clone())))
             .collect();
-        let archived = self.h.arb.channel(&self.id).is_none();
+        let archived = self.h.arb.channel(&self.id).is_none() && !self.h.arb.is_dormant(&self.id);
         if self.breach() {
             // A revoked commitment: every output is ours (the peer does not race here), claimed
             // by a transaction of ours — only an anchor may be left as not worth claiming.

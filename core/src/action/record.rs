@@ -137,6 +137,19 @@ pub enum CommitmentSlot {
     RemotePending,
 }
 
+impl RecordKey {
+    /// The channel a channel's record (header, commitment, resolver) belongs to; `None` for a
+    /// node-wide record.
+    pub fn channel(&self) -> Option<ChannelId> {
+        match self {
+            RecordKey::Channel { channel }
+            | RecordKey::Commitment { channel, .. }
+            | RecordKey::Resolver { channel, .. } => Some(*channel),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for RecordKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

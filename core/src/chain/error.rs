@@ -40,6 +40,9 @@ pub enum StepError {
         /// The channel that watches it.
         by: ChannelId,
     },
+    /// The event may change channels loaded lazily and not decoded yet: give them to
+    /// `ChainArbitrator::hydrate` and feed the event again.
+    NotLoaded(Vec<ChannelId>),
 }
 
 impl std::fmt::Display for StepError {
@@ -73,6 +76,13 @@ impl std::fmt::Display for StepError {
             StepError::UnknownChannel(c) => write!(f, "unknown channel {c}"),
             StepError::FundingInUse { outpoint, by } => {
                 write!(f, "funding output {outpoint} is already channel {by}'s")
+            }
+            StepError::NotLoaded(ids) => {
+                write!(f, "{} channel(s) to load first:", ids.len())?;
+                for id in ids {
+                    write!(f, " {id}")?;
+                }
+                Ok(())
             }
         }
     }

@@ -57,14 +57,19 @@ pub struct ExposureIndex {
 impl ExposureIndex {
     /// Refresh channel `id`'s entry from its arbitrator (`None`: it is gone).
     pub fn refresh(&mut self, id: ChannelId, channel: Option<&ChannelArbitrator>) {
+        self.set(id, channel.and_then(exposure).as_ref());
+    }
+
+    /// Set channel `id`'s entry to `exposure` (`None`: it has none).
+    pub fn set(&mut self, id: ChannelId, exposure: Option<&ChannelExposure>) {
         if let Some((weight, htlcs)) = self.of_channel.remove(&id) {
             self.weight = self.weight.saturating_sub(weight);
             self.htlcs = self.htlcs.saturating_sub(htlcs);
         }
-        let Some(e) = channel.and_then(exposure) else {
+        let Some(e) = exposure else {
             return;
         };
-        let entry = (exposure_weight(&e), e.htlcs.len());
+        let entry = (exposure_weight(e), e.htlcs.len());
         self.weight = self.weight.saturating_add(entry.0);
         self.htlcs = self.htlcs.saturating_add(entry.1);
         self.of_channel.insert(id, entry);

@@ -228,6 +228,29 @@ impl Index {
     }
 }
 
+impl Index {
+    /// Index a dormant channel: its funding outputs, the payment hashes of its incoming HTLCs,
+    /// its exposure (as [`Index::add`] and the exposure index would for the decoded channel)
+    /// and its wake-up (at or before the decoded channel's).
+    fn add_dormant(&mut self, id: ChannelId, d: &super::DormantChannel, wakeup: Option<Height>) {
+        let mut entry = Indexed::default();
+        for o in &d.funding {
+            self.outpoints.insert(*o, id);
+            entry.outpoints.push(*o);
+        }
+        for hash in &d.incoming {
+            self.hashes.insert(*hash, id);
+            entry.hashes.push(*hash);
+        }
+        self.exposure.set(id, d.exposure.as_ref());
+        if let Some(h) = wakeup {
+            self.wakeups.insert((h, id));
+            self.wakeup_of.insert(id, h);
+        }
+        self.of_channel.insert(id, entry);
+    }
+}
+
 impl ChainArbitrator {
     /// Make the sweeper's requests for a channel match what the channel wants now: new or
     /// changed requests registered, requests no longer wanted (a reorged close, an archived
@@ -289,8 +312,12 @@ impl ChainArbitrator {
             .is_some_and(|c| c.request.channel == id)
     }
 
-    /// Refresh a channel's entries in the indexes.
+    /// Refresh a channel's entries in the indexes. A dormant channel keeps the entries it was
+    /// loaded with: nothing a step does to it without decoding it changes them.
     pub(super) fn reindex(&mut self, id: ChannelId) {
+        if self.dormant.contains_key(&id) {
+            return;
+        }
         self.index.remove(id);
         if let Some(ch) = self.channels.get_mut(&id) {
             ch.refresh_confirmed_commitment();
@@ -316,6 +343,10 @@ impl ChainArbitrator {
         let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
         for id in ids {
             self.reindex(id);
+        }
+        for (id, d) in &self.dormant {
+            let wakeup = d.wake(&self.config.deadlines);
+            self.index.add_dormant(*id, d, wakeup);
         }
         let circuits: Vec<HtlcKey> = self.node.circuits.keys().copied().collect();
         for outgoing in circuits {

@@ -7,11 +7,15 @@
 //! failure becomes an `Alert` and never stops another.
 
 mod blocks;
+mod dormant;
+#[cfg(test)]
+mod dormant_tests;
 mod error;
 pub mod exposure;
 mod index;
 pub mod ledger;
 mod outpoints;
+mod quiet;
 mod records;
 #[cfg(test)]
 mod records_tests;
@@ -59,7 +63,11 @@ fn fee_context<'a>(
 /// The fee rate wallet-funded claims start from while no fee estimate is known and no sweeper
 /// is configured: 2 sat/vB.
 pub const DEFAULT_FALLBACK_FEERATE: bitcoin::FeeRate = bitcoin::FeeRate::from_sat_per_kwu(500);
-pub use records::{decode_channel, stored_config, ChannelRecords, DecodedChannel, LoadError};
+pub use quiet::DormantChannel;
+pub use records::{
+    decode_channel, load_channel_lazily, stored_config, ChannelRecords, DecodedChannel, LoadError,
+    LoadedChannel,
+};
 
 /// Arbitration settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +95,9 @@ pub struct ChainArbitrator {
     recent: Vec<BlockRef>,
     node: NodeState,
     channels: BTreeMap<ChannelId, ChannelArbitrator>,
+    /// Quiet open channels loaded lazily, not decoded yet (see [`dormant`]); indexed like the
+    /// others, never in `channels` at the same time.
+    dormant: BTreeMap<ChannelId, DormantChannel>,
     index: Index,
     /// Every claim the sweeper makes.
     sweeper: Sweeper,
@@ -107,6 +118,7 @@ impl ChainArbitrator {
             recent: Vec::new(),
             node: NodeState::default(),
             channels: BTreeMap::new(),
+            dormant: BTreeMap::new(),
             index: Index::default(),
             sweeper: Sweeper::new(),
             fees: None,

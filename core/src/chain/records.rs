@@ -23,6 +23,7 @@ use crate::resolver::Resolver;
 use crate::sweeper::{SweepClaim, Sweeper};
 use crate::types::{BlockRef, ChannelId, Height};
 
+use super::quiet::{self, DormantChannel};
 use super::{ChainArbitrator, Config};
 use crate::node::{KnownPreimage, Upstream};
 
@@ -160,12 +161,7 @@ fn channel_records(ch: &ChannelArbitrator) -> Vec<(RecordKey, RecordBody)> {
 }
 
 fn channel_of(key: &RecordKey) -> Option<ChannelId> {
-    match key {
-        RecordKey::Channel { channel }
-        | RecordKey::Commitment { channel, .. }
-        | RecordKey::Resolver { channel, .. } => Some(*channel),
-        _ => None,
-    }
+    key.channel()
 }
 
 /// The append-only log entry for a revoked remote commitment.
@@ -354,6 +350,38 @@ impl ChainArbitrator {
         })
     }
 
+    /// [`ChainArbitrator::from_records`], lazily: quiet open channels stay dormant until an
+    /// event needs them (see [`ChainArbitrator::from_records_lazily_with`]).
+    pub fn from_records_lazily(
+        config: Config,
+        records: &BTreeMap<RecordKey, Record>,
+    ) -> Result<ChainArbitrator, LoadError> {
+        Self::from_records_lazily_with(config, records.clone(), |channels| {
+            channels.iter().map(load_channel_lazily).collect()
+        })
+    }
+
+    /// Decode every dormant channel from `records` (the store's records, as for a load): the
+    /// engine is then the one [`ChainArbitrator::from_records`] would give. For tools and tests;
+    /// a driver decodes only what [`ChainArbitrator::dormant_needed`] names.
+    pub fn hydrate_all(&mut self, records: &BTreeMap<RecordKey, Record>) -> Result<(), LoadError> {
+        let mut by_channel: BTreeMap<ChannelId, Vec<(RecordKey, Record)>> = BTreeMap::new();
+        for (key, record) in records {
+            if let Some(id) = key.channel().filter(|id| self.is_dormant(id)) {
+                by_channel
+                    .entry(id)
+                    .or_default()
+                    .push((key.clone(), record.clone()));
+            }
+        }
+        let ids: Vec<ChannelId> = self.dormant_ids().collect();
+        for id in ids {
+            let of_channel = by_channel.remove(&id).unwrap_or_default();
+            self.hydrate(&ChannelRecords::from_stored(id, of_channel)?)?;
+        }
+        Ok(())
+    }
+
     /// [`ChainArbitrator::from_records`], taking the records, with the channels decoded by
     /// `decode_all`: given every channel's records in channel order, it returns what
     /// [`decode_channel`] gives for each, in the same order. Channels decode independently of
@@ -370,6 +398,27 @@ impl ChainArbitrator {
     ) -> Result<ChainArbitrator, LoadError>
     where
         F: FnOnce(Vec<ChannelRecords>) -> Vec<Result<DecodedChannel, LoadError>>,
+    {
+        Self::from_records_lazily_with(config, records, |channels| {
+            decode_all(channels)
+                .into_iter()
+                .map(|d| d.map(|d| LoadedChannel::Decoded(Box::new(d))))
+                .collect()
+        })
+    }
+
+    /// [`ChainArbitrator::from_records_with`], with each channel loaded by `load_all` as
+    /// [`load_channel_lazily`] loads it: quiet open channels stay dormant (see
+    /// [`super::dormant`]), the others are decoded whole. The engine answers every event as the
+    /// one [`ChainArbitrator::from_records`] gives, once the channels each event names in
+    /// [`ChainArbitrator::dormant_needed`] are given to [`ChainArbitrator::hydrate`].
+    pub fn from_records_lazily_with<F>(
+        config: Config,
+        records: BTreeMap<RecordKey, Record>,
+        load_all: F,
+    ) -> Result<ChainArbitrator, LoadError>
+    where
+        F: FnOnce(Vec<ChannelRecords>) -> Vec<Result<LoadedChannel, LoadError>>,
     {
         if let Some((key, record)) = records.iter().find(|(_, r)| r.version != RECORD_VERSION) {
             return Err(LoadError::UnknownVersion {
@@ -440,17 +489,24 @@ impl ChainArbitrator {
             arb.persisted.insert(key.clone(), digest(&record.body));
         }
         let count = channels.len();
-        let decoded = decode_all(channels.into_values().collect());
-        if decoded.len() != count {
+        let loaded = load_all(channels.into_values().collect());
+        if loaded.len() != count {
             return Err(LoadError::Malformed {
                 key: "channels".to_string(),
-                error: format!("{} channels decoded of {count}", decoded.len()),
+                error: format!("{} channels decoded of {count}", loaded.len()),
             });
         }
-        for d in decoded {
-            let d = d?;
-            arb.persisted.extend(d.digests);
-            arb.channels.insert(d.id, d.channel);
+        for l in loaded {
+            match l? {
+                LoadedChannel::Decoded(d) => {
+                    let d = *d;
+                    arb.persisted.extend(d.digests);
+                    arb.channels.insert(d.id, d.channel);
+                }
+                LoadedChannel::Dormant(id, d) => {
+                    arb.dormant.insert(id, d);
+                }
+            }
         }
         // Block records come in height order. A header of the older format still holds the
         // blocks: they are written as block records by the next step.
@@ -471,13 +527,38 @@ impl ChainArbitrator {
     }
 }
 
+/// A channel as a loader gives it to its engine: decoded whole, or dormant.
+#[derive(Debug)]
+pub enum LoadedChannel {
+    /// Decoded whole.
+    Decoded(Box<DecodedChannel>),
+    /// A quiet open channel, decoded on first touch.
+    Dormant(ChannelId, DormantChannel),
+}
+
+/// Load one channel lazily: dormant if its records show a quiet open channel, otherwise decoded
+/// whole by [`decode_channel`] (whose errors are the loader's). Pure, and independent of every
+/// other record.
+pub fn load_channel_lazily(records: &ChannelRecords) -> Result<LoadedChannel, LoadError> {
+    let quiet = match &records.header {
+        Some(header) if records.resolvers.is_empty() => {
+            quiet::dormant(records.id, header, &records.commitments)
+        }
+        _ => None,
+    };
+    match quiet {
+        Some(d) => Ok(LoadedChannel::Dormant(records.id, d)),
+        None => decode_channel(records).map(|d| LoadedChannel::Decoded(Box::new(d))),
+    }
+}
+
 /// One channel's records, as a store holds them: its header, commitments and resolvers.
 #[derive(Debug)]
 pub struct ChannelRecords {
-    id: ChannelId,
-    header: Option<Record>,
-    commitments: Vec<(CommitmentSlot, Record)>,
-    resolvers: Vec<(RecordKey, Record)>,
+    pub(super) id: ChannelId,
+    pub(super) header: Option<Record>,
+    pub(super) commitments: Vec<(CommitmentSlot, Record)>,
+    pub(super) resolvers: Vec<(RecordKey, Record)>,
 }
 
 impl ChannelRecords {
@@ -502,14 +583,53 @@ impl ChannelRecords {
     pub fn id(&self) -> ChannelId {
         self.id
     }
+
+    /// Channel `id`'s records among every record of a store (tools and tests; a store reads
+    /// one channel's with an index lookup). Scans `records`.
+    pub fn of_channel(
+        id: ChannelId,
+        records: &BTreeMap<RecordKey, Record>,
+    ) -> Result<ChannelRecords, LoadError> {
+        let of = records
+            .iter()
+            .filter(|(k, _)| k.channel() == Some(id))
+            .map(|(k, r)| (k.clone(), r.clone()));
+        ChannelRecords::from_stored(id, of)
+    }
+
+    /// One channel's records as a store returns them ([`RecordKey`] → [`Record`], the header,
+    /// commitments and resolvers of channel `id`). A record of another channel, or not a
+    /// channel's, is refused, and so is a version this code does not read.
+    pub fn from_stored(
+        id: ChannelId,
+        records: impl IntoIterator<Item = (RecordKey, Record)>,
+    ) -> Result<ChannelRecords, LoadError> {
+        let mut out = ChannelRecords::new(id);
+        for (key, record) in records {
+            if channel_of(&key) != Some(id) {
+                return Err(LoadError::Malformed {
+                    key: key.to_string(),
+                    error: format!("not a record of channel {id}"),
+                });
+            }
+            if record.version != RECORD_VERSION {
+                return Err(LoadError::UnknownVersion {
+                    key: key.to_string(),
+                    version: record.version,
+                });
+            }
+            out.push(key, record);
+        }
+        Ok(out)
+    }
 }
 
 /// A channel decoded from its records, ready to join its engine.
 #[derive(Debug)]
 pub struct DecodedChannel {
-    id: ChannelId,
-    channel: ChannelArbitrator,
-    digests: Vec<(RecordKey, [u8; 32])>,
+    pub(super) id: ChannelId,
+    pub(super) channel: ChannelArbitrator,
+    pub(super) digests: Vec<(RecordKey, [u8; 32])>,
 }
 
 /// Decode one channel from its records: pure, and independent of every other record.

@@ -32,6 +32,7 @@ impl ChainArbitrator {
     /// Apply one event. On `Err` nothing changed. On success the first action, if any changes
     /// must be made durable, is the `Persist` batch.
     pub fn step(&mut self, event: &Event) -> Result<Vec<Action>, StepError> {
+        self.check_loaded(event)?;
         let mut s = Scratch::default();
         self.apply(event, &mut s)?;
         Ok(self.finish(s))
