@@ -15,7 +15,7 @@ use contractcourt_bench::report::{peak_rss_bytes, record, reset_peak, rss_bytes}
 use contractcourt_core::action::{Batch, RecordKey, RecordOp};
 use contractcourt_core::chain::ChainArbitrator;
 use contractcourt_core::event::Event;
-use contractcourt_sync::driver::engine_from_records;
+use contractcourt_sync::driver::{engine_from_records, hydrate_for, load_engine_lazily};
 use contractcourt_sync::store::{PostgresConfig, PostgresStore, SqliteStore, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
@@ -89,6 +89,17 @@ fn restart(path: &Path) -> ChainArbitrator {
     let mut arb = engine_from_records(&config(), records).expect("from records");
     let tip = arb.tip();
     arb.step(&Event::Resumed { tip }).expect("resumed");
+    arb
+}
+
+/// [`restart`] as the drivers do it (issue 18): loaded lazily, quiet open channels dormant, and
+/// the channels `Resumed` needs decoded from the store first.
+fn restart_lazily(path: &Path) -> ChainArbitrator {
+    let store = SqliteStore::open(path).expect("open");
+    let mut arb = load_engine_lazily(&config(), &store).expect("lazy load");
+    let resumed = Event::Resumed { tip: arb.tip() };
+    hydrate_for(&mut arb, &store, &resumed).expect("hydrate");
+    arb.step(&resumed).expect("resumed");
     arb
 }
 
@@ -185,6 +196,53 @@ fn bench_restart(c: &mut Criterion) {
             "actions",
         );
         drop((actions, arb, store));
+        // The same restart, lazily, as the drivers do it.
+        reset_peak();
+        let before = rss_bytes().unwrap_or(0);
+        let t = Instant::now();
+        let store = SqliteStore::open(&path).expect("open");
+        let opened = t.elapsed();
+        let mut arb = load_engine_lazily(&config(), &store).expect("lazy load");
+        let built = t.elapsed();
+        let resumed = Event::Resumed { tip: arb.tip() };
+        hydrate_for(&mut arb, &store, &resumed).expect("hydrate");
+        let actions = arb.step(&resumed).expect("resumed");
+        let lazy_total = t.elapsed();
+        let peak = peak_rss_bytes().unwrap_or(0).saturating_sub(before);
+        let kept = rss_bytes().unwrap_or(0).saturating_sub(before);
+        assert_eq!(
+            (arb.channels().count() + arb.dormant_count()) as u64,
+            n,
+            "every channel, decoded or dormant"
+        );
+        record(&format!("restart_lazy/{n}/open_ms"), ms(opened), "ms");
+        record(
+            &format!("restart_lazy/{n}/load_lazily_ms"),
+            ms(built - opened),
+            "ms",
+        );
+        record(&format!("restart_lazy/{n}/total_ms"), ms(lazy_total), "ms");
+        record(
+            &format!("restart_lazy/{n}/peak_mib"),
+            peak as f64 / 1048576.0,
+            "MiB",
+        );
+        record(
+            &format!("restart_lazy/{n}/resident_mib"),
+            kept as f64 / 1048576.0,
+            "MiB",
+        );
+        record(
+            &format!("restart_lazy/{n}/dormant_channels"),
+            arb.dormant_count() as f64,
+            "channels",
+        );
+        record(
+            &format!("restart_lazy/{n}/resumed_actions"),
+            actions.len() as f64,
+            "actions",
+        );
+        drop((actions, arb, store));
         // 100k takes ~30 s per restart: criterion's minimum of 10 samples would add 5 minutes,
         // so that size is the single timed run above.
         if n > 10_000 {
@@ -197,6 +255,18 @@ fn bench_restart(c: &mut Criterion) {
                 for _ in 0..iters {
                     let start = Instant::now();
                     let arb = restart(&path);
+                    total += start.elapsed();
+                    drop(arb);
+                }
+                total
+            })
+        });
+        group.bench_function(BenchmarkId::new("lazily", n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let arb = restart_lazily(&path);
                     total += start.elapsed();
                     drop(arb);
                 }
