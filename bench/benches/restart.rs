@@ -117,7 +117,143 @@ fn record_bytes(template: &Template) -> usize {
         .sum()
 }
 
+/// Once, in a process of its own (memory is measured from a clean baseline): each phase of a
+/// restart that decodes every channel, and memory.
+fn once_full(path: &Path, n: u64) {
+    reset_peak();
+    let before = rss_bytes().unwrap_or(0);
+    let t = Instant::now();
+    let store = SqliteStore::open(path).expect("open");
+    let opened = t.elapsed();
+    let records = store.load().expect("load");
+    let loaded = t.elapsed();
+    let mut arb = engine_from_records(&config(), records).expect("from records");
+    let built = t.elapsed();
+    let tip = arb.tip();
+    assert_eq!(tip, Some(start_tip()));
+    let actions = arb.step(&Event::Resumed { tip }).expect("resumed");
+    let resumed = t.elapsed();
+    let peak = peak_rss_bytes().unwrap_or(0).saturating_sub(before);
+    let kept = rss_bytes().unwrap_or(0).saturating_sub(before);
+    assert_eq!(arb.channels().count() as u64, n);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    record(&format!("restart/{n}/open_ms"), ms(opened), "ms");
+    record(&format!("restart/{n}/load_ms"), ms(loaded - opened), "ms");
+    record(
+        &format!("restart/{n}/from_records_ms"),
+        ms(built - loaded),
+        "ms",
+    );
+    record(
+        &format!("restart/{n}/resumed_ms"),
+        ms(resumed - built),
+        "ms",
+    );
+    record(&format!("restart/{n}/total_ms"), ms(resumed), "ms");
+    record(
+        &format!("restart/{n}/peak_mib"),
+        peak as f64 / 1048576.0,
+        "MiB",
+    );
+    record(
+        &format!("restart/{n}/resident_mib"),
+        kept as f64 / 1048576.0,
+        "MiB",
+    );
+    record(
+        &format!("restart/{n}/resumed_actions"),
+        actions.len() as f64,
+        "actions",
+    );
+    drop((actions, arb, store));
+}
+
+/// Once, in a process of its own: the restart as the drivers run it (lazily), and memory.
+fn once_lazy(path: &Path, n: u64) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    reset_peak();
+    let before = rss_bytes().unwrap_or(0);
+    let t = Instant::now();
+    let store = SqliteStore::open(path).expect("open");
+    let opened = t.elapsed();
+    let mut arb = load_engine_lazily(&config(), &store).expect("lazy load");
+    let built = t.elapsed();
+    let resumed = Event::Resumed { tip: arb.tip() };
+    hydrate_for(&mut arb, &store, &resumed).expect("hydrate");
+    let actions = arb.step(&resumed).expect("resumed");
+    let lazy_total = t.elapsed();
+    let peak = peak_rss_bytes().unwrap_or(0).saturating_sub(before);
+    let kept = rss_bytes().unwrap_or(0).saturating_sub(before);
+    assert_eq!(
+        (arb.channels().count() + arb.dormant_count()) as u64,
+        n,
+        "every channel, decoded or dormant"
+    );
+    record(&format!("restart_lazy/{n}/open_ms"), ms(opened), "ms");
+    record(
+        &format!("restart_lazy/{n}/load_lazily_ms"),
+        ms(built - opened),
+        "ms",
+    );
+    record(&format!("restart_lazy/{n}/total_ms"), ms(lazy_total), "ms");
+    record(
+        &format!("restart_lazy/{n}/peak_mib"),
+        peak as f64 / 1048576.0,
+        "MiB",
+    );
+    record(
+        &format!("restart_lazy/{n}/resident_mib"),
+        kept as f64 / 1048576.0,
+        "MiB",
+    );
+    record(
+        &format!("restart_lazy/{n}/dormant_channels"),
+        arb.dormant_count() as f64,
+        "channels",
+    );
+    record(
+        &format!("restart_lazy/{n}/resumed_actions"),
+        actions.len() as f64,
+        "actions",
+    );
+    drop((actions, arb, store));
+}
+
+/// Run one of the `once_*` measurements in a child process (this bench binary again, told by
+/// `CONTRACTCOURT_RESTART_ONCE` what to measure): each starts from a fresh process's memory,
+/// not from what the allocator kept of the other.
+fn in_child(what: &str, path: &Path, n: u64) {
+    let exe = std::env::current_exe().expect("the bench binary");
+    let status = std::process::Command::new(exe)
+        .arg("--bench")
+        .env(
+            "CONTRACTCOURT_RESTART_ONCE",
+            format!("{what}:{n}:{}", path.display()),
+        )
+        .status()
+        .expect("child");
+    assert!(status.success(), "restart measurement {what} at {n} failed");
+}
+
+/// In a child started by [`in_child`]: run its measurement and exit.
+fn child_measurement() {
+    let Ok(job) = std::env::var("CONTRACTCOURT_RESTART_ONCE") else {
+        return;
+    };
+    let mut parts = job.splitn(3, ':');
+    let (what, n, path) = (parts.next(), parts.next(), parts.next());
+    let n: u64 = n.and_then(|n| n.parse().ok()).expect("a channel count");
+    let path = PathBuf::from(path.expect("a store path"));
+    match what {
+        Some("full") => once_full(&path, n),
+        Some("lazy") => once_lazy(&path, n),
+        other => panic!("unknown restart measurement {other:?}"),
+    }
+    std::process::exit(0);
+}
+
 fn bench_restart(c: &mut Criterion) {
+    child_measurement();
     let template = Template::new(config(), Layout::idle(5, 5)).expect("template");
     let bare = Template::new(config(), Layout::idle(0, 0)).expect("template");
     let (with_htlcs, without) = (record_bytes(&template), record_bytes(&bare));
@@ -149,100 +285,8 @@ fn bench_restart(c: &mut Criterion) {
             file_bytes(&path) as f64 / n as f64,
             "B",
         );
-        // Once: each phase, and memory.
-        reset_peak();
-        let before = rss_bytes().unwrap_or(0);
-        let t = Instant::now();
-        let store = SqliteStore::open(&path).expect("open");
-        let opened = t.elapsed();
-        let records = store.load().expect("load");
-        let loaded = t.elapsed();
-        let mut arb = engine_from_records(&config(), records).expect("from records");
-        let built = t.elapsed();
-        let tip = arb.tip();
-        assert_eq!(tip, Some(start_tip()));
-        let actions = arb.step(&Event::Resumed { tip }).expect("resumed");
-        let resumed = t.elapsed();
-        let peak = peak_rss_bytes().unwrap_or(0).saturating_sub(before);
-        let kept = rss_bytes().unwrap_or(0).saturating_sub(before);
-        assert_eq!(arb.channels().count() as u64, n);
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        record(&format!("restart/{n}/open_ms"), ms(opened), "ms");
-        record(&format!("restart/{n}/load_ms"), ms(loaded - opened), "ms");
-        record(
-            &format!("restart/{n}/from_records_ms"),
-            ms(built - loaded),
-            "ms",
-        );
-        record(
-            &format!("restart/{n}/resumed_ms"),
-            ms(resumed - built),
-            "ms",
-        );
-        record(&format!("restart/{n}/total_ms"), ms(resumed), "ms");
-        record(
-            &format!("restart/{n}/peak_mib"),
-            peak as f64 / 1048576.0,
-            "MiB",
-        );
-        record(
-            &format!("restart/{n}/resident_mib"),
-            kept as f64 / 1048576.0,
-            "MiB",
-        );
-        record(
-            &format!("restart/{n}/resumed_actions"),
-            actions.len() as f64,
-            "actions",
-        );
-        drop((actions, arb, store));
-        // The same restart, lazily, as the drivers do it.
-        reset_peak();
-        let before = rss_bytes().unwrap_or(0);
-        let t = Instant::now();
-        let store = SqliteStore::open(&path).expect("open");
-        let opened = t.elapsed();
-        let mut arb = load_engine_lazily(&config(), &store).expect("lazy load");
-        let built = t.elapsed();
-        let resumed = Event::Resumed { tip: arb.tip() };
-        hydrate_for(&mut arb, &store, &resumed).expect("hydrate");
-        let actions = arb.step(&resumed).expect("resumed");
-        let lazy_total = t.elapsed();
-        let peak = peak_rss_bytes().unwrap_or(0).saturating_sub(before);
-        let kept = rss_bytes().unwrap_or(0).saturating_sub(before);
-        assert_eq!(
-            (arb.channels().count() + arb.dormant_count()) as u64,
-            n,
-            "every channel, decoded or dormant"
-        );
-        record(&format!("restart_lazy/{n}/open_ms"), ms(opened), "ms");
-        record(
-            &format!("restart_lazy/{n}/load_lazily_ms"),
-            ms(built - opened),
-            "ms",
-        );
-        record(&format!("restart_lazy/{n}/total_ms"), ms(lazy_total), "ms");
-        record(
-            &format!("restart_lazy/{n}/peak_mib"),
-            peak as f64 / 1048576.0,
-            "MiB",
-        );
-        record(
-            &format!("restart_lazy/{n}/resident_mib"),
-            kept as f64 / 1048576.0,
-            "MiB",
-        );
-        record(
-            &format!("restart_lazy/{n}/dormant_channels"),
-            arb.dormant_count() as f64,
-            "channels",
-        );
-        record(
-            &format!("restart_lazy/{n}/resumed_actions"),
-            actions.len() as f64,
-            "actions",
-        );
-        drop((actions, arb, store));
+        in_child("full", &path, n);
+        in_child("lazy", &path, n);
         // 100k takes ~30 s per restart: criterion's minimum of 10 samples would add 5 minutes,
         // so that size is the single timed run above.
         if n > 10_000 {
