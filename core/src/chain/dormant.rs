@@ -8,8 +8,8 @@
 //! exposure, and with a wake-up at or before the decoded one's (every HTLC counted, incoming ones
 //! as if their preimage were known). Before a step, [`ChainArbitrator::dormant_needed`] names the
 //! dormant channels the event may change — a channel update or force close of it, a spend of its
-//! funding output in a block or the mempool, its wake-up reached, a preimage of one of its
-//! incoming HTLCs — and the step refuses the event ([`StepError::NotLoaded`]) until they are
+//! funding output in a block or the mempool, its wake-up reached (by the block, or already by
+//! the tip whatever the event), a preimage of one of its incoming HTLCs — and the step refuses the event ([`StepError::NotLoaded`]) until they are
 //! given back whole by [`ChainArbitrator::hydrate`]. Every other event leaves a quiet open
 //! channel as it is, so the engine answers every event as it would with every channel decoded.
 
@@ -32,7 +32,12 @@ impl ChainArbitrator {
         if self.dormant.is_empty() {
             return Vec::new();
         }
-        let mut ids = BTreeSet::new();
+        // Whatever the event, a dormant channel whose wake-up the tip has reached (after a
+        // restart: `Resumed` is the first event fed) is decoded before it.
+        let mut ids: BTreeSet<ChannelId> = match self.tip {
+            Some(tip) => self.dormant_due(tip.height).collect(),
+            None => BTreeSet::new(),
+        };
         match event {
             Event::ChannelUpdate(u) => {
                 ids.insert(u.channel);
@@ -50,11 +55,6 @@ impl ChainArbitrator {
                 ids.extend(self.dormant_due(block.height));
             }
             Event::MempoolTx { tx, .. } => self.spent_by(tx, &mut ids),
-            Event::Resumed { .. } => {
-                if let Some(tip) = self.tip {
-                    ids.extend(self.dormant_due(tip.height));
-                }
-            }
             _ => {}
         }
         ids.into_iter()

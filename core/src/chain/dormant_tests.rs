@@ -242,6 +242,11 @@ fn a_block_spending_a_dormant_funding_output_or_reaching_its_wakeup_needs_the_ch
         vec![anchors],
         "a restart at or past a wake-up needs the channel at once"
     );
+    assert_eq!(
+        reloaded.dormant_needed(&Event::Tick { unix_secs: 0 }),
+        vec![anchors],
+        "so does any event, should it come before Resumed"
+    );
     // Given whole, the anchors channel is indexed as decoded.
     lazy.hydrate(&node.records_of(anchors)).expect("hydrate");
     assert_eq!(lazy.next_wakeup(&anchors), Some(700));

@@ -226,9 +226,7 @@ impl Index {
         }
         self.of_channel.insert(id, entry);
     }
-}
 
-impl Index {
     /// Index a dormant channel: its funding outputs, the payment hashes of its incoming HTLCs,
     /// its exposure (as [`Index::add`] and the exposure index would for the decoded channel)
     /// and its wake-up (at or before the decoded channel's).
