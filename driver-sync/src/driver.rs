@@ -2,7 +2,8 @@
 //! ([`Io`]), exactly as `DESIGN.md` "Driver contract" says, and decides nothing.
 //!
 //! - **Start** ([`Driver::start`]): load every stored record into the engine (an empty store
-//!   gives an empty engine), feed `Resumed { tip }` with the chain source's tip, and follow the
+//!   gives an empty engine; quiet open channels lazily, [`load_engine_lazily`], each decoded
+//!   from the store by [`hydrate_for`] before the first step that needs it), feed `Resumed { tip }` with the chain source's tip, and follow the
 //!   `SyncFrom` the core answers with: the chain source finds the fork point on the core's
 //!   locator and returns the disconnections and connections, which are fed one at a time.
 //! - **Feed** ([`Driver::feed`]): record the event in the store's flight recorder, step the
@@ -27,12 +28,13 @@ pub mod prune;
 mod replay;
 mod taproot_signer;
 
-use contractcourt_core::action::{Action, Batch};
+use contractcourt_core::action::{Action, Batch, Record, RecordKey};
 use contractcourt_core::chain::{
     decode_channel, load_channel_lazily, ChainArbitrator, ChannelRecords, Config, DecodedChannel,
     LoadError, StepError,
 };
 use contractcourt_core::event::Event;
+use contractcourt_core::types::ChannelId;
 
 use crate::store::{Store, StoreError};
 use agenda::{Agenda, Next};
@@ -184,11 +186,8 @@ pub fn hydrate_for<S: Store + ?Sized>(
 /// them.
 pub fn hydrate(
     engine: &mut ChainArbitrator,
-    id: contractcourt_core::types::ChannelId,
-    records: Vec<(
-        contractcourt_core::action::RecordKey,
-        contractcourt_core::action::Record,
-    )>,
+    id: ChannelId,
+    records: Vec<(RecordKey, Record)>,
 ) -> Result<(), DriverErrorKind> {
     let records = ChannelRecords::from_stored(id, records).map_err(DriverErrorKind::Records)?;
     engine.hydrate(&records).map_err(DriverErrorKind::Records)
