@@ -92,6 +92,9 @@ fn restart(path: &Path) -> ChainArbitrator {
     arb
 }
 
+/// A way to restart from a store file.
+type Restart = fn(&Path) -> ChainArbitrator;
+
 /// [`restart`] as the drivers do it (issue 18): loaded lazily, quiet open channels dormant, and
 /// the channels `Resumed` needs decoded from the store first.
 fn restart_lazily(path: &Path) -> ChainArbitrator {
@@ -293,30 +296,24 @@ fn bench_restart(c: &mut Criterion) {
             remove(&path);
             continue;
         }
-        group.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let arb = restart(&path);
-                    total += start.elapsed();
-                    drop(arb);
-                }
-                total
-            })
-        });
-        group.bench_function(BenchmarkId::new("lazily", n), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let arb = restart_lazily(&path);
-                    total += start.elapsed();
-                    drop(arb);
-                }
-                total
-            })
-        });
+        let ways: [(BenchmarkId, Restart); 2] = [
+            (BenchmarkId::from_parameter(n), restart),
+            (BenchmarkId::new("lazily", n), restart_lazily),
+        ];
+        for (id, run) in ways {
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        let arb = run(&path);
+                        total += start.elapsed();
+                        drop(arb);
+                    }
+                    total
+                })
+            });
+        }
         remove(&path);
     }
     group.finish();
