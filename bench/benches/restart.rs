@@ -120,6 +120,14 @@ fn record_bytes(template: &Template) -> usize {
         .sum()
 }
 
+/// A restart's peak memory above the baseline and what stays resident after it, in MiB, under
+/// `<prefix>/<n>/`.
+fn record_memory(prefix: &str, n: u64, peak: u64, kept: u64) {
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    record(&format!("{prefix}/{n}/peak_mib"), mib(peak), "MiB");
+    record(&format!("{prefix}/{n}/resident_mib"), mib(kept), "MiB");
+}
+
 /// Once, in a process of its own (memory is measured from a clean baseline): each phase of a
 /// restart that decodes every channel, and memory.
 fn once_full(path: &Path, n: u64) {
@@ -153,16 +161,7 @@ fn once_full(path: &Path, n: u64) {
         "ms",
     );
     record(&format!("restart/{n}/total_ms"), ms(resumed), "ms");
-    record(
-        &format!("restart/{n}/peak_mib"),
-        peak as f64 / 1048576.0,
-        "MiB",
-    );
-    record(
-        &format!("restart/{n}/resident_mib"),
-        kept as f64 / 1048576.0,
-        "MiB",
-    );
+    record_memory("restart", n, peak, kept);
     record(
         &format!("restart/{n}/resumed_actions"),
         actions.len() as f64,
@@ -199,16 +198,7 @@ fn once_lazy(path: &Path, n: u64) {
         "ms",
     );
     record(&format!("restart_lazy/{n}/total_ms"), ms(lazy_total), "ms");
-    record(
-        &format!("restart_lazy/{n}/peak_mib"),
-        peak as f64 / 1048576.0,
-        "MiB",
-    );
-    record(
-        &format!("restart_lazy/{n}/resident_mib"),
-        kept as f64 / 1048576.0,
-        "MiB",
-    );
+    record_memory("restart_lazy", n, peak, kept);
     record(
         &format!("restart_lazy/{n}/dormant_channels"),
         arb.dormant_count() as f64,
